@@ -1,0 +1,107 @@
+//! The generator trait: the idiomatic Rust side plugin authors implement, the `#[sabi_trait]`
+//! side that crosses the library boundary, and the panic-catching glue between them.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use abi_stable::{
+    sabi_trait,
+    sabi_trait::TD_Opaque,
+    std_types::{RBox, RErr, ROk, RResult, RString, RVec},
+};
+
+use crate::job::Job;
+use crate::types::{ErrorKind, GeneratorError, GeneratorInfo, JobReport, ParamSpec};
+
+/// What a plugin author implements. Plain Rust types; panics are allowed and become job errors.
+pub trait ReferenceGenerator: Send + Sync + 'static {
+    /// The label users select it by (`readnoise`, `superbias`, ...). Also the config section.
+    fn reflabel(&self) -> String;
+    /// The CRDS reference type it writes (`READNOISE`, `SUPERBIAS`, `MASK`, ...).
+    fn reftype(&self) -> String;
+    /// The parameters it accepts, with kinds, defaults and help.
+    fn extra_optional_arguments(&self) -> Vec<ParamSpec>;
+    /// Description, version and default grouping/calibration for `mkrefs describe`.
+    fn info(&self) -> GeneratorInfo;
+    /// Makes the reference file `job.output` from `job.inputs`.
+    fn call_algorithm(&self, job: &Job<'_>) -> Result<JobReport, GeneratorError>;
+}
+
+/// The trait object that crosses the ABI. Plugins never implement it directly: the export
+/// macro wraps their [`ReferenceGenerator`], caching the metadata and catching panics, because
+/// abi_stable aborts the whole process when a panic unwinds across the boundary.
+#[sabi_trait]
+pub trait Generator: Send + Sync {
+    fn reflabel(&self) -> RString;
+    fn reftype(&self) -> RString;
+    fn extra_optional_arguments(&self) -> RVec<ParamSpec>;
+    fn info(&self) -> GeneratorInfo;
+    #[sabi(last_prefix_field)]
+    fn call_algorithm(&self, job: &Job<'_>) -> RResult<JobReport, GeneratorError>;
+}
+
+/// An owned generator, as the host holds it.
+pub type GeneratorBox = Generator_TO<'static, RBox<()>>;
+
+/// The panic-safe wrapper: metadata is computed once at construction (inside `catch_unwind`),
+/// so the getters cannot panic; `call_algorithm` runs inside `catch_unwind`.
+struct Guarded<G> {
+    inner: G,
+    reflabel: RString,
+    reftype: RString,
+    arguments: RVec<ParamSpec>,
+    info: GeneratorInfo,
+}
+
+impl<G: ReferenceGenerator> Generator for Guarded<G> {
+    fn reflabel(&self) -> RString {
+        self.reflabel.clone()
+    }
+    fn reftype(&self) -> RString {
+        self.reftype.clone()
+    }
+    fn extra_optional_arguments(&self) -> RVec<ParamSpec> {
+        self.arguments.clone()
+    }
+    fn info(&self) -> GeneratorInfo {
+        self.info.clone()
+    }
+    fn call_algorithm(&self, job: &Job<'_>) -> RResult<JobReport, GeneratorError> {
+        match catch_unwind(AssertUnwindSafe(|| self.inner.call_algorithm(job))) {
+            Ok(Ok(report)) => ROk(report),
+            Ok(Err(e)) => RErr(e),
+            Err(payload) => RErr(panic_error(&*payload)),
+        }
+    }
+}
+
+fn panic_error(payload: &(dyn std::any::Any + Send)) -> GeneratorError {
+    let text = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    };
+    GeneratorError::new(ErrorKind::PANIC, text)
+}
+
+/// Builds the FFI trait object from a constructor, catching panics in the constructor and in
+/// the metadata getters. Used by [`export_generator!`](crate::export_generator).
+pub fn into_ffi<G: ReferenceGenerator>(
+    make: impl FnOnce() -> G,
+) -> RResult<GeneratorBox, GeneratorError> {
+    let built = catch_unwind(AssertUnwindSafe(|| {
+        let inner = make();
+        Guarded {
+            reflabel: inner.reflabel().into(),
+            reftype: inner.reftype().into(),
+            arguments: inner.extra_optional_arguments().into(),
+            info: inner.info(),
+            inner,
+        }
+    }));
+    match built {
+        Ok(guarded) => ROk(Generator_TO::from_value(guarded, TD_Opaque)),
+        Err(payload) => RErr(panic_error(&*payload)),
+    }
+}

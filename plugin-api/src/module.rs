@@ -1,0 +1,132 @@
+//! How generators reach the host: the inventory registry of bundled generators and the
+//! abi_stable root module of drop-in libraries.
+
+use std::path::Path;
+
+use abi_stable::{
+    StableAbi, declare_root_module_statics,
+    library::{LibraryError, RootModule, lib_header_from_path},
+    package_version_strings,
+    prefix_type::PrefixTypeTrait,
+    sabi_types::VersionStrings,
+    std_types::RResult,
+};
+
+use crate::generator::GeneratorBox;
+use crate::types::GeneratorError;
+
+/// The constructor every plugin exports.
+pub type NewGeneratorFn = extern "C" fn() -> RResult<GeneratorBox, GeneratorError>;
+
+/// The root module of a drop-in library. A prefix type: later 1.x versions may append fields,
+/// and a host reading an older library sees them as absent.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = GeneratorModuleRef)))]
+#[sabi(missing_field(panic))]
+pub struct GeneratorModule {
+    // Spelled out: the StableAbi derive needs the function-pointer type literally.
+    #[sabi(last_prefix_field)]
+    pub new_generator: extern "C" fn() -> RResult<GeneratorBox, GeneratorError>,
+}
+
+impl RootModule for GeneratorModuleRef {
+    declare_root_module_statics! {GeneratorModuleRef}
+    const BASE_NAME: &'static str = "mkref";
+    const NAME: &'static str = "mkrefs generator";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// Builds the root module a drop-in library exports (used by `export_generator!`).
+pub fn root_module(new_generator: NewGeneratorFn) -> GeneratorModuleRef {
+    GeneratorModule { new_generator }.leak_into_prefix()
+}
+
+/// A generator linked into the binary, registered with `inventory`.
+pub struct BundledGenerator {
+    pub new_generator: NewGeneratorFn,
+}
+
+impl BundledGenerator {
+    pub const fn new(new_generator: NewGeneratorFn) -> Self {
+        BundledGenerator { new_generator }
+    }
+}
+
+inventory::collect!(BundledGenerator);
+
+/// Every generator registered in this binary, constructed. A generator whose constructor
+/// failed is returned as its error.
+pub fn bundled_generators() -> Vec<Result<GeneratorBox, GeneratorError>> {
+    inventory::iter::<BundledGenerator>
+        .into_iter()
+        .map(|b| (b.new_generator)().into_result())
+        .collect()
+}
+
+/// Why a library could not be used as a generator.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The library could not be opened or checked; `summary` is one line, `detail` the full
+    /// abi_stable report (layout mismatches run to hundreds of lines).
+    Library { summary: String, detail: String },
+    /// The library loaded but its constructor failed.
+    Constructor(GeneratorError),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Library { summary, .. } => f.write_str(summary),
+            LoadError::Constructor(e) => write!(f, "its generator could not be created: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+fn summarize(err: &LibraryError) -> String {
+    match err {
+        LibraryError::OpenError { .. } => {
+            let text = err.to_string();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            format!("cannot be opened as a shared library ({})", first.trim())
+        }
+        LibraryError::GetSymbolError { .. } => {
+            "is not an mkrefs plugin (it exports no abi_stable root module)".to_string()
+        }
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => format!(
+            "was built against mkrefs-plugin-api {actual_version}, but this mkrefs uses \
+             {expected_version}; rebuild the plugin against a compatible plugin-api"
+        ),
+        LibraryError::AbiInstability(_) => "has a plugin-api layout that does not match this \
+             mkrefs (types changed); rebuild the plugin against this mkrefs-plugin-api"
+            .to_string(),
+        other => {
+            let text = other.to_string();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            format!("cannot be loaded: {}", first.trim())
+        }
+    }
+}
+
+/// Loads a drop-in generator library through its abi_stable library header. Unlike
+/// `RootModule::load_from_file`, which caches one module per type, this loads any number of
+/// different libraries. Libraries are never unloaded (abi_stable does not support it).
+pub fn load_library(path: &Path) -> Result<GeneratorBox, LoadError> {
+    let as_load_error = |e: LibraryError| LoadError::Library {
+        summary: summarize(&e),
+        detail: e.to_string(),
+    };
+    let header = lib_header_from_path(path).map_err(as_load_error)?;
+    let module = header
+        .init_root_module::<GeneratorModuleRef>()
+        .map_err(as_load_error)?;
+    (module.new_generator())()
+        .into_result()
+        .map_err(LoadError::Constructor)
+}

@@ -1,0 +1,24 @@
+//! Shared machinery of the bundled mkrefs generators, and of the host where it reads the same
+//! files: what does not cross the plugin ABI.
+//!
+//! - [`header`]: typed FITS header values.
+//! - [`fits`]: reading headers and ramps/images in row bands; writing FITS files atomically.
+//! - [`reffile`]: CRDS reference-file metadata and HISTORY, shared by every generator.
+//! - [`stats`]: astropy-compatible sigma clipping and masked statistics.
+//! - [`dq`]: JWST data-quality flags and DQ_DEF tables.
+//! - [`geometry`]: detectors, subarrays and reference pixels.
+//! - [`timeutil`]: ISO dates, MJD and the current UTC time.
+//! - [`rng`]: the deterministic random numbers of the simulator.
+//! - [`budget`]: row blocks within a memory budget, thread pools.
+//! - [`simulate`]: the deterministic exposure simulator used by tests, benchmarks and the demo.
+
+pub mod budget;
+pub mod dq;
+pub mod fits;
+pub mod geometry;
+pub mod header;
+pub mod reffile;
+pub mod rng;
+pub mod simulate;
+pub mod stats;
+pub mod timeutil;
