@@ -1,1 +1,7 @@
-fn main() {}
+//! The `mkrefs` binary.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    mkrefs::app::main()
+}

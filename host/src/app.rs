@@ -1,0 +1,57 @@
+//! Entry point: parse the command line, set up logging, dispatch to a command.
+
+use std::process::ExitCode;
+
+use crate::cli::{self, Cli, Commands};
+use crate::commands;
+use crate::logging;
+use crate::registry::{Registry, plugin_search_path};
+
+pub fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    // Generators are discovered first: their parameters are options of `run`.
+    let plugin_dirs = plugin_search_path(&cli::prescan_plugin_dirs(&argv));
+    let registry = Registry::discover(&plugin_dirs);
+    let (cli, params) = match cli::parse(argv, &registry) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let Cli { global, command } = cli;
+    let is_child = matches!(command, Commands::RunJob(_));
+    logging::init(logging::level(global.verbose, global.quiet), is_child);
+    if !is_child {
+        for w in registry.warnings() {
+            tracing::warn!("{w}");
+        }
+        for b in registry.broken() {
+            tracing::warn!("skipping plugin library {}: {}", b.path.display(), b.reason);
+            if !b.detail.is_empty() {
+                tracing::debug!("{}", b.detail);
+            }
+        }
+    }
+    let result = match command {
+        Commands::Plugins => commands::plugins::run(&registry, &plugin_dirs),
+        Commands::Describe { reflabel } => commands::describe::run(&registry, &global, &reflabel),
+        Commands::Run(args) => commands::run::run(&registry, &global, &args, &params),
+        Commands::Demo(args) => commands::demo::run(&registry, &global, &args),
+        Commands::Simulate(args) => commands::simulate::run(&args),
+        Commands::RunJob(args) => {
+            return ExitCode::from(crate::child::run_job(&args.job_file, args.threads) as u8);
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}

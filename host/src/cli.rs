@@ -1,0 +1,386 @@
+//! The command line: static options through clap's derive API, plus one option per generator
+//! parameter added at run time (`--<name>` and `--<reflabel>.<name>`), so `--help` lists them
+//! and typos are caught by clap.
+
+use std::path::PathBuf;
+
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::registry::Registry;
+
+/// Turns raw JWST detector exposures into calibration reference files.
+#[derive(Parser, Debug)]
+#[command(name = "mkrefs", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+/// Options every subcommand accepts.
+#[derive(Args, Debug, Clone, Default)]
+pub struct GlobalOptions {
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, action = ArgAction::Count, global = true, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// Main configuration file (default: $MKREFS_CONFIG, $JWST_MKREFS_CONFIGFILE, else the
+    /// built-in configs/mkrefs.yaml).
+    #[arg(short = 'c', long = "cfgfile", global = true, value_name = "FILE")]
+    pub cfgfile: Option<PathBuf>,
+    /// Extra configuration file merged over the main one (repeatable, applied in order).
+    #[arg(short = 'e', long = "extracfgfile", global = true, value_name = "FILE")]
+    pub extracfgfile: Vec<PathBuf>,
+    /// Set a top-level configuration key: -p KEY VALUE (repeatable).
+    #[arg(short = 'p', long = "params", global = true, num_args = 2, value_names = ["KEY", "VALUE"], action = ArgAction::Append)]
+    pub params: Vec<String>,
+    /// Set a key at top level and in every section that has it: --pall KEY VALUE.
+    #[arg(long = "pall", global = true, num_args = 2, value_names = ["KEY", "VALUE"], action = ArgAction::Append)]
+    pub pall: Vec<String>,
+    /// Set a key in one section: --pp SECTION KEY VALUE.
+    #[arg(long = "pp", global = true, num_args = 3, value_names = ["SECTION", "KEY", "VALUE"], action = ArgAction::Append)]
+    pub pp: Vec<String>,
+    /// Directory searched for drop-in generator libraries (repeatable; searched before
+    /// $MKREFS_PLUGIN_PATH and the per-user plugin directory).
+    #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
+    pub plugin_dir: Vec<PathBuf>,
+}
+
+impl GlobalOptions {
+    pub fn params_pairs(&self) -> Vec<(String, String)> {
+        pairs(&self.params)
+    }
+    pub fn pall_pairs(&self) -> Vec<(String, String)> {
+        pairs(&self.pall)
+    }
+    pub fn pp_triples(&self) -> Vec<(String, String, String)> {
+        self.pp
+            .chunks_exact(3)
+            .map(|c| (c[0].clone(), c[1].clone(), c[2].clone()))
+            .collect()
+    }
+}
+
+fn pairs(flat: &[String]) -> Vec<(String, String)> {
+    flat.chunks_exact(2)
+        .map(|c| (c[0].clone(), c[1].clone()))
+        .collect()
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Commands {
+    /// Make reference files: mkrefs run REFLABEL[,REFLABEL...] FILE|DIR|GLOB... [options].
+    /// `run` may be left out: `mkrefs readnoise *.fits` is the same.
+    Run(RunArgs),
+    /// List every generator: reflabel, reftype, version, bundled or library path.
+    Plugins,
+    /// Describe a generator and every parameter it accepts.
+    Describe {
+        /// The reflabel (or a reftype configured in default_reflabels).
+        reflabel: String,
+    },
+    /// Simulate a small NIRCam data set and make readnoise and superbias files from it.
+    Demo(DemoArgs),
+    /// Write simulated JWST exposures (uncal ramps and calibrated products) for trying
+    /// mkrefs, for tests and for benchmarks.
+    Simulate(SimulateArgs),
+    /// Run one job file in this process (what `mkrefs run` starts for each job).
+    #[command(hide = true)]
+    RunJob(RunJobArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Reflabels (or reftypes, or comma lists of them) followed by input files, directories
+    /// or glob patterns, in any order.
+    #[arg(required = true, value_name = "REFLABEL|FILE")]
+    pub items: Vec<String>,
+    /// Root of the output tree (overrides output.outrootdir).
+    #[arg(long = "outrootdir", value_name = "DIR")]
+    pub outrootdir: Option<PathBuf>,
+    /// Subdirectory of the root (overrides output.outsubdir).
+    #[arg(long = "outsubdir", value_name = "NAME")]
+    pub outsubdir: Option<String>,
+    /// Run ID: AUTO (reuse the latest run, or 0), or a number (overrides output.runID).
+    #[arg(long = "runID", alias = "run-id", value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Digits of the zero-padded run ID (overrides output.runIDNdigits).
+    #[arg(long = "runIDNdigits", alias = "run-id-ndigits", value_name = "N")]
+    pub run_id_ndigits: Option<usize>,
+    /// With runID AUTO: start a new run (latest + 1) instead of reusing the latest.
+    #[arg(short = 'n', long = "newrunID", alias = "new-run-id")]
+    pub new_run_id: bool,
+    /// Directory for calibrated products (overrides output.ssbdir).
+    #[arg(long = "ssbdir", value_name = "DIR")]
+    pub ssbdir: Option<PathBuf>,
+    /// Share the ssbdir between runs (true) or keep it inside the run directory (false).
+    #[arg(long = "skip_runID_ssbdir", value_name = "BOOL")]
+    pub skip_run_id_ssbdir: Option<bool>,
+    /// Jobs run at the same time (default: the number of cores).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Threads each job may use (default: cores / jobs, at least 1).
+    #[arg(long = "threads", value_name = "N")]
+    pub threads: Option<usize>,
+    /// Redo jobs whose output exists and whose job file is unchanged.
+    #[arg(long = "force", alias = "force_redo_ref")]
+    pub force: bool,
+    /// Print the inputs, groups and jobs, and write nothing.
+    #[arg(long = "dry-run", alias = "onlyshow")]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Where the simulated data and the run go.
+    #[arg(long, default_value = "mkrefs-demo")]
+    pub dir: PathBuf,
+    /// Frame size in pixels (a square full-frame-like detector region with reference pixels).
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Number of dark exposures.
+    #[arg(long, default_value_t = 5)]
+    pub darks: usize,
+    /// Jobs run at the same time.
+    #[arg(short = 'j', long = "jobs")]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    /// Output directory for the exposures and the truth file.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Number of dark exposures.
+    #[arg(long, default_value_t = 5)]
+    pub darks: usize,
+    /// Number of flat exposures.
+    #[arg(long, default_value_t = 0)]
+    pub flats: usize,
+    /// Frame size in pixels: 2048 is a NIRCam full frame; smaller sizes are a full-frame-like
+    /// region with a reference-pixel border.
+    #[arg(long, default_value_t = 2048)]
+    pub size: usize,
+    #[arg(long, default_value_t = 2)]
+    pub nints: usize,
+    #[arg(long, default_value_t = 10)]
+    pub ngroups: usize,
+    #[arg(long, default_value = "NRCA1")]
+    pub detector: String,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write calibrated products (jump, rate, rateints, fitopt) synthesized from the truth.
+    #[arg(long)]
+    pub products: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunJobArgs {
+    /// The job file written by `mkrefs run`.
+    pub job_file: PathBuf,
+    /// Threads the generator may use.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+const SUBCOMMANDS: &[&str] = &[
+    "run", "plugins", "describe", "demo", "simulate", "run-job", "help",
+];
+
+/// Inserts `run` when the first positional word is not a subcommand, so upstream's
+/// `mkrefs readnoise files...` keeps working.
+pub fn normalize_argv(argv: Vec<String>) -> Vec<String> {
+    let mut skip_values = 0usize;
+    for (i, arg) in argv.iter().enumerate().skip(1) {
+        if skip_values > 0 {
+            skip_values -= 1;
+            continue;
+        }
+        if let Some(n) = option_value_count(arg) {
+            skip_values = n;
+            continue;
+        }
+        if arg.starts_with('-') {
+            continue;
+        }
+        if SUBCOMMANDS.contains(&arg.as_str()) {
+            return argv;
+        }
+        let mut out = argv.clone();
+        out.insert(i, "run".to_string());
+        return out;
+    }
+    argv
+}
+
+/// How many values a global option consumes when given as a separate word.
+fn option_value_count(arg: &str) -> Option<usize> {
+    match arg {
+        "-c" | "--cfgfile" | "-e" | "--extracfgfile" | "--plugin-dir" => Some(1),
+        "-p" | "--params" | "--pall" => Some(2),
+        "--pp" => Some(3),
+        _ => None,
+    }
+}
+
+/// The drop-in directories named on the command line, found before clap runs (the
+/// generators must be discovered to build the full parser).
+pub fn prescan_plugin_dirs(argv: &[String]) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let mut it = argv.iter().skip(1);
+    while let Some(arg) = it.next() {
+        if arg == "--" {
+            break;
+        }
+        if arg == "--plugin-dir" {
+            if let Some(v) = it.next() {
+                dirs.push(PathBuf::from(v));
+            }
+        } else if let Some(v) = arg.strip_prefix("--plugin-dir=") {
+            dirs.push(PathBuf::from(v));
+        }
+    }
+    dirs
+}
+
+/// A generator parameter given on the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CliParamArg {
+    /// `Some` for `--<reflabel>.<name>`.
+    pub reflabel: Option<String>,
+    pub name: String,
+    pub raw: String,
+}
+
+fn param_arg_id(reflabel: Option<&str>, name: &str) -> String {
+    match reflabel {
+        Some(r) => format!("param:{r}.{name}"),
+        None => format!("param:{name}"),
+    }
+}
+
+/// Builds the full parser: the derived options plus every generator parameter on `run`.
+pub fn command(registry: &Registry) -> Command {
+    let cmd = Cli::command();
+    cmd.mut_subcommand("run", |mut run| {
+        let builtin: Vec<String> = run
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .chain(
+                Cli::command()
+                    .get_arguments()
+                    .filter_map(|a| a.get_long().map(str::to_string)),
+            )
+            .collect();
+        let mut plain_names: Vec<(String, String)> = Vec::new();
+        for entry in registry.entries() {
+            for spec in &entry.params {
+                let name = spec.name.as_str();
+                let long = format!("{}.{name}", entry.reflabel);
+                run = run.arg(
+                    Arg::new(param_arg_id(Some(&entry.reflabel), name))
+                        .long(long)
+                        .value_name(spec.kind.name().to_uppercase())
+                        .num_args(1)
+                        .allow_hyphen_values(true)
+                        .hide(true)
+                        .help(format!("{} ({})", spec.help, entry.reflabel)),
+                );
+                match plain_names.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, owners)) => {
+                        owners.push_str(", ");
+                        owners.push_str(&entry.reflabel);
+                    }
+                    None => plain_names.push((name.to_string(), entry.reflabel.clone())),
+                }
+            }
+        }
+        for (name, owners) in plain_names {
+            if builtin.iter().any(|b| *b == name) {
+                continue; // reachable as --<reflabel>.<name> only
+            }
+            run = run.arg(
+                Arg::new(param_arg_id(None, &name))
+                    .long(name.clone())
+                    .value_name("VALUE")
+                    .num_args(1)
+                    .allow_hyphen_values(true)
+                    .help_heading("Generator parameters (also as --<reflabel>.<name>)")
+                    .help(format!("Parameter of {owners}; see `mkrefs describe`")),
+            );
+        }
+        run
+    })
+}
+
+/// Parses the command line into the derived options and the generator parameters.
+pub fn parse(argv: Vec<String>, registry: &Registry) -> Result<(Cli, Vec<CliParamArg>), clap::Error> {
+    let argv = normalize_argv(argv);
+    let matches = command(registry).try_get_matches_from(argv)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    let params = match matches.subcommand() {
+        Some(("run", sub)) => param_args(sub),
+        _ => Vec::new(),
+    };
+    Ok((cli, params))
+}
+
+fn param_args(matches: &ArgMatches) -> Vec<CliParamArg> {
+    let mut out = Vec::new();
+    for id in matches.ids() {
+        let id = id.as_str();
+        let Some(key) = id.strip_prefix("param:") else {
+            continue;
+        };
+        let Ok(Some(value)) = matches.try_get_one::<String>(id) else {
+            continue;
+        };
+        let (reflabel, name) = match key.split_once('.') {
+            Some((r, n)) => (Some(r.to_string()), n.to_string()),
+            None => (None, key.to_string()),
+        };
+        out.push(CliParamArg {
+            reflabel,
+            name,
+            raw: value.clone(),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(words: &[&str]) -> Vec<String> {
+        words.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn run_is_inserted_before_the_first_positional() {
+        assert_eq!(
+            normalize_argv(v(&["mkrefs", "-c", "x.yaml", "readnoise", "a.fits"])),
+            v(&["mkrefs", "-c", "x.yaml", "run", "readnoise", "a.fits"])
+        );
+        assert_eq!(
+            normalize_argv(v(&["mkrefs", "-p", "k", "v", "readnoise"])),
+            v(&["mkrefs", "-p", "k", "v", "run", "readnoise"])
+        );
+        assert_eq!(
+            normalize_argv(v(&["mkrefs", "plugins"])),
+            v(&["mkrefs", "plugins"])
+        );
+        assert_eq!(normalize_argv(v(&["mkrefs", "-v"])), v(&["mkrefs", "-v"]));
+    }
+
+    #[test]
+    fn plugin_dirs_are_found_before_parsing() {
+        assert_eq!(
+            prescan_plugin_dirs(&v(&["mkrefs", "--plugin-dir", "/a", "run", "--plugin-dir=/b"])),
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+    }
+}

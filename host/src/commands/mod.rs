@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub mod demo;
+pub mod describe;
+pub mod plugins;
+pub mod run;
+pub mod simulate;

@@ -1,0 +1,274 @@
+//! Discovery of generators: the bundled ones (linked in, registered through inventory) and
+//! drop-in libraries named `libmkref_<label>.so` on the plugin search path. Both become the
+//! same trait object, so the rest of the host has one code path.
+
+use std::path::{Path, PathBuf};
+
+use mkrefs_plugin_api::{
+    GeneratorBox, GeneratorInfo, LoadError, ParamSpec, bundled_generators, load_library,
+};
+
+// Referencing the bundled generator crates links them, which runs their inventory submission.
+use mkref_readnoise as _;
+use mkref_superbias as _;
+
+/// Where a generator comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Bundled,
+    Library(PathBuf),
+}
+
+impl Origin {
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Bundled => "bundled".to_string(),
+            Origin::Library(p) => p.display().to_string(),
+        }
+    }
+
+    pub fn library(&self) -> Option<&Path> {
+        match self {
+            Origin::Bundled => None,
+            Origin::Library(p) => Some(p),
+        }
+    }
+}
+
+/// A usable generator with its metadata read once.
+pub struct Entry {
+    pub generator: GeneratorBox,
+    pub origin: Origin,
+    pub reflabel: String,
+    pub reftype: String,
+    pub info: GeneratorInfo,
+    pub params: Vec<ParamSpec>,
+}
+
+impl Entry {
+    fn new(generator: GeneratorBox, origin: Origin) -> Entry {
+        Entry {
+            reflabel: generator.reflabel().into(),
+            reftype: generator.reftype().into(),
+            info: generator.info(),
+            params: generator.extra_optional_arguments().into(),
+            generator,
+            origin,
+        }
+    }
+}
+
+/// A library on the search path that could not be used. Reported in one line; an error only
+/// if a run selects its reflabel.
+#[derive(Debug, Clone)]
+pub struct BrokenLibrary {
+    pub path: PathBuf,
+    /// The reflabel its file name promises (`libmkref_<label>.so`).
+    pub reflabel: String,
+    pub reason: String,
+    /// The full loader report (abi_stable's layout reports run to hundreds of lines).
+    pub detail: String,
+}
+
+/// All generators known to this process.
+pub struct Registry {
+    entries: Vec<Entry>,
+    broken: Vec<BrokenLibrary>,
+    warnings: Vec<String>,
+}
+
+/// The drop-in search path: `--plugin-dir` directories, then `$MKREFS_PLUGIN_PATH`
+/// (colon-separated), then the per-user directory `$XDG_DATA_HOME/mkrefs/plugins`
+/// (default `~/.local/share/mkrefs/plugins`).
+pub fn plugin_search_path(cli_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = cli_dirs.to_vec();
+    if let Some(path) = std::env::var_os("MKREFS_PLUGIN_PATH") {
+        dirs.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
+    }
+    if let Some(user) = user_plugin_dir() {
+        dirs.push(user);
+    }
+    dirs
+}
+
+/// The per-user plugin directory.
+pub fn user_plugin_dir() -> Option<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(data.join("mkrefs").join("plugins"))
+}
+
+/// The reflabel a drop-in library's file name promises, if it follows the naming rule.
+pub fn library_reflabel(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name
+        .strip_prefix(std::env::consts::DLL_PREFIX)?
+        .strip_suffix(std::env::consts::DLL_SUFFIX)?;
+    let label = stem.strip_prefix("mkref_")?;
+    (!label.is_empty()).then(|| label.to_string())
+}
+
+impl Registry {
+    /// Bundled generators, then drop-ins from `dirs` in order. The first library for a
+    /// reflabel wins over later ones; a library replaces a bundled generator, with a warning.
+    pub fn discover(dirs: &[PathBuf]) -> Registry {
+        let mut registry = Registry {
+            entries: Vec::new(),
+            broken: Vec::new(),
+            warnings: Vec::new(),
+        };
+        for made in bundled_generators() {
+            match made {
+                Ok(g) => registry.entries.push(Entry::new(g, Origin::Bundled)),
+                Err(e) => registry
+                    .warnings
+                    .push(format!("a bundled generator could not be created: {e}")),
+            }
+        }
+        let mut seen_libraries: Vec<(String, PathBuf)> = Vec::new();
+        for dir in dirs {
+            let Ok(read) = std::fs::read_dir(dir) else {
+                continue; // a missing search directory is normal (e.g. the per-user one)
+            };
+            let mut files: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            files.sort();
+            for path in files {
+                let Some(label) = library_reflabel(&path) else {
+                    continue;
+                };
+                if let Some((_, first)) = seen_libraries.iter().find(|(l, _)| *l == label) {
+                    registry.warnings.push(format!(
+                        "drop-in {} is shadowed by {} (earlier on the plugin path)",
+                        path.display(),
+                        first.display()
+                    ));
+                    continue;
+                }
+                seen_libraries.push((label.clone(), path.clone()));
+                registry.add_library(path, label);
+            }
+        }
+        registry.entries.sort_by(|a, b| a.reflabel.cmp(&b.reflabel));
+        registry
+    }
+
+    fn add_library(&mut self, path: PathBuf, label: String) {
+        let generator = match load_library(&path) {
+            Ok(g) => g,
+            Err(e) => {
+                let detail = match &e {
+                    LoadError::Library { detail, .. } => detail.clone(),
+                    LoadError::Constructor(c) => c.to_string(),
+                };
+                self.broken.push(BrokenLibrary {
+                    reason: e.to_string(),
+                    detail,
+                    path,
+                    reflabel: label,
+                });
+                return;
+            }
+        };
+        let entry = Entry::new(generator, Origin::Library(path.clone()));
+        if entry.reflabel != label {
+            self.broken.push(BrokenLibrary {
+                reason: format!(
+                    "its generator calls itself '{}'; rename the file to {}mkref_{}{}",
+                    entry.reflabel,
+                    std::env::consts::DLL_PREFIX,
+                    entry.reflabel,
+                    std::env::consts::DLL_SUFFIX
+                ),
+                detail: String::new(),
+                path,
+                reflabel: label,
+            });
+            return;
+        }
+        if let Some(pos) = self.entries.iter().position(|e| e.reflabel == label) {
+            self.warnings.push(format!(
+                "drop-in {} replaces the {} '{}' generator",
+                path.display(),
+                self.entries[pos].origin.describe(),
+                label
+            ));
+            self.entries.remove(pos);
+        }
+        self.entries.push(entry);
+    }
+
+    /// A registry holding exactly one generator, as a job child process uses it.
+    pub fn single(generator: GeneratorBox, origin: Origin) -> Registry {
+        Registry {
+            entries: vec![Entry::new(generator, origin)],
+            broken: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn broken(&self) -> &[BrokenLibrary] {
+        &self.broken
+    }
+
+    /// Problems found while discovering (shadowed or replaced generators, failed bundled
+    /// constructors), for the log.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    pub fn find(&self, reflabel: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.reflabel == reflabel)
+    }
+
+    /// The generator for a selected reflabel, or an error that says why it is unavailable.
+    pub fn get(&self, reflabel: &str) -> Result<&Entry, String> {
+        if let Some(e) = self.find(reflabel) {
+            return Ok(e);
+        }
+        if let Some(b) = self.broken.iter().find(|b| b.reflabel == reflabel) {
+            return Err(format!(
+                "generator '{reflabel}': library {} {}",
+                b.path.display(),
+                b.reason
+            ));
+        }
+        let known: Vec<&str> = self.entries.iter().map(|e| e.reflabel.as_str()).collect();
+        let suggestion = known
+            .iter()
+            .map(|k| (strsim::jaro_winkler(k, reflabel), *k))
+            .filter(|(score, _)| *score > 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, k)| format!(" (did you mean '{k}'?)"))
+            .unwrap_or_default();
+        Err(format!(
+            "no generator '{reflabel}'{suggestion}; available: {}. Drop-in libraries are \
+             looked for as {}mkref_<reflabel>{} on the plugin path (see `mkrefs plugins`)",
+            known.join(", "),
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_names_follow_the_platform_convention() {
+        let name = format!(
+            "{}mkref_gain{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        );
+        assert_eq!(library_reflabel(Path::new(&name)).as_deref(), Some("gain"));
+        assert_eq!(library_reflabel(Path::new("libother.so")), None);
+        assert_eq!(library_reflabel(Path::new("mkref_gain.txt")), None);
+    }
+}
