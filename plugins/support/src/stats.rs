@@ -89,7 +89,7 @@ pub fn median_in_place(v: &mut [f64]) -> f64 {
     if n == 0 {
         return f64::NAN;
     }
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         let a = wirth_kth_smallest(v, n / 2);
         let b = wirth_kth_smallest(v, n / 2 - 1);
         0.5 * (a + b)
@@ -482,7 +482,9 @@ mod tests {
 
     /// Expected numbers from astropy 8.0.2 `sigma_clip(..., cenfunc='median', stdfunc='std',
     /// masked=True, return_bounds=True)` with axis=0 (compiled path) and axis=None (numpy path).
-    const CASES: &[(&[f64], f64, usize, f64, f64, &[u8])] = &[
+    /// (values, sigma, maxiters, lo, hi, mask).
+    type Case = (&'static [f64], f64, usize, f64, f64, &'static [u8]);
+    const CASES: &[Case] = &[
         (
             &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 100.0],
             3.0,
