@@ -1,0 +1,5 @@
+pub mod calstate;
+pub mod classify;
+pub mod grouping;
+pub mod inputs;
+pub mod steps;
