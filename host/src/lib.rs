@@ -3,11 +3,18 @@
 //! Each stage is a function from one plain data type to the next (see DESIGN.md): settings,
 //! inputs, groups, calibration state, jobs, execution, summary.
 
+pub mod app;
 pub mod atomic;
+pub mod calstate;
 pub mod child;
+pub mod classify;
 pub mod cli;
+pub mod commands;
 pub mod executor;
+pub mod grouping;
+pub mod inputs;
 pub mod jobfile;
 pub mod layout;
 pub mod logging;
 pub mod registry;
+pub mod steps;

@@ -1,0 +1,880 @@
+//! Calibration state: which steps an input has had (its S_* keywords), what its products are
+//! called, where an existing product at the wanted state is found, and the plan that says which
+//! file each job reads (framework.md §5.3–5.5).
+//!
+//! Differences from upstream, on purpose:
+//! - A product is used only when its state **equals** the wanted state; upstream's `choose_file`
+//!   also took files with extra steps done, which can apply a correction twice (§9 item 12).
+//! - An input that is already at the wanted state is used as it is (upstream handed the plugin a
+//!   product name in ssbdir that nothing created, §5.8).
+//! - Candidates must start with the input's stem followed by `_`, so `foo_1` no longer matches
+//!   `foo_10_...` (§9 item 16); ssbdir and every `output.pipeline_prod_search_dir` entry are
+//!   searched recursively (upstream searched the top of ssbdir only, §5.5).
+//! - This version does not run calibration steps: inputs without a product stop the run before
+//!   any job, with one message listing them all.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use mkrefs_support::header::Header;
+
+use crate::inputs::{InputRow, ReadHeader};
+use crate::steps::{Instrument, Step, in_pipeline_order, join_steps};
+
+/// The steps whose S_* keyword is exactly `COMPLETE` (trailing blanks ignored); `SKIPPED` and
+/// other values count as not done. Every keyword of the map is read, whatever the instrument:
+/// a step that was done is done, and reporting it lets the extra-steps check catch odd files.
+pub fn completed_steps(header: &Header) -> BTreeSet<Step> {
+    Step::ALL
+        .into_iter()
+        .filter(|s| header.get_str(s.keyword()).map(str::trim_end) == Some("COMPLETE"))
+        .collect()
+}
+
+/// The name products of `raw` start with: the basename up to the last `.fits` (or the last
+/// `.` when there is no `.fits`), with `_uncal` removed only when it ends that stem.
+pub fn product_stem(raw: &Path) -> String {
+    let name = raw
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lower = name.to_ascii_lowercase();
+    let stem = match lower.rfind(".fits").or_else(|| lower.rfind('.')) {
+        Some(i) if i > 0 => &name[..i],
+        _ => name.as_str(),
+    };
+    stem.strip_suffix("_uncal").unwrap_or(stem).to_string()
+}
+
+/// The file name of `raw`'s product with `steps` done: `<stem>_<steps in pipeline order joined
+/// by _>.fits`, `<stem>_uncal.fits` for none. With ramp fitting the trailing `_rate` is written
+/// `_0_ramp_fit`, the name the jwst pipeline gives the slope file when told the output name
+/// `<stem>_<...>_jump`, so products of upstream runs are recognised. Unlike upstream, `_uncal` and
+/// `_rate` are replaced only at the end, never inside the stem.
+pub fn product_name(raw: &Path, steps: &[Step], instrument: Instrument) -> String {
+    let stem = product_stem(raw);
+    let steps = in_pipeline_order(steps.iter().copied(), instrument);
+    if steps.is_empty() {
+        return format!("{stem}_uncal.fits");
+    }
+    let names: Vec<&str> = steps
+        .iter()
+        .map(|s| match s {
+            Step::Rate => "0_ramp_fit",
+            other => other.name(),
+        })
+        .collect();
+    format!("{stem}_{}.fits", names.join("_"))
+}
+
+/// Side products that carry the same S_* keywords as the product but hold different data
+/// (per-integration slopes, ramp-fit extras, persistence traps); never taken as a product.
+const SIDE_PRODUCT_SUFFIXES: &[&str] = &[
+    "_fitopt",
+    "_rateints",
+    "_1_ramp_fit",
+    "_ramp_fit_1",
+    "_trapsfilled",
+];
+
+/// The `.fits` files below the search directories, recursively: each directory's files sorted,
+/// directories in the order given (ssbdir first). Directories that do not exist are returned
+/// apart, for messages; a fresh run has no ssbdir yet.
+struct ProductScan {
+    files: Vec<PathBuf>,
+    absent: Vec<PathBuf>,
+}
+
+fn scan_dirs(search_dirs: &[PathBuf]) -> Result<ProductScan, String> {
+    let mut files = Vec::new();
+    let mut absent = Vec::new();
+    let mut seen = HashSet::new();
+    for dir in search_dirs {
+        if !dir.is_dir() {
+            absent.push(dir.clone());
+            continue;
+        }
+        let mut found = crate::inputs::fits_files_below(dir)
+            .map_err(|e| format!("cannot search {} for products: {e}", dir.display()))?;
+        found.sort();
+        files.extend(found.into_iter().filter(|f| seen.insert(f.clone())));
+    }
+    Ok(ProductScan { files, absent })
+}
+
+/// Cached S_* states of candidate products, so each header is read once per run.
+type StateCache = HashMap<PathBuf, Result<BTreeSet<Step>, String>>;
+
+/// Outcome of a search: the product, or why candidates were refused when they could not be read.
+struct Search {
+    found: Option<PathBuf>,
+    unreadable: Vec<(PathBuf, String)>,
+}
+
+fn search(
+    raw: &Path,
+    required: &BTreeSet<Step>,
+    files: &[PathBuf],
+    reader: &ReadHeader<'_>,
+    cache: &mut StateCache,
+) -> Search {
+    let prefix = format!("{}_", product_stem(raw));
+    let mut unreadable = Vec::new();
+    for file in files {
+        let Some(name) = file.file_name().map(|n| n.to_string_lossy()) else {
+            continue;
+        };
+        if !name.starts_with(&prefix) || file == raw {
+            continue;
+        }
+        let lower = name.to_ascii_lowercase();
+        let stem = lower.strip_suffix(".fits").unwrap_or(&lower);
+        if SIDE_PRODUCT_SUFFIXES.iter().any(|s| stem.ends_with(s)) {
+            continue;
+        }
+        let state = cache
+            .entry(file.clone())
+            .or_insert_with(|| reader(file).map(|h| completed_steps(&h)));
+        match state {
+            Ok(state) if state == required => {
+                return Search {
+                    found: Some(file.clone()),
+                    unreadable,
+                };
+            }
+            Ok(_) => {}
+            Err(e) => unreadable.push((file.clone(), e.clone())),
+        }
+    }
+    Search {
+        found: None,
+        unreadable,
+    }
+}
+
+/// Looks for a product of `raw` at exactly the `required` state in `search_dirs` (ssbdir first,
+/// then `output.pipeline_prod_search_dir`), recursively. A candidate's name starts with the
+/// raw stem (see [`product_stem`]) and `_`; side products (`_fitopt`, `_rateints`,
+/// `_1_ramp_fit`, `_trapsfilled`) are ignored. The first match wins: earlier directories first,
+/// then sorted path order. Unreadable candidates are skipped, and reported only when nothing
+/// is found.
+pub fn find_product(
+    raw: &Path,
+    required: &[Step],
+    search_dirs: &[PathBuf],
+    reader: &ReadHeader<'_>,
+) -> Result<Option<PathBuf>, String> {
+    let scan = scan_dirs(search_dirs)?;
+    let required: BTreeSet<Step> = required.iter().copied().collect();
+    let result = search(raw, &required, &scan.files, reader, &mut HashMap::new());
+    match (result.found, result.unreadable.is_empty()) {
+        (Some(p), _) => Ok(Some(p)),
+        (None, true) => Ok(None),
+        (None, false) => Err(format!(
+            "no product of {} found, and these candidates could not be read: {}",
+            raw.display(),
+            describe_unreadable(&result.unreadable)
+        )),
+    }
+}
+
+fn describe_unreadable(list: &[(PathBuf, String)]) -> String {
+    list.iter()
+        .map(|(p, e)| format!("{} ({e})", p.display()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// One reflabel's need: its inputs (indices into the sorted input rows, e.g. from
+/// `grouping::rows_used`) at the state its `ssbsteps` expand to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateRequest {
+    pub reflabel: String,
+    pub steps: Vec<Step>,
+    pub rows: Vec<usize>,
+}
+
+/// Where a resolved input's file comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The input itself is already at the state.
+    Raw,
+    /// An existing pipeline product at the state.
+    Product,
+}
+
+/// One input at one calibration state; shared by every reflabel that wants that state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedInput {
+    /// Index into the sorted input rows.
+    pub row: usize,
+    /// The exposure the user gave.
+    pub raw: PathBuf,
+    /// The state, in pipeline order.
+    pub steps: Vec<Step>,
+    /// The file a job reads.
+    pub file: PathBuf,
+    pub source: Source,
+    /// The reflabels that asked for this (row, state), in request order.
+    pub reflabels: Vec<String>,
+}
+
+/// The file to read for input `row` at state `steps`, from a plan made by [`plan_inputs`].
+pub fn resolved_file<'a>(
+    resolved: &'a [ResolvedInput],
+    row: usize,
+    steps: &[Step],
+) -> Option<&'a Path> {
+    let want: BTreeSet<Step> = steps.iter().copied().collect();
+    resolved
+        .iter()
+        .find(|r| r.row == row && r.steps.iter().copied().collect::<BTreeSet<_>>() == want)
+        .map(|r| r.file.as_path())
+}
+
+/// Why one input cannot be used at one state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StateProblemKind {
+    /// Steps still to do and no product found; `product` is the name such a product would have.
+    Missing {
+        steps: Vec<Step>,
+        product: String,
+        unreadable: Vec<(PathBuf, String)>,
+    },
+    /// Steps already done that the state must not have.
+    Extra { steps: Vec<Step> },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateProblem {
+    pub raw: PathBuf,
+    pub reflabels: Vec<String>,
+    pub kind: StateProblemKind,
+}
+
+/// Every input that cannot be brought to its state, found before any job runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateError {
+    pub problems: Vec<StateProblem>,
+    /// The directories searched, in order.
+    pub searched: Vec<PathBuf>,
+    /// Those of them that do not exist.
+    pub absent: Vec<PathBuf>,
+    /// A directory could not be searched.
+    pub scan_error: Option<String>,
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(e) = &self.scan_error {
+            writeln!(f, "{e}")?;
+        }
+        if !self.problems.is_empty() {
+            writeln!(
+                f,
+                "{} input(s) cannot be used at the calibration state their reference files need (nothing was run):",
+                self.problems.len()
+            )?;
+        }
+        for p in &self.problems {
+            let who = p.reflabels.join(", ");
+            match &p.kind {
+                StateProblemKind::Missing {
+                    steps,
+                    product,
+                    unreadable,
+                } => {
+                    write!(
+                        f,
+                        "  {} ({who}): missing {}; no product found (it would be named {product})",
+                        p.raw.display(),
+                        join_steps(steps)
+                    )?;
+                    if !unreadable.is_empty() {
+                        write!(
+                            f,
+                            "; unreadable candidates: {}",
+                            describe_unreadable(unreadable)
+                        )?;
+                    }
+                    writeln!(f)?;
+                }
+                StateProblemKind::Extra { steps } => writeln!(
+                    f,
+                    "  {} ({who}): already has {} done, which {who} must not have; a file cannot be un-calibrated: give the raw (_uncal) exposure instead, or add the steps to ssbsteps",
+                    p.raw.display(),
+                    join_steps(steps)
+                )?,
+            }
+        }
+        let dirs: Vec<String> = self
+            .searched
+            .iter()
+            .map(|d| {
+                if self.absent.contains(d) {
+                    format!("{} (does not exist)", d.display())
+                } else {
+                    d.display().to_string()
+                }
+            })
+            .collect();
+        writeln!(
+            f,
+            "Searched for products (recursively): {}",
+            if dirs.is_empty() {
+                "nothing".to_string()
+            } else {
+                dirs.join(", ")
+            }
+        )?;
+        if self
+            .problems
+            .iter()
+            .any(|p| matches!(p.kind, StateProblemKind::Missing { .. }))
+        {
+            write!(
+                f,
+                "Running calibration steps is not yet supported by this version of mkrefs: make the products with the jwst pipeline (e.g. `strun calwebb_detector1 <file>_uncal.fits --output_dir=<ssbdir>`, skipping the unwanted steps with `--steps.<step>.skip=True`) into the ssbdir, or point output.pipeline_prod_search_dir at existing products. A product is used when its name starts with the input's name (without _uncal) followed by '_' and its S_* keywords mark exactly the needed steps COMPLETE."
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StateError {}
+
+/// Decides, for every (input, state) the requests need, which file a job reads: the input
+/// itself when its S_* state equals the wanted one, else an existing product (see
+/// [`find_product`]). Each (input, state) is resolved once, however many reflabels want it.
+/// Inputs with no product, or with steps done that the state must not have, are all collected
+/// into one [`StateError`].
+pub fn plan_inputs(
+    rows: &[InputRow],
+    requests: &[StateRequest],
+    instrument: Instrument,
+    search_dirs: &[PathBuf],
+    reader: &ReadHeader<'_>,
+) -> Result<Vec<ResolvedInput>, StateError> {
+    let scan = scan_dirs(search_dirs).map_err(|e| StateError {
+        problems: Vec::new(),
+        searched: search_dirs.to_vec(),
+        absent: Vec::new(),
+        scan_error: Some(e),
+    })?;
+    let mut cache = StateCache::new();
+    let mut resolved: Vec<ResolvedInput> = Vec::new();
+    let mut problems: Vec<StateProblem> = Vec::new();
+    // (row, state) -> Ok(index into resolved) or Err(index into problems)
+    let mut done: HashMap<(usize, Vec<Step>), Result<usize, usize>> = HashMap::new();
+
+    for req in requests {
+        let steps = in_pipeline_order(req.steps.iter().copied(), instrument);
+        let required: BTreeSet<Step> = steps.iter().copied().collect();
+        for &row in &req.rows {
+            let add_label = |labels: &mut Vec<String>| {
+                if !labels.contains(&req.reflabel) {
+                    labels.push(req.reflabel.clone());
+                }
+            };
+            match done.get(&(row, steps.clone())) {
+                Some(Ok(i)) => {
+                    add_label(&mut resolved[*i].reflabels);
+                    continue;
+                }
+                Some(Err(i)) => {
+                    add_label(&mut problems[*i].reflabels);
+                    continue;
+                }
+                None => {}
+            }
+            let input = &rows[row];
+            let extra: Vec<Step> =
+                in_pipeline_order(input.completed.difference(&required).copied(), instrument);
+            let missing: Vec<Step> =
+                in_pipeline_order(required.difference(&input.completed).copied(), instrument);
+            let outcome = if !extra.is_empty() {
+                Err(StateProblemKind::Extra { steps: extra })
+            } else if missing.is_empty() {
+                Ok((input.path.clone(), Source::Raw))
+            } else {
+                let found = search(&input.path, &required, &scan.files, reader, &mut cache);
+                match found.found {
+                    Some(p) => Ok((p, Source::Product)),
+                    None => Err(StateProblemKind::Missing {
+                        steps: missing,
+                        product: product_name(&input.path, &steps, instrument),
+                        unreadable: found.unreadable,
+                    }),
+                }
+            };
+            let entry = match outcome {
+                Ok((file, source)) => {
+                    resolved.push(ResolvedInput {
+                        row,
+                        raw: input.path.clone(),
+                        steps: steps.clone(),
+                        file,
+                        source,
+                        reflabels: vec![req.reflabel.clone()],
+                    });
+                    Ok(resolved.len() - 1)
+                }
+                Err(kind) => {
+                    problems.push(StateProblem {
+                        raw: input.path.clone(),
+                        reflabels: vec![req.reflabel.clone()],
+                        kind,
+                    });
+                    Err(problems.len() - 1)
+                }
+            };
+            done.insert((row, steps.clone()), entry);
+        }
+    }
+    if problems.is_empty() {
+        Ok(resolved)
+    } else {
+        Err(StateError {
+            problems,
+            searched: search_dirs.to_vec(),
+            absent: scan.absent,
+            scan_error: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inputs::tests::row;
+    use Step::*;
+    use mkrefs_plugin_api::ImageKind;
+    use std::fs;
+
+    fn header_with(steps: &[Step]) -> Header {
+        let mut h = Header::new();
+        h.set("INSTRUME", "NIRCAM");
+        h.set("DETECTOR", "NRCB1");
+        for s in steps {
+            h.set(s.keyword(), "COMPLETE");
+        }
+        h
+    }
+
+    #[test]
+    fn completed_steps_spec_case() {
+        // framework.md §5.9 case 3.
+        let mut h = header_with(&[DqInit, Linearity, Refpix, Saturation, Superbias]);
+        h.set("S_IPC", "SKIPPED");
+        h.set("S_GRPSCL", "NOT DONE");
+        h.set("S_JUMP", "complete");
+        assert_eq!(
+            completed_steps(&h),
+            [DqInit, Saturation, Superbias, Refpix, Linearity]
+                .into_iter()
+                .collect()
+        );
+        let mut h = Header::new();
+        h.set("S_RAMP", "COMPLETE  ");
+        h.set("S_FRSTFR", "COMPLETE");
+        assert_eq!(
+            completed_steps(&h),
+            [FirstFrame, Rate].into_iter().collect()
+        );
+        assert!(completed_steps(&Header::new()).is_empty());
+    }
+
+    #[test]
+    fn product_names_follow_upstream_scheme() {
+        // framework.md §5.9 case 4 and the §5.4 examples.
+        assert_eq!(
+            product_name(
+                Path::new("/in/dark_current_file_number_42_uncal.fits"),
+                &[DqInit, Saturation, Superbias, Refpix, Jump],
+                Instrument::NirCam
+            ),
+            "dark_current_file_number_42_dq_init_saturation_superbias_refpix_jump.fits"
+        );
+        assert_eq!(
+            product_name(
+                Path::new("foo_uncal.fits"),
+                Instrument::NirCam.steps(),
+                Instrument::NirCam
+            ),
+            "foo_group_scale_dq_init_saturation_ipc_superbias_refpix_linearity_persistence_dark_current_jump_0_ramp_fit.fits"
+        );
+        assert_eq!(
+            product_name(Path::new("foo_uncal.fits"), &[], Instrument::NirCam),
+            "foo_uncal.fits"
+        );
+        // Order given does not matter; MIRI order is used for MIRI.
+        assert_eq!(
+            product_name(
+                Path::new("m_uncal.fits"),
+                &[Refpix, DarkCurrent],
+                Instrument::Miri
+            ),
+            "m_dark_current_refpix.fits"
+        );
+    }
+
+    #[test]
+    fn product_names_fix_upstream_replacements() {
+        // `_uncal` and `_rate` inside the stem stay (upstream replaced every occurrence).
+        assert_eq!(
+            product_name(
+                Path::new("a_uncal_rate_b_uncal.fits"),
+                &[DqInit, Rate],
+                Instrument::NirCam
+            ),
+            "a_uncal_rate_b_dq_init_0_ramp_fit.fits"
+        );
+        assert_eq!(
+            product_stem(Path::new("jw00000999888_test_file_cal.fits")),
+            "jw00000999888_test_file_cal"
+        );
+        assert_eq!(product_stem(Path::new("x.FITS")), "x");
+        assert_eq!(product_stem(Path::new("noext")), "noext");
+    }
+
+    /// Writes empty files and a reader that serves headers by file name.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        headers: HashMap<String, Header>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Fixture {
+                dir: tempfile::tempdir().unwrap(),
+                headers: HashMap::new(),
+            }
+        }
+        fn file(&mut self, rel: &str, steps: &[Step]) -> PathBuf {
+            let p = self.dir.path().join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, b"").unwrap();
+            self.headers.insert(
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                header_with(steps),
+            );
+            p
+        }
+        fn broken(&mut self, rel: &str) -> PathBuf {
+            let p = self.dir.path().join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, b"").unwrap();
+            p
+        }
+        fn reader(&self) -> impl Fn(&Path) -> Result<Header, String> + '_ {
+            |p: &Path| {
+                self.headers
+                    .get(p.file_name().unwrap().to_string_lossy().as_ref())
+                    .cloned()
+                    .ok_or_else(|| format!("not a FITS file: {}", p.display()))
+            }
+        }
+        fn path(&self, rel: &str) -> PathBuf {
+            self.dir.path().join(rel)
+        }
+    }
+
+    #[test]
+    fn find_product_requires_exact_state_and_real_prefix() {
+        let mut fx = Fixture::new();
+        let raw = fx.file("in/foo_1_uncal.fits", &[]);
+        // Extra step: never used (upstream's choose_file would take it).
+        fx.file(
+            "ssb/foo_1_dq_init_saturation_superbias.fits",
+            &[DqInit, Saturation, Superbias],
+        );
+        // Another exposure whose name extends ours without `_`.
+        fx.file("ssb/foo_10_dq_init_saturation.fits", &[DqInit, Saturation]);
+        let reader = fx.reader();
+        let dirs = [fx.path("ssb"), fx.path("prod")];
+        assert_eq!(
+            find_product(&raw, &[DqInit, Saturation], &dirs, &reader),
+            Ok(None)
+        );
+
+        let mut fx2 = Fixture::new();
+        let raw = fx2.file("in/foo_1_uncal.fits", &[]);
+        fx2.file(
+            "prod/deep/er/foo_1_dq_init_saturation.fits",
+            &[DqInit, Saturation],
+        );
+        fx2.file(
+            "prod/a/foo_1_dq_init_saturation.fits",
+            &[DqInit, Saturation],
+        );
+        let reader = fx2.reader();
+        let dirs = [fx2.path("ssb"), fx2.path("prod")];
+        // Recursive, sorted: a/ before deep/.
+        assert_eq!(
+            find_product(&raw, &[Saturation, DqInit], &dirs, &reader),
+            Ok(Some(fx2.path("prod/a/foo_1_dq_init_saturation.fits")))
+        );
+        // ssbdir is preferred over the search dirs.
+        drop(reader);
+        fx2.file(
+            "ssb/zzz/foo_1_dq_init_saturation.fits",
+            &[DqInit, Saturation],
+        );
+        let reader = fx2.reader();
+        assert_eq!(
+            find_product(&raw, &[DqInit, Saturation], &dirs, &reader),
+            Ok(Some(fx2.path("ssb/zzz/foo_1_dq_init_saturation.fits")))
+        );
+    }
+
+    #[test]
+    fn find_product_recognises_upstream_rate_and_skips_side_products() {
+        let mut fx = Fixture::new();
+        let raw = fx.file("in/d_uncal.fits", &[]);
+        let all = Instrument::NirCam.steps();
+        // Side products sort first but are never taken.
+        fx.file("ssb/d_a_1_ramp_fit.fits", all);
+        fx.file("ssb/d_a_fitopt.fits", all);
+        let rate = product_name(&raw, all, Instrument::NirCam);
+        fx.file(&format!("ssb/{rate}"), all);
+        let reader = fx.reader();
+        assert_eq!(
+            find_product(&raw, all, &[fx.path("ssb")], &reader),
+            Ok(Some(fx.path(&format!("ssb/{rate}"))))
+        );
+    }
+
+    #[test]
+    fn unreadable_candidates_are_reported_only_when_nothing_found() {
+        let mut fx = Fixture::new();
+        let raw = fx.file("in/e_uncal.fits", &[]);
+        fx.broken("ssb/e_broken.fits");
+        let reader = fx.reader();
+        let err = find_product(&raw, &[DqInit], &[fx.path("ssb")], &reader).unwrap_err();
+        assert!(err.contains("e_broken.fits (not a FITS file"), "{err}");
+        drop(reader);
+        fx.file("ssb/e_ok.fits", &[DqInit]);
+        let reader = fx.reader();
+        assert_eq!(
+            find_product(&raw, &[DqInit], &[fx.path("ssb")], &reader),
+            Ok(Some(fx.path("ssb/e_ok.fits")))
+        );
+    }
+
+    /// framework.md §5.9 case 1 (choose_file), where it still applies: only a candidate whose
+    /// state equals the required one is taken; upstream also took the "closest" one.
+    #[test]
+    fn spec_choose_file_cases_with_exact_state() {
+        let mut fx = Fixture::new();
+        let raw = fx.file("in/file_uncal.fits", &[]);
+        fx.file("ssb/file_1.fits", &[DqInit, Saturation]);
+        fx.file("ssb/file_2.fits", &[DqInit, Saturation, Superbias]);
+        fx.file("ssb/file_3.fits", &[DqInit, Saturation, Superbias, Refpix]);
+        fx.file(
+            "ssb/file_4.fits",
+            &[DqInit, Saturation, Superbias, Refpix, Ipc],
+        );
+        fx.file(
+            "ssb/file_5.fits",
+            &[DqInit, Saturation, Superbias, Refpix, Ipc, Jump],
+        );
+        let reader = fx.reader();
+        let dirs = [fx.path("ssb")];
+        let find = |req: &[Step]| find_product(&raw, req, &dirs, &reader).unwrap();
+        // Same answer as upstream.
+        assert_eq!(
+            find(&[DqInit, Saturation]),
+            Some(fx.path("ssb/file_1.fits"))
+        );
+        // Upstream: file4 / file1 / file5, none at the required state; here: nothing.
+        assert_eq!(
+            find(&[
+                DqInit,
+                Saturation,
+                Superbias,
+                Refpix,
+                Ipc,
+                DarkCurrent,
+                Jump
+            ]),
+            None
+        );
+        assert_eq!(find(&[DqInit, Saturation, Refpix]), None);
+        assert_eq!(
+            find(&[DqInit, Saturation, Superbias, Refpix, Ipc, Jump, Rate]),
+            None
+        );
+        assert_eq!(
+            find(&[DqInit, Saturation, Superbias, Refpix, Ipc, Jump]),
+            Some(fx.path("ssb/file_5.fits"))
+        );
+    }
+
+    /// framework.md §5.9 case 5 (steps_to_run): the missing steps reported are the same.
+    #[test]
+    fn spec_steps_to_run_cases_as_missing_steps() {
+        let required = vec![DqInit, Saturation, Superbias, Refpix, DarkCurrent, Jump];
+        let rows = vec![
+            input_row(
+                Path::new("/in/x_uncal.fits"),
+                &[Saturation, Refpix, DarkCurrent],
+            ),
+            input_row(Path::new("/in/y_uncal.fits"), &[DqInit]),
+        ];
+        let reqs = [StateRequest {
+            reflabel: "dark".into(),
+            steps: required,
+            rows: vec![0, 1],
+        }];
+        let reader = |_: &Path| -> Result<Header, String> { unreachable!("nothing to read") };
+        let err = plan_inputs(&rows, &reqs, Instrument::NirCam, &[], &reader).unwrap_err();
+        let missing: Vec<Vec<Step>> = err
+            .problems
+            .iter()
+            .map(|p| match &p.kind {
+                StateProblemKind::Missing { steps, .. } => steps.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            missing,
+            vec![
+                vec![DqInit, Superbias, Jump],
+                vec![Saturation, Superbias, Refpix, DarkCurrent, Jump]
+            ]
+        );
+        assert!(
+            err.to_string()
+                .contains("Searched for products (recursively): nothing")
+        );
+    }
+
+    fn input_row(path: &Path, completed: &[Step]) -> InputRow {
+        let mut r = row(path.to_str().unwrap(), 58000.0, ImageKind::Dark, "NRCB1");
+        r.completed = completed.iter().copied().collect();
+        r
+    }
+
+    #[test]
+    fn plan_uses_raw_product_and_shares_between_reflabels() {
+        let mut fx = Fixture::new();
+        let a = fx.file("in/a_uncal.fits", &[]);
+        let b = fx.file("in/b_dq_init.fits", &[DqInit]);
+        let prod = fx.file("ssb/a_dq_init.fits", &[DqInit]);
+        let rows = vec![input_row(&a, &[]), input_row(&b, &[DqInit])];
+        let reqs = vec![
+            StateRequest {
+                reflabel: "readnoise".into(),
+                steps: vec![DqInit],
+                rows: vec![0, 1],
+            },
+            StateRequest {
+                reflabel: "superbias".into(),
+                steps: vec![DqInit],
+                rows: vec![0],
+            },
+            StateRequest {
+                reflabel: "raw".into(),
+                steps: vec![],
+                rows: vec![0],
+            },
+        ];
+        let reader = fx.reader();
+        let plan =
+            plan_inputs(&rows, &reqs, Instrument::NirCam, &[fx.path("ssb")], &reader).unwrap();
+        assert_eq!(plan.len(), 3);
+        assert_eq!(plan[0].file, prod);
+        assert_eq!(plan[0].source, Source::Product);
+        assert_eq!(plan[0].reflabels, vec!["readnoise", "superbias"]);
+        assert_eq!(plan[1].file, b);
+        assert_eq!(plan[1].source, Source::Raw);
+        assert_eq!(plan[2].file, a);
+        assert_eq!(plan[2].source, Source::Raw);
+        assert_eq!(resolved_file(&plan, 0, &[DqInit]), Some(prod.as_path()));
+        assert_eq!(resolved_file(&plan, 0, &[]), Some(a.as_path()));
+        assert_eq!(resolved_file(&plan, 1, &[]), None);
+    }
+
+    #[test]
+    fn plan_lists_every_missing_and_extra_input() {
+        let mut fx = Fixture::new();
+        let a = fx.file("in/a_uncal.fits", &[]);
+        let b = fx.file("in/b_uncal.fits", &[DqInit]);
+        let c = fx.file("in/c_jump.fits", &[DqInit, Saturation, Jump]);
+        let rows = vec![
+            input_row(&a, &[]),
+            input_row(&b, &[DqInit]),
+            input_row(&c, &[DqInit, Saturation, Jump]),
+        ];
+        let reqs = vec![
+            StateRequest {
+                reflabel: "readnoise".into(),
+                steps: vec![Saturation, DqInit],
+                rows: vec![0, 1, 2],
+            },
+            StateRequest {
+                reflabel: "superbias".into(),
+                steps: vec![DqInit, Saturation],
+                rows: vec![1],
+            },
+        ];
+        let reader = fx.reader();
+        let ssb = fx.path("ssb");
+        let err = plan_inputs(
+            &rows,
+            &reqs,
+            Instrument::NirCam,
+            std::slice::from_ref(&ssb),
+            &reader,
+        )
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 3);
+        assert_eq!(
+            err.problems[0].kind,
+            StateProblemKind::Missing {
+                steps: vec![DqInit, Saturation],
+                product: "a_dq_init_saturation.fits".into(),
+                unreadable: vec![]
+            }
+        );
+        assert_eq!(err.problems[1].reflabels, vec!["readnoise", "superbias"]);
+        assert_eq!(
+            err.problems[1].kind,
+            StateProblemKind::Missing {
+                steps: vec![Saturation],
+                product: "b_dq_init_saturation.fits".into(),
+                unreadable: vec![]
+            }
+        );
+        assert_eq!(
+            err.problems[2].kind,
+            StateProblemKind::Extra { steps: vec![Jump] }
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!(
+                "{} (readnoise): missing dq_init, saturation",
+                a.display()
+            )),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!(
+                "{} (readnoise, superbias): missing saturation",
+                b.display()
+            )),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!(
+                "{} (readnoise): already has jump done",
+                c.display()
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("(does not exist)"), "{msg}");
+        assert!(msg.contains("strun calwebb_detector1"), "{msg}");
+        assert!(msg.contains("output.pipeline_prod_search_dir"), "{msg}");
+    }
+}

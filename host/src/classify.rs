@@ -1,0 +1,247 @@
+//! Whether an input exposure is a dark or a flat (framework.md §3.4).
+//!
+//! Precedence, first match wins:
+//! 1. the header: `EXP_TYPE` in `inputfiles.dark_exp_types` gives a dark, in
+//!    `inputfiles.flat_exp_types` a flat (compared ignoring case and surrounding blanks);
+//! 2. the file name: `inputfiles.dark_pattern` searched in the basename gives a dark, then
+//!    `inputfiles.flat_pattern` a flat (upstream's only rule; a name matching both is a dark).
+//!
+//! Upstream used only the file name, which works for ground-test names but not for flight data
+//! (framework.md §10); the header comes first so that flight data classify without renaming.
+
+use std::path::Path;
+
+use mkrefs_plugin_api::ImageKind;
+use regex::Regex;
+
+/// EXP_TYPE values of dark exposures of NIRCam, NIRISS, NIRSpec, MIRI and FGS.
+pub const DEFAULT_DARK_EXP_TYPES: &[&str] = &[
+    "NRC_DARK",
+    "NIS_DARK",
+    "NRS_DARK",
+    "MIR_DARK",
+    "MIR_DARKALL",
+    "MIR_DARKIMG",
+    "MIR_DARKMRS",
+    "FGS_DARK",
+];
+
+/// EXP_TYPE values of flat, lamp and LED exposures. `NRS_LAMP` also covers NIRSpec line lamps;
+/// remove it from `inputfiles.flat_exp_types` if such files are among the inputs.
+pub const DEFAULT_FLAT_EXP_TYPES: &[&str] = &[
+    "NRC_FLAT",
+    "NRC_LED",
+    "NIS_LAMP",
+    "NRS_AUTOFLAT",
+    "NRS_LAMP",
+    "MIR_FLATALL",
+    "MIR_FLATIMAGE",
+    "MIR_FLATIMAGE-EXT",
+    "MIR_FLATMRS",
+    "MIR_FLATMRS-EXT",
+    "FGS_INTFLAT",
+    "FGS_SKYFLAT",
+];
+
+/// The configured classification rules, with the patterns compiled once.
+#[derive(Clone, Debug)]
+pub struct ClassifyRules {
+    dark_pattern: Option<Regex>,
+    flat_pattern: Option<Regex>,
+    dark_exp_types: Vec<String>,
+    flat_exp_types: Vec<String>,
+}
+
+impl ClassifyRules {
+    /// Compiles the patterns; an error names the config key. An EXP_TYPE listed as both dark and
+    /// flat is refused, because either answer would be a guess.
+    pub fn new(
+        dark_pattern: Option<&str>,
+        flat_pattern: Option<&str>,
+        dark_exp_types: &[String],
+        flat_exp_types: &[String],
+    ) -> Result<ClassifyRules, String> {
+        let normalize = |v: &[String]| -> Vec<String> {
+            v.iter().map(|s| s.trim().to_ascii_uppercase()).collect()
+        };
+        let dark_exp_types = normalize(dark_exp_types);
+        let flat_exp_types = normalize(flat_exp_types);
+        if let Some(both) = dark_exp_types.iter().find(|d| flat_exp_types.contains(d)) {
+            return Err(format!(
+                "EXP_TYPE {both} is listed in both inputfiles.dark_exp_types and inputfiles.flat_exp_types: remove it from one of them"
+            ));
+        }
+        Ok(ClassifyRules {
+            dark_pattern: compile("inputfiles.dark_pattern", dark_pattern)?,
+            flat_pattern: compile("inputfiles.flat_pattern", flat_pattern)?,
+            dark_exp_types,
+            flat_exp_types,
+        })
+    }
+
+    /// The default EXP_TYPE lists and upstream's default filename patterns.
+    pub fn with_defaults() -> ClassifyRules {
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        ClassifyRules::new(
+            Some("Bias|Dark|BIAS|DARK|ZERO"),
+            Some("GAIN|LIN"),
+            &owned(DEFAULT_DARK_EXP_TYPES),
+            &owned(DEFAULT_FLAT_EXP_TYPES),
+        )
+        .expect("the built-in classification rules are valid")
+    }
+}
+
+fn compile(key: &str, pattern: Option<&str>) -> Result<Option<Regex>, String> {
+    match pattern {
+        None | Some("") => Ok(None),
+        Some(p) => Regex::new(p)
+            .map(Some)
+            .map_err(|e| format!("{key}: '{p}' is not a valid regular expression: {e}")),
+    }
+}
+
+/// Dark or flat, by the precedence in the module docs. The error names the file and its
+/// EXP_TYPE and says how to fix it.
+pub fn classify(
+    path: &Path,
+    exp_type: Option<&str>,
+    rules: &ClassifyRules,
+) -> Result<ImageKind, String> {
+    if let Some(exp) = exp_type {
+        let exp = exp.trim().to_ascii_uppercase();
+        if rules.dark_exp_types.contains(&exp) {
+            return Ok(ImageKind::Dark);
+        }
+        if rules.flat_exp_types.contains(&exp) {
+            return Ok(ImageKind::Flat);
+        }
+    }
+    let basename = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    if rules
+        .dark_pattern
+        .as_ref()
+        .is_some_and(|re| re.is_match(&basename))
+    {
+        return Ok(ImageKind::Dark);
+    }
+    if rules
+        .flat_pattern
+        .as_ref()
+        .is_some_and(|re| re.is_match(&basename))
+    {
+        return Ok(ImageKind::Flat);
+    }
+    let exp_desc = match exp_type {
+        Some(e) => format!("EXP_TYPE is '{}'", e.trim()),
+        None => "there is no EXP_TYPE".to_string(),
+    };
+    let pattern = |re: &Option<Regex>| match re {
+        Some(re) => format!("'{}'", re.as_str()),
+        None => "(not set)".to_string(),
+    };
+    Err(format!(
+        "{}: cannot tell whether this is a dark or a flat: {exp_desc}, and the file name matches neither inputfiles.dark_pattern {} nor inputfiles.flat_pattern {}; add the EXP_TYPE to inputfiles.dark_exp_types or inputfiles.flat_exp_types, or rename the file to match a pattern, or leave it out",
+        path.display(),
+        pattern(&rules.dark_pattern),
+        pattern(&rules.flat_pattern),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> &Path {
+        Path::new(s)
+    }
+
+    #[test]
+    fn header_first() {
+        let rules = ClassifyRules::with_defaults();
+        // The name says flat (LIN); the header says dark, and wins.
+        assert_eq!(
+            classify(p("/d/NRCN815A-LIN-1_uncal.fits"), Some("NRC_DARK"), &rules),
+            Ok(ImageKind::Dark)
+        );
+        assert_eq!(
+            classify(p("/d/jw01_uncal.fits"), Some(" nrc_led "), &rules),
+            Ok(ImageKind::Flat)
+        );
+        for exp in DEFAULT_DARK_EXP_TYPES {
+            assert_eq!(
+                classify(p("x.fits"), Some(exp), &rules),
+                Ok(ImageKind::Dark)
+            );
+        }
+        for exp in DEFAULT_FLAT_EXP_TYPES {
+            assert_eq!(
+                classify(p("x.fits"), Some(exp), &rules),
+                Ok(ImageKind::Flat)
+            );
+        }
+    }
+
+    #[test]
+    fn then_file_name_dark_before_flat() {
+        let rules = ClassifyRules::with_defaults();
+        assert_eq!(
+            classify(
+                p("/data/NRCNRCA1-DARK-60_uncal.fits"),
+                Some("NRC_IMAGE"),
+                &rules
+            ),
+            Ok(ImageKind::Dark)
+        );
+        assert_eq!(
+            classify(p("/data/GAIN_uncal.fits"), None, &rules),
+            Ok(ImageKind::Flat)
+        );
+        // Both patterns: dark, as upstream.
+        assert_eq!(
+            classify(p("/data/DARK_LIN.fits"), None, &rules),
+            Ok(ImageKind::Dark)
+        );
+        // Only the basename is searched, not the directory.
+        assert!(classify(p("/DARK/jw01_uncal.fits"), None, &rules).is_err());
+    }
+
+    #[test]
+    fn unclassifiable_names_file_and_exp_type() {
+        let rules = ClassifyRules::with_defaults();
+        let err = classify(p("/data/jw01_uncal.fits"), Some("NRC_IMAGE"), &rules).unwrap_err();
+        assert!(err.starts_with("/data/jw01_uncal.fits:"), "{err}");
+        assert!(err.contains("EXP_TYPE is 'NRC_IMAGE'"), "{err}");
+        assert!(err.contains("inputfiles.dark_exp_types"), "{err}");
+        let err = classify(p("/data/jw01_uncal.fits"), None, &rules).unwrap_err();
+        assert!(err.contains("there is no EXP_TYPE"), "{err}");
+    }
+
+    #[test]
+    fn configured_lists_and_patterns() {
+        let rules = ClassifyRules::new(None, Some("flat"), &["MY_DARK".into()], &[]).unwrap();
+        assert_eq!(
+            classify(p("a.fits"), Some("my_dark"), &rules),
+            Ok(ImageKind::Dark)
+        );
+        assert_eq!(
+            classify(p("a_flat.fits"), None, &rules),
+            Ok(ImageKind::Flat)
+        );
+        // NRC_DARK is not in this configuration.
+        let err = classify(p("a.fits"), Some("NRC_DARK"), &rules).unwrap_err();
+        assert!(err.contains("dark_pattern (not set)"), "{err}");
+    }
+
+    #[test]
+    fn bad_config_is_named() {
+        let err = ClassifyRules::new(Some("(Dark"), None, &[], &[]).unwrap_err();
+        assert!(err.starts_with("inputfiles.dark_pattern: '(Dark'"), "{err}");
+        let err =
+            ClassifyRules::new(None, None, &["NRC_LED".into()], &["nrc_led".into()]).unwrap_err();
+        assert!(err.contains("NRC_LED is listed in both"), "{err}");
+    }
+}
