@@ -17,7 +17,10 @@ pub fn temp_path(path: &Path) -> PathBuf {
 pub fn write(path: &Path, contents: &[u8]) -> Result<(), String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
-            format!("cannot create directory {}: {e} (check permissions)", dir.display())
+            format!(
+                "cannot create directory {}: {e} (check permissions)",
+                dir.display()
+            )
         })?;
     }
     let tmp = temp_path(path);
@@ -29,7 +32,10 @@ pub fn write(path: &Path, contents: &[u8]) -> Result<(), String> {
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e} (check permissions and free space)", path.display())
+        format!(
+            "cannot write {}: {e} (check permissions and free space)",
+            path.display()
+        )
     })
 }
 

@@ -16,8 +16,7 @@ use abi_stable::{
     std_types::{RStr, RVec},
 };
 use mkrefs_plugin_api::{
-    GeneratorBox, HostCallbacks, HostCallbacks_TO, Job, LogLevel, bundled_generators,
-    load_library,
+    GeneratorBox, HostCallbacks, HostCallbacks_TO, Job, LogLevel, bundled_generators, load_library,
 };
 
 use crate::atomic;
@@ -58,7 +57,10 @@ fn find_generator(spec: &JobSpec) -> Result<GeneratorBox, String> {
             return Ok(g);
         }
     }
-    Err(format!("this mkrefs has no bundled generator '{}'", spec.reflabel))
+    Err(format!(
+        "this mkrefs has no bundled generator '{}'",
+        spec.reflabel
+    ))
 }
 
 /// Runs the job and returns the process exit status.
@@ -89,7 +91,11 @@ pub fn run_job(job_file: &Path, threads: usize) -> i32 {
         Ok(report) => (
             true,
             None,
-            report.extra_outputs.iter().map(|s| s.as_str().into()).collect(),
+            report
+                .extra_outputs
+                .iter()
+                .map(|s| s.as_str().into())
+                .collect(),
             report.summary.to_string(),
         ),
         Err(e) => (false, Some(e), Vec::new(), String::new()),
@@ -119,7 +125,10 @@ pub fn run_job(job_file: &Path, threads: usize) -> i32 {
 fn execute(spec: &JobSpec, threads: usize) -> Result<mkrefs_plugin_api::JobReport, String> {
     let generator = find_generator(spec)?;
     std::fs::create_dir_all(&spec.scratch_dir).map_err(|e| {
-        format!("cannot create scratch directory {}: {e}", spec.scratch_dir.display())
+        format!(
+            "cannot create scratch directory {}: {e}",
+            spec.scratch_dir.display()
+        )
     })?;
     if let Some(dir) = spec.output.parent() {
         std::fs::create_dir_all(dir)

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Arg, ArgAction, ArgMatches, Args, Command, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{
+    Arg, ArgAction, ArgMatches, Args, Command, CommandFactory, FromArgMatches, Parser, Subcommand,
+};
 
 use crate::registry::Registry;
 
@@ -317,7 +319,10 @@ pub fn command(registry: &Registry) -> Command {
 }
 
 /// Parses the command line into the derived options and the generator parameters.
-pub fn parse(argv: Vec<String>, registry: &Registry) -> Result<(Cli, Vec<CliParamArg>), clap::Error> {
+pub fn parse(
+    argv: Vec<String>,
+    registry: &Registry,
+) -> Result<(Cli, Vec<CliParamArg>), clap::Error> {
     let argv = normalize_argv(argv);
     let matches = command(registry).try_get_matches_from(argv)?;
     let cli = Cli::from_arg_matches(&matches)?;
@@ -379,7 +384,13 @@ mod tests {
     #[test]
     fn plugin_dirs_are_found_before_parsing() {
         assert_eq!(
-            prescan_plugin_dirs(&v(&["mkrefs", "--plugin-dir", "/a", "run", "--plugin-dir=/b"])),
+            prescan_plugin_dirs(&v(&[
+                "mkrefs",
+                "--plugin-dir",
+                "/a",
+                "run",
+                "--plugin-dir=/b"
+            ])),
             vec![PathBuf::from("/a"), PathBuf::from("/b")]
         );
     }

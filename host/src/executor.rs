@@ -272,7 +272,12 @@ fn job_style() -> ProgressStyle {
 /// The table printed at the end of a run and kept in the run directory.
 pub fn summary_table(results: &[JobResult]) -> String {
     let mut out = String::new();
-    let width = results.iter().map(|r| r.reflabel.len()).max().unwrap_or(8).max(8);
+    let width = results
+        .iter()
+        .map(|r| r.reflabel.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
     out.push_str(&format!(
         "{:>5}  {:width$}  {:9}  {:8}  {:>8}  output\n",
         "cmdID", "reflabel", "detector", "status", "seconds"

@@ -188,8 +188,12 @@ mod tests {
             ParamValue::Float(2.5),
             ParamValue::str("stack"),
             ParamValue::List(
-                vec![ParamScalar::Str("HOT".into()), ParamScalar::Int(2), ParamScalar::Float(0.5)]
-                    .into(),
+                vec![
+                    ParamScalar::Str("HOT".into()),
+                    ParamScalar::Int(2),
+                    ParamScalar::Float(0.5),
+                ]
+                .into(),
             ),
         ];
         for v in values {

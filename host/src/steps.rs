@@ -13,52 +13,20 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// A JWST instrument; it decides the step list and its order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Instrument {
-    NirCam,
-    Niriss,
-    NirSpec,
-    Miri,
-    Fgs,
+pub use mkrefs_support::geometry::Instrument;
+
+/// What the calibration pipeline does per instrument.
+pub trait PipelineSteps {
+    /// The instrument's calwebb_detector1 steps in pipeline order.
+    fn steps(self) -> &'static [Step];
+    /// Position of `step` in this instrument's pipeline, `None` if it does not run the step.
+    fn position(self, step: Step) -> Option<usize>;
+    /// The steps as a readable comma list, for error messages.
+    fn step_names(self) -> String;
 }
 
-impl Instrument {
-    pub const ALL: [Instrument; 5] = [
-        Instrument::NirCam,
-        Instrument::Niriss,
-        Instrument::NirSpec,
-        Instrument::Miri,
-        Instrument::Fgs,
-    ];
-
-    /// Case-insensitive, as upstream lower-cases the configured name.
-    pub fn parse(s: &str) -> Result<Instrument, String> {
-        let wanted = s.trim();
-        Instrument::ALL
-            .into_iter()
-            .find(|i| i.name().eq_ignore_ascii_case(wanted))
-            .ok_or_else(|| {
-                format!(
-                    "'{s}' is not a JWST instrument: use one of {}",
-                    Instrument::ALL.map(|i| i.name()).join(", ")
-                )
-            })
-    }
-
-    /// The name as written in headers and configs (`INSTRUME` spelling).
-    pub fn name(self) -> &'static str {
-        match self {
-            Instrument::NirCam => "NIRCam",
-            Instrument::Niriss => "NIRISS",
-            Instrument::NirSpec => "NIRSpec",
-            Instrument::Miri => "MIRI",
-            Instrument::Fgs => "FGS",
-        }
-    }
-
-    /// The instrument's calwebb_detector1 steps in pipeline order.
-    pub fn steps(self) -> &'static [Step] {
+impl PipelineSteps for Instrument {
+    fn steps(self) -> &'static [Step] {
         use Step::*;
         const NEAR_IR: &[Step] = &[
             GroupScale,
@@ -100,14 +68,13 @@ impl Instrument {
             Rate,
         ];
         match self {
-            Instrument::NirCam | Instrument::Niriss | Instrument::Fgs => NEAR_IR,
+            Instrument::NirCam | Instrument::NirIss | Instrument::Fgs => NEAR_IR,
             Instrument::NirSpec => NIRSPEC,
             Instrument::Miri => MIRI,
         }
     }
 
-    /// Position of `step` in this instrument's pipeline, `None` if it does not run the step.
-    pub fn position(self, step: Step) -> Option<usize> {
+    fn position(self, step: Step) -> Option<usize> {
         self.steps().iter().position(|s| *s == step)
     }
 
@@ -120,10 +87,11 @@ impl Instrument {
     }
 }
 
-impl fmt::Display for Instrument {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// Parses a configured instrument name, case-insensitively (upstream lower-cases it).
+pub fn parse_instrument(s: &str) -> Result<Instrument, String> {
+    Instrument::from_header(s.trim()).ok_or_else(|| {
+        format!("'{s}' is not a JWST instrument: use one of NIRCam, NIRISS, NIRSpec, MIRI, FGS")
+    })
 }
 
 /// One calwebb_detector1 step. The derived order is upstream's documentation order
@@ -444,7 +412,7 @@ mod tests {
     #[test]
     fn step_lists_per_instrument() {
         assert_eq!(Instrument::NirCam.steps().len(), 11);
-        assert_eq!(Instrument::Niriss.steps(), Instrument::NirCam.steps());
+        assert_eq!(Instrument::NirIss.steps(), Instrument::NirCam.steps());
         assert_eq!(Instrument::Fgs.steps(), Instrument::NirCam.steps());
         assert_eq!(Instrument::NirSpec.steps().len(), 10);
         assert!(!Instrument::NirSpec.steps().contains(&Persistence));
@@ -460,9 +428,9 @@ mod tests {
 
     #[test]
     fn instrument_parse_is_case_insensitive() {
-        assert_eq!(Instrument::parse("nircam"), Ok(Instrument::NirCam));
-        assert_eq!(Instrument::parse(" MIRI "), Ok(Instrument::Miri));
-        let err = Instrument::parse("nircma").unwrap_err();
+        assert_eq!(parse_instrument("nircam"), Ok(Instrument::NirCam));
+        assert_eq!(parse_instrument(" MIRI "), Ok(Instrument::Miri));
+        let err = parse_instrument("nircma").unwrap_err();
         assert!(err.contains("NIRCam, NIRISS, NIRSpec, MIRI, FGS"), "{err}");
     }
 
@@ -603,7 +571,7 @@ mod tests {
             "{err}"
         );
         let err = expand_ssbsteps(Some("firstframe-"), Instrument::NirCam).unwrap_err();
-        assert!(err.contains("firstframe is not a NIRCam"), "{err}");
+        assert!(err.contains("firstframe is not a NIRCAM"), "{err}");
         let err = expand_ssbsteps(Some("dq_init,,jump"), Instrument::NirCam).unwrap_err();
         assert!(err.contains("empty item"), "{err}");
         assert!(expand_ssbsteps(Some("-"), Instrument::NirCam).is_err());

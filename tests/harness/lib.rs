@@ -1,1 +1,178 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: the real `mkrefs` binary, the stdatamodels
+//! validator, and building plugin crates.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace root")
+        .to_path_buf()
+}
+
+/// The directory cargo builds into for this test run (`target/debug` or `target/release`).
+fn profile_dir() -> PathBuf {
+    // The test executable lives in <target>/<profile>/deps/.
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executables live in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The `mkrefs` binary of this build, built on first use so tests never run a stale one.
+pub fn mkrefs_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let profile = profile_dir();
+        let release = profile.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(workspace_root())
+            .args(["build", "--quiet", "-p", "mkrefs", "--bin", "mkrefs"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building mkrefs failed");
+        let bin = profile.join("mkrefs");
+        assert!(bin.is_file(), "no mkrefs binary at {}", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A command running the real `mkrefs` with a clean environment for config and plugins.
+pub fn mkrefs(cwd: &Path) -> Command {
+    let mut cmd = Command::new(mkrefs_bin());
+    cmd.current_dir(cwd)
+        .env_remove("MKREFS_CONFIG")
+        .env_remove("JWST_MKREFS_CONFIGFILE")
+        .env_remove("MKREFS_PLUGIN_PATH")
+        .env("XDG_DATA_HOME", cwd.join("xdg-data"))
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Output of a finished command as text, for assertions and failure messages.
+pub struct Ran {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn ok(&self) -> bool {
+        self.status.success()
+    }
+    /// stdout and stderr together.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Debug for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Ran {
+    let out: Output = cmd.output().expect("command starts");
+    Ran {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The Python of the test venv (made by `tests/run.sh`), or `MKREFS_TEST_PYTHON`.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("MKREFS_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = workspace_root().join("target/test-venv/bin/python");
+    assert!(
+        venv.is_file(),
+        "no Python with stdatamodels: run `bash tests/run.sh` (or `bash \
+         tests/python/ensure-venv.sh target/test-venv`) first, or set MKREFS_TEST_PYTHON"
+    );
+    venv
+}
+
+/// Validates reference files with stdatamodels (strict validation); one JSON result each.
+pub fn validate(paths: &[PathBuf]) -> Vec<Value> {
+    let script = workspace_root().join("tests/python/validate_reffile.py");
+    let ran = run(Command::new(python()).arg(script).args(paths));
+    let results: Vec<Value> = ran
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("validator prints JSON lines"))
+        .collect();
+    assert_eq!(results.len(), paths.len(), "validator output: {ran:?}");
+    results
+}
+
+/// Asserts that stdatamodels accepts every file under strict validation.
+pub fn assert_valid(paths: &[PathBuf]) -> Vec<Value> {
+    let results = validate(paths);
+    for r in &results {
+        assert_eq!(
+            r["ok"],
+            Value::Bool(true),
+            "stdatamodels rejected a file: {r}"
+        );
+    }
+    results
+}
+
+/// The target directory shared by every plugin crate the tests build, so their common
+/// dependencies compile once.
+pub fn plugin_target_dir() -> PathBuf {
+    workspace_root().join("target").join("plugin-builds")
+}
+
+/// Builds a cdylib crate (release is not needed: debug is faster to build) and returns the
+/// path of the library it produced.
+pub fn build_cdylib(manifest_dir: &Path, lib_name: &str, extra_args: &[&str]) -> PathBuf {
+    let target = plugin_target_dir();
+    let ran = run(Command::new(env!("CARGO"))
+        .current_dir(manifest_dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["build", "--quiet", "--lib"])
+        .args(extra_args));
+    assert!(
+        ran.ok(),
+        "building {} failed: {ran:?}",
+        manifest_dir.display()
+    );
+    let file = format!(
+        "{}{lib_name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let path = target.join("debug").join(file);
+    assert!(path.is_file(), "no library at {}", path.display());
+    path
+}
+
+/// Copies a library into a plugin directory under the name mkrefs looks for.
+pub fn install_plugin(lib: &Path, plugin_dir: &Path, reflabel: &str) -> PathBuf {
+    std::fs::create_dir_all(plugin_dir).unwrap();
+    let dest = plugin_dir.join(format!(
+        "{}mkref_{reflabel}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    std::fs::copy(lib, &dest).unwrap();
+    dest
+}

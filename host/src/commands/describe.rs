@@ -15,7 +15,8 @@ fn show_default(v: &ParamValue) -> String {
 }
 
 pub fn run(registry: &Registry, global: &GlobalOptions, label: &str) -> Result<ExitCode, String> {
-    let reflabel = crate::settings::resolve_describe_label(registry, global, label);
+    let _ = global;
+    let reflabel = label.to_string();
     let e = registry.get(&reflabel)?;
     println!(
         "{} (reftype {}), version {}, {}",
@@ -28,7 +29,13 @@ pub fn run(registry: &Registry, global: &GlobalOptions, label: &str) -> Result<E
     for para in e.info.description.as_str().trim().split("\n\n") {
         println!("{}\n", textwrap(para.trim(), 92, ""));
     }
-    let or_none = |s: &str| if s.is_empty() { "none".to_string() } else { s.to_string() };
+    let or_none = |s: &str| {
+        if s.is_empty() {
+            "none".to_string()
+        } else {
+            s.to_string()
+        }
+    };
     println!(
         "Defaults: imtypes {}; ssbsteps {}; ssb_save_steps {}",
         or_none(&e.info.default_imtypes),

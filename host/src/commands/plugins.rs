@@ -53,7 +53,10 @@ pub fn run(registry: &Registry, search_path: &[PathBuf]) -> Result<ExitCode, Str
             w0 = widths[0]
         );
     }
-    let dirs: Vec<String> = search_path.iter().map(|p| p.display().to_string()).collect();
+    let dirs: Vec<String> = search_path
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     println!("plugin path: {}", dirs.join(":"));
     Ok(ExitCode::SUCCESS)
 }

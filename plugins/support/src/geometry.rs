@@ -8,7 +8,7 @@
 use std::fmt;
 
 /// The JWST instruments, as in the INSTRUME keyword.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Instrument {
     NirCam,
     NirIss,

@@ -1,0 +1,228 @@
+//! The mkrefs benchmark: times whole `mkrefs` processes on simulated NIRCam full-frame darks
+//! and reports wall time and peak RSS (the largest single process: the host or a job child).
+//!
+//! Usage (from the workspace root; see the README):
+//!
+//! ```text
+//! cargo build --release -p mkrefs -p mkrefs-e2e
+//! target/release/mkrefs-bench [--runs 5] [--data DIR] [--cases readnoise,superbias]
+//! ```
+//!
+//! It simulates (once, cached in `--data`) 2048x2048 darks with 2 integrations x 10 groups:
+//! 5 files for the main figures and 20 files for the memory-scaling point, then runs each case
+//! `--runs` times and prints the median, min and max wall time and the median peak RSS.
+//! Peak RSS comes from `getrusage(RUSAGE_CHILDREN)` in a measuring child that starts the
+//! command and waits for it (all descendants are waited for, so job children count).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+struct Case {
+    name: &'static str,
+    reflabel: &'static str,
+    extra: &'static [&'static str],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "readnoise-stack",
+        reflabel: "readnoise",
+        extra: &["--readnoise.method", "stack"],
+    },
+    Case {
+        name: "readnoise-ramp",
+        reflabel: "readnoise",
+        extra: &["--readnoise.method", "ramp"],
+    },
+    Case {
+        name: "superbias",
+        reflabel: "superbias",
+        extra: &[],
+    },
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("measure") {
+        return measure(&args[2..]);
+    }
+    let mut runs = 5usize;
+    let mut data = PathBuf::from("target/bench-data");
+    let mut cases: Vec<String> = CASES.iter().map(|c| c.name.to_string()).collect();
+    let mut counts = vec![5usize, 20];
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => runs = it.next().and_then(|v| v.parse().ok()).unwrap_or(runs),
+            "--data" => data = PathBuf::from(it.next().expect("--data DIR")),
+            "--cases" => {
+                cases = it
+                    .next()
+                    .expect("--cases LIST")
+                    .split(',')
+                    .map(str::to_string)
+                    .collect()
+            }
+            "--files" => {
+                counts = it
+                    .next()
+                    .expect("--files LIST")
+                    .split(',')
+                    .map(|v| v.parse().expect("file counts are numbers"))
+                    .collect()
+            }
+            other => {
+                eprintln!("unknown argument {other}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mkrefs = sibling_binary("mkrefs");
+    println!(
+        "mkrefs benchmark: {} runs per case, NIRCam NRCA1 2048x2048, 2 ints x 10 groups",
+        runs
+    );
+    println!(
+        "{:18} {:>5} {:>9} {:>9} {:>9} {:>10}",
+        "case", "files", "median_s", "min_s", "max_s", "peak_rss_MB"
+    );
+    for &n in &counts {
+        let dir = data.join(format!("darks{n}"));
+        let files = simulate(&mkrefs, &dir, n);
+        for case in CASES.iter().filter(|c| cases.iter().any(|n| n == c.name)) {
+            let mut walls = Vec::new();
+            let mut rss = Vec::new();
+            for _ in 0..runs {
+                let out = tempfile::tempdir().expect("temp dir");
+                let mut cmd: Vec<String> = vec![
+                    mkrefs.display().to_string(),
+                    "-q".into(),
+                    "run".into(),
+                    case.reflabel.into(),
+                ];
+                cmd.extend(files.iter().map(|f| f.display().to_string()));
+                cmd.extend(case.extra.iter().map(|s| s.to_string()));
+                cmd.extend([
+                    "--outrootdir".into(),
+                    out.path().display().to_string(),
+                    "--jobs".into(),
+                    "1".into(),
+                ]);
+                let (wall, peak) = measured(&cmd);
+                walls.push(wall);
+                rss.push(peak);
+            }
+            walls.sort_by(f64::total_cmp);
+            rss.sort_by(f64::total_cmp);
+            println!(
+                "{:18} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>10.0}",
+                case.name,
+                n,
+                median(&walls),
+                walls[0],
+                walls[walls.len() - 1],
+                median(&rss)
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
+    }
+}
+
+/// A binary built next to this one.
+fn sibling_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let path = exe.with_file_name(name);
+    assert!(
+        path.is_file(),
+        "{} not found: build it with `cargo build --release -p mkrefs`",
+        path.display()
+    );
+    path
+}
+
+/// Simulates `n` darks into `dir` unless an earlier run did.
+fn simulate(mkrefs: &Path, dir: &Path, n: usize) -> Vec<PathBuf> {
+    let manifest = dir.join("manifest.json");
+    if !manifest.is_file() {
+        let t = Instant::now();
+        let status = Command::new(mkrefs)
+            .args(["-q", "simulate", "--out"])
+            .arg(dir)
+            .args(["--darks", &n.to_string(), "--size", "2048", "--nints", "2"])
+            .args(["--ngroups", "10", "--seed", "7"])
+            .status()
+            .expect("mkrefs simulate runs");
+        assert!(status.success(), "simulation failed");
+        eprintln!("simulated {n} darks in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("data dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with("_uncal.fits"))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files.len(),
+        n,
+        "expected {n} uncal files in {}",
+        dir.display()
+    );
+    files
+}
+
+/// Runs `cmd` under a measuring child; returns wall seconds and peak RSS in MB.
+fn measured(cmd: &[String]) -> (f64, f64) {
+    let own = std::env::current_exe().expect("own path");
+    let out = Command::new(own)
+        .arg("measure")
+        .args(cmd)
+        .output()
+        .expect("measuring child runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace();
+    let wall: f64 = parts
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    let rss_kb: f64 = parts
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    if !out.status.success() {
+        eprintln!(
+            "command failed: {}\n{}",
+            cmd.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (wall, rss_kb / 1024.0)
+}
+
+/// The measuring child: runs the command, waits, prints "wall_seconds max_rss_kb".
+fn measure(cmd: &[String]) -> ExitCode {
+    let start = Instant::now();
+    let status = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .status()
+        .expect("benchmarked command starts");
+    let wall = start.elapsed().as_secs_f64();
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    println!("{wall:.3} {}", usage.ru_maxrss);
+    if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test of mkrefs. On a fresh machine it first installs what the tests need:
+#   - a Python venv (target/test-venv) with stdatamodels, the real consumer that validates
+#     every reference file the tests write;
+#   - cargo-generate 0.23.14 (newer releases do not build on Rust 1.95), for the template test.
+# Then: formatting and lint checks, the workspace build, and all tests (nextest when present).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+echo "== Python venv with stdatamodels"
+bash tests/python/ensure-venv.sh "$root/target/test-venv"
+export MKREFS_TEST_PYTHON="$root/target/test-venv/bin/python"
+
+echo "== cargo-generate"
+if ! cargo generate --version 2>/dev/null | grep -q "0\.23\.14"; then
+    cargo install cargo-generate@0.23.14 --locked
+fi
+
+echo "== format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== build"
+cargo build --workspace --all-targets --locked
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast
+    cargo test --workspace --doc --locked
+else
+    cargo test --workspace --locked --no-fail-fast
+fi
