@@ -10,6 +10,7 @@ pub mod child;
 pub mod classify;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod executor;
 pub mod grouping;
 pub mod inputs;

@@ -1,0 +1,110 @@
+//! Which reflabels a run's positional tokens select.
+//!
+//! Upstream only took exact members of the config's `reflabels` list (framework.md §1.5); the
+//! documented comma lists and reftype aliases (`default_reflabels`) were never implemented.
+//! Here a token is a reflabel, or a reftype named in `default_reflabels` (case-insensitive;
+//! failing that, the reftype of exactly one installed generator), or a comma list of those.
+//! A reflabel counts if the config lists it or a generator provides it. Duplicates are
+//! dropped, keeping the first occurrence, so no job runs twice.
+
+use super::error::{ConfigError, ConfigErrorKind, Result, suggest};
+use super::settings::Settings;
+
+/// `(reflabel, reftype)` of each installed generator.
+pub type KnownGenerators<'a> = [(&'a str, &'a str)];
+
+fn is_candidate(item: &str, settings: &Settings, known: &KnownGenerators) -> bool {
+    settings.reflabels.iter().any(|r| r == item) || known.iter().any(|(r, _)| *r == item)
+}
+
+/// What one comma item names: the reflabel, and how it was reached (for messages).
+fn lookup(item: &str, settings: &Settings, known: &KnownGenerators) -> Option<(String, String)> {
+    if is_candidate(item, settings, known) {
+        return Some((item.to_string(), String::new()));
+    }
+    let Some(target) = settings.default_reflabels.get(&item.to_ascii_lowercase()) else {
+        // Last resort: the reftype of exactly one installed generator.
+        let mut by_type = known.iter().filter(|(_, t)| t.eq_ignore_ascii_case(item));
+        return match (by_type.next(), by_type.next()) {
+            (Some((r, t)), None) => Some((r.to_string(), format!(" (reftype '{t}')"))),
+            _ => None,
+        };
+    };
+    let via = format!(
+        " (reftype '{item}' in default_reflabels{})",
+        settings
+            .source_of(&format!("default_reflabels.{}", item.to_ascii_lowercase()))
+            .map(|s| format!(" of {s}"))
+            .unwrap_or_default()
+    );
+    Some((target.clone(), via))
+}
+
+fn items(token: &str) -> impl Iterator<Item = &str> {
+    token.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// True if the positional `token` selects reflabels rather than naming an input file: it or
+/// any item of its comma list is a reflabel or a configured reftype alias. A comma list with a
+/// misspelt item still counts, so that [`resolve_reflabels`] reports the misspelling instead
+/// of the caller reporting a missing file.
+pub fn is_reflabel_token(token: &str, settings: &Settings, known: &KnownGenerators) -> bool {
+    items(token).any(|item| lookup(item, settings, known).is_some())
+}
+
+/// The closest reflabel or reftype alias to a token that selects nothing, for "no such file
+/// (did you mean ...?)" messages.
+pub fn suggest_reflabel(
+    token: &str,
+    settings: &Settings,
+    known: &KnownGenerators,
+) -> Option<String> {
+    let names = available(settings, known);
+    let aliases = settings.default_reflabels.keys().cloned();
+    let all: Vec<String> = names.into_iter().chain(aliases).collect();
+    suggest(token, all.iter().map(String::as_str))
+}
+
+/// Reflabels in the config's order, then installed generators not listed there.
+fn available(settings: &Settings, known: &KnownGenerators) -> Vec<String> {
+    let mut out: Vec<String> = settings.reflabels.clone();
+    for (r, _) in known {
+        if !out.iter().any(|o| o == r) {
+            out.push(r.to_string());
+        }
+    }
+    out
+}
+
+/// Resolves reflabel tokens (each a reflabel, a reftype alias or a comma list of those) to the
+/// reflabels to run, in first-seen order without duplicates. Every result has a generator.
+pub fn resolve_reflabels(
+    tokens: &[String],
+    settings: &Settings,
+    known: &KnownGenerators,
+) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for token in tokens {
+        for item in items(token) {
+            let Some((reflabel, via)) = lookup(item, settings, known) else {
+                let avail = available(settings, known);
+                return Err(ConfigError::from(ConfigErrorKind::UnknownReflabel {
+                    token: item.to_string(),
+                    suggestion: suggest_reflabel(item, settings, known),
+                    available: avail,
+                }));
+            };
+            if !known.iter().any(|(r, _)| *r == reflabel) {
+                return Err(ConfigError::from(ConfigErrorKind::NoGenerator {
+                    reflabel,
+                    via,
+                    available: known.iter().map(|(r, _)| r.to_string()).collect(),
+                }));
+            }
+            if !out.contains(&reflabel) {
+                out.push(reflabel);
+            }
+        }
+    }
+    Ok(out)
+}
