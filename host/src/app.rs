@@ -40,10 +40,8 @@ pub fn main() -> ExitCode {
     let result = match command {
         Commands::Plugins => commands::plugins::run(&registry, &plugin_dirs),
         Commands::Describe { reflabel } => commands::describe::run(&registry, &global, &reflabel),
-        Commands::Run(_) | Commands::Demo(_) | Commands::Simulate(_) => {
-            let _ = &params;
-            Err("not wired yet".to_string())
-        }
+        Commands::Run(args) => commands::run::run(&registry, &global, &args, &params),
+        Commands::Demo(_) | Commands::Simulate(_) => Err("not wired yet".to_string()),
         Commands::RunJob(args) => {
             return ExitCode::from(crate::child::run_job(&args.job_file, args.threads) as u8);
         }

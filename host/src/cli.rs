@@ -8,6 +8,7 @@ use clap::{
     Arg, ArgAction, ArgMatches, Args, Command, CommandFactory, FromArgMatches, Parser, Subcommand,
 };
 
+use crate::config::CliParam;
 use crate::registry::Registry;
 
 /// Turns raw JWST detector exposures into calibration reference files.
@@ -248,15 +249,6 @@ pub fn prescan_plugin_dirs(argv: &[String]) -> Vec<PathBuf> {
     dirs
 }
 
-/// A generator parameter given on the command line.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CliParamArg {
-    /// `Some` for `--<reflabel>.<name>`.
-    pub reflabel: Option<String>,
-    pub name: String,
-    pub raw: String,
-}
-
 fn param_arg_id(reflabel: Option<&str>, name: &str) -> String {
     match reflabel {
         Some(r) => format!("param:{r}.{name}"),
@@ -301,7 +293,7 @@ pub fn command(registry: &Registry) -> Command {
             }
         }
         for (name, owners) in plain_names {
-            if builtin.iter().any(|b| *b == name) {
+            if builtin.contains(&name) {
                 continue; // reachable as --<reflabel>.<name> only
             }
             run = run.arg(
@@ -319,10 +311,7 @@ pub fn command(registry: &Registry) -> Command {
 }
 
 /// Parses the command line into the derived options and the generator parameters.
-pub fn parse(
-    argv: Vec<String>,
-    registry: &Registry,
-) -> Result<(Cli, Vec<CliParamArg>), clap::Error> {
+pub fn parse(argv: Vec<String>, registry: &Registry) -> Result<(Cli, Vec<CliParam>), clap::Error> {
     let argv = normalize_argv(argv);
     let matches = command(registry).try_get_matches_from(argv)?;
     let cli = Cli::from_arg_matches(&matches)?;
@@ -333,7 +322,7 @@ pub fn parse(
     Ok((cli, params))
 }
 
-fn param_args(matches: &ArgMatches) -> Vec<CliParamArg> {
+fn param_args(matches: &ArgMatches) -> Vec<CliParam> {
     let mut out = Vec::new();
     for id in matches.ids() {
         let id = id.as_str();
@@ -347,7 +336,7 @@ fn param_args(matches: &ArgMatches) -> Vec<CliParamArg> {
             Some((r, n)) => (Some(r.to_string()), n.to_string()),
             None => (None, key.to_string()),
         };
-        out.push(CliParamArg {
+        out.push(CliParam {
             reflabel,
             name,
             raw: value.clone(),

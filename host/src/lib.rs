@@ -17,5 +17,7 @@ pub mod inputs;
 pub mod jobfile;
 pub mod layout;
 pub mod logging;
+pub mod plan;
 pub mod registry;
 pub mod steps;
+pub mod tables;

@@ -15,8 +15,7 @@ fn show_default(v: &ParamValue) -> String {
 }
 
 pub fn run(registry: &Registry, global: &GlobalOptions, label: &str) -> Result<ExitCode, String> {
-    let _ = global;
-    let reflabel = label.to_string();
+    let reflabel = resolve_label(registry, global, label);
     let e = registry.get(&reflabel)?;
     println!(
         "{} (reftype {}), version {}, {}",
@@ -58,6 +57,26 @@ pub fn run(registry: &Registry, global: &GlobalOptions, label: &str) -> Result<E
         println!("{}", textwrap(p.help.as_str(), 88, "      "));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A reftype alias (`default_reflabels`) names its reflabel; without a loadable
+/// configuration the word is taken as it is.
+fn resolve_label(registry: &Registry, global: &GlobalOptions, label: &str) -> String {
+    if registry.find(label).is_some() {
+        return label.to_string();
+    }
+    let Ok(settings) = crate::commands::run::load_settings(global) else {
+        return label.to_string();
+    };
+    let known: Vec<(&str, &str)> = registry
+        .entries()
+        .iter()
+        .map(|e| (e.reflabel.as_str(), e.reftype.as_str()))
+        .collect();
+    crate::config::resolve_reflabels(&[label.to_string()], &settings, &known)
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .unwrap_or_else(|| label.to_string())
 }
 
 /// Wraps text at word boundaries, indenting every line.

@@ -1,1 +1,150 @@
-//! placeholder during integration
+//! `mkrefs run`: settings, plan, (dry run or) execution, summary.
+
+use std::process::ExitCode;
+
+use crate::cli::{GlobalOptions, RunArgs};
+use crate::config::{self, CliParam, LoadOptions, Settings};
+use crate::executor::{self, ExecOptions, JobStatus};
+use crate::plan::{self, RunPlan};
+use crate::registry::Registry;
+use crate::{atomic, tables};
+
+/// Loads the configuration the global options name.
+pub fn load_settings(global: &GlobalOptions) -> Result<Settings, String> {
+    let opts = LoadOptions {
+        cfgfile: global.cfgfile.clone(),
+        extra_cfgfiles: global.extracfgfile.clone(),
+        params: global.params_pairs(),
+        pall: global.pall_pairs(),
+        pp: global.pp_triples(),
+    };
+    let settings = config::load(&opts, &config::process_env).map_err(|e| e.to_string())?;
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(settings)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn child_flags(global: &GlobalOptions) -> Vec<String> {
+    let mut flags = Vec::new();
+    if global.verbose > 0 {
+        flags.push(format!("-{}", "v".repeat(global.verbose as usize)));
+    }
+    if global.quiet > 0 {
+        flags.push(format!("-{}", "q".repeat(global.quiet as usize)));
+    }
+    flags
+}
+
+pub fn run(
+    registry: &Registry,
+    global: &GlobalOptions,
+    args: &RunArgs,
+    cli_params: &[CliParam],
+) -> Result<ExitCode, String> {
+    let settings = load_settings(global)?;
+    let plan = plan::make_plan(registry, &settings, args, cli_params)?;
+    for note in &plan.notes {
+        tracing::info!("{note}");
+    }
+    if !plan.skipped_inputs.is_empty() {
+        tracing::info!(
+            "inputfiles.basenamepattern left out {} file(s)",
+            plan.skipped_inputs.len()
+        );
+    }
+    if args.dry_run {
+        print_dry_run(&plan);
+        return Ok(ExitCode::SUCCESS);
+    }
+    prepare_run_dir(&plan)?;
+    let jobs = args.jobs.unwrap_or_else(cores).max(1);
+    let threads = args
+        .threads
+        .unwrap_or_else(|| (cores() / jobs.min(plan.jobs.len()).max(1)).max(1));
+    tracing::info!(
+        "{} job(s) in {} ({} at a time, {} thread(s) each)",
+        plan.jobs.len(),
+        plan.layout.basedir.display(),
+        jobs,
+        threads
+    );
+    let results = executor::execute(
+        plan.jobs.clone(),
+        &ExecOptions {
+            jobs,
+            threads,
+            force: args.force,
+            child_flags: child_flags(global),
+        },
+    );
+    let summary = executor::summary_table(&results);
+    print!("{summary}");
+    atomic::write(&plan.layout.summary(), summary.as_bytes())?;
+    let failed = results
+        .iter()
+        .any(|r| matches!(r.status, JobStatus::Failed(_)));
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_dry_run(plan: &RunPlan<'_>) {
+    println!("Dry run: nothing is written.");
+    println!("Run directory: {}", plan.layout.basedir.display());
+    println!(
+        "Calibrated products (ssbdir): {}",
+        plan.layout.ssbdir.display()
+    );
+    println!("Instrument: {}", plan.instrument);
+    for s in &plan.selected {
+        let steps = if s.steps.is_empty() {
+            "raw inputs".to_string()
+        } else {
+            crate::steps::join_steps(&s.steps)
+        };
+        println!(
+            "Generator {} ({}, {}): imtypes {}, inputs at state: {steps}",
+            s.reflabel,
+            s.entry.reftype,
+            s.entry.origin.describe(),
+            s.imtypes.name()
+        );
+    }
+    println!("\nInputs:\n{}", tables::input_table(plan));
+    println!("Groups:\n{}", tables::group_table(plan));
+    println!("Jobs:\n{}", tables::job_table(plan));
+}
+
+/// Creates the run directory and writes the input and group tables. A run directory made
+/// from other inputs is not reused (its outputs would be mixed up with this run's).
+fn prepare_run_dir(plan: &RunPlan<'_>) -> Result<(), String> {
+    let layout = &plan.layout;
+    std::fs::create_dir_all(&layout.basedir).map_err(|e| {
+        format!(
+            "cannot create the run directory {}: {e}; check permissions or choose another \
+             place with --outrootdir",
+            layout.basedir.display()
+        )
+    })?;
+    let inputs = tables::input_table(plan);
+    if let Ok(old) = std::fs::read_to_string(layout.input_table())
+        && old != inputs
+    {
+        return Err(format!(
+            "{} was made from other input files ({}); start a new run with -n/--newrunID, \
+             choose one with --runID N, or remove that directory",
+            layout.basedir.display(),
+            layout.input_table().display()
+        ));
+    }
+    atomic::write(&layout.input_table(), inputs.as_bytes())?;
+    atomic::write(&layout.group_table(), tables::group_table(plan).as_bytes())?;
+    Ok(())
+}
