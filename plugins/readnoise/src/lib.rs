@@ -1,1 +1,5 @@
 //! The readnoise generator.
+mod cds;
+mod compute;
+mod params;
+mod single;

@@ -1,1 +1,2 @@
 //! The superbias generator.
+mod compute;
