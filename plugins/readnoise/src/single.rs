@@ -43,7 +43,7 @@ pub fn single_value(
             .any(|s| subarray.trim().eq_ignore_ascii_case(s));
     let region;
     if nircam_full {
-        if nx % 4 != 0 {
+        if !nx.is_multiple_of(4) {
             return Err(format!(
                 "single_value needs a column count divisible by 4 for a NIRCam full frame \
                  (one amplifier is a quarter of the columns), but the image has {nx} columns"

@@ -286,7 +286,7 @@ fn bad_inputs_are_clear_errors() {
 
     // Too few frames: one ramp of 2 groups gives 1 CDS frame.
     let short = Sim::nircam(1, 2).write(&dir.path().join("short_uncal.fits"), 1);
-    let o = run_job(&ReadnoiseGenerator, &[short.clone()], &out, &[]);
+    let o = run_job(&ReadnoiseGenerator, std::slice::from_ref(&short), &out, &[]);
     assert!(o.err().message.contains("at least 2"), "{}", o.err());
     let o = run_job(
         &ReadnoiseGenerator,
@@ -308,7 +308,7 @@ fn bad_inputs_are_clear_errors() {
         &ReadnoiseGenerator,
         &good,
         &out,
-        &[("description", ParamValue::str(&"x".repeat(66)))],
+        &[("description", ParamValue::str("x".repeat(66)))],
     );
     assert!(o.err().message.contains("65"), "{}", o.err());
 

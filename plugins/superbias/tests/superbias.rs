@@ -67,7 +67,7 @@ fn recovers_the_bias_within_the_error_of_the_mean_and_flags_noisy_pixels() {
         assert_eq!(dq[p], f64::from(FLAGGED), "pixel {p}");
     }
     let flagged = dq.iter().filter(|&&d| d != 0.0).count();
-    assert!(flagged >= 3 && flagged <= 8, "{flagged} flagged");
+    assert!((3..=8).contains(&flagged), "{flagged} flagged");
     assert!(o.logged(LogLevel::Info, "UNRELIABLE_BIAS"));
 
     validate(&out);
