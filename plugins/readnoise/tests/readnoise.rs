@@ -343,3 +343,29 @@ fn ignored_upstream_parameters_are_logged() {
     assert!(o.logged(LogLevel::Info, "'nproc' is accepted"));
     assert!(o.logged(LogLevel::Info, "'slice_width' is accepted"));
 }
+
+#[test]
+fn recovers_the_simulator_truth() {
+    use mkrefs_support::dq::REFERENCE_PIXEL;
+    use mkrefs_support::simulate::SimConfig;
+    let dir = TempDir::new().unwrap();
+    let cfg = SimConfig::default()
+        .with_square_subarray(64)
+        .with_ramp(2, 8)
+        .with_defect_fraction(0.002)
+        .with_seed(11);
+    let (inputs, truth) = simulated_darks(dir.path(), &cfg, 4);
+    let out = dir.path().join("readnoise.fits");
+    run_job(&ReadnoiseGenerator, &inputs, &out, &[]).ok();
+    let (map, ny, nx) = read_image(&out, "SCI");
+    assert_eq!((ny, nx), (truth.ny, truth.nx));
+    // Pixels without injected defects (reference pixels have their own, known read noise).
+    let r: Vec<f64> = (0..ny * nx)
+        .filter(|&p| truth.defects[p] & !REFERENCE_PIXEL == 0)
+        .map(|p| map[p] / f64::from(truth.readnoise[p]))
+        .collect();
+    let m = median(&r);
+    let tol = tolerance(32, r.len());
+    assert!((m - 1.0).abs() < tol, "median ratio {m}, tolerance {tol}");
+    validate(&out);
+}

@@ -204,3 +204,55 @@ fn bad_inputs_are_clear_errors() {
     assert!(o.err().message.contains("PEDIGREE"), "{}", o.err());
     assert!(!out.exists());
 }
+
+#[test]
+fn recovers_the_simulator_truth_and_flags_telegraph_pixels() {
+    use mkrefs_support::dq::{REFERENCE_PIXEL, TELEGRAPH};
+    use mkrefs_support::simulate::SimConfig;
+    let dir = TempDir::new().unwrap();
+    let cfg = SimConfig::default()
+        .with_square_subarray(64)
+        .with_ramp(1, 3)
+        .with_defect_fraction(0.01)
+        .with_seed(21);
+    let (inputs, truth) = simulated_darks(dir.path(), &cfg, 8);
+    let out = dir.path().join("superbias.fits");
+    run_job(&SuperbiasGenerator, &inputs, &out, &[]).ok();
+    let (sci, ny, nx) = read_image(&out, "SCI");
+    let (err, ..) = read_image(&out, "ERR");
+    let (dq, ..) = read_image(&out, "DQ");
+    assert_eq!((ny, nx), (truth.ny, truth.nx));
+    // Group 0 holds the bias plus one frame of dark current.
+    let tframe = cfg.frame_time().unwrap();
+    let clean: Vec<usize> = (0..ny * nx)
+        .filter(|&p| truth.defects[p] & !REFERENCE_PIXEL == 0)
+        .collect();
+    let z: Vec<f64> = clean
+        .iter()
+        .map(|&p| {
+            let expected = f64::from(truth.bias[p]) + f64::from(truth.dark[p]) * tframe;
+            ((sci[p] - expected) / err[p]).abs()
+        })
+        .collect();
+    let mz = median(&z);
+    assert!(mz > 0.55 && mz < 0.95, "median |z| {mz}");
+    assert!(z.iter().filter(|&&v| v > 4.0).count() < z.len() / 50);
+    // Telegraph pixels jump by 60-200 DN between exposures: their group-0 scatter is far above
+    // the read noise, so nearly all are flagged; clean pixels almost never are.
+    let tele: Vec<usize> = (0..ny * nx)
+        .filter(|&p| truth.defects[p] & TELEGRAPH != 0)
+        .collect();
+    assert!(tele.len() >= 10, "{} telegraph pixels", tele.len());
+    let flagged_tele = tele.iter().filter(|&&p| dq[p] != 0.0).count();
+    assert!(
+        flagged_tele * 10 >= tele.len() * 9,
+        "{flagged_tele} of {}",
+        tele.len()
+    );
+    let flagged_clean = clean.iter().filter(|&&p| dq[p] != 0.0).count();
+    assert!(
+        flagged_clean * 200 < clean.len(),
+        "{flagged_clean} clean pixels flagged"
+    );
+    validate(&out);
+}

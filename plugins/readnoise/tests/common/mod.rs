@@ -349,3 +349,19 @@ pub fn read_image(path: &Path, hdu: &str) -> (Vec<f64>, usize, usize) {
     let (ny, nx) = (r.ny(), r.nx());
     (r.read_plane::<f64>(0).unwrap(), ny, nx)
 }
+
+/// A data set of the support simulator: `darks` uncal darks of `cfg` and its truth.
+pub fn simulated_darks(
+    dir: &Path,
+    cfg: &mkrefs_support::simulate::SimConfig,
+    darks: usize,
+) -> (Vec<PathBuf>, mkrefs_support::simulate::Truth) {
+    use mkrefs_support::simulate::{Product, ProductSet, Truth, write_dataset};
+    let manifest = write_dataset(dir, cfg, darks, 0, ProductSet::NONE).unwrap();
+    let files = manifest
+        .exposures
+        .iter()
+        .map(|e| dir.join(e.file(Product::Uncal).unwrap()))
+        .collect();
+    (files, Truth::read(&dir.join(&manifest.truth)).unwrap())
+}
