@@ -1,0 +1,377 @@
+//! The streaming superbias: row bands of group 0 from every input, the clipped mean and scatter
+//! of each pixel's stack in parallel over rows (algos.md §2.2), and the UNRELIABLE_BIAS flags.
+//!
+//! Only the bands of the frames used are read (group 0 of the first or of every integration),
+//! never whole files: for 5 full-frame inputs that is 5–10 frames of 8 MB, whatever the ramps'
+//! length. Memory is `rows × samples × nx × 4` bytes for the band, with the rows chosen to fit
+//! the budget, plus the three output maps.
+
+use mkrefs_plugin_api::GeneratorError;
+use mkrefs_support::budget::{row_blocks, rows_per_block};
+use mkrefs_support::dq::{DO_NOT_USE, UNRELIABLE_BIAS};
+use mkrefs_support::stats::{clipped_mean_std_f64, clipped_mean_std_flat};
+use rayon::prelude::*;
+
+/// Pixels per transposed tile (see the readnoise generator: keeps the tile in L2).
+pub const TILE: usize = 256;
+
+/// The value written for a pixel whose bias is unreliable: upstream's intended "3", in standard
+/// bits so that it survives stdatamodels' DQ translation on save.
+pub const FLAGGED: u32 = DO_NOT_USE | UNRELIABLE_BIAS;
+
+/// The dimensions of a 4-D SCI ramp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RampDims {
+    pub nints: usize,
+    pub ngroups: usize,
+    pub ny: usize,
+    pub nx: usize,
+}
+
+/// Row bands of one ramp's planes: FITS files in `run`, arrays in the tests.
+pub trait RampSource: Send {
+    /// Name used in error messages (the file path).
+    fn name(&self) -> String;
+    fn dims(&self) -> RampDims;
+    /// Rows `y0..y1` of `(int, group)` as f32 (exact for uncal u16 and calibrated f32 data;
+    /// the statistics then run in f64 as upstream's).
+    fn read_band(
+        &mut self,
+        int: usize,
+        group: usize,
+        y0: usize,
+        y1: usize,
+        out: &mut [f32],
+    ) -> Result<(), GeneratorError>;
+}
+
+/// Which integrations contribute their group 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Integrations {
+    /// Integration 0 only, as upstream.
+    First,
+    /// Every integration: more samples per pixel.
+    All,
+}
+
+impl Integrations {
+    pub fn parse(s: &str) -> Option<Integrations> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "first" => Some(Integrations::First),
+            "all" => Some(Integrations::All),
+            _ => None,
+        }
+    }
+
+    /// How many frames an input of `nints` integrations contributes.
+    pub fn count(self, nints: usize) -> usize {
+        match self {
+            Integrations::First => nints.min(1),
+            Integrations::All => nints,
+        }
+    }
+}
+
+/// Per-pixel results of the stack statistics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BiasMaps {
+    /// Clipped mean, f64; NaN where nothing survived.
+    pub mean: Vec<f64>,
+    /// Clipped std (ddof 0) of the single frames; NaN where nothing survived.
+    pub scatter: Vec<f64>,
+    /// Surviving samples per pixel.
+    pub count: Vec<u32>,
+    pub ny: usize,
+    pub nx: usize,
+    /// Frames per pixel before clipping.
+    pub samples: usize,
+    /// Indices of inputs whose used frames held not one finite value.
+    pub inputs_without_finite: Vec<usize>,
+    pub rows_per_block: usize,
+}
+
+impl BiasMaps {
+    /// The error of the clipped mean, `scatter / sqrt(n)`, at every pixel.
+    pub fn error_of_mean(&self) -> Vec<f64> {
+        self.scatter
+            .iter()
+            .zip(&self.count)
+            .map(|(&s, &n)| {
+                if n > 0 {
+                    s / f64::from(n).sqrt()
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect()
+    }
+}
+
+/// The clipped mean and scatter of group 0 over `inputs` (all `ny × nx`, checked by the caller),
+/// in file order then integration order. Runs on the current rayon pool; `progress(rows, ny)`
+/// after each block.
+pub fn superbias_maps<S: RampSource>(
+    inputs: &mut [S],
+    integrations: Integrations,
+    sigma: f64,
+    maxiters: usize,
+    budget_bytes: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<BiasMaps, GeneratorError> {
+    let Some(first) = inputs.first() else {
+        return Err(GeneratorError::invalid_input(
+            "superbias needs at least one input ramp",
+        ));
+    };
+    let RampDims { ny, nx, .. } = first.dims();
+    let per_input: Vec<usize> = inputs
+        .iter()
+        .map(|s| integrations.count(s.dims().nints))
+        .collect();
+    let n: usize = per_input.iter().sum();
+    let rows = rows_per_block(n * nx * std::mem::size_of::<f32>(), budget_bytes, ny);
+    let mut band = vec![0f32; n * rows * nx];
+    let mut saw_finite = vec![false; inputs.len()];
+    let mut mean = vec![f64::NAN; ny * nx];
+    let mut scatter = vec![f64::NAN; ny * nx];
+    let mut count = vec![0u32; ny * nx];
+
+    for (y0, y1) in row_blocks(ny, rows) {
+        let plane = (y1 - y0) * nx;
+        let mut parts: Vec<&mut [f32]> = Vec::with_capacity(inputs.len());
+        let mut rest = &mut band[..n * plane];
+        for &k in &per_input {
+            let (head, tail) = rest.split_at_mut(k * plane);
+            parts.push(head);
+            rest = tail;
+        }
+        inputs
+            .par_iter_mut()
+            .zip(parts.into_par_iter())
+            .zip(saw_finite.par_iter_mut())
+            .try_for_each(|((src, out), seen)| {
+                for (int, frame) in out.chunks_exact_mut(plane).enumerate() {
+                    src.read_band(int, 0, y0, y1, frame)?;
+                    *seen |= frame.iter().any(|v| v.is_finite());
+                }
+                Ok::<(), GeneratorError>(())
+            })?;
+
+        let band = &band[..n * plane];
+        let rows_out = mean[y0 * nx..y1 * nx]
+            .par_chunks_mut(nx)
+            .zip(scatter[y0 * nx..y1 * nx].par_chunks_mut(nx))
+            .zip(count[y0 * nx..y1 * nx].par_chunks_mut(nx))
+            .enumerate();
+        rows_out.for_each_init(
+            || (vec![0f64; TILE * n], Vec::with_capacity(n)),
+            |(tile, clip), (r, ((m_row, s_row), c_row))| {
+                for x0 in (0..nx).step_by(TILE) {
+                    let w = TILE.min(nx - x0);
+                    for k in 0..n {
+                        let src = &band[k * plane + r * nx + x0..][..w];
+                        for (j, &v) in src.iter().enumerate() {
+                            tile[j * n + k] = f64::from(v);
+                        }
+                    }
+                    for j in 0..w {
+                        if let Some(st) =
+                            clipped_mean_std_f64(&tile[j * n..(j + 1) * n], sigma, maxiters, clip)
+                        {
+                            m_row[x0 + j] = st.mean;
+                            s_row[x0 + j] = st.std;
+                            c_row[x0 + j] = st.n as u32;
+                        }
+                    }
+                }
+            },
+        );
+        progress(y1, ny);
+    }
+    Ok(BiasMaps {
+        mean,
+        scatter,
+        count,
+        ny,
+        nx,
+        samples: n,
+        inputs_without_finite: saw_finite
+            .iter()
+            .enumerate()
+            .filter(|&(_, &s)| !s)
+            .map(|(i, _)| i)
+            .collect(),
+        rows_per_block: rows,
+    })
+}
+
+/// The UNRELIABLE_BIAS threshold of §2.2 step 4.3: the clipped mean plus `threshold` clipped
+/// stds of the scatter image (flattened clip §0.2 B, NaN left out, reference pixels included as
+/// upstream). `None` when no scatter is finite.
+pub fn unreliable_threshold(
+    scatter: &[f64],
+    sigma: f64,
+    maxiters: usize,
+    threshold: f64,
+) -> Option<f64> {
+    clipped_mean_std_flat(scatter, sigma, maxiters).map(|s| s.mean + threshold * s.std)
+}
+
+/// DQ of every pixel: [`FLAGGED`] where the scatter is not finite (nothing survived) or strictly
+/// above `limit` (high side only, as upstream), 0 elsewhere.
+pub fn dq_map(scatter: &[f64], limit: Option<f64>) -> Vec<u32> {
+    scatter
+        .par_iter()
+        .map(|&s| match limit {
+            _ if !s.is_finite() => FLAGGED,
+            Some(t) if s > t => FLAGGED,
+            _ => 0,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mkrefs_support::rng::stream;
+
+    struct MemRamp {
+        dims: RampDims,
+        data: Vec<f32>,
+        reads: Vec<(usize, usize)>,
+    }
+
+    impl RampSource for MemRamp {
+        fn name(&self) -> String {
+            "memory".into()
+        }
+        fn dims(&self) -> RampDims {
+            self.dims
+        }
+        fn read_band(
+            &mut self,
+            int: usize,
+            group: usize,
+            y0: usize,
+            y1: usize,
+            out: &mut [f32],
+        ) -> Result<(), GeneratorError> {
+            self.reads.push((int, group));
+            let d = self.dims;
+            let start = ((int * d.ngroups + group) * d.ny + y0) * d.nx;
+            out.copy_from_slice(&self.data[start..start + (y1 - y0) * d.nx]);
+            Ok(())
+        }
+    }
+
+    fn ramp(seed: u64, nints: usize) -> MemRamp {
+        let dims = RampDims {
+            nints,
+            ngroups: 3,
+            ny: 9,
+            nx: 270,
+        };
+        let mut rng = stream(seed, &[]);
+        let data = (0..nints * 3 * 9 * 270)
+            .map(|i| {
+                let bias = 12_000.0 + (i % 270) as f64;
+                (bias + 4.0 * rng.normal()).round() as f32
+            })
+            .collect();
+        MemRamp {
+            dims,
+            data,
+            reads: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn streaming_equals_the_per_pixel_definition() {
+        for ints in [Integrations::First, Integrations::All] {
+            let mut inputs: Vec<MemRamp> = (0..5).map(|s| ramp(s, 2)).collect();
+            let small =
+                superbias_maps(&mut inputs, ints, 3.0, 3, 2 * 10 * 270 * 4, &|_, _| {}).unwrap();
+            // Only group 0 is ever read; the first integration only unless asked for all.
+            for r in &inputs {
+                assert!(
+                    r.reads
+                        .iter()
+                        .all(|&(i, g)| g == 0 && (ints == Integrations::All || i == 0))
+                );
+            }
+            let big = superbias_maps(&mut inputs, ints, 3.0, 3, usize::MAX, &|_, _| {}).unwrap();
+            assert!(small.rows_per_block < 9);
+            assert_eq!(
+                small,
+                BiasMaps {
+                    rows_per_block: small.rows_per_block,
+                    ..big.clone()
+                }
+            );
+            assert_eq!(
+                small.samples,
+                if ints == Integrations::All { 10 } else { 5 }
+            );
+            let mut clip = Vec::new();
+            for p in [0, 5, 270 * 4 + 100, 9 * 270 - 1] {
+                let v: Vec<f64> = inputs
+                    .iter()
+                    .flat_map(|r| {
+                        (0..ints.count(2)).map(move |i| f64::from(r.data[i * 3 * 9 * 270 + p]))
+                    })
+                    .collect();
+                let st = clipped_mean_std_f64(&v, 3.0, 3, &mut clip).unwrap();
+                assert_eq!((small.mean[p], small.scatter[p]), (st.mean, st.std));
+                assert_eq!(small.count[p] as usize, st.n);
+            }
+        }
+    }
+
+    #[test]
+    fn noisy_and_empty_pixels_are_flagged() {
+        let mut inputs: Vec<MemRamp> = (0..8).map(|s| ramp(100 + s, 1)).collect();
+        // Pixel 17: 20x the noise. Pixel 30: NaN in every input.
+        let mut rng = stream(9, &[]);
+        for r in inputs.iter_mut() {
+            r.data[17] += (80.0 * rng.normal()) as f32;
+            r.data[30] = f32::NAN;
+        }
+        let m = superbias_maps(
+            &mut inputs,
+            Integrations::First,
+            3.0,
+            3,
+            usize::MAX,
+            &|_, _| {},
+        )
+        .unwrap();
+        assert!(m.mean[30].is_nan() && m.scatter[30].is_nan() && m.count[30] == 0);
+        let t = unreliable_threshold(&m.scatter, 3.0, 3, 5.0).unwrap();
+        let dq = dq_map(&m.scatter, Some(t));
+        assert_eq!(dq[17], FLAGGED);
+        assert_eq!(dq[30], FLAGGED);
+        // With 8 samples the scatter of a normal pixel exceeds mean + 5 std rarely.
+        let flagged = dq.iter().filter(|&&d| d != 0).count();
+        assert!(flagged <= 4, "{flagged} flagged");
+        assert!(m.inputs_without_finite.is_empty());
+        let e = m.error_of_mean();
+        assert_eq!(e[0], m.scatter[0] / f64::from(m.count[0]).sqrt());
+        assert!(e[30].is_nan());
+    }
+
+    #[test]
+    fn nan_filled_input_is_reported() {
+        let mut inputs = vec![ramp(1, 1), ramp(2, 1), ramp(3, 1)];
+        inputs[2].data[..9 * 270].fill(f32::NAN);
+        let m = superbias_maps(
+            &mut inputs,
+            Integrations::First,
+            3.0,
+            3,
+            usize::MAX,
+            &|_, _| {},
+        )
+        .unwrap();
+        assert_eq!(m.inputs_without_finite, [2]);
+    }
+}

@@ -1,0 +1,158 @@
+//! Opening the job's input ramps: one SCI reader per file, kept open for the whole job, and the
+//! checks that they can be stacked (same shape, detector and subarray).
+
+use std::path::{Path, PathBuf};
+
+use mkrefs_plugin_api::{GeneratorError, Job};
+use mkrefs_support::fits::{FitsError, FitsErrorKind, ImageReader, read_primary_header};
+use mkrefs_support::header::Header;
+
+use crate::compute::{RampDims, RampSource};
+
+/// A FITS ramp read through its SCI extension.
+pub struct FitsRamp {
+    pub path: PathBuf,
+    pub header: Header,
+    reader: SendReader,
+    dims: RampDims,
+}
+
+/// An [`ImageReader`] that may move to another thread. The support reader wraps a raw cfitsio
+/// handle and so is not `Send`, but cfitsio is built with its reentrant option (fitsio-sys'
+/// `fitsio-src` build enables it) and each handle here is used by one thread at a time (reads
+/// take `&mut self`), which is what cfitsio's thread safety requires: one thread per open file.
+struct SendReader(ImageReader);
+
+// SAFETY: see the type's documentation: exclusive use per handle, reentrant cfitsio.
+unsafe impl Send for SendReader {}
+
+/// A [`FitsError`] as a job error: problems with the files are the user's inputs, failures to
+/// write are I/O.
+pub fn fits_error(e: FitsError) -> GeneratorError {
+    let text = e.to_string();
+    match e.kind {
+        FitsErrorKind::Write | FitsErrorKind::Unreadable | FitsErrorKind::Other => {
+            GeneratorError::io(text)
+        }
+        FitsErrorKind::BadRequest => GeneratorError::internal(text),
+        _ => GeneratorError::invalid_input(text),
+    }
+}
+
+impl FitsRamp {
+    /// Opens `path`: its primary header and a reader of its 4-D SCI extension.
+    pub fn open(path: &Path) -> Result<FitsRamp, GeneratorError> {
+        let header = read_primary_header(path).map_err(fits_error)?;
+        let reader = ImageReader::open(path, "SCI").map_err(fits_error)?;
+        let shape = reader.shape().to_vec();
+        let [nints, ngroups, ny, nx] = shape[..] else {
+            return Err(GeneratorError::invalid_input(format!(
+                "{}: SCI has {} dimension(s) {shape:?}; a ramp with a 4-D SCI (NINTS, NGROUPS, \
+                 ny, nx) is needed, such as an uncal or a jump-step file (not a rate image)",
+                path.display(),
+                shape.len()
+            )));
+        };
+        Ok(FitsRamp {
+            path: path.to_path_buf(),
+            header,
+            reader: SendReader(reader),
+            dims: RampDims {
+                nints,
+                ngroups,
+                ny,
+                nx,
+            },
+        })
+    }
+
+    /// A primary-header keyword as text (upper case, trimmed), for comparisons and metadata.
+    pub fn key(&self, key: &str) -> Option<String> {
+        self.header
+            .get(key)
+            .map(|v| v.to_string().trim().to_ascii_uppercase())
+    }
+}
+
+impl RampSource for FitsRamp {
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn dims(&self) -> RampDims {
+        self.dims
+    }
+
+    fn read_band(
+        &mut self,
+        int: usize,
+        group: usize,
+        y0: usize,
+        y1: usize,
+        out: &mut [f32],
+    ) -> Result<(), GeneratorError> {
+        let plane = int * self.dims.ngroups + group;
+        self.reader
+            .0
+            .read_rows::<f32>(plane, y0, y1, out)
+            .map_err(fits_error)
+    }
+}
+
+/// The keywords that must agree between inputs for their pixels to be the same pixels.
+pub const SAME_KEYS: &[&str] = &["INSTRUME", "DETECTOR", "SUBARRAY", "SUBSTRT1", "SUBSTRT2"];
+
+/// Opens every input of the job, in group order, and checks they can be stacked.
+pub fn open_all(job: &Job<'_>) -> Result<Vec<FitsRamp>, GeneratorError> {
+    if job.inputs.is_empty() {
+        return Err(GeneratorError::invalid_input(format!(
+            "job {} of '{}' has no input files",
+            job.cmd_id, job.reflabel
+        )));
+    }
+    let ramps = job
+        .inputs
+        .iter()
+        .map(|i| FitsRamp::open(Path::new(i.path.as_str())))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_compatible(&ramps)?;
+    Ok(ramps)
+}
+
+/// Fails, naming both files, when an input differs from the first in image size or in one of
+/// [`SAME_KEYS`].
+pub fn check_compatible(ramps: &[FitsRamp]) -> Result<(), GeneratorError> {
+    let Some(first) = ramps.first() else {
+        return Ok(());
+    };
+    for r in &ramps[1..] {
+        let (a, b) = (first.dims, r.dims);
+        if (a.ny, a.nx) != (b.ny, b.nx) {
+            return Err(GeneratorError::invalid_input(format!(
+                "inputs differ in image size: {} has {}x{} pixels (ny x nx) but {} has {}x{}; \
+                 all inputs of one reference file must cover the same pixels",
+                first.path.display(),
+                a.ny,
+                a.nx,
+                r.path.display(),
+                b.ny,
+                b.nx
+            )));
+        }
+        for key in SAME_KEYS {
+            let (va, vb) = (first.key(key), r.key(key));
+            if va != vb {
+                let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(missing)".into());
+                return Err(GeneratorError::invalid_input(format!(
+                    "inputs differ in {key}: {} has {} but {} has {}; all inputs of one \
+                     reference file must come from the same detector and subarray",
+                    first.path.display(),
+                    show(&va),
+                    r.path.display(),
+                    show(&vb)
+                )));
+            }
+        }
+    }
+    Ok(())
+}

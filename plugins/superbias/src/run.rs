@@ -1,0 +1,161 @@
+//! One superbias job: open the inputs, stream the group-0 statistics, flag unreliable pixels,
+//! write the SUPERBIAS file (algos.md §2.2, §2.4, §4).
+
+use std::path::Path;
+
+use mkrefs_plugin_api::{GeneratorError, Job, JobReport};
+use mkrefs_support::budget::thread_pool;
+use mkrefs_support::dq::dq_def_for;
+use mkrefs_support::fits::FitsWriter;
+use mkrefs_support::reffile::{RefMeta, history_entries};
+
+use crate::compute::{
+    FLAGGED, Integrations, RampSource, dq_map, superbias_maps, unreliable_threshold,
+};
+use crate::inputs::{fits_error, open_all};
+use crate::params::{ErrorKind, Settings};
+
+/// At least this many group-0 frames per pixel: one frame has no scatter, so neither ERR nor the
+/// UNRELIABLE_BIAS test would mean anything.
+pub const MIN_SAMPLES: usize = 2;
+
+/// Makes `job.output` from `job.inputs`.
+pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
+    let s = Settings::from_job(job)?;
+    for name in &s.ignored {
+        job.info(&format!(
+            "parameter '{name}' is accepted for jwst_reffiles compatibility and ignored"
+        ));
+    }
+    let mut ramps = open_all(job)?;
+    let samples: usize = ramps
+        .iter()
+        .map(|r| s.integrations.count(r.dims().nints))
+        .sum();
+    if samples < MIN_SAMPLES {
+        let hint = match s.integrations {
+            Integrations::First => {
+                "give at least 2 input ramps, or set integrations: all if the input has \
+                 several integrations"
+            }
+            Integrations::All => "give more input ramps",
+        };
+        return Err(GeneratorError::invalid_input(format!(
+            "the inputs give {samples} group-0 frame(s) per pixel; superbias needs at least \
+             {MIN_SAMPLES} for a mean with a scatter; {hint}"
+        )));
+    }
+    let dims = ramps[0].dims();
+    job.info(&format!(
+        "superbias: group 0 of {} integration(s), {samples} frame(s) per pixel from {} input(s), \
+         {}x{} pixels",
+        match s.integrations {
+            Integrations::First => "the first",
+            Integrations::All => "every",
+        },
+        ramps.len(),
+        dims.ny,
+        dims.nx
+    ));
+
+    let pool = thread_pool(job.threads as usize).map_err(GeneratorError::internal)?;
+    let progress = |done: usize, total: usize| job.progress("superbias", done as u64, total as u64);
+    let (maps, dq, limit) = pool.install(|| {
+        let maps = superbias_maps(
+            &mut ramps,
+            s.integrations,
+            s.sigma,
+            s.maxiters,
+            s.budget_bytes,
+            &progress,
+        )?;
+        let limit =
+            unreliable_threshold(&maps.scatter, s.bad_sigma, s.bad_maxiters, s.bad_threshold);
+        let dq = dq_map(&maps.scatter, limit);
+        Ok::<_, GeneratorError>((maps, dq, limit))
+    })?;
+    if !maps.inputs_without_finite.is_empty() {
+        let names: Vec<String> = maps
+            .inputs_without_finite
+            .iter()
+            .map(|&i| ramps[i].path.display().to_string())
+            .collect();
+        return Err(GeneratorError::invalid_input(format!(
+            "no finite value in group 0 of {}; the file is NaN-filled or corrupt; remove it \
+             from the group",
+            names.join(", ")
+        )));
+    }
+    let (ny, nx) = (maps.ny, maps.nx);
+    let non_finite = maps.mean.iter().filter(|v| !v.is_finite()).count();
+    if non_finite > 0 {
+        job.warn(&format!(
+            "{non_finite} pixel(s) have no finite group-0 value: NaN in SCI and ERR, flagged"
+        ));
+    }
+    let flagged = dq.iter().filter(|&&d| d == FLAGGED).count();
+    match limit {
+        Some(t) => job.info(&format!(
+            "UNRELIABLE_BIAS: single-frame scatter above {t:.4} DN flags {flagged} pixel(s) \
+             (DO_NOT_USE + UNRELIABLE_BIAS)"
+        )),
+        None => job.warn("no finite scatter: every pixel is flagged"),
+    }
+
+    let mut meta = RefMeta::from_header("SUPERBIAS", "SuperBiasModel", &ramps[0].header, (ny, nx))
+        .map_err(GeneratorError::invalid_input)?;
+    if let Some(sub) = &s.subarray {
+        meta.subarray = sub.to_ascii_uppercase();
+    }
+    meta.description = s.description.clone();
+    meta.author = s.author.clone();
+    meta.pedigree = s.pedigree.clone();
+    meta.useafter = s.useafter.clone();
+    meta.normalize_useafter();
+    meta.readpatt = Some(
+        s.readpatt
+            .clone()
+            .map_or_else(|| "ANY".to_string(), |r| r.to_ascii_uppercase()),
+    );
+    let paths: Vec<&Path> = ramps.iter().map(|r| r.path.as_path()).collect();
+    meta.history = history_entries("superbias", &paths, &s.history);
+    meta.validate().map_err(GeneratorError::invalid_parameter)?;
+
+    let sci: Vec<f32> = maps.mean.iter().map(|&v| v as f32).collect();
+    let err: Vec<f32> = match s.err {
+        ErrorKind::Mean => maps.error_of_mean().iter().map(|&v| v as f32).collect(),
+        ErrorKind::Scatter => maps.scatter.iter().map(|&v| v as f32).collect(),
+    };
+    let mut w = FitsWriter::create(Path::new(job.output.as_str())).map_err(fits_error)?;
+    meta.write_primary(&mut w).map_err(fits_error)?;
+    w.write_image::<f32>("SCI", &[ny, nx], &sci)
+        .map_err(fits_error)?;
+    w.write_image::<u32>("DQ", &[ny, nx], &dq)
+        .map_err(fits_error)?;
+    w.write_image::<f32>("ERR", &[ny, nx], &err)
+        .map_err(fits_error)?;
+    w.write_dq_def(&dq_def_for(&["DO_NOT_USE", "UNRELIABLE_BIAS"]))
+        .map_err(fits_error)?;
+    w.finish().map_err(fits_error)?;
+
+    let mut finite: Vec<f64> = maps
+        .mean
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    let median = if finite.is_empty() {
+        f64::NAN
+    } else {
+        let mid = finite.len() / 2;
+        *finite.select_nth_unstable_by(mid, f64::total_cmp).1
+    };
+    Ok(JobReport {
+        extra_outputs: Default::default(),
+        summary: format!(
+            "median superbias {median:.2} DN from {samples} frame(s) per pixel; {flagged} \
+             pixel(s) flagged UNRELIABLE_BIAS"
+        )
+        .into(),
+    })
+}
