@@ -819,23 +819,33 @@ impl Scratch {
             .flat_map(|r| r.segments.iter().map(|s| s.n + 1))
             .max()
             .unwrap_or(0);
-        for (e, name) in SEGMENT_EXTS.iter().enumerate() {
-            for k in 0..nseg {
-                self.put_planes(name, k, y0, rows, nints, |r, p| {
-                    let mut v = vec![0f32; nx];
-                    for s in r.segments.iter().filter(|s| s.n == k && s.int == p) {
-                        v[s.x] = [
-                            s.slope,
-                            s.sigslope,
-                            s.var_poisson,
-                            s.var_rnoise,
-                            s.yint,
-                            s.sigyint,
-                            s.weight,
-                        ][e] as f32;
+        let ny = self.shape.2;
+        let band = rows.len() * nx;
+        for k in 0..nseg {
+            // One pass over the segments fills the planes of all seven arrays.
+            let mut bufs = vec![vec![0f32; nints * band]; SEGMENT_EXTS.len()];
+            for (j, r) in rows.iter().enumerate() {
+                for s in r.segments.iter().filter(|s| s.n == k) {
+                    let at = s.int * band + j * nx + s.x;
+                    let values = [
+                        s.slope,
+                        s.sigslope,
+                        s.var_poisson,
+                        s.var_rnoise,
+                        s.yint,
+                        s.sigyint,
+                        s.weight,
+                    ];
+                    for (buf, v) in bufs.iter_mut().zip(values) {
+                        buf[at] = v as f32;
                     }
-                    v
-                })?;
+                }
+            }
+            for (name, buf) in SEGMENT_EXTS.iter().zip(&bufs) {
+                let spill = self.spill(name, k)?;
+                for p in 0..nints {
+                    spill.put((p * ny + y0) * nx, &buf[p * band..(p + 1) * band])?;
+                }
             }
         }
         // The k-th jump of each pixel and integration, in group order.
@@ -859,7 +869,6 @@ impl Scratch {
             .max()
             .unwrap_or(0);
         for k in 0..ncr {
-            let ny = self.shape.2;
             let spill = self.spill("CRMAG", k)?;
             for p in 0..nints {
                 let mut buf = vec![0f32; rows.len() * nx];
