@@ -41,7 +41,8 @@ pub fn main() -> ExitCode {
         Commands::Plugins => commands::plugins::run(&registry, &plugin_dirs),
         Commands::Describe { reflabel } => commands::describe::run(&registry, &global, &reflabel),
         Commands::Run(args) => commands::run::run(&registry, &global, &args, &params),
-        Commands::Demo(_) | Commands::Simulate(_) => Err("not wired yet".to_string()),
+        Commands::Demo(args) => commands::demo::run(&registry, &global, &args),
+        Commands::Simulate(args) => commands::simulate::run(&args),
         Commands::RunJob(args) => {
             return ExitCode::from(crate::child::run_job(&args.job_file, args.threads) as u8);
         }

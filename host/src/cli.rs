@@ -141,8 +141,8 @@ pub struct DemoArgs {
     /// Where the simulated data and the run go.
     #[arg(long, default_value = "mkrefs-demo")]
     pub dir: PathBuf,
-    /// Frame size in pixels (a square full-frame-like detector region with reference pixels).
-    #[arg(long, default_value_t = 256)]
+    /// Frame size in pixels: a square NIRCam subarray at the detector corner (320 is SUB320).
+    #[arg(long, default_value_t = 320)]
     pub size: usize,
     /// Number of dark exposures.
     #[arg(long, default_value_t = 5)]
@@ -163,8 +163,8 @@ pub struct SimulateArgs {
     /// Number of flat exposures.
     #[arg(long, default_value_t = 0)]
     pub flats: usize,
-    /// Frame size in pixels: 2048 is a NIRCam full frame; smaller sizes are a full-frame-like
-    /// region with a reference-pixel border.
+    /// Frame size in pixels: the detector's full size is the full frame; smaller sizes are a
+    /// square subarray at the detector corner (NIRCam names: SUB640, SUB320, SUB160, SUB64P).
     #[arg(long, default_value_t = 2048)]
     pub size: usize,
     #[arg(long, default_value_t = 2)]

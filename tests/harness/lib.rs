@@ -176,3 +176,72 @@ pub fn install_plugin(lib: &Path, plugin_dir: &Path, reflabel: &str) -> PathBuf 
     std::fs::copy(lib, &dest).unwrap();
     dest
 }
+
+/// A small simulated NIRCam data set (a `size`×`size` subarray at the detector corner, 2
+/// integrations × `ngroups` groups) in `dir`; returns the uncal darks and flats, in order.
+pub fn small_dataset(
+    dir: &Path,
+    darks: usize,
+    flats: usize,
+    size: usize,
+    ngroups: usize,
+    seed: u64,
+) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    use mkrefs_support::simulate::{Kind, ProductSet, SimConfig, write_dataset};
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = SimConfig::default()
+        .with_square_subarray(size)
+        .with_ramp(2, ngroups)
+        .with_seed(seed);
+    let manifest = write_dataset(dir, &cfg, darks, flats, ProductSet::NONE).expect("simulates");
+    let files = |kind: Kind| -> Vec<PathBuf> {
+        manifest
+            .of_kind(kind)
+            .map(|e| dir.join(&e.files[0].file))
+            .collect()
+    };
+    (files(Kind::Dark), files(Kind::Flat))
+}
+
+/// The reference files (`*.fits`) under a run's output tree, sorted.
+pub fn fits_outputs(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    if p.file_name().is_some_and(|n| n == "ssb") {
+                        continue;
+                    }
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "fits") {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, &mut out);
+    out.sort();
+    out
+}
+
+/// Every file under `root` (for checks that nothing was written).
+pub fn all_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,1 +1,122 @@
-//! placeholder during integration
+//! `mkrefs demo`: simulates a small NIRCam data set and makes readnoise and superbias
+//! reference files from it with the default configuration, then compares them with the
+//! simulator's truth. What the README's first command runs.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use mkrefs_support::fits::ImageReader;
+use mkrefs_support::simulate::{Kind, ProductSet, write_dataset};
+use mkrefs_support::stats::nanmedian;
+
+use crate::cli::{DemoArgs, GlobalOptions, RunArgs};
+use crate::commands::{run, simulate::sim_config};
+use crate::registry::Registry;
+
+fn read_image(path: &Path, hdu: &str) -> Result<Vec<f32>, String> {
+    let mut r = ImageReader::open(path, hdu).map_err(|e| e.to_string())?;
+    r.read_plane::<f32>(0).map_err(|e| e.to_string())
+}
+
+fn median_ratio(a: &[f32], b: &[f32]) -> Option<f32> {
+    let r: Vec<f32> = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| x.is_finite() && y.is_finite() && **y != 0.0)
+        .map(|(x, y)| x / y)
+        .collect();
+    nanmedian(&r)
+}
+
+fn median_difference(a: &[f32], b: &[f32]) -> Option<f32> {
+    let d: Vec<f32> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    nanmedian(&d)
+}
+
+pub fn run(registry: &Registry, global: &GlobalOptions, args: &DemoArgs) -> Result<ExitCode, String> {
+    let data = args.dir.join("data");
+    std::fs::create_dir_all(&data)
+        .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    let cfg = sim_config("NRCA1", args.size, 2, 10, 42)?;
+    tracing::info!(
+        "simulating {} NIRCam NRCA1 darks ({}x{}, 2 integrations x 10 groups) in {}",
+        args.darks,
+        args.size,
+        args.size,
+        data.display()
+    );
+    let manifest =
+        write_dataset(&data, &cfg, args.darks, 0, ProductSet::NONE).map_err(|e| e.to_string())?;
+    let mut items = vec!["readnoise,superbias".to_string()];
+    items.extend(
+        manifest
+            .of_kind(Kind::Dark)
+            .filter_map(|e| e.files.first())
+            .map(|f| data.join(&f.file).display().to_string()),
+    );
+    let run_args = RunArgs {
+        items,
+        outrootdir: Some(args.dir.join("out")),
+        outsubdir: None,
+        run_id: None,
+        run_id_ndigits: None,
+        new_run_id: false,
+        ssbdir: None,
+        skip_run_id_ssbdir: None,
+        jobs: args.jobs,
+        threads: None,
+        force: false,
+        dry_run: false,
+    };
+    let code = run::run(registry, global, &run_args, &[])?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
+    // Compare with the truth the simulator used.
+    let truth = data.join(&manifest.truth);
+    let out = args.dir.join("out");
+    let find = |reflabel: &str| -> Option<std::path::PathBuf> {
+        let mut found: Vec<_> = walk(&out)
+            .into_iter()
+            .filter(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                name.starts_with(&format!("{reflabel}.")) && name.ends_with(".fits")
+            })
+            .collect();
+        found.sort();
+        found.pop()
+    };
+    if let Some(rn) = find("readnoise") {
+        let made = read_image(&rn, "SCI")?;
+        let want = read_image(&truth, "READNOISE")?;
+        if let Some(r) = median_ratio(&made, &want) {
+            println!("readnoise: {} (median ratio to the simulated truth: {r:.3})", rn.display());
+        }
+    }
+    if let Some(sb) = find("superbias") {
+        let made = read_image(&sb, "SCI")?;
+        let want = read_image(&truth, "BIAS")?;
+        if let Some(d) = median_difference(&made, &want) {
+            println!(
+                "superbias: {} (median difference from the simulated bias: {d:.2} DN)",
+                sb.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
