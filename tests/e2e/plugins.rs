@@ -59,12 +59,19 @@ fn the_template_renders_builds_and_runs_as_a_drop_in() {
     let krate = dir.path().join("my-gain");
     assert!(krate.join("README.md").is_file());
     // Build with the workspace's versions of every dependency.
-    std::fs::copy(workspace_root().join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
+    std::fs::copy(
+        workspace_root().join("Cargo.lock"),
+        krate.join("Cargo.lock"),
+    )
+    .unwrap();
     let lib = build_cdylib(&krate, "mkref_my_gain", &[]);
     let plugins = dir.path().join("plugins");
     install_plugin(&lib, &plugins, "my_gain");
 
-    let listed = run(mkrefs(dir.path()).arg("--plugin-dir").arg(&plugins).arg("plugins"));
+    let listed = run(mkrefs(dir.path())
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .arg("plugins"));
     assert!(listed.ok(), "{listed:?}");
     assert!(listed.stdout.contains("my_gain"), "{listed:?}");
     assert!(listed.stdout.contains("GAIN"), "{listed:?}");
@@ -109,7 +116,9 @@ fn a_bundled_generator_built_as_a_drop_in_gives_the_same_file() {
         .args(["--outrootdir", "dropin"]));
     assert!(dropin.ok(), "{dropin:?}");
     assert!(
-        dropin.stderr.contains("replaces the bundled 'readnoise' generator"),
+        dropin
+            .stderr
+            .contains("replaces the bundled 'readnoise' generator"),
         "{dropin:?}"
     );
     let a = fits_outputs(&dir.path().join("bundled"));
@@ -143,10 +152,17 @@ fn a_generator_that_panics_errs_or_aborts_fails_its_own_job_only() {
             .args(strs(&darks))
             .args(["--outrootdir", "out", "--mode", mode, "--fail_on", &victim]));
         assert!(!out.ok(), "{mode}: {out:?}");
-        assert!(out.stdout.contains("2 ok, 0 skipped, 1 failed"), "{mode}: {out:?}");
+        assert!(
+            out.stdout.contains("2 ok, 0 skipped, 1 failed"),
+            "{mode}: {out:?}"
+        );
         assert!(out.all().contains(expect), "{mode}: {out:?}");
         let outputs = fits_outputs(&dir.path().join("out"));
-        assert_eq!(outputs.len(), 2, "{mode}: the other jobs keep their outputs");
+        assert_eq!(
+            outputs.len(),
+            2,
+            "{mode}: the other jobs keep their outputs"
+        );
         assert_valid(&outputs);
     }
 }
@@ -158,13 +174,24 @@ fn broken_libraries_are_reported_in_one_line_and_do_not_stop_others() {
     install_plugin(&faulty_lib(), &plugins, "faulty");
     std::fs::write(plugins.join("libmkref_garbage.so"), "not a library").unwrap();
     // The workspace build makes the superbias cdylib without its root module.
-    let plain = build_cdylib(&workspace_root(), "mkref_superbias", &["-p", "mkref-superbias"]);
+    let plain = build_cdylib(
+        &workspace_root(),
+        "mkref_superbias",
+        &["-p", "mkref-superbias"],
+    );
     install_plugin(&plain, &plugins, "notaplugin");
 
-    let listed = run(mkrefs(dir.path()).arg("--plugin-dir").arg(&plugins).arg("plugins"));
+    let listed = run(mkrefs(dir.path())
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .arg("plugins"));
     assert!(listed.ok(), "{listed:?}");
     assert!(listed.stdout.contains("faulty"), "{listed:?}");
-    let garbage: Vec<&str> = listed.stderr.lines().filter(|l| l.contains("garbage")).collect();
+    let garbage: Vec<&str> = listed
+        .stderr
+        .lines()
+        .filter(|l| l.contains("garbage"))
+        .collect();
     assert_eq!(garbage.len(), 1, "{listed:?}");
     assert!(garbage[0].contains("cannot be opened"), "{listed:?}");
     assert!(
@@ -238,13 +265,24 @@ export_generator!(Future);
 "#,
     )
     .unwrap();
-    std::fs::copy(workspace_root().join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
+    std::fs::copy(
+        workspace_root().join("Cargo.lock"),
+        krate.join("Cargo.lock"),
+    )
+    .unwrap();
     let lib = build_cdylib(&krate, "mkref_future", &[]);
     let plugins = dir.path().join("plugins");
     install_plugin(&lib, &plugins, "future");
-    let listed = run(mkrefs(dir.path()).arg("--plugin-dir").arg(&plugins).arg("plugins"));
+    let listed = run(mkrefs(dir.path())
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .arg("plugins"));
     assert!(listed.ok(), "{listed:?}");
-    let line: Vec<&str> = listed.stderr.lines().filter(|l| l.contains("future")).collect();
+    let line: Vec<&str> = listed
+        .stderr
+        .lines()
+        .filter(|l| l.contains("future"))
+        .collect();
     assert_eq!(line.len(), 1, "{listed:?}");
     assert!(line[0].contains("2.0.0"), "{listed:?}");
     assert!(line[0].contains("1.0.0"), "{listed:?}");

@@ -65,8 +65,14 @@ fn readnoise_and_superbias_from_raw_darks() {
         out_root.join("test1/run000/readnoise/readnoise.test1_run000.cmd0_readnoise.fits")
     );
     let results = assert_valid(&outputs);
-    assert!(results.iter().any(|r| r["model"] == "ReadnoiseModel"), "{results:?}");
-    assert!(results.iter().any(|r| r["model"] == "SuperBiasModel"), "{results:?}");
+    assert!(
+        results.iter().any(|r| r["model"] == "ReadnoiseModel"),
+        "{results:?}"
+    );
+    assert!(
+        results.iter().any(|r| r["model"] == "SuperBiasModel"),
+        "{results:?}"
+    );
 
     // The run directory holds the tables, job files, logs and the summary.
     let run_dir = out_root.join("test1/run000");
@@ -93,8 +99,14 @@ fn readnoise_and_superbias_from_raw_darks() {
     let want = image(&truth, "READNOISE");
     let ratios: Vec<f32> = made.iter().zip(&want).map(|(a, b)| a / b).collect();
     let ratio = nanmedian(&ratios).unwrap();
-    // 5 files x 2 ints x 3 CDS pairs = 30 samples: 13 % per pixel, well under 2 % in the median.
-    assert!((ratio - 1.0).abs() < 0.03, "readnoise / truth median ratio {ratio}");
+    // 5 files x 2 ints x 3 CDS pairs = N = 30 samples per pixel. Upstream's estimator (kept on
+    // purpose) is biased low: ddof = 0 gives sqrt(29/30) = 0.983 and the 3-sigma clip of a
+    // normal sample removes its tails, a std factor of about 0.987, so the expected median
+    // ratio is about 0.970; the median over 4096 pixels scatters by well under 1 %.
+    assert!(
+        (ratio - 0.970).abs() < 0.02,
+        "readnoise / truth median ratio {ratio}"
+    );
     let made = image(&sb, "SCI");
     let bias = image(&truth, "BIAS");
     let diffs: Vec<f32> = made.iter().zip(&bias).map(|(a, b)| a - b).collect();
@@ -134,18 +146,31 @@ fn readnoise_and_superbias_from_raw_darks() {
 fn reftype_aliases_and_upstream_style_options_work() {
     let dir = tempfile::tempdir().unwrap();
     let (darks, _) = small_dataset(&dir.path().join("data"), 3, 0, 64, 4, 5);
-    // `superbias` through default_reflabels' reftype, upstream's option spellings, and a
-    // directory as input.
+    // A directory of exposures as input (the data directory also holds truth.fits).
+    let only = dir.path().join("exposures");
+    std::fs::create_dir_all(&only).unwrap();
+    let darks: Vec<PathBuf> = darks
+        .iter()
+        .map(|d| {
+            let to = only.join(d.file_name().unwrap());
+            std::fs::copy(d, &to).unwrap();
+            to
+        })
+        .collect();
+    // `superbias` through default_reflabels' reftype, upstream's option spellings.
     let out = run(mkrefs(dir.path())
         .arg("SUPERBIAS")
-        .arg(dir.path().join("data"))
+        .arg(&only)
         .args(["--outrootdir", "out", "--runID", "7", "--runIDNdigits", "2"])
         .args(["--superbias.bad_sigma_threshold", "6"]));
     assert!(out.ok(), "{out:?}");
     let outputs = fits_outputs(&dir.path().join("out"));
     assert_eq!(
         outputs,
-        vec![dir.path().join("out/run07/superbias/superbias.run07.cmd0_superbias.fits")]
+        vec![
+            dir.path()
+                .join("out/run07/superbias/superbias.run07.cmd0_superbias.fits")
+        ]
     );
     assert_valid(&outputs);
     let job = std::fs::read_to_string(
@@ -212,6 +237,9 @@ fn calibrated_products_are_found_in_the_search_directories() {
             .join("out/run000/readnoise/readnoise.run000.cmd0_readnoise.job.json"),
     )
     .unwrap();
-    assert!(job.contains("_jump.fits"), "the job reads the products: {job}");
+    assert!(
+        job.contains("_jump.fits"),
+        "the job reads the products: {job}"
+    );
     assert_valid(&fits_outputs(&dir.path().join("out")));
 }

@@ -33,10 +33,13 @@ fn median_difference(a: &[f32], b: &[f32]) -> Option<f32> {
     nanmedian(&d)
 }
 
-pub fn run(registry: &Registry, global: &GlobalOptions, args: &DemoArgs) -> Result<ExitCode, String> {
+pub fn run(
+    registry: &Registry,
+    global: &GlobalOptions,
+    args: &DemoArgs,
+) -> Result<ExitCode, String> {
     let data = args.dir.join("data");
-    std::fs::create_dir_all(&data)
-        .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
     let cfg = sim_config("NRCA1", args.size, 2, 10, 42)?;
     tracing::info!(
         "simulating {} NIRCam NRCA1 darks ({}x{}, 2 integrations x 10 groups) in {}",
@@ -90,7 +93,10 @@ pub fn run(registry: &Registry, global: &GlobalOptions, args: &DemoArgs) -> Resu
         let made = read_image(&rn, "SCI")?;
         let want = read_image(&truth, "READNOISE")?;
         if let Some(r) = median_ratio(&made, &want) {
-            println!("readnoise: {} (median ratio to the simulated truth: {r:.3})", rn.display());
+            println!(
+                "readnoise: {} (median ratio to the simulated truth: {r:.3})",
+                rn.display()
+            );
         }
     }
     if let Some(sb) = find("superbias") {

@@ -34,7 +34,13 @@ pub fn sim_config(
 }
 
 pub fn run(args: &SimulateArgs) -> Result<ExitCode, String> {
-    let cfg = sim_config(&args.detector, args.size, args.nints, args.ngroups, args.seed)?;
+    let cfg = sim_config(
+        &args.detector,
+        args.size,
+        args.nints,
+        args.ngroups,
+        args.seed,
+    )?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
     let products = if args.products {
