@@ -8,6 +8,7 @@ use crate::logging;
 use crate::registry::{Registry, plugin_search_path};
 
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let argv: Vec<String> = std::env::args().collect();
     // Generators are discovered first: their parameters are options of `run`.
     let plugin_dirs = plugin_search_path(&cli::prescan_plugin_dirs(&argv));
@@ -53,5 +54,15 @@ pub fn main() -> ExitCode {
             tracing::error!("{message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, which turns `mkrefs describe x | head` into a panic on the closed
+/// pipe; a command-line tool should just stop, as other Unix tools do.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
