@@ -26,8 +26,8 @@ cargo build --workspace --all-targets --locked
 
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
+    # (The workspace has no doc tests to run: the one example in plugin-api is `ignore`.)
     cargo nextest run --workspace --locked --no-fail-fast
-    cargo test --workspace --doc --locked
 else
     cargo test --workspace --locked --no-fail-fast
 fi
