@@ -211,8 +211,10 @@ fn measured(cmd: &[String]) -> (f64, f64) {
 /// The measuring child: runs the command, waits, prints "wall_seconds max_rss_kb".
 fn measure(cmd: &[String]) -> ExitCode {
     let start = Instant::now();
+    // The command's own output must not mix with the figures this process prints.
     let status = Command::new(&cmd[0])
         .args(&cmd[1..])
+        .stdout(std::process::Stdio::null())
         .status()
         .expect("benchmarked command starts");
     let wall = start.elapsed().as_secs_f64();

@@ -24,31 +24,7 @@ use crate::cds::CdsPlan;
 /// hundred, while the row bands are still read sequentially.
 pub const TILE: usize = 256;
 
-/// The dimensions of a 4-D SCI ramp.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RampDims {
-    pub nints: usize,
-    pub ngroups: usize,
-    pub ny: usize,
-    pub nx: usize,
-}
-
-/// Row bands of one ramp's planes. Implemented for FITS files (see `run`) and, in the tests,
-/// for arrays; the algorithm does not care where the numbers come from.
-pub trait RampSource: Send {
-    /// Name used in error messages (the file path).
-    fn name(&self) -> String;
-    fn dims(&self) -> RampDims;
-    /// Rows `y0..y1` of `(int, group)` as f32 (uncal u16 data are exact in f32, §0.1).
-    fn read_band(
-        &mut self,
-        int: usize,
-        group: usize,
-        y0: usize,
-        y1: usize,
-        out: &mut [f32],
-    ) -> Result<(), GeneratorError>;
-}
+pub use mkrefs_support::ramps::{RampDims, RampSource};
 
 /// How the CDS stack of a pixel becomes its read noise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

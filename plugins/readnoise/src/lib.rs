@@ -8,7 +8,6 @@
 
 pub mod cds;
 pub mod compute;
-mod inputs;
 pub mod params;
 mod run;
 pub mod single;

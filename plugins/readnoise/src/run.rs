@@ -12,9 +12,9 @@ use mkrefs_support::reffile::{RefMeta, history_entries};
 
 use crate::cds::CdsPlan;
 use crate::compute::{MapOptions, Method, RampSource, readnoise_map};
-use crate::inputs::{FitsRamp, fits_error, open_all};
 use crate::params::Settings;
 use crate::single::single_value;
+use mkrefs_support::ramps::{FitsRamp, fits_error, open_all};
 
 /// Makes `job.output` from `job.inputs`.
 pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {

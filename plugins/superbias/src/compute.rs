@@ -19,31 +19,7 @@ pub const TILE: usize = 256;
 /// bits so that it survives stdatamodels' DQ translation on save.
 pub const FLAGGED: u32 = DO_NOT_USE | UNRELIABLE_BIAS;
 
-/// The dimensions of a 4-D SCI ramp.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RampDims {
-    pub nints: usize,
-    pub ngroups: usize,
-    pub ny: usize,
-    pub nx: usize,
-}
-
-/// Row bands of one ramp's planes: FITS files in `run`, arrays in the tests.
-pub trait RampSource: Send {
-    /// Name used in error messages (the file path).
-    fn name(&self) -> String;
-    fn dims(&self) -> RampDims;
-    /// Rows `y0..y1` of `(int, group)` as f32 (exact for uncal u16 and calibrated f32 data;
-    /// the statistics then run in f64 as upstream's).
-    fn read_band(
-        &mut self,
-        int: usize,
-        group: usize,
-        y0: usize,
-        y1: usize,
-        out: &mut [f32],
-    ) -> Result<(), GeneratorError>;
-}
+pub use mkrefs_support::ramps::{RampDims, RampSource};
 
 /// Which integrations contribute their group 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

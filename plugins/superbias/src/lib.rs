@@ -7,7 +7,6 @@
 //! the reference-file writer.
 
 pub mod compute;
-mod inputs;
 pub mod params;
 mod run;
 

@@ -12,8 +12,8 @@ use mkrefs_support::reffile::{RefMeta, history_entries};
 use crate::compute::{
     FLAGGED, Integrations, RampSource, dq_map, superbias_maps, unreliable_threshold,
 };
-use crate::inputs::{fits_error, open_all};
 use crate::params::{ErrorKind, Settings};
+use mkrefs_support::ramps::{fits_error, open_all};
 
 /// At least this many group-0 frames per pixel: one frame has no scatter, so neither ERR nor the
 /// UNRELIABLE_BIAS test would mean anything.

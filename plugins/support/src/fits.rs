@@ -685,6 +685,12 @@ pub struct ImageReader {
     bitpix: c_int,
 }
 
+// SAFETY: an ImageReader owns its cfitsio handle exclusively and every read takes `&mut self`,
+// so a handle is never used by two threads at once; cfitsio is built reentrant (fitsio-src
+// configures `--enable-reentrant`), which makes distinct handles safe on distinct threads. So
+// moving a reader to another thread (e.g. to read inputs in parallel) is sound.
+unsafe impl Send for ImageReader {}
+
 impl ImageReader {
     /// Opens the image HDU `hdu_name` of `path`. Fails if the HDU is a table, has no data, or
     /// has fewer than 2 dimensions, and if the file is shorter than the HDU's data.

@@ -3,6 +3,7 @@
 //!
 //! - [`header`]: typed FITS header values.
 //! - [`fits`]: reading headers and ramps/images in row bands; writing FITS files atomically.
+//! - [`ramps`]: the input ramps of a generator job, read in row bands.
 //! - [`reffile`]: CRDS reference-file metadata and HISTORY, shared by every generator.
 //! - [`stats`]: astropy-compatible sigma clipping and masked statistics.
 //! - [`dq`]: JWST data-quality flags and DQ_DEF tables.
@@ -17,6 +18,7 @@ pub mod dq;
 pub mod fits;
 pub mod geometry;
 pub mod header;
+pub mod ramps;
 pub mod reffile;
 pub mod rng;
 pub mod simulate;

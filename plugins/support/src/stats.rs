@@ -91,7 +91,10 @@ pub fn median_in_place(v: &mut [f64]) -> f64 {
     }
     if n.is_multiple_of(2) {
         let a = wirth_kth_smallest(v, n / 2);
-        let b = wirth_kth_smallest(v, n / 2 - 1);
+        // The selection leaves every smaller order statistic to the left of n/2, so the lower
+        // middle value is the largest of those: one scan instead of astropy's second selection.
+        // (Only the order of the values left behind differs, which moves later sums by ~1e-16.)
+        let b = v[..n / 2].iter().copied().fold(f64::NEG_INFINITY, f64::max);
         0.5 * (a + b)
     } else {
         wirth_kth_smallest(v, (n - 1) / 2)

@@ -1,30 +1,47 @@
-//! Opening the job's input ramps: one SCI reader per file, kept open for the whole job, and the
-//! checks that they can be stacked (same shape, detector and subarray).
+//! The input ramps of a generator job: one SCI reader per file, kept open for the whole job,
+//! and the checks that the files can be stacked (same shape, detector and subarray). Shared by
+//! every generator that reads 4-D ramps.
 
 use std::path::{Path, PathBuf};
 
 use mkrefs_plugin_api::{GeneratorError, Job};
-use mkrefs_support::fits::{FitsError, FitsErrorKind, ImageReader, read_primary_header};
-use mkrefs_support::header::Header;
 
-use crate::compute::{RampDims, RampSource};
+use crate::fits::{FitsError, FitsErrorKind, ImageReader, read_primary_header};
+use crate::header::Header;
+
+/// The dimensions of a 4-D SCI ramp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RampDims {
+    pub nints: usize,
+    pub ngroups: usize,
+    pub ny: usize,
+    pub nx: usize,
+}
+
+/// Row bands of one ramp's planes. Implemented for FITS files ([`FitsRamp`]) and, in tests,
+/// for arrays: the algorithms do not care where the numbers come from.
+pub trait RampSource: Send {
+    /// Name used in error messages (the file path).
+    fn name(&self) -> String;
+    fn dims(&self) -> RampDims;
+    /// Rows `y0..y1` of `(int, group)` as f32 (exact for uncal u16 and calibrated f32 data).
+    fn read_band(
+        &mut self,
+        int: usize,
+        group: usize,
+        y0: usize,
+        y1: usize,
+        out: &mut [f32],
+    ) -> Result<(), GeneratorError>;
+}
 
 /// A FITS ramp read through its SCI extension.
 pub struct FitsRamp {
     pub path: PathBuf,
     pub header: Header,
-    reader: SendReader,
+    reader: ImageReader,
     dims: RampDims,
 }
-
-/// An [`ImageReader`] that may move to another thread. The support reader wraps a raw cfitsio
-/// handle and so is not `Send`, but cfitsio is built with its reentrant option (fitsio-sys'
-/// `fitsio-src` build enables it) and each handle here is used by one thread at a time (reads
-/// take `&mut self`), which is what cfitsio's thread safety requires: one thread per open file.
-struct SendReader(ImageReader);
-
-// SAFETY: see the type's documentation: exclusive use per handle, reentrant cfitsio.
-unsafe impl Send for SendReader {}
 
 /// A [`FitsError`] as a job error: problems with the files are the user's inputs, failures to
 /// write are I/O.
@@ -56,7 +73,7 @@ impl FitsRamp {
         Ok(FitsRamp {
             path: path.to_path_buf(),
             header,
-            reader: SendReader(reader),
+            reader,
             dims: RampDims {
                 nints,
                 ngroups,
@@ -93,7 +110,6 @@ impl RampSource for FitsRamp {
     ) -> Result<(), GeneratorError> {
         let plane = int * self.dims.ngroups + group;
         self.reader
-            .0
             .read_rows::<f32>(plane, y0, y1, out)
             .map_err(fits_error)
     }
