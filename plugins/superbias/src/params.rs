@@ -22,7 +22,10 @@ pub const IGNORED: &[(&str, ParamKind, &str)] = &[
     ),
 ];
 
-pub const DEFAULT_BUDGET_MB: i64 = 512;
+/// Small on purpose: a few full-frame group-0 frames (16 MiB each as f32) already fill it, so
+/// the band, and with it the peak memory, stays the same however many inputs a job has; reading
+/// in a few more row blocks costs nothing measurable.
+pub const DEFAULT_BUDGET_MB: i64 = 64;
 
 /// What ERR holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
