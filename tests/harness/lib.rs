@@ -5,8 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use serde_json::Value;
-
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -94,46 +92,7 @@ pub fn run(cmd: &mut Command) -> Ran {
     }
 }
 
-/// The Python of the test venv (made by `tests/run.sh`), or `MKREFS_TEST_PYTHON`.
-pub fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("MKREFS_TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = workspace_root().join("target/test-venv/bin/python");
-    assert!(
-        venv.is_file(),
-        "no Python with stdatamodels: run `bash tests/run.sh` (or `bash \
-         tests/python/ensure-venv.sh target/test-venv`) first, or set MKREFS_TEST_PYTHON"
-    );
-    venv
-}
-
-/// Validates reference files with stdatamodels (strict validation); one JSON result each.
-pub fn validate(paths: &[PathBuf]) -> Vec<Value> {
-    let script = workspace_root().join("tests/python/validate_reffile.py");
-    let ran = run(Command::new(python()).arg(script).args(paths));
-    let results: Vec<Value> = ran
-        .stdout
-        .lines()
-        .filter(|l| l.trim_start().starts_with('{'))
-        .map(|l| serde_json::from_str(l).expect("validator prints JSON lines"))
-        .collect();
-    assert_eq!(results.len(), paths.len(), "validator output: {ran:?}");
-    results
-}
-
-/// Asserts that stdatamodels accepts every file under strict validation.
-pub fn assert_valid(paths: &[PathBuf]) -> Vec<Value> {
-    let results = validate(paths);
-    for r in &results {
-        assert_eq!(
-            r["ok"],
-            Value::Bool(true),
-            "stdatamodels rejected a file: {r}"
-        );
-    }
-    results
-}
+pub use mkrefs_support::testkit::{assert_valid, python, run_validator};
 
 /// The target directory shared by every plugin crate the tests build, so their common
 /// dependencies compile once.

@@ -306,47 +306,16 @@ mod tests {
     use crate::cds::GroupDiff;
     use mkrefs_support::rng::stream;
 
-    /// An in-memory ramp `[int][group][y][x]`.
-    struct MemRamp {
-        dims: RampDims,
-        data: Vec<f32>,
-    }
+    use mkrefs_support::ramps::MemoryRamp as MemRamp;
 
-    impl MemRamp {
-        fn noise(seed: u64, dims: RampDims, sigma: f64) -> MemRamp {
-            let mut rng = stream(seed, &[]);
-            let n = dims.nints * dims.ngroups * dims.ny * dims.nx;
-            let data = (0..n)
-                .map(|_| (10_000.0 + sigma * rng.normal()).round() as f32)
-                .collect();
-            MemRamp { dims, data }
-        }
-        fn at(&self, i: usize, g: usize, y: usize, x: usize) -> f32 {
-            let d = self.dims;
-            self.data[((i * d.ngroups + g) * d.ny + y) * d.nx + x]
-        }
-    }
-
-    impl RampSource for MemRamp {
-        fn name(&self) -> String {
-            "memory".into()
-        }
-        fn dims(&self) -> RampDims {
-            self.dims
-        }
-        fn read_band(
-            &mut self,
-            int: usize,
-            group: usize,
-            y0: usize,
-            y1: usize,
-            out: &mut [f32],
-        ) -> Result<(), GeneratorError> {
-            let d = self.dims;
-            let start = ((int * d.ngroups + group) * d.ny + y0) * d.nx;
-            out.copy_from_slice(&self.data[start..start + (y1 - y0) * d.nx]);
-            Ok(())
-        }
+    /// Integer-valued normal noise about 10000 DN.
+    fn noise(seed: u64, dims: RampDims, sigma: f64) -> MemRamp {
+        let mut rng = stream(seed, &[]);
+        let n = dims.nints * dims.ngroups * dims.ny * dims.nx;
+        let data = (0..n)
+            .map(|_| (10_000.0 + sigma * rng.normal()).round() as f32)
+            .collect();
+        MemRamp::new(dims, data)
     }
 
     fn dims(nints: usize, ngroups: usize) -> RampDims {
@@ -389,9 +358,9 @@ mod tests {
     fn streaming_matches_the_definition_bit_for_bit() {
         for diff in [GroupDiff::Independent, GroupDiff::Consecutive] {
             let mut ramps = vec![
-                MemRamp::noise(1, dims(2, 6), 5.0),
-                MemRamp::noise(2, dims(1, 5), 5.0),
-                MemRamp::noise(3, dims(2, 6), 5.0),
+                noise(1, dims(2, 6), 5.0),
+                noise(2, dims(1, 5), 5.0),
+                noise(3, dims(2, 6), 5.0),
             ];
             let plans: Vec<CdsPlan> = ramps
                 .iter()
@@ -440,9 +409,7 @@ mod tests {
     #[test]
     fn recovers_the_cds_noise_and_ramp_is_lower() {
         // Read noise 5 DN per read: CDS noise 5·√2.
-        let mut ramps: Vec<MemRamp> = (0..4)
-            .map(|s| MemRamp::noise(10 + s, dims(2, 8), 5.0))
-            .collect();
+        let mut ramps: Vec<MemRamp> = (0..4).map(|s| noise(10 + s, dims(2, 8), 5.0)).collect();
         let plans = vec![CdsPlan::new(8, false, GroupDiff::Independent).unwrap(); 4];
         let stack = run(&mut ramps, &plans, Method::Stack, usize::MAX);
         let ramp = run(&mut ramps, &plans, Method::Ramp, usize::MAX);
@@ -467,10 +434,7 @@ mod tests {
 
     #[test]
     fn all_nan_input_is_reported_and_pixels_are_nan() {
-        let mut ramps = vec![
-            MemRamp::noise(1, dims(1, 4), 5.0),
-            MemRamp::noise(2, dims(1, 4), 5.0),
-        ];
+        let mut ramps = vec![noise(1, dims(1, 4), 5.0), noise(2, dims(1, 4), 5.0)];
         ramps[1].data.fill(f32::NAN);
         // One pixel NaN everywhere in the first input too.
         for g in 0..4 {

@@ -8,22 +8,19 @@ use mkrefs_support::budget::thread_pool;
 use mkrefs_support::fits::FitsWriter;
 use mkrefs_support::geometry::{Subarray, detector_info, reference_pixel_mask};
 use mkrefs_support::header::HeaderValue;
-use mkrefs_support::reffile::{RefMeta, history_entries};
+use mkrefs_support::reffile::RefMeta;
 
 use crate::cds::CdsPlan;
 use crate::compute::{MapOptions, Method, RampSource, readnoise_map};
-use crate::params::Settings;
+use crate::params::{IGNORED, Settings};
 use crate::single::single_value;
+use mkrefs_support::jobparams::report_ignored;
 use mkrefs_support::ramps::{FitsRamp, fits_error, open_all};
 
 /// Makes `job.output` from `job.inputs`.
 pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
     let s = Settings::from_job(job)?;
-    for name in &s.ignored {
-        job.info(&format!(
-            "parameter '{name}' is accepted for jwst_reffiles compatibility and ignored"
-        ));
-    }
+    report_ignored(job, IGNORED);
     let mut ramps = open_all(job)?;
     let plans = plan_all(job, &ramps, &s)?;
     let n_total: usize = ramps
@@ -81,7 +78,7 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
 
     let mut meta = RefMeta::from_header("READNOISE", "ReadnoiseModel", &ramps[0].header, (ny, nx))
         .map_err(GeneratorError::invalid_input)?;
-    if let Some(sub) = &s.subarray {
+    if let Some(sub) = &s.meta.subarray {
         meta.subarray = sub.to_ascii_uppercase();
     }
     if s.single_value {
@@ -112,19 +109,8 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
         map.fill(sv.value);
     }
 
-    meta.description = s.description.clone();
-    meta.author = s.author.clone();
-    meta.pedigree = s.pedigree.clone();
-    meta.useafter = s.useafter.clone();
-    meta.normalize_useafter();
-    meta.readpatt = Some(
-        s.readpatt
-            .clone()
-            .map_or_else(|| "ANY".to_string(), |r| r.to_ascii_uppercase()),
-    );
     let paths: Vec<&Path> = ramps.iter().map(|r| r.path.as_path()).collect();
-    meta.history = history_entries("readnoise", &paths, &s.history);
-    meta.validate().map_err(GeneratorError::invalid_parameter)?;
+    s.meta.apply(&mut meta, "readnoise", &paths)?;
 
     let sci: Vec<f32> = map.iter().map(|&v| v as f32).collect();
     write_file(Path::new(job.output.as_str()), &meta, &sci, ny, nx)?;

@@ -211,34 +211,7 @@ mod tests {
     use super::*;
     use mkrefs_support::rng::stream;
 
-    struct MemRamp {
-        dims: RampDims,
-        data: Vec<f32>,
-        reads: Vec<(usize, usize)>,
-    }
-
-    impl RampSource for MemRamp {
-        fn name(&self) -> String {
-            "memory".into()
-        }
-        fn dims(&self) -> RampDims {
-            self.dims
-        }
-        fn read_band(
-            &mut self,
-            int: usize,
-            group: usize,
-            y0: usize,
-            y1: usize,
-            out: &mut [f32],
-        ) -> Result<(), GeneratorError> {
-            self.reads.push((int, group));
-            let d = self.dims;
-            let start = ((int * d.ngroups + group) * d.ny + y0) * d.nx;
-            out.copy_from_slice(&self.data[start..start + (y1 - y0) * d.nx]);
-            Ok(())
-        }
-    }
+    use mkrefs_support::ramps::MemoryRamp as MemRamp;
 
     fn ramp(seed: u64, nints: usize) -> MemRamp {
         let dims = RampDims {
@@ -254,11 +227,7 @@ mod tests {
                 (bias + 4.0 * rng.normal()).round() as f32
             })
             .collect();
-        MemRamp {
-            dims,
-            data,
-            reads: Vec::new(),
-        }
+        MemRamp::new(dims, data)
     }
 
     #[test]

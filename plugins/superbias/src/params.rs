@@ -2,13 +2,17 @@
 //! additions of mkrefs, and their checked values for one job.
 
 use mkrefs_plugin_api::{GeneratorError, Job, ParamKind, ParamSpec, ParamValue};
+use mkrefs_support::jobparams::{
+    IgnoredParam, MetadataParams, at_least_one, budget_bytes, budget_spec, ignored_specs,
+    metadata_specs, positive,
+};
 
 use crate::compute::Integrations;
 
 /// Upstream parameters whose job the host does now; accepted so that jwst_reffiles
 /// configurations keep working, and ignored with a log line when given. `plot`, `save_filled`
 /// and `box_width` (side products) are not implemented and therefore not accepted.
-pub const IGNORED: &[(&str, ParamKind, &str)] = &[
+pub const IGNORED: &[IgnoredParam] = &[
     (
         "save_reffile",
         ParamKind::Bool,
@@ -95,55 +99,13 @@ pub fn specs() -> Vec<ParamSpec> {
             "'mean': ERR is the error of the clipped mean (scatter/sqrt(n)), the uncertainty of \
              SCI. 'scatter': the single-frame scatter, as jwst_reffiles.",
         ),
-        ParamSpec::new("author", ParamKind::String, s("mkrefs"), "AUTHOR keyword."),
-        ParamSpec::new(
-            "description",
-            ParamKind::String,
-            s("Super Bias Image"),
-            "DESCRIP keyword, at most 65 characters.",
-        ),
-        ParamSpec::new(
-            "pedigree",
-            ParamKind::String,
-            s("GROUND"),
-            "PEDIGREE: SIMULATION, GROUND, DUMMY or 'INFLIGHT YYYY-MM-DD YYYY-MM-DD'.",
-        ),
-        ParamSpec::new(
-            "useafter",
-            ParamKind::String,
-            s("2000-01-01T00:00:00"),
-            "USEAFTER, YYYY-MM-DDThh:mm:ss (a date alone gets T00:00:00).",
-        ),
-        ParamSpec::new(
-            "history",
-            ParamKind::String,
-            s(""),
-            "Text added as the last HISTORY entry.",
-        ),
-        ParamSpec::new(
-            "subarray",
-            ParamKind::String,
-            ParamValue::Null,
-            "SUBARRAY keyword; null takes it from the first input.",
-        ),
-        ParamSpec::new(
-            "readpatt",
-            ParamKind::String,
-            ParamValue::Null,
-            "READPATT keyword; null writes 'ANY'.",
-        ),
-        ParamSpec::new(
-            "memory_budget_mb",
-            ParamKind::Int,
-            ParamValue::Int(DEFAULT_BUDGET_MB),
-            "Memory for the row band of group-0 frames, MiB. The result does not depend on it.",
-        ),
     ];
-    v.extend(
-        IGNORED
-            .iter()
-            .map(|&(name, kind, help)| ParamSpec::new(name, kind, ParamValue::Null, help)),
-    );
+    v.extend(metadata_specs("Super Bias Image", "2000-01-01T00:00:00"));
+    v.push(budget_spec(
+        DEFAULT_BUDGET_MB,
+        "the row band of group-0 frames",
+    ));
+    v.extend(ignored_specs(IGNORED));
     v
 }
 
@@ -157,47 +119,8 @@ pub struct Settings {
     pub bad_threshold: f64,
     pub integrations: Integrations,
     pub err: ErrorKind,
-    pub author: String,
-    pub description: String,
-    pub pedigree: String,
-    pub useafter: String,
-    pub history: String,
-    pub subarray: Option<String>,
-    pub readpatt: Option<String>,
+    pub meta: MetadataParams,
     pub budget_bytes: usize,
-    pub ignored: Vec<String>,
-}
-
-/// `None` for a null, empty, "none" or "null" value (upstream nulls any value *containing*
-/// "none"; whole values only here).
-pub fn null_like(v: Option<String>) -> Option<String> {
-    v.filter(|s| {
-        let t = s.trim();
-        !(t.is_empty() || t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case("null"))
-    })
-    .map(|s| s.trim().to_string())
-}
-
-fn positive(job: &Job<'_>, name: &str) -> Result<f64, GeneratorError> {
-    let v = job.float_param(name)?;
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
-    } else {
-        Err(GeneratorError::invalid_parameter(format!(
-            "{name} must be a positive number, got {v}"
-        )))
-    }
-}
-
-fn at_least_one(job: &Job<'_>, name: &str) -> Result<usize, GeneratorError> {
-    let v = job.int_param(name)?;
-    if v >= 1 {
-        Ok(v as usize)
-    } else {
-        Err(GeneratorError::invalid_parameter(format!(
-            "{name} must be at least 1, got {v}"
-        )))
-    }
 }
 
 impl Settings {
@@ -214,20 +137,12 @@ impl Settings {
                 "err_type must be 'mean' or 'scatter', got '{err_s}'"
             ))
         })?;
-        let description = job.string_param("description")?;
-        if description.chars().count() > 65 {
-            return Err(GeneratorError::invalid_parameter(format!(
-                "description must be at most 65 characters (DESCRIP), got {}: '{description}'",
-                description.chars().count()
-            )));
-        }
         let bad_threshold = job.float_param("bad_sigma_threshold")?;
         if !bad_threshold.is_finite() {
             return Err(GeneratorError::invalid_parameter(format!(
                 "bad_sigma_threshold must be a finite number, got {bad_threshold}"
             )));
         }
-        let budget_mb = at_least_one(job, "memory_budget_mb")?;
         Ok(Settings {
             sigma: positive(job, "clipping_sigma")?,
             maxiters: at_least_one(job, "max_clipping_iters")?,
@@ -236,19 +151,8 @@ impl Settings {
             bad_threshold,
             integrations,
             err,
-            author: job.string_param("author")?,
-            description,
-            pedigree: job.string_param("pedigree")?,
-            useafter: job.string_param("useafter")?,
-            history: job.string_param("history")?,
-            subarray: null_like(job.opt_string_param("subarray")?),
-            readpatt: null_like(job.opt_string_param("readpatt")?),
-            budget_bytes: budget_mb.saturating_mul(1024 * 1024),
-            ignored: IGNORED
-                .iter()
-                .filter(|(name, ..)| job.param(name).is_some_and(|v| !v.is_null()))
-                .map(|(name, ..)| name.to_string())
-                .collect(),
+            meta: MetadataParams::from_job(job)?,
+            budget_bytes: budget_bytes(job)?,
         })
     }
 }
@@ -277,7 +181,5 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), v.len());
-        assert_eq!(null_like(Some("NONE".into())), None);
-        assert_eq!(null_like(Some("SUB640".into())), Some("SUB640".into()));
     }
 }

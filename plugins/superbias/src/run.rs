@@ -7,12 +7,13 @@ use mkrefs_plugin_api::{GeneratorError, Job, JobReport};
 use mkrefs_support::budget::thread_pool;
 use mkrefs_support::dq::dq_def_for;
 use mkrefs_support::fits::FitsWriter;
-use mkrefs_support::reffile::{RefMeta, history_entries};
+use mkrefs_support::reffile::RefMeta;
 
 use crate::compute::{
     FLAGGED, Integrations, RampSource, dq_map, superbias_maps, unreliable_threshold,
 };
-use crate::params::{ErrorKind, Settings};
+use crate::params::{ErrorKind, IGNORED, Settings};
+use mkrefs_support::jobparams::report_ignored;
 use mkrefs_support::ramps::{fits_error, open_all};
 
 /// At least this many group-0 frames per pixel: one frame has no scatter, so neither ERR nor the
@@ -22,11 +23,7 @@ pub const MIN_SAMPLES: usize = 2;
 /// Makes `job.output` from `job.inputs`.
 pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
     let s = Settings::from_job(job)?;
-    for name in &s.ignored {
-        job.info(&format!(
-            "parameter '{name}' is accepted for jwst_reffiles compatibility and ignored"
-        ));
-    }
+    report_ignored(job, IGNORED);
     let mut ramps = open_all(job)?;
     let samples: usize = ramps
         .iter()
@@ -104,22 +101,11 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
 
     let mut meta = RefMeta::from_header("SUPERBIAS", "SuperBiasModel", &ramps[0].header, (ny, nx))
         .map_err(GeneratorError::invalid_input)?;
-    if let Some(sub) = &s.subarray {
+    if let Some(sub) = &s.meta.subarray {
         meta.subarray = sub.to_ascii_uppercase();
     }
-    meta.description = s.description.clone();
-    meta.author = s.author.clone();
-    meta.pedigree = s.pedigree.clone();
-    meta.useafter = s.useafter.clone();
-    meta.normalize_useafter();
-    meta.readpatt = Some(
-        s.readpatt
-            .clone()
-            .map_or_else(|| "ANY".to_string(), |r| r.to_ascii_uppercase()),
-    );
     let paths: Vec<&Path> = ramps.iter().map(|r| r.path.as_path()).collect();
-    meta.history = history_entries("superbias", &paths, &s.history);
-    meta.validate().map_err(GeneratorError::invalid_parameter)?;
+    s.meta.apply(&mut meta, "superbias", &paths)?;
 
     let sci: Vec<f32> = maps.mean.iter().map(|&v| v as f32).collect();
     let err: Vec<f32> = match s.err {

@@ -1,11 +1,9 @@
 //! The superbias generator end to end: simulated uncal ramps with a known bias in, a SUPERBIAS
 //! file whose flags survive stdatamodels out.
 
-mod common;
-
-use common::*;
 use mkref_superbias::{FLAGGED, SuperbiasGenerator};
 use mkrefs_plugin_api::{ErrorKind, LogLevel, ParamValue};
+use mkrefs_support::testkit::*;
 use tempfile::TempDir;
 
 fn write_set(dir: &TempDir, sim: &Sim, n: usize, tag: &str) -> Vec<std::path::PathBuf> {

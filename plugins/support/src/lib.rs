@@ -4,6 +4,7 @@
 //! - [`header`]: typed FITS header values.
 //! - [`fits`]: reading headers and ramps/images in row bands; writing FITS files atomically.
 //! - [`ramps`]: the input ramps of a generator job, read in row bands.
+//! - [`jobparams`]: parameters every generator shares (metadata, budgets, ignored ones).
 //! - [`reffile`]: CRDS reference-file metadata and HISTORY, shared by every generator.
 //! - [`stats`]: astropy-compatible sigma clipping and masked statistics.
 //! - [`dq`]: JWST data-quality flags and DQ_DEF tables.
@@ -11,6 +12,7 @@
 //! - [`timeutil`]: ISO dates, MJD and the current UTC time.
 //! - [`rng`]: the deterministic random numbers of the simulator.
 //! - [`budget`]: row blocks within a memory budget, thread pools.
+//! - [`testkit`]: helpers for tests of generators (job runner, validator).
 //! - [`simulate`]: the deterministic exposure simulator used by tests, benchmarks and the demo.
 
 pub mod budget;
@@ -18,9 +20,11 @@ pub mod dq;
 pub mod fits;
 pub mod geometry;
 pub mod header;
+pub mod jobparams;
 pub mod ramps;
 pub mod reffile;
 pub mod rng;
 pub mod simulate;
 pub mod stats;
+pub mod testkit;
 pub mod timeutil;

@@ -90,10 +90,9 @@ fn select_kth(a: &mut [f64], k: usize) -> f64 {
         // Branch-free Lomuto: values below the pivot collect at the front.
         let mut store = lo;
         for i in lo..last {
-            let v = a[i];
-            a[i] = a[store];
-            a[store] = v;
-            store += usize::from(v < pivot);
+            let below = a[i] < pivot;
+            a.swap(i, store);
+            store += usize::from(below);
         }
         a.swap(store, last);
         match k.cmp(&store) {

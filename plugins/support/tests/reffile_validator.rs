@@ -7,59 +7,23 @@
 //! latter with `tests/python/ensure-venv.sh target/test-venv`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use mkrefs_support::dq::DqDefRow;
 use mkrefs_support::fits::{FitsErrorKind, FitsWriter, read_primary_header};
 use mkrefs_support::header::{Header, HeaderValue};
 use mkrefs_support::reffile::{RefMeta, history_entries};
+use mkrefs_support::testkit::run_validator;
 use serde_json::Value;
 
 const NY: usize = 32;
 const NX: usize = 24;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("MKREFS_TEST_PYTHON") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "MKREFS_TEST_PYTHON={} does not exist",
-            p.display()
-        );
-        return p;
-    }
-    let venv = workspace_root().join("target/test-venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python with stdatamodels to validate reference files: {} does not exist and \
-         MKREFS_TEST_PYTHON is not set. Run `tests/python/ensure-venv.sh target/test-venv` in the \
-         workspace root (or set MKREFS_TEST_PYTHON to a python that has stdatamodels 6.0.0)",
-        venv.display()
-    );
-    venv
-}
-
 /// Runs the validator; returns its exit code and one JSON object per file, by file name.
 fn validate(paths: &[PathBuf]) -> (i32, Vec<(String, Value)>) {
-    let script = workspace_root().join("tests/python/validate_reffile.py");
-    let out = Command::new(python())
-        .arg(&script)
-        .args(paths)
-        .output()
-        .expect("running python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let results: Vec<(String, Value)> = stdout
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{stderr}"));
+    let (code, results) = run_validator(paths);
+    let named = results
+        .into_iter()
+        .map(|v| {
             let name = Path::new(v["path"].as_str().unwrap())
                 .file_name()
                 .unwrap()
@@ -68,12 +32,7 @@ fn validate(paths: &[PathBuf]) -> (i32, Vec<(String, Value)>) {
             (name, v)
         })
         .collect();
-    assert_eq!(
-        results.len(),
-        paths.len(),
-        "one JSON line per file\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    (out.status.code().unwrap_or(-1), results)
+    (code, named)
 }
 
 fn input_header(instrument: &str, detector: &str) -> Header {

@@ -1,7 +1,7 @@
-//! Test helpers: small uncal ramps with a known truth written as real FITS files, a job runner
-//! that drives a generator through `ReferenceGenerator::call_algorithm` with a recording host,
-//! and the stdatamodels validator.
-#![allow(dead_code)]
+//! Helpers for the tests of generators (here and in third-party crates): small uncal ramps with
+//! a known truth written as real FITS files, a job runner that drives a generator through
+//! `ReferenceGenerator::call_algorithm` with a recording host, and the stdatamodels validator
+//! (`tests/python/validate_reffile.py` of the mkrefs tree, run by the test venv's Python).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,9 +12,11 @@ use mkrefs_plugin_api::{
     GeneratorError, HostCallbacks, HostCallbacks_TO, ImageKind, InputImage, Job, JobReport,
     LogLevel, Param, ParamValue, ReferenceGenerator,
 };
-use mkrefs_support::fits::FitsWriter;
-use mkrefs_support::header::HeaderValue;
-use mkrefs_support::rng::stream;
+use serde_json::Value;
+
+use crate::fits::FitsWriter;
+use crate::header::HeaderValue;
+use crate::rng::stream;
 
 /// Records what a generator tells the host.
 #[derive(Default)]
@@ -219,12 +221,7 @@ impl Sim {
     }
 
     /// Writes a file with this simulation's primary header and `data` as SCI of `shape`.
-    pub fn write_data<T: mkrefs_support::fits::Pixel>(
-        &self,
-        path: &Path,
-        shape: &[usize],
-        data: &[T],
-    ) {
+    pub fn write_data<T: crate::fits::Pixel>(&self, path: &Path, shape: &[usize], data: &[T]) {
         let mut w = FitsWriter::create(path).unwrap();
         self.write_primary(&mut w);
         w.write_image::<T>("SCI", shape, data).unwrap();
@@ -259,44 +256,76 @@ impl Sim {
     }
 }
 
-/// The workspace root.
+/// The workspace root of the mkrefs tree.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// The Python with stdatamodels: `MKREFS_TEST_PYTHON`, else `<workspace>/target/test-venv`.
-/// Panics with what to do when neither exists: the validator is part of the test.
+/// Panics with what to do when neither exists: the validator is part of the tests.
 pub fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("MKREFS_TEST_PYTHON") {
-        return PathBuf::from(p);
+        let p = PathBuf::from(p);
+        assert!(
+            p.exists(),
+            "MKREFS_TEST_PYTHON={} does not exist",
+            p.display()
+        );
+        return p;
     }
     let venv = workspace().join("target/test-venv/bin/python");
-    if venv.exists() {
-        return venv;
-    }
-    panic!(
-        "no Python with stdatamodels for the reference-file validator: set MKREFS_TEST_PYTHON \
-         or run tests/python/ensure-venv.sh target/test-venv in the workspace"
+    assert!(
+        venv.exists(),
+        "no Python with stdatamodels to validate reference files: {} does not exist and \
+         MKREFS_TEST_PYTHON is not set; run `bash tests/run.sh` (or \
+         `tests/python/ensure-venv.sh target/test-venv`) in the workspace root",
+        venv.display()
     );
+    venv
 }
 
-/// Runs the stdatamodels validator on `path`; panics with its output unless it passes.
-/// Returns its JSON line.
-pub fn validate(path: &Path) -> String {
+/// Runs the stdatamodels validator on `paths`: its exit status and one JSON result per file,
+/// in order (`ok`, `model`, `error`, `shape`, `sci_median`, ...).
+pub fn run_validator(paths: &[PathBuf]) -> (i32, Vec<Value>) {
     let script = workspace().join("tests/python/validate_reffile.py");
     let out = Command::new(python())
         .arg(&script)
-        .arg(path)
+        .args(paths)
         .output()
         .expect("cannot run the validator");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "validator rejected {}:\n{stdout}\n{}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let results: Vec<Value> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{stderr}")))
+        .collect();
+    assert_eq!(
+        results.len(),
+        paths.len(),
+        "one JSON line per file\nstdout: {stdout}\nstderr: {stderr}"
     );
-    stdout
+    (out.status.code().unwrap_or(-1), results)
+}
+
+/// Asserts that stdatamodels accepts every file under strict validation; returns the results.
+pub fn assert_valid(paths: &[PathBuf]) -> Vec<Value> {
+    let (code, results) = run_validator(paths);
+    for r in &results {
+        assert_eq!(
+            r["ok"],
+            Value::Bool(true),
+            "stdatamodels rejected a file: {r}"
+        );
+    }
+    assert_eq!(code, 0, "validator failed: {results:?}");
+    results
+}
+
+/// Validates one file (panics unless stdatamodels accepts it); returns its JSON result.
+pub fn validate(path: &Path) -> Value {
+    assert_valid(&[path.to_path_buf()]).remove(0)
 }
 
 /// Runs a Python snippet with `path` as `sys.argv[1]`, returning stdout.
@@ -345,7 +374,7 @@ pub fn median(v: &[f64]) -> f64 {
 
 /// Reads a 2-D image extension as f64.
 pub fn read_image(path: &Path, hdu: &str) -> (Vec<f64>, usize, usize) {
-    let mut r = mkrefs_support::fits::ImageReader::open(path, hdu).unwrap();
+    let mut r = crate::fits::ImageReader::open(path, hdu).unwrap();
     let (ny, nx) = (r.ny(), r.nx());
     (r.read_plane::<f64>(0).unwrap(), ny, nx)
 }
@@ -353,10 +382,10 @@ pub fn read_image(path: &Path, hdu: &str) -> (Vec<f64>, usize, usize) {
 /// A data set of the support simulator: `darks` uncal darks of `cfg` and its truth.
 pub fn simulated_darks(
     dir: &Path,
-    cfg: &mkrefs_support::simulate::SimConfig,
+    cfg: &crate::simulate::SimConfig,
     darks: usize,
-) -> (Vec<PathBuf>, mkrefs_support::simulate::Truth) {
-    use mkrefs_support::simulate::{Product, ProductSet, Truth, write_dataset};
+) -> (Vec<PathBuf>, crate::simulate::Truth) {
+    use crate::simulate::{Product, ProductSet, Truth, write_dataset};
     let manifest = write_dataset(dir, cfg, darks, 0, ProductSet::NONE).unwrap();
     let files = manifest
         .exposures
