@@ -21,6 +21,10 @@ pub trait HostCallbacks: Sync {
     fn progress(&self, stage: RStr<'_>, done: u64, total: u64);
 }
 
+/// Extensions named `product.<label>.<product>` carry intermediate products (see
+/// [`Job::product`]).
+pub const PRODUCT_PREFIX: &str = "product.";
+
 /// A borrowed host-callbacks trait object.
 pub type HostRef<'a> = HostCallbacks_TO<'a, RRef<'a, ()>>;
 
@@ -109,6 +113,17 @@ impl Job<'_> {
             ParamValue::List(l) => Some(l.to_vec()),
             _ => None,
         })
+    }
+
+    /// The file of an intermediate product of input `label` (`D1`, `F2`, ...): `jump`,
+    /// `fitopt`, `rateints` or a step name, as the configuration's `ssb_save_steps` asked for.
+    /// The host passes them as extensions named `product.<label>.<product>`.
+    pub fn product(&self, label: &str, product: &str) -> Option<&str> {
+        let key = format!("{PRODUCT_PREFIX}{label}.{product}");
+        self.extensions
+            .iter()
+            .find(|p| p.name.as_str() == key)
+            .and_then(|p| p.value.as_str())
     }
 
     /// The inputs of one kind, in label order.

@@ -19,7 +19,7 @@ mod module;
 mod types;
 
 pub use generator::{Generator, Generator_TO, GeneratorBox, ReferenceGenerator, into_ffi};
-pub use job::{HostCallbacks, HostCallbacks_TO, HostRef, Job};
+pub use job::{HostCallbacks, HostCallbacks_TO, HostRef, Job, PRODUCT_PREFIX};
 pub use module::{
     BundledGenerator, GeneratorModule, GeneratorModuleRef, LoadError, bundled_generators,
     load_library, root_module,
