@@ -1,0 +1,1 @@
+//! Bad pixels from darks (being written).

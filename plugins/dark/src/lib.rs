@@ -1,0 +1,1 @@
+//! The dark-current generator (being written).
