@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use mkrefs_support::header::Header;
 
 use crate::inputs::{InputRow, ReadHeader};
-use crate::steps::{Instrument, Step, in_pipeline_order, join_steps};
+use crate::steps::{Instrument, SaveProduct, Step, in_pipeline_order, join_steps};
 
 /// The steps whose S_* keyword is exactly `COMPLETE` (trailing blanks ignored); `SKIPPED` and
 /// other values count as not done. Every keyword of the map is read, whatever the instrument:
@@ -112,9 +112,29 @@ struct Search {
     unreadable: Vec<(PathBuf, String)>,
 }
 
+/// Which files of an input can hold what is looked for.
+#[derive(Clone, Copy)]
+enum Want {
+    /// The product itself: anything but a side product.
+    Product,
+    /// A side product of ramp fitting, recognised by one of these name endings.
+    Side(&'static [&'static str]),
+}
+
+impl Want {
+    fn accepts(self, stem: &str) -> bool {
+        let side = SIDE_PRODUCT_SUFFIXES.iter().any(|s| stem.ends_with(s));
+        match self {
+            Want::Product => !side,
+            Want::Side(endings) => endings.iter().any(|s| stem.ends_with(s)),
+        }
+    }
+}
+
 fn search(
     raw: &Path,
     required: &BTreeSet<Step>,
+    want: Want,
     files: &[PathBuf],
     reader: &ReadHeader<'_>,
     cache: &mut StateCache,
@@ -130,7 +150,7 @@ fn search(
         }
         let lower = name.to_ascii_lowercase();
         let stem = lower.strip_suffix(".fits").unwrap_or(&lower);
-        if SIDE_PRODUCT_SUFFIXES.iter().any(|s| stem.ends_with(s)) {
+        if !want.accepts(stem) {
             continue;
         }
         let state = cache
@@ -167,7 +187,14 @@ pub fn find_product(
 ) -> Result<Option<PathBuf>, String> {
     let scan = scan_dirs(search_dirs)?;
     let required: BTreeSet<Step> = required.iter().copied().collect();
-    let result = search(raw, &required, &scan.files, reader, &mut HashMap::new());
+    let result = search(
+        raw,
+        &required,
+        Want::Product,
+        &scan.files,
+        reader,
+        &mut HashMap::new(),
+    );
     match (result.found, result.unreadable.is_empty()) {
         (Some(p), _) => Ok(Some(p)),
         (None, true) => Ok(None),
@@ -193,6 +220,9 @@ pub struct StateRequest {
     pub reflabel: String,
     pub steps: Vec<Step>,
     pub rows: Vec<usize>,
+    /// Intermediate products `ssb_save_steps` asks for besides the input itself; each one's
+    /// producing step must be among `steps` (the caller checks).
+    pub save: Vec<SaveProduct>,
 }
 
 /// Where a resolved input's file comes from.
@@ -218,6 +248,8 @@ pub struct ResolvedInput {
     pub source: Source,
     /// The reflabels that asked for this (row, state), in request order.
     pub reflabels: Vec<String>,
+    /// `None` for the input at its state; `Some` for an intermediate product of it.
+    pub product: Option<SaveProduct>,
 }
 
 /// The file to read for input `row` at state `steps`, from a plan made by [`plan_inputs`].
@@ -226,10 +258,28 @@ pub fn resolved_file<'a>(
     row: usize,
     steps: &[Step],
 ) -> Option<&'a Path> {
-    let want: BTreeSet<Step> = steps.iter().copied().collect();
+    resolved_product(resolved, row, steps, None)
+}
+
+/// The file of input `row`'s intermediate `product` (or of the input itself for `None`) made
+/// for a reflabel whose state is `steps`.
+pub fn resolved_product<'a>(
+    resolved: &'a [ResolvedInput],
+    row: usize,
+    steps: &[Step],
+    product: Option<SaveProduct>,
+) -> Option<&'a Path> {
+    let want: BTreeSet<Step> = match product {
+        None => steps.iter().copied().collect(),
+        Some(p) => product_state(steps, p).into_iter().collect(),
+    };
     resolved
         .iter()
-        .find(|r| r.row == row && r.steps.iter().copied().collect::<BTreeSet<_>>() == want)
+        .find(|r| {
+            r.row == row
+                && r.product == product
+                && r.steps.iter().copied().collect::<BTreeSet<_>>() == want
+        })
         .map(|r| r.file.as_path())
 }
 
@@ -344,6 +394,42 @@ impl fmt::Display for StateError {
 
 impl std::error::Error for StateError {}
 
+/// The state of an intermediate product: the requested steps up to the one that writes it.
+fn product_state(steps: &[Step], product: SaveProduct) -> Vec<Step> {
+    let last = product.producing_step();
+    match steps.iter().position(|s| *s == last) {
+        Some(i) => steps[..=i].to_vec(),
+        None => steps.to_vec(),
+    }
+}
+
+/// Name endings of ramp fitting's side products, as the jwst pipeline and upstream name them.
+const RATEINTS_ENDINGS: &[&str] = &["_rateints", "_1_ramp_fit", "_ramp_fit_1"];
+const FITOPT_ENDINGS: &[&str] = &["_fitopt"];
+
+fn want_for(product: Option<SaveProduct>) -> Want {
+    match product {
+        Some(SaveProduct::Rateints) => Want::Side(RATEINTS_ENDINGS),
+        Some(SaveProduct::Fitopt) => Want::Side(FITOPT_ENDINGS),
+        _ => Want::Product,
+    }
+}
+
+/// The name a missing product would have, for messages.
+fn expected_name(
+    raw: &Path,
+    steps: &[Step],
+    product: Option<SaveProduct>,
+    instrument: Instrument,
+) -> String {
+    let name = product_name(raw, steps, instrument);
+    match product {
+        Some(SaveProduct::Rateints) => name.replace("_0_ramp_fit.fits", "_1_ramp_fit.fits"),
+        Some(SaveProduct::Fitopt) => name.replace("_0_ramp_fit.fits", "_fitopt.fits"),
+        _ => name,
+    }
+}
+
 /// Decides, for every (input, state) the requests need, which file a job reads: the input
 /// itself when its S_* state equals the wanted one, else an existing product (see
 /// [`find_product`]). Each (input, state) is resolved once, however many reflabels want it.
@@ -365,71 +451,91 @@ pub fn plan_inputs(
     let mut cache = StateCache::new();
     let mut resolved: Vec<ResolvedInput> = Vec::new();
     let mut problems: Vec<StateProblem> = Vec::new();
-    // (row, state) -> Ok(index into resolved) or Err(index into problems)
-    let mut done: HashMap<(usize, Vec<Step>), Result<usize, usize>> = HashMap::new();
-
+    // (row, state, product) -> Ok(index into resolved) or Err(index into problems)
+    let mut done: HashMap<(usize, Vec<Step>, Option<SaveProduct>), Result<usize, usize>> =
+        HashMap::new();
     for req in requests {
         let steps = in_pipeline_order(req.steps.iter().copied(), instrument);
-        let required: BTreeSet<Step> = steps.iter().copied().collect();
+        let targets: Vec<(Option<SaveProduct>, Vec<Step>)> = std::iter::once((None, steps.clone()))
+            .chain(
+                req.save
+                    .iter()
+                    .map(|&p| (Some(p), product_state(&steps, p))),
+            )
+            .collect();
         for &row in &req.rows {
-            let add_label = |labels: &mut Vec<String>| {
-                if !labels.contains(&req.reflabel) {
-                    labels.push(req.reflabel.clone());
+            for (product, state) in &targets {
+                let product = *product;
+                let add_label = |labels: &mut Vec<String>| {
+                    if !labels.contains(&req.reflabel) {
+                        labels.push(req.reflabel.clone());
+                    }
+                };
+                let key = (row, state.clone(), product);
+                match done.get(&key) {
+                    Some(Ok(i)) => {
+                        add_label(&mut resolved[*i].reflabels);
+                        continue;
+                    }
+                    Some(Err(i)) => {
+                        add_label(&mut problems[*i].reflabels);
+                        continue;
+                    }
+                    None => {}
                 }
-            };
-            match done.get(&(row, steps.clone())) {
-                Some(Ok(i)) => {
-                    add_label(&mut resolved[*i].reflabels);
-                    continue;
-                }
-                Some(Err(i)) => {
-                    add_label(&mut problems[*i].reflabels);
-                    continue;
-                }
-                None => {}
+                let input = &rows[row];
+                let required: BTreeSet<Step> = state.iter().copied().collect();
+                let extra: Vec<Step> =
+                    in_pipeline_order(input.completed.difference(&required).copied(), instrument);
+                let missing: Vec<Step> =
+                    in_pipeline_order(required.difference(&input.completed).copied(), instrument);
+                let side = matches!(product, Some(SaveProduct::Rateints | SaveProduct::Fitopt));
+                let outcome = if !extra.is_empty() {
+                    Err(StateProblemKind::Extra { steps: extra })
+                } else if missing.is_empty() && !side {
+                    Ok((input.path.clone(), Source::Raw))
+                } else {
+                    let found = search(
+                        &input.path,
+                        &required,
+                        want_for(product),
+                        &scan.files,
+                        reader,
+                        &mut cache,
+                    );
+                    match found.found {
+                        Some(p) => Ok((p, Source::Product)),
+                        None => Err(StateProblemKind::Missing {
+                            steps: missing,
+                            product: expected_name(&input.path, state, product, instrument),
+                            unreadable: found.unreadable,
+                        }),
+                    }
+                };
+                let entry = match outcome {
+                    Ok((file, source)) => {
+                        resolved.push(ResolvedInput {
+                            row,
+                            raw: input.path.clone(),
+                            steps: state.clone(),
+                            file,
+                            source,
+                            reflabels: vec![req.reflabel.clone()],
+                            product,
+                        });
+                        Ok(resolved.len() - 1)
+                    }
+                    Err(kind) => {
+                        problems.push(StateProblem {
+                            raw: input.path.clone(),
+                            reflabels: vec![req.reflabel.clone()],
+                            kind,
+                        });
+                        Err(problems.len() - 1)
+                    }
+                };
+                done.insert(key, entry);
             }
-            let input = &rows[row];
-            let extra: Vec<Step> =
-                in_pipeline_order(input.completed.difference(&required).copied(), instrument);
-            let missing: Vec<Step> =
-                in_pipeline_order(required.difference(&input.completed).copied(), instrument);
-            let outcome = if !extra.is_empty() {
-                Err(StateProblemKind::Extra { steps: extra })
-            } else if missing.is_empty() {
-                Ok((input.path.clone(), Source::Raw))
-            } else {
-                let found = search(&input.path, &required, &scan.files, reader, &mut cache);
-                match found.found {
-                    Some(p) => Ok((p, Source::Product)),
-                    None => Err(StateProblemKind::Missing {
-                        steps: missing,
-                        product: product_name(&input.path, &steps, instrument),
-                        unreadable: found.unreadable,
-                    }),
-                }
-            };
-            let entry = match outcome {
-                Ok((file, source)) => {
-                    resolved.push(ResolvedInput {
-                        row,
-                        raw: input.path.clone(),
-                        steps: steps.clone(),
-                        file,
-                        source,
-                        reflabels: vec![req.reflabel.clone()],
-                    });
-                    Ok(resolved.len() - 1)
-                }
-                Err(kind) => {
-                    problems.push(StateProblem {
-                        raw: input.path.clone(),
-                        reflabels: vec![req.reflabel.clone()],
-                        kind,
-                    });
-                    Err(problems.len() - 1)
-                }
-            };
-            done.insert((row, steps.clone()), entry);
         }
     }
     if problems.is_empty() {
@@ -647,6 +753,74 @@ mod tests {
     }
 
     #[test]
+    fn saved_products_are_found_by_state_and_side_product_name() {
+        let mut fx = Fixture::new();
+        let raw = fx.file("in/d_uncal.fits", &[]);
+        let rate = [DqInit, Saturation, Superbias, Refpix, Linearity, Jump, Rate];
+        let jump = &rate[..6];
+        fx.file("ssb/d_x_jump.fits", jump);
+        fx.file("ssb/d_x_jump_0_ramp_fit.fits", &rate);
+        fx.file("ssb/d_x_jump_1_ramp_fit.fits", &rate);
+        fx.file("ssb/d_x_jump_fitopt.fits", &rate);
+        let reader = fx.reader();
+        let rows = vec![input_row(&raw, &[])];
+        let req = StateRequest {
+            reflabel: "bpm".into(),
+            steps: rate.to_vec(),
+            rows: vec![0],
+            save: vec![
+                SaveProduct::Step(Jump),
+                SaveProduct::Fitopt,
+                SaveProduct::Rateints,
+            ],
+        };
+        let plan = plan_inputs(
+            &rows,
+            &[req],
+            Instrument::NirCam,
+            &[fx.path("ssb")],
+            &reader,
+        )
+        .unwrap();
+        let get = |p| resolved_product(&plan, 0, &rate, p).map(Path::to_path_buf);
+        assert_eq!(get(None), Some(fx.path("ssb/d_x_jump_0_ramp_fit.fits")));
+        assert_eq!(
+            get(Some(SaveProduct::Step(Jump))),
+            Some(fx.path("ssb/d_x_jump.fits"))
+        );
+        assert_eq!(
+            get(Some(SaveProduct::Fitopt)),
+            Some(fx.path("ssb/d_x_jump_fitopt.fits"))
+        );
+        assert_eq!(
+            get(Some(SaveProduct::Rateints)),
+            Some(fx.path("ssb/d_x_jump_1_ramp_fit.fits"))
+        );
+
+        // Without a fitopt file the input is reported with the name it would have.
+        drop(reader);
+        std::fs::remove_file(fx.path("ssb/d_x_jump_fitopt.fits")).unwrap();
+        let reader = fx.reader();
+        let req = StateRequest {
+            reflabel: "bpm".into(),
+            steps: rate.to_vec(),
+            rows: vec![0],
+            save: vec![SaveProduct::Fitopt],
+        };
+        let err = plan_inputs(
+            &rows,
+            &[req],
+            Instrument::NirCam,
+            &[fx.path("ssb")],
+            &reader,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("d_uncal.fits"), "{text}");
+        assert!(text.contains("_fitopt.fits"), "{text}");
+    }
+
+    #[test]
     fn unreadable_candidates_are_reported_only_when_nothing_found() {
         let mut fx = Fixture::new();
         let raw = fx.file("in/e_uncal.fits", &[]);
@@ -727,6 +901,7 @@ mod tests {
             reflabel: "dark".into(),
             steps: required,
             rows: vec![0, 1],
+            save: Vec::new(),
         }];
         let reader = |_: &Path| -> Result<Header, String> { unreachable!("nothing to read") };
         let err = plan_inputs(&rows, &reqs, Instrument::NirCam, &[], &reader).unwrap_err();
@@ -769,16 +944,19 @@ mod tests {
                 reflabel: "readnoise".into(),
                 steps: vec![DqInit],
                 rows: vec![0, 1],
+                save: Vec::new(),
             },
             StateRequest {
                 reflabel: "superbias".into(),
                 steps: vec![DqInit],
                 rows: vec![0],
+                save: Vec::new(),
             },
             StateRequest {
                 reflabel: "raw".into(),
                 steps: vec![],
                 rows: vec![0],
+                save: Vec::new(),
             },
         ];
         let reader = fx.reader();
@@ -813,11 +991,13 @@ mod tests {
                 reflabel: "readnoise".into(),
                 steps: vec![Saturation, DqInit],
                 rows: vec![0, 1, 2],
+                save: Vec::new(),
             },
             StateRequest {
                 reflabel: "superbias".into(),
                 steps: vec![DqInit, Saturation],
                 rows: vec![1],
+                save: Vec::new(),
             },
         ];
         let reader = fx.reader();

@@ -10,11 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use abi_stable::{
-    sabi_trait::TD_Opaque,
-    sabi_types::RRef,
-    std_types::{RStr, RVec},
-};
+use abi_stable::{sabi_trait::TD_Opaque, sabi_types::RRef, std_types::RStr};
 use mkrefs_plugin_api::{
     GeneratorBox, HostCallbacks, HostCallbacks_TO, Job, LogLevel, bundled_generators, load_library,
 };
@@ -145,7 +141,7 @@ fn execute(spec: &JobSpec, threads: usize) -> Result<mkrefs_plugin_api::JobRepor
         params: spec.ffi_params().into(),
         scratch_dir: spec.scratch_dir.to_string_lossy().as_ref().into(),
         threads: threads.max(1) as u32,
-        extensions: RVec::new(),
+        extensions: spec.ffi_extensions().into(),
         host: HostCallbacks_TO::from_ptr(RRef::new(&host), TD_Opaque),
     };
     let report = generator

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mkrefs_plugin_api::{ImageKind, InputImage, Param, ParamScalar, ParamValue};
+use mkrefs_plugin_api::{ImageKind, InputImage, PRODUCT_PREFIX, Param, ParamScalar, ParamValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -25,7 +25,20 @@ pub struct JobSpec {
     pub report: PathBuf,
     pub scratch_dir: PathBuf,
     pub inputs: Vec<JobInput>,
+    /// Intermediate products of the inputs (`ssb_save_steps`), passed to the generator as
+    /// extensions `product.<label>.<product>`.
+    #[serde(default)]
+    pub products: Vec<JobProduct>,
     pub params: Vec<JobParam>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct JobProduct {
+    /// The input's group label (`D1`, ...).
+    pub label: String,
+    /// `jump`, `fitopt`, `rateints` or a step name.
+    pub product: String,
+    pub path: PathBuf,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -103,6 +116,19 @@ impl JobSpec {
                     detector: i.detector.as_str().into(),
                     header: i.header.iter().map(JobParam::to_param).collect(),
                 })
+            })
+            .collect()
+    }
+
+    /// The products as job extensions (see `Job::product`).
+    pub fn ffi_extensions(&self) -> Vec<Param> {
+        self.products
+            .iter()
+            .map(|p| {
+                Param::new(
+                    &format!("{PRODUCT_PREFIX}{}.{}", p.label, p.product),
+                    ParamValue::str(p.path.to_string_lossy().into_owned()),
+                )
             })
             .collect()
     }

@@ -14,10 +14,10 @@ use crate::config::{self, CliParam, Settings};
 use crate::executor::PreparedJob;
 use crate::grouping::{self, CmdGroup, Group, ImTypes, MjdLimits};
 use crate::inputs::{self, InputKeys, InputRow};
-use crate::jobfile::{JOB_FORMAT, JobInput, JobParam, JobSpec};
+use crate::jobfile::{JOB_FORMAT, JobInput, JobParam, JobProduct, JobSpec};
 use crate::layout::{OutputOptions, RunIdChoice, RunLayout, absolute, with_ext};
 use crate::registry::{Entry, Registry};
-use crate::steps::{self, Instrument, Step};
+use crate::steps::{self, Instrument, SaveProduct, Step};
 
 /// One selected generator and how the config and command line set it up.
 pub struct Selected<'r> {
@@ -25,6 +25,8 @@ pub struct Selected<'r> {
     pub entry: &'r Entry,
     pub imtypes: ImTypes,
     pub steps: Vec<Step>,
+    /// Intermediate products of each input the generator also reads (`ssb_save_steps`).
+    pub save: Vec<SaveProduct>,
     pub params: Vec<Param>,
 }
 
@@ -260,6 +262,27 @@ pub fn make_plan<'r>(
             .unwrap_or_else(|| entry.info.default_ssbsteps.to_string());
         let steps = steps::expand_ssbsteps(Some(&steps_text), instrument)
             .map_err(|e| format!("{}: {e}", where_("ssbsteps", steps_src.map(|s| &s.source))))?;
+        let save_src = section.and_then(|s| s.ssb_save_steps.as_ref());
+        let save_text = save_src
+            .map(|s| s.value.clone())
+            .unwrap_or_else(|| entry.info.default_ssb_save_steps.to_string());
+        let save = steps::parse_save_steps(Some(&save_text), instrument).map_err(|e| {
+            format!(
+                "{}: {e}",
+                where_("ssb_save_steps", save_src.map(|s| &s.source))
+            )
+        })?;
+        for p in &save {
+            if !steps.contains(&p.producing_step()) {
+                return Err(format!(
+                    "{}: '{p}' is made by the {} step, which ssbsteps ({}) does not include; \
+                     add it to ssbsteps or remove '{p}'",
+                    where_("ssb_save_steps", save_src.map(|s| &s.source)),
+                    p.producing_step().name(),
+                    steps::join_steps(&steps)
+                ));
+            }
+        }
         if let Some(rt) = section.and_then(|s| s.reftype.as_ref()) {
             let alias = settings
                 .default_reflabels
@@ -304,6 +327,7 @@ pub fn make_plan<'r>(
             reflabel: reflabel.clone(),
             steps: steps.clone(),
             rows: grouping::rows_used(&grouping.groups),
+            save: save.clone(),
         });
         per_reflabel.push((reflabel.clone(), grouping.groups));
         selected.push(Selected {
@@ -311,6 +335,7 @@ pub fn make_plan<'r>(
             entry,
             imtypes,
             steps,
+            save,
             params,
         });
     }
@@ -362,6 +387,23 @@ fn job_for(
         .find(|s| s.reflabel == g.reflabel)
         .expect("every group belongs to a selected reflabel");
     let outbase = layout.outbasename(&sel.reflabel, g.cmd_id, &sel.entry.reftype);
+    let mut products = Vec::new();
+    for (label, index) in &g.group.members {
+        for &p in &sel.save {
+            let path = calstate::resolved_product(resolved, *index, &sel.steps, Some(p))
+                .ok_or_else(|| {
+                    format!(
+                        "internal: no {p} product for {}",
+                        rows[*index].path.display()
+                    )
+                })?;
+            products.push(JobProduct {
+                label: label.clone(),
+                product: p.name().to_string(),
+                path: path.to_path_buf(),
+            });
+        }
+    }
     let inputs = g
         .group
         .members
@@ -398,6 +440,7 @@ fn job_for(
         report: with_ext(&outbase, "report.json"),
         scratch_dir: layout.scratch(g.cmd_id),
         inputs,
+        products,
         params: sel
             .params
             .iter()

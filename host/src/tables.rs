@@ -80,6 +80,18 @@ pub fn group_table(plan: &RunPlan<'_>) -> String {
                 input.path.display().to_string(),
             ]);
         }
+        for p in &job.spec.products {
+            rows.push(vec![
+                job.spec.cmd_id.to_string(),
+                job.spec.reflabel.clone(),
+                format!("{}.{}", p.label, p.product),
+                "product".to_string(),
+                job.spec.detector.clone(),
+                String::new(),
+                String::new(),
+                p.path.display().to_string(),
+            ]);
+        }
     }
     table(
         &[

@@ -287,6 +287,27 @@ fn kind_error(
     })
 }
 
+/// A config value as JSON (object keys sorted, so job files stay deterministic).
+fn node_json(node: &Node) -> serde_json::Value {
+    use serde_json::Value;
+    match &node.value {
+        NodeValue::Null => Value::Null,
+        NodeValue::Bool(b) => Value::Bool(*b),
+        NodeValue::Int(i) => Value::from(*i),
+        NodeValue::Float(x) => serde_json::Number::from_f64(*x)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        NodeValue::Str(s) => Value::String(s.clone()),
+        NodeValue::List(items) => Value::Array(items.iter().map(node_json).collect()),
+        NodeValue::Map(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.clone(), node_json(v)))
+                .collect(),
+        ),
+    }
+}
+
 fn int_from_f64(x: f64) -> Option<i64> {
     (x.is_finite() && x.fract() == 0.0 && x.abs() < 9.0e15).then_some(x as i64)
 }
@@ -313,6 +334,11 @@ fn from_node(spec: &ParamSpec, reflabel: &str, node: &Node, path: &str) -> Resul
     let err = || kind_error(spec, reflabel, &node.source, path, node.shape());
     let v = match (&node.value, spec.kind) {
         (NodeValue::Null, _) => ParamValue::Null,
+        // Structured values (upstream's `flag_values` mapping) reach a text parameter as JSON,
+        // which the generator parses.
+        (NodeValue::Map(_) | NodeValue::List(_), ParamKind::String) => {
+            ParamValue::str(node_json(node).to_string())
+        }
         (NodeValue::Map(_), _) => return Err(err()),
         // Text for a typed parameter: read as the command line would.
         (NodeValue::Str(s), k) if k != ParamKind::String && k != ParamKind::List => {

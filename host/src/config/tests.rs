@@ -1161,3 +1161,20 @@ fn cli_param_from_option_text() {
     );
     assert_eq!(cli(Some("a"), "b", "").option(), "--a.b");
 }
+
+#[test]
+fn a_mapping_reaches_a_text_parameter_as_json() {
+    let dir = Dir::new();
+    let text = "bpm:\n  reftype: mask\n  flag_values:\n    hot: [HOT]\n    rc: [RC, DO_NOT_USE]\n";
+    let s = load(&opts_with_main(&dir, text), &no_env).unwrap();
+    let specs = vec![spec(
+        "flag_values",
+        ParamKind::String,
+        ParamValue::str("{}"),
+    )];
+    let r = resolve_params("bpm", &specs, s.section("bpm"), &[]).unwrap();
+    let json = value_of(&r, "flag_values").param.value.clone();
+    let parsed: serde_json::Value = serde_json::from_str(json.as_str().unwrap()).unwrap();
+    assert_eq!(parsed["hot"][0], "HOT");
+    assert_eq!(parsed["rc"][1], "DO_NOT_USE");
+}
