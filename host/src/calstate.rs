@@ -394,6 +394,9 @@ impl fmt::Display for StateError {
 
 impl std::error::Error for StateError {}
 
+/// What one file of a plan is: input row, state, and which product of it (`None`: the input).
+type Target = (usize, Vec<Step>, Option<SaveProduct>);
+
 /// The state of an intermediate product: the requested steps up to the one that writes it.
 fn product_state(steps: &[Step], product: SaveProduct) -> Vec<Step> {
     let last = product.producing_step();
@@ -452,8 +455,7 @@ pub fn plan_inputs(
     let mut resolved: Vec<ResolvedInput> = Vec::new();
     let mut problems: Vec<StateProblem> = Vec::new();
     // (row, state, product) -> Ok(index into resolved) or Err(index into problems)
-    let mut done: HashMap<(usize, Vec<Step>, Option<SaveProduct>), Result<usize, usize>> =
-        HashMap::new();
+    let mut done: HashMap<Target, Result<usize, usize>> = HashMap::new();
     for req in requests {
         let steps = in_pipeline_order(req.steps.iter().copied(), instrument);
         let targets: Vec<(Option<SaveProduct>, Vec<Step>)> = std::iter::once((None, steps.clone()))
