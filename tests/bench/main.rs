@@ -5,12 +5,16 @@
 //!
 //! ```text
 //! cargo build --release -p mkrefs -p mkrefs-e2e
-//! target/release/mkrefs-bench [--runs 5] [--data DIR] [--cases readnoise,superbias]
+//! target/release/mkrefs-bench [--runs 5] [--data DIR] [--files 5,20]
+//!                              [--cases readnoise-stack,readnoise-ramp,superbias,dark,bpm]
 //! ```
 //!
-//! It simulates (once, cached in `--data`) 2048x2048 darks with 2 integrations x 10 groups:
-//! 5 files for the main figures and 20 files for the memory-scaling point, then runs each case
-//! `--runs` times and prints the median, min and max wall time and the median peak RSS.
+//! It simulates (once, cached in `--data`) 2048x2048 exposures with 2 integrations x 10 groups:
+//! N raw darks for readnoise and superbias, and N darks plus 4 flats with their calibrated
+//! products (jump, rate, rateints, fitopt) for dark and bpm, for each N of `--files` (5 for the
+//! main figures, 20 for the memory-scaling point). Each case runs `--runs` times; it prints the
+//! median, min and max wall time and the median peak RSS. Cases whose generator this mkrefs
+//! does not have are skipped.
 //! Peak RSS comes from `getrusage(RUSAGE_CHILDREN)` in a measuring child that starts the
 //! command and waits for it (all descendants are waited for, so job children count).
 
@@ -22,6 +26,9 @@ struct Case {
     name: &'static str,
     reflabel: &'static str,
     extra: &'static [&'static str],
+    /// Darks and flats with calibrated products (jump, rate, rateints, fitopt) instead of raw
+    /// darks only; the products are found through output.pipeline_prod_search_dir.
+    calibrated: bool,
 }
 
 const CASES: &[Case] = &[
@@ -29,18 +36,36 @@ const CASES: &[Case] = &[
         name: "readnoise-stack",
         reflabel: "readnoise",
         extra: &["--readnoise.method", "stack"],
+        calibrated: false,
     },
     Case {
         name: "readnoise-ramp",
         reflabel: "readnoise",
         extra: &["--readnoise.method", "ramp"],
+        calibrated: false,
     },
     Case {
         name: "superbias",
         reflabel: "superbias",
         extra: &[],
+        calibrated: false,
+    },
+    Case {
+        name: "dark",
+        reflabel: "dark",
+        extra: &[],
+        calibrated: true,
+    },
+    Case {
+        name: "bpm",
+        reflabel: "bpm",
+        extra: &[],
+        calibrated: true,
     },
 ];
+
+/// Flat exposures in the calibrated data sets (the bpm case: 5 darks and 4 flats).
+const FLATS: usize = 4;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -87,10 +112,25 @@ fn main() -> ExitCode {
         "{:18} {:>5} {:>9} {:>9} {:>9} {:>10}",
         "case", "files", "median_s", "min_s", "max_s", "peak_rss_MB"
     );
+    let installed = generators(&mkrefs);
     for &n in &counts {
-        let dir = data.join(format!("darks{n}"));
-        let files = simulate(&mkrefs, &dir, n);
         for case in CASES.iter().filter(|c| cases.iter().any(|n| n == c.name)) {
+            if !installed.iter().any(|g| g == case.reflabel) {
+                eprintln!(
+                    "skipping {}: this mkrefs has no '{}' generator",
+                    case.name, case.reflabel
+                );
+                continue;
+            }
+            let (dir, files) = if case.calibrated {
+                let dir = data.join(format!("calibrated{n}"));
+                let files = simulate(&mkrefs, &dir, n, FLATS, true);
+                (dir, files)
+            } else {
+                let dir = data.join(format!("darks{n}"));
+                let files = simulate(&mkrefs, &dir, n, 0, false);
+                (dir, files)
+            };
             let mut walls = Vec::new();
             let mut rss = Vec::new();
             for _ in 0..runs {
@@ -103,6 +143,14 @@ fn main() -> ExitCode {
                 ];
                 cmd.extend(files.iter().map(|f| f.display().to_string()));
                 cmd.extend(case.extra.iter().map(|s| s.to_string()));
+                if case.calibrated {
+                    cmd.extend([
+                        "--pp".into(),
+                        "output".into(),
+                        "pipeline_prod_search_dir".into(),
+                        dir.display().to_string(),
+                    ]);
+                }
                 cmd.extend([
                     "--outrootdir".into(),
                     out.path().display().to_string(),
@@ -150,20 +198,49 @@ fn sibling_binary(name: &str) -> PathBuf {
     path
 }
 
-/// Simulates `n` darks into `dir` unless an earlier run did.
-fn simulate(mkrefs: &Path, dir: &Path, n: usize) -> Vec<PathBuf> {
+/// The reflabels of the generators `mkrefs plugins` lists.
+fn generators(mkrefs: &Path) -> Vec<String> {
+    let out = Command::new(mkrefs)
+        .args(["-q", "plugins"])
+        .output()
+        .expect("mkrefs plugins runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+/// Simulates `darks` darks and `flats` flats (with all calibrated products when `products`)
+/// into `dir` unless an earlier run did; returns the uncal files.
+fn simulate(mkrefs: &Path, dir: &Path, darks: usize, flats: usize, products: bool) -> Vec<PathBuf> {
     let manifest = dir.join("manifest.json");
+    let n = darks + flats;
     if !manifest.is_file() {
         let t = Instant::now();
-        let status = Command::new(mkrefs)
-            .args(["-q", "simulate", "--out"])
+        let mut cmd = Command::new(mkrefs);
+        cmd.args(["-q", "simulate", "--out"])
             .arg(dir)
-            .args(["--darks", &n.to_string(), "--size", "2048", "--nints", "2"])
-            .args(["--ngroups", "10", "--seed", "7"])
-            .status()
-            .expect("mkrefs simulate runs");
+            .args(["--darks", &darks.to_string(), "--flats", &flats.to_string()])
+            .args([
+                "--size",
+                "2048",
+                "--nints",
+                "2",
+                "--ngroups",
+                "10",
+                "--seed",
+                "7",
+            ]);
+        if products {
+            cmd.arg("--products");
+        }
+        let status = cmd.status().expect("mkrefs simulate runs");
         assert!(status.success(), "simulation failed");
-        eprintln!("simulated {n} darks in {:.1} s", t.elapsed().as_secs_f64());
+        eprintln!(
+            "simulated {n} exposures in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("data dir")
