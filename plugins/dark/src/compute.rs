@@ -1,0 +1,606 @@
+//! The streaming dark: for a band of rows and a chunk of groups, the SCI and GROUPDQ planes of
+//! every integration of every input are read, groups that cannot be trusted are set to NaN
+//! (from the first JUMP_DET group of the integration on, and any SATURATED or DO_NOT_USE group),
+//! and each (pixel, group) cell is reduced across integrations to a sigma-clipped statistic, its
+//! scatter and the number of values used (algos.md §3.3–§3.5).
+//!
+//! Memory is the band (`samples × groups × rows × nx` f32), one GROUPDQ plane per input, the
+//! first-jump map of the band and the band's outputs; [`plan`] sizes rows (and, if one row of
+//! every group does not fit, groups) to the budget, so it does not grow with the inputs. The
+//! outputs leave through a sink, band by band, so the caller can stream them to disk.
+
+use mkrefs_plugin_api::GeneratorError;
+use mkrefs_support::dq::{DO_NOT_USE, JUMP_DET, SATURATED, UNRELIABLE_DARK};
+use rayon::prelude::*;
+
+pub use mkrefs_support::ramps::RampDims;
+
+/// Pixels per transposed tile: the tile of `TILE × samples` values stays in L1/L2.
+pub const TILE: usize = 128;
+
+/// GROUPDQ bits that exclude a single group.
+pub const EXCLUDE_GROUP: u8 = (SATURATED | DO_NOT_USE) as u8;
+
+/// GROUPDQ bit that excludes its group and every later group of the integration.
+pub const EXCLUDE_FROM_HERE: u8 = JUMP_DET as u8;
+
+/// The 2-D DQ of a pixel with a group where no value survived: SCI is 0 there.
+pub const NO_VALUE: u32 = DO_NOT_USE | UNRELIABLE_DARK;
+
+/// The 2-D DQ of a pixel with a group of fewer than `min_good` (but some) values.
+pub const FEW_VALUES: u32 = UNRELIABLE_DARK;
+
+/// √(π/2): the large-sample ratio of the error of a median to that of a mean (normal data).
+pub const MEDIAN_EFFICIENCY: f64 = 1.253_314_137_315_500_3;
+
+/// Row bands of the SCI and GROUPDQ planes of one ramp. Implemented for FITS files (run.rs) and,
+/// in tests, for arrays.
+pub trait DarkSource: Send {
+    /// Name used in error messages (the file path).
+    fn name(&self) -> String;
+    fn dims(&self) -> RampDims;
+    /// Rows `y0..y1` of SCI plane `(int, group)`.
+    fn read_sci(
+        &mut self,
+        int: usize,
+        group: usize,
+        y0: usize,
+        y1: usize,
+        out: &mut [f32],
+    ) -> Result<(), GeneratorError>;
+    /// Rows `y0..y1` of GROUPDQ plane `(int, group)`.
+    fn read_groupdq(
+        &mut self,
+        int: usize,
+        group: usize,
+        y0: usize,
+        y1: usize,
+        out: &mut [u8],
+    ) -> Result<(), GeneratorError>;
+}
+
+/// An in-memory ramp `[int][group][y][x]` with its GROUPDQ, for tests.
+#[derive(Clone, Debug)]
+pub struct MemoryDark {
+    pub dims: RampDims,
+    pub sci: Vec<f32>,
+    pub groupdq: Vec<u8>,
+}
+
+impl MemoryDark {
+    pub fn new(dims: RampDims, sci: Vec<f32>, groupdq: Vec<u8>) -> MemoryDark {
+        let n = dims.nints * dims.ngroups * dims.ny * dims.nx;
+        assert_eq!((sci.len(), groupdq.len()), (n, n));
+        MemoryDark { dims, sci, groupdq }
+    }
+
+    /// Index of integration `i`, group `g`, pixel `p` (row-major).
+    pub fn at(&self, i: usize, g: usize, p: usize) -> usize {
+        let d = self.dims;
+        (i * d.ngroups + g) * d.ny * d.nx + p
+    }
+
+    fn band(&self, int: usize, group: usize, y0: usize, y1: usize) -> std::ops::Range<usize> {
+        let nx = self.dims.nx;
+        let start = self.at(int, group, y0 * nx);
+        start..start + (y1 - y0) * nx
+    }
+}
+
+impl DarkSource for MemoryDark {
+    fn name(&self) -> String {
+        "memory".into()
+    }
+    fn dims(&self) -> RampDims {
+        self.dims
+    }
+    fn read_sci(
+        &mut self,
+        int: usize,
+        group: usize,
+        y0: usize,
+        y1: usize,
+        out: &mut [f32],
+    ) -> Result<(), GeneratorError> {
+        out.copy_from_slice(&self.sci[self.band(int, group, y0, y1)]);
+        Ok(())
+    }
+    fn read_groupdq(
+        &mut self,
+        int: usize,
+        group: usize,
+        y0: usize,
+        y1: usize,
+        out: &mut [u8],
+    ) -> Result<(), GeneratorError> {
+        out.copy_from_slice(&self.groupdq[self.band(int, group, y0, y1)]);
+        Ok(())
+    }
+}
+
+/// The per-cell statistic written to SCI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Statistic {
+    Mean,
+    Median,
+}
+
+impl Statistic {
+    pub fn parse(s: &str) -> Option<Statistic> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mean" => Some(Statistic::Mean),
+            "median" => Some(Statistic::Median),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Statistic::Mean => "mean",
+            Statistic::Median => "median",
+        }
+    }
+}
+
+/// What ERR holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrType {
+    /// The uncertainty of SCI: scatter/√n for the mean, √(π/2)·scatter/√n for the median.
+    Error,
+    /// The scatter (ddof 0) of the values used, as upstream.
+    Scatter,
+}
+
+impl ErrType {
+    pub fn parse(s: &str) -> Option<ErrType> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "error" => Some(ErrType::Error),
+            "scatter" => Some(ErrType::Scatter),
+            _ => None,
+        }
+    }
+}
+
+/// How integrations map to the output's integrations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputInts {
+    /// One output: every integration of every input pooled (NIR, and MIRI without enough
+    /// integrations for two).
+    Pooled,
+    /// Two outputs (MIRI): integration 0 of every input, then integrations 1.. of every input.
+    FirstAndRest,
+}
+
+impl OutputInts {
+    pub fn count(self) -> usize {
+        match self {
+            OutputInts::Pooled => 1,
+            OutputInts::FirstAndRest => 2,
+        }
+    }
+
+    /// The output integration integration `int` of an input contributes to.
+    pub fn of(self, int: usize) -> usize {
+        match self {
+            OutputInts::Pooled => 0,
+            OutputInts::FirstAndRest => usize::from(int > 0),
+        }
+    }
+
+    /// How many values each output integration gets from inputs of these NINTS.
+    pub fn samples(self, nints: &[usize]) -> Vec<usize> {
+        let mut n = vec![0; self.count()];
+        for &k in nints {
+            for i in 0..k {
+                n[self.of(i)] += 1;
+            }
+        }
+        n
+    }
+}
+
+/// Settings of one reduction.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Options {
+    pub statistic: Statistic,
+    pub err: ErrType,
+    /// `(sigma, maxiters)` of the per-cell clip, `None` for no clipping.
+    pub clip: Option<(f64, usize)>,
+    /// A pixel with a group of fewer values used is flagged UNRELIABLE_DARK.
+    pub min_good: usize,
+    pub out_ints: OutputInts,
+    pub budget_bytes: usize,
+}
+
+/// One reduced cell.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cell {
+    /// The statistic; NaN when `n == 0`.
+    pub value: f64,
+    /// Population std (ddof 0) of the values used; NaN when `n == 0`.
+    pub scatter: f64,
+    pub n: usize,
+}
+
+/// Sorts a short slice in place (insertion sort beats the general sort below ~32 values).
+fn sort_small(v: &mut [f32]) {
+    if v.len() > 32 {
+        v.sort_unstable_by(f32::total_cmp);
+        return;
+    }
+    for i in 1..v.len() {
+        let x = v[i];
+        let mut j = i;
+        while j > 0 && v[j - 1] > x {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
+    }
+}
+
+fn median_sorted(s: &[f32]) -> f64 {
+    let n = s.len();
+    if n % 2 == 1 {
+        f64::from(s[n / 2])
+    } else {
+        0.5 * (f64::from(s[n / 2 - 1]) + f64::from(s[n / 2]))
+    }
+}
+
+fn mean_std(s: &[f32]) -> (f64, f64) {
+    let n = s.len() as f64;
+    let mean = s.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+    let ss: f64 = s
+        .iter()
+        .map(|&x| (f64::from(x) - mean) * (f64::from(x) - mean))
+        .sum();
+    (mean, (ss / n).sqrt())
+}
+
+/// Reduces the finite values `v` of one cell (permuting them): astropy's per-pixel sigma clip
+/// (algos.md §0.2 A: centre median, sd about the mean, inclusive bounds, at most `maxiters`
+/// evaluations, final mask from the final bounds over all values), then the statistic and the
+/// scatter of the survivors, in f64.
+///
+/// Sorting once makes every kept set a contiguous range, so each iteration costs a scan of the
+/// range instead of a selection: for the ~10–100 values of a dark cell this is several times
+/// faster than the general clip of the support crate, with the same kept sets.
+pub fn reduce(v: &mut [f32], statistic: Statistic, clip: Option<(f64, usize)>) -> Cell {
+    debug_assert!(v.iter().all(|x| x.is_finite()));
+    sort_small(v);
+    let (mut a, mut b) = (0, v.len());
+    if let Some((sigma, maxiters)) = clip
+        && b > 0
+    {
+        let mut iteration = 0;
+        let (lo, hi) = loop {
+            let s = &v[a..b];
+            let median = median_sorted(s);
+            let (_, sd) = mean_std(s);
+            let (lo, hi) = (median - sigma * sd, median + sigma * sd);
+            let mut na = a;
+            while na < b && f64::from(v[na]) < lo {
+                na += 1;
+            }
+            let mut nb = b;
+            while nb > na && f64::from(v[nb - 1]) > hi {
+                nb -= 1;
+            }
+            let kept = nb - na;
+            if kept == b - a || kept == 0 {
+                break (lo, hi);
+            }
+            (a, b) = (na, nb);
+            iteration += 1;
+            if iteration >= maxiters.max(1) {
+                break (lo, hi);
+            }
+        };
+        // The final mask applies the last bounds to every value, not only the last survivors.
+        a = v.partition_point(|&x| f64::from(x) < lo);
+        b = v.partition_point(|&x| f64::from(x) <= hi).max(a);
+    }
+    let s = &v[a..b];
+    if s.is_empty() {
+        return Cell {
+            value: f64::NAN,
+            scatter: f64::NAN,
+            n: 0,
+        };
+    }
+    let (mean, sd) = mean_std(s);
+    let value = match statistic {
+        Statistic::Mean => mean,
+        Statistic::Median => median_sorted(s),
+    };
+    Cell {
+        value,
+        scatter: sd,
+        n: s.len(),
+    }
+}
+
+/// ERR of a cell.
+pub fn err_of(cell: &Cell, statistic: Statistic, err: ErrType) -> f64 {
+    if cell.n == 0 {
+        return 0.0;
+    }
+    match err {
+        ErrType::Scatter => cell.scatter,
+        ErrType::Error => {
+            let e = cell.scatter / (cell.n as f64).sqrt();
+            match statistic {
+                Statistic::Mean => e,
+                Statistic::Median => MEDIAN_EFFICIENCY * e,
+            }
+        }
+    }
+}
+
+/// Rows and groups per block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub rows: usize,
+    pub groups: usize,
+}
+
+/// The largest block within `budget` bytes: all groups and as many rows as fit, or, when one row
+/// of every group does not fit, one row and as many groups as fit (at least one of each).
+///
+/// Per row and group: `samples × nx` f32 of SCI, plus `outputs × nx` of SCI, ERR (f32) and count
+/// (u16) out; per row: the first-jump map (`samples × nx` u16) and one GROUPDQ row per sample.
+/// Unlike upstream's `max_equivalent_groups`, the frame size multiplies (it does not divide) and
+/// NINTS counts, so no frame size divides by zero and small subarrays get big blocks.
+pub fn plan(
+    samples: usize,
+    outputs: usize,
+    ngroups: usize,
+    ny: usize,
+    nx: usize,
+    budget: usize,
+) -> Plan {
+    let per_row_group = nx * (samples * 4 + outputs * (4 + 4 + 2));
+    let per_row = nx * samples * (2 + 1);
+    let full_row = per_row + ngroups * per_row_group;
+    if full_row <= budget {
+        Plan {
+            rows: (budget / full_row).clamp(1, ny.max(1)),
+            groups: ngroups,
+        }
+    } else {
+        Plan {
+            rows: 1,
+            groups: (budget.saturating_sub(per_row) / per_row_group.max(1))
+                .clamp(1, ngroups.max(1)),
+        }
+    }
+}
+
+/// The outputs of one block for one output integration and group.
+pub struct Band<'a> {
+    pub out_int: usize,
+    pub group: usize,
+    pub y0: usize,
+    pub y1: usize,
+    pub sci: &'a [f32],
+    pub err: &'a [f32],
+    pub count: &'a [u16],
+}
+
+/// What the whole reduction found, besides the bands.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    /// 2-D DQ per output integration (`ny × nx`): [`NO_VALUE`], [`FEW_VALUES`] or 0.
+    pub dq: Vec<Vec<u32>>,
+    /// Values per cell before exclusion, per output integration.
+    pub samples: Vec<usize>,
+    /// Indices of inputs without one finite SCI value in what was read.
+    pub inputs_without_finite: Vec<usize>,
+    /// Group values excluded by JUMP_DET (the flagged group and later ones).
+    pub excluded_jump: u64,
+    /// Group values excluded by SATURATED or DO_NOT_USE (and not already by a jump).
+    pub excluded_flags: u64,
+    pub plan: Plan,
+}
+
+/// Reduces `inputs` (same `ny`, `nx` and NGROUPS, checked by the caller) block by block, calling
+/// `sink` with every band of outputs (row blocks in order; within a block, groups in order and
+/// output integrations in order). Reading and reducing run on `pool`; `sink` and `progress(rows,
+/// ny)` (after each row block) run on the calling thread, so the sink may hold a FITS writer.
+pub fn reduce_darks<S: DarkSource>(
+    inputs: &mut [S],
+    opts: &Options,
+    pool: &rayon::ThreadPool,
+    sink: &mut dyn FnMut(Band<'_>) -> Result<(), GeneratorError>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Summary, GeneratorError> {
+    let Some(first) = inputs.first() else {
+        return Err(GeneratorError::invalid_input(
+            "dark needs at least one input ramp",
+        ));
+    };
+    let RampDims {
+        ngroups, ny, nx, ..
+    } = first.dims();
+    let nints: Vec<usize> = inputs.iter().map(|s| s.dims().nints).collect();
+    let k_total: usize = nints.iter().sum();
+    // Counts are u16 and group numbers u16 in the first-jump map.
+    if k_total >= usize::from(u16::MAX) || ngroups >= usize::from(u16::MAX) {
+        return Err(GeneratorError::invalid_input(format!(
+            "{k_total} integrations of {ngroups} groups: dark supports fewer than 65535 of each"
+        )));
+    }
+    let n_out = opts.out_ints.count();
+    // Sample k of output o: (global sample index) in file-major, integration order.
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); n_out];
+    let mut k = 0;
+    for &n in &nints {
+        for i in 0..n {
+            members[opts.out_ints.of(i)].push(k);
+            k += 1;
+        }
+    }
+    let plan = plan(k_total, n_out, ngroups, ny, nx, opts.budget_bytes);
+    let (rows, gchunk) = (plan.rows, plan.groups);
+
+    let mut band = vec![0f32; k_total * gchunk * rows * nx];
+    let mut first_jump = vec![0u16; k_total * rows * nx];
+    let mut dq_rows: Vec<Vec<u8>> = inputs.iter().map(|_| vec![0u8; rows * nx]).collect();
+    let mut saw_finite = vec![false; inputs.len()];
+    let mut excluded = vec![(0u64, 0u64); inputs.len()];
+    let mut sci_o = vec![0f32; gchunk * rows * nx];
+    let mut err_o = vec![0f32; gchunk * rows * nx];
+    let mut cnt_o = vec![0u16; gchunk * rows * nx];
+    let mut min_count: Vec<Vec<u16>> = vec![vec![u16::MAX; ny * nx]; n_out];
+
+    let mut y0 = 0;
+    while y0 < ny {
+        let y1 = (y0 + rows).min(ny);
+        let plane = (y1 - y0) * nx;
+        // No jump seen yet in these rows.
+        first_jump[..k_total * plane].fill(u16::MAX);
+        let mut g0 = 0;
+        while g0 < ngroups {
+            let g1 = (g0 + gchunk).min(ngroups);
+            let gc = g1 - g0;
+            // Split the band and the first-jump map per input (each input's samples are
+            // contiguous) and read the inputs in parallel, each with its own readers.
+            let mut parts = Vec::with_capacity(inputs.len());
+            let (mut rest_b, mut rest_j) = (
+                &mut band[..k_total * gc * plane],
+                &mut first_jump[..k_total * plane],
+            );
+            for &n in &nints {
+                let (hb, tb) = rest_b.split_at_mut(n * gc * plane);
+                let (hj, tj) = rest_j.split_at_mut(n * plane);
+                parts.push((hb, hj));
+                (rest_b, rest_j) = (tb, tj);
+            }
+            pool.install(|| {
+                inputs
+                    .par_iter_mut()
+                    .zip(parts.into_par_iter())
+                    .zip(dq_rows.par_iter_mut())
+                    .zip(saw_finite.par_iter_mut().zip(excluded.par_iter_mut()))
+                    .try_for_each(|(((src, (sci, fj)), dqbuf), (seen, ex))| {
+                        let n = src.dims().nints;
+                        let dqbuf = &mut dqbuf[..plane];
+                        for i in 0..n {
+                            let fj = &mut fj[i * plane..(i + 1) * plane];
+                            for gl in 0..gc {
+                                let g = g0 + gl;
+                                let out =
+                                    &mut sci[(i * gc + gl) * plane..(i * gc + gl + 1) * plane];
+                                src.read_sci(i, g, y0, y1, out)?;
+                                src.read_groupdq(i, g, y0, y1, dqbuf)?;
+                                *seen |= out.iter().any(|v| v.is_finite());
+                                let g16 = g as u16;
+                                for ((v, &q), f) in
+                                    out.iter_mut().zip(dqbuf.iter()).zip(fj.iter_mut())
+                                {
+                                    if q & EXCLUDE_FROM_HERE != 0 && *f > g16 {
+                                        *f = g16;
+                                    }
+                                    if g16 >= *f {
+                                        *v = f32::NAN;
+                                        ex.0 += 1;
+                                    } else if q & EXCLUDE_GROUP != 0 {
+                                        *v = f32::NAN;
+                                        ex.1 += 1;
+                                    }
+                                }
+                            }
+                        }
+                        Ok::<(), GeneratorError>(())
+                    })
+            })?;
+
+            let band = &band[..k_total * gc * plane];
+            for (o, ks) in members.iter().enumerate() {
+                let m = ks.len();
+                pool.install(|| {
+                    sci_o[..gc * plane]
+                        .par_chunks_mut(nx)
+                        .zip(err_o[..gc * plane].par_chunks_mut(nx))
+                        .zip(cnt_o[..gc * plane].par_chunks_mut(nx))
+                        .enumerate()
+                        .for_each_init(
+                            || (vec![0f32; TILE * m], Vec::with_capacity(m)),
+                            |(tile, vals), (row, ((s_row, e_row), c_row))| {
+                                // row = gl * rows_in_block + r; the band holds [k][gl][r][x].
+                                for x0 in (0..nx).step_by(TILE) {
+                                    let w = TILE.min(nx - x0);
+                                    for (kk, &kg) in ks.iter().enumerate() {
+                                        let src = &band[(kg * gc * plane) + row * nx + x0..][..w];
+                                        for (j, &v) in src.iter().enumerate() {
+                                            tile[j * m + kk] = v;
+                                        }
+                                    }
+                                    for j in 0..w {
+                                        vals.clear();
+                                        vals.extend(
+                                            tile[j * m..(j + 1) * m]
+                                                .iter()
+                                                .copied()
+                                                .filter(|v| v.is_finite()),
+                                        );
+                                        let cell = reduce(vals, opts.statistic, opts.clip);
+                                        s_row[x0 + j] =
+                                            if cell.n == 0 { 0.0 } else { cell.value as f32 };
+                                        e_row[x0 + j] =
+                                            err_of(&cell, opts.statistic, opts.err) as f32;
+                                        c_row[x0 + j] = cell.n as u16;
+                                    }
+                                }
+                            },
+                        )
+                });
+                let mc = &mut min_count[o][y0 * nx..y1 * nx];
+                for gl in 0..gc {
+                    let c = &cnt_o[gl * plane..(gl + 1) * plane];
+                    for (m, &c) in mc.iter_mut().zip(c) {
+                        *m = (*m).min(c);
+                    }
+                    sink(Band {
+                        out_int: o,
+                        group: g0 + gl,
+                        y0,
+                        y1,
+                        sci: &sci_o[gl * plane..(gl + 1) * plane],
+                        err: &err_o[gl * plane..(gl + 1) * plane],
+                        count: c,
+                    })?;
+                }
+            }
+            g0 = g1;
+        }
+        progress(y1, ny);
+        y0 = y1;
+    }
+
+    let dq = min_count
+        .iter()
+        .map(|mc| {
+            mc.iter()
+                .map(|&c| match c as usize {
+                    0 => NO_VALUE,
+                    c if c < opts.min_good => FEW_VALUES,
+                    _ => 0,
+                })
+                .collect()
+        })
+        .collect();
+    Ok(Summary {
+        dq,
+        samples: members.iter().map(Vec::len).collect(),
+        inputs_without_finite: saw_finite
+            .iter()
+            .enumerate()
+            .filter(|&(_, &s)| !s)
+            .map(|(i, _)| i)
+            .collect(),
+        excluded_jump: excluded.iter().map(|e| e.0).sum(),
+        excluded_flags: excluded.iter().map(|e| e.1).sum(),
+        plan,
+    })
+}
