@@ -604,3 +604,275 @@ pub fn reduce_darks<S: DarkSource>(
         plan,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mkrefs_support::rng::stream;
+    use mkrefs_support::stats::clip_bounds;
+
+    #[test]
+    fn reduce_keeps_what_the_astropy_clip_keeps() {
+        let mut rng = stream(7, &[]);
+        let mut scratch = Vec::new();
+        for case in 0..2000 {
+            let n = 1 + case % 40;
+            // Normal values with a few outliers, rounded so that ties occur.
+            let v: Vec<f32> = (0..n)
+                .map(|_| {
+                    let x = 10.0 * rng.normal();
+                    let x = if rng.uniform() < 0.1 { x * 20.0 } else { x };
+                    (x * 4.0).round() as f32 / 4.0
+                })
+                .collect();
+            let (sigma, it) = if case % 3 == 0 { (2.0, 3) } else { (3.0, 5) };
+            let b = clip_bounds(&mut scratch, v.iter().map(|&x| f64::from(x)), sigma, it).unwrap();
+            let kept: Vec<f64> = v
+                .iter()
+                .map(|&x| f64::from(x))
+                .filter(|&x| b.keeps(x))
+                .collect();
+            let mut w = v.clone();
+            let c = reduce(&mut w, Statistic::Mean, Some((sigma, it)));
+            assert_eq!(c.n, kept.len(), "case {case}: {v:?}");
+            let mean = kept.iter().sum::<f64>() / kept.len() as f64;
+            assert!((c.value - mean).abs() <= 1e-9 * mean.abs().max(1.0), "case {case}");
+            let mut w = v.clone();
+            let m = reduce(&mut w, Statistic::Median, Some((sigma, it)));
+            let mut k = kept.clone();
+            k.sort_by(f64::total_cmp);
+            let med = if k.len() % 2 == 1 {
+                k[k.len() / 2]
+            } else {
+                0.5 * (k[k.len() / 2 - 1] + k[k.len() / 2])
+            };
+            assert_eq!(m.value, med, "case {case}");
+            assert_eq!(m.scatter, c.scatter);
+        }
+    }
+
+    #[test]
+    fn reduce_edge_cases() {
+        let c = reduce(&mut [], Statistic::Mean, Some((3.0, 5)));
+        assert_eq!(c.n, 0);
+        assert!(c.value.is_nan());
+        assert_eq!(err_of(&c, Statistic::Mean, ErrType::Error), 0.0);
+        let c = reduce(&mut [4.0], Statistic::Median, Some((3.0, 5)));
+        assert_eq!((c.value, c.scatter, c.n), (4.0, 0.0, 1));
+        // Without clipping an outlier stays; with it, it goes.
+        let v = [1.0, 2.0, 1.5, 1.2, 1.8, 1.1, 1.4, 1.6, 1.3, 1.7, 100.0];
+        assert_eq!(reduce(&mut v.clone(), Statistic::Mean, None).n, 11);
+        let c = reduce(&mut v.clone(), Statistic::Mean, Some((3.0, 5)));
+        assert_eq!(c.n, 10);
+        assert!((c.value - 1.46).abs() < 1e-6, "{}", c.value);
+        let e = err_of(&c, Statistic::Mean, ErrType::Error);
+        assert!((e - c.scatter / 10f64.sqrt()).abs() < 1e-15);
+        let em = err_of(&c, Statistic::Median, ErrType::Error);
+        assert!((em / e - MEDIAN_EFFICIENCY).abs() < 1e-12);
+        assert_eq!(err_of(&c, Statistic::Median, ErrType::Scatter), c.scatter);
+    }
+
+    #[test]
+    fn plan_fits_the_budget_and_chunks_groups_when_a_row_does_not_fit() {
+        let p = plan(10, 1, 10, 2048, 2048, 256 << 20);
+        assert_eq!(p.groups, 10);
+        let used = p.rows * 2048 * (10 * 3 + 10 * (10 * 4 + 10));
+        assert!(used <= 256 << 20 && p.rows > 200, "{p:?}");
+        assert_eq!(plan(10, 1, 10, 64, 64, usize::MAX).rows, 64);
+        // 1000 integrations of 100 groups: one row of all groups is 800 MB.
+        let p = plan(1000, 1, 100, 2048, 2048, 64 << 20);
+        assert_eq!(p.rows, 1);
+        assert!(p.groups >= 1 && p.groups < 100, "{p:?}");
+        assert_eq!(plan(1000, 1, 100, 2048, 2048, 1).groups, 1);
+    }
+
+    fn dims(nints: usize) -> RampDims {
+        RampDims {
+            nints,
+            ngroups: 5,
+            ny: 7,
+            nx: 300,
+        }
+    }
+
+    /// A ramp of `dark` DN per group plus noise, with the given flags.
+    fn ramp(seed: u64, nints: usize) -> MemoryDark {
+        let d = dims(nints);
+        let mut rng = stream(seed, &[]);
+        let n = nints * d.ngroups * d.ny * d.nx;
+        let mut sci = Vec::with_capacity(n);
+        for i in 0..nints {
+            for g in 0..d.ngroups {
+                for p in 0..d.ny * d.nx {
+                    let _ = i;
+                    sci.push((3.0 * (g + 1) as f64 + 0.01 * p as f64 + rng.normal()) as f32);
+                }
+            }
+        }
+        MemoryDark::new(d, sci, vec![0; n])
+    }
+
+    type Collected = (Vec<f32>, Vec<f32>, Vec<u16>);
+
+    fn run(inputs: &mut [MemoryDark], opts: &Options) -> (Summary, Vec<Collected>) {
+        let d = inputs[0].dims;
+        let plane = d.ny * d.nx;
+        let n_out = opts.out_ints.count();
+        let mut out: Vec<Collected> = (0..n_out)
+            .map(|_| {
+                (
+                    vec![f32::NAN; d.ngroups * plane],
+                    vec![f32::NAN; d.ngroups * plane],
+                    vec![u16::MAX; d.ngroups * plane],
+                )
+            })
+            .collect();
+        let pool = mkrefs_support::budget::thread_pool(2).unwrap();
+        let mut sink = |b: Band<'_>| {
+            let at = b.group * plane + b.y0 * d.nx;
+            let o = &mut out[b.out_int];
+            o.0[at..at + b.sci.len()].copy_from_slice(b.sci);
+            o.1[at..at + b.err.len()].copy_from_slice(b.err);
+            o.2[at..at + b.count.len()].copy_from_slice(b.count);
+            Ok(())
+        };
+        let s = reduce_darks(inputs, opts, &pool, &mut sink, &|_, _| {}).unwrap();
+        (s, out)
+    }
+
+    fn opts() -> Options {
+        Options {
+            statistic: Statistic::Mean,
+            err: ErrType::Error,
+            clip: Some((3.0, 5)),
+            min_good: 2,
+            out_ints: OutputInts::Pooled,
+            budget_bytes: usize::MAX,
+        }
+    }
+
+    #[test]
+    fn exclusions_follow_jump_saturation_and_do_not_use_flags() {
+        let mut inputs: Vec<MemoryDark> = (0..3).map(|s| ramp(s, 2)).collect();
+        let (p, q, r) = (10, 11, 12);
+        // Pixel p: a jump at group 2 of input 1, integration 0 (and junk after it); a later
+        // (irrelevant) jump flag at group 4.
+        for g in 2..5 {
+            let k = inputs[1].at(0, g, p);
+            inputs[1].sci[k] += 5000.0;
+        }
+        let k = inputs[1].at(0, 2, p);
+        inputs[1].groupdq[k] = JUMP_DET as u8;
+        let k = inputs[1].at(0, 4, p);
+        inputs[1].groupdq[k] = JUMP_DET as u8;
+        // Pixel q: group 3 saturated in every integration: excluded there only.
+        // Pixel r: DO_NOT_USE in group 0 of everything but input 0, integration 1.
+        for inp in inputs.iter_mut() {
+            for i in 0..2 {
+                let k = inp.at(i, 3, q);
+                inp.groupdq[k] = EXCLUDE_GROUP;
+                let k = inp.at(i, 0, r);
+                inp.groupdq[k] = DO_NOT_USE as u8;
+            }
+        }
+        let k = inputs[0].at(1, 0, r);
+        inputs[0].groupdq[k] = 0;
+        // No clipping, so only the flags decide.
+        let o = Options {
+            clip: None,
+            ..opts()
+        };
+        let (s, out) = run(&mut inputs, &o);
+        let plane = 7 * 300;
+        let (sci, err, cnt) = &out[0];
+        let at = |g: usize, p: usize| g * plane + p;
+        assert_eq!(cnt[at(0, p)], 6);
+        assert_eq!(cnt[at(1, p)], 6);
+        assert_eq!((cnt[at(2, p)], cnt[at(4, p)]), (5, 5));
+        let mean = |g: usize, p: usize, skip: &[(usize, usize)]| {
+            let mut v = Vec::new();
+            for (n, inp) in inputs.iter().enumerate() {
+                for i in 0..2 {
+                    if !skip.contains(&(n, i)) {
+                        v.push(f64::from(inp.sci[inp.at(i, g, p)]));
+                    }
+                }
+            }
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        assert!((f64::from(sci[at(3, p)]) - mean(3, p, &[(1, 0)])).abs() < 1e-4);
+        assert_eq!(cnt[at(3, q)], 0);
+        assert_eq!((sci[at(3, q)], err[at(3, q)]), (0.0, 0.0));
+        assert_eq!(cnt[at(4, q)], 6);
+        assert_eq!(cnt[at(0, r)], 1);
+        assert_eq!(err[at(0, r)], 0.0);
+        assert_eq!(s.dq[0][p], 0);
+        assert_eq!(s.dq[0][q], NO_VALUE);
+        assert_eq!(s.dq[0][r], FEW_VALUES);
+        assert_eq!(s.dq[0].iter().filter(|&&d| d != 0).count(), 2);
+        assert_eq!(s.excluded_jump, 3);
+        assert_eq!(s.excluded_flags, 6 + 5);
+        assert!(s.inputs_without_finite.is_empty());
+    }
+
+    #[test]
+    fn small_budgets_give_the_same_result_and_miri_splits_integrations() {
+        let mut inputs: Vec<MemoryDark> = vec![ramp(1, 3), ramp(2, 2), ramp(3, 1)];
+        let k = inputs[0].at(1, 1, 40);
+        inputs[0].groupdq[k] = JUMP_DET as u8;
+        for out_ints in [OutputInts::Pooled, OutputInts::FirstAndRest] {
+            let big = run(&mut inputs, &Options { out_ints, ..opts() });
+            assert_eq!(big.0.plan.rows, 7);
+            // One row at a time, then also two groups at a time.
+            for budget in [300 * (6 * 3 + 5 * (6 * 4 + 2 * 10)), 1] {
+                let small = run(
+                    &mut inputs,
+                    &Options {
+                        out_ints,
+                        budget_bytes: budget,
+                        ..opts()
+                    },
+                );
+                assert_eq!(small.0.plan.rows, 1);
+                assert_eq!(small.1, big.1);
+                assert_eq!(small.0.dq, big.0.dq);
+            }
+        }
+        let (s, out) = run(
+            &mut inputs,
+            &Options {
+                out_ints: OutputInts::FirstAndRest,
+                ..opts()
+            },
+        );
+        assert_eq!(s.samples, [3, 3]);
+        assert_eq!(out.len(), 2);
+        let plane = 7 * 300;
+        // Output 0 = integration 0 of every input; output 1 = the rest.
+        let p = 123;
+        let v0: Vec<f64> = inputs
+            .iter()
+            .map(|r| f64::from(r.sci[r.at(0, 2, p)]))
+            .collect();
+        let m0 = v0.iter().sum::<f64>() / 3.0;
+        assert!((f64::from(out[0].0[2 * plane + p]) - m0).abs() < 1e-4);
+        let v1 = [
+            inputs[0].sci[inputs[0].at(1, 2, p)],
+            inputs[0].sci[inputs[0].at(2, 2, p)],
+            inputs[1].sci[inputs[1].at(1, 2, p)],
+        ];
+        let m1 = v1.iter().map(|&v| f64::from(v)).sum::<f64>() / 3.0;
+        assert!((f64::from(out[1].0[2 * plane + p]) - m1).abs() < 1e-4);
+        assert_eq!(out[1].2[plane + 40], 2);
+        assert_eq!(out[0].2[plane + 40], 3);
+    }
+
+    #[test]
+    fn nan_filled_input_is_reported() {
+        let mut inputs = vec![ramp(1, 1), ramp(2, 1), ramp(3, 1)];
+        inputs[1].sci.fill(f32::NAN);
+        let (s, out) = run(&mut inputs, &opts());
+        assert_eq!(s.inputs_without_finite, [1]);
+        assert_eq!(out[0].2[0], 2);
+    }
+}
