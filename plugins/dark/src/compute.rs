@@ -636,7 +636,10 @@ mod tests {
             let c = reduce(&mut w, Statistic::Mean, Some((sigma, it)));
             assert_eq!(c.n, kept.len(), "case {case}: {v:?}");
             let mean = kept.iter().sum::<f64>() / kept.len() as f64;
-            assert!((c.value - mean).abs() <= 1e-9 * mean.abs().max(1.0), "case {case}");
+            assert!(
+                (c.value - mean).abs() <= 1e-9 * mean.abs().max(1.0),
+                "case {case}"
+            );
             let mut w = v.clone();
             let m = reduce(&mut w, Statistic::Median, Some((sigma, it)));
             let mut k = kept.clone();
