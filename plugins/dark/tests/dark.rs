@@ -535,3 +535,56 @@ fn describe_and_parameters() {
     );
     assert_error(&o, ErrorKind::INVALID_PARAMETER, &["statistic", "mode"]);
 }
+
+/// The benchmark data: 5 NIRCam full-frame jump files of 2 × 10 groups (436 MB each, no uncal)
+/// in `$MKREFS_DARK_BENCH_DIR` (default /dev/shm/mkrefs-dark-bench). Run once, in release mode:
+/// `cargo test --release -p mkref-dark --test dark -- --ignored write_full_frame_data`.
+#[test]
+#[ignore = "writes 5 full-frame jump files (2.2 GB); for the timing run"]
+fn write_full_frame_data() {
+    use mkrefs_support::simulate::{Kind, write_jump};
+    let dir = bench_dir();
+    let cfg = SimConfig::default();
+    let truth = Truth::generate(&cfg).unwrap();
+    for i in 0..5 {
+        write_jump(
+            &dir.join(format!("dark{i}_jump.fits")),
+            &cfg,
+            &truth,
+            Kind::Dark,
+            i,
+        )
+        .unwrap();
+    }
+}
+
+/// Times the job on that data (run it under `/usr/bin/time -v` for the peak RSS);
+/// `$MKREFS_DARK_BENCH_FILES` uses the first 2..=5 files only (to see memory stay flat).
+#[test]
+#[ignore = "needs write_full_frame_data first; for the timing run"]
+fn full_frame_job() {
+    let dir = bench_dir();
+    let n: usize = std::env::var("MKREFS_DARK_BENCH_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let files: Vec<PathBuf> = (0..n.clamp(2, 5))
+        .map(|i| dir.join(format!("dark{i}_jump.fits")))
+        .collect();
+    let out = dir.join("dark_out.fits");
+    let t = std::time::Instant::now();
+    let o = run_job(&DarkGenerator, &files, &out, &[]);
+    let s = t.elapsed().as_secs_f64();
+    println!("dark job: {s:.2} s: {}", o.ok().summary);
+    for (l, m) in &o.log {
+        println!("{l:?}: {m}");
+    }
+}
+
+fn bench_dir() -> PathBuf {
+    let dir = std::env::var_os("MKREFS_DARK_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/dev/shm/mkrefs-dark-bench"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
