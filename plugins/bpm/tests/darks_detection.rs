@@ -159,8 +159,23 @@ fn table(truth: &Truth, res: &DarkResult, title: &str) {
     }
 }
 
+/// A scratch directory; the full-frame set (about 1.5 GB) goes to /dev/shm when there is one,
+/// or to `MKREFS_TEST_TMPDIR`.
+fn scratch_dir() -> tempfile::TempDir {
+    if let Some(d) = std::env::var_os("MKREFS_TEST_TMPDIR") {
+        return tempfile::tempdir_in(d).unwrap();
+    }
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return d;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
 fn run(cfg: &SimConfig, darks: usize, title: &str) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch_dir();
     let t0 = Instant::now();
     let (inputs, truth) = simulate(dir.path(), cfg, darks);
     let t_sim = t0.elapsed();
