@@ -66,7 +66,10 @@ fn darks_of_different_detectors_or_windows_are_refused() {
     let other = darks(dir.path(), &small("NRCA2"), 3, 1, false);
     inputs.extend(other.clone());
     let e = err(&inputs, &DarkParams::default());
-    assert!(e.contains("different detectors") && e.contains("DETECTOR"), "{e}");
+    assert!(
+        e.contains("different detectors") && e.contains("DETECTOR"),
+        "{e}"
+    );
     assert!(e.contains(&name(&other[0].slope)), "{e}");
     // Same detector, window elsewhere on it.
     let mut inputs = darks(dir.path(), &small("NRCA1"), 0, 3, false);
@@ -211,10 +214,16 @@ fn do_not_use_mapping_and_repeatability() {
     let a = run(&inputs, &p).unwrap();
     let b = run(&inputs, &p).unwrap();
     assert_eq!(a.dq, b.dq);
-    let hot: Vec<usize> = (0..a.dq.len()).filter(|&i| a.classes["saturated"][i]).collect();
+    let hot: Vec<usize> = (0..a.dq.len())
+        .filter(|&i| a.classes["saturated"][i])
+        .collect();
     assert!(!hot.is_empty());
     for &i in &hot {
-        assert_eq!(a.dq[i] & !dq::TELEGRAPH, dq::HOT | dq::DO_NOT_USE, "pixel {i}");
+        assert_eq!(
+            a.dq[i] & !dq::TELEGRAPH,
+            dq::HOT | dq::DO_NOT_USE,
+            "pixel {i}"
+        );
     }
     let p2 = DarkParams {
         do_not_use: vec!["rc".into()],
@@ -273,7 +282,11 @@ fn miri_layout_and_uncal_ramps() {
     for y in [0, 500, 1023] {
         for x in 0..1032 {
             let want = !(4..1028).contains(&x);
-            assert_eq!(r.classes["reference_pixel"][y * 1032 + x], want, "({y},{x})");
+            assert_eq!(
+                r.classes["reference_pixel"][y * 1032 + x],
+                want,
+                "({y},{x})"
+            );
         }
     }
     let found = |class: DefectClass, flag: u32| {

@@ -16,7 +16,10 @@ fn add_refpix_pads_with_zero_borders() {
     let (out, fy, fx) = add_refpix(&[1u32; 100], 10, 10, (2, 3, 4, 5));
     assert_eq!((fy, fx), (19, 15));
     let at = |y: usize, x: usize| out[y * fx + x];
-    assert_eq!((0..5).map(|y| at(y, 5)).collect::<Vec<_>>(), [0, 0, 0, 0, 1]);
+    assert_eq!(
+        (0..5).map(|y| at(y, 5)).collect::<Vec<_>>(),
+        [0, 0, 0, 0, 1]
+    );
     assert_eq!(
         (13..19).map(|y| at(y, 5)).collect::<Vec<_>>(),
         [1, 0, 0, 0, 0, 0]
@@ -163,7 +166,9 @@ fn combine_clean_slopes_case() {
 fn saturated_in_all_groups_case() {
     let mut fg = [0u8; 25];
     fg[2 * 5 + 2] = 2;
-    let sat: Vec<usize> = (0..25).filter(|&i| saturated_in_all_groups(fg[i])).collect();
+    let sat: Vec<usize> = (0..25)
+        .filter(|&i| saturated_in_all_groups(fg[i]))
+        .collect();
     assert_eq!(sat, [12]);
 }
 
@@ -183,7 +188,9 @@ fn combine_bad_pixel_types_case() {
     for d in 0..4 {
         fourth[d * 6] = 2048;
     }
-    let or: Vec<u32> = (0..25).map(|i| sat[i] | rc[i] | third[i] | fourth[i]).collect();
+    let or: Vec<u32> = (0..25)
+        .map(|i| sat[i] | rc[i] | third[i] | fourth[i])
+        .collect();
     let mut expected = [0u32; 25];
     expected[0] = 26626;
     expected[6] = 26624;

@@ -88,19 +88,17 @@ pub(crate) fn open(inputs: &[DarkInputs]) -> Result<(Geometry, Vec<Exposure>), G
         })?;
 
         // The slope file must be a rate or rateints product, not a ramp.
-        let slope_shape = shape_of(&inp.slope, "SCI")?;
-        if slope_shape.len() == 4
-            || hdu_names(&inp.slope)
-                .map_err(fits_err)?
-                .iter()
-                .any(|h| h == "GROUPDQ")
-        {
+        let slope_hdus = hdu_names(&inp.slope).map_err(fits_err)?;
+        let is_ramp = slope_hdus.iter().any(|h| h == "GROUPDQ")
+            || (slope_hdus.iter().any(|h| h == "SCI") && shape_of(&inp.slope, "SCI")?.len() == 4);
+        if is_ramp {
             return Err(bad(format!(
-                "{} [SCI]: is a ramp (shape {slope_shape:?}), but a rate or rateints product \
-                 (2-D or 3-D slopes) is needed here for dark {label}",
+                "{}: is a ramp (4-D SCI / GROUPDQ), but a rate or rateints product (2-D or 3-D \
+                 slopes) is needed here for dark {label}",
                 inp.slope.display()
             )));
         }
+        let slope_shape = shape_of(&inp.slope, "SCI")?;
         if !(2..=3).contains(&slope_shape.len()) {
             return Err(bad(format!(
                 "{} [SCI]: shape {slope_shape:?}; a rate (2-D) or rateints (3-D) product is \
