@@ -423,7 +423,7 @@ pub fn bad_pixels_from_darks(
         .collect();
     let bands: Vec<BandOut> = blocks
         .par_iter()
-        .map(|&(y0, y1)| process_band(&exps, &stats, &first_stat, &geo, limits, params, y0, y1))
+        .map(|&(y0, y1)| process_band(&exps, &stats, &first_stat, &geo, limits, params, (y0, y1)))
         .collect::<Result<_, _>>()?;
 
     // Step 3: detector-wide cuts and the classes.
@@ -679,8 +679,7 @@ fn process_band(
     geo: &Geometry,
     limits: JumpLimits,
     p: &DarkParams,
-    y0: usize,
-    y1: usize,
+    (y0, y1): (usize, usize),
 ) -> Result<BandOut, GeneratorError> {
     let nx = geo.nx;
     let m = (y1 - y0) * nx;

@@ -166,10 +166,10 @@ fn scratch_dir() -> tempfile::TempDir {
         return tempfile::tempdir_in(d).unwrap();
     }
     let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(d) = tempfile::tempdir_in(shm) {
-            return d;
-        }
+    if shm.is_dir()
+        && let Ok(d) = tempfile::tempdir_in(shm)
+    {
+        return d;
     }
     tempfile::tempdir().unwrap()
 }

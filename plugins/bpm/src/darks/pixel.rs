@@ -137,7 +137,7 @@ impl CleanSlopes {
     /// hot pixel is not called noisy for its shot noise). NaN with fewer than `min_n` slopes or
     /// unusable ERR values.
     pub fn noise_ratio(&self, min_n: u32) -> f64 {
-        if self.n < min_n.max(2) || !(self.err2 > 0.0) {
+        if self.n < min_n.max(2) || self.err2.is_nan() || self.err2 <= 0.0 {
             return f64::NAN;
         }
         let n = f64::from(self.n);
