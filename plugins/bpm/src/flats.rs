@@ -15,7 +15,8 @@
 //!   intended (upstream always returns 25, §2.7);
 //! - arithmetic is f64 throughout (upstream: f32 for `smoothed`), Box2D smoothing always uses
 //!   the NaN-interpolating form (the two upstream paths differ by ~1e-15), ±inf counts as missing
-//!   like NaN, and the median filter ignores NaN (scipy leaves NaN ordering undefined).
+//!   like NaN, and the median filter ignores NaN (scipy leaves NaN ordering undefined);
+//! - Box2D smoothing averages only pixels inside the image near its edges ([`BoxEdges`]).
 
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::dq;
@@ -281,15 +282,39 @@ fn convolve_1d(data: &mut [f64], ny: usize, nx: usize, profile: &[f64], along_x:
     }
 }
 
-/// astropy `convolve(img, Box2DKernel(width), boundary='fill', fill_value=nanmedian(img),
-/// nan_treatment='interpolate')` (§2.5): per pixel, the weighted sum of the valid (finite) values
-/// in the window, where positions outside the image count as valid with the fill value, divided
-/// by the sum of the weights of the valid positions. A window without valid values gives NaN.
-///
-/// Computed as two separable passes (rows, then columns) over `valid·value` and `valid`, so the
-/// cost does not grow with the square of the width. astropy uses this form only when the image
-/// has a NaN and Σw·v/Σw otherwise; the results differ by ~1e-15 relative.
+/// How Box2D smoothing treats the window positions outside the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoxEdges {
+    /// astropy's `boundary='fill'` with the image's nanmedian, as upstream: near the edges the
+    /// smoothed value is pulled towards the median, so where the illumination is not flat the
+    /// edge pixels are normalised by a biased value (upstream flagged clean corner pixels DEAD).
+    FillMedian,
+    /// Only pixels inside the image count: the window is renormalised to the valid pixels it
+    /// covers, so an edge pixel is compared with its own neighbourhood. What the generator uses.
+    Inside,
+}
+
+/// Box2D smoothing with the edges of the generator ([`BoxEdges::Inside`]).
 pub fn smooth_box2d(img: &[f64], ny: usize, nx: usize, width: f64) -> Vec<f64> {
+    smooth_box2d_with(img, ny, nx, width, BoxEdges::Inside)
+}
+
+/// astropy `convolve(img, Box2DKernel(width), boundary='fill', fill_value=nanmedian(img),
+/// nan_treatment='interpolate')` (§2.5) for [`BoxEdges::FillMedian`]: per pixel, the weighted
+/// sum of the valid (finite) values in the window, where positions outside the image count as
+/// valid with the fill value, divided by the sum of the weights of the valid positions. A window
+/// without valid values gives NaN. [`BoxEdges::Inside`] counts outside positions as invalid.
+///
+/// Computed as two separable passes (rows, then columns) over `valid·value` and `valid`. astropy
+/// uses this form only when the image has a NaN and Σw·v/Σw otherwise; the results differ by
+/// ~1e-15 relative.
+pub fn smooth_box2d_with(
+    img: &[f64],
+    ny: usize,
+    nx: usize,
+    width: f64,
+    edges: BoxEdges,
+) -> Vec<f64> {
     let profile = box_profile(width);
     let r = profile.len() / 2;
     let fill = nanmedian(
@@ -299,7 +324,7 @@ pub fn smooth_box2d(img: &[f64], ny: usize, nx: usize, width: f64) -> Vec<f64> {
     );
     // Embed in a canvas padded with the fill value; padding is valid unless the fill is NaN.
     let (cy, cx) = (ny + 2 * r, nx + 2 * r);
-    let fill_ok = fill.is_finite();
+    let fill_ok = edges == BoxEdges::FillMedian && fill.is_finite();
     let mut top = vec![if fill_ok { fill } else { 0.0 }; cy * cx];
     let mut bot = vec![if fill_ok { 1.0 } else { 0.0 }; cy * cx];
     for y in 0..ny {

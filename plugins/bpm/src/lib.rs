@@ -82,9 +82,11 @@ HISTORY names the right keyword for each parameter. flag_values is parsed, never
 an unknown class or mnemonic is an error naming it.
 
 Numerics. f64 throughout (upstream: float32 for 'smoothed'). Box2D smoothing always uses the \
-NaN-interpolating form of astropy's convolve (fill value the nanmedian; upstream switches form \
-when the image has a NaN; the results differ by ~1e-15) and treats +-inf like NaN; the median \
-filter (scipy reflect mode) ignores NaN. NaN pixels are never DEAD, LOW_QE or OPEN.
+NaN-interpolating form of astropy's convolve (upstream switches form when the image has a NaN; \
+the results differ by ~1e-15), treats +-inf like NaN, and near the image edges averages only the \
+pixels inside the image: upstream pads with the image median, which biases the normalisation \
+of edge pixels wherever the illumination is not flat and flagged clean corner pixels DEAD. The \
+median filter (scipy reflect mode) ignores NaN. NaN pixels are never DEAD, LOW_QE or OPEN.
 
 Metadata and outputs. AUTHOR defaults to 'mkrefs'; DESCRIP, PEDIGREE, USEAFTER as upstream \
 ('A bad pix mask', GROUND, 2019-04-01T00:00:00). output_file is accepted and ignored (the host \

@@ -270,6 +270,8 @@ pub fn parameter_history(ran: &Ran) -> Vec<String> {
         "rc_fraction_threshold: Fraction of integrations within which a pixel must be identified as an RC pixel before it will be flagged as a permanent RC pixel. The value used is stored in the BPDRCTH keyword.",
         "low_pedestal_fraction: Fraction of integrations within which a pixel must be identified as a low pedestal pixel before it will be flagged as a permanent low pedestal pixel. The value used is stored in the BPDLOPFC keyword.",
         "high_cr_fraction: Fraction of integrations within which a pixel must have many jumps before it is flagged as a high cosmic ray pixel. The value used is stored in the BPDCRFC keyword.",
+        "dark_hot_sigma_threshold: Number of clipped standard deviations above the clipped median slope of an integration at which a pixel's slope is hot. The value used is stored in the BPDHOTSG keyword.",
+        "hot_pix_frac_threshold: Fraction of integrations in which a pixel's slope must be hot for it to be flagged HOT. The value used is stored in the BPDHOTFR keyword.",
         "dark_do_not_use: List of bad pixel types (from darks) where the DO_NOT_USE flag is also applied. The values used are stored in the BPDDONOT keyword.",
         "flag_values: Mapping of the dark bad pixel types to JWST DQ flags. The values used are stored in the BPDMAPS keyword.",
     ];

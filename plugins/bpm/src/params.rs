@@ -232,6 +232,20 @@ pub fn specs() -> Vec<ParamSpec> {
             "Fraction of integrations with many jumps to be flagged high_cr.",
         ),
         spec(
+            "dark_hot_sigma_threshold",
+            Float,
+            f(5.0),
+            "HOT from slopes: an integration's slope is hot at its image's clipped median plus \
+             this many clipped stds (jwst_reffiles' later code hard-codes 5).",
+        ),
+        spec(
+            "hot_pix_frac_threshold",
+            Float,
+            f(0.75),
+            "HOT from slopes: fraction of integrations (with a finite slope) in which the slope \
+             must be hot.",
+        ),
+        spec(
             "flag_values",
             Str,
             s(DEFAULT_FLAG_VALUES),
@@ -425,7 +439,7 @@ impl Settings {
         let mut dark_do_not_use = Vec::new();
         for c in strings(job, "dark_do_not_use")? {
             let c = c.trim().to_ascii_lowercase();
-            if !flag_values.0.contains_key(&c) {
+            if c != "saturated" && !flag_values.0.contains_key(&c) {
                 return Err(inv(format!(
                     "dark_do_not_use: '{c}' is not a class of flag_values (classes: {})",
                     flag_values.0.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -452,6 +466,8 @@ impl Settings {
             rc_fraction_threshold: fraction(job, "rc_fraction_threshold")?,
             low_pedestal_fraction: fraction(job, "low_pedestal_fraction")?,
             high_cr_fraction: fraction(job, "high_cr_fraction")?,
+            hot_sigma_threshold: finite(job, "dark_hot_sigma_threshold")?,
+            hot_fraction_threshold: fraction(job, "hot_pix_frac_threshold")?,
             flag_values,
             do_not_use: dark_do_not_use,
         };

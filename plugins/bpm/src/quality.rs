@@ -48,10 +48,14 @@ print(json.dumps({"status": status, "shape": list(pdq.shape), "carried": carried
                   "flagged": int(flagged.sum())}))
 "#;
 
-/// Runs the check of `mask` on `uncal`.
+/// Runs the check of `mask` on `uncal` with [`python`].
 pub fn run(mask: &Path, uncal: &Path) -> Result<QualityOutcome, GeneratorError> {
-    let py = python();
-    let probe = Command::new(&py).args(["-c", "import jwst"]).output();
+    run_with(&python(), mask, uncal)
+}
+
+/// Runs the check with the Python interpreter `py`.
+pub fn run_with(py: &Path, mask: &Path, uncal: &Path) -> Result<QualityOutcome, GeneratorError> {
+    let probe = Command::new(py).args(["-c", "import jwst"]).output();
     match probe {
         Err(e) => {
             return Ok(QualityOutcome::Skipped(format!(
@@ -71,7 +75,7 @@ pub fn run(mask: &Path, uncal: &Path) -> Result<QualityOutcome, GeneratorError> 
         }
         Ok(_) => {}
     }
-    let out = Command::new(&py)
+    let out = Command::new(py)
         .arg("-c")
         .arg(SCRIPT)
         .arg(uncal)

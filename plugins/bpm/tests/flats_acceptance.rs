@@ -2,8 +2,9 @@
 //! the fixed bugs (§7) that those tests do not reach.
 
 use mkref_bpm::flats::{
-    AdjOpen, combine_individual_maps, dead_pixels_absolute_rate, dead_pixels_sigma_rate,
-    flag_type_check, image_stats, mean_stdev_images, open_and_low_qe, smooth_box2d, smooth_median,
+    AdjOpen, BoxEdges, combine_individual_maps, dead_pixels_absolute_rate, dead_pixels_sigma_rate,
+    flag_type_check, image_stats, mean_stdev_images, open_and_low_qe, smooth_box2d,
+    smooth_box2d_with, smooth_median,
 };
 
 fn grid(n: usize, cells: &[(usize, usize)]) -> Vec<bool> {
@@ -250,7 +251,11 @@ fn smooth_box2d_width_3() {
         17.66666667,
         16.0,
     ];
-    close(&smooth_box2d(&arange25(), 5, 5, 3.0), &expected, 1e-6);
+    close(
+        &smooth_box2d_with(&arange25(), 5, 5, 3.0, BoxEdges::FillMedian),
+        &expected,
+        1e-6,
+    );
 }
 
 /// §5.2 test 9, extra cases: a NaN (interpolated from its neighbours) and width 4 (5×5 kernel
@@ -286,13 +291,38 @@ fn smooth_box2d_nan_and_even_width() {
         17.6666666667,
         16.0,
     ];
-    close(&smooth_box2d(&img, 5, 5, 3.0), &expected_nan, 1e-6);
+    close(
+        &smooth_box2d_with(&img, 5, 5, 3.0, BoxEdges::FillMedian),
+        &expected_nan,
+        1e-6,
+    );
     let expected4 = [
         9.1875, 8.328125, 8.25, 9.109375, 10.125, 9.390625, 8.71875, 8.875, 9.8125, 10.703125,
         11.25, 11.375, 12.0, 12.625, 12.75, 13.296875, 14.1875, 15.125, 15.28125, 14.609375,
         13.875, 14.890625, 15.75, 15.671875, 14.8125,
     ];
-    close(&smooth_box2d(&arange25(), 5, 5, 4.0), &expected4, 1e-6);
+    close(
+        &smooth_box2d_with(&arange25(), 5, 5, 4.0, BoxEdges::FillMedian),
+        &expected4,
+        1e-6,
+    );
+}
+
+/// The generator's edges: only pixels inside the image count, so a linear ramp (a non-flat
+/// illumination) is smoothed to itself at the corners too, where the median fill biases it.
+#[test]
+fn smooth_box2d_inside_edges_follow_a_gradient() {
+    let ramp: Vec<f64> = (0..100)
+        .map(|i| 100.0 + (i % 10) as f64 + (i / 10) as f64)
+        .collect();
+    let inside = smooth_box2d(&ramp, 10, 10, 3.0);
+    let fill = smooth_box2d_with(&ramp, 10, 10, 3.0, BoxEdges::FillMedian);
+    // Interior: identical, equal to the ramp (a box mean of a linear function).
+    close(&inside[44..46], &ramp[44..46], 1e-9);
+    close(&fill[44..46], &ramp[44..46], 1e-9);
+    // Corner (0, 0): the inside average of the 2x2 block is 101; the fill pulls towards 109.
+    assert!((inside[0] - 101.0).abs() < 1e-9, "{}", inside[0]);
+    assert!(fill[0] > 105.0, "{}", fill[0]);
 }
 
 /// §2.5: scipy's median filter, width 3, reflect mode.

@@ -89,7 +89,11 @@ pub fn run_bpm(inputs: &[In], output: &Path, overrides: &[(&str, ParamValue)]) -
         output: output.to_string_lossy().as_ref().into(),
         inputs: images.into(),
         params: params.into(),
-        scratch_dir: output.with_extension("scratch").to_string_lossy().as_ref().into(),
+        scratch_dir: output
+            .with_extension("scratch")
+            .to_string_lossy()
+            .as_ref()
+            .into(),
         threads: 2,
         extensions: extensions.into(),
         host: HostCallbacks_TO::from_ptr(RRef::new(&recorder), TD_Opaque),
@@ -168,7 +172,9 @@ pub fn flat_image(ny: usize, nx: usize, level: f32) -> Vec<f32> {
         .map(|i| {
             let (y, x) = ((i / nx) as f32, (i % nx) as f32);
             let scatter = (((i as u64).wrapping_mul(2_654_435_761) >> 7) % 1000) as f32 / 1000.0;
-            level * (1.0 + 0.05 * (x / nx as f32) + 0.03 * (y / ny as f32)) * (0.99 + 0.02 * scatter)
+            level
+                * (1.0 + 0.05 * (x / nx as f32) + 0.03 * (y / ny as f32))
+                * (0.99 + 0.02 * scatter)
         })
         .collect()
 }
