@@ -54,7 +54,9 @@ From darks (bpm.md §3): HOT (incl. saturated in all groups), RC, TELEGRAPH/nois
 pedestal (OTHER_BAD_PIXEL) per flag_values, with DO_NOT_USE for the classes in dark_do_not_use. \
 flag_values is a JSON object (a YAML mapping in a configuration file becomes one).
 
-Combination (§4.1). flats | darks; a pixel both HOT and DEAD keeps HOT only. Then, whatever the \
+Combination (§4.1). flats | darks; a pixel both HOT and DEAD keeps HOT only, and (added \
+here) a pixel both RC and DEAD keeps RC only: the RC reset excess lowers the slope fitted to a \
+short flat ramp, so about a fifth of the RC pixels of a 10-group full-frame flat look dead. Then, whatever the \
 inputs, REFERENCE_PIXEL on the window's reference pixels and the manual flags. manual_flag_file: \
 a file in jwst_reffiles' 'x y flag' format (0-based full-frame coordinates, inclusive a:b \
 ranges), '' for none, or 'default' for <instrument>_<detector>_manual_flags.txt in \

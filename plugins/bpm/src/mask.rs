@@ -6,8 +6,11 @@ use mkrefs_support::header::HeaderValue;
 
 use crate::params::Settings;
 
-/// `flat | dark`, then the HOT-and-DEAD rule: a pixel both HOT and DEAD is hot (DEAD cleared;
-/// DO_NOT_USE kept). Either map may be absent. Both are `ny × nx`.
+/// `flat | dark`, then the HOT-and-DEAD rule (upstream's): a pixel both HOT and DEAD is hot
+/// (DEAD cleared; DO_NOT_USE kept), and, added here, the same for RC: an RC pixel's decaying
+/// reset excess lowers the slope fitted to a short flat ramp, so the flats call a fifth of the
+/// RC pixels DEAD (measured on simulated full-frame data) although they collect charge.
+/// Either map may be absent. Both are `ny × nx`.
 pub fn combine(flat: Option<&[u32]>, dark: Option<&[u32]>, npix: usize) -> Vec<u32> {
     let mut out = vec![0u32; npix];
     for m in [flat, dark].into_iter().flatten() {
@@ -19,10 +22,10 @@ pub fn combine(flat: Option<&[u32]>, dark: Option<&[u32]>, npix: usize) -> Vec<u
     out
 }
 
-/// Clears DEAD where HOT is set too (upstream's XOR on pixels with both bits).
+/// Clears DEAD where HOT (upstream's XOR on pixels with both bits) or RC is set too.
 pub fn hot_and_dead_rule(dq_map: &mut [u32]) {
     for v in dq_map.iter_mut() {
-        if *v & dq::HOT != 0 && *v & dq::DEAD != 0 {
+        if *v & (dq::HOT | dq::RC) != 0 && *v & dq::DEAD != 0 {
             *v &= !dq::DEAD;
         }
     }
@@ -314,20 +317,27 @@ mod tests {
 
     #[test]
     fn hot_and_dead_is_hot() {
-        let flat = [dq::DEAD | dq::DO_NOT_USE, dq::DEAD, dq::LOW_QE, 0];
-        let dark = [dq::HOT | dq::DO_NOT_USE, 0, dq::HOT, dq::RC];
-        let m = combine(Some(&flat), Some(&dark), 4);
+        let flat = [dq::DEAD | dq::DO_NOT_USE, dq::DEAD, dq::LOW_QE, 0, dq::DEAD];
+        let dark = [
+            dq::HOT | dq::DO_NOT_USE,
+            0,
+            dq::HOT,
+            dq::RC,
+            dq::RC | dq::DO_NOT_USE,
+        ];
+        let m = combine(Some(&flat), Some(&dark), 5);
         assert_eq!(
             m,
             vec![
                 dq::HOT | dq::DO_NOT_USE,
                 dq::DEAD,
                 dq::HOT | dq::LOW_QE,
-                dq::RC
+                dq::RC,
+                dq::RC | dq::DO_NOT_USE
             ]
         );
-        assert_eq!(combine(None, Some(&dark), 4), dark.to_vec());
-        assert_eq!(combine(Some(&flat), None, 4), flat.to_vec());
+        assert_eq!(combine(None, Some(&dark), 5), dark.to_vec());
+        assert_eq!(combine(Some(&flat), None, 5), flat.to_vec());
     }
 
     #[test]
