@@ -671,7 +671,7 @@ pub fn find_bad_pixels(
             }
         },
         (p.dead_search_type == DeadSearchType::SigmaRate)
-            .then(|| norm_mean - p.dead_sigma_threshold * norm_std),
+            .then_some(norm_mean - p.dead_sigma_threshold * norm_std),
     );
     let mut dead = if !p.dead_search {
         vec![false; n]
@@ -685,9 +685,9 @@ pub fn find_bad_pixels(
     };
     // A pixel with a measured LOW_QE or OPEN class is that, not DEAD as well (upstream flags it
     // both in sigma_rate mode, whose threshold lies far above max_low_qe_norm_signal).
-    for i in 0..n {
-        if ol.low_qe[i] || ol.open[i] {
-            dead[i] = false;
+    for ((d, &low), &open) in dead.iter_mut().zip(&ol.low_qe).zip(&ol.open) {
+        if low || open {
+            *d = false;
         }
     }
     Ok(FlatMaps {

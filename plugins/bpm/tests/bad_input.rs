@@ -230,7 +230,7 @@ fn bad_option_values() {
             "zero_signal",
         ),
         ("adj_open_neighbours", ParamValue::Int(6), "4 or 8"),
-        ("description", ParamValue::str(&"d".repeat(70)), "65"),
+        ("description", ParamValue::str("d".repeat(70)), "65"),
     ] {
         let (k, m) = err_of(&inputs, dir.path(), &[(name, v)]);
         assert_eq!(k, ErrorKind::INVALID_PARAMETER, "{name}");

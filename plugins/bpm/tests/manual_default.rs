@@ -29,7 +29,7 @@ fn default_file_from_the_data_directory() {
 
     // No file there: fine, logged.
     let out = dir.path().join("a.fits");
-    let o = run_bpm(&inputs, &out, &[default.clone()]);
+    let o = run_bpm(&inputs, &out, std::slice::from_ref(&default));
     o.ok();
     assert!(
         o.logged(LogLevel::Info, "nircam_nrca1_manual_flags.txt"),
