@@ -1033,3 +1033,38 @@ impl Scratch {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fits::hdu_names;
+
+    /// The lean layout keeps what the dark search reads (GROUPDQ, PEDESTAL, the complete
+    /// rateints) and leaves the rest out; no uncal file unless asked.
+    #[test]
+    fn lean_layout_writes_only_what_the_dark_search_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SimConfig::default()
+            .with_square_subarray(32)
+            .with_ramp(2, 4);
+        let truth = Truth::generate(&cfg).unwrap();
+        let (info, files) = write_selected(
+            dir.path(),
+            &cfg,
+            &truth,
+            Kind::Dark,
+            0,
+            &[Product::Jump, Product::Rateints, Product::Fitopt],
+            Layout::Lean,
+        )
+        .unwrap();
+        assert!(!dir.path().join(info.uncal_name()).exists());
+        let names = |p: Product| hdu_names(&files.iter().find(|f| f.0 == p).unwrap().1).unwrap();
+        assert_eq!(names(Product::Jump), ["PRIMARY", "PIXELDQ", "GROUPDQ"]);
+        assert_eq!(names(Product::Fitopt), ["PRIMARY", "PEDESTAL"]);
+        assert_eq!(
+            names(Product::Rateints),
+            ["PRIMARY", "SCI", "ERR", "DQ", "VAR_POISSON", "VAR_RNOISE"]
+        );
+    }
+}
