@@ -52,15 +52,25 @@ pub struct DefectFractions {
     pub low_qe: f64,
     /// OPEN (QE 0.30–0.45) with its 4 neighbours ADJ_OPEN (QE 1.10–1.30).
     pub open: f64,
-    /// HOT, not saturating: dark current 0.5–50 DN/s, log-uniform.
+    /// HOT, not saturating: dark current 0.5–50 DN/s, log-uniform (100 to 10,000 times the
+    /// default mean dark current), with its shot noise. In the products: a high slope in every
+    /// integration, a normal pedestal, no jumps. How far the faintest are above the slope noise
+    /// depends on the ramp length (about 7σ per integration for 10 full-frame groups).
     pub hot: f64,
-    /// Saturated in all groups (flagged HOT | SATURATED in the truth).
+    /// Saturated in all groups (flagged HOT | SATURATED in the truth): dark current of 2–10 full
+    /// ranges per frame, so the first read is already at 65535; the products carry SATURATED in
+    /// every group, NaN slopes and PEDESTAL 0, as jwst writes them.
     pub saturated: f64,
-    /// RC: a decaying excess after reset, 500–3000 DN at t = 0.
+    /// RC: an excess of 500–3000 DN at reset decaying with a 1.5-frame time constant, added to
+    /// every read; it lifts group 0 (so the fitted PEDESTAL is high in every integration) and
+    /// bends the start of the ramp without jumps.
     pub rc: f64,
-    /// TELEGRAPH: random switching between two levels 60–200 DN apart.
+    /// TELEGRAPH: random switching between two levels 60–200 DN apart, with probability 0.25 per
+    /// frame; every switch is a jump (JUMP_DET) in the group that first shows it, so such a
+    /// pixel jumps in most integrations and sits on its upper level at reset half the time.
     pub telegraph: f64,
-    /// Low pedestal (OTHER_BAD_PIXEL): a constant offset of −300 to −2000 DN.
+    /// Low pedestal (OTHER_BAD_PIXEL): a constant offset of −300 to −2000 DN on every read, so
+    /// the PEDESTAL is low in every integration and the slope is normal.
     pub low_pedestal: f64,
 }
 

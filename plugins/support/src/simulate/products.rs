@@ -205,6 +205,7 @@ pub fn write_uncal(
         truth,
         kind,
         index,
+        Layout::Full,
         &[(Product::Uncal, path.to_path_buf())],
     )
 }
@@ -222,6 +223,7 @@ pub fn write_jump(
         truth,
         kind,
         index,
+        Layout::Full,
         &[(Product::Jump, path.to_path_buf())],
     )
 }
@@ -239,6 +241,7 @@ pub fn write_rate(
         truth,
         kind,
         index,
+        Layout::Full,
         &[(Product::Rate, path.to_path_buf())],
     )
 }
@@ -256,6 +259,7 @@ pub fn write_rateints(
         truth,
         kind,
         index,
+        Layout::Full,
         &[(Product::Rateints, path.to_path_buf())],
     )
 }
@@ -273,6 +277,7 @@ pub fn write_fitopt(
         truth,
         kind,
         index,
+        Layout::Full,
         &[(Product::Fitopt, path.to_path_buf())],
     )
 }
@@ -293,7 +298,43 @@ pub fn write_products(
     for p in set.products() {
         targets.push((p, dir.join(name_for(&r, &info, p))));
     }
-    write_exposure(cfg, truth, kind, index, &targets)?;
+    write_exposure(cfg, truth, kind, index, Layout::Full, &targets)?;
+    Ok((info, targets))
+}
+
+/// How complete the calibrated products are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Complete JWST products (every extension the datamodel has).
+    #[default]
+    Full,
+    /// Only what the bad-pixel search from darks reads: the jump product without its 4-D SCI
+    /// (PIXELDQ and GROUPDQ kept) and the fitopt product with PEDESTAL only (no per-segment or
+    /// CRMAG arrays). Rate and rateints are complete. For large test sets (a full-frame fitopt
+    /// is over a gigabyte); such jump and fitopt files are not valid datamodels.
+    Lean,
+}
+
+/// Writes the given `products` of one exposure into `dir` under their standard names (the uncal
+/// file only if [`Product::Uncal`] is listed), from a single pass over the realisation, with
+/// the jump and fitopt products complete or [`Layout::Lean`].
+pub fn write_selected(
+    dir: &Path,
+    cfg: &SimConfig,
+    truth: &Truth,
+    kind: Kind,
+    index: usize,
+    products: &[Product],
+    layout: Layout,
+) -> Result<(ExposureInfo, Vec<(Product, PathBuf)>), SimError> {
+    let r = cfg.resolve()?;
+    let info = r.exposure(cfg, kind, index);
+    let targets: Vec<(Product, PathBuf)> = products
+        .iter()
+        .map(|&p| (p, dir.join(name_for(&r, &info, p))))
+        .collect();
+    write_exposure(cfg, truth, kind, index, layout, &targets)?;
     Ok((info, targets))
 }
 
@@ -450,6 +491,7 @@ fn write_exposure(
     truth: &Truth,
     kind: Kind,
     index: usize,
+    layout: Layout,
     targets: &[(Product, PathBuf)],
 ) -> Result<ExposureInfo, SimError> {
     let r = cfg.resolve()?;
@@ -489,7 +531,7 @@ fn write_exposure(
             rateints: products.iter().any(|p| p.0 == Product::Rateints),
             fitopt: products.iter().any(|p| p.0 == Product::Fitopt),
         };
-        sinks.scratch = Some(Scratch::new(&first.1, (nints, ng, ny, nx), wants)?);
+        sinks.scratch = Some(Scratch::new(&first.1, (nints, ng, ny, nx), wants, layout)?);
     }
     let calibrate = sinks.scratch.is_some();
 
@@ -685,6 +727,7 @@ struct Scratch {
     shape: (usize, usize, usize, usize),
     /// Which products the arrays are for; the others are not written.
     wants: ProductSet,
+    layout: Layout,
     spills: BTreeMap<(String, usize), Spill>,
 }
 
@@ -700,6 +743,7 @@ impl Scratch {
         beside: &Path,
         shape: (usize, usize, usize, usize),
         wants: ProductSet,
+        layout: Layout,
     ) -> Result<Scratch, SimError> {
         let parent = match beside.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -723,6 +767,7 @@ impl Scratch {
             dir,
             shape,
             wants,
+            layout,
             spills: BTreeMap::new(),
         })
     }
@@ -774,8 +819,11 @@ impl Scratch {
         let (nints, ng, _, nx) = self.shape;
         let plane = |v: &[f32], p: usize| v[p * nx..(p + 1) * nx].to_vec();
         let wants = self.wants;
-        if wants.jump {
+        let lean = self.layout == Layout::Lean;
+        if wants.jump && !lean {
             self.put_planes("SCI4", 0, y0, rows, nints * ng, |r, p| plane(&r.sci, p))?;
+        }
+        if wants.jump {
             self.put_planes("GROUPDQ", 0, y0, rows, nints * ng, |r, p| {
                 r.groupdq[p * nx..(p + 1) * nx].to_vec()
             })?;
@@ -812,6 +860,9 @@ impl Scratch {
             return Ok(());
         }
         self.put_planes("PEDESTAL", 0, y0, rows, nints, |r, p| plane(&r.pedestal, p))?;
+        if lean {
+            return Ok(());
+        }
 
         // Per-segment and per-jump arrays: dense planes per band, one array per segment/jump.
         let nseg = rows
@@ -946,7 +997,9 @@ impl Scratch {
             Product::Uncal => unreachable!(),
             Product::Jump => {
                 let shape = [nints, ng, ny, nx];
-                self.image::<f32>(&mut w, "SCI4", "SCI", &shape, Some("DN"))?;
+                if self.layout == Layout::Full {
+                    self.image::<f32>(&mut w, "SCI4", "SCI", &shape, Some("DN"))?;
+                }
                 self.image::<u32>(&mut w, "PIXELDQ", "PIXELDQ", &[ny, nx], None)?;
                 self.image::<u8>(&mut w, "GROUPDQ", "GROUPDQ", &shape, None)?;
             }
@@ -964,6 +1017,9 @@ impl Scratch {
                 self.image::<f32>(&mut w, &a("VAR_POISSON"), "VAR_POISSON", &shape, var)?;
                 self.image::<f32>(&mut w, &a("VAR_RNOISE"), "VAR_RNOISE", &shape, var)?;
             }
+            Product::Fitopt if self.layout == Layout::Lean => {
+                self.image::<f32>(&mut w, "PEDESTAL", "PEDESTAL", &[nints, ny, nx], Some("DN"))?;
+            }
             Product::Fitopt => {
                 for name in &SEGMENT_EXTS[..6] {
                     self.stacked(&mut w, name, name)?;
@@ -975,5 +1031,40 @@ impl Scratch {
         }
         w.finish()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fits::hdu_names;
+
+    /// The lean layout keeps what the dark search reads (GROUPDQ, PEDESTAL, the complete
+    /// rateints) and leaves the rest out; no uncal file unless asked.
+    #[test]
+    fn lean_layout_writes_only_what_the_dark_search_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SimConfig::default()
+            .with_square_subarray(32)
+            .with_ramp(2, 4);
+        let truth = Truth::generate(&cfg).unwrap();
+        let (info, files) = write_selected(
+            dir.path(),
+            &cfg,
+            &truth,
+            Kind::Dark,
+            0,
+            &[Product::Jump, Product::Rateints, Product::Fitopt],
+            Layout::Lean,
+        )
+        .unwrap();
+        assert!(!dir.path().join(info.uncal_name()).exists());
+        let names = |p: Product| hdu_names(&files.iter().find(|f| f.0 == p).unwrap().1).unwrap();
+        assert_eq!(names(Product::Jump), ["PRIMARY", "PIXELDQ", "GROUPDQ"]);
+        assert_eq!(names(Product::Fitopt), ["PRIMARY", "PEDESTAL"]);
+        assert_eq!(
+            names(Product::Rateints),
+            ["PRIMARY", "SCI", "ERR", "DQ", "VAR_POISSON", "VAR_RNOISE"]
+        );
     }
 }

@@ -1,0 +1,283 @@
+//! Opening and checking the dark products: which file gives the per-integration slopes, that
+//! the jump file is a ramp and the slope file is not, that every file shows the same detector
+//! window, and the reference pixels that window has.
+
+use std::path::{Path, PathBuf};
+
+use mkrefs_plugin_api::GeneratorError;
+use mkrefs_support::fits::{FitsError, ImageReader, hdu_names, read_primary_header};
+use mkrefs_support::geometry::{Instrument, Subarray, detector_info, reference_pixel_mask};
+use mkrefs_support::header::{Header, HeaderValue};
+
+use super::DarkInputs;
+
+/// A FITS failure as a generator error; the FITS error already names file, HDU and key.
+pub(crate) fn fits_err(e: FitsError) -> GeneratorError {
+    GeneratorError::invalid_input(e.to_string())
+}
+
+/// The checked files of one dark exposure.
+#[derive(Clone, Debug)]
+pub(crate) struct Exposure {
+    pub label: String,
+    /// File with the per-integration slopes: SCI and ERR, 3-D (or 2-D for one integration).
+    pub slopes: PathBuf,
+    pub jump: PathBuf,
+    pub fitopt: PathBuf,
+    /// MIRI only: the raw ramp whose second group replaces the pedestal (§3.10).
+    pub uncal: Option<PathBuf>,
+    pub nints: usize,
+    pub ngroups: usize,
+    /// Groups of the uncal ramp (MIRI).
+    pub uncal_ngroups: usize,
+}
+
+/// The detector window all inputs share.
+#[derive(Clone, Debug)]
+pub(crate) struct Geometry {
+    pub ny: usize,
+    pub nx: usize,
+    pub miri: bool,
+    /// Row-major, `true` on reference pixels.
+    pub reference: Vec<bool>,
+    pub describe: String,
+}
+
+/// The keys that say which detector window a file shows; all files must agree on them.
+const IDENTITY_KEYS: [&str; 5] = ["INSTRUME", "DETECTOR", "SUBARRAY", "SUBSTRT1", "SUBSTRT2"];
+
+fn key_text(h: &Header, key: &str) -> Option<String> {
+    match h.get(key)? {
+        HeaderValue::Str(s) => Some(s.trim().to_ascii_uppercase()),
+        v => v.as_i64().map(|i| i.to_string()),
+    }
+}
+
+/// Shape of the SCI (or `hdu`) image of a file.
+fn shape_of(path: &Path, hdu: &str) -> Result<Vec<usize>, GeneratorError> {
+    Ok(ImageReader::open(path, hdu)
+        .map_err(fits_err)?
+        .shape()
+        .to_vec())
+}
+
+fn bad(msg: String) -> GeneratorError {
+    GeneratorError::invalid_input(msg)
+}
+
+/// Checks all inputs and resolves the files each statistic reads.
+pub(crate) fn open(inputs: &[DarkInputs]) -> Result<(Geometry, Vec<Exposure>), GeneratorError> {
+    let mut first: Option<(PathBuf, Header, (usize, usize))> = None;
+    let mut exposures = Vec::with_capacity(inputs.len());
+    let mut miri = false;
+    for inp in inputs {
+        let label = &inp.label;
+        let jump = inp.jump.clone().ok_or_else(|| {
+            bad(format!(
+                "dark {label} ({}): no jump product; the RC and TELEGRAPH searches read its \
+                 GROUPDQ; add 'jump' to the dark's ssb_save_steps so the host keeps it",
+                inp.slope.display()
+            ))
+        })?;
+        let fitopt = inp.fitopt.clone().ok_or_else(|| {
+            bad(format!(
+                "dark {label} ({}): no fitopt product; the RC and low-pedestal searches read \
+                 its PEDESTAL; have ramp fitting save its optional output (fitopt)",
+                inp.slope.display()
+            ))
+        })?;
+
+        // The slope file must be a rate or rateints product, not a ramp.
+        let slope_hdus = hdu_names(&inp.slope).map_err(fits_err)?;
+        let is_ramp = slope_hdus.iter().any(|h| h == "GROUPDQ")
+            || (slope_hdus.iter().any(|h| h == "SCI") && shape_of(&inp.slope, "SCI")?.len() == 4);
+        if is_ramp {
+            return Err(bad(format!(
+                "{}: is a ramp (4-D SCI / GROUPDQ), but a rate or rateints product (2-D or 3-D \
+                 slopes) is needed here for dark {label}",
+                inp.slope.display()
+            )));
+        }
+        let slope_shape = shape_of(&inp.slope, "SCI")?;
+        if !(2..=3).contains(&slope_shape.len()) {
+            return Err(bad(format!(
+                "{} [SCI]: shape {slope_shape:?}; a rate (2-D) or rateints (3-D) product is \
+                 needed for dark {label}",
+                inp.slope.display()
+            )));
+        }
+        // The jump file must be a ramp with a 4-D GROUPDQ.
+        let names = hdu_names(&jump).map_err(fits_err)?;
+        if !names.iter().any(|h| h == "GROUPDQ") {
+            return Err(bad(format!(
+                "{}: has no GROUPDQ extension, so it is not a ramp (jump product); the dark \
+                 search needs the ramp after the jump step for dark {label}",
+                jump.display()
+            )));
+        }
+        let gshape = shape_of(&jump, "GROUPDQ")?;
+        if gshape.len() != 4 {
+            return Err(bad(format!(
+                "{} [GROUPDQ]: shape {gshape:?}, expected 4-D (nints, ngroups, ny, nx)",
+                jump.display()
+            )));
+        }
+        let (nints, ngroups, ny, nx) = (gshape[0], gshape[1], gshape[2], gshape[3]);
+        // Per-integration slopes: a 3-D slope file, else the rateints, else a rate of a
+        // one-integration exposure.
+        let slopes = if slope_shape.len() == 3 {
+            inp.slope.clone()
+        } else if let Some(ri) = &inp.rateints {
+            ri.clone()
+        } else if nints == 1 {
+            inp.slope.clone()
+        } else {
+            return Err(bad(format!(
+                "{}: a rate file of {nints} integrations; the dark search needs the slope of \
+                 every integration: give the rateints product of dark {label}",
+                inp.slope.display()
+            )));
+        };
+        let sshape = shape_of(&slopes, "SCI")?;
+        let s_nints = if sshape.len() == 3 { sshape[0] } else { 1 };
+        if sshape.len() == 4 || sshape.len() < 2 {
+            return Err(bad(format!(
+                "{} [SCI]: shape {sshape:?}; per-integration slopes (rateints, 3-D) are needed",
+                slopes.display()
+            )));
+        }
+        let eshape = shape_of(&slopes, "ERR")?;
+        if eshape != sshape {
+            return Err(bad(format!(
+                "{} [ERR]: shape {eshape:?} differs from SCI {sshape:?}",
+                slopes.display()
+            )));
+        }
+        if s_nints != nints || sshape[sshape.len() - 2..] != [ny, nx] {
+            return Err(bad(format!(
+                "{} [SCI] has shape {sshape:?} but the jump product {} has {nints} integrations \
+                 of {ny}x{nx}; they must come from the same exposure",
+                slopes.display(),
+                jump.display()
+            )));
+        }
+        let pshape = shape_of(&fitopt, "PEDESTAL")?;
+        let p_ok = match pshape.len() {
+            3 => pshape == [nints, ny, nx],
+            2 => nints == 1 && pshape == [ny, nx],
+            _ => false,
+        };
+        if !p_ok {
+            return Err(bad(format!(
+                "{} [PEDESTAL]: shape {pshape:?}, expected ({nints}, {ny}, {nx}) to match the \
+                 jump product {}",
+                fitopt.display(),
+                jump.display()
+            )));
+        }
+
+        // Same detector window in every file.
+        for path in [&inp.slope, &slopes, &jump, &fitopt] {
+            let h = read_primary_header(path).map_err(fits_err)?;
+            match &first {
+                None => first = Some((path.clone(), h, (ny, nx))),
+                Some((p0, h0, shape0)) => {
+                    for key in IDENTITY_KEYS {
+                        let (a, b) = (key_text(h0, key), key_text(&h, key));
+                        if a != b {
+                            return Err(bad(format!(
+                                "darks from different detectors or windows: {} has {key} = {} \
+                                 but {} has {key} = {}; give darks of one detector and subarray \
+                                 per job",
+                                p0.display(),
+                                a.as_deref().unwrap_or("(missing)"),
+                                path.display(),
+                                b.as_deref().unwrap_or("(missing)")
+                            )));
+                        }
+                    }
+                    if *shape0 != (ny, nx) {
+                        return Err(bad(format!(
+                            "darks of different sizes: {} is {}x{} but {} is {ny}x{nx}",
+                            p0.display(),
+                            shape0.0,
+                            shape0.1,
+                            path.display()
+                        )));
+                    }
+                }
+            }
+        }
+        let h0 = &first.as_ref().expect("set above").1;
+        miri = key_text(h0, "INSTRUME").and_then(|s| Instrument::from_header(&s))
+            == Some(Instrument::Miri);
+        let (uncal, uncal_ngroups) = if miri {
+            let ushape = shape_of(&inp.uncal, "SCI")?;
+            if ushape.len() != 4 || ushape[0] != nints || ushape[1] < 2 || ushape[2..] != [ny, nx] {
+                return Err(bad(format!(
+                    "{} [SCI]: shape {ushape:?}; MIRI's dark search needs the raw ramp \
+                     ({nints}, >= 2 groups, {ny}, {nx}) for its second group",
+                    inp.uncal.display()
+                )));
+            }
+            (Some(inp.uncal.clone()), ushape[1])
+        } else {
+            (None, 0)
+        };
+        exposures.push(Exposure {
+            label: label.clone(),
+            slopes,
+            jump,
+            fitopt,
+            uncal,
+            nints,
+            ngroups,
+            uncal_ngroups,
+        });
+    }
+    let Some((p0, h0, (ny, nx))) = first else {
+        return Err(bad("no dark exposures given".to_string()));
+    };
+    let det_name = key_text(&h0, "DETECTOR").unwrap_or_default();
+    let det = detector_info(&det_name).ok_or_else(|| {
+        bad(format!(
+            "{}: DETECTOR = {det_name:?} is not a known JWST detector, so its reference pixels \
+             are unknown",
+            p0.display()
+        ))
+    })?;
+    let start = |key: &str| h0.get_i64(key).filter(|&v| v >= 1).map(|v| v as usize);
+    let sub = match (start("SUBSTRT1"), start("SUBSTRT2")) {
+        (Some(xs), Some(ys)) => Subarray {
+            name: key_text(&h0, "SUBARRAY").unwrap_or_default(),
+            xstart: xs,
+            ystart: ys,
+            nx,
+            ny,
+        },
+        _ if (ny, nx) == (det.full_ny, det.full_nx) => Subarray::full_frame(&det),
+        _ => {
+            return Err(bad(format!(
+                "{}: a {ny}x{nx} window without SUBSTRT1/SUBSTRT2; the reference pixels of a \
+                 subarray depend on where it lies on the detector",
+                p0.display()
+            )));
+        }
+    };
+    sub.check(&det)
+        .map_err(|e| bad(format!("{}: {e}", p0.display())))?;
+    let reference = reference_pixel_mask(&det, &sub);
+    Ok((
+        Geometry {
+            ny,
+            nx,
+            miri,
+            reference,
+            describe: format!(
+                "{} {} ({}x{} at SUBSTRT1={}, SUBSTRT2={})",
+                det.name, sub.name, nx, ny, sub.xstart, sub.ystart
+            ),
+        },
+        exposures,
+    ))
+}

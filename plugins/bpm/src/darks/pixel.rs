@@ -1,0 +1,266 @@
+//! Per-pixel and per-image building blocks of the dark search (bpm.md §3.6–3.8), public so that
+//! the acceptance cases of upstream's `tests/test_badpix_from_darks.py` (§5.3) can be run
+//! against them with their explicit arrays.
+
+use mkrefs_support::dq;
+
+/// What the jump flags of one pixel in one integration say (upstream `many_jumps`, §3.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JumpSummary {
+    /// Number of groups flagged JUMP_DET.
+    pub n: usize,
+    /// `n >= max_jump_limit` (upstream's "high CR" integration).
+    pub many: bool,
+    /// `many` and the early jump rate is at least `jump_ratio_threshold` times the late one.
+    pub rc: bool,
+}
+
+/// Jump-count limits, with the user's values (upstream calls its function with the literals
+/// 10, 5 and 0.25 whatever the user asked for, §7).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JumpLimits {
+    pub max_jump_limit: usize,
+    pub jump_ratio_threshold: f64,
+    pub early_cutoff_fraction: f64,
+}
+
+impl JumpLimits {
+    /// Early and late windows for `ngroups` groups: `e = floor(f·G)` groups at the start and
+    /// the groups from `l = floor(G − f·G)` on, as upstream. Upstream divides by zero when
+    /// `e = 0` (fewer than 1/f groups); here the early window is then one group long.
+    pub fn windows(&self, ngroups: usize) -> (usize, usize) {
+        let g = ngroups as f64;
+        let e = ((self.early_cutoff_fraction * g).floor() as usize).clamp(1, ngroups.max(1));
+        let l = ((g - self.early_cutoff_fraction * g).floor() as usize).min(ngroups);
+        (e, l)
+    }
+
+    /// Summary of one pixel's per-group jump flags (`jumps[g]`).
+    pub fn summarise(&self, jumps: &[bool]) -> JumpSummary {
+        let ng = jumps.len();
+        let n = jumps.iter().filter(|&&j| j).count();
+        let many = n >= self.max_jump_limit;
+        let mut rc = false;
+        if many && ng > 0 {
+            let (e, l) = self.windows(ng);
+            let early = jumps[..e].iter().filter(|&&j| j).count() as f64 / e as f64;
+            let late_n = ng - l;
+            let late = if late_n == 0 {
+                0.0
+            } else {
+                jumps[l..].iter().filter(|&&j| j).count() as f64 / late_n as f64
+            };
+            let late = if late == 0.0 { 1e-6 } else { late };
+            rc = early / late >= self.jump_ratio_threshold;
+        }
+        JumpSummary { n, many, rc }
+    }
+}
+
+/// Whether a pixel is saturated in all groups of an integration, from its first group's DQ:
+/// the saturation step flags every group from the first saturated one on, so a saturated first
+/// group means all groups are. Upstream also requires PEDESTAL == 0 (what ramp fitting writes
+/// then); that test is dropped so that a NaN pedestal cannot hide a saturated pixel.
+pub fn saturated_in_all_groups(first_group_dq: u8) -> bool {
+    u32::from(first_group_dq) & dq::SATURATED != 0
+}
+
+/// scipy.stats.sigmaclip(low, high) as upstream applies it to a PEDESTAL image (§3.6): mean
+/// centre, population sd, inclusive bounds, iterated until nothing is removed. Returns the
+/// mean and sd of the survivors. Unlike upstream, non-finite values are dropped first, so one
+/// NaN no longer makes every value drop out (which disabled RC and low-pedestal detection).
+/// `values` is used as scratch. `None` when no finite value is left.
+pub fn sigmaclip_mean_std(values: &mut Vec<f32>, low: f64, high: f64) -> Option<(f64, f64)> {
+    values.retain(|v| v.is_finite());
+    loop {
+        if values.is_empty() {
+            return None;
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = values
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        let sd = var.sqrt();
+        let (lo, hi) = (mean - low * sd, mean + high * sd);
+        let before = values.len();
+        values.retain(|&v| f64::from(v) >= lo && f64::from(v) <= hi);
+        if values.len() == before {
+            return Some((mean, sd));
+        }
+    }
+}
+
+/// Running statistics of a pixel's clean slopes (integrations without any jump), Welford's
+/// online form so that no stack of slopes is kept (upstream stacks every integration).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CleanSlopes {
+    pub n: u32,
+    mean: f64,
+    m2: f64,
+    /// Sum of the squared ERR of the clean slopes (what the ramp fit expects their scatter to be).
+    err2: f64,
+}
+
+impl CleanSlopes {
+    /// Adds one clean slope and its ERR; a non-finite slope is skipped (not counted, as
+    /// upstream's `nanmean` ignores NaN).
+    pub fn push(&mut self, slope: f64, err: f64) {
+        if !slope.is_finite() {
+            return;
+        }
+        self.n += 1;
+        let d = slope - self.mean;
+        self.mean += d / f64::from(self.n);
+        self.m2 += d * (slope - self.mean);
+        self.err2 += if err.is_finite() { err * err } else { f64::NAN };
+    }
+
+    /// Mean of the clean slopes (NaN if none), upstream's `nanmean`.
+    pub fn mean(&self) -> f64 {
+        if self.n == 0 { f64::NAN } else { self.mean }
+    }
+
+    /// Population sd (ddof 0) of the clean slopes (NaN if none), upstream's `nanstd`.
+    pub fn std(&self) -> f64 {
+        if self.n == 0 {
+            f64::NAN
+        } else {
+            (self.m2 / f64::from(self.n)).sqrt()
+        }
+    }
+
+    /// The scatter relative to what the ramp fit predicts: sqrt(unbiased variance / mean ERR²).
+    /// About 1 for a well-behaved pixel of any brightness (the ERR includes Poisson noise, so a
+    /// hot pixel is not called noisy for its shot noise). NaN with fewer than `min_n` slopes or
+    /// unusable ERR values.
+    pub fn noise_ratio(&self, min_n: u32) -> f64 {
+        if self.n < min_n.max(2) || self.err2.is_nan() || self.err2 <= 0.0 {
+            return f64::NAN;
+        }
+        let n = f64::from(self.n);
+        ((self.m2 / (n - 1.0)) / (self.err2 / n)).sqrt()
+    }
+}
+
+/// The upper tail of the standard normal distribution, P(Z > z) (W. J. Cody's rational
+/// approximation of erfc via the complementary error function, relative error < 1.2e-7).
+pub fn normal_upper_tail(z: f64) -> f64 {
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// erfc(x), Numerical Recipes' `erfcc` (fractional error < 1.2e-7 everywhere).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
+/// P(X >= k) for X ~ Binomial(n, p), summed in log space (no overflow for thousands of
+/// integrations).
+pub fn binomial_upper_tail(n: usize, k: usize, p: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n || p <= 0.0 {
+        return 0.0;
+    }
+    if p >= 1.0 {
+        return 1.0;
+    }
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    let ln_choose = |i: usize| -> f64 {
+        (1..=i)
+            .map(|j| ((n - i + j) as f64).ln() - (j as f64).ln())
+            .sum()
+    };
+    let mut total = 0.0;
+    let mut lc = ln_choose(k);
+    for i in k..=n {
+        total += (lc + i as f64 * lp + (n - i) as f64 * lq).exp();
+        if i < n {
+            // C(n, i+1) = C(n, i) · (n − i) / (i + 1)
+            lc += ((n - i) as f64).ln() - ((i + 1) as f64).ln();
+        }
+    }
+    total.min(1.0)
+}
+
+/// The smallest number of jump-affected integrations (out of `n`) that a pixel whose
+/// integrations are hit independently with probability `p` reaches with probability at most
+/// `alpha`; `n + 1` if even all `n` are not that improbable.
+pub fn frequent_jump_limit(n: usize, p: f64, alpha: f64) -> usize {
+    (1..=n)
+        .find(|&k| binomial_upper_tail(n, k, p) <= alpha)
+        .unwrap_or(n + 1)
+}
+
+/// Places a science-region map into a larger frame with zero borders (upstream `add_refpix`,
+/// §3.8): `left`, `right`, `bottom`, `top` pixels are added around the `ny × nx` map.
+pub fn add_refpix<T: Copy + Default>(
+    map: &[T],
+    ny: usize,
+    nx: usize,
+    (left, right, bottom, top): (usize, usize, usize, usize),
+) -> (Vec<T>, usize, usize) {
+    let (fy, fx) = (ny + bottom + top, nx + left + right);
+    let mut out = vec![T::default(); fy * fx];
+    for y in 0..ny {
+        let dst = (y + bottom) * fx + left;
+        out[dst..dst + nx].copy_from_slice(&map[y * nx..(y + 1) * nx]);
+    }
+    (out, fy, fx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binomial_tail_matches_direct_sums() {
+        // n = 4, p = 0.5: P(X >= 3) = 5/16.
+        assert!((binomial_upper_tail(4, 3, 0.5) - 5.0 / 16.0).abs() < 1e-12);
+        assert!((binomial_upper_tail(10, 1, 0.1) - (1.0 - 0.9f64.powi(10))).abs() < 1e-12);
+        assert_eq!(binomial_upper_tail(10, 11, 0.1), 0.0);
+        assert_eq!(binomial_upper_tail(10, 0, 0.1), 1.0);
+    }
+
+    #[test]
+    fn normal_tail_of_five_sigma() {
+        let t = normal_upper_tail(5.0);
+        assert!((t / 2.866_515_7e-7 - 1.0).abs() < 1e-5, "{t}");
+        assert!((normal_upper_tail(0.0) - 0.5).abs() < 1e-7);
+        assert!((normal_upper_tail(-1.0) - 0.841_344_746).abs() < 1e-7);
+    }
+
+    #[test]
+    fn frequent_jump_limit_grows_with_the_hit_rate() {
+        let alpha = normal_upper_tail(5.0);
+        let k_rare = frequent_jump_limit(10, 0.0015, alpha);
+        let k_common = frequent_jump_limit(10, 0.2, alpha);
+        assert!((3..=4).contains(&k_rare), "{k_rare}");
+        assert!(k_common > k_rare);
+        assert_eq!(frequent_jump_limit(10, 0.9, alpha), 11);
+    }
+
+    #[test]
+    fn sigmaclip_ignores_nan_and_outliers() {
+        let mut v: Vec<f32> = (0..100).map(|i| (i % 10) as f32).collect();
+        v.push(f32::NAN);
+        v.push(1000.0);
+        let (m, sd) = sigmaclip_mean_std(&mut v, 3.0, 3.0).unwrap();
+        assert!((m - 4.5).abs() < 1e-12);
+        assert!((sd - 8.25f64.sqrt()).abs() < 1e-12);
+    }
+}
