@@ -9,6 +9,7 @@ use mkrefs_plugin_api::{
 };
 
 // Referencing the bundled generator crates links them, which runs their inventory submission.
+use mkref_bpm as _;
 use mkref_dark as _;
 use mkref_readnoise as _;
 use mkref_superbias as _;
