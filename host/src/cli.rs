@@ -175,9 +175,14 @@ pub struct SimulateArgs {
     pub detector: String,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Also write calibrated products (jump, rate, rateints, fitopt) synthesized from the truth.
+    /// Also write calibrated products synthesized from the truth: a comma list of jump, rate,
+    /// rateints, fitopt, or `all` (the default when the option has no value).
+    #[arg(long, value_name = "LIST", num_args = 0..=1, default_missing_value = "all", value_delimiter = ',')]
+    pub products: Vec<String>,
+    /// Write jump and fitopt products with only what the bad-pixel search reads (no 4-D SCI in
+    /// jump, PEDESTAL only in fitopt): much smaller for full frames, but not valid datamodels.
     #[arg(long)]
-    pub products: bool,
+    pub lean: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -26,46 +26,72 @@ struct Case {
     name: &'static str,
     reflabel: &'static str,
     extra: &'static [&'static str],
-    /// Darks and flats with calibrated products (jump, rate, rateints, fitopt) instead of raw
-    /// darks only; the products are found through output.pipeline_prod_search_dir.
-    calibrated: bool,
+    /// The data set: calibrated products to simulate beside the uncal files (none for raw
+    /// darks), found by mkrefs through output.pipeline_prod_search_dir.
+    data: Data,
 }
+
+#[derive(Clone, Copy)]
+struct Data {
+    /// Directory name prefix in the data cache.
+    name: &'static str,
+    flats: usize,
+    /// `mkrefs simulate --products` value, empty for none.
+    products: &'static str,
+    /// Jump and fitopt with only what the bad-pixel search reads (a full-frame fitopt file is
+    /// over a gigabyte otherwise).
+    lean: bool,
+}
+
+const RAW_DARKS: Data = Data {
+    name: "darks",
+    flats: 0,
+    products: "",
+    lean: false,
+};
 
 const CASES: &[Case] = &[
     Case {
         name: "readnoise-stack",
         reflabel: "readnoise",
         extra: &["--readnoise.method", "stack"],
-        calibrated: false,
+        data: RAW_DARKS,
     },
     Case {
         name: "readnoise-ramp",
         reflabel: "readnoise",
         extra: &["--readnoise.method", "ramp"],
-        calibrated: false,
+        data: RAW_DARKS,
     },
     Case {
         name: "superbias",
         reflabel: "superbias",
         extra: &[],
-        calibrated: false,
+        data: RAW_DARKS,
     },
     Case {
         name: "dark",
         reflabel: "dark",
         extra: &[],
-        calibrated: true,
+        data: Data {
+            name: "jumps",
+            flats: 0,
+            products: "jump",
+            lean: false,
+        },
     },
     Case {
         name: "bpm",
         reflabel: "bpm",
         extra: &[],
-        calibrated: true,
+        data: Data {
+            name: "bpm",
+            flats: 4,
+            products: "jump,rate,rateints,fitopt",
+            lean: true,
+        },
     },
 ];
-
-/// Flat exposures in the calibrated data sets (the bpm case: 5 darks and 4 flats).
-const FLATS: usize = 4;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -122,15 +148,8 @@ fn main() -> ExitCode {
                 );
                 continue;
             }
-            let (dir, files) = if case.calibrated {
-                let dir = data.join(format!("calibrated{n}"));
-                let files = simulate(&mkrefs, &dir, n, FLATS, true);
-                (dir, files)
-            } else {
-                let dir = data.join(format!("darks{n}"));
-                let files = simulate(&mkrefs, &dir, n, 0, false);
-                (dir, files)
-            };
+            let dir = data.join(format!("{}{n}", case.data.name));
+            let files = simulate(&mkrefs, &dir, n, case.data);
             let mut walls = Vec::new();
             let mut rss = Vec::new();
             for _ in 0..runs {
@@ -143,7 +162,7 @@ fn main() -> ExitCode {
                 ];
                 cmd.extend(files.iter().map(|f| f.display().to_string()));
                 cmd.extend(case.extra.iter().map(|s| s.to_string()));
-                if case.calibrated {
+                if !case.data.products.is_empty() {
                     cmd.extend([
                         "--pp".into(),
                         "output".into(),
@@ -211,10 +230,11 @@ fn generators(mkrefs: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Simulates `darks` darks and `flats` flats (with all calibrated products when `products`)
-/// into `dir` unless an earlier run did; returns the uncal files.
-fn simulate(mkrefs: &Path, dir: &Path, darks: usize, flats: usize, products: bool) -> Vec<PathBuf> {
+/// Simulates `darks` darks and the data set's flats and products into `dir` unless an earlier
+/// run did; returns the uncal files.
+fn simulate(mkrefs: &Path, dir: &Path, darks: usize, data: Data) -> Vec<PathBuf> {
     let manifest = dir.join("manifest.json");
+    let flats = data.flats;
     let n = darks + flats;
     if !manifest.is_file() {
         let t = Instant::now();
@@ -232,8 +252,11 @@ fn simulate(mkrefs: &Path, dir: &Path, darks: usize, flats: usize, products: boo
                 "--seed",
                 "7",
             ]);
-        if products {
-            cmd.arg("--products");
+        if !data.products.is_empty() {
+            cmd.arg(format!("--products={}", data.products));
+        }
+        if data.lean {
+            cmd.arg("--lean");
         }
         let status = cmd.status().expect("mkrefs simulate runs");
         assert!(status.success(), "simulation failed");

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use mkrefs_support::geometry::detector_info;
-use mkrefs_support::simulate::{ProductSet, SimConfig, write_dataset};
+use mkrefs_support::simulate::{Layout, ProductSet, SimConfig, write_dataset_with};
 
 use crate::cli::SimulateArgs;
 
@@ -33,6 +33,26 @@ pub fn sim_config(
     Ok(cfg.with_ramp(nints, ngroups).with_seed(seed))
 }
 
+/// `--products` words as the simulator's product set.
+fn product_set(words: &[String]) -> Result<ProductSet, String> {
+    let mut set = ProductSet::NONE;
+    for w in words {
+        match w.trim().to_ascii_lowercase().as_str() {
+            "all" => set = ProductSet::ALL,
+            "jump" => set.jump = true,
+            "rate" => set.rate = true,
+            "rateints" => set.rateints = true,
+            "fitopt" => set.fitopt = true,
+            other => {
+                return Err(format!(
+                    "--products: unknown product '{other}'; use jump, rate, rateints, fitopt or all"
+                ));
+            }
+        }
+    }
+    Ok(set)
+}
+
 pub fn run(args: &SimulateArgs) -> Result<ExitCode, String> {
     let cfg = sim_config(
         &args.detector,
@@ -43,13 +63,14 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, String> {
     )?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let products = if args.products {
-        ProductSet::ALL
+    let products = product_set(&args.products)?;
+    let layout = if args.lean {
+        Layout::Lean
     } else {
-        ProductSet::NONE
+        Layout::Full
     };
     let start = Instant::now();
-    let manifest = write_dataset(&args.out, &cfg, args.darks, args.flats, products)
+    let manifest = write_dataset_with(&args.out, &cfg, args.darks, args.flats, products, layout)
         .map_err(|e| e.to_string())?;
     tracing::info!(
         "wrote {} exposure(s) of {} {}x{} ({} ints x {} groups) and truth.fits to {} in {:.1} s",

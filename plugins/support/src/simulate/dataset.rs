@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SimError;
 use super::config::{Kind, SimConfig};
-use super::products::{Product, ProductSet, write_products};
+use super::products::{Layout, Product, ProductSet, write_products_with};
 use super::truth::Truth;
 
 /// One file of a dataset, named relative to the dataset directory.
@@ -85,6 +85,19 @@ pub fn write_dataset(
     flats: usize,
     products: ProductSet,
 ) -> Result<DatasetManifest, SimError> {
+    write_dataset_with(dir, cfg, darks, flats, products, Layout::Full)
+}
+
+/// [`write_dataset`] with complete or [`Layout::Lean`] jump and fitopt products (lean ones are
+/// what the bad-pixel search reads, for large data sets; not valid datamodels).
+pub fn write_dataset_with(
+    dir: &Path,
+    cfg: &SimConfig,
+    darks: usize,
+    flats: usize,
+    products: ProductSet,
+    layout: Layout,
+) -> Result<DatasetManifest, SimError> {
     let truth = Truth::generate(cfg)?;
     truth.write(&dir.join("truth.fits"), cfg)?;
     let mut exposures = Vec::with_capacity(darks + flats);
@@ -92,7 +105,7 @@ pub fn write_dataset(
         .map(|i| (Kind::Dark, i))
         .chain((0..flats).map(|i| (Kind::Flat, i)));
     for (kind, index) in plan {
-        let (info, files) = write_products(dir, cfg, &truth, kind, index, products)?;
+        let (info, files) = write_products_with(dir, cfg, &truth, kind, index, products, layout)?;
         exposures.push(ManifestExposure {
             kind,
             index,

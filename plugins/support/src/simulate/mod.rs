@@ -26,10 +26,12 @@ mod ramps;
 mod truth;
 
 pub use config::{DefectFractions, ExposureInfo, Kind, SimConfig, subarray_name_for_size};
-pub use dataset::{DatasetManifest, ManifestExposure, ManifestFile, write_dataset};
+pub use dataset::{
+    DatasetManifest, ManifestExposure, ManifestFile, write_dataset, write_dataset_with,
+};
 pub use products::{
     Layout, Product, ProductSet, product_name, write_fitopt, write_jump, write_products,
-    write_rate, write_rateints, write_selected, write_uncal,
+    write_products_with, write_rate, write_rateints, write_selected, write_uncal,
 };
 pub use truth::{DefectClass, SATURATED_IN_ALL_GROUPS, Truth};
 

@@ -292,13 +292,26 @@ pub fn write_products(
     index: usize,
     set: ProductSet,
 ) -> Result<(ExposureInfo, Vec<(Product, PathBuf)>), SimError> {
+    write_products_with(dir, cfg, truth, kind, index, set, Layout::Full)
+}
+
+/// [`write_products`] with complete or [`Layout::Lean`] jump and fitopt products.
+pub fn write_products_with(
+    dir: &Path,
+    cfg: &SimConfig,
+    truth: &Truth,
+    kind: Kind,
+    index: usize,
+    set: ProductSet,
+    layout: Layout,
+) -> Result<(ExposureInfo, Vec<(Product, PathBuf)>), SimError> {
     let r = cfg.resolve()?;
     let info = r.exposure(cfg, kind, index);
     let mut targets = vec![(Product::Uncal, dir.join(info.uncal_name()))];
     for p in set.products() {
         targets.push((p, dir.join(name_for(&r, &info, p))));
     }
-    write_exposure(cfg, truth, kind, index, Layout::Full, &targets)?;
+    write_exposure(cfg, truth, kind, index, layout, &targets)?;
     Ok((info, targets))
 }
 
