@@ -24,6 +24,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build"
 cargo build --workspace --all-targets --locked
 
+echo "== full-frame bad-pixel detection (release build; prints the per-class tables)"
+# 2048x2048 NIRCam data with every defect class: too slow for a debug build, so these two
+# tests are #[ignore]d in the normal run and run here in release.
+cargo test --release --locked -p mkref-bpm --test detection --test darks_detection \
+    -- --ignored --nocapture
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
     # (The workspace has no doc tests to run: the one example in plugin-api is `ignore`.)

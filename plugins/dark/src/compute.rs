@@ -1085,45 +1085,6 @@ mod tests {
 }
 
 #[cfg(test)]
-mod bench {
-    use super::*;
-
-    /// `cargo test --release -p mkref-dark --lib bench_reduce -- --ignored --nocapture`
-    #[test]
-    #[ignore = "a timing, not a test"]
-    fn bench_reduce() {
-        let mut rng = mkrefs_support::rng::stream(1, &[]);
-        let data: Vec<f32> = (0..10 * 1_000_000)
-            .map(|_| (7.0 * rng.normal()) as f32)
-            .collect();
-        let mut buf = vec![0f32; 10];
-        let t = std::time::Instant::now();
-        let mut acc = 0.0;
-        for c in data.chunks_exact(10) {
-            buf.copy_from_slice(c);
-            acc += reduce(&mut buf, Statistic::Mean, Some((3.0, 5))).value;
-        }
-        let ns = t.elapsed().as_nanos() as f64 / 1e6;
-        eprintln!("reduce: {ns:.1} ns/cell ({acc})");
-        let t = std::time::Instant::now();
-        for c in data.chunks_exact(10) {
-            buf.copy_from_slice(c);
-            sort_finite(&mut buf);
-            acc += f64::from(buf[3]);
-        }
-        let ns = t.elapsed().as_nanos() as f64 / 1e6;
-        eprintln!("sort_finite: {ns:.1} ns/cell ({acc})");
-        let t = std::time::Instant::now();
-        for c in data.chunks_exact(10) {
-            buf.copy_from_slice(c);
-            acc += f64::from(buf[3]);
-        }
-        let ns = t.elapsed().as_nanos() as f64 / 1e6;
-        eprintln!("copy: {ns:.1} ns/cell ({acc})");
-    }
-}
-
-#[cfg(test)]
 mod sort_tests {
     use super::*;
 

@@ -682,27 +682,3 @@ fn dataset_writes_manifest_and_files() {
         Truth::generate(&cfg).unwrap()
     );
 }
-
-/// The timing figure of the simulator: `cargo test -p mkrefs-support --release -- --ignored`.
-#[test]
-#[ignore = "writes 5 full-frame darks (0.8 GB); run with --release for the timing figure"]
-fn full_frame_darks_timing() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = SimConfig::default();
-    let t0 = std::time::Instant::now();
-    let truth = Truth::generate(&cfg).unwrap();
-    let t_truth = t0.elapsed();
-    for k in 0..5 {
-        let t = std::time::Instant::now();
-        let path = dir.path().join(format!("d{k}_uncal.fits"));
-        write_uncal(&path, &cfg, &truth, Kind::Dark, k).unwrap();
-        eprintln!("dark {k}: {:.2} s", t.elapsed().as_secs_f64());
-    }
-    let t = std::time::Instant::now();
-    write_products(dir.path(), &cfg, &truth, Kind::Dark, 5, ProductSet::ALL).unwrap();
-    eprintln!(
-        "truth {:.2} s; uncal + all products of one dark: {:.2} s",
-        t_truth.as_secs_f64(),
-        t.elapsed().as_secs_f64()
-    );
-}
