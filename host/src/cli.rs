@@ -85,7 +85,7 @@ pub enum Commands {
         /// The reflabel (or a reftype configured in default_reflabels).
         reflabel: String,
     },
-    /// Simulate a small NIRCam data set and make readnoise and superbias files from it.
+    /// Simulate a small NIRCam data set and make all four bundled reference files from it.
     Demo(DemoArgs),
     /// Write simulated JWST exposures (uncal ramps and calibrated products) for trying
     /// mkrefs, for tests and for benchmarks.
@@ -147,6 +147,9 @@ pub struct DemoArgs {
     /// Number of dark exposures.
     #[arg(long, default_value_t = 5)]
     pub darks: usize,
+    /// Number of flat exposures (for the bad-pixel mask).
+    #[arg(long, default_value_t = 4)]
+    pub flats: usize,
     /// Jobs run at the same time.
     #[arg(short = 'j', long = "jobs")]
     pub jobs: Option<usize>,

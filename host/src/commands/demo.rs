@@ -1,17 +1,23 @@
-//! `mkrefs demo`: simulates a small NIRCam data set and makes readnoise and superbias
-//! reference files from it with the default configuration, then compares them with the
-//! simulator's truth. What the README's first command runs.
+//! `mkrefs demo`: simulates a small NIRCam data set and makes all four bundled reference files
+//! from it with the default configuration, then compares them with the simulator's truth. What
+//! the README's first command runs. Readnoise and superbias read the raw darks; dark and bpm
+//! read calibrated products, which the simulator writes beside the raw files (making them from
+//! the raw files is the native calibration engine's job, still in progress).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use mkrefs_support::fits::ImageReader;
-use mkrefs_support::simulate::{Kind, ProductSet, write_dataset};
+use mkrefs_support::simulate::{DefectClass, Kind, ProductSet, write_dataset};
 use mkrefs_support::stats::nanmedian;
 
 use crate::cli::{DemoArgs, GlobalOptions, RunArgs};
 use crate::commands::{run, simulate::sim_config};
 use crate::registry::Registry;
+
+/// Groups per integration: a subarray reads out faster than the full frame, so it takes about
+/// 40 groups for a ramp long enough to show the faintest simulated hot pixels.
+const DEMO_GROUPS: usize = 40;
 
 fn read_image(path: &Path, hdu: &str) -> Result<Vec<f32>, String> {
     let mut r = ImageReader::open(path, hdu).map_err(|e| e.to_string())?;
@@ -40,23 +46,36 @@ pub fn run(
 ) -> Result<ExitCode, String> {
     let data = args.dir.join("data");
     std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-    let cfg = sim_config("NRCA1", args.size, 2, 10, 42)?;
+    let cfg = sim_config("NRCA1", args.size, 2, DEMO_GROUPS, 42)?;
     tracing::info!(
-        "simulating {} NIRCam NRCA1 darks ({}x{}, 2 integrations x 10 groups) in {}",
+        "simulating {} NIRCam NRCA1 darks and {} flats ({}x{}, 2 integrations x {} groups) \
+         with calibrated products in {}",
         args.darks,
+        args.flats,
         args.size,
         args.size,
+        DEMO_GROUPS,
         data.display()
     );
-    let manifest =
-        write_dataset(&data, &cfg, args.darks, 0, ProductSet::NONE).map_err(|e| e.to_string())?;
-    let mut items = vec!["readnoise,superbias".to_string()];
+    let manifest = write_dataset(&data, &cfg, args.darks, args.flats, ProductSet::ALL)
+        .map_err(|e| e.to_string())?;
+    let mut items = vec!["readnoise,superbias,dark,bpm".to_string()];
     items.extend(
         manifest
-            .of_kind(Kind::Dark)
+            .exposures
+            .iter()
+            .filter(|e| matches!(e.kind, Kind::Dark | Kind::Flat))
             .filter_map(|e| e.files.first())
             .map(|f| data.join(&f.file).display().to_string()),
     );
+    // The calibrated products are found where the simulator wrote them.
+    let mut global = global.clone();
+    global.pp.extend([
+        "output".to_string(),
+        "pipeline_prod_search_dir".to_string(),
+        data.display().to_string(),
+    ]);
+    let global = &global;
     let run_args = RunArgs {
         items,
         outrootdir: Some(args.dir.join("out")),
@@ -108,6 +127,35 @@ pub fn run(
                 sb.display()
             );
         }
+    }
+    if let Some(dark) = find("dark") {
+        println!("dark:      {}", dark.display());
+    }
+    if let Some(mask) = find("bpm") {
+        let made = ImageReader::open(&mask, "DQ")
+            .and_then(|mut r| r.read_plane::<u32>(0))
+            .map_err(|e| e.to_string())?;
+        let truth_defects = ImageReader::open(&truth, "DEFECTS")
+            .and_then(|mut r| r.read_plane::<u32>(0))
+            .map_err(|e| e.to_string())?;
+        let mut per_class = Vec::new();
+        for class in DefectClass::ALL {
+            if class == DefectClass::ReferencePixel {
+                continue;
+            }
+            let pixels: Vec<usize> = (0..truth_defects.len())
+                .filter(|&i| class.matches(truth_defects[i]))
+                .collect();
+            let found = pixels.iter().filter(|&&i| made[i] != 0).count();
+            if !pixels.is_empty() {
+                per_class.push(format!("{class:?} {found}/{}", pixels.len()));
+            }
+        }
+        println!(
+            "bpm:       {} (simulated bad pixels flagged, per class: {})",
+            mask.display(),
+            per_class.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
