@@ -17,7 +17,8 @@ fn flat(dir: &Path, name: &str, hdr: &Hdr) -> PathBuf {
 fn three_flats(dir: &Path) -> Vec<In> {
     (0..3)
         .map(|i| {
-            In::flat(
+            In::new(
+                ImageKind::Flat,
                 i,
                 &flat(
                     dir,
@@ -53,7 +54,11 @@ fn flats_from_different_detectors() {
         detector: "NRCA3",
         ..Hdr::nircam("SUB64P", (1, 1))
     };
-    inputs[2] = In::flat(2, &flat(dir.path(), "other_rate.fits", &other));
+    inputs[2] = In::new(
+        ImageKind::Flat,
+        2,
+        &flat(dir.path(), "other_rate.fits", &other),
+    );
     let (k, m) = err_of(&inputs, dir.path(), &[]);
     assert_eq!(k, ErrorKind::INVALID_INPUT);
     assert!(
@@ -98,7 +103,7 @@ fn ramp_given_as_a_flat_slope() {
         &[1, 5, N, N],
         &vec![1000u16; 5 * N * N],
     );
-    inputs[1] = In::flat(1, &ramp);
+    inputs[1] = In::new(ImageKind::Flat, 1, &ramp);
     let (_, m) = err_of(&inputs, dir.path(), &[]);
     assert!(
         m.contains("F2") && m.contains("not a slope product") && m.contains("'rate' step"),
@@ -148,7 +153,7 @@ fn nan_filled_flat() {
         &[N, N],
         &vec![f32::NAN; N * N],
     );
-    inputs[1] = In::flat(1, &p);
+    inputs[1] = In::new(ImageKind::Flat, 1, &p);
     let (_, m) = err_of(&inputs, dir.path(), &[]);
     assert!(
         m.contains("F2") && m.contains("NaN-filled") && m.contains("nan_rate.fits"),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use common::{Hdr, In, flat_image, run_bpm, write_sci};
 use mkref_bpm::quality::{QualityOutcome, run_with};
 use mkref_bpm::read_mask;
-use mkrefs_plugin_api::{LogLevel, ParamScalar, ParamValue};
+use mkrefs_plugin_api::{ImageKind, LogLevel, ParamScalar, ParamValue};
 use mkrefs_support::dq;
 use mkrefs_support::fits::{read_dq_def, read_primary_header};
 use mkrefs_support::testkit::{history_cards, validate};
@@ -49,7 +49,7 @@ fn flats(dir: &Path, hdr: &Hdr, ny: usize, nx: usize, extra_open: &[(usize, usiz
                 &[ny, nx],
                 &data,
             );
-            In::flat(i, &p)
+            In::new(ImageKind::Flat, i, &p)
         })
         .collect()
 }
@@ -179,7 +179,7 @@ fn miri_reference_columns_only() {
                 &[ny, nx],
                 &base,
             );
-            In::flat(i, &p)
+            In::new(ImageKind::Flat, i, &p)
         })
         .collect();
     let out = dir.path().join("miri_mask.fits");

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Hdr, In, flat_image, run_bpm, write_sci};
+use mkrefs_plugin_api::ImageKind;
 use mkrefs_plugin_api::{LogLevel, ParamValue};
 use mkrefs_support::dq;
 
@@ -19,7 +20,7 @@ fn default_file_from_the_data_directory() {
                 &[n, n],
                 &flat_image(n, n, 100.0),
             );
-            In::flat(i, &p)
+            In::new(ImageKind::Flat, i, &p)
         })
         .collect();
     let default = ("manual_flag_file", ParamValue::str("default"));

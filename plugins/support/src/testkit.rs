@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use mkrefs_plugin_api::abi_stable::{sabi_trait::TD_Opaque, sabi_types::RRef, std_types::RStr};
 use mkrefs_plugin_api::{
     GeneratorError, HostCallbacks, HostCallbacks_TO, ImageKind, InputImage, Job, JobReport,
-    LogLevel, Param, ParamValue, ReferenceGenerator,
+    LogLevel, PRODUCT_PREFIX, Param, ParamValue, ReferenceGenerator,
 };
 use serde_json::Value;
 
@@ -67,11 +67,55 @@ impl Outcome {
     }
 }
 
+/// One input of a test job: the file to read, the raw file, and intermediate products
+/// (passed as the host passes them, see `Job::product`).
+#[derive(Clone, Debug)]
+pub struct TestInput {
+    pub label: String,
+    pub kind: ImageKind,
+    pub path: PathBuf,
+    pub raw: PathBuf,
+    /// (product name, file): `jump`, `fitopt`, `rateints`, ...
+    pub products: Vec<(String, PathBuf)>,
+}
+
+impl TestInput {
+    /// Input `i` (0-based) of a kind, labelled D1.. or F1.., read from and raw at `path`.
+    pub fn new(kind: ImageKind, i: usize, path: &Path) -> TestInput {
+        let letter = match kind {
+            ImageKind::Dark => 'D',
+            ImageKind::Flat => 'F',
+        };
+        TestInput {
+            label: format!("{letter}{}", i + 1),
+            kind,
+            path: path.to_path_buf(),
+            raw: path.to_path_buf(),
+            products: Vec::new(),
+        }
+    }
+}
+
 /// Runs `generator` on `inputs` (darks D1, D2, ...) writing `output`, with the declared
 /// defaults overridden by `overrides`, on 2 threads.
 pub fn run_job<G: ReferenceGenerator>(
     generator: &G,
     inputs: &[PathBuf],
+    output: &Path,
+    overrides: &[(&str, ParamValue)],
+) -> Outcome {
+    let inputs: Vec<TestInput> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| TestInput::new(ImageKind::Dark, i, p))
+        .collect();
+    run_job_with(generator, &inputs, output, overrides)
+}
+
+/// [`run_job`] with any inputs: darks and flats, raw files and intermediate products.
+pub fn run_job_with<G: ReferenceGenerator>(
+    generator: &G,
+    inputs: &[TestInput],
     output: &Path,
     overrides: &[(&str, ParamValue)],
 ) -> Outcome {
@@ -90,14 +134,25 @@ pub fn run_job<G: ReferenceGenerator>(
     let images: Vec<InputImage> = inputs
         .iter()
         .enumerate()
-        .map(|(i, p)| InputImage {
-            label: format!("D{}", i + 1).into(),
-            kind: ImageKind::Dark,
-            path: p.to_string_lossy().as_ref().into(),
-            raw_path: p.to_string_lossy().as_ref().into(),
-            mjd: 60000.0 + i as f64,
+        .map(|(k, i)| InputImage {
+            label: i.label.as_str().into(),
+            kind: i.kind,
+            path: i.path.to_string_lossy().as_ref().into(),
+            raw_path: i.raw.to_string_lossy().as_ref().into(),
+            mjd: 60000.0 + k as f64,
             detector: "NRCA1".into(),
             header: Default::default(),
+        })
+        .collect();
+    let extensions: Vec<Param> = inputs
+        .iter()
+        .flat_map(|i| {
+            i.products.iter().map(move |(name, p)| {
+                Param::new(
+                    &format!("{PRODUCT_PREFIX}{}.{name}", i.label),
+                    ParamValue::str(p.to_string_lossy()),
+                )
+            })
         })
         .collect();
     let recorder = Recorder::default();
@@ -111,7 +166,7 @@ pub fn run_job<G: ReferenceGenerator>(
         params: params.into(),
         scratch_dir: scratch.to_string_lossy().as_ref().into(),
         threads: 2,
-        extensions: Default::default(),
+        extensions: extensions.into(),
         host: HostCallbacks_TO::from_ptr(RRef::new(&recorder), TD_Opaque),
     };
     let result = generator.call_algorithm(&job);

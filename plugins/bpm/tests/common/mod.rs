@@ -6,105 +6,20 @@
 use std::path::{Path, PathBuf};
 
 use mkref_bpm::BpmGenerator;
-use mkrefs_plugin_api::abi_stable::{sabi_trait::TD_Opaque, sabi_types::RRef};
-use mkrefs_plugin_api::{
-    HostCallbacks_TO, ImageKind, InputImage, Job, Param, ParamValue, ReferenceGenerator,
-};
+use mkrefs_plugin_api::ParamValue;
 use mkrefs_support::fits::FitsWriter;
 use mkrefs_support::header::HeaderValue;
-use mkrefs_support::testkit::{Outcome, Recorder};
+use mkrefs_support::testkit::{Outcome, TestInput, run_job_with};
 
-/// One input of a test job.
-#[derive(Clone, Debug)]
-pub struct In {
-    pub label: String,
-    pub kind: ImageKind,
-    /// The rate product.
-    pub path: PathBuf,
-    /// The uncal file.
-    pub raw: PathBuf,
-    /// (product name, file): jump, fitopt, rateints.
-    pub products: Vec<(String, PathBuf)>,
-}
-
-impl In {
-    pub fn flat(i: usize, path: &Path) -> In {
-        In {
-            label: format!("F{}", i + 1),
-            kind: ImageKind::Flat,
-            path: path.to_path_buf(),
-            raw: path.to_path_buf(),
-            products: Vec::new(),
-        }
-    }
-}
+/// One input of a test job (the support test kit's).
+pub type In = TestInput;
 
 /// Runs the bpm generator on `inputs` with the declared defaults overridden by `overrides`
 /// (manual_flag_file is '' unless overridden, so a developer's data directory cannot leak in).
 pub fn run_bpm(inputs: &[In], output: &Path, overrides: &[(&str, ParamValue)]) -> Outcome {
-    let g = BpmGenerator;
-    let mut params: Vec<Param> = g
-        .extra_optional_arguments()
-        .into_iter()
-        .map(|s| Param::new(s.name.as_str(), s.default))
-        .collect();
     let mut all: Vec<(&str, ParamValue)> = vec![("manual_flag_file", ParamValue::str(""))];
     all.extend(overrides.iter().cloned());
-    for (name, value) in all {
-        let p = params
-            .iter_mut()
-            .find(|p| p.name.as_str() == name)
-            .unwrap_or_else(|| panic!("no parameter {name}"));
-        p.value = value;
-    }
-    let images: Vec<InputImage> = inputs
-        .iter()
-        .enumerate()
-        .map(|(k, i)| InputImage {
-            label: i.label.as_str().into(),
-            kind: i.kind,
-            path: i.path.to_string_lossy().as_ref().into(),
-            raw_path: i.raw.to_string_lossy().as_ref().into(),
-            mjd: 60000.0 + k as f64,
-            detector: "NRCA1".into(),
-            header: Default::default(),
-        })
-        .collect();
-    let extensions: Vec<Param> = inputs
-        .iter()
-        .flat_map(|i| {
-            i.products.iter().map(move |(name, p)| {
-                Param::new(
-                    &format!("product.{}.{name}", i.label),
-                    ParamValue::str(p.to_string_lossy()),
-                )
-            })
-        })
-        .collect();
-    let recorder = Recorder::default();
-    let job = Job {
-        reflabel: "bpm".into(),
-        reftype: "MASK".into(),
-        cmd_id: 0,
-        output: output.to_string_lossy().as_ref().into(),
-        inputs: images.into(),
-        params: params.into(),
-        scratch_dir: output
-            .with_extension("scratch")
-            .to_string_lossy()
-            .as_ref()
-            .into(),
-        threads: 2,
-        extensions: extensions.into(),
-        host: HostCallbacks_TO::from_ptr(RRef::new(&recorder), TD_Opaque),
-    };
-    let result = g.call_algorithm(&job);
-    drop(job);
-    Outcome {
-        result,
-        log: recorder.lines.into_inner().unwrap(),
-        progress: recorder.progress.into_inner().unwrap(),
-    }
+    run_job_with(&BpmGenerator, inputs, output, &all)
 }
 
 /// Header of a hand-made file.
