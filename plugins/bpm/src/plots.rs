@@ -264,11 +264,16 @@ fn class_color(v: u32) -> RGBColor {
         .map_or(if v == 0 { WHITE } else { BLACK }, |&(_, c)| c)
 }
 
+/// Pixels the mask legend needs at its font size.
+const LEGEND_WIDTH: usize = 700;
+
 fn mask_map(path: &Path, m: &[u32], ny: usize, nx: usize, text: bool) -> Result<(), String> {
     let b = bin_of(ny, nx);
     let (h, w) = (ny.div_ceil(b), nx.div_ceil(b));
     let top = if text { 30 } else { 0 };
-    let root = BitMapBackend::new(path, (w as u32, (h + top) as u32)).into_drawing_area();
+    // Wide enough for the legend even when the window is a small subarray.
+    let width = if text { w.max(LEGEND_WIDTH) } else { w };
+    let root = BitMapBackend::new(path, (width as u32, (h + top) as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(err(path))?;
     if text {
         root.draw_text(
