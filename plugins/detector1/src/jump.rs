@@ -179,7 +179,7 @@ pub(crate) fn find_crs_pixel(
     let Some((imax, rmax)) = nanargmax(&r) else {
         return Vec::new();
     };
-    if !(rmax > thresh(n0)) {
+    if rmax.partial_cmp(&thresh(n0)) != Some(std::cmp::Ordering::Greater) {
         return Vec::new();
     }
     let mut crs = vec![imax];

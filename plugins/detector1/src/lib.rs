@@ -4,3 +4,4 @@
 
 pub mod jump;
 pub mod ramp;
+pub mod ramp_fit;
