@@ -417,86 +417,86 @@ pub fn ramp_fit(
         )));
     }
     let t = Timing::from_header(&ramp.header)?;
-    let rows: Vec<Vec<PixelFit>> = (0..ny)
-        .into_par_iter()
-        .map(|y| {
-            (0..nx)
-                .map(|x| {
-                    let p = y * nx + x;
-                    let d: Vec<Vec<f64>> = (0..nints)
-                        .map(|i| {
-                            (0..ng)
-                                .map(|g| f64::from(ramp.sci[ramp.index(i, g, y, x)]))
-                                .collect()
-                        })
-                        .collect();
-                    let q: Vec<Vec<u8>> = (0..nints)
-                        .map(|i| {
-                            (0..ng)
-                                .map(|g| ramp.groupdq[ramp.index(i, g, y, x)])
-                                .collect()
-                        })
-                        .collect();
-                    fit_pixel(
-                        &d,
-                        &q,
-                        ramp.pixeldq[p],
-                        f64::from(readnoise[p]),
-                        f64::from(gain[p]),
-                        &t,
-                    )
-                })
-                .collect()
-        })
-        .collect();
-    let fits: Vec<&PixelFit> = rows.iter().flatten().collect();
-    let nseg = fits
-        .iter()
-        .flat_map(|f| f.segs.iter().map(Vec::len))
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let ncr = fits
-        .iter()
-        .flat_map(|f| f.crmag.iter().map(Vec::len))
-        .max()
-        .unwrap_or(0)
-        .max(1);
-
-    let slopes = |nplanes: usize, get: &dyn Fn(&PixelFit, usize) -> IntFit| {
-        let mut s = Slopes {
-            nplanes,
-            ny,
-            nx,
-            sci: vec![0.0; nplanes * npix],
-            err: vec![0.0; nplanes * npix],
-            dq: vec![0; nplanes * npix],
-            var_poisson: vec![0.0; nplanes * npix],
-            var_rnoise: vec![0.0; nplanes * npix],
-        };
-        for (p, f) in fits.iter().enumerate() {
-            for k in 0..nplanes {
-                let (b, vp, vr, q) = get(f, k);
-                let j = k * npix + p;
-                s.dq[j] = q;
-                if q & dq::DO_NOT_USE != 0 {
-                    s.sci[j] = f32::NAN;
-                    s.err[j] = f32::NAN;
-                    s.var_poisson[j] = f32::NAN;
-                    s.var_rnoise[j] = f32::NAN;
-                } else {
-                    s.sci[j] = b as f32;
-                    s.err[j] = (vp + vr).sqrt() as f32;
-                    s.var_poisson[j] = vp as f32;
-                    s.var_rnoise[j] = vr as f32;
+    let alloc = |nplanes: usize| Slopes {
+        nplanes,
+        ny,
+        nx,
+        sci: vec![0.0; nplanes * npix],
+        err: vec![0.0; nplanes * npix],
+        dq: vec![0; nplanes * npix],
+        var_poisson: vec![0.0; nplanes * npix],
+        var_rnoise: vec![0.0; nplanes * npix],
+    };
+    let mut rate = alloc(1);
+    let mut rateints = alloc(nints);
+    let mut pedestal = vec![0f32; nints * npix];
+    // Sparse optional-output entries, placed once the largest segment and jump counts are known:
+    // (integration × npix + pixel, index within the integration, values).
+    let mut seg_entries: Vec<(usize, usize, [f32; 7])> = Vec::new();
+    let mut cr_entries: Vec<(usize, usize, f32)> = Vec::new();
+    // Bands of rows bound the memory of the per-pixel intermediate results.
+    const BAND_ROWS: usize = 64;
+    for y0 in (0..ny).step_by(BAND_ROWS) {
+        let y1 = (y0 + BAND_ROWS).min(ny);
+        let band: Vec<Vec<PixelFit>> = (y0..y1)
+            .into_par_iter()
+            .map(|y| {
+                let mut d = vec![vec![0f64; ng]; nints];
+                let mut q = vec![vec![0u8; ng]; nints];
+                (0..nx)
+                    .map(|x| {
+                        let p = y * nx + x;
+                        for i in 0..nints {
+                            for g in 0..ng {
+                                let k = ramp.index(i, g, y, x);
+                                d[i][g] = f64::from(ramp.sci[k]);
+                                q[i][g] = ramp.groupdq[k];
+                            }
+                        }
+                        fit_pixel(
+                            &d,
+                            &q,
+                            ramp.pixeldq[p],
+                            f64::from(readnoise[p]),
+                            f64::from(gain[p]),
+                            &t,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        for (p, f) in (y0 * nx..).zip(band.iter().flatten()) {
+            put(&mut rate, p, f.rate);
+            for i in 0..nints {
+                put(&mut rateints, i * npix + p, f.ints[i]);
+                pedestal[i * npix + p] = f.pedestal[i] as f32;
+                for (k, s) in f.segs[i].iter().enumerate() {
+                    let v = s.var_poisson + s.var_rnoise;
+                    let vals = [
+                        s.slope,
+                        v.sqrt(),
+                        s.var_poisson,
+                        s.var_rnoise,
+                        s.yint,
+                        s.sigyint,
+                        1.0 / v,
+                    ]
+                    .map(|x| x as f32);
+                    seg_entries.push((i * npix + p, k, vals));
+                }
+                for (k, &c) in f.crmag[i].iter().enumerate() {
+                    cr_entries.push((i * npix + p, k, c as f32));
                 }
             }
         }
-        s
-    };
-    let rate = slopes(1, &|f, _| f.rate);
-    let rateints = slopes(nints, &|f, i| f.ints[i]);
-
+    }
+    let nseg = seg_entries
+        .iter()
+        .map(|e| e.1 + 1)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let ncr = cr_entries.iter().map(|e| e.1 + 1).max().unwrap_or(0).max(1);
     let seg_len = nints * nseg * npix;
     let mut o = FitOpt {
         nints,
@@ -511,33 +511,44 @@ pub fn ramp_fit(
         yint: vec![0.0; seg_len],
         sigyint: vec![0.0; seg_len],
         weights: vec![0.0; seg_len],
-        pedestal: vec![0.0; nints * npix],
+        pedestal,
         crmag: vec![0.0; nints * ncr * npix],
     };
-    for (p, f) in fits.iter().enumerate() {
-        for i in 0..nints {
-            for (k, s) in f.segs[i].iter().enumerate() {
-                let j = (i * nseg + k) * npix + p;
-                let v = s.var_poisson + s.var_rnoise;
-                o.slope[j] = s.slope as f32;
-                o.sigslope[j] = v.sqrt() as f32;
-                o.var_poisson[j] = s.var_poisson as f32;
-                o.var_rnoise[j] = s.var_rnoise as f32;
-                o.yint[j] = s.yint as f32;
-                o.sigyint[j] = s.sigyint as f32;
-                o.weights[j] = (1.0 / v) as f32;
-            }
-            o.pedestal[i * npix + p] = f.pedestal[i] as f32;
-            for (k, &c) in f.crmag[i].iter().enumerate() {
-                o.crmag[(i * ncr + k) * npix + p] = c as f32;
-            }
-        }
+    for (ip, k, v) in seg_entries {
+        // (i * nseg + k) * npix + p, with ip = i * npix + p.
+        let j = (ip / npix * nseg + k) * npix + ip % npix;
+        o.slope[j] = v[0];
+        o.sigslope[j] = v[1];
+        o.var_poisson[j] = v[2];
+        o.var_rnoise[j] = v[3];
+        o.yint[j] = v[4];
+        o.sigyint[j] = v[5];
+        o.weights[j] = v[6];
+    }
+    for (ip, k, c) in cr_entries {
+        o.crmag[(ip / npix * ncr + k) * npix + ip % npix] = c;
     }
     Ok(RampFitOutput {
         rate,
         rateints,
         fitopt: o,
     })
+}
+
+/// Stores one slope at flat index `j`; slopes with DO_NOT_USE are NaN, as in current jwst.
+fn put(s: &mut Slopes, j: usize, (b, vp, vr, q): IntFit) {
+    s.dq[j] = q;
+    if q & dq::DO_NOT_USE != 0 {
+        s.sci[j] = f32::NAN;
+        s.err[j] = f32::NAN;
+        s.var_poisson[j] = f32::NAN;
+        s.var_rnoise[j] = f32::NAN;
+    } else {
+        s.sci[j] = b as f32;
+        s.err[j] = (vp + vr).sqrt() as f32;
+        s.var_poisson[j] = vp as f32;
+        s.var_rnoise[j] = vr as f32;
+    }
 }
 
 /// Header keys that describe the file structure and are never copied from the input.

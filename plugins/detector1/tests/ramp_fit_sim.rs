@@ -246,6 +246,29 @@ fn jump_then_ramp_fit_recovers_the_rates() {
     let n = ramp.frame_len();
     let big = o.crmag.iter().filter(|&&c| c > 100.0).count();
     assert!(big > n / 10, "{big} CRMAG entries above 100 DN");
+    // SLOPE and WEIGHTS of each integration's segments recombine into its rateints slope.
+    let mut multi = 0;
+    for i in 0..2 {
+        for p in 0..n {
+            let (mut sw, mut swb, mut k) = (0.0f64, 0.0f64, 0);
+            for s in 0..o.nseg {
+                let j = (i * o.nseg + s) * n + p;
+                if o.weights[j] > 0.0 {
+                    sw += f64::from(o.weights[j]);
+                    swb += f64::from(o.weights[j]) * f64::from(o.slope[j]);
+                    k += 1;
+                }
+            }
+            multi += usize::from(k > 1);
+            let want = f64::from(out.rateints.sci[i * n + p]);
+            assert!(
+                (swb / sw - want).abs() <= 1e-4 * want.abs().max(1.0),
+                "int {i} pixel {p}: {} vs {want}",
+                swb / sw
+            );
+        }
+    }
+    assert!(multi > 100, "{multi} ramps with several segments");
 }
 
 #[test]
