@@ -6,8 +6,9 @@
 //! - Groups flagged SATURATED or DO_NOT_USE are excluded; a group flagged JUMP_DET starts a new
 //!   segment (the jump is between it and the group before). Segments of at least 2 groups are
 //!   fitted. (stcal also fits one-group segments and one-group/first-difference ramps in special
-//!   cases; this engine does not, and an integration with no segment of 2 or more groups gets
-//!   DO_NOT_USE and NaN, see the module README in the report.)
+//!   cases; this engine does not: an integration with no segment of 2 or more groups gets
+//!   DO_NOT_USE and NaN, which is what jwst's default `suppress_one_group = True` gives for
+//!   ramps with a single good group.)
 //! - Optimal weighting (Fixsen et al. 2000, `calc_opt_sums`): the segment's signal
 //!   `S = last - first` gives `SNR = S / (sqrt(RN² + S·gain) / gain)` (RN in electrons, negative
 //!   SNR set to 0); the exponent P is 0, 0.4, 1, 3, 6, 10 for SNR above 0, 5, 10, 20, 50, 100
@@ -637,8 +638,9 @@ pub fn write_rateints(
     write_slopes(path, header, s, &[s.nplanes, s.ny, s.nx], "CubeModel")
 }
 
-/// Writes the optional output (RampFitOutputModel, float32 arrays: SLOPE, SIGSLOPE, YINT,
-/// SIGYINT, PEDESTAL, WEIGHTS, CRMAG, VAR_POISSON, VAR_RNOISE).
+/// Writes the optional output (RampFitOutputModel, `rampfitoutput.schema` of stdatamodels: float32
+/// SLOPE, SIGSLOPE, VAR_POISSON, VAR_RNOISE, YINT, SIGYINT (4-D), PEDESTAL (3-D), WEIGHTS, CRMAG
+/// (4-D), in the schema's order).
 pub fn write_fitopt(
     path: &Path,
     header: &Header,
@@ -649,6 +651,14 @@ pub fn write_fitopt(
     let mut w = start(path, header, "RampFitOutputModel")?;
     image(&mut w, "SLOPE", &seg, &o.slope, Some("DN/s"))?;
     image(&mut w, "SIGSLOPE", &seg, &o.sigslope, Some("DN/s"))?;
+    image(
+        &mut w,
+        "VAR_POISSON",
+        &seg,
+        &o.var_poisson,
+        Some("DN^2/s^2"),
+    )?;
+    image(&mut w, "VAR_RNOISE", &seg, &o.var_rnoise, Some("DN^2/s^2"))?;
     image(&mut w, "YINT", &seg, &o.yint, Some("DN"))?;
     image(&mut w, "SIGYINT", &seg, &o.sigyint, Some("DN"))?;
     image(
@@ -666,14 +676,6 @@ pub fn write_fitopt(
         &o.crmag,
         Some("DN"),
     )?;
-    image(
-        &mut w,
-        "VAR_POISSON",
-        &seg,
-        &o.var_poisson,
-        Some("DN^2/s^2"),
-    )?;
-    image(&mut w, "VAR_RNOISE", &seg, &o.var_rnoise, Some("DN^2/s^2"))?;
     Ok(w.finish()?)
 }
 
@@ -687,6 +689,21 @@ mod tests {
             tframe: 10.0,
             nframes: 1,
         }
+    }
+
+    #[test]
+    fn timing_from_header() {
+        let mut h = Header::new();
+        assert!(Timing::from_header(&h).is_err());
+        h.set("TFRAME", 10.0);
+        h.set("NFRAMES", 4i64);
+        h.set("GROUPGAP", 1i64);
+        let t = Timing::from_header(&h).unwrap();
+        assert_eq!((t.tgroup, t.tframe, t.nframes), (50.0, 10.0, 4));
+        h.set("TGROUP", 42.0);
+        assert_eq!(Timing::from_header(&h).unwrap().tgroup, 42.0);
+        h.set("TFRAME", -1.0);
+        assert!(Timing::from_header(&h).is_err());
     }
 
     #[test]
