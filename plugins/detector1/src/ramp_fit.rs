@@ -22,8 +22,12 @@
 //! - Segments are combined by inverse variance (`1 / (var_p + var_r)`) into the integration's
 //!   slope; `VAR_POISSON = 1/Σ(1/var_p)`, `VAR_RNOISE = 1/Σ(1/var_r)`, `ERR = √(var_p + var_r)`.
 //!   The exposure's slope combines every segment of every integration the same way.
-//! - DQ: PIXELDQ, plus JUMP_DET if any group has a jump, SATURATED | DO_NOT_USE when the first
-//!   group is saturated, DO_NOT_USE when nothing could be fitted; slopes and variances with
+//! - DQ (stcal `dq_compress_sect`/`dq_compress_final`): per integration PIXELDQ, plus JUMP_DET
+//!   if any group has a jump, DO_NOT_USE if every group is SATURATED or DO_NOT_USE, SATURATED |
+//!   DO_NOT_USE when the first group is saturated, and DO_NOT_USE when nothing could be fitted;
+//!   for the exposure the OR of the integrations without DO_NOT_USE and SATURATED, DO_NOT_USE
+//!   when every integration has DO_NOT_USE or SATURATED, SATURATED | DO_NOT_USE when every
+//!   integration has SATURATED. Slopes and variances with
 //!   DO_NOT_USE are NaN (as current jwst). Pixels whose PIXELDQ has DO_NOT_USE (reference
 //!   pixels) are not fitted.
 //! - Optional output (RampFitOutputModel): SLOPE, SIGSLOPE, VAR_POISSON, VAR_RNOISE, YINT,
@@ -262,7 +266,10 @@ fn fit_pixel(
     let mut pedestal = Vec::with_capacity(nints);
     let mut crmag = Vec::with_capacity(nints);
     let mut all = Accum::default();
-    let mut rate_dq = pixeldq;
+    // stcal `dq_compress_final`: the OR of the integrations' DQ without DO_NOT_USE and
+    // SATURATED, which are set only when every integration has them.
+    let mut rate_dq = pixeldq & !(dq::DO_NOT_USE | dq::SATURATED);
+    let (mut all_dnu_or_sat, mut all_sat) = (true, true);
     for i in 0..nints {
         let mut flags = pixeldq;
         let mut cr = Vec::new();
@@ -275,6 +282,11 @@ fn fit_pixel(
                     cr.push(0.0);
                 }
             }
+        }
+        // stcal `dq_compress_sect`: DO_NOT_USE when every group is SATURATED or DO_NOT_USE;
+        // SATURATED | DO_NOT_USE when group 0 is saturated.
+        if q[i].iter().all(|&g| g & bad != 0) {
+            flags |= dq::DO_NOT_USE;
         }
         if ng > 0 && q[i][0] & dq::SATURATED as u8 != 0 {
             flags |= dq::SATURATED | dq::DO_NOT_USE;
@@ -333,13 +345,18 @@ fn fit_pixel(
             d[i][0] - s * t.tframe * (t.nframes as f64 + 1.0) / 2.0
         };
         pedestal.push(p);
-        rate_dq |= flags & !dq::DO_NOT_USE;
+        rate_dq |= flags & !(dq::DO_NOT_USE | dq::SATURATED);
+        all_dnu_or_sat &= flags & (dq::DO_NOT_USE | dq::SATURATED) != 0;
+        all_sat &= flags & dq::SATURATED != 0;
         ints.push((slope, vp, vr, flags));
         segs.push(iseg);
         crmag.push(cr);
     }
-    if all.n == 0 {
+    if all_dnu_or_sat || all.n == 0 {
         rate_dq |= dq::DO_NOT_USE;
+    }
+    if all_sat {
+        rate_dq |= dq::DO_NOT_USE | dq::SATURATED;
     }
     let (s, vp, vr) = all.result();
     PixelFit {
@@ -704,6 +721,37 @@ mod tests {
         assert_eq!(Timing::from_header(&h).unwrap().tgroup, 42.0);
         h.set("TFRAME", -1.0);
         assert!(Timing::from_header(&h).is_err());
+    }
+
+    #[test]
+    fn exposure_dq_follows_dq_compress_final() {
+        let sat = (dq::SATURATED | dq::DO_NOT_USE) as u8;
+        let d: Vec<f64> = (0..6).map(|g| 40.0 * g as f64).collect();
+        let (good, all_sat) = (vec![0u8; 6], vec![sat; 6]);
+        // Integration 0 saturated from group 0, integration 1 good.
+        let f = fit_pixel(
+            &[d.clone(), d.clone()],
+            &[all_sat.clone(), good],
+            0,
+            10.0,
+            2.0,
+            &timing(),
+        );
+        assert_eq!(f.ints[0].3, dq::SATURATED | dq::DO_NOT_USE);
+        assert_eq!(f.ints[1].3, 0);
+        assert_eq!(f.rate.3, 0);
+        assert!((f.rate.0 - 4.0).abs() < 1e-9);
+        // Both saturated: SATURATED | DO_NOT_USE for the exposure too.
+        let f = fit_pixel(
+            &[d.clone(), d],
+            &[all_sat.clone(), all_sat],
+            0,
+            10.0,
+            2.0,
+            &timing(),
+        );
+        assert_eq!(f.rate.3, dq::SATURATED | dq::DO_NOT_USE);
+        assert!(f.rate.0.is_nan());
     }
 
     #[test]
