@@ -580,15 +580,19 @@ fn structural(key: &str) -> bool {
         || (key.starts_with("NAXIS") && key[5..].bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Starts a product: the input primary header's keys (structure keys left out), S_RAMP =
-/// 'COMPLETE' and DATAMODL.
+/// Starts a product: the input primary header's keys (structure keys left out), FILENAME of the
+/// product, DATAMODL and S_RAMP = 'COMPLETE'.
 fn start(path: &Path, header: &Header, datamodel: &str) -> Result<FitsWriter, RampFitError> {
     let mut w = FitsWriter::create(path)?;
     for (k, v) in header.iter() {
-        if structural(k) || k == "S_RAMP" || k == "DATAMODL" {
+        if structural(k) || matches!(k, "S_RAMP" | "DATAMODL" | "FILENAME") {
             continue;
         }
         w.set_primary_key(k, v, "")?;
+    }
+    if let Some(name) = path.file_name() {
+        let name = name.to_string_lossy().into_owned();
+        w.set_primary_key("FILENAME", &HeaderValue::from(name), "name of the file")?;
     }
     w.set_primary_key(
         "DATAMODL",

@@ -290,6 +290,8 @@ fn writes_rate_rateints_and_fitopt() {
         assert_eq!(h.get_str("S_RAMP"), Some("COMPLETE"));
         assert_eq!(h.get_str("S_JUMP"), Some("COMPLETE"));
         assert_eq!(h.get_str("DATAMODL"), Some(model));
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert_eq!(h.get_str("FILENAME"), Some(name));
         assert_eq!(h.get_str("DETECTOR"), ramp.header.get_str("DETECTOR"));
         assert_eq!(h.get_f64("TGROUP"), ramp.header.get_f64("TGROUP"));
     }
