@@ -33,14 +33,18 @@ fn read_ramp(path: &Path) -> Ramp {
 /// A 48x48 dark away from the reference pixels, 2 integrations of 10 groups of 10.7 s, with
 /// about 0.1 hits per pixel and integration (100 to 5000 DN, the simulator's default range).
 fn dark_config(seed: u64) -> SimConfig {
+    dark_config_ramp(seed, 2, 10)
+}
+
+fn dark_config_ramp(seed: u64, nints: usize, ngroups: usize) -> SimConfig {
     let mut cfg = SimConfig::default()
         .with_square_subarray(48)
         .with_substrt(200, 200)
-        .with_ramp(2, 10)
+        .with_ramp(nints, ngroups)
         .with_seed(seed)
         .without_defects();
     cfg.tframe = Some(10.737);
-    cfg.cosmic_ray_rate = 0.1 / (10.737 * 9.0);
+    cfg.cosmic_ray_rate = 0.1 / (10.737 * (ngroups - 1) as f64);
     cfg
 }
 
@@ -52,6 +56,55 @@ fn simulate(cfg: &SimConfig, dir: &Path) -> (Ramp, Truth) {
 }
 
 const J: u8 = dq::JUMP_DET as u8;
+
+/// Clears the simulator's JUMP_DET, runs the step without neighbour flagging and returns
+/// (injected, found among them, false flags, groups).
+fn recover(cfg: &SimConfig, dir: &Path) -> (usize, usize, usize, usize) {
+    let (mut ramp, truth) = simulate(cfg, dir);
+    let injected: Vec<bool> = ramp.groupdq.iter().map(|q| q & J != 0).collect();
+    for q in &mut ramp.groupdq {
+        *q &= !J;
+    }
+    let gain = vec![truth.gain as f32; truth.readnoise.len()];
+    let params = JumpParams {
+        flag_4_neighbors: false,
+        ..JumpParams::default()
+    };
+    jump(&mut ramp, &truth.readnoise, &gain, &params).unwrap();
+    let found: Vec<bool> = ramp.groupdq.iter().map(|q| q & J != 0).collect();
+    let hit = injected
+        .iter()
+        .zip(&found)
+        .filter(|(a, b)| **a && **b)
+        .count();
+    let false_flags = injected
+        .iter()
+        .zip(&found)
+        .filter(|(a, b)| !**a && **b)
+        .count();
+    (
+        injected.iter().filter(|&&b| b).count(),
+        hit,
+        false_flags,
+        found.len(),
+    )
+}
+
+#[test]
+fn short_ramps_use_the_three_and_four_group_thresholds() {
+    // 4 groups (3 differences, threshold 5.0) and 3 groups (2 differences, threshold 6.0).
+    for ngroups in [4, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dark_config_ramp(31 + ngroups as u64, 6, ngroups);
+        let (n_true, hit, false_flags, groups) = recover(&cfg, dir.path());
+        eprintln!(
+            "{ngroups} groups: injected {n_true}, found {hit}, false {false_flags} of {groups}"
+        );
+        assert!(n_true > 500, "{n_true}");
+        assert!(hit as f64 >= 0.97 * n_true as f64, "{hit} of {n_true}");
+        assert!((false_flags as f64) < 2e-3 * groups as f64, "{false_flags}");
+    }
+}
 
 #[test]
 fn finds_the_injected_cosmic_rays() {
