@@ -206,8 +206,8 @@ pub(crate) fn find_crs_pixel(
 ///
 /// `readnoise` is the CDS read noise per pixel in DN and `gain` the gain in e-/DN, both `[y][x]`
 /// like the READNOISE and GAIN reference files (already cut to the subarray). NFRAMES comes from
-/// the primary header (1 when absent). Pixels with a non-finite or non-positive gain are not
-/// searched (stcal flags them NO_GAIN_VALUE in the gain handling, which is not this step).
+/// the primary header (1 when absent). Pixels with a non-finite or non-positive gain or a
+/// non-finite read noise are not searched (their electrons would be meaningless).
 /// Rows are processed in parallel with rayon.
 pub fn jump(
     ramp: &mut Ramp,
