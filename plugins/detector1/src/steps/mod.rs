@@ -1,0 +1,36 @@
+//! The calwebb_detector1 steps, one module each, in pipeline order for the near-infrared
+//! detectors (framework.md §5.1): group_scale, dq_init (more steps
+//! follow). Each updates a [`crate::ramp::Ramp`] in place and records itself in the S_*
+//! keyword and its reference file in the R_* keyword, as the jwst steps do.
+
+pub mod dq_init;
+pub mod group_scale;
+
+pub use dq_init::dq_init;
+pub use group_scale::group_scale;
+
+#[cfg(test)]
+pub(crate) mod testdata {
+    //! Small simulated exposures for the step tests.
+
+    use std::path::Path;
+
+    use mkrefs_support::simulate::{Kind, SimConfig, Truth, write_uncal};
+
+    use crate::ramp::Ramp;
+
+    /// A 32x32 NRCA1 subarray at the full-frame corner (reference rows 0..4 and columns
+    /// 0..4), 1 integration of 4 groups, no defects or cosmic rays: the uncal ramp and its
+    /// truth.
+    pub fn small_dark(dir: &Path) -> (Ramp, Truth, SimConfig) {
+        let cfg = SimConfig::default()
+            .with_square_subarray(32)
+            .with_ramp(1, 4)
+            .without_defects()
+            .without_cosmic_rays();
+        let truth = Truth::generate(&cfg).unwrap();
+        let p = dir.join("x_uncal.fits");
+        write_uncal(&p, &cfg, &truth, Kind::Dark, 0).unwrap();
+        (Ramp::read(&p).unwrap(), truth, cfg)
+    }
+}
