@@ -1,13 +1,17 @@
 //! The calwebb_detector1 steps, one module each, in pipeline order for the near-infrared
-//! detectors (framework.md §5.1): group_scale, dq_init (more steps
-//! follow). Each updates a [`crate::ramp::Ramp`] in place and records itself in the S_*
+//! detectors (framework.md §5.1): group_scale, dq_init, saturation, superbias (linearity and
+//! dark_current follow). Each updates a [`crate::ramp::Ramp`] in place and records itself in the S_*
 //! keyword and its reference file in the R_* keyword, as the jwst steps do.
 
 pub mod dq_init;
 pub mod group_scale;
+pub mod saturation;
+pub mod superbias;
 
 pub use dq_init::dq_init;
 pub use group_scale::group_scale;
+pub use saturation::saturation;
+pub use superbias::superbias;
 
 #[cfg(test)]
 pub(crate) mod testdata {
@@ -32,5 +36,15 @@ pub(crate) mod testdata {
         let p = dir.join("x_uncal.fits");
         write_uncal(&p, &cfg, &truth, Kind::Dark, 0).unwrap();
         (Ramp::read(&p).unwrap(), truth, cfg)
+    }
+
+    pub fn median(v: &mut [f32]) -> f32 {
+        v.sort_by(f32::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            0.5 * (v[n / 2 - 1] + v[n / 2])
+        }
     }
 }
