@@ -13,8 +13,8 @@
 //!    (`n_pix_grow_sat`, default 1: the 8 neighbours) in that group ("charge spilling").
 //!    stcal sets SATURATED only, not DO_NOT_USE, on saturated groups; ramp fitting excludes
 //!    SATURATED groups itself.
-//! 3. With `use_readpatt` (the jwst default), the read pattern of the groups (group g holds the
-//!    1-based frames `g·(NFRAMES+GROUPGAP) + 1 ..= g·(NFRAMES+GROUPGAP) + NFRAMES`) is used for
+//! 3. With `use_readpatt` (the jwst default), the read pattern jwst builds (group g holds the
+//!    1-based frames `g·NFRAMES + 1 ..= g·NFRAMES + NFRAMES`; jwst leaves GROUPGAP out) is used for
 //!    two more checks of frame-averaged groups: a backward pass sets DO_NOT_USE (grown like
 //!    SATURATED) on a group that is not flagged but whose next group is SATURATED and whose
 //!    value reaches the threshold times the dilution factor `mean(frames)/last frame`; and a
@@ -126,15 +126,10 @@ pub fn saturation(
         }
     }
     let nframes = ramp.header.get_i64("NFRAMES").unwrap_or(1).max(1) as usize;
-    let groupgap = ramp.header.get_i64("GROUPGAP").unwrap_or(0).max(0) as usize;
     // The 1-based frames of each group.
     let read_pattern: Option<Vec<Vec<usize>>> = params.use_readpatt.then(|| {
         (0..ng)
-            .map(|g| {
-                (0..nframes)
-                    .map(|k| k + 1 + g * (nframes + groupgap))
-                    .collect()
-            })
+            .map(|g| (0..nframes).map(|k| k + 1 + g * nframes).collect())
             .collect()
     });
     let satf = dq::SATURATED as u8;
