@@ -172,10 +172,10 @@ impl Ramp {
     }
 
     /// Records the reference file a step used in its R_* keyword (`R_MASK`, `R_SATURA`,
-    /// `R_SUPERB`, `R_LINEAR`, `R_DARK`, ...). stpipe writes `crds://<file name>` for a file
-    /// that CRDS selected and the override as given otherwise; here a path inside a CRDS cache
-    /// (`.../references/jwst/...`) or already `crds://...` gives the `crds://` form, and any
-    /// other path is written as given.
+    /// `R_SUPERB`, `R_LINEAR`, `R_DARK`, ...). stpipe (`Step.get_reference_file`) writes
+    /// `crds://<file name>` for a file CRDS selected and the absolute path of a user override;
+    /// here a path inside a CRDS cache (`.../references/jwst/...`) or already `crds://...` gives
+    /// the `crds://` form, and any other path its absolute form.
     pub fn set_reference(&mut self, r_keyword: &str, path: &Path) {
         let text = path.to_string_lossy();
         let value = if text.starts_with("crds://") {
@@ -187,7 +187,9 @@ impl Ramp {
                 .unwrap_or_default();
             format!("crds://{name}")
         } else {
-            text.into_owned()
+            std::path::absolute(path)
+                .map(|a| a.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| text.into_owned())
         };
         self.header.set(r_keyword, value);
     }
@@ -302,7 +304,11 @@ mod tests {
             back.header.get_str("R_MASK"),
             Some("crds://jwst_nircam_mask_0001.fits")
         );
-        assert_eq!(back.header.get_str("R_SATURA"), Some("my_sat.fits"));
+        let abs = std::env::current_dir().unwrap().join("my_sat.fits");
+        assert_eq!(
+            back.header.get_str("R_SATURA"),
+            Some(abs.to_string_lossy().as_ref())
+        );
         assert_eq!(back.header.get_str("DATAMODL"), Some("RampModel"));
         assert_eq!(back.header.get_str("FILENAME"), Some("y_ramp.fits"));
         for (k, v) in r.header.iter() {
