@@ -174,6 +174,16 @@ impl<'a> RefFile<'a> {
     /// Reads image `hdu` of `ndim` dimensions, cut to the target window: returns the planes
     /// (each `target ny × nx`, row-major) and their number.
     fn read_cut<T: Pixel>(&self, hdu: &str, ndim: usize) -> Result<(Vec<T>, usize), StepError> {
+        self.read_cut_planes(hdu, ndim, usize::MAX)
+    }
+
+    /// [`RefFile::read_cut`] of at most the first `max_planes` planes.
+    fn read_cut_planes<T: Pixel>(
+        &self,
+        hdu: &str,
+        ndim: usize,
+        max_planes: usize,
+    ) -> Result<(Vec<T>, usize), StepError> {
         let mut r = ImageReader::open(&self.path, hdu)?;
         let shape = r.shape().to_vec();
         if shape.len() != ndim {
@@ -194,7 +204,7 @@ impl<'a> RefFile<'a> {
                  subarray or the full frame"
             ))
         })?;
-        let planes = r.n_planes();
+        let planes = r.n_planes().min(max_planes);
         let mut out = vec![T::default(); planes * want.ny * want.nx];
         let mut band = vec![T::default(); want.ny * rnx];
         for p in 0..planes {
@@ -348,6 +358,17 @@ pub struct DarkRef {
 /// dark per integration) are refused with an error. The primary header must give NFRAMES and
 /// GROUPGAP, which the dark step compares with the exposure's.
 pub fn read_dark(path: &Path, target: &Target) -> Result<DarkRef, StepError> {
+    read_dark_groups(path, target, usize::MAX)
+}
+
+/// [`read_dark`] of only the dark's first `max_groups` groups (planes), so that an exposure of
+/// a few groups does not load every plane of a long full-frame dark. `ngroups` of the result is
+/// the number read.
+pub fn read_dark_groups(
+    path: &Path,
+    target: &Target,
+    max_groups: usize,
+) -> Result<DarkRef, StepError> {
     let f = RefFile::open(path, "DARK", target)?;
     let sci_shape = ImageReader::open(path, "SCI")?.shape().to_vec();
     if sci_shape.len() == 4 {
@@ -376,7 +397,7 @@ pub fn read_dark(path: &Path, target: &Target) -> Result<DarkRef, StepError> {
     if nframes == 0 {
         return Err(f.err("NFRAMES is 0".into()));
     }
-    let (sci, ngroups) = f.read_cut::<f32>("SCI", 3)?;
+    let (sci, ngroups) = f.read_cut_planes::<f32>("SCI", 3, max_groups)?;
     Ok(DarkRef {
         path: path.to_path_buf(),
         ngroups,
@@ -645,5 +666,8 @@ mod tests {
         assert_eq!((d.ngroups, d.nframes, d.groupgap), (3, 1, 0));
         assert_eq!(d.sci[4..8], [4.0, 5.0, 6.0, 7.0]);
         assert_eq!(d.dq, vec![0; 4]);
+        let d2 = read_dark_groups(&pok, &t, 2).unwrap();
+        assert_eq!(d2.ngroups, 2);
+        assert_eq!(d2.sci[..], d.sci[..8]);
     }
 }

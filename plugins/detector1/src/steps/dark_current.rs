@@ -38,7 +38,18 @@ fn header_usize(ramp: &Ramp, key: &str) -> Result<usize, StepError> {
         })
 }
 
-/// Runs dark_current on `ramp` with a DARK read for it by [`crate::reffiles::read_dark`].
+/// The number of dark planes the step can use for `ramp`: the frames its groups span, which
+/// is all a frame-resolved dark needs (and more than a dark with the exposure's readout needs);
+/// pass it to [`crate::reffiles::read_dark_groups`] to read no more than that.
+pub fn dark_frames_needed(ramp: &Ramp) -> Result<usize, StepError> {
+    let nframes = header_usize(ramp, "NFRAMES")?.max(1);
+    let groupgap = header_usize(ramp, "GROUPGAP")?;
+    let ng = ramp.ngroups;
+    Ok(ng * nframes + ng.saturating_sub(1) * groupgap)
+}
+
+/// Runs dark_current on `ramp` with a DARK read for it by [`crate::reffiles::read_dark`] or
+/// [`crate::reffiles::read_dark_groups`].
 pub fn dark_current(ramp: &mut Ramp, dark: &DarkRef) -> Result<(), StepError> {
     let n = ramp.frame_len();
     if dark.sci.len() != dark.ngroups * n || dark.dq.len() != n {
@@ -124,7 +135,7 @@ pub fn dark_current(ramp: &mut Ramp, dark: &DarkRef) -> Result<(), StepError> {
 mod tests {
     use super::*;
     use crate::reffiles::testutil::{RefSpec, write_ref};
-    use crate::reffiles::{Target, read_dark};
+    use crate::reffiles::{Target, read_dark_groups};
     use crate::steps::testdata::small_dark;
     use mkrefs_support::dq;
     use mkrefs_support::header::Header;
@@ -213,7 +224,10 @@ mod tests {
             Some((&vec![0; n], &[])),
             &[("NFRAMES", 1i64.into()), ("GROUPGAP", 0i64.into())],
         );
-        let d = read_dark(&p, &Target::of(&ramp).unwrap()).unwrap();
+        let need = dark_frames_needed(&ramp).unwrap();
+        assert_eq!(need, ramp.ngroups);
+        let d = read_dark_groups(&p, &Target::of(&ramp).unwrap(), need).unwrap();
+        assert_eq!(d.ngroups, ramp.ngroups);
         let before = ramp.clone();
         dark_current(&mut ramp, &d).unwrap();
         assert_eq!(cfg.nframes, 1);
