@@ -1,7 +1,22 @@
 //! A native calwebb_detector1 engine (issue 4, being written): the steps reference-file
 //! generation needs, following the jwst/stcal documentation of each step, on ramps in the jwst
-//! data formats. [`ramp::Ramp`] is the exposure in memory that every step updates in place.
+//! data formats.
+//!
+//! - [`ramp::Ramp`]: the exposure in memory (SCI f32 `[int][group][y][x]`, GROUPDQ, PIXELDQ,
+//!   primary header), read from an uncal or RampModel file and written as a RampModel file;
+//!   every step updates it in place and records its S_* and R_* keywords.
+//! - [`reffiles`]: MASK, SATURATION, SUPERBIAS, LINEARITY and NIR DARK reference files, checked
+//!   (REFTYPE, DETECTOR, shape), DQ mapped through DQ_DEF, cut to the exposure's subarray.
+//! - [`steps`]: group_scale, dq_init, saturation, superbias, linearity, dark_current.
+//! - [`jump`]: two-point-difference jump detection; [`ramp_fit`]: OLS ramp fitting with optimal
+//!   weighting between jumps, writing rate, rateints and the optional fitopt product.
+//! - [`StepError`]: what went wrong, naming the file.
 
+pub mod error;
 pub mod jump;
 pub mod ramp;
 pub mod ramp_fit;
+pub mod reffiles;
+pub mod steps;
+
+pub use error::StepError;
