@@ -7,27 +7,11 @@ use std::path::Path;
 use mkrefs_detector1::jump::{JumpParams, jump};
 use mkrefs_detector1::ramp::Ramp;
 use mkrefs_support::dq;
-use mkrefs_support::fits::{ImageReader, read_primary_header};
 use mkrefs_support::simulate::{Kind, SimConfig, Truth, write_jump};
 
-/// Reads a RampModel file (SCI, GROUPDQ, PIXELDQ and the primary header) into a [`Ramp`].
+/// Reads a RampModel file with the engine's own reader.
 fn read_ramp(path: &Path) -> Ramp {
-    let header = read_primary_header(path).unwrap();
-    let mut sci = ImageReader::open(path, "SCI").unwrap();
-    let shape = sci.shape().to_vec();
-    let (nints, ng, ny, nx) = (shape[0], shape[1], shape[2], shape[3]);
-    let mut ramp = Ramp::zeros(nints, ng, ny, nx, header);
-    let mut gdq = ImageReader::open(path, "GROUPDQ").unwrap();
-    let n = ny * nx;
-    for plane in 0..nints * ng {
-        sci.read_rows(plane, 0, ny, &mut ramp.sci[plane * n..(plane + 1) * n])
-            .unwrap();
-        gdq.read_rows(plane, 0, ny, &mut ramp.groupdq[plane * n..(plane + 1) * n])
-            .unwrap();
-    }
-    let mut pdq = ImageReader::open(path, "PIXELDQ").unwrap();
-    pdq.read_rows(0, 0, ny, &mut ramp.pixeldq).unwrap();
-    ramp
+    Ramp::read(path).unwrap()
 }
 
 /// A 48x48 dark away from the reference pixels, 2 integrations of 10 groups of 10.7 s, with
