@@ -1,13 +1,17 @@
 //! Runs jobs as child processes (`mkrefs run-job`), `jobs` at a time, so that a crash, abort
 //! or leak in one generator fails that job only. Jobs whose output exists and whose job file
 //! is unchanged (and whose last report says ok) are skipped unless forced.
+//!
+//! Jobs form a dependency graph: a job starts only when every job it depends on has finished
+//! well (calibration before the generators that read its products; a reference file made in
+//! the run before the calibration that uses it). When a dependency fails, its dependents do
+//! not run and are listed as such; every other job still runs.
 
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,6 +26,8 @@ use crate::logging;
 pub struct PreparedJob {
     pub spec: JobSpec,
     pub job_file: PathBuf,
+    /// Indices (in the list given to [`execute`]) of the jobs that must succeed first.
+    pub after: Vec<usize>,
 }
 
 impl PreparedJob {
@@ -38,6 +44,8 @@ pub enum JobStatus {
     Ok,
     Skipped,
     Failed(String),
+    /// Not run because a job it depends on failed (or the dependencies form a cycle).
+    NotRun(String),
 }
 
 impl JobStatus {
@@ -46,7 +54,13 @@ impl JobStatus {
             JobStatus::Ok => "ok",
             JobStatus::Skipped => "skipped",
             JobStatus::Failed(_) => "FAILED",
+            JobStatus::NotRun(_) => "not run",
         }
+    }
+
+    /// Whether dependents may run after this.
+    pub fn succeeded(&self) -> bool {
+        matches!(self, JobStatus::Ok | JobStatus::Skipped)
     }
 }
 
@@ -85,37 +99,135 @@ fn up_to_date(job: &PreparedJob, text: &str) -> bool {
 
 /// Runs every job and returns one result per job, in the order given.
 pub fn execute(jobs: Vec<PreparedJob>, opts: &ExecOptions) -> Vec<JobResult> {
-    let total = jobs.len();
-    let overall = logging::progress_bar(total as u64, "jobs");
-    let queue: Mutex<VecDeque<(usize, PreparedJob)>> =
-        Mutex::new(jobs.into_iter().enumerate().collect());
-    let results: Mutex<Vec<Option<JobResult>>> = Mutex::new(vec![None; total]);
-    let workers = opts.jobs.clamp(1, total.max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let next = queue.lock().expect("queue lock").pop_front();
-                    let Some((index, job)) = next else { break };
-                    let result = run_one(&job, opts);
-                    announce(&job, &result);
-                    if let Some(bar) = &overall {
-                        bar.inc(1);
-                    }
-                    results.lock().expect("results lock")[index] = Some(result);
-                }
-            });
+    let overall = logging::progress_bar(jobs.len() as u64, "jobs");
+    let results = schedule(&jobs, opts.jobs, |job| {
+        let result = run_one(job, opts);
+        if let Some(bar) = &overall {
+            bar.inc(1);
         }
+        result
     });
     if let Some(bar) = overall {
         bar.finish_and_clear();
     }
     results
-        .into_inner()
-        .expect("results lock")
+}
+
+/// Where a job stands while the graph runs.
+#[derive(Clone, Copy, PartialEq)]
+enum State {
+    Waiting,
+    Running,
+    Done { ok: bool },
+}
+
+/// Runs `run` on every job, at most `workers` at a time, each only after the jobs it depends
+/// on succeeded, in list order among the ready ones. Dependents of a failed job get a
+/// [`JobStatus::NotRun`] result naming it.
+fn schedule(
+    jobs: &[PreparedJob],
+    workers: usize,
+    run: impl Fn(&PreparedJob) -> JobResult + Sync,
+) -> Vec<JobResult> {
+    let total = jobs.len();
+    let board = Mutex::new((vec![State::Waiting; total], vec![None::<JobResult>; total]));
+    let changed = Condvar::new();
+    let workers = workers.clamp(1, total.max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let mut guard = board.lock().expect("scheduler lock");
+                loop {
+                    let (states, results) = &mut *guard;
+                    block_dependents(jobs, states, results);
+                    let ready = (0..total).find(|&i| {
+                        states[i] == State::Waiting
+                            && jobs[i]
+                                .after
+                                .iter()
+                                .all(|&d| states[d] == State::Done { ok: true })
+                    });
+                    if let Some(i) = ready {
+                        states[i] = State::Running;
+                        drop(guard);
+                        let result = run(&jobs[i]);
+                        announce(&jobs[i], &result);
+                        guard = board.lock().expect("scheduler lock");
+                        let (states, results) = &mut *guard;
+                        states[i] = State::Done {
+                            ok: result.status.succeeded(),
+                        };
+                        results[i] = Some(result);
+                        changed.notify_all();
+                        continue;
+                    }
+                    let waiting = states.contains(&State::Waiting);
+                    let running = states.contains(&State::Running);
+                    if !waiting {
+                        break;
+                    }
+                    if !running {
+                        // Nothing runs and nothing can start: the rest wait on each other.
+                        for i in 0..total {
+                            if states[i] == State::Waiting {
+                                states[i] = State::Done { ok: false };
+                                results[i] =
+                                    Some(not_run(&jobs[i], "its dependencies form a cycle".into()));
+                            }
+                        }
+                        changed.notify_all();
+                        break;
+                    }
+                    guard = changed.wait(guard).expect("scheduler lock");
+                }
+            });
+        }
+    });
+    let (_, results) = board.into_inner().expect("scheduler lock");
+    results
         .into_iter()
         .map(|r| r.expect("every job produces a result"))
         .collect()
+}
+
+/// Marks, transitively, the waiting dependents of failed jobs as not run.
+fn block_dependents(jobs: &[PreparedJob], states: &mut [State], results: &mut [Option<JobResult>]) {
+    loop {
+        let mut changed = false;
+        for i in 0..jobs.len() {
+            if states[i] != State::Waiting {
+                continue;
+            }
+            if let Some(&d) = jobs[i]
+                .after
+                .iter()
+                .find(|&&d| states[d] == State::Done { ok: false })
+            {
+                let why = format!("it needs {}, which did not succeed", jobs[d].title());
+                let result = not_run(&jobs[i], why);
+                announce(&jobs[i], &result);
+                states[i] = State::Done { ok: false };
+                results[i] = Some(result);
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+fn not_run(job: &PreparedJob, why: String) -> JobResult {
+    JobResult {
+        cmd_id: job.spec.cmd_id,
+        reflabel: job.spec.reflabel.clone(),
+        detector: job.spec.detector.clone(),
+        status: JobStatus::NotRun(why),
+        seconds: 0.0,
+        output: job.spec.output.clone(),
+        log: job.spec.log.clone(),
+        summary: String::new(),
+    }
 }
 
 fn announce(job: &PreparedJob, result: &JobResult) {
@@ -131,6 +243,7 @@ fn announce(job: &PreparedJob, result: &JobResult) {
             job.title(),
             result.log.display()
         ),
+        JobStatus::NotRun(why) => tracing::error!("{}: not run: {why}", job.title()),
     }
 }
 
@@ -293,28 +406,150 @@ pub fn summary_table(results: &[JobResult]) -> String {
             r.output.display()
         ));
     }
-    let failed: Vec<&JobResult> = results
-        .iter()
-        .filter(|r| matches!(r.status, JobStatus::Failed(_)))
-        .collect();
+    let failed: Vec<&JobResult> = results.iter().filter(|r| !r.status.succeeded()).collect();
     let count = |w: &str| results.iter().filter(|r| r.status.word() == w).count();
     out.push_str(&format!(
-        "{} job(s): {} ok, {} skipped, {} failed\n",
+        "{} job(s): {} ok, {} skipped, {} failed{}\n",
         results.len(),
         count("ok"),
         count("skipped"),
-        failed.len()
+        count("FAILED"),
+        match count("not run") {
+            0 => String::new(),
+            n => format!(", {n} not run"),
+        }
     ));
     for r in failed {
-        if let JobStatus::Failed(why) = &r.status {
-            out.push_str(&format!(
+        match &r.status {
+            JobStatus::Failed(why) => out.push_str(&format!(
                 "cmd{} {} {} failed: {why}\n    log: {}\n",
                 r.cmd_id,
                 r.reflabel,
                 r.detector,
                 r.log.display()
-            ));
+            )),
+            JobStatus::NotRun(why) => out.push_str(&format!(
+                "cmd{} {} {} not run: {why}\n",
+                r.cmd_id, r.reflabel, r.detector
+            )),
+            _ => {}
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobfile::JOB_FORMAT;
+
+    fn job(cmd_id: u32, after: &[usize]) -> PreparedJob {
+        let p = PathBuf::from(format!("/nowhere/cmd{cmd_id}"));
+        PreparedJob {
+            spec: JobSpec {
+                format: JOB_FORMAT,
+                cmd_id,
+                reflabel: "x".into(),
+                reftype: "X".into(),
+                detector: "NRCA1".into(),
+                library: None,
+                output: p.with_extension("fits"),
+                log: p.with_extension("log"),
+                report: p.with_extension("report.json"),
+                scratch_dir: p.clone(),
+                inputs: Vec::new(),
+                products: Vec::new(),
+                params: Vec::new(),
+            },
+            job_file: p.with_extension("job.json"),
+            after: after.to_vec(),
+        }
+    }
+
+    /// A runner that fails the jobs in `fail` and records start and end events.
+    fn runner<'a>(
+        fail: &'a [u32],
+        events: &'a Mutex<Vec<String>>,
+    ) -> impl Fn(&PreparedJob) -> JobResult + Sync + 'a {
+        move |j| {
+            let id = j.spec.cmd_id;
+            events.lock().unwrap().push(format!("start {id}"));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            events.lock().unwrap().push(format!("end {id}"));
+            let mut r = not_run(j, String::new());
+            r.status = if fail.contains(&id) {
+                JobStatus::Failed("boom".into())
+            } else {
+                JobStatus::Ok
+            };
+            r
+        }
+    }
+
+    fn position(events: &[String], e: &str) -> usize {
+        events
+            .iter()
+            .position(|x| x == e)
+            .unwrap_or_else(|| panic!("{e} in {events:?}"))
+    }
+
+    #[test]
+    fn dependents_start_after_their_dependencies_finish() {
+        // 0 <- 1 <- 2, and 3 independent; two workers.
+        let jobs = vec![job(0, &[]), job(1, &[0]), job(2, &[1]), job(3, &[])];
+        let events = Mutex::new(Vec::new());
+        let results = schedule(&jobs, 2, runner(&[], &events));
+        assert!(results.iter().all(|r| r.status == JobStatus::Ok));
+        let ev = events.into_inner().unwrap();
+        assert!(position(&ev, "end 0") < position(&ev, "start 1"), "{ev:?}");
+        assert!(position(&ev, "end 1") < position(&ev, "start 2"), "{ev:?}");
+        // The independent job runs beside the chain, not after it.
+        assert!(position(&ev, "start 3") < position(&ev, "end 2"), "{ev:?}");
+    }
+
+    #[test]
+    fn a_failure_stops_its_dependents_only() {
+        // 0 fails; 1 needs 0; 2 needs 1; 3 is independent.
+        let jobs = vec![job(0, &[]), job(1, &[0]), job(2, &[1]), job(3, &[])];
+        let events = Mutex::new(Vec::new());
+        let results = schedule(&jobs, 2, runner(&[0], &events));
+        assert!(matches!(results[0].status, JobStatus::Failed(_)));
+        match &results[1].status {
+            JobStatus::NotRun(why) => assert!(why.contains("cmd0"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        match &results[2].status {
+            JobStatus::NotRun(why) => assert!(why.contains("cmd1"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(results[3].status, JobStatus::Ok);
+        let ev = events.into_inner().unwrap();
+        assert!(
+            !ev.iter().any(|e| e == "start 1" || e == "start 2"),
+            "{ev:?}"
+        );
+        let table = summary_table(&results);
+        assert!(
+            table.contains("1 ok, 0 skipped, 1 failed, 2 not run"),
+            "{table}"
+        );
+        assert!(
+            table.contains("cmd2 x NRCA1 not run: it needs cmd1 x NRCA1"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_dependency_cycle_is_reported_not_waited_for() {
+        let jobs = vec![job(0, &[1]), job(1, &[0]), job(2, &[])];
+        let events = Mutex::new(Vec::new());
+        let results = schedule(&jobs, 2, runner(&[], &events));
+        for r in &results[..2] {
+            match &r.status {
+                JobStatus::NotRun(why) => assert!(why.contains("cycle"), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(results[2].status, JobStatus::Ok);
+    }
 }

@@ -450,5 +450,6 @@ fn job_for(
     Ok(PreparedJob {
         job_file: with_ext(&outbase, "job.json"),
         spec,
+        after: Vec::new(),
     })
 }

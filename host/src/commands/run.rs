@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use crate::cli::{GlobalOptions, RunArgs};
 use crate::config::{self, CliParam, LoadOptions, Settings};
-use crate::executor::{self, ExecOptions, JobStatus};
+use crate::executor::{self, ExecOptions};
 use crate::plan::{self, RunPlan};
 use crate::registry::Registry;
 use crate::{atomic, tables};
@@ -85,9 +85,7 @@ pub fn run(
     let summary = executor::summary_table(&results);
     print!("{summary}");
     atomic::write(&plan.layout.summary(), summary.as_bytes())?;
-    let failed = results
-        .iter()
-        .any(|r| matches!(r.status, JobStatus::Failed(_)));
+    let failed = results.iter().any(|r| !r.status.succeeded());
     Ok(if failed {
         ExitCode::FAILURE
     } else {
