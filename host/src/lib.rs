@@ -18,6 +18,7 @@ pub mod jobfile;
 pub mod layout;
 pub mod logging;
 pub mod plan;
+pub mod reference_files;
 pub mod registry;
 pub mod steps;
 pub mod tables;
