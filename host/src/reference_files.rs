@@ -174,7 +174,7 @@ fn choose(
         let key = |k: &str| h.get_str(k).map(|s| s.trim().to_ascii_uppercase());
         let why = if !key("REFTYPE").is_some_and(|r| r.eq_ignore_ascii_case(reftype)) {
             Some(format!("REFTYPE is {}", key("REFTYPE").unwrap_or_default()))
-        } else if !key("INSTRUME").is_some_and(|i| i == exposure.instrument) {
+        } else if key("INSTRUME").is_none_or(|i| i != exposure.instrument) {
             Some(format!(
                 "INSTRUME is {}",
                 key("INSTRUME").unwrap_or_default()
