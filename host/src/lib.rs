@@ -15,6 +15,7 @@ pub mod executor;
 pub mod grouping;
 pub mod inputs;
 pub mod jobfile;
+pub mod jwst_backend;
 pub mod layout;
 pub mod logging;
 pub mod plan;
