@@ -1,7 +1,8 @@
 //! The calwebb_detector1 steps, one module each, in pipeline order for the near-infrared
-//! detectors (framework.md §5.1): group_scale, dq_init, saturation, superbias, linearity,
-//! dark_current, and refpix (after saturation and superbias). Each updates a [`crate::ramp::Ramp`] in place and records itself in the S_*
-//! keyword and its reference file in the R_* keyword, as the jwst steps do.
+//! detectors (framework.md §5.1): group_scale, dq_init, saturation, superbias, refpix,
+//! linearity, dark_current. Each updates a [`crate::ramp::Ramp`] in place and records itself in
+//! the S_* keyword and its reference file (if it has one) in the R_* keyword, as the jwst steps
+//! do.
 
 pub mod dark_current;
 pub mod dq_init;
