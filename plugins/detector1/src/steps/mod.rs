@@ -1,12 +1,14 @@
 //! The calwebb_detector1 steps, one module each, in pipeline order for the near-infrared
-//! detectors (framework.md §5.1): group_scale, dq_init, saturation, superbias, linearity,
-//! dark_current. Each updates a [`crate::ramp::Ramp`] in place and records itself in the S_*
-//! keyword and its reference file in the R_* keyword, as the jwst steps do.
+//! detectors (framework.md §5.1): group_scale, dq_init, saturation, superbias, refpix,
+//! linearity, dark_current. Each updates a [`crate::ramp::Ramp`] in place and records itself in
+//! the S_* keyword and its reference file (if it has one) in the R_* keyword, as the jwst steps
+//! do.
 
 pub mod dark_current;
 pub mod dq_init;
 pub mod group_scale;
 pub mod linearity;
+pub mod refpix;
 pub mod saturation;
 pub mod superbias;
 
@@ -14,6 +16,7 @@ pub use dark_current::dark_current;
 pub use dq_init::dq_init;
 pub use group_scale::group_scale;
 pub use linearity::linearity;
+pub use refpix::{RefpixParams, refpix};
 pub use saturation::saturation;
 pub use superbias::superbias;
 
