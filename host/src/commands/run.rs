@@ -29,15 +29,14 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Verbosity of the job children. Their output goes only to the job logs, so `-q` (meant for
+/// the terminal) does not thin the logs; `-v` makes them more detailed.
 fn child_flags(global: &GlobalOptions) -> Vec<String> {
-    let mut flags = Vec::new();
     if global.verbose > 0 {
-        flags.push(format!("-{}", "v".repeat(global.verbose as usize)));
+        vec![format!("-{}", "v".repeat(global.verbose as usize))]
+    } else {
+        Vec::new()
     }
-    if global.quiet > 0 {
-        flags.push(format!("-{}", "q".repeat(global.quiet as usize)));
-    }
-    flags
 }
 
 pub fn run(
