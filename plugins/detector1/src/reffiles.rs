@@ -409,6 +409,44 @@ pub fn read_dark_groups(
     })
 }
 
+/// Checks a reference file without reading its data: REFTYPE, DETECTOR, and that its main
+/// image (DQ for MASK, COEFFS for LINEARITY, SCI otherwise) has a window containing the
+/// exposure's. The pipeline driver calls this for every file before the first step runs, so a
+/// wrong file given for a late step (a dark of another detector, say) fails in seconds instead
+/// of after minutes of earlier steps; the data are read later, one file at a time, by the
+/// readers above, which repeat these checks.
+pub fn check_reference(path: &Path, reftype: &str, target: &Target) -> Result<(), StepError> {
+    let f = RefFile::open(path, reftype, target)?;
+    let hdu = match reftype {
+        "MASK" => "DQ",
+        "LINEARITY" => "COEFFS",
+        _ => "SCI",
+    };
+    if !f.has(hdu) {
+        return Err(f.err(format!(
+            "a {reftype} file needs a {hdu} image, and this one has none"
+        )));
+    }
+    let r = ImageReader::open(path, hdu)?;
+    if r.shape().len() < 2 {
+        return Err(f.err(format!(
+            "{hdu} has shape {:?}; an image of at least 2 dimensions is needed",
+            r.shape()
+        )));
+    }
+    let refwin =
+        Window::from_header(&f.header, r.ny(), r.nx()).map_err(|m| f.err(format!("{hdu}: {m}")))?;
+    let want = target.window;
+    if refwin.offset_of(&want).is_none() {
+        return Err(f.err(format!(
+            "its window ({refwin}) does not contain the exposure's ({want}), so the \
+             exposure's pixels cannot be taken from it; give a reference file for this \
+             subarray or the full frame"
+        )));
+    }
+    Ok(())
+}
+
 /// A READNOISE reference file (ReadnoiseModel): SCI, the CDS read noise of every pixel (DN),
 /// cut to the exposure. The model has no DQ.
 #[derive(Clone, Debug, PartialEq)]
