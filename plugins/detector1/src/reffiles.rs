@@ -428,6 +428,16 @@ pub fn check_reference(path: &Path, reftype: &str, target: &Target) -> Result<()
         )));
     }
     let r = ImageReader::open(path, hdu)?;
+    if reftype == "DARK" && r.shape().len() == 4 {
+        return Err(StepError::Unsupported {
+            step: "dark_current",
+            message: format!(
+                "{}: a 4-D (MIRI, per-integration) dark; only near-infrared 3-D darks are \
+                 supported",
+                path.display()
+            ),
+        });
+    }
     if r.shape().len() < 2 {
         return Err(f.err(format!(
             "{hdu} has shape {:?}; an image of at least 2 dimensions is needed",
@@ -750,6 +760,68 @@ mod tests {
         );
         let e = read_readnoise(&rn3, &t).unwrap_err().to_string();
         assert!(e.contains("rn3.fits") && e.contains("2-D"), "{e}");
+    }
+
+    #[test]
+    fn check_reference_reads_headers_only_and_catches_what_the_readers_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = RefSpec {
+            reftype: "DARK",
+            detector: "NRCA1",
+            start: (1, 1),
+            ny: 4,
+            nx: 4,
+        };
+        let p = dir.path().join("dark.fits");
+        write_ref(
+            &p,
+            &spec,
+            &[("SCI", vec![3, 4, 4], vec![1f32; 48])],
+            None,
+            &[],
+        );
+        let inside = target("NRCA1", 2, 2, 2, 2);
+        check_reference(&p, "DARK", &inside).unwrap();
+        let e = check_reference(&p, "GAIN", &inside)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("REFTYPE"), "{e}");
+        let e = check_reference(&p, "DARK", &target("NRCB1", 2, 2, 2, 2))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("DETECTOR"), "{e}");
+        let e = check_reference(&p, "DARK", &target("NRCA1", 3, 3, 4, 4))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not contain"), "{e}");
+        let p4 = dir.path().join("dark4.fits");
+        write_ref(
+            &p4,
+            &spec,
+            &[("SCI", vec![2, 3, 4, 4], vec![1f32; 96])],
+            None,
+            &[],
+        );
+        let e = check_reference(&p4, "DARK", &inside)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("4-D"), "{e}");
+        // A MASK is checked through its DQ image, which this file lacks.
+        let pm = dir.path().join("mask.fits");
+        write_ref::<f32>(
+            &pm,
+            &RefSpec {
+                reftype: "MASK",
+                ..spec
+            },
+            &[],
+            None,
+            &[],
+        );
+        let e = check_reference(&pm, "MASK", &inside)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs a DQ image"), "{e}");
     }
 
     #[test]
