@@ -499,7 +499,7 @@ fn plan(
     }
     let mut paths: BTreeMap<&Path, String> = BTreeMap::new();
     paths.insert(outputs.final_product.as_path(), "the final product".into());
-    for &p in save {
+    for p in save.iter().copied().collect::<BTreeSet<_>>() {
         let step = p.producing_step();
         if !to_run.contains(&step) {
             let why = if already_done.contains(&step) {

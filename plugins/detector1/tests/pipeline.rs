@@ -258,7 +258,13 @@ fn uncal_to_rate_agrees_with_the_true_dark_and_saves_the_jump_product() {
             (SaveAt::Step(Superbias), "x_superbias.fits"),
         ],
     );
-    let save = [SaveAt::Fitopt, SaveAt::Step(Jump), SaveAt::Rateints];
+    // In any order, repeats harmless.
+    let save = [
+        SaveAt::Fitopt,
+        SaveAt::Step(Jump),
+        SaveAt::Rateints,
+        SaveAt::Fitopt,
+    ];
     let done = calibrate(&s.uncal, &TO_RATE, &save, &s.refs, &out).unwrap();
     assert_eq!(done.ran, TO_RATE);
     assert!(done.already_done.is_empty() && done.skipped.is_empty());
