@@ -5,8 +5,12 @@
 //! - [`ramp::Ramp`]: the exposure in memory (SCI f32 `[int][group][y][x]`, GROUPDQ, PIXELDQ,
 //!   primary header), read from an uncal or RampModel file and written as a RampModel file;
 //!   every step updates it in place and records its S_* and R_* keywords.
-//! - [`reffiles`]: MASK, SATURATION, SUPERBIAS, LINEARITY and NIR DARK reference files, checked
-//!   (REFTYPE, DETECTOR, shape), DQ mapped through DQ_DEF, cut to the exposure's subarray.
+//! - [`pipeline::calibrate`]: the driver the host calls per calibration job: checks the request
+//!   against the input's S_* keywords and the reference files given, runs the steps, writes the
+//!   final and the saved products.
+//! - [`reffiles`]: MASK, SATURATION, SUPERBIAS, LINEARITY, NIR DARK, READNOISE and GAIN
+//!   reference files, checked (REFTYPE, DETECTOR, shape), DQ mapped through DQ_DEF, cut to the
+//!   exposure's subarray.
 //! - [`steps`]: group_scale, dq_init, saturation, superbias, linearity, dark_current.
 //! - [`jump`]: two-point-difference jump detection; [`ramp_fit`]: OLS ramp fitting with optimal
 //!   weighting between jumps, writing rate, rateints and the optional fitopt product.
@@ -14,6 +18,7 @@
 
 pub mod error;
 pub mod jump;
+pub mod pipeline;
 pub mod ramp;
 pub mod ramp_fit;
 pub mod reffiles;

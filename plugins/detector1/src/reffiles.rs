@@ -1,5 +1,6 @@
-//! Reference-file readers for the detector1 steps: MASK, SATURATION, SUPERBIAS, LINEARITY and
-//! (NIR) DARK, each cut to the exposure's readout window.
+//! Reference-file readers for the detector1 steps: MASK, SATURATION, SUPERBIAS, LINEARITY,
+//! (NIR) DARK, and the READNOISE and GAIN that jump and ramp_fit use, each cut to the exposure's
+//! readout window.
 //!
 //! What the jwst pipeline does, and this module follows:
 //!
@@ -408,6 +409,90 @@ pub fn read_dark_groups(
     })
 }
 
+/// Checks a reference file without reading its data: REFTYPE, DETECTOR, and that its main
+/// image (DQ for MASK, COEFFS for LINEARITY, SCI otherwise) has a window containing the
+/// exposure's. The pipeline driver calls this for every file before the first step runs, so a
+/// wrong file given for a late step (a dark of another detector, say) fails in seconds instead
+/// of after minutes of earlier steps; the data are read later, one file at a time, by the
+/// readers above, which repeat these checks.
+pub fn check_reference(path: &Path, reftype: &str, target: &Target) -> Result<(), StepError> {
+    let f = RefFile::open(path, reftype, target)?;
+    let hdu = match reftype {
+        "MASK" => "DQ",
+        "LINEARITY" => "COEFFS",
+        _ => "SCI",
+    };
+    if !f.has(hdu) {
+        return Err(f.err(format!(
+            "a {reftype} file needs a {hdu} image, and this one has none"
+        )));
+    }
+    let r = ImageReader::open(path, hdu)?;
+    if reftype == "DARK" && r.shape().len() == 4 {
+        return Err(StepError::Unsupported {
+            step: "dark_current",
+            message: format!(
+                "{}: a 4-D (MIRI, per-integration) dark; only near-infrared 3-D darks are \
+                 supported",
+                path.display()
+            ),
+        });
+    }
+    if r.shape().len() < 2 {
+        return Err(f.err(format!(
+            "{hdu} has shape {:?}; an image of at least 2 dimensions is needed",
+            r.shape()
+        )));
+    }
+    let refwin =
+        Window::from_header(&f.header, r.ny(), r.nx()).map_err(|m| f.err(format!("{hdu}: {m}")))?;
+    let want = target.window;
+    if refwin.offset_of(&want).is_none() {
+        return Err(f.err(format!(
+            "its window ({refwin}) does not contain the exposure's ({want}), so the \
+             exposure's pixels cannot be taken from it; give a reference file for this \
+             subarray or the full frame"
+        )));
+    }
+    Ok(())
+}
+
+/// A READNOISE reference file (ReadnoiseModel): SCI, the CDS read noise of every pixel (DN),
+/// cut to the exposure. The model has no DQ.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadnoiseRef {
+    pub path: PathBuf,
+    pub sci: Vec<f32>,
+}
+
+/// Reads a READNOISE reference file for `target` (used by jump and ramp_fit, which take the
+/// values as they are: NaN or non-positive values make those steps leave the pixel alone).
+pub fn read_readnoise(path: &Path, target: &Target) -> Result<ReadnoiseRef, StepError> {
+    let f = RefFile::open(path, "READNOISE", target)?;
+    Ok(ReadnoiseRef {
+        path: path.to_path_buf(),
+        sci: f.read_cut::<f32>("SCI", 2)?.0,
+    })
+}
+
+/// A GAIN reference file (GainModel): SCI, the gain of every pixel (e-/DN), cut to the
+/// exposure. The model has no DQ.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GainRef {
+    pub path: PathBuf,
+    pub sci: Vec<f32>,
+}
+
+/// Reads a GAIN reference file for `target` (used by jump and ramp_fit to convert DN to
+/// electrons for the Poisson noise).
+pub fn read_gain(path: &Path, target: &Target) -> Result<GainRef, StepError> {
+    let f = RefFile::open(path, "GAIN", target)?;
+    Ok(GainRef {
+        path: path.to_path_buf(),
+        sci: f.read_cut::<f32>("SCI", 2)?.0,
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod testutil {
     //! Writing small reference files for tests.
@@ -621,6 +706,122 @@ mod tests {
         );
         let m = read_mask(&p, &target("NRCA1", 1, 1, 3, 2)).unwrap();
         assert_eq!(m.dq, vec![0, 1, ub, 1 | ub, 0, 1 | ub]);
+    }
+
+    #[test]
+    fn readnoise_and_gain_are_checked_and_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ny, nx) = (12, 16);
+        let spec = |reftype| RefSpec {
+            reftype,
+            detector: "NRCA1",
+            start: (1, 1),
+            ny,
+            nx,
+        };
+        let rn = dir.path().join("rn.fits");
+        write_ref::<f32>(
+            &rn,
+            &spec("READNOISE"),
+            &[("SCI", vec![ny, nx], position_image(ny, nx))],
+            None,
+            &[],
+        );
+        let gain = dir.path().join("gain.fits");
+        write_ref::<f32>(
+            &gain,
+            &spec("GAIN"),
+            &[("SCI", vec![ny, nx], vec![2.5; ny * nx])],
+            None,
+            &[],
+        );
+        let t = target("NRCA1", 5, 4, 6, 3);
+        let r = read_readnoise(&rn, &t).unwrap();
+        assert_eq!(r.sci.len(), 18);
+        assert_eq!((r.sci[0], r.sci[17]), (304.0, 509.0));
+        assert_eq!(read_gain(&gain, &t).unwrap().sci, vec![2.5; 18]);
+        // Each reader wants its own REFTYPE and the exposure's detector.
+        let e = read_gain(&rn, &t).unwrap_err().to_string();
+        assert!(e.contains("rn.fits") && e.contains("GAIN"), "{e}");
+        let e = read_readnoise(&gain, &t).unwrap_err().to_string();
+        assert!(e.contains("gain.fits") && e.contains("READNOISE"), "{e}");
+        let e = read_gain(&gain, &target("NRCB1", 5, 4, 6, 3))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("DETECTOR"), "{e}");
+        // A 3-D readnoise is not a ReadnoiseModel.
+        let rn3 = dir.path().join("rn3.fits");
+        write_ref::<f32>(
+            &rn3,
+            &spec("READNOISE"),
+            &[("SCI", vec![2, ny, nx], vec![1.0; 2 * ny * nx])],
+            None,
+            &[],
+        );
+        let e = read_readnoise(&rn3, &t).unwrap_err().to_string();
+        assert!(e.contains("rn3.fits") && e.contains("2-D"), "{e}");
+    }
+
+    #[test]
+    fn check_reference_reads_headers_only_and_catches_what_the_readers_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = RefSpec {
+            reftype: "DARK",
+            detector: "NRCA1",
+            start: (1, 1),
+            ny: 4,
+            nx: 4,
+        };
+        let p = dir.path().join("dark.fits");
+        write_ref(
+            &p,
+            &spec,
+            &[("SCI", vec![3, 4, 4], vec![1f32; 48])],
+            None,
+            &[],
+        );
+        let inside = target("NRCA1", 2, 2, 2, 2);
+        check_reference(&p, "DARK", &inside).unwrap();
+        let e = check_reference(&p, "GAIN", &inside)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("REFTYPE"), "{e}");
+        let e = check_reference(&p, "DARK", &target("NRCB1", 2, 2, 2, 2))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("DETECTOR"), "{e}");
+        let e = check_reference(&p, "DARK", &target("NRCA1", 3, 3, 4, 4))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not contain"), "{e}");
+        let p4 = dir.path().join("dark4.fits");
+        write_ref(
+            &p4,
+            &spec,
+            &[("SCI", vec![2, 3, 4, 4], vec![1f32; 96])],
+            None,
+            &[],
+        );
+        let e = check_reference(&p4, "DARK", &inside)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("4-D"), "{e}");
+        // A MASK is checked through its DQ image, which this file lacks.
+        let pm = dir.path().join("mask.fits");
+        write_ref::<f32>(
+            &pm,
+            &RefSpec {
+                reftype: "MASK",
+                ..spec
+            },
+            &[],
+            None,
+            &[],
+        );
+        let e = check_reference(&pm, "MASK", &inside)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs a DQ image"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,724 @@
+//! The engine's driver: brings one exposure to a requested calibration state and writes the
+//! products, as the host calls it for each calibration job ([`calibrate`]).
+//!
+//! Everything that can be known to fail is checked before the first step runs, so a job that
+//! cannot finish fails in seconds and leaves no partial products:
+//!
+//! - the steps must be steps of the exposure's instrument (framework.md §5.1; they are run in
+//!   that instrument's pipeline order whatever order they are given in, as `ssbsteps` is a set,
+//!   §5.2);
+//! - the input's completed steps (S_* = 'COMPLETE', §5.3) are never re-applied; a completed step
+//!   the request does not contain is an error (a file cannot be un-calibrated), and so is a step
+//!   still to run that comes before a completed one (it would be applied out of order);
+//! - steps this engine does not implement natively ([`StepName::is_native`]) are refused, naming
+//!   the jwst backend;
+//! - every reference file a step to run needs must be given ([`References`]; the error names the
+//!   step, the reftype and the `reffile4ssb.<reftype>` config key) and is checked (REFTYPE,
+//!   DETECTOR, window) without reading its data;
+//! - every product to save must be made by a step that runs and have a path in [`Outputs`].
+//!
+//! Then the input's pixels are read once, the steps run in place on the one [`Ramp`] in memory,
+//! each reference file is read just before its step and dropped after it (so at most one is held
+//! beside the ramp), and the products are written through `FitsWriter`, each under a temporary
+//! name renamed when complete. The steps record their S_* and R_* keywords; for jump and
+//! ramp_fit this driver records R_READNO and R_GAIN, as stpipe does for their reference files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use mkrefs_support::fits::read_primary_header;
+use mkrefs_support::geometry::Instrument;
+use mkrefs_support::header::Header;
+
+use crate::error::StepError;
+use crate::jump::{JumpParams, JumpSummary, jump};
+use crate::ramp::Ramp;
+use crate::ramp_fit::{RampFitError, ramp_fit, write_fitopt, write_rate, write_rateints};
+use crate::reffiles::{
+    GainRef, ReadnoiseRef, Target, check_reference, read_dark_groups, read_gain, read_linearity,
+    read_mask, read_readnoise, read_saturation, read_superbias,
+};
+use crate::steps::saturation::SaturationParams;
+use crate::steps::{
+    dark_current, dark_current::dark_frames_needed, dq_init, group_scale, linearity, saturation,
+    superbias,
+};
+
+/// Where to point a user whose request needs a step this engine does not run.
+const JWST_BACKEND_HINT: &str = "run this calibration with the jwst backend (the jwst \
+     package's calwebb_detector1 through strun), or leave the step out of ssbsteps";
+
+/// One calwebb_detector1 step, with the names of `ssbsteps` (`rate` is ramp fitting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StepName {
+    GroupScale,
+    DqInit,
+    Saturation,
+    Ipc,
+    FirstFrame,
+    LastFrame,
+    Superbias,
+    Refpix,
+    Linearity,
+    Persistence,
+    Rscd,
+    DarkCurrent,
+    Jump,
+    /// Ramp fitting (`ramp_fit` in the jwst pipeline).
+    Rate,
+}
+
+impl StepName {
+    pub const ALL: [StepName; 14] = [
+        StepName::GroupScale,
+        StepName::DqInit,
+        StepName::Saturation,
+        StepName::Ipc,
+        StepName::FirstFrame,
+        StepName::LastFrame,
+        StepName::Superbias,
+        StepName::Refpix,
+        StepName::Linearity,
+        StepName::Persistence,
+        StepName::Rscd,
+        StepName::DarkCurrent,
+        StepName::Jump,
+        StepName::Rate,
+    ];
+
+    /// The name in `ssbsteps` and product names.
+    pub fn name(self) -> &'static str {
+        match self {
+            StepName::GroupScale => "group_scale",
+            StepName::DqInit => "dq_init",
+            StepName::Saturation => "saturation",
+            StepName::Ipc => "ipc",
+            StepName::FirstFrame => "firstframe",
+            StepName::LastFrame => "lastframe",
+            StepName::Superbias => "superbias",
+            StepName::Refpix => "refpix",
+            StepName::Linearity => "linearity",
+            StepName::Persistence => "persistence",
+            StepName::Rscd => "rscd",
+            StepName::DarkCurrent => "dark_current",
+            StepName::Jump => "jump",
+            StepName::Rate => "rate",
+        }
+    }
+
+    /// Case-insensitive; `ramp_fit` is an alias of `rate`.
+    pub fn from_name(name: &str) -> Option<StepName> {
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("ramp_fit") {
+            return Some(StepName::Rate);
+        }
+        StepName::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The primary keyword whose value 'COMPLETE' records the step (framework.md §5.3).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            StepName::GroupScale => "S_GRPSCL",
+            StepName::DqInit => "S_DQINIT",
+            StepName::Saturation => "S_SATURA",
+            StepName::Ipc => "S_IPC",
+            StepName::FirstFrame => "S_FRSTFR",
+            StepName::LastFrame => "S_LASTFR",
+            StepName::Superbias => "S_SUPERB",
+            StepName::Refpix => "S_REFPIX",
+            StepName::Linearity => "S_LINEAR",
+            StepName::Persistence => "S_PERSIS",
+            StepName::Rscd => "S_RSCD",
+            StepName::DarkCurrent => "S_DARK",
+            StepName::Jump => "S_JUMP",
+            StepName::Rate => "S_RAMP",
+        }
+    }
+
+    /// Whether this engine runs the step. ipc, persistence and the MIRI-only steps are left to
+    /// the jwst pipeline; refpix is being written (`steps/refpix.rs`) and joins this list, with
+    /// its arm in [`calibrate_with`], when it lands.
+    pub fn is_native(self) -> bool {
+        matches!(
+            self,
+            StepName::GroupScale
+                | StepName::DqInit
+                | StepName::Saturation
+                | StepName::Superbias
+                | StepName::Linearity
+                | StepName::DarkCurrent
+                | StepName::Jump
+                | StepName::Rate
+        )
+    }
+
+    /// The reference files the step needs, in the order it reads them.
+    pub fn reftypes(self) -> &'static [RefType] {
+        match self {
+            StepName::DqInit => &[RefType::Mask],
+            StepName::Saturation => &[RefType::Saturation],
+            StepName::Superbias => &[RefType::Superbias],
+            StepName::Linearity => &[RefType::Linearity],
+            StepName::DarkCurrent => &[RefType::Dark],
+            StepName::Jump | StepName::Rate => &[RefType::Readnoise, RefType::Gain],
+            _ => &[],
+        }
+    }
+}
+
+impl fmt::Display for StepName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The instrument's steps in pipeline order (framework.md §5.1).
+pub fn pipeline_order(instrument: Instrument) -> &'static [StepName] {
+    use StepName::*;
+    match instrument {
+        Instrument::Miri => &[
+            GroupScale,
+            DqInit,
+            Saturation,
+            Ipc,
+            FirstFrame,
+            LastFrame,
+            Linearity,
+            Rscd,
+            DarkCurrent,
+            Refpix,
+            Jump,
+            Rate,
+        ],
+        Instrument::NirSpec => &[
+            GroupScale,
+            DqInit,
+            Saturation,
+            Ipc,
+            Superbias,
+            Refpix,
+            Linearity,
+            DarkCurrent,
+            Jump,
+            Rate,
+        ],
+        _ => &[
+            GroupScale,
+            DqInit,
+            Saturation,
+            Ipc,
+            Superbias,
+            Refpix,
+            Linearity,
+            Persistence,
+            DarkCurrent,
+            Jump,
+            Rate,
+        ],
+    }
+}
+
+/// A kind of reference file the native steps read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RefType {
+    Mask,
+    Saturation,
+    Superbias,
+    Linearity,
+    Dark,
+    Readnoise,
+    Gain,
+}
+
+impl RefType {
+    /// The REFTYPE keyword value.
+    pub fn name(self) -> &'static str {
+        match self {
+            RefType::Mask => "MASK",
+            RefType::Saturation => "SATURATION",
+            RefType::Superbias => "SUPERBIAS",
+            RefType::Linearity => "LINEARITY",
+            RefType::Dark => "DARK",
+            RefType::Readnoise => "READNOISE",
+            RefType::Gain => "GAIN",
+        }
+    }
+
+    /// The configuration key through which the user gives this file.
+    pub fn config_key(self) -> String {
+        format!("reffile4ssb.{}", self.name().to_ascii_lowercase())
+    }
+}
+
+/// The reference file of each reftype (e.g. chosen by the host from `reffile4ssb` or CRDS).
+/// Only the files of the steps that actually run are needed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct References {
+    pub mask: Option<PathBuf>,
+    pub saturation: Option<PathBuf>,
+    pub superbias: Option<PathBuf>,
+    pub linearity: Option<PathBuf>,
+    pub dark: Option<PathBuf>,
+    pub readnoise: Option<PathBuf>,
+    pub gain: Option<PathBuf>,
+}
+
+impl References {
+    pub fn get(&self, reftype: RefType) -> Option<&Path> {
+        match reftype {
+            RefType::Mask => self.mask.as_deref(),
+            RefType::Saturation => self.saturation.as_deref(),
+            RefType::Superbias => self.superbias.as_deref(),
+            RefType::Linearity => self.linearity.as_deref(),
+            RefType::Dark => self.dark.as_deref(),
+            RefType::Readnoise => self.readnoise.as_deref(),
+            RefType::Gain => self.gain.as_deref(),
+        }
+    }
+
+    /// The file of `reftype`; the plan has checked that it is there.
+    fn need(&self, reftype: RefType, step: StepName) -> Result<&Path, StepError> {
+        self.get(reftype).ok_or_else(|| missing(&[(step, reftype)]))
+    }
+}
+
+/// An intermediate or side product to keep (`ssb_save_steps`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SaveAt {
+    /// The output of this step: a RampModel file, or for `Rate` the slope image (ImageModel).
+    Step(StepName),
+    /// The per-integration slopes (CubeModel) of ramp fitting.
+    Rateints,
+    /// Ramp fitting's optional output (RampFitOutputModel).
+    Fitopt,
+}
+
+impl SaveAt {
+    /// The step whose run makes the product.
+    pub fn producing_step(self) -> StepName {
+        match self {
+            SaveAt::Step(s) => s,
+            SaveAt::Rateints | SaveAt::Fitopt => StepName::Rate,
+        }
+    }
+}
+
+impl fmt::Display for SaveAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SaveAt::Step(s) => f.write_str(s.name()),
+            SaveAt::Rateints => f.write_str("rateints"),
+            SaveAt::Fitopt => f.write_str("fitopt"),
+        }
+    }
+}
+
+/// Where the products go: the final product (the RampModel after the last step, or the rate
+/// image when ramp fitting is the last step) and the path of each product that may be saved.
+/// `calibrate`'s `save` says which of `saved` are written; the host may fill `saved` with the
+/// names of every product it knows how to name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outputs {
+    pub final_product: PathBuf,
+    pub saved: BTreeMap<SaveAt, PathBuf>,
+}
+
+/// Parameters of the steps that have any (the jwst defaults by [`Default`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepParams {
+    pub saturation: SaturationParams,
+    pub jump: JumpParams,
+}
+
+/// What [`calibrate`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Calibrated {
+    /// Requested steps the input already had, left alone.
+    pub already_done: Vec<StepName>,
+    /// Steps run, in order (some may have recorded themselves SKIPPED, see `skipped`).
+    pub ran: Vec<StepName>,
+    /// Steps that ran but found nothing to do (group_scale with NFRAMES = FRMDIVSR, jump with
+    /// too few groups) and recorded S_* = 'SKIPPED', as jwst does.
+    pub skipped: Vec<StepName>,
+    /// The jump step's counts, when it ran.
+    pub jump: Option<JumpSummary>,
+    /// The final product.
+    pub final_product: PathBuf,
+    /// The saved products, in the order written.
+    pub saved: Vec<(SaveAt, PathBuf)>,
+}
+
+/// The error of steps that need reference files nobody gave.
+fn missing(list: &[(StepName, RefType)]) -> StepError {
+    let items: Vec<String> = list
+        .iter()
+        .map(|(s, r)| {
+            format!(
+                "step {s} needs a {} reference file; set {} in the configuration",
+                r.name(),
+                r.config_key()
+            )
+        })
+        .collect();
+    StepError::Unsupported {
+        step: list.first().map_or("calibrate", |(s, _)| s.name()),
+        message: format!("no reference file given: {}", items.join("; ")),
+    }
+}
+
+/// Whether group_scale would change the data of an exposure with this header (the condition
+/// under which [`group_scale`] does not skip itself).
+fn group_scale_would_scale(h: &Header) -> bool {
+    matches!((h.get_i64("NFRAMES"), h.get_i64("FRMDIVSR")), (Some(n), Some(d)) if n != d)
+}
+
+/// The checked request: the steps to run, in pipeline order.
+#[derive(Debug)]
+struct Plan {
+    already_done: Vec<StepName>,
+    to_run: Vec<StepName>,
+}
+
+/// Everything about the request that can be decided from the input's primary header, before
+/// its pixels are read.
+fn plan(
+    input: &Path,
+    header: &Header,
+    steps: &[StepName],
+    save: &[SaveAt],
+    refs: &References,
+    outputs: &Outputs,
+) -> Result<Plan, StepError> {
+    let request_err = |step: &'static str, message: String| StepError::Unsupported {
+        step,
+        message: format!("{}: {message}", input.display()),
+    };
+    let instrument = match header.get_str("INSTRUME") {
+        Some(v) => Instrument::from_header(v).ok_or_else(|| {
+            request_err(
+                "calibrate",
+                format!("INSTRUME = {v:?} is not a JWST instrument this engine knows"),
+            )
+        })?,
+        None => {
+            return Err(request_err(
+                "calibrate",
+                "the primary header has no INSTRUME, which decides the pipeline's steps and \
+                 their order"
+                    .into(),
+            ));
+        }
+    };
+    let order = pipeline_order(instrument);
+    let pos = |s: StepName| order.iter().position(|o| *o == s);
+    let names = |v: &[StepName]| v.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ");
+    let mut wanted: Vec<StepName> = steps
+        .iter()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if let Some(&s) = wanted.iter().find(|&&s| pos(s).is_none()) {
+        return Err(request_err(
+            s.name(),
+            format!(
+                "{s} is not a {} pipeline step; its steps are: {}",
+                instrument.name(),
+                names(order)
+            ),
+        ));
+    }
+    wanted.sort_by_key(|&s| pos(s));
+
+    // Completed steps, over every S_* keyword (a step done is done, whatever the instrument).
+    let done: Vec<StepName> = StepName::ALL
+        .into_iter()
+        .filter(|s| header.get_str(s.keyword()).map(str::trim) == Some("COMPLETE"))
+        .collect();
+    let extra: Vec<StepName> = done
+        .iter()
+        .copied()
+        .filter(|s| !wanted.contains(s))
+        .collect();
+    if let Some(&first) = extra.first() {
+        return Err(request_err(
+            first.name(),
+            format!(
+                "the input already has {} (S_* = 'COMPLETE') but the requested steps ({}) do \
+                 not; a file cannot be un-calibrated: add those steps to the request or start \
+                 from the uncal file",
+                names(&extra),
+                names(&wanted)
+            ),
+        ));
+    }
+    let to_run: Vec<StepName> = wanted
+        .iter()
+        .copied()
+        .filter(|s| !done.contains(s))
+        .collect();
+    let already_done: Vec<StepName> = wanted
+        .iter()
+        .copied()
+        .filter(|s| done.contains(s))
+        .collect();
+    for &s in &to_run {
+        // group_scale that would skip itself changes nothing, wherever it runs.
+        if s == StepName::GroupScale && !group_scale_would_scale(header) {
+            continue;
+        }
+        if let Some(&later) = done.iter().find(|&&d| pos(d) > pos(s)) {
+            return Err(request_err(
+                s.name(),
+                format!(
+                    "the input already has {later}, which comes after {s} in the pipeline; \
+                     running {s} now would apply it out of order: start from the uncal file"
+                ),
+            ));
+        }
+    }
+    if let Some(&s) = to_run.iter().find(|s| !s.is_native()) {
+        return Err(StepError::Unsupported {
+            step: s.name(),
+            message: format!(
+                "the {s} step is not implemented by the native detector1 engine; \
+                 {JWST_BACKEND_HINT}"
+            ),
+        });
+    }
+    let absent: Vec<(StepName, RefType)> = to_run
+        .iter()
+        .flat_map(|&s| s.reftypes().iter().map(move |&r| (s, r)))
+        .filter(|&(_, r)| refs.get(r).is_none())
+        .collect();
+    if !absent.is_empty() {
+        return Err(missing(&absent));
+    }
+    let mut paths: BTreeMap<&Path, String> = BTreeMap::new();
+    paths.insert(outputs.final_product.as_path(), "the final product".into());
+    for p in save.iter().copied().collect::<BTreeSet<_>>() {
+        let step = p.producing_step();
+        if !to_run.contains(&step) {
+            let why = if already_done.contains(&step) {
+                "the input already has that step, so this run does not make it"
+            } else {
+                "that step is not requested"
+            };
+            return Err(request_err(
+                step.name(),
+                format!("the {p} product cannot be saved: {why}"),
+            ));
+        }
+        let path = outputs.saved.get(&p).ok_or_else(|| {
+            request_err(
+                step.name(),
+                format!("the {p} product is to be saved but no output path was given for it"),
+            )
+        })?;
+        if let Some(other) = paths.insert(path, format!("the {p} product"))
+            && !(other == "the final product" && is_final(p, &to_run))
+        {
+            return Err(request_err(
+                step.name(),
+                format!(
+                    "the {p} product and {other} would both be written to {}",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(Plan {
+        already_done,
+        to_run,
+    })
+}
+
+/// Whether `p` is the final product itself (saving it under the final path is no conflict).
+fn is_final(p: SaveAt, to_run: &[StepName]) -> bool {
+    matches!(p, SaveAt::Step(s) if to_run.last() == Some(&s))
+}
+
+/// Brings the exposure `input` (an uncal or RampModel file) to the state `steps` describe and
+/// writes the final product and the `save` products to their paths in `outputs`, with the jwst
+/// default step parameters. See the module documentation for what is checked first.
+pub fn calibrate(
+    input: &Path,
+    steps: &[StepName],
+    save: &[SaveAt],
+    refs: &References,
+    outputs: &Outputs,
+) -> Result<Calibrated, StepError> {
+    calibrate_with(input, steps, save, refs, outputs, &StepParams::default())
+}
+
+/// [`calibrate`] with explicit step parameters.
+pub fn calibrate_with(
+    input: &Path,
+    steps: &[StepName],
+    save: &[SaveAt],
+    refs: &References,
+    outputs: &Outputs,
+    params: &StepParams,
+) -> Result<Calibrated, StepError> {
+    let header = read_primary_header(input)?;
+    let plan = plan(input, &header, steps, save, refs, outputs)?;
+    drop(header);
+    let mut ramp = Ramp::read(input)?;
+    let target = Target::of(&ramp)?;
+    for &s in &plan.to_run {
+        for &r in s.reftypes() {
+            check_reference(refs.need(r, s)?, r.name(), &target)?;
+        }
+    }
+    let mut done = Calibrated {
+        already_done: plan.already_done.clone(),
+        final_product: outputs.final_product.clone(),
+        ..Calibrated::default()
+    };
+    // READNOISE and GAIN, read once for jump and ramp_fit.
+    let mut noise: Option<(ReadnoiseRef, GainRef)> = None;
+    for &s in &plan.to_run {
+        let mut skipped = false;
+        match s {
+            StepName::GroupScale => {
+                skipped = group_scale(&mut ramp)? == group_scale::GroupScale::Skipped;
+            }
+            StepName::DqInit => {
+                let m = read_mask(refs.need(RefType::Mask, s)?, &target)?;
+                dq_init(&mut ramp, &m)?;
+            }
+            StepName::Saturation => {
+                let r = read_saturation(refs.need(RefType::Saturation, s)?, &target)?;
+                saturation(&mut ramp, &r, &params.saturation)?;
+            }
+            StepName::Superbias => {
+                let r = read_superbias(refs.need(RefType::Superbias, s)?, &target)?;
+                superbias(&mut ramp, &r)?;
+            }
+            StepName::Linearity => {
+                let r = read_linearity(refs.need(RefType::Linearity, s)?, &target)?;
+                linearity(&mut ramp, &r)?;
+            }
+            StepName::DarkCurrent => {
+                let planes = dark_frames_needed(&ramp)?;
+                let r = read_dark_groups(refs.need(RefType::Dark, s)?, &target, planes)?;
+                dark_current(&mut ramp, &r)?;
+            }
+            StepName::Jump => {
+                let (rn, g) = match noise.take() {
+                    Some(n) => n,
+                    None => read_noise(refs, &target, s)?,
+                };
+                let summary = jump(&mut ramp, &rn.sci, &g.sci, &params.jump).map_err(|e| {
+                    StepError::Unsupported {
+                        step: "jump",
+                        message: e.to_string(),
+                    }
+                })?;
+                skipped = summary.skipped;
+                ramp.set_reference("R_READNO", &rn.path);
+                ramp.set_reference("R_GAIN", &g.path);
+                done.jump = Some(summary);
+                noise = Some((rn, g));
+            }
+            StepName::Rate => {
+                let (rn, g) = match noise.take() {
+                    Some(n) => n,
+                    None => read_noise(refs, &target, s)?,
+                };
+                ramp.set_reference("R_READNO", &rn.path);
+                ramp.set_reference("R_GAIN", &g.path);
+                done.ran.push(s);
+                return fit_and_write(ramp, &rn, &g, save, outputs, done);
+            }
+            other => {
+                // plan() refused every step that is not native.
+                return Err(StepError::Unsupported {
+                    step: other.name(),
+                    message: format!("not implemented natively; {JWST_BACKEND_HINT}"),
+                });
+            }
+        }
+        done.ran.push(s);
+        if skipped {
+            done.skipped.push(s);
+        }
+        if let Some(path) = saved_path(SaveAt::Step(s), save, outputs) {
+            // The last step's product under the final path is written once, below.
+            let written = if path == outputs.final_product {
+                path.to_path_buf()
+            } else {
+                ramp.write(path)?
+            };
+            done.saved.push((SaveAt::Step(s), written));
+        }
+    }
+    ramp.write(&outputs.final_product)?;
+    Ok(done)
+}
+
+/// Reads the READNOISE and GAIN files for `step` (jump or rate).
+fn read_noise(
+    refs: &References,
+    target: &Target,
+    step: StepName,
+) -> Result<(ReadnoiseRef, GainRef), StepError> {
+    Ok((
+        read_readnoise(refs.need(RefType::Readnoise, step)?, target)?,
+        read_gain(refs.need(RefType::Gain, step)?, target)?,
+    ))
+}
+
+/// The path of `p` if it is to be saved.
+fn saved_path<'a>(p: SaveAt, save: &[SaveAt], outputs: &'a Outputs) -> Option<&'a Path> {
+    save.contains(&p)
+        .then(|| outputs.saved.get(&p).map(PathBuf::as_path))
+        .flatten()
+}
+
+fn fit_error(e: RampFitError) -> StepError {
+    match e {
+        RampFitError::Fits(f) => StepError::Fits(f),
+        other => StepError::Unsupported {
+            step: "rate",
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Ramp fitting, the last step: fits, releases the ramp's pixels, and writes the rate image as
+/// the final product plus the requested rate, rateints and fitopt products.
+fn fit_and_write(
+    ramp: Ramp,
+    rn: &ReadnoiseRef,
+    g: &GainRef,
+    save: &[SaveAt],
+    outputs: &Outputs,
+    mut done: Calibrated,
+) -> Result<Calibrated, StepError> {
+    let out = ramp_fit(&ramp, &rn.sci, &g.sci).map_err(fit_error)?;
+    let header = ramp.header;
+    drop((ramp.sci, ramp.groupdq));
+    write_rate(&outputs.final_product, &header, &out).map_err(fit_error)?;
+    for p in [
+        SaveAt::Step(StepName::Rate),
+        SaveAt::Rateints,
+        SaveAt::Fitopt,
+    ] {
+        let Some(path) = saved_path(p, save, outputs) else {
+            continue;
+        };
+        let written = match p {
+            _ if path == outputs.final_product => Ok(path.to_path_buf()),
+            SaveAt::Rateints => write_rateints(path, &header, &out),
+            SaveAt::Fitopt => write_fitopt(path, &header, &out),
+            _ => write_rate(path, &header, &out),
+        }
+        .map_err(fit_error)?;
+        done.saved.push((p, written));
+    }
+    Ok(done)
+}
