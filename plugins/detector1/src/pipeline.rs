@@ -41,8 +41,8 @@ use crate::reffiles::{
 };
 use crate::steps::saturation::SaturationParams;
 use crate::steps::{
-    dark_current, dark_current::dark_frames_needed, dq_init, group_scale, linearity, saturation,
-    superbias,
+    RefpixParams, dark_current, dark_current::dark_frames_needed, dq_init, group_scale, linearity,
+    refpix, saturation, superbias,
 };
 
 /// Where to point a user whose request needs a step this engine does not run.
@@ -139,8 +139,7 @@ impl StepName {
     }
 
     /// Whether this engine runs the step. ipc, persistence and the MIRI-only steps are left to
-    /// the jwst pipeline; refpix is being written (`steps/refpix.rs`) and joins this list, with
-    /// its arm in [`calibrate_with`], when it lands.
+    /// the jwst pipeline.
     pub fn is_native(self) -> bool {
         matches!(
             self,
@@ -148,6 +147,7 @@ impl StepName {
                 | StepName::DqInit
                 | StepName::Saturation
                 | StepName::Superbias
+                | StepName::Refpix
                 | StepName::Linearity
                 | StepName::DarkCurrent
                 | StepName::Jump
@@ -330,6 +330,7 @@ pub struct Outputs {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StepParams {
     pub saturation: SaturationParams,
+    pub refpix: RefpixParams,
     pub jump: JumpParams,
 }
 
@@ -598,6 +599,7 @@ pub fn calibrate_with(
                 let r = read_superbias(refs.need(RefType::Superbias, s)?, &target)?;
                 superbias(&mut ramp, &r)?;
             }
+            StepName::Refpix => refpix(&mut ramp, &params.refpix)?,
             StepName::Linearity => {
                 let r = read_linearity(refs.need(RefType::Linearity, s)?, &target)?;
                 linearity(&mut ramp, &r)?;
