@@ -34,7 +34,9 @@ use mkrefs_support::header::Header;
 use crate::error::StepError;
 use crate::jump::{JumpParams, JumpSummary, jump};
 use crate::ramp::Ramp;
-use crate::ramp_fit::{RampFitError, ramp_fit, write_fitopt, write_rate, write_rateints};
+use crate::ramp_fit::{
+    RampFitError, ramp_fit_parts, write_fitopt_parts, write_rate_parts, write_rateints_parts,
+};
 use crate::reffiles::{
     GainRef, ReadnoiseRef, Target, check_reference, read_dark_groups, read_gain, read_linearity,
     read_mask, read_readnoise, read_saturation, read_superbias,
@@ -701,10 +703,12 @@ fn fit_and_write(
     outputs: &Outputs,
     mut done: Calibrated,
 ) -> Result<Calibrated, StepError> {
-    let out = ramp_fit(&ramp, &rn.sci, &g.sci).map_err(fit_error)?;
+    // The optional output is made only when it is to be saved.
+    let with_fitopt = saved_path(SaveAt::Fitopt, save, outputs).is_some();
+    let out = ramp_fit_parts(&ramp, &rn.sci, &g.sci, with_fitopt).map_err(fit_error)?;
     let header = ramp.header;
     drop((ramp.sci, ramp.groupdq));
-    write_rate(&outputs.final_product, &header, &out).map_err(fit_error)?;
+    write_rate_parts(&outputs.final_product, &header, &out).map_err(fit_error)?;
     for p in [
         SaveAt::Step(StepName::Rate),
         SaveAt::Rateints,
@@ -715,9 +719,14 @@ fn fit_and_write(
         };
         let written = match p {
             _ if path == outputs.final_product => Ok(path.to_path_buf()),
-            SaveAt::Rateints => write_rateints(path, &header, &out),
-            SaveAt::Fitopt => write_fitopt(path, &header, &out),
-            _ => write_rate(path, &header, &out),
+            SaveAt::Rateints => write_rateints_parts(path, &header, &out),
+            SaveAt::Fitopt => match &out.fitopt {
+                Some(o) => write_fitopt_parts(path, &header, o),
+                None => Err(RampFitError::Shape(
+                    "the optional output was not made".into(),
+                )),
+            },
+            _ => write_rate_parts(path, &header, &out),
         }
         .map_err(fit_error)?;
         done.saved.push((p, written));

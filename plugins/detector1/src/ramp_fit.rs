@@ -179,11 +179,58 @@ pub fn calc_power(snr: f64) -> f64 {
     }
 }
 
+/// `|(k - m)/m|^P` (with 0^0 = 1 as numpy) for every segment length `n` (2 to `ng`), every
+/// exponent of [`calc_power`] and every group `k` of the segment, so that the weights are
+/// computed once per exposure rather than per pixel (the same `powf` values).
+struct WeightTable {
+    ng: usize,
+    /// `[power index][n][k]`, `n` and `k` below `ng + 1`.
+    w: Vec<f64>,
+}
+
+const POWERS: [f64; 6] = [0.0, 0.4, 1.0, 3.0, 6.0, 10.0];
+
+impl WeightTable {
+    fn new(ng: usize) -> WeightTable {
+        let m = ng + 1;
+        let mut w = vec![0.0; POWERS.len() * m * m];
+        for (ip, &power) in POWERS.iter().enumerate() {
+            for n in 2..=ng {
+                let mid = (n as f64 - 1.0) / 2.0;
+                for k in 0..n {
+                    w[(ip * m + n) * m + k] = (((k as f64 - mid) / mid).abs()).powf(power);
+                }
+            }
+        }
+        WeightTable { ng, w }
+    }
+
+    fn row(&self, power: f64, n: usize) -> &[f64] {
+        let ip = POWERS.iter().position(|&p| p == power).unwrap_or(0);
+        let m = self.ng + 1;
+        let a = (ip * m + n) * m;
+        &self.w[a..a + n]
+    }
+}
+
 /// Weighted straight line through the groups `y` (DN) at times `k · tgroup`, `k = 0..n`, with the
 /// optimal weights; `k0` is the index of the segment's first group, so the intercept is at the
 /// time of group 0 of the integration. `sigma` is the read noise of one group (DN), `gain`
 /// e-/DN. Returns slope (DN/s), intercept (DN) and the read-noise-only error of the intercept.
+#[cfg(test)]
 fn fit_segment(y: &[f64], k0: usize, tgroup: f64, sigma: f64, gain: f64) -> (f64, f64, f64) {
+    fit_segment_with(&WeightTable::new(y.len()), y, k0, tgroup, sigma, gain)
+}
+
+/// [`fit_segment`] with the weights of `table` (made for at least `y.len()` groups).
+fn fit_segment_with(
+    table: &WeightTable,
+    y: &[f64],
+    k0: usize,
+    tgroup: f64,
+    sigma: f64,
+    gain: f64,
+) -> (f64, f64, f64) {
     let n = y.len();
     let rn_e = sigma * gain;
     let diff = y[n - 1] - y[0];
@@ -194,12 +241,11 @@ fn fit_segment(y: &[f64], k0: usize, tgroup: f64, sigma: f64, gain: f64) -> (f64
         0.0
     };
     let power = calc_power(snr);
-    let mid = (n as f64 - 1.0) / 2.0;
+    let wrow = table.row(power, n);
     let inv_rn2 = 1.0 / (sigma * sigma);
     let (mut sw, mut swx, mut swy, mut swxx, mut swxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for (k, &v) in y.iter().enumerate() {
-        // |(k - m)/m|^P, with 0^0 = 1 as numpy.
-        let w = (((k as f64 - mid) / mid).abs()).powf(power) * inv_rn2;
+    for (k, (&v, &wk)) in y.iter().zip(wrow).enumerate() {
+        let w = wk * inv_rn2;
         let x = (k0 + k) as f64 * tgroup;
         sw += w;
         swx += w * x;
@@ -217,7 +263,8 @@ fn fit_segment(y: &[f64], k0: usize, tgroup: f64, sigma: f64, gain: f64) -> (f64
 /// (slope, var_poisson, var_rnoise, dq) of an integration or of the exposure.
 type IntFit = (f64, f64, f64, u32);
 
-/// Per pixel results of [`fit_pixel`].
+/// Per pixel results of [`fit_pixel`] (tests).
+#[cfg(test)]
 struct PixelFit {
     /// Per integration: (slope, var_p, var_r, dq) before NaN masking.
     ints: Vec<IntFit>,
@@ -229,6 +276,7 @@ struct PixelFit {
 }
 
 /// Fits one pixel: `d[i][g]` DN and `q[i][g]` group flags.
+#[cfg(test)]
 fn fit_pixel(
     d: &[Vec<f64>],
     q: &[Vec<u8>],
@@ -239,6 +287,83 @@ fn fit_pixel(
 ) -> PixelFit {
     let nints = d.len();
     let ng = d.first().map_or(0, Vec::len);
+    let df: Vec<f64> = d.concat();
+    let qf: Vec<u8> = q.concat();
+    let mut s = PixelScratch::new(nints, ng);
+    fit_pixel_into(
+        &df,
+        &qf,
+        nints,
+        ng,
+        pixeldq,
+        readnoise_cds,
+        gain,
+        t,
+        &WeightTable::new(ng),
+        &mut s,
+    );
+    let mut segs = vec![Vec::new(); nints];
+    for &(i, seg) in &s.segs {
+        segs[i].push(seg);
+    }
+    let mut crmag = vec![Vec::new(); nints];
+    for &(i, c) in &s.crmag {
+        crmag[i].push(c);
+    }
+    PixelFit {
+        ints: s.ints.clone(),
+        segs,
+        pedestal: s.pedestal.clone(),
+        crmag,
+        rate: s.rate,
+    }
+}
+
+/// One pixel's results, reused from pixel to pixel (no allocation per pixel).
+struct PixelScratch {
+    /// Per integration: (slope, var_p, var_r, dq) before NaN masking.
+    ints: Vec<IntFit>,
+    /// (integration, segment), in order.
+    segs: Vec<(usize, Segment)>,
+    /// Per integration.
+    pedestal: Vec<f64>,
+    /// (integration, CRMAG), in order.
+    crmag: Vec<(usize, f64)>,
+    rate: IntFit,
+    /// First differences for the median rate.
+    fd: Vec<f64>,
+    /// Segment (start, end) runs of one integration.
+    runs: Vec<(usize, usize)>,
+}
+
+impl PixelScratch {
+    fn new(nints: usize, ng: usize) -> PixelScratch {
+        PixelScratch {
+            ints: Vec::with_capacity(nints),
+            segs: Vec::with_capacity(nints * 2),
+            pedestal: Vec::with_capacity(nints),
+            crmag: Vec::new(),
+            rate: (0.0, 0.0, 0.0, 0),
+            fd: Vec::with_capacity(nints * ng),
+            runs: Vec::with_capacity(ng),
+        }
+    }
+}
+
+/// Fits one pixel: `d[i * ng + g]` DN and `q[i * ng + g]` group flags; results in `s`.
+#[allow(clippy::too_many_arguments)]
+fn fit_pixel_into(
+    d: &[f64],
+    q: &[u8],
+    nints: usize,
+    ng: usize,
+    pixeldq: u32,
+    readnoise_cds: f64,
+    gain: f64,
+    t: &Timing,
+    table: &WeightTable,
+    s: &mut PixelScratch,
+) {
     let bad = (dq::SATURATED | dq::DO_NOT_USE) as u8;
     let jump = dq::JUMP_DET as u8;
     let sigma = readnoise_cds / std::f64::consts::SQRT_2 / (t.nframes as f64).sqrt();
@@ -247,110 +372,114 @@ fn fit_pixel(
         && gain.is_finite()
         && sigma > 0.0
         && sigma.is_finite();
+    s.ints.clear();
+    s.segs.clear();
+    s.pedestal.clear();
+    s.crmag.clear();
 
     // The pixel's median rate over all integrations (first differences between good groups
     // that do not end in a jump).
-    let mut fd: Vec<f64> = Vec::new();
+    s.fd.clear();
     for i in 0..nints {
+        let (di, qi) = (&d[i * ng..(i + 1) * ng], &q[i * ng..(i + 1) * ng]);
         for g in 1..ng {
-            if (q[i][g - 1] | q[i][g]) & bad == 0 && q[i][g] & jump == 0 {
-                fd.push(d[i][g] - d[i][g - 1]);
+            if (qi[g - 1] | qi[g]) & bad == 0 && qi[g] & jump == 0 {
+                s.fd.push(di[g] - di[g - 1]);
             }
         }
     }
-    let med_diff = if fd.is_empty() { 0.0 } else { median(&mut fd) };
+    let med_diff = if s.fd.is_empty() {
+        0.0
+    } else {
+        median(&mut s.fd)
+    };
     let med_rate = (med_diff / t.tgroup).max(0.0);
 
-    let mut ints = Vec::with_capacity(nints);
-    let mut segs = Vec::with_capacity(nints);
-    let mut pedestal = Vec::with_capacity(nints);
-    let mut crmag = Vec::with_capacity(nints);
     let mut all = Accum::default();
     // stcal `dq_compress_final`: the OR of the integrations' DQ without DO_NOT_USE and
     // SATURATED, which are set only when every integration has them.
     let mut rate_dq = pixeldq & !(dq::DO_NOT_USE | dq::SATURATED);
     let (mut all_dnu_or_sat, mut all_sat) = (true, true);
     for i in 0..nints {
+        let (di, qi) = (&d[i * ng..(i + 1) * ng], &q[i * ng..(i + 1) * ng]);
         let mut flags = pixeldq;
-        let mut cr = Vec::new();
         for g in 0..ng {
-            if q[i][g] & jump != 0 {
+            if qi[g] & jump != 0 {
                 flags |= dq::JUMP_DET;
-                if g > 0 && (q[i][g - 1] | q[i][g]) & bad == 0 {
-                    cr.push(d[i][g] - d[i][g - 1] - med_diff.max(0.0));
+                let c = if g > 0 && (qi[g - 1] | qi[g]) & bad == 0 {
+                    di[g] - di[g - 1] - med_diff.max(0.0)
                 } else {
-                    cr.push(0.0);
-                }
+                    0.0
+                };
+                s.crmag.push((i, c));
             }
         }
         // stcal `dq_compress_sect`: DO_NOT_USE when every group is SATURATED or DO_NOT_USE;
         // SATURATED | DO_NOT_USE when group 0 is saturated.
-        if q[i].iter().all(|&g| g & bad != 0) {
+        if qi.iter().all(|&g| g & bad != 0) {
             flags |= dq::DO_NOT_USE;
         }
-        if ng > 0 && q[i][0] & dq::SATURATED as u8 != 0 {
+        if ng > 0 && qi[0] & dq::SATURATED as u8 != 0 {
             flags |= dq::SATURATED | dq::DO_NOT_USE;
         }
         // Segments: runs of good groups, a JUMP_DET group starting a new one.
-        let mut runs: Vec<(usize, usize)> = Vec::new();
+        s.runs.clear();
         let mut start: Option<usize> = None;
-        for (g, &qg) in q[i].iter().enumerate() {
+        for (g, &qg) in qi.iter().enumerate() {
             let good = qg & bad == 0;
             if !good {
-                if let Some(s) = start.take() {
-                    runs.push((s, g));
+                if let Some(a) = start.take() {
+                    s.runs.push((a, g));
                 }
                 continue;
             }
             if qg & jump != 0
-                && let Some(s) = start.take()
+                && let Some(a) = start.take()
             {
-                runs.push((s, g));
+                s.runs.push((a, g));
             }
             if start.is_none() {
                 start = Some(g);
             }
         }
-        if let Some(s) = start {
-            runs.push((s, ng));
+        if let Some(a) = start {
+            s.runs.push((a, ng));
         }
-        let mut iseg = Vec::new();
         let mut acc = Accum::default();
         if usable_pixel {
-            for (a, b) in runs.into_iter().filter(|(a, b)| b - a >= 2) {
+            for &(a, b) in s.runs.iter().filter(|(a, b)| b - a >= 2) {
                 let n = (b - a) as f64;
-                let (slope, yint, sigyint) = fit_segment(&d[i][a..b], a, t.tgroup, sigma, gain);
+                let (slope, yint, sigyint) =
+                    fit_segment_with(table, &di[a..b], a, t.tgroup, sigma, gain);
                 let var_r = 12.0 * sigma * sigma / ((n * n * n - n) * t.tgroup * t.tgroup);
                 let var_p = med_rate / (gain * t.tgroup * (n - 1.0));
-                let s = Segment {
+                let seg = Segment {
                     slope,
                     yint,
                     sigyint,
                     var_poisson: var_p,
                     var_rnoise: var_r,
                 };
-                acc.add(&s);
-                all.add(&s);
-                iseg.push(s);
+                acc.add(&seg);
+                all.add(&seg);
+                s.segs.push((i, seg));
             }
         }
         if acc.n == 0 {
             flags |= dq::DO_NOT_USE;
         }
         let (slope, vp, vr) = acc.result();
-        let p = if ng == 0 || q[i][0] & dq::SATURATED as u8 != 0 {
+        let p = if ng == 0 || qi[0] & dq::SATURATED as u8 != 0 {
             0.0
         } else {
-            let s = if slope.is_finite() { slope } else { 0.0 };
-            d[i][0] - s * t.tframe * (t.nframes as f64 + 1.0) / 2.0
+            let sl = if slope.is_finite() { slope } else { 0.0 };
+            di[0] - sl * t.tframe * (t.nframes as f64 + 1.0) / 2.0
         };
-        pedestal.push(p);
+        s.pedestal.push(p);
         rate_dq |= flags & !(dq::DO_NOT_USE | dq::SATURATED);
         all_dnu_or_sat &= flags & (dq::DO_NOT_USE | dq::SATURATED) != 0;
         all_sat &= flags & dq::SATURATED != 0;
-        ints.push((slope, vp, vr, flags));
-        segs.push(iseg);
-        crmag.push(cr);
+        s.ints.push((slope, vp, vr, flags));
     }
     if all_dnu_or_sat || all.n == 0 {
         rate_dq |= dq::DO_NOT_USE;
@@ -358,14 +487,8 @@ fn fit_pixel(
     if all_sat {
         rate_dq |= dq::DO_NOT_USE | dq::SATURATED;
     }
-    let (s, vp, vr) = all.result();
-    PixelFit {
-        ints,
-        segs,
-        pedestal,
-        crmag,
-        rate: (s, vp, vr, rate_dq),
-    }
+    let (sl, vp, vr) = all.result();
+    s.rate = (sl, vp, vr, rate_dq);
 }
 
 /// Inverse-variance combination of segments.
@@ -408,6 +531,130 @@ impl Accum {
     }
 }
 
+/// The optional output held compactly while it is made: the first segment and first jump of
+/// every pixel and integration in full planes, the rare further ones as a list. Written plane by
+/// plane ([`write_fitopt_parts`]) or expanded to a [`FitOpt`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct FitOptParts {
+    pub nints: usize,
+    pub nseg: usize,
+    pub ncr: usize,
+    pub ny: usize,
+    pub nx: usize,
+    /// SLOPE, SIGSLOPE, VAR_POISSON, VAR_RNOISE, YINT, SIGYINT, WEIGHTS of segment 0,
+    /// `(nints, ny, nx)` each.
+    seg0: [Vec<f32>; 7],
+    /// (integration × npix + pixel, segment index ≥ 1, the 7 values).
+    seg_more: Vec<(usize, usize, [f32; 7])>,
+    /// CRMAG of jump 0, `(nints, ny, nx)`.
+    cr0: Vec<f32>,
+    /// (integration × npix + pixel, jump index ≥ 1, CRMAG).
+    cr_more: Vec<(usize, usize, f32)>,
+    /// `(nints, ny, nx)`.
+    pub pedestal: Vec<f32>,
+}
+
+/// Index of each segment quantity in [`FitOptParts`]'s arrays, in the order of the file.
+const SEG_EXT: [(&str, usize, Option<&str>); 6] = [
+    ("SLOPE", 0, Some("DN/s")),
+    ("SIGSLOPE", 1, Some("DN/s")),
+    ("VAR_POISSON", 2, Some("DN^2/s^2")),
+    ("VAR_RNOISE", 3, Some("DN^2/s^2")),
+    ("YINT", 4, Some("DN")),
+    ("SIGYINT", 5, Some("DN")),
+];
+
+impl FitOptParts {
+    fn npix(&self) -> usize {
+        self.ny * self.nx
+    }
+
+    /// Plane (integration `i`, segment `k`) of segment quantity `q` (0..7, see `seg0`).
+    fn seg_plane(&self, q: usize, i: usize, k: usize, out: &mut [f32]) {
+        let npix = self.npix();
+        if k == 0 {
+            out.copy_from_slice(&self.seg0[q][i * npix..(i + 1) * npix]);
+            return;
+        }
+        out.fill(0.0);
+        for &(ip, kk, ref v) in &self.seg_more {
+            if kk == k && ip / npix == i {
+                out[ip % npix] = v[q];
+            }
+        }
+    }
+
+    /// Plane (integration `i`, jump `k`) of CRMAG.
+    fn cr_plane(&self, i: usize, k: usize, out: &mut [f32]) {
+        let npix = self.npix();
+        if k == 0 {
+            out.copy_from_slice(&self.cr0[i * npix..(i + 1) * npix]);
+            return;
+        }
+        out.fill(0.0);
+        for &(ip, kk, c) in &self.cr_more {
+            if kk == k && ip / npix == i {
+                out[ip % npix] = c;
+            }
+        }
+    }
+
+    /// The full arrays.
+    pub fn expand(&self) -> FitOpt {
+        let (nints, nseg, ncr, npix) = (self.nints, self.nseg, self.ncr, self.npix());
+        let seg_len = nints * nseg * npix;
+        let mut arrays: [Vec<f32>; 7] = std::array::from_fn(|_| vec![0.0; seg_len]);
+        for (q, a) in arrays.iter_mut().enumerate() {
+            for i in 0..nints {
+                for k in 0..nseg {
+                    let j = (i * nseg + k) * npix;
+                    self.seg_plane(q, i, k, &mut a[j..j + npix]);
+                }
+            }
+        }
+        let mut crmag = vec![0.0; nints * ncr * npix];
+        for i in 0..nints {
+            for k in 0..ncr {
+                let j = (i * ncr + k) * npix;
+                self.cr_plane(i, k, &mut crmag[j..j + npix]);
+            }
+        }
+        let [
+            slope,
+            sigslope,
+            var_poisson,
+            var_rnoise,
+            yint,
+            sigyint,
+            weights,
+        ] = arrays;
+        FitOpt {
+            nints,
+            nseg,
+            ncr,
+            ny: self.ny,
+            nx: self.nx,
+            slope,
+            sigslope,
+            var_poisson,
+            var_rnoise,
+            yint,
+            sigyint,
+            weights,
+            pedestal: self.pedestal.clone(),
+            crmag,
+        }
+    }
+}
+
+/// Everything ramp fitting produces, the optional output compact (and only when asked for).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RampFitParts {
+    pub rate: Slopes,
+    pub rateints: Slopes,
+    pub fitopt: Option<FitOptParts>,
+}
+
 /// Fits every pixel of `ramp` (see the module documentation). `readnoise` is the CDS read noise
 /// (DN) and `gain` e-/DN per pixel `[y][x]`. Rows are fitted in parallel with rayon. Group and
 /// frame times come from the header ([`Timing::from_header`]).
@@ -416,6 +663,38 @@ pub fn ramp_fit(
     readnoise: &[f32],
     gain: &[f32],
 ) -> Result<RampFitOutput, RampFitError> {
+    let parts = ramp_fit_parts(ramp, readnoise, gain, true)?;
+    let fitopt = parts
+        .fitopt
+        .as_ref()
+        .map(FitOptParts::expand)
+        .ok_or_else(|| RampFitError::Shape("the optional output was not made".into()))?;
+    Ok(RampFitOutput {
+        rate: parts.rate,
+        rateints: parts.rateints,
+        fitopt,
+    })
+}
+
+/// One row's results.
+struct RowFit {
+    rate: Vec<IntFit>,
+    /// `[i][x]`.
+    ints: Vec<IntFit>,
+    pedestal: Vec<f32>,
+    /// (i, x, k, values).
+    segs: Vec<(usize, usize, usize, [f32; 7])>,
+    /// (i, x, k, CRMAG).
+    crs: Vec<(usize, usize, usize, f32)>,
+}
+
+/// [`ramp_fit`] with the optional output compact, and made only when `with_fitopt`.
+pub fn ramp_fit_parts(
+    ramp: &Ramp,
+    readnoise: &[f32],
+    gain: &[f32],
+    with_fitopt: bool,
+) -> Result<RampFitParts, RampFitError> {
     let (nints, ng, ny, nx) = (ramp.nints, ramp.ngroups, ramp.ny, ramp.nx);
     let npix = ny * nx;
     if readnoise.len() != npix || gain.len() != npix || ramp.pixeldq.len() != npix {
@@ -435,6 +714,7 @@ pub fn ramp_fit(
         )));
     }
     let t = Timing::from_header(&ramp.header)?;
+    let table = WeightTable::new(ng);
     let alloc = |nplanes: usize| Slopes {
         nplanes,
         ny,
@@ -447,109 +727,152 @@ pub fn ramp_fit(
     };
     let mut rate = alloc(1);
     let mut rateints = alloc(nints);
-    let mut pedestal = vec![0f32; nints * npix];
-    // Sparse optional-output entries, placed once the largest segment and jump counts are known:
-    // (integration × npix + pixel, index within the integration, values).
-    let mut seg_entries: Vec<(usize, usize, [f32; 7])> = Vec::new();
-    let mut cr_entries: Vec<(usize, usize, f32)> = Vec::new();
-    // Bands of rows bound the memory of the per-pixel intermediate results.
+    let opt_len = if with_fitopt { nints * npix } else { 0 };
+    let mut pedestal = vec![0f32; opt_len];
+    let mut seg0: [Vec<f32>; 7] = std::array::from_fn(|_| vec![0f32; opt_len]);
+    let mut cr0 = vec![0f32; opt_len];
+    let mut seg_more: Vec<(usize, usize, [f32; 7])> = Vec::new();
+    let mut cr_more: Vec<(usize, usize, f32)> = Vec::new();
+    let (mut nseg, mut ncr) = (1, 1);
+    // Bands of rows bound the memory of the per-row intermediate results.
     const BAND_ROWS: usize = 64;
     for y0 in (0..ny).step_by(BAND_ROWS) {
         let y1 = (y0 + BAND_ROWS).min(ny);
-        let band: Vec<Vec<PixelFit>> = (y0..y1)
+        let band: Vec<RowFit> = (y0..y1)
             .into_par_iter()
             .map(|y| {
-                let mut d = vec![vec![0f64; ng]; nints];
-                let mut q = vec![vec![0u8; ng]; nints];
-                (0..nx)
-                    .map(|x| {
-                        let p = y * nx + x;
-                        for i in 0..nints {
-                            for g in 0..ng {
-                                let k = ramp.index(i, g, y, x);
-                                d[i][g] = f64::from(ramp.sci[k]);
-                                q[i][g] = ramp.groupdq[k];
-                            }
+                // The row's groups gathered per pixel: [x][i][g].
+                let per = nints * ng;
+                let mut d = vec![0f64; nx * per];
+                let mut q = vec![0u8; nx * per];
+                for i in 0..nints {
+                    for g in 0..ng {
+                        let k0 = ramp.index(i, g, y, 0);
+                        let (srow, qrow) = (&ramp.sci[k0..k0 + nx], &ramp.groupdq[k0..k0 + nx]);
+                        let o = i * ng + g;
+                        for x in 0..nx {
+                            d[x * per + o] = f64::from(srow[x]);
+                            q[x * per + o] = qrow[x];
                         }
-                        fit_pixel(
-                            &d,
-                            &q,
-                            ramp.pixeldq[p],
-                            f64::from(readnoise[p]),
-                            f64::from(gain[p]),
-                            &t,
-                        )
-                    })
-                    .collect()
+                    }
+                }
+                let mut s = PixelScratch::new(nints, ng);
+                let mut row = RowFit {
+                    rate: Vec::with_capacity(nx),
+                    ints: vec![(0.0, 0.0, 0.0, 0); nints * nx],
+                    pedestal: vec![0.0; if with_fitopt { nints * nx } else { 0 }],
+                    segs: Vec::new(),
+                    crs: Vec::new(),
+                };
+                for x in 0..nx {
+                    let p = y * nx + x;
+                    fit_pixel_into(
+                        &d[x * per..(x + 1) * per],
+                        &q[x * per..(x + 1) * per],
+                        nints,
+                        ng,
+                        ramp.pixeldq[p],
+                        f64::from(readnoise[p]),
+                        f64::from(gain[p]),
+                        &t,
+                        &table,
+                        &mut s,
+                    );
+                    row.rate.push(s.rate);
+                    for i in 0..nints {
+                        row.ints[i * nx + x] = s.ints[i];
+                    }
+                    if with_fitopt {
+                        for i in 0..nints {
+                            row.pedestal[i * nx + x] = s.pedestal[i] as f32;
+                        }
+                        let mut k = 0;
+                        for (j, &(i, sg)) in s.segs.iter().enumerate() {
+                            k = if j > 0 && s.segs[j - 1].0 == i {
+                                k + 1
+                            } else {
+                                0
+                            };
+                            let v = sg.var_poisson + sg.var_rnoise;
+                            let vals = [
+                                sg.slope,
+                                v.sqrt(),
+                                sg.var_poisson,
+                                sg.var_rnoise,
+                                sg.yint,
+                                sg.sigyint,
+                                1.0 / v,
+                            ]
+                            .map(|x| x as f32);
+                            row.segs.push((i, x, k, vals));
+                        }
+                        let mut k = 0;
+                        for (j, &(i, c)) in s.crmag.iter().enumerate() {
+                            k = if j > 0 && s.crmag[j - 1].0 == i {
+                                k + 1
+                            } else {
+                                0
+                            };
+                            row.crs.push((i, x, k, c as f32));
+                        }
+                    }
+                }
+                row
             })
             .collect();
-        for (p, f) in (y0 * nx..).zip(band.iter().flatten()) {
-            put(&mut rate, p, f.rate);
-            for i in 0..nints {
-                put(&mut rateints, i * npix + p, f.ints[i]);
-                pedestal[i * npix + p] = f.pedestal[i] as f32;
-                for (k, s) in f.segs[i].iter().enumerate() {
-                    let v = s.var_poisson + s.var_rnoise;
-                    let vals = [
-                        s.slope,
-                        v.sqrt(),
-                        s.var_poisson,
-                        s.var_rnoise,
-                        s.yint,
-                        s.sigyint,
-                        1.0 / v,
-                    ]
-                    .map(|x| x as f32);
-                    seg_entries.push((i * npix + p, k, vals));
+        for (y, row) in (y0..).zip(&band) {
+            let p0 = y * nx;
+            for x in 0..nx {
+                put(&mut rate, p0 + x, row.rate[x]);
+                for i in 0..nints {
+                    put(&mut rateints, i * npix + p0 + x, row.ints[i * nx + x]);
                 }
-                for (k, &c) in f.crmag[i].iter().enumerate() {
-                    cr_entries.push((i * npix + p, k, c as f32));
+            }
+            if !with_fitopt {
+                continue;
+            }
+            for i in 0..nints {
+                pedestal[i * npix + p0..i * npix + p0 + nx]
+                    .copy_from_slice(&row.pedestal[i * nx..(i + 1) * nx]);
+            }
+            for &(i, x, k, ref vals) in &row.segs {
+                let ip = i * npix + p0 + x;
+                nseg = nseg.max(k + 1);
+                if k == 0 {
+                    for (a, &v) in seg0.iter_mut().zip(vals) {
+                        a[ip] = v;
+                    }
+                } else {
+                    seg_more.push((ip, k, *vals));
+                }
+            }
+            for &(i, x, k, c) in &row.crs {
+                let ip = i * npix + p0 + x;
+                ncr = ncr.max(k + 1);
+                if k == 0 {
+                    cr0[ip] = c;
+                } else {
+                    cr_more.push((ip, k, c));
                 }
             }
         }
     }
-    let nseg = seg_entries
-        .iter()
-        .map(|e| e.1 + 1)
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let ncr = cr_entries.iter().map(|e| e.1 + 1).max().unwrap_or(0).max(1);
-    let seg_len = nints * nseg * npix;
-    let mut o = FitOpt {
+    let fitopt = with_fitopt.then_some(FitOptParts {
         nints,
         nseg,
         ncr,
         ny,
         nx,
-        slope: vec![0.0; seg_len],
-        sigslope: vec![0.0; seg_len],
-        var_poisson: vec![0.0; seg_len],
-        var_rnoise: vec![0.0; seg_len],
-        yint: vec![0.0; seg_len],
-        sigyint: vec![0.0; seg_len],
-        weights: vec![0.0; seg_len],
+        seg0,
+        seg_more,
+        cr0,
+        cr_more,
         pedestal,
-        crmag: vec![0.0; nints * ncr * npix],
-    };
-    for (ip, k, v) in seg_entries {
-        // (i * nseg + k) * npix + p, with ip = i * npix + p.
-        let j = (ip / npix * nseg + k) * npix + ip % npix;
-        o.slope[j] = v[0];
-        o.sigslope[j] = v[1];
-        o.var_poisson[j] = v[2];
-        o.var_rnoise[j] = v[3];
-        o.yint[j] = v[4];
-        o.sigyint[j] = v[5];
-        o.weights[j] = v[6];
-    }
-    for (ip, k, c) in cr_entries {
-        o.crmag[(ip / npix * ncr + k) * npix + ip % npix] = c;
-    }
-    Ok(RampFitOutput {
+    });
+    Ok(RampFitParts {
         rate,
         rateints,
-        fitopt: o,
+        fitopt,
     })
 }
 
@@ -657,6 +980,77 @@ pub fn write_rateints(
 ) -> Result<PathBuf, RampFitError> {
     let s = &out.rateints;
     write_slopes(path, header, s, &[s.nplanes, s.ny, s.nx], "CubeModel")
+}
+
+/// Writes the `rate` product of [`ramp_fit_parts`] (as [`write_rate`]).
+pub fn write_rate_parts(
+    path: &Path,
+    header: &Header,
+    out: &RampFitParts,
+) -> Result<PathBuf, RampFitError> {
+    let s = &out.rate;
+    write_slopes(path, header, s, &[s.ny, s.nx], "ImageModel")
+}
+
+/// Writes the `rateints` product of [`ramp_fit_parts`] (as [`write_rateints`]).
+pub fn write_rateints_parts(
+    path: &Path,
+    header: &Header,
+    out: &RampFitParts,
+) -> Result<PathBuf, RampFitError> {
+    let s = &out.rateints;
+    write_slopes(path, header, s, &[s.nplanes, s.ny, s.nx], "CubeModel")
+}
+
+/// Writes the optional output as [`write_fitopt`] does, plane by plane from the compact form
+/// (the full 4-D arrays are never held in memory).
+pub fn write_fitopt_parts(
+    path: &Path,
+    header: &Header,
+    o: &FitOptParts,
+) -> Result<PathBuf, RampFitError> {
+    let npix = o.npix();
+    let seg = [o.nints, o.nseg, o.ny, o.nx];
+    let mut w = start(path, header, "RampFitOutputModel")?;
+    let mut buf = vec![0f32; npix];
+    let seg_image = |w: &mut FitsWriter,
+                     buf: &mut [f32],
+                     name: &str,
+                     q: usize,
+                     bunit: Option<&str>|
+     -> Result<(), RampFitError> {
+        w.create_image::<f32>(name, &seg)?;
+        for i in 0..o.nints {
+            for k in 0..o.nseg {
+                o.seg_plane(q, i, k, buf);
+                w.write_pixels((i * o.nseg + k) * npix, buf)?;
+            }
+        }
+        if let Some(u) = bunit {
+            w.set_key("BUNIT", &u.into(), "units of the data")?;
+        }
+        Ok(())
+    };
+    for (name, q, bunit) in SEG_EXT {
+        seg_image(&mut w, &mut buf, name, q, bunit)?;
+    }
+    image(
+        &mut w,
+        "PEDESTAL",
+        &[o.nints, o.ny, o.nx],
+        &o.pedestal,
+        Some("DN"),
+    )?;
+    seg_image(&mut w, &mut buf, "WEIGHTS", 6, None)?;
+    w.create_image::<f32>("CRMAG", &[o.nints, o.ncr, o.ny, o.nx])?;
+    for i in 0..o.nints {
+        for k in 0..o.ncr {
+            o.cr_plane(i, k, &mut buf);
+            w.write_pixels((i * o.ncr + k) * npix, &buf)?;
+        }
+    }
+    w.set_key("BUNIT", &"DN".into(), "units of the data")?;
+    Ok(w.finish()?)
 }
 
 /// Writes the optional output (RampFitOutputModel, `rampfitoutput.schema` of stdatamodels: float32
