@@ -28,6 +28,8 @@
 
 use mkrefs_support::dq;
 
+use rayon::prelude::*;
+
 use crate::error::StepError;
 use crate::ramp::Ramp;
 use crate::reffiles::SaturationRef;
@@ -60,26 +62,27 @@ impl Default for SaturationParams {
 /// `plane` that has `flag` — a binary dilation with a `(2n+1)²` box, as scipy's
 /// `binary_dilation` with a box structure (outside the image counts as unflagged).
 fn grow(plane: &mut [u8], ny: usize, nx: usize, flag: u8, n: usize) {
-    if n == 0 {
+    if n == 0 || ny == 0 || nx == 0 {
         return;
     }
-    let src: Vec<bool> = plane.iter().map(|&v| v & flag != 0).collect();
-    // Separable: along x, then along y.
+    // Along each row (from the flags as they were), then across rows; rows in parallel.
     let mut rows = vec![false; ny * nx];
-    for y in 0..ny {
-        for x in 0..nx {
-            let (a, b) = (x.saturating_sub(n), (x + n).min(nx - 1));
-            rows[y * nx + x] = src[y * nx + a..=y * nx + b].iter().any(|&s| s);
-        }
-    }
-    for y in 0..ny {
+    rows.par_chunks_mut(nx)
+        .zip(plane.par_chunks(nx))
+        .for_each(|(out, src)| {
+            for (x, o) in out.iter_mut().enumerate() {
+                let (a, b) = (x.saturating_sub(n), (x + n).min(nx - 1));
+                *o = src[a..=b].iter().any(|&s| s & flag != 0);
+            }
+        });
+    plane.par_chunks_mut(nx).enumerate().for_each(|(y, out)| {
         let (a, b) = (y.saturating_sub(n), (y + n).min(ny - 1));
-        for x in 0..nx {
+        for (x, o) in out.iter_mut().enumerate() {
             if (a..=b).any(|yy| rows[yy * nx + x]) {
-                plane[y * nx + x] |= flag;
+                *o |= flag;
             }
         }
-    }
+    });
 }
 
 /// Runs saturation on `ramp` with a SATURATION reference read for it by
@@ -141,17 +144,22 @@ pub fn saturation(
         for g in 0..ng {
             let s0 = ramp.frame_start(int, g);
             let (sci, gdq) = (&ramp.sci[s0..s0 + n], &mut ramp.groupdq[s0..s0 + n]);
-            for p in 0..n {
-                if sci[p] >= thresh[p] {
-                    sticky[p] = true;
-                }
-                if sticky[p] {
-                    gdq[p] |= satf;
-                }
-                if sci[p] <= 0.0 {
-                    gdq[p] |= floor;
-                }
-            }
+            gdq.par_chunks_mut(nx.max(1))
+                .zip(sticky.par_chunks_mut(nx.max(1)))
+                .zip(sci.par_chunks(nx.max(1)).zip(thresh.par_chunks(nx.max(1))))
+                .for_each(|((gdq, sticky), (sci, thresh))| {
+                    for p in 0..gdq.len() {
+                        if sci[p] >= thresh[p] {
+                            sticky[p] = true;
+                        }
+                        if sticky[p] {
+                            gdq[p] |= satf;
+                        }
+                        if sci[p] <= 0.0 {
+                            gdq[p] |= floor;
+                        }
+                    }
+                });
             grow(gdq, ny, nx, satf, grow_n);
         }
         let Some(rp) = &read_pattern else { continue };
@@ -161,22 +169,38 @@ pub fn saturation(
             let dilution = mean(g) / *rp[g].last().expect("nframes >= 1") as f64;
             let s0 = ramp.frame_start(int, g);
             let mut flags = vec![0u8; n];
-            for p in 0..n {
-                let d = if no_check[p] { 1.0 } else { dilution };
-                let this = ramp.groupdq[s0 + p];
-                let next = ramp.groupdq[s0 + n + p];
-                if f64::from(ramp.sci[s0 + p]) >= f64::from(thresh[p]) * d
-                    && this & satf == 0
-                    && this & dnu == 0
-                    && next & satf != 0
-                {
-                    flags[p] = dnu;
-                }
+            {
+                let (sci, gdq) = (&ramp.sci[s0..s0 + n], &ramp.groupdq[s0..s0 + 2 * n]);
+                let (this_dq, next_dq) = gdq.split_at(n);
+                flags
+                    .par_chunks_mut(nx.max(1))
+                    .enumerate()
+                    .for_each(|(y, f)| {
+                        let r = y * nx;
+                        for (x, fx) in f.iter_mut().enumerate() {
+                            let p = r + x;
+                            let d = if no_check[p] { 1.0 } else { dilution };
+                            let this = this_dq[p];
+                            let next = next_dq[p];
+                            if f64::from(sci[p]) >= f64::from(thresh[p]) * d
+                                && this & satf == 0
+                                && this & dnu == 0
+                                && next & satf != 0
+                            {
+                                *fx = dnu;
+                            }
+                        }
+                    });
             }
             grow(&mut flags, ny, nx, dnu, grow_n);
-            for (q, f) in ramp.groupdq[s0..s0 + n].iter_mut().zip(&flags) {
-                *q |= f;
-            }
+            ramp.groupdq[s0..s0 + n]
+                .par_chunks_mut(nx.max(1))
+                .zip(flags.par_chunks(nx.max(1)))
+                .for_each(|(q, f)| {
+                    for (q, f) in q.iter_mut().zip(f) {
+                        *q |= f;
+                    }
+                });
         }
         // Group-2 check.
         if ng > 2 {
