@@ -106,8 +106,15 @@ const BAD: u8 = (dq::SATURATED | dq::DO_NOT_USE) as u8;
 const JUMP: u8 = dq::JUMP_DET as u8;
 
 /// `calc_med_first_diffs` of stcal on the usable (non-NaN) values of one pixel.
+#[cfg(test)]
 pub(crate) fn median_first_diffs(diffs: &[f64]) -> f64 {
-    let mut v: Vec<f64> = diffs.iter().copied().filter(|d| !d.is_nan()).collect();
+    median_first_diffs_with(diffs, &mut Vec::new())
+}
+
+/// [`median_first_diffs`] with `v` as working space.
+fn median_first_diffs_with(diffs: &[f64], v: &mut Vec<f64>) -> f64 {
+    v.clear();
+    v.extend(diffs.iter().copied().filter(|d| !d.is_nan()));
     match v.len() {
         0 | 1 => f64::NAN,
         2 => {
@@ -124,7 +131,7 @@ pub(crate) fn median_first_diffs(diffs: &[f64]) -> f64 {
                     .unwrap_or(0);
                 v.swap_remove(imax);
             }
-            median(&mut v)
+            median(v)
         }
     }
 }
@@ -140,24 +147,45 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Index and value of the largest non-NaN entry.
-fn nanargmax(v: &[f64]) -> Option<(usize, f64)> {
-    v.iter()
-        .enumerate()
-        .filter(|(_, r)| !r.is_nan())
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, &r)| (i, r))
-}
-
 /// The two-point difference search of one pixel's integration (`find_crs`, steps 3 to 5).
 /// `diffs` are first differences in electrons (NaN where unusable); returns the indices of the
 /// differences found to be jumps.
+#[cfg(test)]
 pub(crate) fn find_crs_pixel(
     diffs: &[f64],
     rn2_e: f64,
     nframes: f64,
     p: &JumpParams,
 ) -> Vec<usize> {
+    let mut crs = Vec::new();
+    find_crs_into(
+        diffs,
+        rn2_e,
+        nframes,
+        p,
+        &mut CrScratch::default(),
+        &mut crs,
+    );
+    crs
+}
+
+/// Working space of [`find_crs_into`], reused from pixel to pixel.
+#[derive(Default)]
+struct CrScratch {
+    d: Vec<f64>,
+    med: Vec<f64>,
+}
+
+/// [`find_crs_pixel`] into `crs` (cleared first), without allocating once `s` has grown.
+fn find_crs_into(
+    diffs: &[f64],
+    rn2_e: f64,
+    nframes: f64,
+    p: &JumpParams,
+    s: &mut CrScratch,
+    crs: &mut Vec<usize>,
+) {
+    crs.clear();
     let usable = |d: &[f64]| d.iter().filter(|x| !x.is_nan()).count();
     let thresh = |n: usize| match n {
         0 | 1 => f64::INFINITY,
@@ -165,40 +193,52 @@ pub(crate) fn find_crs_pixel(
         3 => p.four_group_rejection_threshold,
         _ => p.rejection_threshold,
     };
-    let ratios = |d: &[f64]| -> Vec<f64> {
-        let med = median_first_diffs(d);
+    // Index and value of the largest non-NaN ratio |d - median| / sigma (the last of equal
+    // ones, as `Iterator::max_by`); None when there is none.
+    let argmax_ratio = |d: &[f64], med_buf: &mut Vec<f64>| -> Option<(usize, f64)> {
+        let med = median_first_diffs_with(d, med_buf);
         let sigma = (med.abs() + rn2_e / nframes).sqrt();
         if sigma == 0.0 || sigma.is_nan() {
-            return vec![f64::NAN; d.len()];
+            return None;
         }
-        d.iter().map(|x| (x - med).abs() / sigma).collect()
+        let mut best: Option<(usize, f64)> = None;
+        for (i, x) in d.iter().enumerate() {
+            let r = (x - med).abs() / sigma;
+            if r.is_nan() {
+                continue;
+            }
+            match best {
+                Some((_, b)) if r.total_cmp(&b) == std::cmp::Ordering::Less => {}
+                _ => best = Some((i, r)),
+            }
+        }
+        best
     };
-    let mut d = diffs.to_vec();
-    let n0 = usable(&d);
-    let r = ratios(&d);
-    let Some((imax, rmax)) = nanargmax(&r) else {
-        return Vec::new();
+    s.d.clear();
+    s.d.extend_from_slice(diffs);
+    let d = &mut s.d;
+    let n0 = usable(d);
+    let Some((imax, rmax)) = argmax_ratio(d, &mut s.med) else {
+        return;
     };
     if rmax.partial_cmp(&thresh(n0)) != Some(std::cmp::Ordering::Greater) {
-        return Vec::new();
+        return;
     }
-    let mut crs = vec![imax];
+    crs.push(imax);
     let mut found = true;
-    while found && usable(&d) > 2 {
+    while found && usable(d) > 2 {
         found = false;
-        for &c in &crs {
+        for &c in crs.iter() {
             d[c] = f64::NAN;
         }
-        let r = ratios(&d);
-        if let Some((i, ri)) = nanargmax(&r)
-            && ri > thresh(usable(&d))
+        if let Some((i, ri)) = argmax_ratio(d, &mut s.med)
+            && ri > thresh(usable(d))
         {
             found = true;
             crs.push(i);
         }
     }
     crs.sort_unstable();
-    crs
 }
 
 /// Runs the jump step on `ramp` in place: JUMP_DET is added to GROUPDQ where jumps are found and
@@ -266,7 +306,29 @@ pub fn jump(
         .into_par_iter()
         .map(|y| {
             let mut out = Vec::new();
-            let mut diffs = vec![f64::NAN; nints * (ng - 1)];
+            // The row's first differences gathered per pixel, `[x][i][k]`, from contiguous rows
+            // of the frames.
+            let per = nints * (ng - 1);
+            let mut row_diffs = vec![f64::NAN; nx * per];
+            for i in 0..nints {
+                for k in 0..ng - 1 {
+                    let (a, b) = (idx(i, k, y * nx), idx(i, k + 1, y * nx));
+                    let (sa, sb) = (&sci[a..a + nx], &sci[b..b + nx]);
+                    let (qa, qb) = (&gdq[a..a + nx], &gdq[b..b + nx]);
+                    let o = i * (ng - 1) + k;
+                    for x in 0..nx {
+                        let g_e = f64::from(gain[y * nx + x]);
+                        row_diffs[x * per + o] = if (qa[x] | qb[x]) & BAD != 0 {
+                            f64::NAN
+                        } else {
+                            (f64::from(sb[x]) - f64::from(sa[x])) * g_e
+                        };
+                    }
+                }
+            }
+            let mut all: Vec<f64> = Vec::with_capacity(per);
+            let mut scratch = CrScratch::default();
+            let mut crs: Vec<usize> = Vec::new();
             for x in 0..nx {
                 let p = y * nx + x;
                 let g_e = f64::from(gain[p]);
@@ -274,31 +336,28 @@ pub fn jump(
                 if !(g_e > 0.0 && g_e.is_finite() && rn_e.is_finite()) {
                     continue;
                 }
-                for i in 0..nints {
-                    for k in 0..ng - 1 {
-                        let (a, b) = (idx(i, k, p), idx(i, k + 1, p));
-                        diffs[i * (ng - 1) + k] = if (gdq[a] | gdq[b]) & BAD != 0 {
-                            f64::NAN
-                        } else {
-                            (f64::from(sci[b]) - f64::from(sci[a])) * g_e
-                        };
-                    }
-                }
-                // ratio_all: against the median over all integrations (np.ma.median).
-                let mut all: Vec<f64> = diffs.iter().copied().filter(|d| !d.is_nan()).collect();
-                let (med_all, sig_all) = if all.is_empty() {
-                    (f64::NAN, f64::NAN)
-                } else {
-                    let m = median(&mut all);
-                    (m, (m.abs() + rn_e * rn_e / nframes).sqrt())
-                };
+                let diffs = &row_diffs[x * per..(x + 1) * per];
+                // ratio_all: against the median over all integrations (np.ma.median), needed
+                // only for the jumps found.
+                let mut med_sig_all: Option<(f64, f64)> = None;
                 for i in 0..nints {
                     let d = &diffs[i * (ng - 1)..(i + 1) * (ng - 1)];
-                    for k in find_crs_pixel(d, rn_e * rn_e, nframes, params) {
+                    find_crs_into(d, rn_e * rn_e, nframes, params, &mut scratch, &mut crs);
+                    for &k in &crs {
                         let g = k + 1;
                         if gdq[idx(i, g, p)] & JUMP != 0 {
                             continue;
                         }
+                        let (med_all, sig_all) = *med_sig_all.get_or_insert_with(|| {
+                            all.clear();
+                            all.extend(diffs.iter().copied().filter(|d| !d.is_nan()));
+                            if all.is_empty() {
+                                (f64::NAN, f64::NAN)
+                            } else {
+                                let m = median(&mut all);
+                                (m, (m.abs() + rn_e * rn_e / nframes).sqrt())
+                            }
+                        });
                         let ratio_all = (d[k] - med_all).abs() / sig_all;
                         out.push((i, g, p, ratio_all));
                     }
