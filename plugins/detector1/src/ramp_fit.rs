@@ -736,9 +736,8 @@ pub fn ramp_fit_parts(
     let (mut nseg, mut ncr) = (1, 1);
     // Bands of rows bound the memory of the per-row intermediate results.
     const BAND_ROWS: usize = 64;
-    for y0 in (0..ny).step_by(BAND_ROWS) {
-        let y1 = (y0 + BAND_ROWS).min(ny);
-        let band: Vec<RowFit> = (y0..y1)
+    let compute = |y0: usize, y1: usize| -> Vec<RowFit> {
+        (y0..y1)
             .into_par_iter()
             .map(|y| {
                 // The row's groups gathered per pixel: [x][i][g].
@@ -819,7 +818,9 @@ pub fn ramp_fit_parts(
                 }
                 row
             })
-            .collect();
+            .collect()
+    };
+    let mut merge = |y0: usize, band: Vec<RowFit>| {
         for (y, row) in (y0..).zip(&band) {
             let p0 = y * nx;
             for x in 0..nx {
@@ -856,6 +857,23 @@ pub fn ramp_fit_parts(
                 }
             }
         }
+    };
+    // Each band is merged into the outputs while the next one is fitted.
+    let mut pending: Option<(usize, Vec<RowFit>)> = None;
+    for y0 in (0..ny).step_by(BAND_ROWS) {
+        let y1 = (y0 + BAND_ROWS).min(ny);
+        let (band, ()) = rayon::join(
+            || compute(y0, y1),
+            || {
+                if let Some((py, b)) = pending.take() {
+                    merge(py, b);
+                }
+            },
+        );
+        pending = Some((y0, band));
+    }
+    if let Some((py, b)) = pending.take() {
+        merge(py, b);
     }
     let fitopt = with_fitopt.then_some(FitOptParts {
         nints,
