@@ -61,28 +61,52 @@ impl Default for SaturationParams {
 /// ORs `flag` into every pixel of `plane` (`ny × nx`) within `n` pixels (box) of a pixel of
 /// `plane` that has `flag` — a binary dilation with a `(2n+1)²` box, as scipy's
 /// `binary_dilation` with a box structure (outside the image counts as unflagged).
+#[cfg(test)]
 fn grow(plane: &mut [u8], ny: usize, nx: usize, flag: u8, n: usize) {
+    grow_with(plane, ny, nx, flag, n, &mut Vec::new());
+}
+
+/// [`grow`] with `rows` as working space.
+fn grow_with(plane: &mut [u8], ny: usize, nx: usize, flag: u8, n: usize, rows: &mut Vec<bool>) {
     if n == 0 || ny == 0 || nx == 0 {
         return;
     }
-    // Along each row (from the flags as they were), then across rows; rows in parallel.
-    let mut rows = vec![false; ny * nx];
+    // Along each row (from the flags as they were, by a running count), then across rows;
+    // rows in parallel.
+    rows.resize(ny * nx, false);
+    let rows = &mut rows[..ny * nx];
     rows.par_chunks_mut(nx)
         .zip(plane.par_chunks(nx))
-        .for_each(|(out, src)| {
-            for (x, o) in out.iter_mut().enumerate() {
-                let (a, b) = (x.saturating_sub(n), (x + n).min(nx - 1));
-                *o = src[a..=b].iter().any(|&s| s & flag != 0);
+        .for_each_init(
+            || vec![0u32; nx + 1],
+            |count, (out, src)| {
+                for (x, &s) in src.iter().enumerate() {
+                    count[x + 1] = count[x] + u32::from(s & flag != 0);
+                }
+                for (x, o) in out.iter_mut().enumerate() {
+                    let (a, b) = (x.saturating_sub(n), (x + n).min(nx - 1));
+                    *o = count[b + 1] > count[a];
+                }
+            },
+        );
+    let rows = &*rows;
+    plane.par_chunks_mut(nx).enumerate().for_each_init(
+        || vec![false; nx],
+        |any, (y, out)| {
+            let (a, b) = (y.saturating_sub(n), (y + n).min(ny - 1));
+            any.fill(false);
+            for yy in a..=b {
+                for (v, &r) in any.iter_mut().zip(&rows[yy * nx..(yy + 1) * nx]) {
+                    *v |= r;
+                }
             }
-        });
-    plane.par_chunks_mut(nx).enumerate().for_each(|(y, out)| {
-        let (a, b) = (y.saturating_sub(n), (y + n).min(ny - 1));
-        for (x, o) in out.iter_mut().enumerate() {
-            if (a..=b).any(|yy| rows[yy * nx + x]) {
-                *o |= flag;
+            for (o, &v) in out.iter_mut().zip(any.iter()) {
+                if v {
+                    *o |= flag;
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 /// Runs saturation on `ramp` with a SATURATION reference read for it by
@@ -139,8 +163,12 @@ pub fn saturation(
     let dnu = dq::DO_NOT_USE as u8;
     let floor = (dq::AD_FLOOR | dq::DO_NOT_USE) as u8;
     let grow_n = params.n_pix_grow_sat;
+    // Working planes, allocated once.
+    let mut grow_rows: Vec<bool> = Vec::new();
+    let mut sticky = vec![false; n];
+    let mut flags = vec![0u8; n];
     for int in 0..ramp.nints {
-        let mut sticky = vec![false; n];
+        sticky.fill(false);
         for g in 0..ng {
             let s0 = ramp.frame_start(int, g);
             let (sci, gdq) = (&ramp.sci[s0..s0 + n], &mut ramp.groupdq[s0..s0 + n]);
@@ -160,7 +188,7 @@ pub fn saturation(
                         }
                     }
                 });
-            grow(gdq, ny, nx, satf, grow_n);
+            grow_with(gdq, ny, nx, satf, grow_n, &mut grow_rows);
         }
         let Some(rp) = &read_pattern else { continue };
         let mean = |g: usize| rp[g].iter().sum::<usize>() as f64 / rp[g].len() as f64;
@@ -168,7 +196,7 @@ pub fn saturation(
         for g in (0..ng.saturating_sub(1)).rev() {
             let dilution = mean(g) / *rp[g].last().expect("nframes >= 1") as f64;
             let s0 = ramp.frame_start(int, g);
-            let mut flags = vec![0u8; n];
+            flags.fill(0);
             {
                 let (sci, gdq) = (&ramp.sci[s0..s0 + n], &ramp.groupdq[s0..s0 + 2 * n]);
                 let (this_dq, next_dq) = gdq.split_at(n);
@@ -192,7 +220,7 @@ pub fn saturation(
                         }
                     });
             }
-            grow(&mut flags, ny, nx, dnu, grow_n);
+            grow_with(&mut flags, ny, nx, dnu, grow_n, &mut grow_rows);
             ramp.groupdq[s0..s0 + n]
                 .par_chunks_mut(nx.max(1))
                 .zip(flags.par_chunks(nx.max(1)))
@@ -211,16 +239,24 @@ pub fn saturation(
             );
             let last3 = *rp[2].last().expect("nframes >= 1") as f64;
             let len2 = rp[1].len() as f64;
-            for (p, &th) in thresh.iter().enumerate() {
-                let t = f64::from(th);
-                let expect_ok = f64::from(ramp.sci[s1 + p]) / mean(0) * last3 < t;
-                let big2 = f64::from(ramp.sci[s2 + p]) > t / len2;
-                let dq2 = ramp.groupdq[s2 + p];
-                let dq3 = ramp.groupdq[s3 + p];
-                if expect_ok && big2 && dq3 & satf != 0 && dq2 & satf == 0 {
-                    ramp.groupdq[s2 + p] |= dnu;
-                }
-            }
+            let (sci1, sci2) = (&ramp.sci[s1..s1 + n], &ramp.sci[s2..s2 + n]);
+            let (dq2, dq3) = ramp.groupdq[s2..s3 + n].split_at_mut(n);
+            let (m0, cw) = (mean(0), nx.max(1));
+            dq2.par_chunks_mut(cw)
+                .zip(dq3.par_chunks(cw))
+                .zip(thresh.par_chunks(cw))
+                .enumerate()
+                .for_each(|(y, ((dq2, dq3), th))| {
+                    for x in 0..dq2.len() {
+                        let p = y * cw + x;
+                        let t = f64::from(th[x]);
+                        let expect_ok = f64::from(sci1[p]) / m0 * last3 < t;
+                        let big2 = f64::from(sci2[p]) > t / len2;
+                        if expect_ok && big2 && dq3[x] & satf != 0 && dq2[x] & satf == 0 {
+                            dq2[x] |= dnu;
+                        }
+                    }
+                });
         }
     }
     for (p, &d) in ramp.pixeldq.iter_mut().zip(&sat_dq) {
