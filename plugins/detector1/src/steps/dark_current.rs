@@ -20,6 +20,7 @@
 use crate::error::StepError;
 use crate::ramp::Ramp;
 use crate::reffiles::DarkRef;
+use rayon::prelude::*;
 
 pub const STEP_KEYWORD: &str = "S_DARK";
 pub const REF_KEYWORD: &str = "R_DARK";
@@ -112,17 +113,16 @@ pub fn dark_current(ramp: &mut Ramp, dark: &DarkRef) -> Result<(), StepError> {
             dark.nframes, dark.groupgap
         )));
     };
-    for int in 0..ramp.nints {
-        for g in 0..ng {
-            let s0 = ramp.frame_start(int, g);
-            for (v, &d) in ramp.sci[s0..s0 + n]
-                .iter_mut()
-                .zip(&averaged[g * n..(g + 1) * n])
-            {
+    // Frames in parallel; frame f is group f % ngroups of its integration.
+    ramp.sci
+        .par_chunks_exact_mut(n.max(1))
+        .enumerate()
+        .for_each(|(f, frame)| {
+            let g = f % ng;
+            for (v, &d) in frame.iter_mut().zip(&averaged[g * n..(g + 1) * n]) {
                 *v -= d;
             }
-        }
-    }
+        });
     for (p, &d) in ramp.pixeldq.iter_mut().zip(&dark.dq) {
         *p |= d;
     }

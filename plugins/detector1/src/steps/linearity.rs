@@ -12,6 +12,8 @@
 
 use mkrefs_support::dq;
 
+use rayon::prelude::*;
+
 use crate::error::StepError;
 use crate::ramp::Ramp;
 use crate::reffiles::LinearityRef;
@@ -57,25 +59,25 @@ pub fn linearity(ramp: &mut Ramp, lin: &LinearityRef) -> Result<(), StepError> {
         }
     }
     let sat = dq::SATURATED as u8;
-    for (frame, gdq) in ramp
-        .sci
-        .chunks_exact_mut(n)
-        .zip(ramp.groupdq.chunks_exact(n))
-    {
-        for p in 0..n {
-            if gdq[p] & sat != 0 {
-                continue;
+    // Frames in parallel, each pixel on its own.
+    ramp.sci
+        .par_chunks_exact_mut(n)
+        .zip(ramp.groupdq.par_chunks_exact(n))
+        .for_each(|(frame, gdq)| {
+            for p in 0..n {
+                if gdq[p] & sat != 0 {
+                    continue;
+                }
+                let pc = &c[p * nc..(p + 1) * nc];
+                let f = frame[p];
+                let mut r = pc[nc - 1] * f;
+                for &ck in pc[1..nc - 1].iter().rev() {
+                    r += ck;
+                    r *= f;
+                }
+                frame[p] = r + pc[0];
             }
-            let pc = &c[p * nc..(p + 1) * nc];
-            let f = frame[p];
-            let mut r = pc[nc - 1] * f;
-            for &ck in pc[1..nc - 1].iter().rev() {
-                r += ck;
-                r *= f;
-            }
-            frame[p] = r + pc[0];
-        }
-    }
+        });
     ramp.set_step_complete(STEP_KEYWORD);
     ramp.set_reference(REF_KEYWORD, &lin.path);
     Ok(())
