@@ -36,6 +36,14 @@
 //!   CRMAG `(nints, max jumps, ny, nx)` = jump group difference minus the median-rate
 //!   difference, in DN. Unused entries are 0. SIGSLOPE is `√(var_p + var_r)` of the segment,
 //!   WEIGHTS `1/(var_p + var_r)`, SIGYINT the read-noise-only error of the weighted intercept.
+//!
+//! Memory and time: [`ramp_fit_parts`] makes the optional output only when asked for, and holds
+//! it compactly ([`FitOptParts`]: full planes for each pixel's first segment and first jump, a
+//! list for the few further ones) since its 4-D arrays are sized for the worst pixel (one pixel
+//! with 5 segments makes them 5 planes deep); [`write_fitopt_parts`] writes it plane by plane.
+//! The pipeline driver uses these; [`ramp_fit`] and [`write_fitopt`] keep the full arrays.
+//! Rows are gathered into per-pixel group vectors and fitted in parallel without per-pixel
+//! allocations; the weights `|(k - m)/m|^P` are tabulated once per exposure.
 
 use std::path::{Path, PathBuf};
 
