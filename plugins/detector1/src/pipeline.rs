@@ -22,6 +22,11 @@
 //! beside the ramp), and the products are written through `FitsWriter`, each under a temporary
 //! name renamed when complete. The steps record their S_* and R_* keywords; for jump and
 //! ramp_fit this driver records R_READNO and R_GAIN, as stpipe does for their reference files.
+//!
+//! Ramp fitting makes its optional output (fitopt) only when that product is to be saved, holds
+//! it compactly and writes it plane by plane ([`crate::ramp_fit::ramp_fit_parts`]), so that a
+//! few pixels with many jumps do not multiply the memory; the ramp's pixels are released before
+//! the products are written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -7,7 +7,8 @@ use std::path::Path;
 use mkrefs_detector1::jump::{JumpParams, jump};
 use mkrefs_detector1::ramp::Ramp;
 use mkrefs_detector1::ramp_fit::{
-    RampFitOutput, Slopes, ramp_fit, write_fitopt, write_rate, write_rateints,
+    RampFitOutput, Slopes, ramp_fit, ramp_fit_parts, write_fitopt, write_fitopt_parts, write_rate,
+    write_rate_parts, write_rateints, write_rateints_parts,
 };
 use mkrefs_support::dq;
 use mkrefs_support::fits::{ImageReader, read_primary_header};
@@ -314,4 +315,48 @@ fn writes_rate_rateints_and_fitopt() {
         ImageReader::open(&opt, "CRMAG").unwrap().shape(),
         &[2, o.ncr, ny, nx]
     );
+}
+
+/// The pipeline's path (the optional output compact, written plane by plane, or not made at all)
+/// gives the same values and the same files as the full arrays.
+#[test]
+fn compact_fitopt_matches_the_full_arrays_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(26, 100.0, 0.5);
+    let (ramp, truth, _) = simulate(&cfg, Kind::Flat, dir.path());
+    let gain = vec![truth.gain as f32; truth.readnoise.len()];
+    let full = fit(&ramp, &truth);
+    assert!(full.fitopt.nseg >= 2 && full.fitopt.ncr >= 2);
+    let parts = ramp_fit_parts(&ramp, &truth.readnoise, &gain, true).unwrap();
+    let opt = parts.fitopt.as_ref().unwrap();
+    assert_eq!(opt.expand(), full.fitopt);
+    assert_eq!((&parts.rate, &parts.rateints), (&full.rate, &full.rateints));
+    let without = ramp_fit_parts(&ramp, &truth.readnoise, &gain, false).unwrap();
+    assert!(without.fitopt.is_none());
+    assert_eq!(
+        (&without.rate, &without.rateints),
+        (&full.rate, &full.rateints)
+    );
+    let d = dir.path();
+    let same = |a: &Path, b: &Path| {
+        assert_eq!(
+            std::fs::read(a).unwrap(),
+            std::fs::read(b).unwrap(),
+            "{a:?} {b:?}"
+        );
+    };
+    let (a, b) = (d.join("a/x_fitopt.fits"), d.join("b/x_fitopt.fits"));
+    std::fs::create_dir_all(a.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(b.parent().unwrap()).unwrap();
+    write_fitopt(&a, &ramp.header, &full).unwrap();
+    write_fitopt_parts(&b, &ramp.header, opt).unwrap();
+    same(&a, &b);
+    let (a, b) = (d.join("a/x_rate.fits"), d.join("b/x_rate.fits"));
+    write_rate(&a, &ramp.header, &full).unwrap();
+    write_rate_parts(&b, &ramp.header, &without).unwrap();
+    same(&a, &b);
+    let (a, b) = (d.join("a/x_rateints.fits"), d.join("b/x_rateints.fits"));
+    write_rateints(&a, &ramp.header, &full).unwrap();
+    write_rateints_parts(&b, &ramp.header, &without).unwrap();
+    same(&a, &b);
 }
