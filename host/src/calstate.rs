@@ -556,7 +556,6 @@ pub fn plan_inputs(
 mod tests {
     use super::*;
     use crate::inputs::tests::row;
-    use crate::steps::PipelineSteps;
     use Step::*;
     use mkrefs_plugin_api::ImageKind;
     use std::fs;

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::steps::{Instrument, PipelineSteps, SaveProduct, Step};
+use crate::steps::{Instrument, SaveProduct, Step};
 
 /// The reftype each step reads (the ones `override_<reftype>` applies to).
 pub fn step_reftypes(step: Step) -> &'static [&'static str] {

@@ -56,100 +56,21 @@ use crate::steps::{
 const JWST_BACKEND_HINT: &str = "run this calibration with the jwst backend (the jwst \
      package's calwebb_detector1 through strun), or leave the step out of ssbsteps";
 
-/// One calwebb_detector1 step, with the names of `ssbsteps` (`rate` is ramp fitting).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum StepName {
-    GroupScale,
-    DqInit,
-    Saturation,
-    Ipc,
-    FirstFrame,
-    LastFrame,
-    Superbias,
-    Refpix,
-    Linearity,
-    Persistence,
-    Rscd,
-    DarkCurrent,
-    Jump,
-    /// Ramp fitting (`ramp_fit` in the jwst pipeline).
-    Rate,
-}
+pub use mkrefs_support::pipeline_steps::Step as StepName;
 
-impl StepName {
-    pub const ALL: [StepName; 14] = [
-        StepName::GroupScale,
-        StepName::DqInit,
-        StepName::Saturation,
-        StepName::Ipc,
-        StepName::FirstFrame,
-        StepName::LastFrame,
-        StepName::Superbias,
-        StepName::Refpix,
-        StepName::Linearity,
-        StepName::Persistence,
-        StepName::Rscd,
-        StepName::DarkCurrent,
-        StepName::Jump,
-        StepName::Rate,
-    ];
-
-    /// The name in `ssbsteps` and product names.
-    pub fn name(self) -> &'static str {
-        match self {
-            StepName::GroupScale => "group_scale",
-            StepName::DqInit => "dq_init",
-            StepName::Saturation => "saturation",
-            StepName::Ipc => "ipc",
-            StepName::FirstFrame => "firstframe",
-            StepName::LastFrame => "lastframe",
-            StepName::Superbias => "superbias",
-            StepName::Refpix => "refpix",
-            StepName::Linearity => "linearity",
-            StepName::Persistence => "persistence",
-            StepName::Rscd => "rscd",
-            StepName::DarkCurrent => "dark_current",
-            StepName::Jump => "jump",
-            StepName::Rate => "rate",
-        }
-    }
-
-    /// Case-insensitive; `ramp_fit` is an alias of `rate`.
-    pub fn from_name(name: &str) -> Option<StepName> {
-        let name = name.trim();
-        if name.eq_ignore_ascii_case("ramp_fit") {
-            return Some(StepName::Rate);
-        }
-        StepName::ALL
-            .into_iter()
-            .find(|s| s.name().eq_ignore_ascii_case(name))
-    }
-
-    /// The primary keyword whose value 'COMPLETE' records the step (framework.md §5.3).
-    pub fn keyword(self) -> &'static str {
-        match self {
-            StepName::GroupScale => "S_GRPSCL",
-            StepName::DqInit => "S_DQINIT",
-            StepName::Saturation => "S_SATURA",
-            StepName::Ipc => "S_IPC",
-            StepName::FirstFrame => "S_FRSTFR",
-            StepName::LastFrame => "S_LASTFR",
-            StepName::Superbias => "S_SUPERB",
-            StepName::Refpix => "S_REFPIX",
-            StepName::Linearity => "S_LINEAR",
-            StepName::Persistence => "S_PERSIS",
-            StepName::Rscd => "S_RSCD",
-            StepName::DarkCurrent => "S_DARK",
-            StepName::Jump => "S_JUMP",
-            StepName::Rate => "S_RAMP",
-        }
-    }
-
+/// What this engine knows about a step beyond its name.
+pub trait EngineStep {
     /// Whether this engine runs the step. ipc, persistence and the MIRI-only steps are left to
     /// the jwst pipeline.
-    pub fn is_native(self) -> bool {
+    fn is_native(&self) -> bool;
+    /// The reference files the step needs, in the order it reads them.
+    fn reftypes(&self) -> &'static [RefType];
+}
+
+impl EngineStep for StepName {
+    fn is_native(&self) -> bool {
         matches!(
-            self,
+            *self,
             StepName::GroupScale
                 | StepName::DqInit
                 | StepName::Saturation
@@ -162,9 +83,8 @@ impl StepName {
         )
     }
 
-    /// The reference files the step needs, in the order it reads them.
-    pub fn reftypes(self) -> &'static [RefType] {
-        match self {
+    fn reftypes(&self) -> &'static [RefType] {
+        match *self {
             StepName::DqInit => &[RefType::Mask],
             StepName::Saturation => &[RefType::Saturation],
             StepName::Superbias => &[RefType::Superbias],
@@ -176,56 +96,9 @@ impl StepName {
     }
 }
 
-impl fmt::Display for StepName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// The instrument's steps in pipeline order (framework.md §5.1).
 pub fn pipeline_order(instrument: Instrument) -> &'static [StepName] {
-    use StepName::*;
-    match instrument {
-        Instrument::Miri => &[
-            GroupScale,
-            DqInit,
-            Saturation,
-            Ipc,
-            FirstFrame,
-            LastFrame,
-            Linearity,
-            Rscd,
-            DarkCurrent,
-            Refpix,
-            Jump,
-            Rate,
-        ],
-        Instrument::NirSpec => &[
-            GroupScale,
-            DqInit,
-            Saturation,
-            Ipc,
-            Superbias,
-            Refpix,
-            Linearity,
-            DarkCurrent,
-            Jump,
-            Rate,
-        ],
-        _ => &[
-            GroupScale,
-            DqInit,
-            Saturation,
-            Ipc,
-            Superbias,
-            Refpix,
-            Linearity,
-            Persistence,
-            DarkCurrent,
-            Jump,
-            Rate,
-        ],
-    }
+    instrument.steps()
 }
 
 /// A kind of reference file the native steps read.

@@ -5,6 +5,7 @@
 //! - [`fits`]: reading headers and ramps/images in row bands; writing FITS files atomically.
 //! - [`ramps`]: the input ramps of a generator job, read in row bands.
 //! - [`jobparams`]: parameters every generator shares (metadata, budgets, ignored ones).
+//! - [`pipeline_steps`]: the calwebb_detector1 steps, their keywords and order.
 //! - [`reffile`]: CRDS reference-file metadata and HISTORY, shared by every generator.
 //! - [`stats`]: astropy-compatible sigma clipping and masked statistics.
 //! - [`dq`]: JWST data-quality flags and DQ_DEF tables.
@@ -21,6 +22,7 @@ pub mod fits;
 pub mod geometry;
 pub mod header;
 pub mod jobparams;
+pub mod pipeline_steps;
 pub mod ramps;
 pub mod reffile;
 pub mod rng;
