@@ -40,7 +40,7 @@ use crate::error::StepError;
 use crate::jump::{JumpParams, JumpSummary, jump};
 use crate::ramp::Ramp;
 use crate::ramp_fit::{
-    RampFitError, ramp_fit_parts, write_fitopt_parts, write_rate_parts, write_rateints_parts,
+    RampFitError, ramp_fit_parts, write_fitopt_parts, write_rate, write_rateints,
 };
 use crate::reffiles::{
     GainRef, ReadnoiseRef, Target, check_reference, read_dark_groups, read_gain, read_linearity,
@@ -586,7 +586,7 @@ fn fit_and_write(
     let out = ramp_fit_parts(&ramp, &rn.sci, &g.sci, with_fitopt).map_err(fit_error)?;
     let header = ramp.header;
     drop((ramp.sci, ramp.groupdq));
-    write_rate_parts(&outputs.final_product, &header, &out).map_err(fit_error)?;
+    write_rate(&outputs.final_product, &header, &out.rate).map_err(fit_error)?;
     for p in [
         SaveAt::Step(StepName::Rate),
         SaveAt::Rateints,
@@ -597,14 +597,14 @@ fn fit_and_write(
         };
         let written = match p {
             _ if path == outputs.final_product => Ok(path.to_path_buf()),
-            SaveAt::Rateints => write_rateints_parts(path, &header, &out),
+            SaveAt::Rateints => write_rateints(path, &header, &out.rateints),
             SaveAt::Fitopt => match &out.fitopt {
                 Some(o) => write_fitopt_parts(path, &header, o),
                 None => Err(RampFitError::Shape(
                     "the optional output was not made".into(),
                 )),
             },
-            _ => write_rate_parts(path, &header, &out),
+            _ => write_rate(path, &header, &out.rate),
         }
         .map_err(fit_error)?;
         done.saved.push((p, written));

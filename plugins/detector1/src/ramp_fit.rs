@@ -988,44 +988,20 @@ fn write_slopes(
     Ok(w.finish()?)
 }
 
-/// Writes the `rate` product (ImageModel: SCI, ERR, DQ, VAR_POISSON, VAR_RNOISE, 2-D).
-pub fn write_rate(
-    path: &Path,
-    header: &Header,
-    out: &RampFitOutput,
-) -> Result<PathBuf, RampFitError> {
-    let s = &out.rate;
-    write_slopes(path, header, s, &[s.ny, s.nx], "ImageModel")
+/// Writes the `rate` product (ImageModel: SCI, ERR, DQ, VAR_POISSON, VAR_RNOISE, 2-D) from
+/// the `rate` of [`ramp_fit`] or [`ramp_fit_parts`].
+pub fn write_rate(path: &Path, header: &Header, rate: &Slopes) -> Result<PathBuf, RampFitError> {
+    write_slopes(path, header, rate, &[rate.ny, rate.nx], "ImageModel")
 }
 
 /// Writes the `rateints` product (CubeModel: the same extensions, `(nints, ny, nx)`).
 pub fn write_rateints(
     path: &Path,
     header: &Header,
-    out: &RampFitOutput,
+    rateints: &Slopes,
 ) -> Result<PathBuf, RampFitError> {
-    let s = &out.rateints;
-    write_slopes(path, header, s, &[s.nplanes, s.ny, s.nx], "CubeModel")
-}
-
-/// Writes the `rate` product of [`ramp_fit_parts`] (as [`write_rate`]).
-pub fn write_rate_parts(
-    path: &Path,
-    header: &Header,
-    out: &RampFitParts,
-) -> Result<PathBuf, RampFitError> {
-    let s = &out.rate;
-    write_slopes(path, header, s, &[s.ny, s.nx], "ImageModel")
-}
-
-/// Writes the `rateints` product of [`ramp_fit_parts`] (as [`write_rateints`]).
-pub fn write_rateints_parts(
-    path: &Path,
-    header: &Header,
-    out: &RampFitParts,
-) -> Result<PathBuf, RampFitError> {
-    let s = &out.rateints;
-    write_slopes(path, header, s, &[s.nplanes, s.ny, s.nx], "CubeModel")
+    let shape = [rateints.nplanes, rateints.ny, rateints.nx];
+    write_slopes(path, header, rateints, &shape, "CubeModel")
 }
 
 /// Writes the optional output as [`write_fitopt`] does, plane by plane from the compact form

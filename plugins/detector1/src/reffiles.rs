@@ -276,42 +276,38 @@ pub fn read_mask(path: &Path, target: &Target) -> Result<MaskRef, StepError> {
     })
 }
 
-/// A SATURATION reference file (SaturationModel): SCI, the saturation level of every pixel
-/// (DN), and DQ in standard flags, cut to the exposure.
+/// A reference file holding one value per pixel in SCI and DQ in standard flags, cut to the
+/// exposure: SATURATION (the saturation level, DN) and SUPERBIAS (the bias, DN).
 #[derive(Clone, Debug, PartialEq)]
-pub struct SaturationRef {
+pub struct ImageRef {
     pub path: PathBuf,
     pub sci: Vec<f32>,
     pub dq: Vec<u32>,
+}
+
+/// A SATURATION reference file (SaturationModel).
+pub type SaturationRef = ImageRef;
+
+/// A SUPERBIAS reference file (SuperBiasModel).
+pub type SuperbiasRef = ImageRef;
+
+fn read_image_ref(path: &Path, reftype: &str, target: &Target) -> Result<ImageRef, StepError> {
+    let f = RefFile::open(path, reftype, target)?;
+    Ok(ImageRef {
+        path: path.to_path_buf(),
+        sci: f.read_cut::<f32>("SCI", 2)?.0,
+        dq: f.read_dq("DQ")?,
+    })
 }
 
 /// Reads a SATURATION reference file for `target`.
 pub fn read_saturation(path: &Path, target: &Target) -> Result<SaturationRef, StepError> {
-    let f = RefFile::open(path, "SATURATION", target)?;
-    Ok(SaturationRef {
-        path: path.to_path_buf(),
-        sci: f.read_cut::<f32>("SCI", 2)?.0,
-        dq: f.read_dq("DQ")?,
-    })
-}
-
-/// A SUPERBIAS reference file (SuperBiasModel): SCI (DN) and DQ in standard flags, cut to the
-/// exposure.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SuperbiasRef {
-    pub path: PathBuf,
-    pub sci: Vec<f32>,
-    pub dq: Vec<u32>,
+    read_image_ref(path, "SATURATION", target)
 }
 
 /// Reads a SUPERBIAS reference file for `target`.
 pub fn read_superbias(path: &Path, target: &Target) -> Result<SuperbiasRef, StepError> {
-    let f = RefFile::open(path, "SUPERBIAS", target)?;
-    Ok(SuperbiasRef {
-        path: path.to_path_buf(),
-        sci: f.read_cut::<f32>("SCI", 2)?.0,
-        dq: f.read_dq("DQ")?,
-    })
+    read_image_ref(path, "SUPERBIAS", target)
 }
 
 /// A LINEARITY reference file (LinearityModel): COEFFS `[ncoeffs][y][x]` and DQ in standard

@@ -8,7 +8,7 @@ use mkrefs_detector1::jump::{JumpParams, jump};
 use mkrefs_detector1::ramp::Ramp;
 use mkrefs_detector1::ramp_fit::{
     RampFitOutput, Slopes, ramp_fit, ramp_fit_parts, write_fitopt, write_fitopt_parts, write_rate,
-    write_rate_parts, write_rateints, write_rateints_parts,
+    write_rateints,
 };
 use mkrefs_support::dq;
 use mkrefs_support::fits::{ImageReader, read_primary_header};
@@ -264,8 +264,13 @@ fn writes_rate_rateints_and_fitopt() {
     let (ramp, truth, _) = simulate(&cfg, Kind::Flat, dir.path());
     let out = fit(&ramp, &truth);
     let (ny, nx, n) = (ramp.ny, ramp.nx, ramp.frame_len());
-    let rate = write_rate(&dir.path().join("x_rate.fits"), &ramp.header, &out).unwrap();
-    let ints = write_rateints(&dir.path().join("x_rateints.fits"), &ramp.header, &out).unwrap();
+    let rate = write_rate(&dir.path().join("x_rate.fits"), &ramp.header, &out.rate).unwrap();
+    let ints = write_rateints(
+        &dir.path().join("x_rateints.fits"),
+        &ramp.header,
+        &out.rateints,
+    )
+    .unwrap();
     let opt = write_fitopt(&dir.path().join("x_fitopt.fits"), &ramp.header, &out).unwrap();
     for (path, model) in [
         (&rate, "ImageModel"),
@@ -352,11 +357,11 @@ fn compact_fitopt_matches_the_full_arrays_and_files() {
     write_fitopt_parts(&b, &ramp.header, opt).unwrap();
     same(&a, &b);
     let (a, b) = (d.join("a/x_rate.fits"), d.join("b/x_rate.fits"));
-    write_rate(&a, &ramp.header, &full).unwrap();
-    write_rate_parts(&b, &ramp.header, &without).unwrap();
+    write_rate(&a, &ramp.header, &full.rate).unwrap();
+    write_rate(&b, &ramp.header, &without.rate).unwrap();
     same(&a, &b);
     let (a, b) = (d.join("a/x_rateints.fits"), d.join("b/x_rateints.fits"));
-    write_rateints(&a, &ramp.header, &full).unwrap();
-    write_rateints_parts(&b, &ramp.header, &without).unwrap();
+    write_rateints(&a, &ramp.header, &full.rateints).unwrap();
+    write_rateints(&b, &ramp.header, &without.rateints).unwrap();
     same(&a, &b);
 }
