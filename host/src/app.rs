@@ -25,7 +25,7 @@ pub fn main() -> ExitCode {
         }
     };
     let Cli { global, command } = cli;
-    let is_child = matches!(command, Commands::RunJob(_));
+    let is_child = matches!(command, Commands::RunJob(_) | Commands::RunCalibration(_));
     logging::init(logging::level(global.verbose, global.quiet), is_child);
     if !is_child {
         for w in registry.warnings() {
@@ -46,6 +46,12 @@ pub fn main() -> ExitCode {
         Commands::Simulate(args) => commands::simulate::run(&args),
         Commands::RunJob(args) => {
             return ExitCode::from(crate::child::run_job(&args.job_file, args.threads) as u8);
+        }
+        Commands::RunCalibration(args) => {
+            return ExitCode::from(crate::calibration_child::run_calibration(
+                &args.job_file,
+                args.threads,
+            ) as u8);
         }
     };
     match result {

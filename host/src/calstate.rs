@@ -10,8 +10,10 @@
 //! - Candidates must start with the input's stem followed by `_`, so `foo_1` no longer matches
 //!   `foo_10_...` (§9 item 16); ssbdir and every `output.pipeline_prod_search_dir` entry are
 //!   searched recursively (upstream searched the top of ssbdir only, §5.5).
-//! - This version does not run calibration steps: inputs without a product stop the run before
-//!   any job, with one message listing them all.
+//! - An (input, state) with no usable product is planned as a product to make in ssbdir under
+//!   the name [`product_name`] gives (see `calibration` for the jobs that make them); a product
+//!   found but cut short or contradicting its S_* state is reported, not used
+//!   (`product_check`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -79,20 +81,17 @@ const SIDE_PRODUCT_SUFFIXES: &[&str] = &[
 ];
 
 /// The `.fits` files below the search directories, recursively: each directory's files sorted,
-/// directories in the order given (ssbdir first). Directories that do not exist are returned
-/// apart, for messages; a fresh run has no ssbdir yet.
+/// directories in the order given (ssbdir first). Directories that do not exist are skipped; a
+/// fresh run has no ssbdir yet.
 struct ProductScan {
     files: Vec<PathBuf>,
-    absent: Vec<PathBuf>,
 }
 
 fn scan_dirs(search_dirs: &[PathBuf]) -> Result<ProductScan, String> {
     let mut files = Vec::new();
-    let mut absent = Vec::new();
     let mut seen = HashSet::new();
     for dir in search_dirs {
         if !dir.is_dir() {
-            absent.push(dir.clone());
             continue;
         }
         let mut found = crate::inputs::fits_files_below(dir)
@@ -100,7 +99,7 @@ fn scan_dirs(search_dirs: &[PathBuf]) -> Result<ProductScan, String> {
         found.sort();
         files.extend(found.into_iter().filter(|f| seen.insert(f.clone())));
     }
-    Ok(ProductScan { files, absent })
+    Ok(ProductScan { files })
 }
 
 /// Cached S_* states of candidate products, so each header is read once per run.
@@ -232,6 +231,11 @@ pub enum Source {
     Raw,
     /// An existing pipeline product at the state.
     Product,
+    /// Nothing usable exists: a calibration job of this run makes the file.
+    ToMake,
+    /// A product at the state exists but cannot be used (truncated, or its data contradict
+    /// its S_* keywords); the reason names the file and what to do.
+    Broken(String),
 }
 
 /// One input at one calibration state; shared by every reflabel that wants that state.
@@ -286,12 +290,6 @@ pub fn resolved_product<'a>(
 /// Why one input cannot be used at one state.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StateProblemKind {
-    /// Steps still to do and no product found; `product` is the name such a product would have.
-    Missing {
-        steps: Vec<Step>,
-        product: String,
-        unreadable: Vec<(PathBuf, String)>,
-    },
     /// Steps already done that the state must not have.
     Extra { steps: Vec<Step> },
 }
@@ -307,10 +305,6 @@ pub struct StateProblem {
 #[derive(Clone, Debug, PartialEq)]
 pub struct StateError {
     pub problems: Vec<StateProblem>,
-    /// The directories searched, in order.
-    pub searched: Vec<PathBuf>,
-    /// Those of them that do not exist.
-    pub absent: Vec<PathBuf>,
     /// A directory could not be searched.
     pub scan_error: Option<String>,
 }
@@ -330,26 +324,6 @@ impl fmt::Display for StateError {
         for p in &self.problems {
             let who = p.reflabels.join(", ");
             match &p.kind {
-                StateProblemKind::Missing {
-                    steps,
-                    product,
-                    unreadable,
-                } => {
-                    write!(
-                        f,
-                        "  {} ({who}): missing {}; no product found (it would be named {product})",
-                        p.raw.display(),
-                        join_steps(steps)
-                    )?;
-                    if !unreadable.is_empty() {
-                        write!(
-                            f,
-                            "; unreadable candidates: {}",
-                            describe_unreadable(unreadable)
-                        )?;
-                    }
-                    writeln!(f)?;
-                }
                 StateProblemKind::Extra { steps } => writeln!(
                     f,
                     "  {} ({who}): already has {} done, which {who} must not have; a file cannot be un-calibrated: give the raw (_uncal) exposure instead, or add the steps to ssbsteps",
@@ -357,36 +331,6 @@ impl fmt::Display for StateError {
                     join_steps(steps)
                 )?,
             }
-        }
-        let dirs: Vec<String> = self
-            .searched
-            .iter()
-            .map(|d| {
-                if self.absent.contains(d) {
-                    format!("{} (does not exist)", d.display())
-                } else {
-                    d.display().to_string()
-                }
-            })
-            .collect();
-        writeln!(
-            f,
-            "Searched for products (recursively): {}",
-            if dirs.is_empty() {
-                "nothing".to_string()
-            } else {
-                dirs.join(", ")
-            }
-        )?;
-        if self
-            .problems
-            .iter()
-            .any(|p| matches!(p.kind, StateProblemKind::Missing { .. }))
-        {
-            write!(
-                f,
-                "Running calibration steps is not yet supported by this version of mkrefs: make the products with the jwst pipeline (e.g. `strun calwebb_detector1 <file>_uncal.fits --output_dir=<ssbdir>`, skipping the unwanted steps with `--steps.<step>.skip=True`) into the ssbdir, or point output.pipeline_prod_search_dir at existing products. A product is used when its name starts with the input's name (without _uncal) followed by '_' and its S_* keywords mark exactly the needed steps COMPLETE."
-            )?;
         }
         Ok(())
     }
@@ -398,7 +342,7 @@ impl std::error::Error for StateError {}
 type Target = (usize, Vec<Step>, Option<SaveProduct>);
 
 /// The state of an intermediate product: the requested steps up to the one that writes it.
-fn product_state(steps: &[Step], product: SaveProduct) -> Vec<Step> {
+pub fn product_state(steps: &[Step], product: SaveProduct) -> Vec<Step> {
     let last = product.producing_step();
     match steps.iter().position(|s| *s == last) {
         Some(i) => steps[..=i].to_vec(),
@@ -419,7 +363,7 @@ fn want_for(product: Option<SaveProduct>) -> Want {
 }
 
 /// The name a missing product would have, for messages.
-fn expected_name(
+pub fn expected_name(
     raw: &Path,
     steps: &[Step],
     product: Option<SaveProduct>,
@@ -433,22 +377,33 @@ fn expected_name(
     }
 }
 
+/// Where products are looked for and made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProductSearch {
+    /// ssbdir first, then `output.pipeline_prod_search_dir`.
+    pub dirs: Vec<PathBuf>,
+    /// Where products to make go.
+    pub ssbdir: PathBuf,
+    /// `false` (`--recalibrate`): existing products are not used, every missing state is made.
+    pub reuse: bool,
+}
+
 /// Decides, for every (input, state) the requests need, which file a job reads: the input
 /// itself when its S_* state equals the wanted one, else an existing product (see
-/// [`find_product`]). Each (input, state) is resolved once, however many reflabels want it.
-/// Inputs with no product, or with steps done that the state must not have, are all collected
-/// into one [`StateError`].
+/// [`find_product`]) that passes `product_check`, else a product to make in ssbdir
+/// ([`Source::ToMake`], named by [`product_name`]). Each (input, state) is resolved once,
+/// however many reflabels want it. Inputs with steps done that the state must not have are
+/// all collected into one [`StateError`].
 pub fn plan_inputs(
     rows: &[InputRow],
     requests: &[StateRequest],
     instrument: Instrument,
-    search_dirs: &[PathBuf],
+    where_: &ProductSearch,
     reader: &ReadHeader<'_>,
 ) -> Result<Vec<ResolvedInput>, StateError> {
+    let search_dirs: &[PathBuf] = if where_.reuse { &where_.dirs } else { &[] };
     let scan = scan_dirs(search_dirs).map_err(|e| StateError {
         problems: Vec::new(),
-        searched: search_dirs.to_vec(),
-        absent: Vec::new(),
         scan_error: Some(e),
     })?;
     let mut cache = StateCache::new();
@@ -489,12 +444,11 @@ pub fn plan_inputs(
                 let required: BTreeSet<Step> = state.iter().copied().collect();
                 let extra: Vec<Step> =
                     in_pipeline_order(input.completed.difference(&required).copied(), instrument);
-                let missing: Vec<Step> =
-                    in_pipeline_order(required.difference(&input.completed).copied(), instrument);
+                let missing = !required.is_subset(&input.completed);
                 let side = matches!(product, Some(SaveProduct::Rateints | SaveProduct::Fitopt));
                 let outcome = if !extra.is_empty() {
                     Err(StateProblemKind::Extra { steps: extra })
-                } else if missing.is_empty() && !side {
+                } else if !missing && !side {
                     Ok((input.path.clone(), Source::Raw))
                 } else {
                     let found = search(
@@ -505,14 +459,33 @@ pub fn plan_inputs(
                         reader,
                         &mut cache,
                     );
-                    match found.found {
-                        Some(p) => Ok((p, Source::Product)),
-                        None => Err(StateProblemKind::Missing {
-                            steps: missing,
-                            product: expected_name(&input.path, state, product, instrument),
-                            unreadable: found.unreadable,
-                        }),
+                    if !found.unreadable.is_empty() {
+                        tracing::warn!(
+                            "{}: candidate products that could not be read were passed over: {}",
+                            input.path.display(),
+                            describe_unreadable(&found.unreadable)
+                        );
                     }
+                    Ok(match found.found {
+                        Some(p) => match crate::product_check::check_product(
+                            &p,
+                            &input.path,
+                            state,
+                            product,
+                        ) {
+                            Ok(()) => (p, Source::Product),
+                            Err(why) => (p, Source::Broken(why)),
+                        },
+                        None => (
+                            where_.ssbdir.join(expected_name(
+                                &input.path,
+                                state,
+                                product,
+                                instrument,
+                            )),
+                            Source::ToMake,
+                        ),
+                    })
                 };
                 let entry = match outcome {
                     Ok((file, source)) => {
@@ -545,8 +518,6 @@ pub fn plan_inputs(
     } else {
         Err(StateError {
             problems,
-            searched: search_dirs.to_vec(),
-            absent: scan.absent,
             scan_error: None,
         })
     }
@@ -662,7 +633,12 @@ mod tests {
         fn file(&mut self, rel: &str, steps: &[Step]) -> PathBuf {
             let p = self.dir.path().join(rel);
             fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(&p, b"").unwrap();
+            // A real (empty) FITS file, so the completeness check passes; the states come
+            // from `headers`.
+            mkrefs_support::fits::FitsWriter::create(&p)
+                .unwrap()
+                .finish()
+                .unwrap();
             self.headers.insert(
                 p.file_name().unwrap().to_string_lossy().into_owned(),
                 header_with(steps),
@@ -685,6 +661,14 @@ mod tests {
         }
         fn path(&self, rel: &str) -> PathBuf {
             self.dir.path().join(rel)
+        }
+        /// Products searched in and made into `ssb`.
+        fn search(&self) -> ProductSearch {
+            ProductSearch {
+                dirs: vec![self.path("ssb")],
+                ssbdir: self.path("ssb"),
+                reuse: true,
+            }
         }
     }
 
@@ -775,14 +759,7 @@ mod tests {
                 SaveProduct::Rateints,
             ],
         };
-        let plan = plan_inputs(
-            &rows,
-            &[req],
-            Instrument::NirCam,
-            &[fx.path("ssb")],
-            &reader,
-        )
-        .unwrap();
+        let plan = plan_inputs(&rows, &[req], Instrument::NirCam, &fx.search(), &reader).unwrap();
         let get = |p| resolved_product(&plan, 0, &rate, p).map(Path::to_path_buf);
         assert_eq!(get(None), Some(fx.path("ssb/d_x_jump_0_ramp_fit.fits")));
         assert_eq!(
@@ -798,7 +775,7 @@ mod tests {
             Some(fx.path("ssb/d_x_jump_1_ramp_fit.fits"))
         );
 
-        // Without a fitopt file the input is reported with the name it would have.
+        // Without a fitopt file, that one product is planned under the name upstream gives it.
         drop(reader);
         std::fs::remove_file(fx.path("ssb/d_x_jump_fitopt.fits")).unwrap();
         let reader = fx.reader();
@@ -808,17 +785,18 @@ mod tests {
             rows: vec![0],
             save: vec![SaveProduct::Fitopt],
         };
-        let err = plan_inputs(
-            &rows,
-            &[req],
-            Instrument::NirCam,
-            &[fx.path("ssb")],
-            &reader,
-        )
-        .unwrap_err();
-        let text = err.to_string();
-        assert!(text.contains("d_uncal.fits"), "{text}");
-        assert!(text.contains("_fitopt.fits"), "{text}");
+        let plan = plan_inputs(&rows, &[req], Instrument::NirCam, &fx.search(), &reader).unwrap();
+        let fitopt = plan
+            .iter()
+            .find(|r| r.product == Some(SaveProduct::Fitopt))
+            .unwrap();
+        assert_eq!(fitopt.source, Source::ToMake);
+        assert_eq!(
+            fitopt.file,
+            fx.path("ssb/d_dq_init_saturation_superbias_refpix_linearity_jump_fitopt.fits")
+        );
+        // The rate product itself is still found.
+        assert_eq!(plan[0].source, Source::Product);
     }
 
     #[test]
@@ -887,9 +865,11 @@ mod tests {
         );
     }
 
-    /// framework.md §5.9 case 5 (steps_to_run): the missing steps reported are the same.
+    /// framework.md §5.9 case 5 (steps_to_run): the products planned are those of the
+    /// required state; the steps the calibration job runs are the missing ones (see
+    /// `calibration`).
     #[test]
-    fn spec_steps_to_run_cases_as_missing_steps() {
+    fn spec_steps_to_run_cases_plan_products_to_make() {
         let required = vec![DqInit, Saturation, Superbias, Refpix, DarkCurrent, Jump];
         let rows = vec![
             input_row(
@@ -905,25 +885,16 @@ mod tests {
             save: Vec::new(),
         }];
         let reader = |_: &Path| -> Result<Header, String> { unreachable!("nothing to read") };
-        let err = plan_inputs(&rows, &reqs, Instrument::NirCam, &[], &reader).unwrap_err();
-        let missing: Vec<Vec<Step>> = err
-            .problems
-            .iter()
-            .map(|p| match &p.kind {
-                StateProblemKind::Missing { steps, .. } => steps.clone(),
-                other => panic!("{other:?}"),
-            })
-            .collect();
+        let search = ProductSearch {
+            dirs: Vec::new(),
+            ssbdir: PathBuf::from("/ssb"),
+            reuse: true,
+        };
+        let plan = plan_inputs(&rows, &reqs, Instrument::NirCam, &search, &reader).unwrap();
+        assert!(plan.iter().all(|r| r.source == Source::ToMake));
         assert_eq!(
-            missing,
-            vec![
-                vec![DqInit, Superbias, Jump],
-                vec![Saturation, Superbias, Refpix, DarkCurrent, Jump]
-            ]
-        );
-        assert!(
-            err.to_string()
-                .contains("Searched for products (recursively): nothing")
+            plan[0].file,
+            Path::new("/ssb/x_dq_init_saturation_superbias_refpix_dark_current_jump.fits")
         );
     }
 
@@ -961,8 +932,7 @@ mod tests {
             },
         ];
         let reader = fx.reader();
-        let plan =
-            plan_inputs(&rows, &reqs, Instrument::NirCam, &[fx.path("ssb")], &reader).unwrap();
+        let plan = plan_inputs(&rows, &reqs, Instrument::NirCam, &fx.search(), &reader).unwrap();
         assert_eq!(plan.len(), 3);
         assert_eq!(plan[0].file, prod);
         assert_eq!(plan[0].source, Source::Product);
@@ -977,7 +947,7 @@ mod tests {
     }
 
     #[test]
-    fn plan_lists_every_missing_and_extra_input() {
+    fn plan_plans_missing_products_and_lists_every_extra_input() {
         let mut fx = Fixture::new();
         let a = fx.file("in/a_uncal.fits", &[]);
         let b = fx.file("in/b_uncal.fits", &[DqInit]);
@@ -1002,52 +972,13 @@ mod tests {
             },
         ];
         let reader = fx.reader();
-        let ssb = fx.path("ssb");
-        let err = plan_inputs(
-            &rows,
-            &reqs,
-            Instrument::NirCam,
-            std::slice::from_ref(&ssb),
-            &reader,
-        )
-        .unwrap_err();
-        assert_eq!(err.problems.len(), 3);
+        let err = plan_inputs(&rows, &reqs, Instrument::NirCam, &fx.search(), &reader).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
         assert_eq!(
             err.problems[0].kind,
-            StateProblemKind::Missing {
-                steps: vec![DqInit, Saturation],
-                product: "a_dq_init_saturation.fits".into(),
-                unreadable: vec![]
-            }
-        );
-        assert_eq!(err.problems[1].reflabels, vec!["readnoise", "superbias"]);
-        assert_eq!(
-            err.problems[1].kind,
-            StateProblemKind::Missing {
-                steps: vec![Saturation],
-                product: "b_dq_init_saturation.fits".into(),
-                unreadable: vec![]
-            }
-        );
-        assert_eq!(
-            err.problems[2].kind,
             StateProblemKind::Extra { steps: vec![Jump] }
         );
         let msg = err.to_string();
-        assert!(
-            msg.contains(&format!(
-                "{} (readnoise): missing dq_init, saturation",
-                a.display()
-            )),
-            "{msg}"
-        );
-        assert!(
-            msg.contains(&format!(
-                "{} (readnoise, superbias): missing saturation",
-                b.display()
-            )),
-            "{msg}"
-        );
         assert!(
             msg.contains(&format!(
                 "{} (readnoise): already has jump done",
@@ -1055,8 +986,40 @@ mod tests {
             )),
             "{msg}"
         );
-        assert!(msg.contains("(does not exist)"), "{msg}");
-        assert!(msg.contains("strun calwebb_detector1"), "{msg}");
-        assert!(msg.contains("output.pipeline_prod_search_dir"), "{msg}");
+
+        // Without the extra input, the missing states are planned in ssbdir, once each.
+        let reqs: Vec<StateRequest> = reqs
+            .into_iter()
+            .map(|mut r| {
+                r.rows.retain(|&i| i != 2);
+                r
+            })
+            .collect();
+        let plan = plan_inputs(&rows, &reqs, Instrument::NirCam, &fx.search(), &reader).unwrap();
+        assert_eq!(plan.len(), 2);
+        assert_eq!(plan[0].file, fx.path("ssb/a_dq_init_saturation.fits"));
+        assert_eq!(plan[1].file, fx.path("ssb/b_dq_init_saturation.fits"));
+        assert_eq!(plan[1].reflabels, vec!["readnoise", "superbias"]);
+        assert!(plan.iter().all(|r| r.source == Source::ToMake));
+    }
+
+    #[test]
+    fn recalibrate_ignores_existing_products() {
+        let mut fx = Fixture::new();
+        let a = fx.file("in/a_uncal.fits", &[]);
+        fx.file("ssb/a_dq_init.fits", &[DqInit]);
+        let rows = vec![input_row(&a, &[])];
+        let reqs = vec![StateRequest {
+            reflabel: "x".into(),
+            steps: vec![DqInit],
+            rows: vec![0],
+            save: Vec::new(),
+        }];
+        let reader = fx.reader();
+        let mut search = fx.search();
+        search.reuse = false;
+        let plan = plan_inputs(&rows, &reqs, Instrument::NirCam, &search, &reader).unwrap();
+        assert_eq!(plan[0].source, Source::ToMake);
+        assert_eq!(plan[0].file, fx.path("ssb/a_dq_init.fits"));
     }
 }

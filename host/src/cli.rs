@@ -93,6 +93,10 @@ pub enum Commands {
     /// Run one job file in this process (what `mkrefs run` starts for each job).
     #[command(hide = true)]
     RunJob(RunJobArgs),
+    /// Run one calibration job file in this process (what `mkrefs run` starts for each input
+    /// that must be calibrated first).
+    #[command(hide = true)]
+    RunCalibration(RunJobArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -134,6 +138,17 @@ pub struct RunArgs {
     /// Print the inputs, groups and jobs, and write nothing.
     #[arg(long = "dry-run", alias = "onlyshow")]
     pub dry_run: bool,
+    /// Backend of the calibration steps: native or jwst (overrides calibration.backend).
+    #[arg(long = "backend", value_name = "NAME")]
+    pub backend: Option<String>,
+    /// Remake the calibrated products this run needs even if they are in ssbdir (products in
+    /// output.pipeline_prod_search_dir are not used either).
+    #[arg(long = "recalibrate", alias = "force_redo_strun")]
+    pub recalibrate: bool,
+    /// Only bring the inputs to their calibration states (the products in ssbdir); make no
+    /// reference file.
+    #[arg(long = "calibrate-only")]
+    pub calibrate_only: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -198,7 +213,14 @@ pub struct RunJobArgs {
 }
 
 const SUBCOMMANDS: &[&str] = &[
-    "run", "plugins", "describe", "demo", "simulate", "run-job", "help",
+    "run",
+    "plugins",
+    "describe",
+    "demo",
+    "simulate",
+    "run-job",
+    "run-calibration",
+    "help",
 ];
 
 /// Inserts `run` when the first positional word is not a subcommand, so upstream's

@@ -18,24 +18,92 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::atomic;
 use crate::child::PROGRESS_PREFIX;
-use crate::jobfile::{JobReportFile, JobSpec};
+use crate::jobfile::{CalibrationSpec, JobReportFile, JobSpec};
 use crate::logging;
 
-/// A job ready to run: its spec and where its job file goes.
+/// What a job does.
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// Run a generator on a group (`mkrefs run-job`).
+    Generate(JobSpec),
+    /// Bring an exposure to a calibration state (`mkrefs run-calibration`).
+    Calibrate(CalibrationSpec),
+}
+
+/// A job ready to run: what it does and where its job file goes.
 #[derive(Debug, Clone)]
 pub struct PreparedJob {
-    pub spec: JobSpec,
+    pub work: Work,
     pub job_file: PathBuf,
     /// Indices (in the list given to [`execute`]) of the jobs that must succeed first.
     pub after: Vec<usize>,
+    /// Why the job cannot run, found while planning (e.g. a broken product, a reference file
+    /// that fits no input); it fails at once and its dependents are listed as not run.
+    pub blocked: Option<String>,
 }
 
 impl PreparedJob {
+    /// `cmd<N>` for generator jobs, `cal<N>` for calibration jobs.
+    pub fn id(&self) -> String {
+        match &self.work {
+            Work::Generate(s) => format!("cmd{}", s.cmd_id),
+            Work::Calibrate(s) => format!("cal{}", s.cal_id),
+        }
+    }
+
+    /// The reflabel, or `calibrate`.
+    pub fn label(&self) -> &str {
+        match &self.work {
+            Work::Generate(s) => &s.reflabel,
+            Work::Calibrate(_) => "calibrate",
+        }
+    }
+
+    pub fn detector(&self) -> &str {
+        match &self.work {
+            Work::Generate(s) => &s.detector,
+            Work::Calibrate(s) => &s.detector,
+        }
+    }
+
+    pub fn output(&self) -> &Path {
+        match &self.work {
+            Work::Generate(s) => &s.output,
+            Work::Calibrate(s) => &s.final_product,
+        }
+    }
+
+    pub fn log(&self) -> &Path {
+        match &self.work {
+            Work::Generate(s) => &s.log,
+            Work::Calibrate(s) => &s.log,
+        }
+    }
+
+    pub fn report(&self) -> &Path {
+        match &self.work {
+            Work::Generate(s) => &s.report,
+            Work::Calibrate(s) => &s.report,
+        }
+    }
+
+    fn to_json(&self) -> String {
+        match &self.work {
+            Work::Generate(s) => s.to_json(),
+            Work::Calibrate(s) => s.to_json(),
+        }
+    }
+
+    /// The child subcommand that runs the job file.
+    fn subcommand(&self) -> &'static str {
+        match &self.work {
+            Work::Generate(_) => "run-job",
+            Work::Calibrate(_) => "run-calibration",
+        }
+    }
+
     pub fn title(&self) -> String {
-        format!(
-            "cmd{} {} {}",
-            self.spec.cmd_id, self.spec.reflabel, self.spec.detector
-        )
+        format!("{} {} {}", self.id(), self.label(), self.detector())
     }
 }
 
@@ -66,8 +134,10 @@ impl JobStatus {
 
 #[derive(Debug, Clone)]
 pub struct JobResult {
-    pub cmd_id: u32,
-    pub reflabel: String,
+    /// `cmd<N>` or `cal<N>`.
+    pub id: String,
+    /// The reflabel, or `calibrate`.
+    pub label: String,
     pub detector: String,
     pub status: JobStatus,
     pub seconds: f64,
@@ -88,13 +158,17 @@ pub struct ExecOptions {
 }
 
 /// Whether an earlier run already made this job's output from the same job file.
+/// Calibration jobs are planned only for products that are missing, so they always run.
 fn up_to_date(job: &PreparedJob, text: &str) -> bool {
+    if matches!(job.work, Work::Calibrate(_)) {
+        return false;
+    }
     let same_job = std::fs::read_to_string(&job.job_file).is_ok_and(|old| old == text);
-    let report_ok = std::fs::read_to_string(&job.spec.report)
+    let report_ok = std::fs::read_to_string(job.report())
         .ok()
         .and_then(|r| serde_json::from_str::<JobReportFile>(&r).ok())
         .is_some_and(|r| r.ok);
-    same_job && report_ok && job.spec.output.is_file()
+    same_job && report_ok && job.output().is_file()
 }
 
 /// Runs every job and returns one result per job, in the order given.
@@ -219,13 +293,13 @@ fn block_dependents(jobs: &[PreparedJob], states: &mut [State], results: &mut [O
 
 fn not_run(job: &PreparedJob, why: String) -> JobResult {
     JobResult {
-        cmd_id: job.spec.cmd_id,
-        reflabel: job.spec.reflabel.clone(),
-        detector: job.spec.detector.clone(),
+        id: job.id(),
+        label: job.label().to_string(),
+        detector: job.detector().to_string(),
         status: JobStatus::NotRun(why),
         seconds: 0.0,
-        output: job.spec.output.clone(),
-        log: job.spec.log.clone(),
+        output: job.output().to_path_buf(),
+        log: job.log().to_path_buf(),
         summary: String::new(),
     }
 }
@@ -248,18 +322,12 @@ fn announce(job: &PreparedJob, result: &JobResult) {
 }
 
 fn run_one(job: &PreparedJob, opts: &ExecOptions) -> JobResult {
-    let spec = &job.spec;
-    let mut result = JobResult {
-        cmd_id: spec.cmd_id,
-        reflabel: spec.reflabel.clone(),
-        detector: spec.detector.clone(),
-        status: JobStatus::Ok,
-        seconds: 0.0,
-        output: spec.output.clone(),
-        log: spec.log.clone(),
-        summary: String::new(),
-    };
-    let text = spec.to_json();
+    let mut result = not_run(job, String::new());
+    if let Some(why) = &job.blocked {
+        result.status = JobStatus::Failed(why.clone());
+        return result;
+    }
+    let text = job.to_json();
     if !opts.force && up_to_date(job, &text) {
         result.status = JobStatus::Skipped;
         return result;
@@ -282,21 +350,26 @@ fn run_one(job: &PreparedJob, opts: &ExecOptions) -> JobResult {
 
 /// Writes the job file, runs the child and reads its report.
 fn launch(job: &PreparedJob, text: &str, opts: &ExecOptions) -> Result<JobReportFile, String> {
-    let spec = &job.spec;
     // A stale output or report must not survive a job that is being redone.
-    for stale in [&spec.output, &spec.report] {
+    for stale in [job.output(), job.report()] {
         if stale.exists() {
             std::fs::remove_file(stale)
                 .map_err(|e| format!("cannot remove the old {}: {e}", stale.display()))?;
         }
     }
+    for file in [&job.job_file, job.log()] {
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+        }
+    }
     atomic::write(&job.job_file, text.as_bytes())?;
-    let log = File::create(&spec.log)
-        .map_err(|e| format!("cannot create log file {}: {e}", spec.log.display()))?;
+    let log = File::create(job.log())
+        .map_err(|e| format!("cannot create log file {}: {e}", job.log().display()))?;
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot find the mkrefs executable to start the job: {e}"))?;
     let mut child = Command::new(exe)
-        .arg("run-job")
+        .arg(job.subcommand())
         .arg(&job.job_file)
         .arg("--threads")
         .arg(opts.threads.max(1).to_string())
@@ -308,7 +381,7 @@ fn launch(job: &PreparedJob, text: &str, opts: &ExecOptions) -> Result<JobReport
         .map_err(|e| format!("cannot start the job process: {e}"))?;
     let bar = logging::progress_bar(0, &job.title());
     if let Some(stdout) = child.stdout.take() {
-        forward_stdout(stdout, &spec.log, bar.as_ref());
+        forward_stdout(stdout, job.log(), bar.as_ref());
     }
     let status = child
         .wait()
@@ -316,12 +389,12 @@ fn launch(job: &PreparedJob, text: &str, opts: &ExecOptions) -> Result<JobReport
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let report = read_report(&spec.report);
+    let report = read_report(job.report());
     match (status.success(), report) {
         (_, Some(report)) => Ok(report),
         (true, None) => Err(format!(
             "the job process ended without writing its report {}",
-            spec.report.display()
+            job.report().display()
         )),
         (false, None) => Err(describe_exit(status)),
     }
@@ -387,19 +460,19 @@ pub fn summary_table(results: &[JobResult]) -> String {
     let mut out = String::new();
     let width = results
         .iter()
-        .map(|r| r.reflabel.len())
+        .map(|r| r.label.len())
         .max()
         .unwrap_or(8)
         .max(8);
     out.push_str(&format!(
         "{:>5}  {:width$}  {:9}  {:8}  {:>8}  output\n",
-        "cmdID", "reflabel", "detector", "status", "seconds"
+        "job", "reflabel", "detector", "status", "seconds"
     ));
     for r in results {
         out.push_str(&format!(
             "{:>5}  {:width$}  {:9}  {:8}  {:>8.2}  {}\n",
-            r.cmd_id,
-            r.reflabel,
+            r.id,
+            r.label,
             r.detector,
             r.status.word(),
             r.seconds,
@@ -422,15 +495,15 @@ pub fn summary_table(results: &[JobResult]) -> String {
     for r in failed {
         match &r.status {
             JobStatus::Failed(why) => out.push_str(&format!(
-                "cmd{} {} {} failed: {why}\n    log: {}\n",
-                r.cmd_id,
-                r.reflabel,
+                "{} {} {} failed: {why}\n    log: {}\n",
+                r.id,
+                r.label,
                 r.detector,
                 r.log.display()
             )),
             JobStatus::NotRun(why) => out.push_str(&format!(
-                "cmd{} {} {} not run: {why}\n",
-                r.cmd_id, r.reflabel, r.detector
+                "{} {} {} not run: {why}\n",
+                r.id, r.label, r.detector
             )),
             _ => {}
         }
@@ -446,7 +519,7 @@ mod tests {
     fn job(cmd_id: u32, after: &[usize]) -> PreparedJob {
         let p = PathBuf::from(format!("/nowhere/cmd{cmd_id}"));
         PreparedJob {
-            spec: JobSpec {
+            work: Work::Generate(JobSpec {
                 format: JOB_FORMAT,
                 cmd_id,
                 reflabel: "x".into(),
@@ -460,9 +533,10 @@ mod tests {
                 inputs: Vec::new(),
                 products: Vec::new(),
                 params: Vec::new(),
-            },
+            }),
             job_file: p.with_extension("job.json"),
             after: after.to_vec(),
+            blocked: None,
         }
     }
 
@@ -472,7 +546,10 @@ mod tests {
         events: &'a Mutex<Vec<String>>,
     ) -> impl Fn(&PreparedJob) -> JobResult + Sync + 'a {
         move |j| {
-            let id = j.spec.cmd_id;
+            let Work::Generate(spec) = &j.work else {
+                unreachable!("the tests schedule generator jobs")
+            };
+            let id = spec.cmd_id;
             events.lock().unwrap().push(format!("start {id}"));
             std::thread::sleep(std::time::Duration::from_millis(20));
             events.lock().unwrap().push(format!("end {id}"));

@@ -61,6 +61,76 @@ pub struct JobParam {
     pub value: Value,
 }
 
+/// A calibration job: bring one exposure to a state, saving the products generators read.
+/// Written like a generator's job file and run by `mkrefs run-calibration JOBFILE`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct CalibrationSpec {
+    pub format: u32,
+    /// `cal<N>` in tables and logs.
+    pub cal_id: u32,
+    /// `native` or `jwst`.
+    pub backend: String,
+    pub instrument: String,
+    pub detector: String,
+    /// The exposure the user gave.
+    pub raw: PathBuf,
+    /// The file the steps start from (the raw exposure).
+    pub input: PathBuf,
+    /// The steps to run, in pipeline order.
+    pub run: Vec<String>,
+    /// The state of the final product: the input's steps and `run`, in pipeline order.
+    pub state: Vec<String>,
+    /// The product after the last step.
+    pub final_product: PathBuf,
+    /// Intermediate and side products to keep on the way.
+    pub saves: Vec<SavedProduct>,
+    pub references: Vec<StepReference>,
+    /// The jwst backend's `strun` program.
+    pub strun: Option<String>,
+    pub log: PathBuf,
+    pub report: PathBuf,
+    pub scratch_dir: PathBuf,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SavedProduct {
+    /// A step name, `rateints` or `fitopt`.
+    pub product: String,
+    pub path: PathBuf,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct StepReference {
+    pub step: String,
+    /// Upper case, as the REFTYPE keyword.
+    pub reftype: String,
+    pub path: PathBuf,
+}
+
+impl CalibrationSpec {
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("job specs always serialize");
+        text.push('\n');
+        text
+    }
+
+    pub fn read(path: &Path) -> Result<CalibrationSpec, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read job file {}: {e}", path.display()))?;
+        let spec: CalibrationSpec = serde_json::from_str(&text)
+            .map_err(|e| format!("calibration job file {} is not valid: {e}", path.display()))?;
+        if spec.format != JOB_FORMAT {
+            return Err(format!(
+                "job file {} has format {}, this mkrefs reads format {JOB_FORMAT}; rerun \
+                 `mkrefs run` to rewrite it",
+                path.display(),
+                spec.format
+            ));
+        }
+        Ok(spec)
+    }
+}
+
 /// What a job child writes when it ends.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct JobReportFile {

@@ -115,6 +115,15 @@ pub fn strun_argv(job: &StrunJob) -> Result<Vec<String>, String> {
     Ok(argv)
 }
 
+/// Environment for a `strun` process run by mkrefs. (Completed by the offline recipe: see
+/// the README section "The jwst backend without network".)
+pub fn offline_environment(_scratch: &Path) -> Vec<(String, String)> {
+    vec![(
+        "STPIPE_DISABLE_CRDS_STEPPARS".to_string(),
+        "True".to_string(),
+    )]
+}
+
 fn path_text(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }

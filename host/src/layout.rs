@@ -9,7 +9,8 @@
 //!     <reflabel>/<reflabel>.<stem>.cmd<N>_<reftype>.job.json    job file
 //!     <reflabel>/<reflabel>.<stem>.cmd<N>_<reftype>.log         job log
 //!     <reflabel>/<reflabel>.<stem>.cmd<N>_<reftype>.report.json job outcome
-//!     scratch/cmd<N>/        per-job temporary files, removed after the job
+//!     calibration/<product>.job.json, .log, .report.json   calibration jobs (products in ssbdir)
+//!     scratch/cmd<N>/, scratch/cal<N>/   per-job temporary files, removed after the job
 //! ssbdir: --ssbdir, else output.ssbdir, else <outrootdir>[/<outsubdir>]/ssb when
 //!         skip_runID_ssbdir (shared between runs, the default), else <basedir>/ssb.
 //! ```
@@ -150,6 +151,16 @@ impl RunLayout {
 
     pub fn scratch(&self, cmd_id: u32) -> PathBuf {
         self.basedir.join("scratch").join(format!("cmd{cmd_id}"))
+    }
+
+    /// `<basedir>/calibration/<product stem>` (no extension): the job file, log and report of
+    /// the calibration job that makes that product (the products themselves go to ssbdir).
+    pub fn calibration_basename(&self, product_stem: &str) -> PathBuf {
+        self.basedir.join("calibration").join(product_stem)
+    }
+
+    pub fn calibration_scratch(&self, cal_id: u32) -> PathBuf {
+        self.basedir.join("scratch").join(format!("cal{cal_id}"))
     }
 }
 

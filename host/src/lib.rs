@@ -5,6 +5,8 @@
 
 pub mod app;
 pub mod atomic;
+pub mod calibration;
+pub mod calibration_child;
 pub mod calstate;
 pub mod child;
 pub mod classify;
@@ -19,6 +21,7 @@ pub mod jwst_backend;
 pub mod layout;
 pub mod logging;
 pub mod plan;
+pub mod product_check;
 pub mod reference_files;
 pub mod registry;
 pub mod steps;

@@ -7,15 +7,20 @@ use mkrefs_plugin_api::Param;
 use mkrefs_support::fits::read_primary_header;
 use mkrefs_support::header::Header;
 
-use crate::calstate::{self, ResolvedInput, StateRequest};
+use crate::calibration::{self, CalibrationContext, CalibrationJob, RefChoice};
+use crate::calstate::{self, ProductSearch, ResolvedInput, StateRequest};
 use crate::classify::ClassifyRules;
 use crate::cli::RunArgs;
-use crate::config::{self, CliParam, Settings};
-use crate::executor::PreparedJob;
+use crate::config::{self, Backend, CliParam, Settings};
+use crate::executor::{PreparedJob, Work};
 use crate::grouping::{self, CmdGroup, Group, ImTypes, MjdLimits};
 use crate::inputs::{self, InputKeys, InputRow};
-use crate::jobfile::{JOB_FORMAT, JobInput, JobParam, JobProduct, JobSpec};
+use crate::jobfile::{
+    CalibrationSpec, JOB_FORMAT, JobInput, JobParam, JobProduct, JobSpec, SavedProduct,
+    StepReference,
+};
 use crate::layout::{OutputOptions, RunIdChoice, RunLayout, absolute, with_ext};
+use crate::reference_files::RefConfig;
 use crate::registry::{Entry, Registry};
 use crate::steps::{self, Instrument, SaveProduct, Step};
 
@@ -40,6 +45,8 @@ pub struct RunPlan<'r> {
     pub groups: Vec<CmdGroup>,
     pub notes: Vec<String>,
     pub resolved: Vec<ResolvedInput>,
+    pub backend: Backend,
+    /// Calibration jobs first, then generator jobs; `after` links them.
     pub jobs: Vec<PreparedJob>,
 }
 
@@ -354,14 +361,62 @@ pub fn make_plan<'r>(
             .iter()
             .map(|d| absolute(Path::new(d))),
     );
-    let resolved =
-        calstate::plan_inputs(&rows, &requests, instrument, &search_dirs, &header_reader)
-            .map_err(|e| e.to_string())?;
+    let search = ProductSearch {
+        dirs: search_dirs,
+        ssbdir: layout.ssbdir.clone(),
+        reuse: !args.recalibrate,
+    };
+    let resolved = calstate::plan_inputs(&rows, &requests, instrument, &search, &header_reader)
+        .map_err(|e| e.to_string())?;
 
-    let jobs = groups
+    // Calibration jobs for what is missing.
+    let backend = match &args.backend {
+        Some(text) => Backend::parse(text).ok_or_else(|| {
+            format!("--backend {text}: the calibration backend is native or jwst")
+        })?,
+        None => settings.calibration.backend,
+    };
+    let mut ref_configs = std::collections::BTreeMap::new();
+    for s in &selected {
+        let section = settings
+            .tree
+            .get(&s.reflabel)
+            .and_then(|n| n.get("reffile4ssb"));
+        let cfg = RefConfig::from_config(settings.tree.get("reffile4ssb"), section)?;
+        ref_configs.insert(s.reflabel.clone(), cfg);
+    }
+    let crds_path = settings
+        .calibration
+        .crds_path
+        .clone()
+        .or_else(|| std::env::var("CRDS_PATH").ok().filter(|s| !s.is_empty()))
+        .map(|p| absolute(Path::new(&p)));
+    let cal_jobs = calibration::plan_jobs(
+        &rows,
+        &resolved,
+        &CalibrationContext {
+            instrument,
+            backend,
+            references: &ref_configs,
+            crds_path,
+            ssbdir: &layout.ssbdir,
+        },
+    )?;
+
+    let gen_jobs = groups
         .iter()
         .map(|g| job_for(g, &selected, &rows, &resolved, &layout))
         .collect::<Result<Vec<_>, String>>()?;
+    let jobs = link_jobs(
+        cal_jobs,
+        gen_jobs,
+        &resolved,
+        instrument,
+        backend,
+        &settings.calibration.strun,
+        &layout,
+        args.calibrate_only,
+    )?;
     Ok(RunPlan {
         instrument,
         layout,
@@ -371,8 +426,192 @@ pub fn make_plan<'r>(
         groups,
         notes,
         resolved,
+        backend,
         jobs,
     })
+}
+
+/// The calibration job's spec and files.
+fn calibration_job(
+    id: u32,
+    job: &CalibrationJob,
+    instrument: Instrument,
+    backend: Backend,
+    strun: &str,
+    layout: &RunLayout,
+) -> PreparedJob {
+    let stem = job
+        .final_product
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("cal{id}"));
+    let base = layout.calibration_basename(&stem);
+    let names = |steps: &[Step]| steps.iter().map(|s| s.name().to_string()).collect();
+    let spec = CalibrationSpec {
+        format: JOB_FORMAT,
+        cal_id: id,
+        backend: backend.name().to_string(),
+        instrument: instrument.to_string(),
+        detector: job.detector.clone(),
+        raw: job.raw.clone(),
+        input: job.raw.clone(),
+        run: names(&job.run),
+        state: names(&job.state),
+        final_product: job.final_product.clone(),
+        saves: job
+            .saves
+            .iter()
+            .map(|(k, path)| SavedProduct {
+                product: k.name().to_string(),
+                path: path.clone(),
+            })
+            .collect(),
+        references: job
+            .references
+            .iter()
+            .filter_map(|r| match &r.choice {
+                RefChoice::File { path, .. } => Some(StepReference {
+                    step: r.step.name().to_string(),
+                    reftype: r.reftype.clone(),
+                    path: path.clone(),
+                }),
+                RefChoice::SelfMade => None, // filled in by link_jobs
+            })
+            .collect(),
+        strun: (backend == Backend::Jwst).then(|| strun.to_string()),
+        log: with_ext(&base, "log"),
+        report: with_ext(&base, "report.json"),
+        scratch_dir: layout.calibration_scratch(id),
+    };
+    PreparedJob {
+        work: Work::Calibrate(spec),
+        job_file: with_ext(&base, "job.json"),
+        after: Vec::new(),
+        blocked: job.blocked.clone(),
+    }
+}
+
+/// Puts calibration and generator jobs into one graph: a generator job waits for the
+/// calibration jobs that make the files it reads; a calibration job whose step reads a `SELF`
+/// reference waits for the generator job of this run that makes it (same reftype, same
+/// detector). With `calibrate_only`, generator jobs are kept only where a calibration needs
+/// their output.
+#[allow(clippy::too_many_arguments)]
+fn link_jobs(
+    cal_jobs: Vec<CalibrationJob>,
+    gen_jobs: Vec<PreparedJob>,
+    resolved: &[ResolvedInput],
+    instrument: Instrument,
+    backend: Backend,
+    strun: &str,
+    layout: &RunLayout,
+    calibrate_only: bool,
+) -> Result<Vec<PreparedJob>, String> {
+    let ncal = cal_jobs.len();
+    let mut jobs: Vec<PreparedJob> = cal_jobs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| calibration_job(i as u32 + 1, c, instrument, backend, strun, layout))
+        .collect();
+    // Which calibration job makes each resolved file.
+    let mut maker = std::collections::HashMap::new();
+    for (i, c) in cal_jobs.iter().enumerate() {
+        for &m in &c.makes {
+            maker.insert(resolved[m].file.clone(), i);
+        }
+    }
+    for mut g in gen_jobs {
+        let Work::Generate(spec) = &g.work else {
+            unreachable!("job_for makes generator jobs")
+        };
+        let mut after: Vec<usize> = spec
+            .inputs
+            .iter()
+            .map(|i| &i.path)
+            .chain(spec.products.iter().map(|p| &p.path))
+            .filter_map(|f| maker.get(f).copied())
+            .collect();
+        after.sort_unstable();
+        after.dedup();
+        g.after = after;
+        jobs.push(g);
+    }
+    // SELF references.
+    let mut problems = Vec::new();
+    let mut needed_generators = std::collections::BTreeSet::new();
+    for (i, c) in cal_jobs.iter().enumerate() {
+        for r in &c.references {
+            if r.choice != RefChoice::SelfMade {
+                continue;
+            }
+            let makers: Vec<usize> = (ncal..jobs.len())
+                .filter(|&j| match &jobs[j].work {
+                    Work::Generate(s) => {
+                        s.reftype.eq_ignore_ascii_case(&r.reftype) && s.detector == c.detector
+                    }
+                    Work::Calibrate(_) => false,
+                })
+                .collect();
+            let key = r.reftype.to_ascii_lowercase();
+            match makers[..] {
+                [j] => {
+                    let path = jobs[j].output().to_path_buf();
+                    if let Work::Calibrate(spec) = &mut jobs[i].work {
+                        spec.references.push(StepReference {
+                            step: r.step.name().to_string(),
+                            reftype: r.reftype.clone(),
+                            path,
+                        });
+                    }
+                    jobs[i].after.push(j);
+                    needed_generators.insert(j);
+                }
+                [] => problems.push(format!(
+                    "{}: reffile4ssb.{key} is SELF (the {} file this run makes), but no                      generator of this run makes {} for detector {}: add the reflabel that                      makes it (e.g. `mkrefs run {key},...`), or give a file",
+                    c.raw.display(),
+                    r.reftype,
+                    r.reftype,
+                    c.detector
+                )),
+                _ => problems.push(format!(
+                    "{}: reffile4ssb.{key} is SELF, but this run makes {} {} files for detector                      {} ({}); group that reflabel's inputs into one job per detector (imtypes                      D+), or give a file",
+                    c.raw.display(),
+                    makers.len(),
+                    r.reftype,
+                    c.detector,
+                    makers
+                        .iter()
+                        .map(|&j| jobs[j].id())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
+        }
+    }
+    problems.dedup();
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+    if calibrate_only {
+        // Keep the calibration jobs and the generators they need; renumber the links.
+        let keep: Vec<usize> = (0..jobs.len())
+            .filter(|&j| j < ncal || needed_generators.contains(&j))
+            .collect();
+        let new_index: std::collections::HashMap<usize, usize> =
+            keep.iter().enumerate().map(|(n, &o)| (o, n)).collect();
+        let mut kept = Vec::new();
+        for &o in &keep {
+            let mut j = jobs[o].clone();
+            j.after = j
+                .after
+                .iter()
+                .filter_map(|d| new_index.get(d).copied())
+                .collect();
+            kept.push(j);
+        }
+        jobs = kept;
+    }
+    Ok(jobs)
 }
 
 fn job_for(
@@ -449,7 +688,8 @@ fn job_for(
     };
     Ok(PreparedJob {
         job_file: with_ext(&outbase, "job.json"),
-        spec,
+        work: Work::Generate(spec),
         after: Vec::new(),
+        blocked: None,
     })
 }

@@ -54,6 +54,18 @@ fn parse_source(text: &str) -> RefSource {
     }
 }
 
+/// The reftype a `reffile4ssb` key names, lower-cased: upstream's configs wrote `bpm`,
+/// `rdnoise` and keys ending in `reffile` (`bpmreffile`).
+pub fn canonical_reftype(key: &str) -> String {
+    let key = key.trim().to_ascii_lowercase();
+    let key = key.strip_suffix("reffile").unwrap_or(&key).to_string();
+    match key.as_str() {
+        "bpm" => "mask".to_string(),
+        "rdnoise" => "readnoise".to_string(),
+        _ => key,
+    }
+}
+
 impl RefConfig {
     /// Reads `reffile4ssb` from the top level of the merged configuration and from the
     /// reflabel's section (which wins), e.g. `tree.get("reffile4ssb")`.
@@ -70,17 +82,21 @@ impl RefConfig {
                     node.source
                 ));
             }
-            for (reftype, value) in node.entries() {
+            for (key, value) in node.entries() {
+                let reftype = canonical_reftype(key);
+                if matches!(value.value, NodeValue::Null) {
+                    // Not set here; a section's null also clears the top level's value.
+                    cfg.sources.remove(&reftype);
+                    continue;
+                }
                 let NodeValue::Str(text) = &value.value else {
                     return Err(format!(
-                        "{}: reffile4ssb key {reftype} must be a file, a glob pattern, SELF or CRDS",
+                        "{}: reffile4ssb key {key} must be a file, a glob pattern, SELF or CRDS",
                         value.source
                     ));
                 };
-                cfg.sources.insert(
-                    reftype.to_ascii_lowercase(),
-                    (parse_source(text), value.source.clone()),
-                );
+                cfg.sources
+                    .insert(reftype, (parse_source(text), value.source.clone()));
             }
         }
         Ok(cfg)

@@ -174,6 +174,15 @@ impl SaveProduct {
             SaveProduct::Fitopt => "fitopt",
         }
     }
+
+    /// The inverse of [`SaveProduct::name`] (any case; `ramp_fit` is `rate`).
+    pub fn parse(name: &str) -> Option<SaveProduct> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "rateints" => Some(SaveProduct::Rateints),
+            "fitopt" => Some(SaveProduct::Fitopt),
+            other => Step::from_name(other).map(SaveProduct::Step),
+        }
+    }
 }
 
 impl fmt::Display for SaveProduct {

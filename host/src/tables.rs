@@ -2,6 +2,7 @@
 //! deterministic for the same inputs (no dates), so a rerun can tell whether its inputs
 //! changed.
 
+use crate::executor::Work;
 use crate::plan::RunPlan;
 
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -62,7 +63,10 @@ pub fn input_table(plan: &RunPlan<'_>) -> String {
 pub fn group_table(plan: &RunPlan<'_>) -> String {
     let mut rows = Vec::new();
     for job in &plan.jobs {
-        for input in &job.spec.inputs {
+        let Work::Generate(spec) = &job.work else {
+            continue;
+        };
+        for input in &spec.inputs {
             let index = plan
                 .rows
                 .iter()
@@ -70,8 +74,8 @@ pub fn group_table(plan: &RunPlan<'_>) -> String {
                 .map(|i| i.to_string())
                 .unwrap_or_default();
             rows.push(vec![
-                job.spec.cmd_id.to_string(),
-                job.spec.reflabel.clone(),
+                spec.cmd_id.to_string(),
+                spec.reflabel.clone(),
                 input.label.clone(),
                 input.kind.clone(),
                 input.detector.clone(),
@@ -80,13 +84,13 @@ pub fn group_table(plan: &RunPlan<'_>) -> String {
                 input.path.display().to_string(),
             ]);
         }
-        for p in &job.spec.products {
+        for p in &spec.products {
             rows.push(vec![
-                job.spec.cmd_id.to_string(),
-                job.spec.reflabel.clone(),
+                spec.cmd_id.to_string(),
+                spec.reflabel.clone(),
                 format!("{}.{}", p.label, p.product),
                 "product".to_string(),
-                job.spec.detector.clone(),
+                spec.detector.clone(),
                 String::new(),
                 String::new(),
                 p.path.display().to_string(),
@@ -108,24 +112,64 @@ pub fn group_table(plan: &RunPlan<'_>) -> String {
     )
 }
 
-/// The job list for a dry run and the log: one line per job.
+/// The job graph for a dry run and the log: one line per job, with the jobs it waits for.
+/// Generator jobs list their group's images; calibration jobs the exposure, the steps to run
+/// and the products they save.
 pub fn job_table(plan: &RunPlan<'_>) -> String {
     let rows: Vec<Vec<String>> = plan
         .jobs
         .iter()
         .map(|j| {
-            let labels: Vec<&str> = j.spec.inputs.iter().map(|i| i.label.as_str()).collect();
+            let after: Vec<String> = j.after.iter().map(|&d| plan.jobs[d].id()).collect();
+            let what = match &j.work {
+                Work::Generate(spec) => spec
+                    .inputs
+                    .iter()
+                    .map(|i| i.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                Work::Calibrate(spec) => {
+                    let name = |p: &std::path::Path| {
+                        p.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    };
+                    let mut text = format!("{}: {}", name(&spec.raw), spec.run.join(","));
+                    if !spec.saves.is_empty() {
+                        let saves: Vec<&str> =
+                            spec.saves.iter().map(|s| s.product.as_str()).collect();
+                        text.push_str(&format!(" (+{})", saves.join(",")));
+                    }
+                    text
+                }
+            };
+            let output = match &j.blocked {
+                Some(why) => format!("BLOCKED: {why}"),
+                None => j.output().display().to_string(),
+            };
             vec![
-                j.spec.cmd_id.to_string(),
-                j.spec.reflabel.clone(),
-                j.spec.detector.clone(),
-                labels.join(","),
-                j.spec.output.display().to_string(),
+                j.id(),
+                j.label().to_string(),
+                j.detector().to_string(),
+                if after.is_empty() {
+                    "-".to_string()
+                } else {
+                    after.join(",")
+                },
+                what,
+                output,
             ]
         })
         .collect();
     table(
-        &["cmdID", "reflabel", "detector", "images", "output"],
+        &[
+            "job",
+            "reflabel",
+            "detector",
+            "after",
+            "images/steps",
+            "output",
+        ],
         &rows,
     )
 }

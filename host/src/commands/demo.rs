@@ -1,14 +1,21 @@
-//! `mkrefs demo`: simulates a small NIRCam data set and makes all four bundled reference files
-//! from it with the default configuration, then compares them with the simulator's truth. What
-//! the README's first command runs. Readnoise and superbias read the raw darks; dark and bpm
-//! read calibrated products, which the simulator writes beside the raw files (making them from
-//! the raw files is the native calibration engine's job, still in progress).
+//! `mkrefs demo`: simulates a small NIRCam data set of uncal darks and flats and makes all four
+//! bundled reference files from them with the default configuration, then compares them with
+//! the simulator's truth. What the README's first command runs.
+//!
+//! Only raw files are simulated. Readnoise and superbias read them as they are; dark and bpm
+//! need them calibrated, which the run does with the native engine, and the superbias and
+//! readnoise it makes feed those calibrations (`reffile4ssb: SELF`), so the jobs run in the
+//! order superbias and readnoise, then calibration, then dark and bpm. The steps' other
+//! reference files (mask, saturation, linearity, gain) come from the simulator, as a user's
+//! would come from CRDS.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use mkrefs_support::fits::ImageReader;
-use mkrefs_support::simulate::{DefectClass, Kind, ProductSet, write_dataset};
+use mkrefs_support::simulate::{
+    DefectClass, Kind, ProductSet, StepReference, Truth, write_dataset, write_step_references,
+};
 use mkrefs_support::stats::nanmedian;
 
 use crate::cli::{DemoArgs, GlobalOptions, RunArgs};
@@ -48,8 +55,8 @@ pub fn run(
     std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
     let cfg = sim_config("NRCA1", args.size, 2, DEMO_GROUPS, 42)?;
     tracing::info!(
-        "simulating {} NIRCam NRCA1 darks and {} flats ({}x{}, 2 integrations x {} groups) \
-         with calibrated products in {}",
+        "simulating {} NIRCam NRCA1 uncal darks and {} flats ({}x{}, 2 integrations x {} groups) \
+         in {}",
         args.darks,
         args.flats,
         args.size,
@@ -57,24 +64,46 @@ pub fn run(
         DEMO_GROUPS,
         data.display()
     );
-    let manifest = write_dataset(&data, &cfg, args.darks, args.flats, ProductSet::ALL)
+    let manifest = write_dataset(&data, &cfg, args.darks, args.flats, ProductSet::NONE)
         .map_err(|e| e.to_string())?;
+    let uncal: Vec<String> = manifest
+        .exposures
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::Dark | Kind::Flat))
+        .filter_map(|e| e.files.first())
+        .map(|f| data.join(&f.file).display().to_string())
+        .collect();
+    let truth = Truth::read(&data.join(&manifest.truth)).map_err(|e| e.to_string())?;
+    let refs = write_step_references(
+        &data,
+        Path::new(uncal.first().ok_or("the demo simulated no exposure")?),
+        &truth,
+        &[
+            StepReference::Mask,
+            StepReference::Saturation,
+            StepReference::Linearity,
+            StepReference::Gain,
+        ],
+    )
+    .map_err(|e| e.to_string())?;
     let mut items = vec!["readnoise,superbias,dark,bpm".to_string()];
-    items.extend(
-        manifest
-            .exposures
-            .iter()
-            .filter(|e| matches!(e.kind, Kind::Dark | Kind::Flat))
-            .filter_map(|e| e.files.first())
-            .map(|f| data.join(&f.file).display().to_string()),
-    );
-    // The calibrated products are found where the simulator wrote them.
+    items.extend(uncal);
+    // The steps' reference files: the simulator's, and this run's superbias and readnoise.
     let mut global = global.clone();
-    global.pp.extend([
-        "output".to_string(),
-        "pipeline_prod_search_dir".to_string(),
-        data.display().to_string(),
-    ]);
+    for (reftype, path) in &refs {
+        global.pp.extend([
+            "reffile4ssb".to_string(),
+            reftype.to_ascii_lowercase(),
+            path.display().to_string(),
+        ]);
+    }
+    for reftype in ["superbias", "readnoise"] {
+        global.pp.extend([
+            "reffile4ssb".to_string(),
+            reftype.to_string(),
+            "SELF".to_string(),
+        ]);
+    }
     let global = &global;
     let run_args = RunArgs {
         items,
@@ -89,6 +118,9 @@ pub fn run(
         threads: None,
         force: false,
         dry_run: false,
+        backend: None,
+        recalibrate: false,
+        calibrate_only: false,
     };
     let code = run::run(registry, global, &run_args, &[])?;
     if code != ExitCode::SUCCESS {

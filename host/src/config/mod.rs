@@ -32,8 +32,8 @@ pub use load::{EMBEDDED_CONFIG, MainConfig, choose_main_config};
 pub use params::{CliParam, ResolvedParam, check_pall, resolve_params, route_cli_params};
 pub use reflabels::{is_reflabel_token, resolve_reflabels, suggest_reflabel};
 pub use settings::{
-    InputFilesSettings, MaxDeltaMjd, OutputSettings, PallParam, ReflabelSection, RunIdSetting,
-    Settings, Sourced,
+    Backend, CalibrationSettings, InputFilesSettings, MaxDeltaMjd, OutputSettings, PallParam,
+    ReflabelSection, RunIdSetting, Settings, Sourced,
 };
 pub use tree::{Node, NodeValue, Provenance};
 

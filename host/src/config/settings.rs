@@ -23,6 +23,7 @@ pub const FRAMEWORK_SECTIONS: &[&str] = &[
     "batch",
     "reffile4ssb",
     "validation",
+    "calibration",
 ];
 
 /// Upstream top-level keys that load without error but mean nothing here: upstream never read
@@ -34,7 +35,6 @@ pub const IGNORED_TOP_LEVEL: &[&str] = &[
     "test1",
     "test2",
     "batch",
-    "reffile4ssb",
     "validation",
 ];
 
@@ -81,9 +81,12 @@ const MJD_SECTION_KEYS: &[&str] = &["max_Delta_MJD"];
 /// parameter.
 pub const SECTION_FRAMEWORK_KEYS: &[&str] = &["reftype", "imtypes", "ssbsteps", "ssb_save_steps"];
 
-/// Keys of a reflabel section that load and are ignored (upstream's unimplemented
-/// `reffile4ssb` overrides).
+/// Keys of a reflabel section that are not generator parameters: the section's own
+/// `reffile4ssb` (reference files for its inputs' calibration, read by
+/// `reference_files::RefConfig`).
 pub const SECTION_IGNORED_KEYS: &[&str] = &["reffile4ssb"];
+
+const CALIBRATION_KEYS: &[&str] = &["backend", "strun", "crds_path"];
 
 /// Instruments upstream accepts (compared case-insensitively).
 pub const INSTRUMENTS: &[&str] = &["nircam", "niriss", "nirspec", "miri", "fgs"];
@@ -120,6 +123,18 @@ output:
   ssbdir: null
   skip_runID_ssbdir: true
   pipeline_prod_search_dir: []
+reffile4ssb:
+  mask: null
+  saturation: null
+  superbias: null
+  linearity: null
+  dark: null
+  readnoise: null
+  gain: null
+calibration:
+  backend: native
+  strun: strun
+  crds_path: null
 "#;
 
 /// The built-in defaults as a tree (provenance "built-in default").
@@ -152,6 +167,7 @@ pub struct Settings {
     pub inputfiles: InputFilesSettings,
     pub max_delta_mjd: MaxDeltaMjd,
     pub output: OutputSettings,
+    pub calibration: CalibrationSettings,
     /// Every reflabel section: each mapping-valued top-level key that is not a framework
     /// section, plus an empty one for each `reflabels` entry without a section.
     pub sections: BTreeMap<String, ReflabelSection>,
@@ -214,6 +230,42 @@ pub struct OutputSettings {
     /// Extra directories searched for pipeline products (a list, or one comma-separated
     /// string, as upstream's docs promised).
     pub pipeline_prod_search_dir: Vec<String>,
+}
+
+/// Which program runs the calibration steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// mkrefs' own detector1 engine (no Python).
+    Native,
+    /// The jwst package's calwebb_detector1 through `strun`.
+    Jwst,
+}
+
+impl Backend {
+    pub fn parse(text: &str) -> Option<Backend> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "native" => Some(Backend::Native),
+            "jwst" | "strun" => Some(Backend::Jwst),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Native => "native",
+            Backend::Jwst => "jwst",
+        }
+    }
+}
+
+/// The `calibration` section: how inputs are brought to the state the generators need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CalibrationSettings {
+    pub backend: Backend,
+    /// The `strun` program of the jwst backend (a name looked up in PATH, or a path).
+    pub strun: String,
+    /// The local CRDS cache for `reffile4ssb` values `CRDS`; `None`: `$CRDS_PATH`.
+    pub crds_path: Option<String>,
 }
 
 /// One reflabel section.
@@ -312,6 +364,7 @@ impl Settings {
             ddff: read_mjd(get_section(&tree, "DDFF")?, "DDFF")?,
         };
         let output = read_output(get_section(&tree, "output")?)?;
+        let calibration = read_calibration(get_section(&tree, "calibration")?)?;
 
         let mut sections = BTreeMap::new();
         for (name, node) in tree.entries() {
@@ -360,6 +413,7 @@ impl Settings {
             inputfiles,
             max_delta_mjd,
             output,
+            calibration,
             sections,
             pall,
             warnings,
@@ -643,6 +697,41 @@ pub(crate) fn parse_bool_text(s: &str) -> Option<bool> {
         "false" | "no" | "off" | "0" => Some(false),
         _ => None,
     }
+}
+
+fn read_calibration(sec: &Node) -> Result<CalibrationSettings> {
+    const S: &str = "calibration";
+    check_keys(sec, S, CALIBRATION_KEYS, &[])?;
+    let backend_node = req(sec, S, "backend")?;
+    let backend = opt_string(backend_node, "calibration.backend")?
+        .as_deref()
+        .and_then(Backend::parse)
+        .ok_or_else(|| {
+            invalid(
+                backend_node,
+                "calibration.backend",
+                "native or jwst",
+                "native runs mkrefs' own steps; jwst runs the jwst package's strun",
+            )
+        })?;
+    let strun_node = req(sec, S, "strun")?;
+    let strun = opt_string(strun_node, "calibration.strun")?
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            invalid(
+                strun_node,
+                "calibration.strun",
+                "the strun program (a name in PATH or a path)",
+                "",
+            )
+        })?;
+    let crds_path = opt_string(req(sec, S, "crds_path")?, "calibration.crds_path")?
+        .filter(|s| !s.trim().is_empty());
+    Ok(CalibrationSettings {
+        backend,
+        strun,
+        crds_path,
+    })
 }
 
 fn read_output(sec: &Node) -> Result<OutputSettings> {

@@ -19,6 +19,7 @@
 pub mod budget;
 pub mod dq;
 pub mod fits;
+pub mod fits_layout;
 pub mod geometry;
 pub mod header;
 pub mod jobparams;

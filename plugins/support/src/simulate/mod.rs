@@ -13,6 +13,7 @@
 //!   calibrated products computed from the *same* realisation (the same random streams) as the
 //!   uncal file, with the S_* keywords of the steps they stand for (see [`Product`]).
 //! - [`write_dataset`]: a directory of truth, exposures and products with a `manifest.json`.
+//! - [`write_step_references`]: the calibration steps' reference files from the truth.
 //!
 //! Reproducibility: every random number comes from [`crate::rng::stream`] keyed by what it is
 //! for (truth map and row; exposure, integration and row for the ramps), so the bytes written do
@@ -23,6 +24,7 @@ mod config;
 mod dataset;
 mod products;
 mod ramps;
+mod step_references;
 mod truth;
 
 pub use config::{DefectFractions, ExposureInfo, Kind, SimConfig, subarray_name_for_size};
@@ -33,6 +35,7 @@ pub use products::{
     Layout, Product, ProductSet, product_name, write_fitopt, write_jump, write_products,
     write_products_with, write_rate, write_rateints, write_selected, write_uncal,
 };
+pub use step_references::{SATURATION_LEVEL, StepReference, write_step_references};
 pub use truth::{DefectClass, SATURATED_IN_ALL_GROUPS, Truth};
 
 use crate::fits::FitsError;

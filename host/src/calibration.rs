@@ -1,0 +1,367 @@
+//! Calibration jobs: from the products a run lacks (`calstate::Source::ToMake`) to one job per
+//! exposure and chain of states, with the reference file of every step chosen.
+//!
+//! - Products of one exposure whose states are prefixes of one another (in pipeline order) are
+//!   made by one job: it runs to the longest state and saves the others on the way, so two
+//!   reflabels that need the same exposure at nested states cause one job, and a product
+//!   (jump) that another reflabel reads directly is saved by the job that makes a later one.
+//! - Steps the input already has are never run again (the input state is a prefix of every
+//!   wanted state, or `calstate` has already refused it).
+//! - The native backend must implement every step to run and have a reference file for each
+//!   reftype the step reads; anything missing stops the plan before a job runs, naming the step,
+//!   the reftype and the `reffile4ssb` key. The jwst backend passes configured files as
+//!   overrides and lets the pipeline ask CRDS for the rest.
+//! - A reference file chosen for an exposure must fit it (REFTYPE, DETECTOR, SUBARRAY or FULL,
+//!   USEAFTER): when none fits, that job is blocked (it fails at once, its dependents are listed
+//!   as not run) and every other job still runs. `SELF` is resolved by the plan, which knows
+//!   the generator jobs (see [`RefChoice::SelfMade`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use mkrefs_detector1::pipeline::EngineStep;
+
+use crate::calstate::{ResolvedInput, Source, product_name};
+use crate::config::Backend;
+use crate::inputs::InputRow;
+use crate::jwst_backend;
+use crate::reference_files::{
+    ExposureKeys, RefConfig, RefSource, select_from_crds_cache, select_from_pattern,
+};
+use crate::steps::{Instrument, SaveProduct, Step, in_pipeline_order, join_steps};
+
+/// The file a step reads, or where it will come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RefChoice {
+    /// A file chosen now, with the reason (logged and shown in dry runs).
+    File { path: PathBuf, why: String },
+    /// The reference file of this reftype that a generator job of this run makes for the
+    /// exposure's detector; the plan fills in the path and orders the jobs.
+    SelfMade,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepRef {
+    pub step: Step,
+    /// Upper case (REFTYPE).
+    pub reftype: String,
+    pub choice: RefChoice,
+}
+
+/// One calibration job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CalibrationJob {
+    /// Index of the input row.
+    pub row: usize,
+    pub raw: PathBuf,
+    pub detector: String,
+    /// The steps to run, in pipeline order.
+    pub run: Vec<Step>,
+    /// The state of the final product.
+    pub state: Vec<Step>,
+    pub final_product: PathBuf,
+    /// Products saved on the way (intermediate states, rateints, fitopt).
+    pub saves: Vec<(SaveProduct, PathBuf)>,
+    pub references: Vec<StepRef>,
+    /// The reflabels whose inputs these are.
+    pub reflabels: Vec<String>,
+    /// Indices into the resolved list of the files this job makes (or, when blocked, of the
+    /// broken product it stands for).
+    pub makes: Vec<usize>,
+    /// Why this job cannot run (it then fails at once).
+    pub blocked: Option<String>,
+}
+
+/// What the planner needs besides the resolved inputs.
+pub struct CalibrationContext<'a> {
+    pub instrument: Instrument,
+    pub backend: Backend,
+    /// `reffile4ssb` as it applies to each reflabel.
+    pub references: &'a BTreeMap<String, RefConfig>,
+    /// The local CRDS cache for `CRDS` sources, if any.
+    pub crds_path: Option<PathBuf>,
+    pub ssbdir: &'a Path,
+}
+
+/// The reftypes a step reads with this backend (upper case), and whether each is required.
+fn step_reftypes(backend: Backend, step: Step) -> Vec<(String, bool)> {
+    match backend {
+        Backend::Native => step
+            .reftypes()
+            .iter()
+            .map(|r| (r.name().to_string(), true))
+            .collect(),
+        Backend::Jwst => jwst_backend::step_reftypes(step)
+            .iter()
+            .map(|r| (r.to_ascii_uppercase(), false))
+            .collect(),
+    }
+}
+
+/// Whether `short` is `long` cut after some step.
+fn is_prefix(short: &[Step], long: &[Step]) -> bool {
+    short.len() <= long.len() && long[..short.len()] == *short
+}
+
+/// Plans the calibration jobs. Errors that stop the run (a step the native engine lacks, a
+/// reference file nobody configured, reflabels configuring different files for one product)
+/// are all collected into one message.
+pub fn plan_jobs(
+    rows: &[InputRow],
+    resolved: &[ResolvedInput],
+    ctx: &CalibrationContext<'_>,
+) -> Result<Vec<CalibrationJob>, String> {
+    let mut jobs = Vec::new();
+    let mut problems = Vec::new();
+    // Broken products stand as blocked jobs, so their dependents are reported.
+    for (i, r) in resolved.iter().enumerate() {
+        if let Source::Broken(why) = &r.source {
+            jobs.push(CalibrationJob {
+                row: r.row,
+                raw: r.raw.clone(),
+                detector: rows[r.row].detector.clone(),
+                run: Vec::new(),
+                state: r.steps.clone(),
+                final_product: r.file.clone(),
+                saves: Vec::new(),
+                references: Vec::new(),
+                reflabels: r.reflabels.clone(),
+                makes: vec![i],
+                blocked: Some(format!(
+                    "cannot use the product of {}: {why}",
+                    r.raw.display()
+                )),
+            });
+        }
+    }
+    // Per input, the files to make, longest state first, into chains of nested states.
+    let mut per_row: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, r) in resolved.iter().enumerate() {
+        if r.source == Source::ToMake {
+            per_row.entry(r.row).or_default().push(i);
+        }
+    }
+    for (row, mut targets) in per_row {
+        targets.sort_by(|&a, &b| {
+            resolved[b]
+                .steps
+                .len()
+                .cmp(&resolved[a].steps.len())
+                .then(a.cmp(&b))
+        });
+        let mut chains: Vec<(Vec<Step>, Vec<usize>)> = Vec::new();
+        for t in targets {
+            let state = &resolved[t].steps;
+            match chains.iter_mut().find(|(s, _)| is_prefix(state, s)) {
+                Some((_, members)) => members.push(t),
+                None => chains.push((state.clone(), vec![t])),
+            }
+        }
+        for (state, members) in chains {
+            match chain_job(rows, resolved, ctx, row, state, members) {
+                Ok(job) => jobs.push(job),
+                Err(e) => problems.push(e),
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(jobs)
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+/// The saved product a resolved file is, within a job whose final state is `state`.
+fn save_kind(r: &ResolvedInput) -> SaveProduct {
+    match r.product {
+        Some(p @ (SaveProduct::Rateints | SaveProduct::Fitopt)) => p,
+        _ => SaveProduct::Step(*r.steps.last().expect("a product to make has steps")),
+    }
+}
+
+fn chain_job(
+    rows: &[InputRow],
+    resolved: &[ResolvedInput],
+    ctx: &CalibrationContext<'_>,
+    row: usize,
+    state: Vec<Step>,
+    members: Vec<usize>,
+) -> Result<CalibrationJob, String> {
+    let input = &rows[row];
+    let run: Vec<Step> = in_pipeline_order(
+        state
+            .iter()
+            .copied()
+            .filter(|s| !input.completed.contains(s)),
+        ctx.instrument,
+    );
+    let mut reflabels: Vec<String> = Vec::new();
+    for &m in &members {
+        for r in &resolved[m].reflabels {
+            if !reflabels.contains(r) {
+                reflabels.push(r.clone());
+            }
+        }
+    }
+    let who = format!("{} ({})", input.path.display(), reflabels.join(", "));
+    if ctx.backend == Backend::Native {
+        let foreign: Vec<&str> = run
+            .iter()
+            .filter(|s| !s.is_native())
+            .map(|s| s.name())
+            .collect();
+        if !foreign.is_empty() {
+            return Err(format!(
+                "{who}: the native calibration engine does not implement {}; run this \
+                 calibration with the jwst backend (calibration.backend: jwst, or --backend \
+                 jwst, with the jwst package's strun installed), or leave the step out of \
+                 ssbsteps",
+                foreign.join(", ")
+            ));
+        }
+    }
+    // The final product is the chain's longest state; other members are saved on the way.
+    let final_product = members
+        .iter()
+        .map(|&m| &resolved[m])
+        .find(|r| {
+            r.steps == state && !matches!(save_kind(r), SaveProduct::Rateints | SaveProduct::Fitopt)
+        })
+        .map(|r| r.file.clone())
+        .unwrap_or_else(|| {
+            ctx.ssbdir
+                .join(product_name(&input.path, &state, ctx.instrument))
+        });
+    let mut saves: Vec<(SaveProduct, PathBuf)> = Vec::new();
+    for &m in &members {
+        let r = &resolved[m];
+        if r.file == final_product {
+            continue;
+        }
+        let kind = save_kind(r);
+        if !saves.iter().any(|(k, _)| *k == kind) {
+            saves.push((kind, r.file.clone()));
+        }
+    }
+    saves.sort_by_key(|(k, _)| {
+        (
+            ctx.instrument
+                .position(k.producing_step())
+                .unwrap_or(usize::MAX),
+            matches!(k, SaveProduct::Fitopt),
+        )
+    });
+    let references = choose_references(input, &run, &reflabels, ctx, &who)?;
+    let blocked = references.iter().find_map(|r| match &r.1 {
+        Err(e) => Some(e.clone()),
+        Ok(_) => None,
+    });
+    Ok(CalibrationJob {
+        row,
+        raw: input.path.clone(),
+        detector: input.detector.clone(),
+        run,
+        state,
+        final_product,
+        saves,
+        references: references
+            .into_iter()
+            .filter_map(|(r, c)| {
+                c.ok().map(|choice| StepRef {
+                    step: r.0,
+                    reftype: r.1,
+                    choice,
+                })
+            })
+            .collect(),
+        reflabels,
+        makes: members,
+        blocked,
+    })
+}
+
+type RefKey = (Step, String);
+
+/// The reference file of every (step, reftype) the run's steps read. The outer error stops the
+/// plan (nothing configured, reflabels disagreeing); an inner error blocks this job only (no
+/// file fits this exposure).
+fn choose_references(
+    input: &InputRow,
+    run: &[Step],
+    reflabels: &[String],
+    ctx: &CalibrationContext<'_>,
+    who: &str,
+) -> Result<Vec<(RefKey, Result<RefChoice, String>)>, String> {
+    let empty = RefConfig::default();
+    let mut out = Vec::new();
+    // The input table keeps only the configured keys; matching needs DATE-OBS, READPATT...
+    let exposure = mkrefs_support::fits::read_primary_header(&input.path)
+        .map_err(|e| e.to_string())
+        .and_then(|h| ExposureKeys::from_header(&input.path, &h));
+    for &step in run {
+        for (reftype, required) in step_reftypes(ctx.backend, step) {
+            let lower = reftype.to_ascii_lowercase();
+            let mut sources: Vec<(&String, &RefSource)> = Vec::new();
+            for label in reflabels {
+                let cfg = ctx.references.get(label).unwrap_or(&empty);
+                match cfg.source(step.name(), &lower) {
+                    Ok(src) => sources.push((label, src)),
+                    Err(e) if required => {
+                        return Err(format!("{who}: {e}"));
+                    }
+                    Err(_) => {}
+                }
+            }
+            let Some(&(_, first)) = sources.first() else {
+                continue; // the jwst pipeline asks CRDS itself
+            };
+            if let Some((other, src)) = sources.iter().find(|(_, s)| *s != first) {
+                return Err(format!(
+                    "{who}: reflabels {} and {other} configure different {reftype} files \
+                     ({first:?} and {src:?}) for the same product; products are named by their \
+                     steps only, so give them the same reffile4ssb.{lower}, or run them with \
+                     different ssbdirs",
+                    sources[0].0
+                ));
+            }
+            let choice = match (first, &exposure) {
+                (RefSource::SelfMade, _) => Ok(RefChoice::SelfMade),
+                (_, Err(e)) => Err(e.clone()),
+                (RefSource::Files(pattern), Ok(keys)) => select_from_pattern(pattern, &lower, keys)
+                    .map(|(path, why)| RefChoice::File { path, why }),
+                (RefSource::Crds, Ok(keys)) => match &ctx.crds_path {
+                    Some(dir) => select_from_crds_cache(dir, &lower, keys)
+                        .map(|(path, why)| RefChoice::File { path, why }),
+                    None => Err(format!(
+                        "reffile4ssb.{lower} is CRDS, but no local CRDS cache is set: set \
+                         calibration.crds_path or CRDS_PATH"
+                    )),
+                },
+            };
+            let choice = choice.map_err(|e| format!("{}, step {step}: {e}", input.path.display()));
+            out.push(((step, reftype), choice));
+        }
+    }
+    Ok(out)
+}
+
+/// A one-line description of a job for logs.
+pub fn describe(job: &CalibrationJob) -> String {
+    format!(
+        "{}: {}{}",
+        job.raw.display(),
+        join_steps(&job.run),
+        if job.saves.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (saving {})",
+                job.saves
+                    .iter()
+                    .map(|(k, _)| k.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    )
+}

@@ -1,0 +1,273 @@
+//! The calibration child: `mkrefs run-calibration JOBFILE` brings one exposure to its state
+//! in its own process, with the native engine or the jwst pipeline, and writes the job report
+//! (the same protocol as the generator child, `child.rs`).
+//!
+//! Nothing half-written carries a final name: the native engine writes each product under a
+//! temporary name and renames it when complete; the jwst pipeline writes into the job's
+//! scratch directory and its products are moved to their names only after `strun` succeeded.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use mkrefs_detector1::pipeline::{
+    Outputs, References, SaveAt, StepName, StepParams, calibrate_with,
+};
+
+use crate::atomic;
+use crate::jobfile::{CalibrationSpec, JobReportFile};
+use crate::jwst_backend::{self, StrunJob};
+use crate::steps::{self, SaveProduct, Step};
+
+/// Runs the calibration job and returns the process exit status.
+pub fn run_calibration(job_file: &Path, threads: usize) -> i32 {
+    let spec = match CalibrationSpec::read(job_file) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 2;
+        }
+    };
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build_global();
+    tracing::info!(
+        "calibration cal{} of {} ({}): {} with the {} backend",
+        spec.cal_id,
+        spec.raw.display(),
+        spec.detector,
+        spec.run.join(", "),
+        spec.backend
+    );
+    for r in &spec.references {
+        tracing::info!("  {} reads {} {}", r.step, r.reftype, r.path.display());
+    }
+    let start = Instant::now();
+    let outcome = match spec.backend.as_str() {
+        "native" => run_native(&spec),
+        "jwst" => run_jwst(&spec),
+        other => Err(format!("unknown calibration backend '{other}'")),
+    };
+    let _ = std::fs::remove_dir_all(&spec.scratch_dir);
+    let seconds = start.elapsed().as_secs_f64();
+    let (ok, error, summary) = match outcome {
+        Ok(summary) => (true, None, summary),
+        Err(e) => (false, Some(e), String::new()),
+    };
+    match &error {
+        None => tracing::info!(
+            "finished in {seconds:.2} s: {}",
+            spec.final_product.display()
+        ),
+        Some(e) => tracing::error!("failed after {seconds:.2} s: {e}"),
+    }
+    let report = JobReportFile {
+        cmd_id: spec.cal_id,
+        reflabel: "calibrate".to_string(),
+        ok,
+        error,
+        seconds,
+        output: spec.final_product.clone(),
+        extra_outputs: spec.saves.iter().map(|s| s.path.clone()).collect(),
+        summary,
+    };
+    let text = serde_json::to_string_pretty(&report).expect("reports always serialize");
+    if let Err(e) = atomic::write(&spec.report, text.as_bytes()) {
+        tracing::error!("{e}");
+        return 2;
+    }
+    if ok { 0 } else { 1 }
+}
+
+fn parse_steps(names: &[String]) -> Result<Vec<Step>, String> {
+    names
+        .iter()
+        .map(|n| Step::from_name(n).ok_or_else(|| format!("unknown step '{n}' in the job file")))
+        .collect()
+}
+
+fn parse_save(name: &str) -> Result<SaveProduct, String> {
+    steps::SaveProduct::parse(name)
+        .ok_or_else(|| format!("unknown product '{name}' in the job file"))
+}
+
+fn create_parent(path: &Path) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn run_native(spec: &CalibrationSpec) -> Result<String, String> {
+    let state = parse_steps(&spec.state)?;
+    let mut refs = References::default();
+    for r in &spec.references {
+        let slot = match r.reftype.to_ascii_uppercase().as_str() {
+            "MASK" => &mut refs.mask,
+            "SATURATION" => &mut refs.saturation,
+            "SUPERBIAS" => &mut refs.superbias,
+            "LINEARITY" => &mut refs.linearity,
+            "DARK" => &mut refs.dark,
+            "READNOISE" => &mut refs.readnoise,
+            "GAIN" => &mut refs.gain,
+            other => {
+                return Err(format!(
+                    "step {} has a {other} reference file, which the native engine does not read",
+                    r.step
+                ));
+            }
+        };
+        *slot = Some(r.path.clone());
+    }
+    let mut saved = BTreeMap::new();
+    let mut save = Vec::new();
+    for s in &spec.saves {
+        let at = match parse_save(&s.product)? {
+            SaveProduct::Step(step) => SaveAt::Step(step),
+            SaveProduct::Rateints => SaveAt::Rateints,
+            SaveProduct::Fitopt => SaveAt::Fitopt,
+        };
+        create_parent(&s.path)?;
+        saved.insert(at, s.path.clone());
+        save.push(at);
+    }
+    create_parent(&spec.final_product)?;
+    let outputs = Outputs {
+        final_product: spec.final_product.clone(),
+        saved,
+    };
+    let steps: Vec<StepName> = state;
+    let done = calibrate_with(
+        &spec.input,
+        &steps,
+        &save,
+        &refs,
+        &outputs,
+        &StepParams::default(),
+    )
+    .map_err(|e| format!("{}: {e}", spec.input.display()))?;
+    let mut summary = format!(
+        "ran {}",
+        done.ran
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !done.skipped.is_empty() {
+        summary.push_str(&format!(
+            " ({} skipped themselves)",
+            done.skipped
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if let Some(j) = &done.jump {
+        summary.push_str(&format!("; jump: {j:?}"));
+    }
+    Ok(summary)
+}
+
+/// The file name without `.fits`.
+fn stem_of(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.strip_suffix(".fits").unwrap_or(&name).to_string()
+}
+
+fn run_jwst(spec: &CalibrationSpec) -> Result<String, String> {
+    let run = parse_steps(&spec.run)?;
+    let instrument = steps::parse_instrument(&spec.instrument)?;
+    let work = spec.scratch_dir.join("strun");
+    std::fs::create_dir_all(&work)
+        .map_err(|e| format!("cannot create scratch directory {}: {e}", work.display()))?;
+    // The pipeline names the slope files itself (`_0_ramp_fit`, `_1_ramp_fit`, `_fitopt`
+    // after the name it is given), so the rate product's name is given without that ending.
+    let final_stem = stem_of(&spec.final_product);
+    let final_name = final_stem
+        .strip_suffix("_0_ramp_fit")
+        .unwrap_or(&final_stem)
+        .to_string();
+    let mut save = Vec::new();
+    for s in &spec.saves {
+        save.push((parse_save(&s.product)?, stem_of(&s.path)));
+    }
+    let mut overrides = Vec::new();
+    for r in &spec.references {
+        let step = Step::from_name(&r.step)
+            .ok_or_else(|| format!("unknown step '{}' in the job file", r.step))?;
+        overrides.push((step, r.reftype.to_ascii_lowercase(), r.path.clone()));
+    }
+    let job = StrunJob {
+        instrument,
+        input: spec.input.clone(),
+        run,
+        output_dir: work.clone(),
+        final_name,
+        save,
+        overrides,
+    };
+    let mut argv = jwst_backend::strun_argv(&job)?;
+    let program = spec.strun.clone().unwrap_or_else(|| "strun".to_string());
+    argv[0] = program.clone();
+    tracing::info!("running {}", argv.join(" "));
+    let status = Command::new(&program)
+        .args(&argv[1..])
+        .envs(jwst_backend::offline_environment(&spec.scratch_dir))
+        .current_dir(&work)
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .status()
+        .map_err(|e| {
+            format!(
+                "cannot run the jwst pipeline's strun ('{program}'): {e}; install the jwst \
+                 package (pip install jwst) or set calibration.strun to its path"
+            )
+        })?;
+    if !status.success() {
+        return Err(format!(
+            "strun failed ({status}) on {}; the pipeline's messages are in this job's log",
+            spec.input.display()
+        ));
+    }
+    let mut moved = Vec::new();
+    let mut wanted: Vec<PathBuf> = vec![spec.final_product.clone()];
+    wanted.extend(spec.saves.iter().map(|s| s.path.clone()));
+    for target in wanted {
+        let made = work.join(target.file_name().expect("products have names"));
+        if !made.is_file() {
+            let present: Vec<String> = std::fs::read_dir(&work)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Err(format!(
+                "strun succeeded but did not write {} (it wrote: {})",
+                made.display(),
+                present.join(", ")
+            ));
+        }
+        moved.push((made, target));
+    }
+    for (made, target) in &moved {
+        create_parent(target)?;
+        atomic::move_file(made, target)?;
+    }
+    Ok(format!(
+        "strun made {}",
+        moved
+            .iter()
+            .map(|(_, t)| t.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}

@@ -1,0 +1,182 @@
+//! The HDU layout of a FITS file read from its headers alone, and whether the file holds all
+//! the data its headers announce. cfitsio opens a truncated file without complaint and fails
+//! only when the missing pixels are read, possibly deep inside a long job; this check costs one
+//! read of each header block.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+const BLOCK: u64 = 2880;
+const CARD: usize = 80;
+
+/// One HDU as its header describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HduLayout {
+    /// EXTNAME, or `PRIMARY` for the first HDU without one.
+    pub name: String,
+    pub bitpix: i64,
+    /// NAXIS1.. in FITS order (fastest axis first).
+    pub naxes: Vec<u64>,
+    /// Byte offset of the data, and its size without padding.
+    pub data_start: u64,
+    pub data_bytes: u64,
+}
+
+impl HduLayout {
+    /// The axes in C order (slowest first), as the jwst data models give shapes.
+    pub fn shape(&self) -> Vec<u64> {
+        self.naxes.iter().rev().copied().collect()
+    }
+}
+
+fn card_int(card: &str) -> Option<i64> {
+    let value = card.get(10..)?.split('/').next()?.trim();
+    value.parse().ok()
+}
+
+fn card_str(card: &str) -> Option<String> {
+    let value = card.get(10..)?.trim();
+    let inner = value.strip_prefix('\'')?;
+    let end = inner.find('\'')?;
+    Some(inner[..end].trim_end().to_string())
+}
+
+/// Reads every header of `path` and checks that the file is long enough for all the data they
+/// announce. Errors say which HDU is cut short and by how much.
+pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
+    let mut file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot stat {}: {e}", path.display()))?
+        .len();
+    let mut hdus = Vec::new();
+    let mut offset = 0u64;
+    while offset < len {
+        let index = hdus.len();
+        let mut name = None;
+        let (mut bitpix, mut naxis, mut pcount, mut gcount) = (None, 0usize, 0u64, 1u64);
+        let mut naxes: Vec<u64> = Vec::new();
+        let mut block = vec![0u8; BLOCK as usize];
+        let mut ended = false;
+        while !ended {
+            file.seek(SeekFrom::Start(offset))
+                .and_then(|_| file.read_exact(&mut block))
+                .map_err(|_| {
+                    format!(
+                        "{} is truncated: the header of HDU {index} is cut off at byte {len}",
+                        path.display()
+                    )
+                })?;
+            offset += BLOCK;
+            for raw in block.chunks(CARD) {
+                let card = String::from_utf8_lossy(raw);
+                let key = card.get(..8).unwrap_or("").trim_end();
+                match key {
+                    "END" => {
+                        ended = true;
+                        break;
+                    }
+                    "BITPIX" => bitpix = card_int(&card),
+                    "NAXIS" => {
+                        naxis = card_int(&card).unwrap_or(0).max(0) as usize;
+                        naxes = vec![0; naxis];
+                    }
+                    "PCOUNT" => pcount = card_int(&card).unwrap_or(0).max(0) as u64,
+                    "GCOUNT" => gcount = card_int(&card).unwrap_or(1).max(1) as u64,
+                    "EXTNAME" => name = card_str(&card),
+                    k if k.starts_with("NAXIS") => {
+                        if let Ok(n) = k[5..].parse::<usize>()
+                            && (1..=naxis).contains(&n)
+                        {
+                            naxes[n - 1] = card_int(&card).unwrap_or(0).max(0) as u64;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let Some(bitpix) = bitpix else {
+            return Err(format!(
+                "{}: HDU {index} has no BITPIX; the file is damaged",
+                path.display()
+            ));
+        };
+        let elements: u64 = if naxis == 0 {
+            0
+        } else {
+            naxes.iter().product()
+        };
+        let data_bytes = (bitpix.unsigned_abs() / 8) * gcount * (elements + pcount);
+        let padded = data_bytes.div_ceil(BLOCK) * BLOCK;
+        let name = name.unwrap_or_else(|| {
+            if index == 0 {
+                "PRIMARY".to_string()
+            } else {
+                format!("HDU {index}")
+            }
+        });
+        if offset + data_bytes > len {
+            return Err(format!(
+                "{} is truncated: HDU {index} ({name}) needs {} bytes of data but the file ends \
+                 {} bytes after its header",
+                path.display(),
+                data_bytes,
+                len - offset
+            ));
+        }
+        hdus.push(HduLayout {
+            name,
+            bitpix,
+            naxes,
+            data_start: offset,
+            data_bytes,
+        });
+        offset += padded;
+    }
+    if hdus.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(hdus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fits::FitsWriter;
+
+    fn sample(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("x.fits");
+        let mut w = FitsWriter::create(&path).unwrap();
+        w.write_image::<f32>("SCI", &[2, 3, 4, 5], &vec![1.0; 120])
+            .unwrap();
+        w.write_image::<u8>("GROUPDQ", &[2, 3, 4, 5], &[0; 120])
+            .unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn reads_names_and_shapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = read_layout(&sample(dir.path())).unwrap();
+        let names: Vec<&str> = layout.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["PRIMARY", "SCI", "GROUPDQ"]);
+        assert_eq!(layout[1].shape(), [2, 3, 4, 5]);
+        assert_eq!(layout[1].bitpix, -32);
+        assert_eq!(layout[2].data_bytes, 120);
+    }
+
+    #[test]
+    fn a_cut_file_names_the_hdu_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample(dir.path());
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len - 2880).unwrap();
+        let e = read_layout(&path).unwrap_err();
+        assert!(e.contains("truncated") && e.contains("GROUPDQ"), "{e}");
+        f.set_len(100).unwrap();
+        let e = read_layout(&path).unwrap_err();
+        assert!(e.contains("header of HDU 0"), "{e}");
+    }
+}
