@@ -204,6 +204,16 @@ fn chain_job(
         }
     }
     let who = format!("{} ({})", input.path.display(), reflabels.join(", "));
+    // A step to run before one the input already has would be applied out of pipeline order.
+    let position = |s: &Step| ctx.instrument.position(*s).unwrap_or(usize::MAX);
+    if let Some(latest_done) = input.completed.iter().max_by_key(|s| position(s))
+        && let Some(early) = run.iter().find(|s| position(s) < position(latest_done))
+    {
+        return Err(format!(
+            "{who}: needs {early}, but the file already has {latest_done} done, which comes              after {early} in the {} pipeline; running {early} now would apply the steps out of              pipeline order: give the raw (_uncal) exposure, or leave {early} out of ssbsteps",
+            ctx.instrument
+        ));
+    }
     if ctx.backend == Backend::Native {
         let foreign: Vec<&str> = run
             .iter()
