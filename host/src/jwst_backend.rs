@@ -30,6 +30,8 @@ pub fn step_reftypes(step: Step) -> &'static [&'static str] {
         Step::Ipc => &["ipc"],
         Step::Persistence => &["trapdensity", "trappars", "persat"],
         Step::Rscd => &["rscd"],
+        Step::Emicorr => &["emicorr"],
+        Step::Reset => &["reset"],
         Step::FirstFrame | Step::LastFrame | Step::GroupScale => &[],
     }
 }

@@ -250,13 +250,35 @@ mod tests {
         assert_eq!(Instrument::NirSpec.steps().len(), 10);
         assert!(!Instrument::NirSpec.steps().contains(&Persistence));
         let miri = Instrument::Miri.steps();
-        assert_eq!(miri.len(), 12);
+        assert_eq!(miri.len(), 14);
         assert!(!miri.contains(&Superbias) && !miri.contains(&Persistence));
         assert!(
             Instrument::Miri.position(Refpix).unwrap()
                 > Instrument::Miri.position(DarkCurrent).unwrap()
         );
         assert_eq!(miri.last(), Some(&Rate));
+        // jwst 3.0.0's Detector1Pipeline order for MIRI, up to ramp fitting.
+        assert_eq!(
+            miri,
+            [
+                GroupScale,
+                DqInit,
+                Emicorr,
+                Saturation,
+                Ipc,
+                FirstFrame,
+                LastFrame,
+                Reset,
+                Linearity,
+                Rscd,
+                DarkCurrent,
+                Refpix,
+                Jump,
+                Rate
+            ]
+        );
+        assert!(!Instrument::NirCam.steps().contains(&Emicorr));
+        assert!(!Instrument::NirSpec.steps().contains(&Reset));
     }
 
     #[test]
@@ -282,6 +304,8 @@ mod tests {
             ("S_FRSTFR", FirstFrame),
             ("S_LASTFR", LastFrame),
             ("S_RSCD", Rscd),
+            ("S_MIREMI", Emicorr),
+            ("S_RESET", Reset),
             ("S_JUMP", Jump),
             ("S_RAMP", Rate),
         ];
@@ -332,7 +356,7 @@ mod tests {
         // MIRI refpix- includes dark_current, which runs before refpix there.
         assert_eq!(
             expand_ssbsteps(Some("refpix-"), Instrument::Miri).unwrap(),
-            &Instrument::Miri.steps()[..10]
+            &Instrument::Miri.steps()[..12]
         );
         assert_eq!(
             expand_ssbsteps(Some("DQ_INIT-"), Instrument::NirCam),
@@ -350,7 +374,7 @@ mod tests {
         );
         assert_eq!(
             expand_ssbsteps(Some("saturation+"), Instrument::Miri),
-            Ok(vec![GroupScale, DqInit, Saturation, Jump, Rate])
+            Ok(vec![GroupScale, DqInit, Emicorr, Saturation, Jump, Rate])
         );
         assert_eq!(
             expand_ssbsteps(Some("jump+"), Instrument::NirCam),

@@ -8,10 +8,11 @@
 //! - [`pipeline::calibrate`]: the driver the host calls per calibration job: checks the request
 //!   against the input's S_* keywords and the reference files given, runs the steps, writes the
 //!   final and the saved products.
-//! - [`reffiles`]: MASK, SATURATION, SUPERBIAS, LINEARITY, NIR DARK, READNOISE and GAIN
-//!   reference files, checked (REFTYPE, DETECTOR, shape), DQ mapped through DQ_DEF, cut to the
+//! - [`reffiles`]: MASK, SATURATION, SUPERBIAS, LINEARITY, DARK (near-infrared 3-D and MIRI
+//!   4-D), READNOISE and GAIN reference files, checked (REFTYPE, DETECTOR, shape), DQ mapped through DQ_DEF, cut to the
 //!   exposure's subarray.
-//! - [`steps`]: group_scale, dq_init, saturation, superbias, linearity, dark_current.
+//! - [`steps`]: group_scale, dq_init, saturation, superbias, refpix, linearity, dark_current,
+//!   and for MIRI firstframe, lastframe, the per-integration dark and the MIRI refpix.
 //! - [`jump`]: two-point-difference jump detection; [`ramp_fit`]: OLS ramp fitting with optimal
 //!   weighting between jumps, writing rate, rateints and the optional fitopt product.
 //! - [`StepError`]: what went wrong, naming the file.

@@ -12,6 +12,11 @@
 //!   still to run that comes before a completed one (it would be applied out of order);
 //! - steps this engine does not implement natively ([`StepName::is_native`]) are refused, naming
 //!   the jwst backend;
+//!
+//! For MIRI the steps are jwst 3.0.0's MIRI order: firstframe and lastframe, the MIRI dark
+//! (one dark per integration, [`crate::reffiles::read_dark_miri`]) and the MIRI refpix
+//! algorithm ([`crate::steps::refpix_miri`]) run natively; emicorr, ipc, reset and rscd are
+//! left to the jwst backend; superbias and persistence are not MIRI steps.
 //! - every reference file a step to run needs must be given ([`References`]; the error names the
 //!   step, the reftype and the `reffile4ssb.<reftype>` config key) and is checked (REFTYPE,
 //!   DETECTOR, window) without reading its data;
@@ -43,13 +48,14 @@ use crate::ramp_fit::{
     RampFitError, ramp_fit_parts, write_fitopt_parts, write_rate, write_rateints,
 };
 use crate::reffiles::{
-    GainRef, ReadnoiseRef, Target, check_reference, read_dark_groups, read_gain, read_linearity,
-    read_mask, read_readnoise, read_saturation, read_superbias,
+    GainRef, ReadnoiseRef, Target, check_reference, read_dark_groups, read_dark_miri, read_gain,
+    read_linearity, read_mask, read_readnoise, read_saturation, read_superbias,
 };
 use crate::steps::saturation::SaturationParams;
 use crate::steps::{
-    RefpixParams, dark_current, dark_current::dark_frames_needed, dq_init, group_scale, linearity,
-    refpix, saturation, superbias,
+    FirstFrameParams, FrameFlagging, MiriRefpix, MiriRefpixParams, RefpixParams, dark_current,
+    dark_current::dark_frames_needed, dark_current_miri, dq_init, firstframe, group_scale,
+    lastframe, linearity, refpix, refpix_miri, saturation, superbias,
 };
 
 /// Where to point a user whose request needs a step this engine does not run.
@@ -60,8 +66,9 @@ pub use mkrefs_support::pipeline_steps::Step as StepName;
 
 /// What this engine knows about a step beyond its name.
 pub trait EngineStep {
-    /// Whether this engine runs the step. ipc, persistence and the MIRI-only steps are left to
-    /// the jwst pipeline.
+    /// Whether this engine runs the step. ipc, persistence and the MIRI corrections that need
+    /// MIRI-only reference files (emicorr, reset, rscd) are left to the jwst pipeline;
+    /// firstframe and lastframe (flags only) run here.
     fn is_native(&self) -> bool;
     /// The reference files the step needs, in the order it reads them.
     fn reftypes(&self) -> &'static [RefType];
@@ -74,6 +81,8 @@ impl EngineStep for StepName {
             StepName::GroupScale
                 | StepName::DqInit
                 | StepName::Saturation
+                | StepName::FirstFrame
+                | StepName::LastFrame
                 | StepName::Superbias
                 | StepName::Refpix
                 | StepName::Linearity
@@ -210,7 +219,11 @@ pub struct Outputs {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StepParams {
     pub saturation: SaturationParams,
+    pub firstframe: FirstFrameParams,
+    /// refpix of the near-infrared detectors.
     pub refpix: RefpixParams,
+    /// refpix of MIRI (a different algorithm with its own parameters).
+    pub refpix_miri: MiriRefpixParams,
     pub jump: JumpParams,
 }
 
@@ -222,7 +235,8 @@ pub struct Calibrated {
     /// Steps run, in order (some may have recorded themselves SKIPPED, see `skipped`).
     pub ran: Vec<StepName>,
     /// Steps that ran but found nothing to do (group_scale with NFRAMES = FRMDIVSR, jump with
-    /// too few groups) and recorded S_* = 'SKIPPED', as jwst does.
+    /// too few groups, firstframe and lastframe with too few groups, refpix of a MIRI
+    /// subarray) and recorded S_* = 'SKIPPED', as jwst does.
     pub skipped: Vec<StepName>,
     /// The jump step's counts, when it ran.
     pub jump: Option<JumpSummary>,
@@ -259,6 +273,7 @@ fn group_scale_would_scale(h: &Header) -> bool {
 /// The checked request: the steps to run, in pipeline order.
 #[derive(Debug)]
 struct Plan {
+    instrument: Instrument,
     already_done: Vec<StepName>,
     to_run: Vec<StepName>,
 }
@@ -412,6 +427,7 @@ fn plan(
         }
     }
     Ok(Plan {
+        instrument,
         already_done,
         to_run,
     })
@@ -479,10 +495,27 @@ pub fn calibrate_with(
                 let r = read_superbias(refs.need(RefType::Superbias, s)?, &target)?;
                 superbias(&mut ramp, &r)?;
             }
+            StepName::FirstFrame => {
+                skipped = firstframe(&mut ramp, &params.firstframe)? == FrameFlagging::Skipped;
+            }
+            StepName::LastFrame => {
+                skipped = lastframe(&mut ramp)? == FrameFlagging::Skipped;
+            }
+            StepName::Refpix if plan.instrument == Instrument::Miri => {
+                skipped =
+                    refpix_miri(&mut ramp, &params.refpix_miri)? == MiriRefpix::SkippedSubarray;
+            }
             StepName::Refpix => refpix(&mut ramp, &params.refpix)?,
             StepName::Linearity => {
                 let r = read_linearity(refs.need(RefType::Linearity, s)?, &target)?;
                 linearity(&mut ramp, &r)?;
+            }
+            StepName::DarkCurrent if plan.instrument == Instrument::Miri => {
+                let groups = dark_frames_needed(&ramp)?;
+                let path = refs.need(RefType::Dark, s)?;
+                let start = dark_current_miri::intstart(&ramp);
+                let r = read_dark_miri(path, &target, ramp.nints, start, groups)?;
+                dark_current_miri(&mut ramp, &r)?;
             }
             StepName::DarkCurrent => {
                 let planes = dark_frames_needed(&ramp)?;

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use mkrefs_support::dq::{DqDefRow, flag_value};
 use mkrefs_support::fits::{ImageReader, Pixel, hdu_names, read_dq_def, read_primary_header};
-use mkrefs_support::geometry::detector_info;
+use mkrefs_support::geometry::{Instrument, detector_info};
 use mkrefs_support::header::Header;
 
 use crate::error::StepError;
@@ -185,6 +185,19 @@ impl<'a> RefFile<'a> {
         ndim: usize,
         max_planes: usize,
     ) -> Result<(Vec<T>, usize), StepError> {
+        self.read_cut_range(hdu, ndim, 0, max_planes)
+    }
+
+    /// [`RefFile::read_cut`] of at most `max_planes` planes from plane `first` on (planes
+    /// counted over all leading axes, so plane `i·ngroups + g` of a 4-D image is integration
+    /// `i`, group `g`).
+    fn read_cut_range<T: Pixel>(
+        &self,
+        hdu: &str,
+        ndim: usize,
+        first: usize,
+        max_planes: usize,
+    ) -> Result<(Vec<T>, usize), StepError> {
         let mut r = ImageReader::open(&self.path, hdu)?;
         let shape = r.shape().to_vec();
         if shape.len() != ndim {
@@ -205,11 +218,11 @@ impl<'a> RefFile<'a> {
                  subarray or the full frame"
             ))
         })?;
-        let planes = r.n_planes().min(max_planes);
+        let planes = r.n_planes().saturating_sub(first).min(max_planes);
         let mut out = vec![T::default(); planes * want.ny * want.nx];
         let mut band = vec![T::default(); want.ny * rnx];
         for p in 0..planes {
-            r.read_rows(p, y0, y0 + want.ny, &mut band)?;
+            r.read_rows(first + p, y0, y0 + want.ny, &mut band)?;
             let dst = &mut out[p * want.ny * want.nx..(p + 1) * want.ny * want.nx];
             for (row, src) in dst.chunks_exact_mut(want.nx).zip(band.chunks_exact(rnx)) {
                 row.copy_from_slice(&src[x0..x0 + want.nx]);
@@ -352,7 +365,7 @@ pub struct DarkRef {
 }
 
 /// Reads a near-infrared DARK reference file (3-D SCI) for `target`. MIRI darks (4-D SCI, one
-/// dark per integration) are refused with an error. The primary header must give NFRAMES and
+/// dark per integration) are read by [`read_dark_miri`]; each reader refuses the other kind. The primary header must give NFRAMES and
 /// GROUPGAP, which the dark step compares with the exposure's.
 pub fn read_dark(path: &Path, target: &Target) -> Result<DarkRef, StepError> {
     read_dark_groups(path, target, usize::MAX)
@@ -368,16 +381,7 @@ pub fn read_dark_groups(
 ) -> Result<DarkRef, StepError> {
     let f = RefFile::open(path, "DARK", target)?;
     let sci_shape = ImageReader::open(path, "SCI")?.shape().to_vec();
-    if sci_shape.len() == 4 {
-        return Err(StepError::Unsupported {
-            step: "dark_current",
-            message: format!(
-                "{}: a 4-D (MIRI, per-integration) dark; only near-infrared 3-D darks are \
-                 supported",
-                path.display()
-            ),
-        });
-    }
+    check_dark_dimensions(path, &f.header, sci_shape.len(), target)?;
     let key = |k: &str| {
         f.header
             .get_i64(k)
@@ -405,6 +409,165 @@ pub fn read_dark_groups(
     })
 }
 
+/// Whether `target` is a MIRI detector, whose DARK files are DarkMIRIModel (4-D SCI) where
+/// every other detector's are DarkModel (3-D SCI), as jwst's dark step chooses the model by
+/// instrument. A target without a known detector is taken by the dimensions of the file.
+fn target_is_miri(target: &Target) -> Option<bool> {
+    target
+        .detector
+        .as_deref()
+        .and_then(detector_info)
+        .map(|d| d.instrument == Instrument::Miri)
+}
+
+/// The DARK's SCI must have the dimensions of the exposure's instrument's dark model: 4 for
+/// MIRI (DarkMIRIModel: integrations × groups × rows × columns), 3 for the others (DarkModel).
+/// The primary header's INSTRUME, when present, must agree with them.
+fn check_dark_dimensions(
+    path: &Path,
+    header: &Header,
+    ndim: usize,
+    target: &Target,
+) -> Result<(), StepError> {
+    let file_miri = header
+        .get_str("INSTRUME")
+        .and_then(Instrument::from_header)
+        .map(|i| i == Instrument::Miri);
+    let want_miri = target_is_miri(target).or(file_miri).unwrap_or(ndim == 4);
+    let want = if want_miri { 4 } else { 3 };
+    if ndim != want {
+        let (kind, model) = if want_miri {
+            (
+                "a MIRI exposure needs",
+                "DarkMIRIModel, SCI of (integrations, groups, rows, columns)",
+            )
+        } else {
+            (
+                "a near-infrared exposure needs",
+                "DarkModel, SCI of (groups, rows, columns)",
+            )
+        };
+        return Err(StepError::Reference {
+            path: path.to_path_buf(),
+            message: format!(
+                "the DARK's SCI is {ndim}-D but {kind} a {want}-D dark ({model}); \
+                 give the dark of the exposure's instrument"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A MIRI DARK reference file (DarkMIRIModel): SCI `[integration][group][y][x]` (DN), of which
+/// only the integrations and groups the exposure uses are held, and the DQ planes collapsed to
+/// one image in standard flags.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MiriDarkRef {
+    pub path: PathBuf,
+    /// Integrations in the file.
+    pub file_nints: usize,
+    /// Groups per integration in the file.
+    pub file_ngroups: usize,
+    /// Groups read per held integration (at most `file_ngroups`).
+    pub ngroups: usize,
+    pub nframes: usize,
+    pub groupgap: usize,
+    /// The integrations held: (index in the file, `ngroups` planes of the exposure's window).
+    pub ints: Vec<(usize, Vec<f32>)>,
+    /// The OR over the file's integrations of DQ plane `[i][0]` (DarkMIRIModel's DQ is
+    /// (integrations, 1, rows, columns)), as stcal's `subtract_dark` collapses it.
+    pub dq: Vec<u32>,
+}
+
+impl MiriDarkRef {
+    /// The planes held for file integration `index`.
+    pub fn integration(&self, index: usize) -> Option<&[f32]> {
+        self.ints
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Reads a MIRI DARK reference file (4-D SCI) for `target`: for each of the exposure's
+/// `sci_nints` integrations the dark integration [`crate::steps::dark_current_miri::dark_integration`]
+/// assigns to it (`intstart` is the exposure's INTSTART), and of each at most `max_groups`
+/// groups, so a long dark does not have to fit in memory. The primary header must give
+/// NFRAMES and GROUPGAP.
+pub fn read_dark_miri(
+    path: &Path,
+    target: &Target,
+    sci_nints: usize,
+    intstart: i64,
+    max_groups: usize,
+) -> Result<MiriDarkRef, StepError> {
+    let f = RefFile::open(path, "DARK", target)?;
+    let shape = ImageReader::open(path, "SCI")?.shape().to_vec();
+    check_dark_dimensions(path, &f.header, shape.len(), target)?;
+    let (file_nints, file_ngroups) = (shape[0], shape[1]);
+    if file_nints == 0 || file_ngroups == 0 {
+        return Err(f.err(format!("SCI has shape {shape:?}: no dark planes")));
+    }
+    let key = |k: &str| {
+        f.header
+            .get_i64(k)
+            .filter(|&v| v >= 0)
+            .map(|v| v as usize)
+            .ok_or_else(|| {
+                f.err(format!(
+                    "the primary header has no valid {k}; the dark step needs NFRAMES and \
+                     GROUPGAP of the dark to match its groups to the exposure's"
+                ))
+            })
+    };
+    let (nframes, groupgap) = (key("NFRAMES")?, key("GROUPGAP")?);
+    if nframes == 0 {
+        return Err(f.err("NFRAMES is 0".into()));
+    }
+    let mut wanted: Vec<usize> = (0..sci_nints)
+        .map(|i| crate::steps::dark_current_miri::dark_integration(i, file_nints, intstart))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let ngroups = file_ngroups.min(max_groups);
+    let mut ints = Vec::with_capacity(wanted.len());
+    for i in wanted {
+        let (planes, _) = f.read_cut_range::<f32>("SCI", 4, i * file_ngroups, ngroups)?;
+        ints.push((i, planes));
+    }
+    let w = target.window;
+    let mut dq = vec![0u32; w.ny * w.nx];
+    if f.has("DQ") {
+        let dq_shape = ImageReader::open(path, "DQ")?.shape().to_vec();
+        if dq_shape.len() != 4 || dq_shape[0] != file_nints {
+            return Err(f.err(format!(
+                "DQ has shape {dq_shape:?}; a MIRI dark's DQ is (integrations, 1, rows, \
+                 columns) with the {file_nints} integrations of SCI"
+            )));
+        }
+        let per_int = dq_shape[1];
+        for i in 0..file_nints {
+            let (plane, _) = f.read_cut_range::<u32>("DQ", 4, i * per_int, 1)?;
+            for (d, v) in dq.iter_mut().zip(plane) {
+                *d |= v;
+            }
+        }
+        if f.has("DQ_DEF") {
+            standardize_dq(&mut dq, &read_dq_def(path)?);
+        }
+    }
+    Ok(MiriDarkRef {
+        path: path.to_path_buf(),
+        file_nints,
+        file_ngroups,
+        ngroups,
+        nframes,
+        groupgap,
+        ints,
+        dq,
+    })
+}
+
 /// Checks a reference file without reading its data: REFTYPE, DETECTOR, and that its main
 /// image (DQ for MASK, COEFFS for LINEARITY, SCI otherwise) has a window containing the
 /// exposure's. The pipeline driver calls this for every file before the first step runs, so a
@@ -424,15 +587,8 @@ pub fn check_reference(path: &Path, reftype: &str, target: &Target) -> Result<()
         )));
     }
     let r = ImageReader::open(path, hdu)?;
-    if reftype == "DARK" && r.shape().len() == 4 {
-        return Err(StepError::Unsupported {
-            step: "dark_current",
-            message: format!(
-                "{}: a 4-D (MIRI, per-integration) dark; only near-infrared 3-D darks are \
-                 supported",
-                path.display()
-            ),
-        });
+    if reftype == "DARK" {
+        check_dark_dimensions(path, &f.header, r.shape().len(), target)?;
     }
     if r.shape().len() < 2 {
         return Err(f.err(format!(
@@ -541,6 +697,39 @@ pub(crate) mod testutil {
                 w.write_dq_def(table).unwrap();
             }
         }
+        w.finish().unwrap();
+    }
+
+    /// Writes a MIRI DARK (DarkMIRIModel layout): SCI `(nints, ngroups, ny, nx)` and DQ
+    /// `(nints, 1, ny, nx)`, NFRAMES = 1 and GROUPGAP = 0.
+    pub fn write_ref_miri_dark(
+        path: &Path,
+        spec: &RefSpec,
+        (nints, ngroups): (usize, usize),
+        sci: &[f32],
+        dq: &[u32],
+    ) {
+        let mut w = FitsWriter::create(path).unwrap();
+        let keys: Vec<(&str, HeaderValue)> = vec![
+            ("TELESCOP", "JWST".into()),
+            ("INSTRUME", "MIRI".into()),
+            ("DETECTOR", spec.detector.into()),
+            ("REFTYPE", spec.reftype.into()),
+            ("SUBARRAY", "GENERIC".into()),
+            ("SUBSTRT1", (spec.start.0 as i64).into()),
+            ("SUBSTRT2", (spec.start.1 as i64).into()),
+            ("SUBSIZE1", (spec.nx as i64).into()),
+            ("SUBSIZE2", (spec.ny as i64).into()),
+            ("NFRAMES", 1i64.into()),
+            ("GROUPGAP", 0i64.into()),
+        ];
+        for (k, v) in &keys {
+            w.set_primary_key(k, v, "").unwrap();
+        }
+        w.write_image("SCI", &[nints, ngroups, spec.ny, spec.nx], sci)
+            .unwrap();
+        w.write_image("DQ", &[nints, 1, spec.ny, spec.nx], dq)
+            .unwrap();
         w.finish().unwrap();
     }
 }

@@ -6,16 +6,21 @@ use std::fmt;
 use crate::geometry::Instrument;
 
 /// One calwebb_detector1 step. The derived order is upstream's documentation order
-/// (`PIPE_STEPS`); use [`in_pipeline_order`] for an instrument's real order (MIRI runs refpix
-/// after dark_current).
+/// (`PIPE_STEPS`), with the MIRI steps upstream did not know (emicorr, reset) placed where MIRI
+/// runs them; use [`in_pipeline_order`] for an instrument's real order (MIRI runs refpix after
+/// dark_current).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Step {
     GroupScale,
     DqInit,
+    /// MIRI electromagnetic-interference correction (jwst `EmiCorrStep`, MIRI only).
+    Emicorr,
     Saturation,
     Ipc,
     FirstFrame,
     LastFrame,
+    /// MIRI reset anomaly correction (jwst `ResetStep`, MIRI only).
+    Reset,
     Superbias,
     Refpix,
     Linearity,
@@ -28,13 +33,15 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 14] = [
+    pub const ALL: [Step; 16] = [
         Step::GroupScale,
         Step::DqInit,
+        Step::Emicorr,
         Step::Saturation,
         Step::Ipc,
         Step::FirstFrame,
         Step::LastFrame,
+        Step::Reset,
         Step::Superbias,
         Step::Refpix,
         Step::Linearity,
@@ -50,10 +57,12 @@ impl Step {
         match self {
             Step::GroupScale => "group_scale",
             Step::DqInit => "dq_init",
+            Step::Emicorr => "emicorr",
             Step::Saturation => "saturation",
             Step::Ipc => "ipc",
             Step::FirstFrame => "firstframe",
             Step::LastFrame => "lastframe",
+            Step::Reset => "reset",
             Step::Superbias => "superbias",
             Step::Refpix => "refpix",
             Step::Linearity => "linearity",
@@ -73,15 +82,18 @@ impl Step {
         }
     }
 
-    /// The primary-header keyword whose value `COMPLETE` says the step was done (§5.3).
+    /// The primary-header keyword whose value `COMPLETE` says the step was done (§5.3; emicorr
+    /// and reset as stdatamodels' `meta.cal_step` schema names them).
     pub fn keyword(self) -> &'static str {
         match self {
             Step::GroupScale => "S_GRPSCL",
             Step::DqInit => "S_DQINIT",
+            Step::Emicorr => "S_MIREMI",
             Step::Saturation => "S_SATURA",
             Step::Ipc => "S_IPC",
             Step::FirstFrame => "S_FRSTFR",
             Step::LastFrame => "S_LASTFR",
+            Step::Reset => "S_RESET",
             Step::Superbias => "S_SUPERB",
             Step::Refpix => "S_REFPIX",
             Step::Linearity => "S_LINEAR",
@@ -112,7 +124,9 @@ impl fmt::Display for Step {
 }
 
 impl Instrument {
-    /// The instrument's calwebb_detector1 steps in pipeline order (framework.md §5.1).
+    /// The instrument's calwebb_detector1 steps in pipeline order (framework.md §5.1). The MIRI
+    /// order is that of jwst 3.0.0's `Detector1Pipeline`: emicorr after dq_init, reset after
+    /// lastframe, and rscd, dark_current, refpix after linearity.
     pub fn steps(self) -> &'static [Step] {
         use Step::*;
         const NEAR_IR: &[Step] = &[
@@ -143,10 +157,12 @@ impl Instrument {
         const MIRI: &[Step] = &[
             GroupScale,
             DqInit,
+            Emicorr,
             Saturation,
             Ipc,
             FirstFrame,
             LastFrame,
+            Reset,
             Linearity,
             Rscd,
             DarkCurrent,

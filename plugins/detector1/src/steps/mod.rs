@@ -1,22 +1,31 @@
 //! The calwebb_detector1 steps, one module each, in pipeline order for the near-infrared
 //! detectors (framework.md §5.1): group_scale, dq_init, saturation, superbias, refpix,
-//! linearity, dark_current. Each updates a [`crate::ramp::Ramp`] in place and records itself in
+//! linearity, dark_current; and the MIRI-only steps and variants: firstframe, lastframe, the
+//! MIRI dark (one dark per integration) and the MIRI refpix algorithm. Each updates a [`crate::ramp::Ramp`] in place and records itself in
 //! the S_* keyword and its reference file (if it has one) in the R_* keyword, as the jwst steps
 //! do.
 
 pub mod dark_current;
+pub mod dark_current_miri;
 pub mod dq_init;
+pub mod firstframe;
 pub mod group_scale;
+pub mod lastframe;
 pub mod linearity;
 pub mod refpix;
+pub mod refpix_miri;
 pub mod saturation;
 pub mod superbias;
 
 pub use dark_current::dark_current;
+pub use dark_current_miri::dark_current_miri;
 pub use dq_init::dq_init;
+pub use firstframe::{FirstFrameParams, FrameFlagging, firstframe};
 pub use group_scale::group_scale;
+pub use lastframe::lastframe;
 pub use linearity::linearity;
 pub use refpix::{RefpixParams, refpix};
+pub use refpix_miri::{MiriRefpix, MiriRefpixParams, refpix_miri};
 pub use saturation::saturation;
 pub use superbias::superbias;
 

@@ -102,10 +102,12 @@ fn pipeline_steps(instrument: Instrument) -> Vec<Step> {
         Instrument::Miri => vec![
             ("group_scale", "S_GRPSCL"),
             ("dq_init", "S_DQINIT"),
+            ("emicorr", "S_MIREMI"),
             ("saturation", "S_SATURA"),
             ("ipc", "S_IPC"),
             ("firstframe", "S_FRSTFR"),
             ("lastframe", "S_LASTFR"),
+            ("reset", "S_RESET"),
             ("linearity", "S_LINEAR"),
             ("rscd", "S_RSCD"),
             ("dark_current", "S_DARK"),
