@@ -292,6 +292,9 @@ fn chain_job(
 
 type RefKey = (Step, String);
 
+/// A (step, reftype) and its file, or why no file fits this exposure.
+type RefOutcome = (RefKey, Result<RefChoice, String>);
+
 /// The reference file of every (step, reftype) the run's steps read. The outer error stops the
 /// plan (nothing configured, reflabels disagreeing); an inner error blocks this job only (no
 /// file fits this exposure).
@@ -301,7 +304,7 @@ fn choose_references(
     reflabels: &[String],
     ctx: &CalibrationContext<'_>,
     who: &str,
-) -> Result<Vec<(RefKey, Result<RefChoice, String>)>, String> {
+) -> Result<Vec<RefOutcome>, String> {
     let empty = RefConfig::default();
     let mut out = Vec::new();
     // The input table keeps only the configured keys; matching needs DATE-OBS, READPATT...

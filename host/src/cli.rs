@@ -201,6 +201,11 @@ pub struct SimulateArgs {
     /// jump, PEDESTAL only in fitopt): much smaller for full frames, but not valid datamodels.
     #[arg(long)]
     pub lean: bool,
+    /// Also write the reference files the calibration steps read (mask, saturation,
+    /// linearity, gain, readnoise, superbias: `sim_<reftype>_<detector>.fits`), from the truth,
+    /// for running `mkrefs` on the uncal files with `reffile4ssb`.
+    #[arg(long = "step-references")]
+    pub step_references: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -6,8 +6,14 @@
 //! ```text
 //! cargo build --release -p mkrefs -p mkrefs-e2e
 //! target/release/mkrefs-bench [--runs 5] [--data DIR] [--files 5,20]
-//!                              [--cases readnoise-stack,readnoise-ramp,superbias,dark,bpm]
+//!                              [--cases readnoise-stack,readnoise-ramp,superbias,dark,bpm,
+//!                                       detector1]
 //! ```
+//!
+//! `detector1` times the native calibration engine through `mkrefs run bpm --calibrate-only` on
+//! ONE raw dark (the `files` column is the data set it is taken from): uncal through dq_init,
+//! saturation, superbias, refpix, linearity, jump and ramp fitting, saving the jump, rateints
+//! and fitopt products, with the simulator's step reference files (`--step-references`).
 //!
 //! It simulates (once, cached in `--data`) 2048x2048 exposures with 2 integrations x 10 groups:
 //! N raw darks for readnoise and superbias, and N darks plus 4 flats with their calibrated
@@ -29,6 +35,10 @@ struct Case {
     /// The data set: calibrated products to simulate beside the uncal files (none for raw
     /// darks), found by mkrefs through output.pipeline_prod_search_dir.
     data: Data,
+    /// Use only this many of the data set's exposures.
+    only: Option<usize>,
+    /// Pass the simulator's step reference files as reffile4ssb.
+    step_references: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -50,24 +60,40 @@ const RAW_DARKS: Data = Data {
     lean: false,
 };
 
+/// The step reference files `mkrefs simulate --step-references` writes.
+const STEP_REFERENCES: &[&str] = &[
+    "mask",
+    "saturation",
+    "linearity",
+    "gain",
+    "readnoise",
+    "superbias",
+];
+
 const CASES: &[Case] = &[
     Case {
         name: "readnoise-stack",
         reflabel: "readnoise",
         extra: &["--readnoise.method", "stack"],
         data: RAW_DARKS,
+        only: None,
+        step_references: false,
     },
     Case {
         name: "readnoise-ramp",
         reflabel: "readnoise",
         extra: &["--readnoise.method", "ramp"],
         data: RAW_DARKS,
+        only: None,
+        step_references: false,
     },
     Case {
         name: "superbias",
         reflabel: "superbias",
         extra: &[],
         data: RAW_DARKS,
+        only: None,
+        step_references: false,
     },
     Case {
         name: "dark",
@@ -79,6 +105,8 @@ const CASES: &[Case] = &[
             products: "jump",
             lean: false,
         },
+        only: None,
+        step_references: false,
     },
     Case {
         name: "bpm",
@@ -90,6 +118,16 @@ const CASES: &[Case] = &[
             products: "jump,rate,rateints,fitopt",
             lean: true,
         },
+        only: None,
+        step_references: false,
+    },
+    Case {
+        name: "detector1",
+        reflabel: "bpm",
+        extra: &["--calibrate-only"],
+        data: RAW_DARKS,
+        only: Some(1),
+        step_references: true,
     },
 ];
 
@@ -160,7 +198,20 @@ fn main() -> ExitCode {
                     "run".into(),
                     case.reflabel.into(),
                 ];
-                cmd.extend(files.iter().map(|f| f.display().to_string()));
+                let used = case.only.unwrap_or(files.len()).min(files.len());
+                cmd.extend(files[..used].iter().map(|f| f.display().to_string()));
+                if case.step_references {
+                    for reftype in STEP_REFERENCES {
+                        cmd.extend([
+                            "--pp".into(),
+                            "reffile4ssb".into(),
+                            reftype.to_string(),
+                            dir.join(format!("sim_{reftype}_nrca1.fits"))
+                                .display()
+                                .to_string(),
+                        ]);
+                    }
+                }
                 cmd.extend(case.extra.iter().map(|s| s.to_string()));
                 if !case.data.products.is_empty() {
                     cmd.extend([
@@ -236,7 +287,8 @@ fn simulate(mkrefs: &Path, dir: &Path, darks: usize, data: Data) -> Vec<PathBuf>
     let manifest = dir.join("manifest.json");
     let flats = data.flats;
     let n = darks + flats;
-    if !manifest.is_file() {
+    // Data sets cached before step reference files were written are made again.
+    if !manifest.is_file() || !dir.join("sim_mask_nrca1.fits").is_file() {
         let t = Instant::now();
         let mut cmd = Command::new(mkrefs);
         cmd.args(["-q", "simulate", "--out"])
@@ -258,6 +310,8 @@ fn simulate(mkrefs: &Path, dir: &Path, darks: usize, data: Data) -> Vec<PathBuf>
         if data.lean {
             cmd.arg("--lean");
         }
+        // Cheap beside the exposures, and what the detector1 case needs.
+        cmd.arg("--step-references");
         let status = cmd.status().expect("mkrefs simulate runs");
         assert!(status.success(), "simulation failed");
         eprintln!(

@@ -62,30 +62,3 @@ fn dark_and_bpm_from_calibrated_products() {
         assert!(text.contains(product), "{product} missing from {text}");
     }
 }
-
-#[test]
-fn missing_fitopt_products_stop_the_run_before_any_job() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let uncal = dataset(&data, 5, 0);
-    for entry in std::fs::read_dir(&data).unwrap() {
-        let p = entry.unwrap().path();
-        if p.to_string_lossy().ends_with("_fitopt.fits") {
-            std::fs::remove_file(p).unwrap();
-        }
-    }
-    let out = run(mkrefs(dir.path())
-        .arg("bpm")
-        .args(&uncal)
-        .args([
-            "--outrootdir",
-            "out",
-            "--pp",
-            "output",
-            "pipeline_prod_search_dir",
-        ])
-        .arg(&data));
-    assert!(!out.ok(), "{out:?}");
-    assert!(out.stderr.contains("_fitopt.fits"), "{out:?}");
-    assert!(!dir.path().join("out").exists(), "nothing may be written");
-}

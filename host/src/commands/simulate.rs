@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use mkrefs_support::geometry::detector_info;
-use mkrefs_support::simulate::{Layout, ProductSet, SimConfig, write_dataset_with};
+use mkrefs_support::simulate::{
+    Layout, ProductSet, SimConfig, StepReference, Truth, write_dataset_with, write_step_references,
+};
 
 use crate::cli::SimulateArgs;
 
@@ -72,6 +74,24 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, String> {
     let start = Instant::now();
     let manifest = write_dataset_with(&args.out, &cfg, args.darks, args.flats, products, layout)
         .map_err(|e| e.to_string())?;
+    if args.step_references {
+        let truth = Truth::read(&args.out.join(&manifest.truth)).map_err(|e| e.to_string())?;
+        let example = manifest
+            .exposures
+            .first()
+            .and_then(|e| e.files.first())
+            .ok_or("--step-references needs at least one exposure")?;
+        let written = write_step_references(
+            &args.out,
+            &args.out.join(&example.file),
+            &truth,
+            &StepReference::ALL,
+        )
+        .map_err(|e| e.to_string())?;
+        for (reftype, path) in written {
+            tracing::info!("wrote the {reftype} reference file {}", path.display());
+        }
+    }
     tracing::info!(
         "wrote {} exposure(s) of {} {}x{} ({} ints x {} groups) and truth.fits to {} in {:.1} s",
         manifest.exposures.len(),

@@ -1,0 +1,457 @@
+//! Calibration prep through the `mkrefs` binary: uncal files alone, brought to each generator's
+//! state by the native engine in calibration jobs the executor runs before the generators, with
+//! the superbias made in the same run feeding the darks' superbias step (`SELF`); and one test
+//! per bad input of the issue, each failing only the jobs it concerns.
+
+use std::path::{Path, PathBuf};
+
+use mkrefs_e2e::{assert_valid, fits_outputs, mkrefs, run};
+use mkrefs_support::fits::{FitsWriter, read_primary_header};
+use mkrefs_support::simulate::{
+    Kind, ProductSet, SimConfig, StepReference, Truth, write_dataset, write_step_references,
+};
+
+struct Data {
+    uncal: Vec<String>,
+    /// (reftype lower case, file) of every step reference file.
+    refs: Vec<(String, PathBuf)>,
+}
+
+/// Uncal darks and flats of a 64x64 NIRCam subarray at the detector corner (so refpix has
+/// reference pixels), and the steps' reference files from the truth.
+fn dataset(dir: &Path, darks: usize, flats: usize) -> Data {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = SimConfig::default()
+        .with_square_subarray(64)
+        .with_ramp(2, 10)
+        .with_seed(33);
+    let manifest = write_dataset(dir, &cfg, darks, flats, ProductSet::NONE).unwrap();
+    let uncal: Vec<String> = [Kind::Dark, Kind::Flat]
+        .into_iter()
+        .flat_map(|k| {
+            manifest
+                .of_kind(k)
+                .map(|e| e.files[0].file.clone())
+                .collect::<Vec<_>>()
+        })
+        .map(|f| dir.join(f).display().to_string())
+        .collect();
+    let truth = Truth::read(&dir.join(&manifest.truth)).unwrap();
+    let refs = write_step_references(dir, Path::new(&uncal[0]), &truth, &StepReference::ALL)
+        .unwrap()
+        .into_iter()
+        .map(|(r, p)| (r.to_ascii_lowercase(), p))
+        .collect();
+    Data { uncal, refs }
+}
+
+/// `--pp reffile4ssb <reftype> <file>` for every reference file except `except`.
+fn ref_args(data: &Data, except: &[&str]) -> Vec<String> {
+    let mut args = Vec::new();
+    for (reftype, path) in &data.refs {
+        if except.contains(&reftype.as_str()) {
+            continue;
+        }
+        args.extend([
+            "--pp".to_string(),
+            "reffile4ssb".to_string(),
+            reftype.clone(),
+            path.display().to_string(),
+        ]);
+    }
+    args
+}
+
+fn ssb_products(root: &Path) -> Vec<PathBuf> {
+    fits_outputs(root)
+        .into_iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == "ssb"))
+        .collect()
+}
+
+#[test]
+fn all_reference_files_from_uncal_with_self_superbias() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 4, 3);
+    let args = |extra: &[&str]| {
+        let mut cmd = mkrefs(dir.path());
+        cmd.arg("superbias,readnoise,dark,bpm")
+            .args(&data.uncal)
+            .args(["--outrootdir", "out"])
+            .args(ref_args(&data, &["superbias"]))
+            .args(["--pp", "reffile4ssb", "superbias", "SELF"])
+            .args(extra);
+        cmd
+    };
+
+    // The dry run shows the graph and writes nothing.
+    let dry = run(&mut args(&["--dry-run"]));
+    assert!(dry.ok(), "{dry:?}");
+    assert!(dry.stdout.contains("cal1"), "{}", dry.stdout);
+    assert!(
+        dry.stdout
+            .contains("dq_init,saturation,superbias,refpix,linearity,jump,rate (+jump"),
+        "{}",
+        dry.stdout
+    );
+    assert!(!dir.path().join("out").exists());
+
+    let out = run(&mut args(&[]));
+    assert!(out.ok(), "{out:?}");
+    // One calibration job per dark and flat (dark and bpm share the darks' products).
+    assert_eq!(
+        out.stdout.matches(" calibrate ").count(),
+        7,
+        "{}",
+        out.stdout
+    );
+    let refs: Vec<PathBuf> = fits_outputs(&dir.path().join("out"))
+        .into_iter()
+        .filter(|p| !p.components().any(|c| c.as_os_str() == "ssb"))
+        .collect();
+    assert_eq!(refs.len(), 4, "{refs:?}");
+    let models: Vec<String> = assert_valid(&refs)
+        .iter()
+        .map(|r| r["model"].as_str().unwrap().to_string())
+        .collect();
+    for m in ["SuperBiasModel", "ReadnoiseModel", "DarkModel", "MaskModel"] {
+        assert!(models.iter().any(|x| x == m), "{m} in {models:?}");
+    }
+    // The products record their steps and the superbias this run made.
+    let superbias = refs
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("_superbias.fits"))
+        .unwrap();
+    let products = ssb_products(&dir.path().join("out"));
+    let jump = products
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("_linearity_jump.fits"))
+        .unwrap();
+    let h = read_primary_header(jump).unwrap();
+    for key in [
+        "S_DQINIT", "S_SATURA", "S_SUPERB", "S_REFPIX", "S_LINEAR", "S_JUMP",
+    ] {
+        assert_eq!(
+            h.get_str(key),
+            Some("COMPLETE"),
+            "{key} of {}",
+            jump.display()
+        );
+    }
+    let r_superb = h.get_str("R_SUPERB").unwrap_or_default().to_string();
+    assert!(
+        r_superb.ends_with(superbias.file_name().unwrap().to_str().unwrap()),
+        "R_SUPERB {r_superb}"
+    );
+
+    // A second run finds every product: no calibration job, every generator job up to date.
+    let again = run(&mut args(&[]));
+    assert!(again.ok(), "{again:?}");
+    assert_eq!(
+        again.stdout.matches(" calibrate ").count(),
+        0,
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again.stdout.contains("4 job(s): 0 ok, 4 skipped"),
+        "{}",
+        again.stdout
+    );
+}
+
+#[test]
+fn a_missing_reference_file_stops_the_run_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 2, 0);
+    let out = run(mkrefs(dir.path())
+        .arg("dark")
+        .args(&data.uncal)
+        .args(["--outrootdir", "out"])
+        .args(ref_args(&data, &["saturation"])));
+    assert!(!out.ok(), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("the saturation step needs a SATURATION reference file"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("reffile4ssb.saturation"),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.path().join("out").exists(), "nothing may be written");
+}
+
+#[test]
+fn a_step_the_native_engine_lacks_points_to_the_jwst_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 2, 0);
+    let out = run(mkrefs(dir.path())
+        .arg("dark")
+        .args(&data.uncal)
+        .args([
+            "--outrootdir",
+            "out",
+            "--pp",
+            "dark",
+            "ssbsteps",
+            "dq_init, ipc",
+        ])
+        .args(ref_args(&data, &[])));
+    assert!(!out.ok(), "{out:?}");
+    assert!(
+        out.stderr.contains("does not implement ipc"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--backend jwst"), "{}", out.stderr);
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn a_step_that_does_not_exist_for_the_instrument_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 2, 0);
+    let out = run(mkrefs(dir.path()).arg("dark").args(&data.uncal).args([
+        "--outrootdir",
+        "out",
+        "--pp",
+        "dark",
+        "ssbsteps",
+        "dq_init, firstframe",
+    ]));
+    assert!(!out.ok(), "{out:?}");
+    assert!(out.stderr.contains("firstframe"), "{}", out.stderr);
+    assert!(out.stderr.contains("ssbsteps"), "{}", out.stderr);
+}
+
+#[test]
+fn steps_that_would_run_out_of_pipeline_order_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 2, 0);
+    // Make linearity products, then ask for superbias on top of them.
+    let made = run(mkrefs(dir.path())
+        .arg("dark")
+        .args(&data.uncal)
+        .args([
+            "--outrootdir",
+            "first",
+            "--pp",
+            "dark",
+            "ssbsteps",
+            "dq_init, saturation, linearity",
+            "--calibrate-only",
+        ])
+        .args(ref_args(&data, &[])));
+    assert!(made.ok(), "{made:?}");
+    let linearized: Vec<String> = ssb_products(&dir.path().join("first"))
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(linearized.len(), 2, "{linearized:?}");
+    let out = run(mkrefs(dir.path())
+        .arg("dark")
+        .args(&linearized)
+        .args([
+            "--outrootdir",
+            "second",
+            "--pp",
+            "dark",
+            "ssbsteps",
+            "dq_init, saturation, superbias, linearity",
+        ])
+        .args(ref_args(&data, &[])));
+    assert!(!out.ok(), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("needs superbias, but the file already has linearity done"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_reference_file_of_the_wrong_reftype_fails_its_jobs_and_their_dependents_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 2, 0);
+    let saturation = data
+        .refs
+        .iter()
+        .find(|(r, _)| r == "saturation")
+        .unwrap()
+        .1
+        .clone();
+    let out = run(mkrefs(dir.path())
+        .arg("readnoise,dark")
+        .args(&data.uncal)
+        .args(["--outrootdir", "out"])
+        .args(ref_args(&data, &["mask"]))
+        .args(["--pp", "reffile4ssb", "mask"])
+        .arg(&saturation));
+    assert!(!out.ok(), "{out:?}");
+    // The calibration jobs name the input, the step and the file; the dark job is listed as
+    // not run; readnoise (raw inputs) still made its file.
+    assert!(out.stdout.contains("step dq_init"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("REFTYPE is SATURATION"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(&data.uncal[0]), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("dark NRCA1 not run: it needs cal"),
+        "{}",
+        out.stdout
+    );
+    let outputs: Vec<PathBuf> = fits_outputs(&dir.path().join("out"));
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert!(outputs[0].to_string_lossy().contains("readnoise"));
+}
+
+#[test]
+fn a_reference_file_of_another_detector_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 2, 0);
+    // A mask of NRCB1 for NRCA1 exposures.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let cfg = SimConfig::default()
+        .with_detector("NRCB1")
+        .with_square_subarray(64)
+        .with_ramp(2, 10);
+    let m = write_dataset(&other, &cfg, 1, 0, ProductSet::NONE).unwrap();
+    let truth = Truth::read(&other.join(&m.truth)).unwrap();
+    let example = other.join(&m.exposures[0].files[0].file);
+    let mask = write_step_references(&other, &example, &truth, &[StepReference::Mask])
+        .unwrap()
+        .remove(0)
+        .1;
+    let out = run(mkrefs(dir.path())
+        .arg("dark")
+        .args(&data.uncal)
+        .args(["--outrootdir", "out"])
+        .args(ref_args(&data, &["mask"]))
+        .args(["--pp", "reffile4ssb", "mask"])
+        .arg(&mask));
+    assert!(!out.ok(), "{out:?}");
+    assert!(out.stdout.contains("DETECTOR is NRCB1"), "{}", out.stdout);
+    assert!(out.stdout.contains("not run"), "{}", out.stdout);
+}
+
+/// Runs dark on the data with every reference file, returning the run's output.
+fn dark_run(dir: &Path, data: &Data, outroot: &str) -> mkrefs_e2e::Ran {
+    run(mkrefs(dir)
+        .arg("dark")
+        .args(&data.uncal)
+        .args(["--outrootdir", outroot, "--ssbdir", "ssb"])
+        .args(ref_args(data, &[])))
+}
+
+#[test]
+fn a_truncated_product_in_ssbdir_fails_the_jobs_that_need_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 3, 0);
+    let first = dark_run(dir.path(), &data, "a");
+    assert!(first.ok(), "{first:?}");
+    let products = ssb_products(&dir.path().join("ssb"));
+    let victim = products
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("_jump.fits"))
+        .unwrap();
+    let len = std::fs::metadata(victim).unwrap().len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(victim)
+        .unwrap();
+    f.set_len(len / 2).unwrap();
+    let out = dark_run(dir.path(), &data, "b");
+    assert!(!out.ok(), "{out:?}");
+    assert!(out.stdout.contains("is truncated"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&victim.display().to_string()),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("--recalibrate"), "{}", out.stdout);
+    assert!(out.stdout.contains("dark NRCA1 not run"), "{}", out.stdout);
+    // --recalibrate remakes it.
+    let fixed = run(mkrefs(dir.path())
+        .arg("dark")
+        .args(&data.uncal)
+        .args(["--outrootdir", "b", "--ssbdir", "ssb", "--recalibrate"])
+        .args(ref_args(&data, &[])));
+    assert!(fixed.ok(), "{fixed:?}");
+    assert_eq!(std::fs::metadata(victim).unwrap().len(), len);
+}
+
+#[test]
+fn a_product_whose_data_contradict_its_state_fails_the_jobs_that_need_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 2, 0);
+    let first = dark_run(dir.path(), &data, "a");
+    assert!(first.ok(), "{first:?}");
+    // Replace one jump product by a file with the same keywords but a 2-D SCI, as if a rate
+    // image had been given the jump product's name and state.
+    let products = ssb_products(&dir.path().join("ssb"));
+    let victim = products
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("_jump.fits"))
+        .unwrap();
+    let header = read_primary_header(victim).unwrap();
+    std::fs::remove_file(victim).unwrap();
+    let mut w = FitsWriter::create(victim).unwrap();
+    for (key, value) in header.iter() {
+        if !STRUCTURAL.contains(&key) {
+            w.set_primary_key(key, value, "").unwrap();
+        }
+    }
+    w.write_image::<f32>("SCI", &[64, 64], &[0.0; 64 * 64])
+        .unwrap();
+    w.finish().unwrap();
+    let out = dark_run(dir.path(), &data, "b");
+    assert!(!out.ok(), "{out:?}");
+    assert!(out.stdout.contains("claims dq_init"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("its SCI has shape [64, 64]"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("dark NRCA1 not run"), "{}", out.stdout);
+}
+
+/// Keywords cfitsio writes itself.
+const STRUCTURAL: &[&str] = &["SIMPLE", "BITPIX", "NAXIS", "EXTEND", "END"];
+
+#[test]
+fn strun_missing_fails_the_calibration_jobs_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 2, 0);
+    let out = run(mkrefs(dir.path())
+        .arg("readnoise,dark")
+        .args(&data.uncal)
+        .args([
+            "--outrootdir",
+            "out",
+            "--backend",
+            "jwst",
+            "--pp",
+            "calibration",
+            "strun",
+            "/nonexistent/bin/strun",
+        ])
+        .args(ref_args(&data, &[])));
+    assert!(!out.ok(), "{out:?}");
+    assert!(
+        out.stdout.contains("cannot run the jwst pipeline's strun"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("dark NRCA1 not run"), "{}", out.stdout);
+    assert!(
+        fits_outputs(&dir.path().join("out"))
+            .iter()
+            .any(|p| p.to_string_lossy().contains("readnoise"))
+    );
+}
