@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mkrefs_e2e::{assert_valid, fits_outputs, mkrefs, run};
+use mkrefs_e2e::{all_files, assert_valid, fits_outputs, mkrefs, run};
 use mkrefs_support::fits::{FitsWriter, read_primary_header};
 use mkrefs_support::simulate::{
     Kind, ProductSet, SimConfig, StepReference, Truth, write_dataset, write_step_references,
@@ -62,9 +62,11 @@ fn ref_args(data: &Data, except: &[&str]) -> Vec<String> {
     args
 }
 
+/// The FITS files in ssb directories below `root` (or in `root` itself if it is one).
 fn ssb_products(root: &Path) -> Vec<PathBuf> {
-    fits_outputs(root)
+    all_files(root)
         .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "fits"))
         .filter(|p| p.components().any(|c| c.as_os_str() == "ssb"))
         .collect()
 }
