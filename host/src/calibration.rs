@@ -28,7 +28,7 @@ use crate::jwst_backend;
 use crate::reference_files::{
     ExposureKeys, RefConfig, RefSource, select_from_crds_cache, select_from_pattern,
 };
-use crate::steps::{Instrument, SaveProduct, Step, in_pipeline_order, join_steps};
+use crate::steps::{Instrument, SaveProduct, Step, in_pipeline_order};
 
 /// The file a step reads, or where it will come from.
 #[derive(Clone, Debug, PartialEq)]
@@ -356,25 +356,4 @@ fn choose_references(
         }
     }
     Ok(out)
-}
-
-/// A one-line description of a job for logs.
-pub fn describe(job: &CalibrationJob) -> String {
-    format!(
-        "{}: {}{}",
-        job.raw.display(),
-        join_steps(&job.run),
-        if job.saves.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " (saving {})",
-                job.saves
-                    .iter()
-                    .map(|(k, _)| k.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-    )
 }

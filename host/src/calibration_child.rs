@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use mkrefs_detector1::pipeline::{
-    Outputs, References, SaveAt, StepName, StepParams, calibrate_with,
-};
+use mkrefs_detector1::pipeline::{Outputs, References, SaveAt, StepParams, calibrate_with};
 
 use crate::atomic;
 use crate::jobfile::{CalibrationSpec, JobReportFile};
@@ -138,10 +136,9 @@ fn run_native(spec: &CalibrationSpec) -> Result<String, String> {
         final_product: spec.final_product.clone(),
         saved,
     };
-    let steps: Vec<StepName> = state;
     let done = calibrate_with(
         &spec.input,
-        &steps,
+        &state,
         &save,
         &refs,
         &outputs,
