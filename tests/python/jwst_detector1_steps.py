@@ -8,7 +8,8 @@ INPUT is an uncal (or partially calibrated ramp) file; STEP names are jwst step 
 ramp_fit), run in the order given, each on the previous step's result, with the jwst default
 parameters and the reference files given as `reftype=FILE` (mask, saturation, superbias,
 linearity, dark, readnoise, gain) passed to every step that reads that reftype as
-`override_<reftype>`. After each step its result is saved as OUTDIR/<step>.fits; ramp_fit saves
+`override_<reftype>` (the saturation step's optional superbias too; the refpix step's optional
+IRS2 and SIRS files are N/A unless given). After each step its result is saved as OUTDIR/<step>.fits; ramp_fit saves
 OUTDIR/ramp_fit.fits (rate), OUTDIR/rateints.fits and OUTDIR/fitopt.fits (its optional output).
 Prints one JSON line per step: {"step", "seconds", "status", "file"} (status is the S_* value
 the step recorded: COMPLETE or SKIPPED).
@@ -29,9 +30,9 @@ import time
 STEP_CLASSES = {
     "group_scale": ("jwst.group_scale", "GroupScaleStep", []),
     "dq_init": ("jwst.dq_init", "DQInitStep", ["mask"]),
-    "saturation": ("jwst.saturation", "SaturationStep", ["saturation"]),
+    "saturation": ("jwst.saturation", "SaturationStep", ["saturation", "superbias?"]),
     "superbias": ("jwst.superbias", "SuperBiasStep", ["superbias"]),
-    "refpix": ("jwst.refpix", "RefPixStep", []),
+    "refpix": ("jwst.refpix", "RefPixStep", ["refpix?", "sirskernel?"]),
     "linearity": ("jwst.linearity", "LinearityStep", ["linearity"]),
     "dark_current": ("jwst.dark_current", "DarkCurrentStep", ["dark"]),
     "jump": ("jwst.jump", "JumpStep", ["gain", "readnoise"]),
@@ -72,6 +73,11 @@ def main(argv):
         step_class = getattr(importlib.import_module(module), cls)
         kwargs = {}
         for reftype in reftypes:
+            # "name?": a reftype the step can do without (N/A keeps it from asking CRDS).
+            if reftype.endswith("?"):
+                reftype = reftype[:-1]
+                kwargs[f"override_{reftype}"] = refs.get(reftype, "N/A")
+                continue
             if reftype not in refs:
                 usage(f"step {name} needs a {reftype} reference file ({reftype}=FILE)")
             kwargs[f"override_{reftype}"] = refs[reftype]

@@ -321,7 +321,7 @@ mod tests {
         }
         // The extensions a RampModel reader expects, with their types.
         let names = hdu_names(&out).unwrap();
-        assert_eq!(names, ["PRIMARY", "SCI", "PIXELDQ", "GROUPDQ"]);
+        assert_eq!(names, ["PRIMARY", "SCI", "PIXELDQ", "GROUPDQ", "ASDF"]);
         assert_eq!(
             ImageReader::open(&out, "SCI").unwrap().stored_type(),
             "float32"
