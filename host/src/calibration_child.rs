@@ -181,18 +181,21 @@ fn stem_of(path: &Path) -> String {
 fn run_jwst(spec: &CalibrationSpec) -> Result<String, String> {
     let run = parse_steps(&spec.run)?;
     let instrument = steps::parse_instrument(&spec.instrument)?;
-    let work = spec.scratch_dir.join("strun");
-    std::fs::create_dir_all(&work)
-        .map_err(|e| format!("cannot create scratch directory {}: {e}", work.display()))?;
-    // The pipeline names the slope files itself (`_0_ramp_fit`, `_1_ramp_fit`, `_fitopt`
-    // after the name it is given), so the rate product's name is given without that ending.
-    let final_stem = stem_of(&spec.final_product);
-    let final_name = final_stem
-        .strip_suffix("_0_ramp_fit")
-        .unwrap_or(&final_stem)
-        .to_string();
+    let output_dir = spec
+        .final_product
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let mut save = Vec::new();
     for s in &spec.saves {
+        if s.path.parent() != Some(output_dir.as_path()) {
+            return Err(format!(
+                "the jwst backend writes every product of a job into one directory, but {} is \
+                 not beside {}",
+                s.path.display(),
+                spec.final_product.display()
+            ));
+        }
         save.push((parse_save(&s.product)?, stem_of(&s.path)));
     }
     let mut overrides = Vec::new();
@@ -205,66 +208,78 @@ fn run_jwst(spec: &CalibrationSpec) -> Result<String, String> {
         instrument,
         input: spec.input.clone(),
         run,
-        output_dir: work.clone(),
-        final_name,
+        output_dir,
+        final_name: stem_of(&spec.final_product),
         save,
         overrides,
     };
     let mut argv = jwst_backend::strun_argv(&job)?;
     let program = spec.strun.clone().unwrap_or_else(|| "strun".to_string());
     argv[0] = program.clone();
+    let work = jwst_backend::strun_work_dir(&job);
+    // A work directory left by an interrupted run holds nothing anybody asked for.
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| {
+        format!(
+            "cannot create strun's work directory {}: {e}",
+            work.display()
+        )
+    })?;
+    let environment = strun_environment(&spec.scratch_dir)?;
     tracing::info!("running {}", argv.join(" "));
     let status = Command::new(&program)
         .args(&argv[1..])
-        .envs(jwst_backend::offline_environment(&spec.scratch_dir))
+        .envs(environment)
         .current_dir(&work)
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
-        .status()
-        .map_err(|e| {
-            format!(
-                "cannot run the jwst pipeline's strun ('{program}'): {e}; install the jwst \
-                 package (pip install jwst) or set calibration.strun to its path"
-            )
-        })?;
-    if !status.success() {
-        return Err(format!(
+        .status();
+    let outcome = match status {
+        Err(e) => Err(format!(
+            "cannot run the jwst pipeline's strun ('{program}'): {e}; install the jwst \
+             package (pip install jwst) or set calibration.strun to its path"
+        )),
+        Ok(status) if !status.success() => Err(format!(
             "strun failed ({status}) on {}; the pipeline's messages are in this job's log",
             spec.input.display()
-        ));
-    }
-    let mut moved = Vec::new();
-    let mut wanted: Vec<PathBuf> = vec![spec.final_product.clone()];
-    wanted.extend(spec.saves.iter().map(|s| s.path.clone()));
-    for target in wanted {
-        let made = work.join(target.file_name().expect("products have names"));
-        if !made.is_file() {
-            let present: Vec<String> = std::fs::read_dir(&work)
-                .map(|d| {
-                    d.filter_map(|e| e.ok())
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            return Err(format!(
-                "strun succeeded but did not write {} (it wrote: {})",
-                made.display(),
-                present.join(", ")
-            ));
+        )),
+        Ok(_) => jwst_backend::collect_strun_outputs(&job),
+    };
+    match outcome {
+        Ok(moved) => Ok(format!(
+            "strun made {}",
+            moved
+                .iter()
+                .map(|t| t.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Err(e) => {
+            // Nothing of a failed run is kept beside the products (its messages are in the log).
+            let _ = std::fs::remove_dir_all(&work);
+            Err(e)
         }
-        moved.push((made, target));
     }
-    for (made, target) in &moved {
-        create_parent(target)?;
-        atomic::move_file(made, target)?;
+}
+
+/// The environment strun runs in. A user with a CRDS cache of their own (`CRDS_PATH` set to a
+/// directory holding `config/jwst/server_config`) keeps it, with only the step-parameter
+/// lookup switched off (mkrefs' argument vector decides every step); everybody else gets
+/// [`jwst_backend::offline_environment`], which needs neither network nor cache.
+fn strun_environment(
+    scratch: &Path,
+) -> Result<Vec<(std::ffi::OsString, std::ffi::OsString)>, String> {
+    let own_cache = std::env::var_os("CRDS_PATH")
+        .map(PathBuf::from)
+        .filter(|p| p.join("config/jwst/server_config").is_file());
+    if let Some(cache) = own_cache {
+        tracing::info!("CRDS: using the cache in {} (CRDS_PATH)", cache.display());
+        return Ok(vec![("STPIPE_DISABLE_CRDS_STEPPARS".into(), "True".into())]);
     }
-    Ok(format!(
-        "strun made {}",
-        moved
-            .iter()
-            .map(|(_, t)| t.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
+    tracing::info!(
+        "CRDS: no cache configured (CRDS_PATH), running strun offline with every reference \
+         file given as an override"
+    );
+    jwst_backend::offline_environment(scratch).map_err(|e| e.to_string())
 }

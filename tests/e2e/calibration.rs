@@ -457,3 +457,126 @@ fn strun_missing_fails_the_calibration_jobs_with_a_clear_error() {
             .any(|p| p.to_string_lossy().contains("readnoise"))
     );
 }
+
+/// The test venv's `strun` (jwst 3.0.0), beside the Python that validates the outputs.
+fn venv_strun() -> PathBuf {
+    let python = mkrefs_support::testkit::python();
+    let strun = python.parent().unwrap().join("strun");
+    assert!(
+        strun.exists(),
+        "{} does not exist: the test venv lacks jwst; run `bash tests/run.sh` or \
+         `tests/python/ensure-venv.sh target/test-venv`",
+        strun.display()
+    );
+    strun
+}
+
+/// `mkrefs run --backend jwst` with the real strun: the darks and flats are calibrated by the
+/// jwst pipeline (offline, every reference file an override), the products carry the pipeline's
+/// state and the reference files they were given, and the generators make valid files from them.
+#[test]
+fn the_jwst_backend_calibrates_through_strun_for_the_generators() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 3, 2);
+    let strun = venv_strun();
+    let out = run(mkrefs(dir.path())
+        .arg("dark,bpm")
+        .args(&data.uncal)
+        .args(["--outrootdir", "out", "--backend", "jwst", "--pp"])
+        .args(["calibration", "strun", strun.to_str().unwrap()])
+        .args(ref_args(&data, &[])));
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(
+        out.stdout.matches(" calibrate ").count(),
+        5,
+        "{}",
+        out.stdout
+    );
+    let root = dir.path().join("out");
+    let products = ssb_products(&root);
+    let jump = products
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("_linearity_jump.fits"))
+        .unwrap_or_else(|| panic!("no jump product in {products:?}"));
+    let h = read_primary_header(jump).unwrap();
+    for key in [
+        "S_DQINIT", "S_SATURA", "S_SUPERB", "S_REFPIX", "S_LINEAR", "S_JUMP",
+    ] {
+        assert_eq!(
+            h.get_str(key),
+            Some("COMPLETE"),
+            "{key} of {}",
+            jump.display()
+        );
+    }
+    // Steps the job did not ask for were skipped, not run.
+    assert_ne!(h.get_str("S_DARK"), Some("COMPLETE"), "{}", jump.display());
+    let superbias = &data.refs.iter().find(|(r, _)| r == "superbias").unwrap().1;
+    let r_superb = h.get_str("R_SUPERB").unwrap_or_default().to_string();
+    assert!(
+        r_superb.ends_with(superbias.file_name().unwrap().to_str().unwrap()),
+        "R_SUPERB {r_superb}"
+    );
+    // The pipeline's own products only: no work directory left beside them.
+    assert!(
+        all_files(&root)
+            .iter()
+            .all(|p| !p.to_string_lossy().contains(".strun-")),
+        "{:?}",
+        all_files(&root)
+    );
+    let refs: Vec<PathBuf> = fits_outputs(&root)
+        .into_iter()
+        .filter(|p| !p.components().any(|c| c.as_os_str() == "ssb"))
+        .collect();
+    assert_eq!(refs.len(), 2, "{refs:?}");
+    assert_valid(&refs);
+}
+
+/// A pipeline run that fails (strun exits non-zero: here a parameter the jump step rejects)
+/// fails its calibration job with the input named and the log pointed to, skips the jobs that
+/// needed its product, keeps nothing of the run beside the products, and lets the other
+/// generator (readnoise, which needs no calibration) finish.
+#[test]
+fn a_failing_pipeline_run_fails_its_job_and_skips_its_dependents_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 2, 0);
+    let strun = venv_strun();
+    let wrapper = dir.path().join("strun-broken-jump");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec '{}' \"$@\" --steps.jump.rejection_threshold=not-a-number\n",
+            strun.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run(mkrefs(dir.path())
+        .arg("readnoise,dark")
+        .args(&data.uncal)
+        .args(["--outrootdir", "out", "--backend", "jwst", "--pp"])
+        .args(["calibration", "strun", wrapper.to_str().unwrap()])
+        .args(ref_args(&data, &[])));
+    assert!(!out.ok(), "{out:?}");
+    assert!(out.stdout.contains("strun failed"), "{}", out.stdout);
+    assert!(out.stdout.contains(&data.uncal[0]) || out.stdout.contains(&data.uncal[1]));
+    assert!(out.stdout.contains("dark NRCA1 not run"), "{}", out.stdout);
+    let root = dir.path().join("out");
+    assert!(
+        fits_outputs(&root)
+            .iter()
+            .any(|p| p.to_string_lossy().contains("readnoise")),
+        "{:?}",
+        all_files(&root)
+    );
+    assert!(ssb_products(&root).is_empty(), "{:?}", ssb_products(&root));
+    assert!(
+        all_files(&root)
+            .iter()
+            .all(|p| !p.to_string_lossy().contains(".strun-")),
+        "{:?}",
+        all_files(&root)
+    );
+}

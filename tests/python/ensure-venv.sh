@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates or refreshes the Python venv that validates mkrefs' reference files with stdatamodels.
+# Creates or refreshes the Python venv of the tests: stdatamodels (validates mkrefs' reference
+# files) and jwst (the jwst backend's test and the native engine's fidelity test).
 #
 #   tests/python/ensure-venv.sh VENV_DIR      (e.g. target/test-venv)
 #
@@ -33,6 +34,6 @@ fi
 
 echo "ensure-venv: installing $req into $venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
-"$venv/bin/python" -c 'import stdatamodels, astropy, numpy; print("ensure-venv: stdatamodels", stdatamodels.__version__, "astropy", astropy.__version__, "numpy", numpy.__version__)'
+"$venv/bin/python" -c 'import stdatamodels, astropy, numpy, jwst; print("ensure-venv: stdatamodels", stdatamodels.__version__, "astropy", astropy.__version__, "numpy", numpy.__version__, "jwst", jwst.__version__)'
 echo "$want" > "$stamp"
 echo "ensure-venv: done"

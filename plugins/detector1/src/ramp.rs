@@ -112,7 +112,8 @@ impl Ramp {
     /// card kept, DATAMODL = 'RampModel', FILENAME = the file name), SCI f32
     /// `(nints, ngroups, ny, nx)`, PIXELDQ u32 `(ny, nx)` and GROUPDQ u8. ERR is not written:
     /// the RampModel schema does not require it and stdatamodels creates it (zeros, its
-    /// default) when a step asks for it, as it does for the uncal files.
+    /// default) when a step asks for it, as it does for the uncal files. Last comes the (empty)
+    /// ASDF extension that `strun` needs to read a file's metadata.
     pub fn write(&self, path: &Path) -> Result<PathBuf, StepError> {
         let n = self.nints * self.ngroups * self.ny * self.nx;
         if self.sci.len() != n || self.groupdq.len() != n || self.pixeldq.len() != self.frame_len()
@@ -158,6 +159,8 @@ impl Ramp {
         w.write_image("SCI", &shape, &self.sci)?;
         w.write_image("PIXELDQ", &[self.ny, self.nx], &self.pixeldq)?;
         w.write_image("GROUPDQ", &shape, &self.groupdq)?;
+        // So that strun (the jwst backend) can continue from this product.
+        w.write_asdf_extension()?;
         Ok(w.finish()?)
     }
 
@@ -318,7 +321,7 @@ mod tests {
         }
         // The extensions a RampModel reader expects, with their types.
         let names = hdu_names(&out).unwrap();
-        assert_eq!(names, ["PRIMARY", "SCI", "PIXELDQ", "GROUPDQ"]);
+        assert_eq!(names, ["PRIMARY", "SCI", "PIXELDQ", "GROUPDQ", "ASDF"]);
         assert_eq!(
             ImageReader::open(&out, "SCI").unwrap().stored_type(),
             "float32"

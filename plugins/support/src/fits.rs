@@ -618,6 +618,11 @@ mod sealed {
     pub trait Sealed {}
 }
 
+/// The ASDF document of [`FitsWriter::write_asdf_extension`]: an empty tree (the ASDF 1.5.0
+/// standard, as stdatamodels writes).
+pub const ASDF_EMPTY_TREE: &str = "#ASDF 1.0.0\n#ASDF_STANDARD 1.5.0\n%YAML 1.1\n\
+     %TAG ! tag:stsci.edu:asdf/\n--- !core/asdf-1.1.0 {}\n...\n";
+
 /// A pixel type that cfitsio converts to and from: f32, f64, u8, u16, u32, i16, i32, i64.
 pub trait Pixel: Copy + Default + Send + Sync + 'static + sealed::Sealed {
     /// cfitsio's datatype code (TFLOAT, TUSHORT, ...).
@@ -1686,6 +1691,62 @@ impl FitsWriter {
         if status != 0 {
             return Err(self
                 .write_failed(status, "writing the DQ_DEF table")
+                .in_hdu(HDU));
+        }
+        self.current = Current::Table {
+            name: HDU.to_string(),
+        };
+        Ok(())
+    }
+
+    /// Appends the `ASDF` extension that every FITS file stdatamodels writes carries: a one-row
+    /// binary table with one column, ASDF_METADATA, of `n` bytes (`nB`) holding an ASDF document.
+    /// mkrefs writes an empty tree ([`ASDF_EMPTY_TREE`]): all its metadata are FITS keywords,
+    /// which stdatamodels reads through the schemas anyway. The extension is needed because
+    /// stpipe (`strun`, jwst 3.0) reads an input file's metadata with stdatamodels'
+    /// `read_metadata`, which opens this extension and fails ("Extension 'ASDF' not found")
+    /// on a file without it, before any step runs; `datamodels.open` does not need it.
+    pub fn write_asdf_extension(&mut self) -> Result<(), FitsError> {
+        const HDU: &str = "ASDF";
+        self.check_current_complete()?;
+        let mut bytes = ASDF_EMPTY_TREE.as_bytes().to_vec();
+        let ttype = [c_string("ASDF_METADATA")];
+        let tform = [c_string(&format!("{}B", bytes.len()))];
+        let mut ttype_p: Vec<*mut c_char> =
+            ttype.iter().map(|s| s.as_ptr() as *mut c_char).collect();
+        let mut tform_p: Vec<*mut c_char> =
+            tform.iter().map(|s| s.as_ptr() as *mut c_char).collect();
+        let extname = c_string(HDU);
+        let mut status = 0;
+        let raw = self.raw();
+        // SAFETY: one column name and format, NUL-terminated; `bytes` holds exactly the
+        // column's repeat count of bytes; cfitsio reads but does not modify them.
+        unsafe {
+            sys::ffcrtb(
+                raw,
+                BINARY_TBL,
+                1,
+                1,
+                ttype_p.as_mut_ptr(),
+                tform_p.as_mut_ptr(),
+                std::ptr::null_mut(),
+                extname.as_ptr(),
+                &mut status,
+            );
+            sys::ffpcl(
+                raw,
+                TBYTE,
+                1,
+                1,
+                1,
+                bytes.len() as sys::LONGLONG,
+                bytes.as_mut_ptr() as *mut c_void,
+                &mut status,
+            );
+        }
+        if status != 0 {
+            return Err(self
+                .write_failed(status, "writing the ASDF extension")
                 .in_hdu(HDU));
         }
         self.current = Current::Table {

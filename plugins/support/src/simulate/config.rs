@@ -317,7 +317,6 @@ impl SimConfig {
             None => frame_time(&det, &sub),
         };
         Ok(Resolved {
-            full_frame: sub.name == "FULL",
             det,
             sub,
             tframe,
@@ -328,7 +327,8 @@ impl SimConfig {
     /// The frame time this config uses, in seconds.
     ///
     /// NIR: the SIDECAR readout time `(nx / outputs + 12) × (ny + 1) × 10 µs` (12 pixel times of
-    /// line overhead, one extra row), 4 outputs at full frame, 1 for a subarray. This gives the
+    /// line overhead, one extra row), with the outputs of [`reads_with_four_outputs`] (4 at full
+    /// frame and for full-width windows such as NIRCam's SUBGRISM64, 1 otherwise). This gives the
     /// real 10.737 s for a NIRCam full frame and within 2 % of the real SUB640/SUB160/SUB64P
     /// times. MIRI: the full-frame 2.775 s scaled by the number of pixels.
     pub fn frame_time(&self) -> Result<f64, SimError> {
@@ -338,13 +338,34 @@ impl SimConfig {
 
 /// The default frame time of a window (see [`SimConfig::frame_time`]).
 fn frame_time(det: &DetectorInfo, sub: &Subarray) -> f64 {
-    let full = sub.nx == det.full_nx && sub.ny == det.full_ny;
     if det.instrument == Instrument::Miri {
         2.775 * (sub.nx * sub.ny) as f64 / (det.full_nx * det.full_ny) as f64
     } else {
-        let outputs = if full { 4.0 } else { 1.0 };
+        let outputs = if reads_with_four_outputs(det, sub) {
+            4.0
+        } else {
+            1.0
+        };
         (sub.nx as f64 / outputs + 12.0) * (sub.ny as f64 + 1.0) * 1e-5
     }
+}
+
+/// Whether a NIR window is read through all 4 outputs (NOUTPUTS = 4): the full frame, and
+/// windows spanning the whole fast (readout) axis, as the NIRCam grism time-series subarrays
+/// SUBGRISM64/128/256 (2048 columns) are. The jwst pipeline corrects such subarrays with the
+/// full-frame reference-pixel algorithm (per amplifier), so tests of that path need them.
+/// Other subarrays are read through one output. MIRI has no such choice (always 4 outputs in
+/// its own layout, not simulated here): false.
+fn reads_with_four_outputs(det: &DetectorInfo, sub: &Subarray) -> bool {
+    if det.instrument == Instrument::Miri {
+        return false;
+    }
+    let full_fast = if det.fastaxis.abs() == 1 {
+        sub.nx == det.full_nx
+    } else {
+        sub.ny == det.full_ny
+    };
+    full_fast || (sub.nx == det.full_nx && sub.ny == det.full_ny)
 }
 
 /// A checked config with its derived quantities.
@@ -352,7 +373,6 @@ fn frame_time(det: &DetectorInfo, sub: &Subarray) -> f64 {
 pub(crate) struct Resolved {
     pub det: DetectorInfo,
     pub sub: Subarray,
-    pub full_frame: bool,
     pub tframe: f64,
     pub start_mjd: f64,
 }
@@ -367,7 +387,11 @@ impl Resolved {
     }
 
     pub fn noutputs(&self) -> i64 {
-        if self.full_frame { 4 } else { 1 }
+        if reads_with_four_outputs(&self.det, &self.sub) {
+            4
+        } else {
+            1
+        }
     }
 
     pub fn tgroup(&self, cfg: &SimConfig) -> f64 {

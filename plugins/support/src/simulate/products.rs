@@ -585,6 +585,8 @@ fn write_exposure(
         for plane in 0..nints * ng {
             w.write_pixels(plane * ny * nx, &zeros)?;
         }
+        // As in real uncal files; strun cannot read an input without it.
+        w.write_asdf_extension()?;
         w.finish()?;
     }
     if let Some(mut scratch) = sinks.scratch.take() {
