@@ -1,35 +1,43 @@
-//! The jump step: cosmic-ray and other jump detection by the two-point difference method of
-//! stcal (`stcal/jump/twopoint_difference.py: find_crs`, called from `jump.py: detect_jumps`),
-//! as the jwst "jump step" documentation describes it.
+//! The jump step: cosmic-ray and other jump detection by the two-point difference method, as
+//! jwst 3.0.0's `JumpStep` runs it through stcal 1.20 (`stcal/jump/jump.py: detect_jumps_data`,
+//! `twopoint_difference.py: find_crs`), with the step's default parameters.
 //!
-//! Per pixel and integration (the per-integration branch of `find_crs`, the one used for fewer
-//! than `minimum_sigclip_groups` = 100 integrations):
+//! Per pixel, over **all integrations together** (stcal takes medians along the integration and
+//! group axes at once):
 //!
-//! 1. The data and the read noise are converted to electrons with the gain.
-//! 2. First differences of adjacent groups are formed; a difference involving a group flagged
-//!    SATURATED or DO_NOT_USE is not usable (NaN in stcal).
-//! 3. The median difference is taken as `calc_med_first_diffs` does: with 4 or more usable
-//!    differences the largest in absolute value is left out first; with 3 the plain median;
-//!    with 2 the one of smaller absolute value; fewer gives no median.
-//! 4. `sigma = sqrt(|median| + read_noise² / nframes)` (Poisson plus CDS read noise, e-) and
-//!    `ratio = |diff - median| / sigma`.
-//! 5. If the largest ratio exceeds the threshold for the number of usable differences
-//!    (`rejection_threshold` for 4 or more, `four_group_rejection_threshold` for 3,
-//!    `three_group_rejection_threshold` for 2; no detection with 1), that difference is a jump;
-//!    it is then masked, the median, sigma and ratios recomputed, and the next largest is tested,
-//!    while more than 2 usable differences remain.
-//! 6. The group at the end of each jumping difference gets JUMP_DET.
-//! 7. With `flag_4_neighbors`, a jump whose ratio (computed against the pixel's median over all
-//!    integrations, `ratio_all` in stcal) lies strictly between `min_jump_to_flag_neighbors` and
-//!    `max_jump_to_flag_neighbors` also flags the 4 adjacent pixels in the same group, unless
-//!    that group of the neighbour is SATURATED or DO_NOT_USE.
+//! 1. The data and the read noise are converted to electrons with the gain (in float32, as the
+//!    arrays are); first differences of adjacent groups are formed, a difference touching a
+//!    group flagged SATURATED or DO_NOT_USE being unusable (NaN).
+//! 2. `sigma = sqrt(|median| + read_noise² / nframes)` (Poisson plus CDS read noise, e-).
+//! 3. With at least `min_diffs_single_pass` (10) usable differences per integration (exposure
+//!    wide: groups flagged DO_NOT_USE on every pixel do not count), a single pass: the median is
+//!    the plain median of all differences, and every difference with `|d - median| / sigma >
+//!    rejection_threshold` is a jump (`look_for_more_than_one_jump`).
+//! 4. With fewer (the usual 10-group calibration ramp has 9), the iterative search
+//!    (`iterative_jump`) on the *absolute* differences: the median is `calc_med_first_diffs`
+//!    (4 or more usable: the largest values are left out, then the median; 3: the median; 2:
+//!    the smaller; fewer: none), `ratio = ||d| - median| / sigma`; if the largest ratio exceeds
+//!    the threshold for the number of usable differences (`rejection_threshold` for 4 or more,
+//!    `four_group_rejection_threshold` for 3, `three_group_rejection_threshold` for 2), the
+//!    difference(s) with that ratio are jumps, they are masked, and the search repeats until no
+//!    ratio exceeds its threshold.
+//! 5. The group at the end of each jumping difference gets JUMP_DET.
+//! 6. With `flag_4_neighbors`: for every group flagged JUMP_DET (found now or before), the ratio
+//!    of its difference against the plain median of all differences of the pixel; if it lies
+//!    strictly between `min_jump_to_flag_neighbors` and `max_jump_to_flag_neighbors`, the 4
+//!    adjacent pixels get JUMP_DET in the same group unless that group of theirs is SATURATED or
+//!    DO_NOT_USE.
+//! 7. JUMP_DET is removed from every group that is also SATURATED or DO_NOT_USE; pixels with a
+//!    non-positive or missing gain get NO_GAIN_VALUE and DO_NOT_USE in PIXELDQ and no search.
 //!
-//! As in `jump.py`, exposures with fewer than `minimum_groups` (3) groups are skipped
-//! (S_JUMP = 'SKIPPED'). Not implemented: the after-jump flagging (`after_jump_flag_*`, off by
-//! default), snowball/shower detection (`expand_large_events`, `find_showers`, off by default
-//! for NIR in the step defaults used here), and the sigma-clipping branch for ≥ 100
-//! integrations; exposures needing that branch are rejected with an error rather than run with
-//! the wrong statistics.
+//! As in jwst, exposures with fewer than 3 groups are skipped (S_JUMP = 'SKIPPED'); with fewer
+//! than `minimum_groups` usable groups nothing is searched but the step completes. Not
+//! implemented: the after-jump flagging (`after_jump_flag_*`, off by default), snowball/shower
+//! detection (`expand_large_events`, `find_showers`, off by default) and the sigma-clipping
+//! branch for ≥ `minimum_sigclip_groups` (100) integrations; exposures needing that branch are
+//! refused with an error rather than run with the wrong statistics. The arithmetic follows
+//! stcal's array types (electrons in float32, medians and sigma in float64, the iterative
+//! search's deviations rounded to float32), so that decisions at the threshold agree too.
 
 use mkrefs_support::dq;
 use rayon::prelude::*;
@@ -39,12 +47,12 @@ use crate::ramp::Ramp;
 /// The parameters of the jump step, with the jwst `JumpStep` defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JumpParams {
-    /// Sigma threshold for ramps with 4 or more usable differences (`rejection_threshold`, 4.0).
+    /// Sigma threshold with 4 or more usable differences (`rejection_threshold`, 4.0).
     pub rejection_threshold: f64,
-    /// Sigma threshold for ramps with 3 usable groups, i.e. 2 differences
+    /// Sigma threshold with 2 usable differences, i.e. 3 groups
     /// (`three_group_rejection_threshold`, 6.0).
     pub three_group_rejection_threshold: f64,
-    /// Sigma threshold for ramps with 4 usable groups, i.e. 3 differences
+    /// Sigma threshold with 3 usable differences, i.e. 4 groups
     /// (`four_group_rejection_threshold`, 5.0).
     pub four_group_rejection_threshold: f64,
     /// Flag the 4 adjacent pixels of a jump (`flag_4_neighbors`, true).
@@ -55,11 +63,14 @@ pub struct JumpParams {
     /// Jumps below this many sigma do not get their neighbours flagged
     /// (`min_jump_to_flag_neighbors`, 10).
     pub min_jump_to_flag_neighbors: f64,
-    /// Exposures with fewer groups per integration are skipped (`minimum_groups`, 3).
+    /// Usable groups per integration below which nothing is searched (`minimum_groups`, 3).
     pub minimum_groups: usize,
     /// Integrations from which stcal switches to sigma clipping across integrations
     /// (`minimum_sigclip_groups`, 100); not implemented here, such exposures are refused.
     pub minimum_sigclip_groups: usize,
+    /// Usable differences per integration from which one pass replaces the iterative search
+    /// (`min_diffs_single_pass`, 10).
+    pub min_diffs_single_pass: usize,
 }
 
 impl Default for JumpParams {
@@ -73,6 +84,7 @@ impl Default for JumpParams {
             min_jump_to_flag_neighbors: 10.0,
             minimum_groups: 3,
             minimum_sigclip_groups: 100,
+            min_diffs_single_pass: 10,
         }
     }
 }
@@ -84,7 +96,7 @@ pub struct JumpSummary {
     pub skipped: bool,
     /// Groups newly flagged JUMP_DET by the two-point difference test.
     pub primary: usize,
-    /// Groups newly flagged JUMP_DET as neighbours of a primary jump.
+    /// Groups newly flagged JUMP_DET as neighbours of a jump.
     pub neighbours: usize,
 }
 
@@ -105,7 +117,7 @@ pub enum JumpError {
 const BAD: u8 = (dq::SATURATED | dq::DO_NOT_USE) as u8;
 const JUMP: u8 = dq::JUMP_DET as u8;
 
-/// `calc_med_first_diffs` of stcal on the usable (non-NaN) values of one pixel.
+/// `calc_med_first_diffs` of stcal on one pixel's differences (NaN = unusable).
 #[cfg(test)]
 pub(crate) fn median_first_diffs(diffs: &[f64]) -> f64 {
     median_first_diffs_with(diffs, &mut Vec::new())
@@ -117,19 +129,15 @@ fn median_first_diffs_with(diffs: &[f64], v: &mut Vec<f64>) -> f64 {
     v.extend(diffs.iter().copied().filter(|d| !d.is_nan()));
     match v.len() {
         0 | 1 => f64::NAN,
-        2 => {
-            if v[0].abs() <= v[1].abs() {
-                v[0]
-            } else {
-                v[1]
-            }
-        }
+        2 => v[0].min(v[1]),
         n => {
             if n >= 4 {
-                let imax = (0..n)
-                    .max_by(|&a, &b| v[a].abs().total_cmp(&v[b].abs()))
-                    .unwrap_or(0);
-                v.swap_remove(imax);
+                // Every value equal to the largest is left out (numpy's `== nanmax` mask).
+                let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                v.retain(|&x| x != max);
+                if v.is_empty() {
+                    return f64::NAN;
+                }
             }
             median(v)
         }
@@ -147,14 +155,28 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// The two-point difference search of one pixel's integration (`find_crs`, steps 3 to 5).
-/// `diffs` are first differences in electrons (NaN where unusable); returns the indices of the
-/// differences found to be jumps.
+/// The plain median of the usable values (numpy's `nanmedian`); NaN when there is none.
+fn nan_median(diffs: &[f64], v: &mut Vec<f64>) -> f64 {
+    v.clear();
+    v.extend(diffs.iter().copied().filter(|d| !d.is_nan()));
+    if v.is_empty() { f64::NAN } else { median(v) }
+}
+
+/// stcal's sigma of a difference in electrons; NaN where it is 0 (so nothing is flagged there).
+fn sigma_of(median: f64, rn2_e: f64, nframes: f64) -> f64 {
+    let s = (median.abs() + rn2_e / nframes).sqrt();
+    if s == 0.0 { f64::NAN } else { s }
+}
+
+/// The two-point difference search of one pixel (steps 2 to 4): `diffs` are its first
+/// differences in electrons over all integrations (NaN where unusable), `rn2_e` its squared
+/// CDS read noise in electrons². Returns the indices of the differences that are jumps.
 #[cfg(test)]
 pub(crate) fn find_crs_pixel(
     diffs: &[f64],
     rn2_e: f64,
     nframes: f64,
+    single_pass: bool,
     p: &JumpParams,
 ) -> Vec<usize> {
     let mut crs = Vec::new();
@@ -162,6 +184,7 @@ pub(crate) fn find_crs_pixel(
         diffs,
         rn2_e,
         nframes,
+        single_pass,
         p,
         &mut CrScratch::default(),
         &mut crs,
@@ -172,7 +195,8 @@ pub(crate) fn find_crs_pixel(
 /// Working space of [`find_crs_into`], reused from pixel to pixel.
 #[derive(Default)]
 struct CrScratch {
-    d: Vec<f64>,
+    abs: Vec<f64>,
+    ratio: Vec<f64>,
     med: Vec<f64>,
 }
 
@@ -181,61 +205,64 @@ fn find_crs_into(
     diffs: &[f64],
     rn2_e: f64,
     nframes: f64,
+    single_pass: bool,
     p: &JumpParams,
     s: &mut CrScratch,
     crs: &mut Vec<usize>,
 ) {
     crs.clear();
-    let usable = |d: &[f64]| d.iter().filter(|x| !x.is_nan()).count();
+    if single_pass {
+        let med = nan_median(diffs, &mut s.med);
+        let sigma = sigma_of(med, rn2_e, nframes);
+        crs.extend(
+            diffs
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| (**d - med).abs() / sigma > p.rejection_threshold)
+                .map(|(k, _)| k),
+        );
+        return;
+    }
     let thresh = |n: usize| match n {
         0 | 1 => f64::INFINITY,
         2 => p.three_group_rejection_threshold,
         3 => p.four_group_rejection_threshold,
         _ => p.rejection_threshold,
     };
-    // Index and value of the largest non-NaN ratio |d - median| / sigma (the last of equal
-    // ones, as `Iterator::max_by`); None when there is none.
-    let argmax_ratio = |d: &[f64], med_buf: &mut Vec<f64>| -> Option<(usize, f64)> {
-        let med = median_first_diffs_with(d, med_buf);
-        let sigma = (med.abs() + rn2_e / nframes).sqrt();
-        if sigma == 0.0 || sigma.is_nan() {
-            return None;
+    s.abs.clear();
+    s.abs.extend(diffs.iter().map(|d| d.abs()));
+    let mut first = true;
+    // One iteration per jump at most (stcal loops at most once per difference).
+    for _ in 0..diffs.len() {
+        let mut med = median_first_diffs_with(&s.abs, &mut s.med);
+        if !first {
+            // After the first pass stcal stores the medians in a float32 array.
+            med = f64::from(med as f32);
         }
-        let mut best: Option<(usize, f64)> = None;
-        for (i, x) in d.iter().enumerate() {
-            let r = (x - med).abs() / sigma;
-            if r.is_nan() {
-                continue;
+        first = false;
+        let sigma = sigma_of(med, rn2_e, nframes);
+        s.ratio.clear();
+        s.ratio.extend(
+            s.abs
+                .iter()
+                .map(|a| f64::from(((a - med) as f32).abs()) / sigma),
+        );
+        let usable = s.abs.iter().filter(|a| !a.is_nan()).count();
+        let max = s
+            .ratio
+            .iter()
+            .copied()
+            .filter(|r| !r.is_nan())
+            .fold(f64::NAN, f64::max);
+        // NaN (no usable ratio) compares as no jump.
+        if max.partial_cmp(&thresh(usable)) != Some(std::cmp::Ordering::Greater) {
+            break;
+        }
+        for (k, &r) in s.ratio.iter().enumerate() {
+            if r == max {
+                crs.push(k);
+                s.abs[k] = f64::NAN;
             }
-            match best {
-                Some((_, b)) if r.total_cmp(&b) == std::cmp::Ordering::Less => {}
-                _ => best = Some((i, r)),
-            }
-        }
-        best
-    };
-    s.d.clear();
-    s.d.extend_from_slice(diffs);
-    let d = &mut s.d;
-    let n0 = usable(d);
-    let Some((imax, rmax)) = argmax_ratio(d, &mut s.med) else {
-        return;
-    };
-    if rmax.partial_cmp(&thresh(n0)) != Some(std::cmp::Ordering::Greater) {
-        return;
-    }
-    crs.push(imax);
-    let mut found = true;
-    while found && usable(d) > 2 {
-        found = false;
-        for &c in crs.iter() {
-            d[c] = f64::NAN;
-        }
-        if let Some((i, ri)) = argmax_ratio(d, &mut s.med)
-            && ri > thresh(usable(d))
-        {
-            found = true;
-            crs.push(i);
         }
     }
     crs.sort_unstable();
@@ -246,9 +273,7 @@ fn find_crs_into(
 ///
 /// `readnoise` is the CDS read noise per pixel in DN and `gain` the gain in e-/DN, both `[y][x]`
 /// like the READNOISE and GAIN reference files (already cut to the subarray). NFRAMES comes from
-/// the primary header (1 when absent). Pixels with a non-finite or non-positive gain or a
-/// non-finite read noise are not searched (their electrons would be meaningless).
-/// Rows are processed in parallel with rayon.
+/// the primary header (1 when absent). Rows are processed in parallel with rayon.
 pub fn jump(
     ramp: &mut Ramp,
     readnoise: &[f32],
@@ -283,7 +308,7 @@ pub fn jump(
             }
         },
     };
-    if ng < params.minimum_groups.max(2) {
+    if ng <= 2 {
         ramp.header.set("S_JUMP", "SKIPPED");
         return Ok(JumpSummary {
             skipped: true,
@@ -298,17 +323,37 @@ pub fn jump(
         )));
     }
 
+    let idx = |i: usize, g: usize, p: usize| (i * ng + g) * npix + p;
+    // Groups flagged DO_NOT_USE on every pixel do not count as usable (`groups_all_set_dnu`).
+    let dnu = dq::DO_NOT_USE as u8;
+    let max_dnu_groups = (0..nints)
+        .map(|i| {
+            (0..ng)
+                .filter(|&g| {
+                    ramp.groupdq[idx(i, g, 0)..idx(i, g, 0) + npix]
+                        .iter()
+                        .all(|q| q & dnu != 0)
+                })
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    let min_usable_groups = ng - max_dnu_groups;
+    let search = min_usable_groups >= params.minimum_groups;
+    let single_pass = min_usable_groups.saturating_sub(1) >= params.min_diffs_single_pass;
+
+    let good_gain = |g: f32| g > 0.0 && g.is_finite();
     let sci = &ramp.sci;
     let gdq = &ramp.groupdq;
-    let idx = |i: usize, g: usize, p: usize| (i * ng + g) * npix + p;
-    // Per row: (int, group, pixel, ratio_all) of every new jump.
-    let found: Vec<Vec<(usize, usize, usize, f64)>> = (0..ny)
+    let per = nints * (ng - 1);
+    // Per row: the new jumps (int, group, pixel) and the jumps whose neighbours get flagged.
+    type RowFound = (Vec<(usize, usize, usize)>, Vec<(usize, usize, usize)>);
+    let found: Vec<RowFound> = (0..ny)
         .into_par_iter()
         .map(|y| {
-            let mut out = Vec::new();
-            // The row's first differences gathered per pixel, `[x][i][k]`, from contiguous rows
-            // of the frames.
-            let per = nints * (ng - 1);
+            let (mut new, mut spread) = (Vec::new(), Vec::new());
+            // The row's first differences in electrons, `[x][i][k]`, from contiguous rows of
+            // the frames; electrons in float32 as stcal's `data * gain_2d`.
             let mut row_diffs = vec![f64::NAN; nx * per];
             for i in 0..nints {
                 for k in 0..ng - 1 {
@@ -317,90 +362,106 @@ pub fn jump(
                     let (qa, qb) = (&gdq[a..a + nx], &gdq[b..b + nx]);
                     let o = i * (ng - 1) + k;
                     for x in 0..nx {
-                        let g_e = f64::from(gain[y * nx + x]);
-                        row_diffs[x * per + o] = if (qa[x] | qb[x]) & BAD != 0 {
-                            f64::NAN
-                        } else {
-                            (f64::from(sb[x]) - f64::from(sa[x])) * g_e
-                        };
+                        let g = gain[y * nx + x];
+                        if (qa[x] | qb[x]) & BAD == 0 {
+                            row_diffs[x * per + o] = f64::from(sb[x] * g - sa[x] * g);
+                        }
                     }
                 }
             }
-            let mut all: Vec<f64> = Vec::with_capacity(per);
             let mut scratch = CrScratch::default();
             let mut crs: Vec<usize> = Vec::new();
+            let mut jumped = vec![false; per];
             for x in 0..nx {
                 let p = y * nx + x;
-                let g_e = f64::from(gain[p]);
-                let rn_e = f64::from(readnoise[p]) * g_e;
-                if !(g_e > 0.0 && g_e.is_finite() && rn_e.is_finite()) {
+                let g = gain[p];
+                if !good_gain(g) {
                     continue;
                 }
+                let rn_e = readnoise[p] * g;
+                let rn2_e = f64::from(rn_e * rn_e);
                 let diffs = &row_diffs[x * per..(x + 1) * per];
-                // ratio_all: against the median over all integrations (np.ma.median), needed
-                // only for the jumps found.
-                let mut med_sig_all: Option<(f64, f64)> = None;
-                for i in 0..nints {
-                    let d = &diffs[i * (ng - 1)..(i + 1) * (ng - 1)];
-                    find_crs_into(d, rn_e * rn_e, nframes, params, &mut scratch, &mut crs);
-                    for &k in &crs {
-                        let g = k + 1;
-                        if gdq[idx(i, g, p)] & JUMP != 0 {
-                            continue;
+                let group_of = |o: usize| (o / (ng - 1), o % (ng - 1) + 1);
+                for (o, j) in jumped.iter_mut().enumerate() {
+                    let (i, g) = group_of(o);
+                    *j = gdq[idx(i, g, p)] & JUMP != 0;
+                }
+                if search {
+                    find_crs_into(
+                        diffs,
+                        rn2_e,
+                        nframes,
+                        single_pass,
+                        params,
+                        &mut scratch,
+                        &mut crs,
+                    );
+                    for &o in &crs {
+                        if !jumped[o] {
+                            jumped[o] = true;
+                            let (i, g) = group_of(o);
+                            new.push((i, g, p));
                         }
-                        let (med_all, sig_all) = *med_sig_all.get_or_insert_with(|| {
-                            all.clear();
-                            all.extend(diffs.iter().copied().filter(|d| !d.is_nan()));
-                            if all.is_empty() {
-                                (f64::NAN, f64::NAN)
-                            } else {
-                                let m = median(&mut all);
-                                (m, (m.abs() + rn_e * rn_e / nframes).sqrt())
-                            }
-                        });
-                        let ratio_all = (d[k] - med_all).abs() / sig_all;
-                        out.push((i, g, p, ratio_all));
+                    }
+                }
+                if params.flag_4_neighbors && jumped.iter().any(|&j| j) {
+                    // Against the plain median of all differences (stcal's `median_diffs`).
+                    let med = nan_median(diffs, &mut scratch.med);
+                    let sigma = sigma_of(med, rn2_e, nframes);
+                    for (o, _) in jumped.iter().enumerate().filter(|(_, j)| **j) {
+                        let ratio = (diffs[o] - med).abs() / sigma;
+                        if ratio < params.max_jump_to_flag_neighbors
+                            && ratio > params.min_jump_to_flag_neighbors
+                        {
+                            let (i, g) = group_of(o);
+                            spread.push((i, g, p));
+                        }
                     }
                 }
             }
-            out
+            (new, spread)
         })
         .collect();
 
     let mut summary = JumpSummary::default();
     let gdq = &mut ramp.groupdq;
-    for &(i, g, p, _) in found.iter().flatten() {
+    for &(i, g, p) in found.iter().flat_map(|(new, _)| new) {
         gdq[idx(i, g, p)] |= JUMP;
         summary.primary += 1;
     }
-    if params.flag_4_neighbors {
-        for &(i, g, p, ratio) in found.iter().flatten() {
-            if !(ratio < params.max_jump_to_flag_neighbors
-                && ratio > params.min_jump_to_flag_neighbors)
-            {
-                continue;
+    for &(i, g, p) in found.iter().flat_map(|(_, spread)| spread) {
+        let (y, x) = (p / nx, p % nx);
+        let mut neigh = [None; 4];
+        if y > 0 {
+            neigh[0] = Some(p - nx);
+        }
+        if y + 1 < ny {
+            neigh[1] = Some(p + nx);
+        }
+        if x > 0 {
+            neigh[2] = Some(p - 1);
+        }
+        if x + 1 < nx {
+            neigh[3] = Some(p + 1);
+        }
+        for q in neigh.into_iter().flatten() {
+            let k = idx(i, g, q);
+            if gdq[k] & (BAD | JUMP) == 0 {
+                gdq[k] |= JUMP;
+                summary.neighbours += 1;
             }
-            let (y, x) = (p / nx, p % nx);
-            let mut neigh = [None; 4];
-            if y > 0 {
-                neigh[0] = Some(p - nx);
-            }
-            if y + 1 < ny {
-                neigh[1] = Some(p + nx);
-            }
-            if x > 0 {
-                neigh[2] = Some(p - 1);
-            }
-            if x + 1 < nx {
-                neigh[3] = Some(p + 1);
-            }
-            for q in neigh.into_iter().flatten() {
-                let k = idx(i, g, q);
-                if gdq[k] & (BAD | JUMP) == 0 {
-                    gdq[k] |= JUMP;
-                    summary.neighbours += 1;
-                }
-            }
+        }
+    }
+    // A group that is not to be used carries no jump (stcal removes the redundant bit).
+    for q in gdq.iter_mut() {
+        if *q & JUMP != 0 && *q & BAD != 0 {
+            *q &= !JUMP;
+        }
+    }
+    let bad_gain = dq::NO_GAIN_VALUE | dq::DO_NOT_USE;
+    for (q, &g) in ramp.pixeldq.iter_mut().zip(gain) {
+        if g <= 0.0 || g.is_nan() {
+            *q |= bad_gain;
         }
     }
     ramp.header.set("S_JUMP", "COMPLETE");
@@ -424,20 +485,48 @@ mod tests {
     fn finds_one_and_two_jumps() {
         let p = JumpParams::default();
         let mut d = vec![10.0, 12.0, 9.0, 11.0, 10.0, 10.5, 9.5, 10.0];
-        assert!(find_crs_pixel(&d, 4.0, 1.0, &p).is_empty());
+        assert!(find_crs_pixel(&d, 4.0, 1.0, false, &p).is_empty());
         d[3] += 200.0;
-        assert_eq!(find_crs_pixel(&d, 4.0, 1.0, &p), vec![3]);
+        assert_eq!(find_crs_pixel(&d, 4.0, 1.0, false, &p), vec![3]);
         d[6] += 150.0;
-        assert_eq!(find_crs_pixel(&d, 4.0, 1.0, &p), vec![3, 6]);
+        assert_eq!(find_crs_pixel(&d, 4.0, 1.0, false, &p), vec![3, 6]);
     }
 
     #[test]
     fn thresholds_depend_on_usable_differences() {
         let p = JumpParams::default();
         // 2 differences, sigma = sqrt(|min| + 1) ≈ 1: a 5.5 sigma step is below 6.0.
-        assert!(find_crs_pixel(&[0.0, 5.5], 1.0, 1.0, &p).is_empty());
-        assert_eq!(find_crs_pixel(&[0.0, 6.5], 1.0, 1.0, &p), vec![1]);
+        assert!(find_crs_pixel(&[0.0, 5.5], 1.0, 1.0, false, &p).is_empty());
+        assert_eq!(find_crs_pixel(&[0.0, 6.5], 1.0, 1.0, false, &p), vec![1]);
         // One usable difference never gives a jump.
-        assert!(find_crs_pixel(&[f64::NAN, 1000.0], 1.0, 1.0, &p).is_empty());
+        assert!(find_crs_pixel(&[f64::NAN, 1000.0], 1.0, 1.0, false, &p).is_empty());
+    }
+
+    #[test]
+    fn every_value_equal_to_the_largest_is_left_out_of_the_median() {
+        assert_eq!(median_first_diffs(&[1.0, 5.0, 5.0, 2.0, 3.0]), 2.0);
+    }
+
+    #[test]
+    fn the_iterative_search_works_on_absolute_differences() {
+        let p = JumpParams::default();
+        // A dark: differences scatter around 0; a downward jump is as much a jump.
+        let mut d = vec![3.0, -2.0, 1.0, -4.0, 2.0, 0.5, -1.0, 2.5, -3.0];
+        assert!(find_crs_pixel(&d, 16.0, 1.0, false, &p).is_empty());
+        d[4] = -200.0;
+        assert_eq!(find_crs_pixel(&d, 16.0, 1.0, false, &p), vec![4]);
+    }
+
+    #[test]
+    fn the_single_pass_flags_every_outlier_against_the_plain_median() {
+        let p = JumpParams::default();
+        let mut d = vec![100.0; 12];
+        d[2] = 190.0;
+        d[9] = 10.0;
+        // sigma = sqrt(100 + 0) = 10: 9 sigma both ways.
+        assert_eq!(find_crs_pixel(&d, 0.0, 1.0, true, &p), vec![2, 9]);
+        // The iterative search on |d| sees only the upward one as far from the median of |d|...
+        // and, once it is masked, the downward one too.
+        assert_eq!(find_crs_pixel(&d, 0.0, 1.0, false, &p), vec![2, 9]);
     }
 }
