@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use mkrefs_e2e::{all_files, assert_valid, fits_outputs, mkrefs, run};
 use mkrefs_support::fits::{FitsWriter, read_primary_header};
+use mkrefs_support::geometry::Subarray;
 use mkrefs_support::simulate::{
     Kind, ProductSet, SimConfig, StepReference, Truth, write_dataset, write_step_references,
 };
@@ -340,6 +341,54 @@ fn a_reference_file_of_another_detector_is_refused() {
     assert!(!out.ok(), "{out:?}");
     assert!(out.stdout.contains("DETECTOR is NRCB1"), "{}", out.stdout);
     assert!(out.stdout.contains("not run"), "{}", out.stdout);
+}
+
+#[test]
+fn a_reference_file_of_the_wrong_shape_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 2, 0);
+    // A mask that claims the exposures' subarray (SUB64P) but holds only 32x32 pixels.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let cfg = SimConfig::default()
+        .with_subarray(Subarray {
+            name: "SUB64P".into(),
+            xstart: 1,
+            ystart: 1,
+            nx: 32,
+            ny: 32,
+        })
+        .with_ramp(2, 10);
+    let m = write_dataset(&other, &cfg, 1, 0, ProductSet::NONE).unwrap();
+    let truth = Truth::read(&other.join(&m.truth)).unwrap();
+    let example = other.join(&m.exposures[0].files[0].file);
+    let mask = write_step_references(&other, &example, &truth, &[StepReference::Mask])
+        .unwrap()
+        .remove(0)
+        .1;
+    assert_eq!(
+        read_primary_header(&mask).unwrap().get_str("SUBARRAY"),
+        Some("SUB64P")
+    );
+    let out = run(mkrefs(dir.path())
+        .arg("dark")
+        .args(&data.uncal)
+        .args(["--outrootdir", "out"])
+        .args(ref_args(&data, &["mask"]))
+        .args(["--pp", "reffile4ssb", "mask"])
+        .arg(&mask));
+    assert!(!out.ok(), "{out:?}");
+    assert!(
+        out.stdout.contains("does not contain the exposure's"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(mask.to_str().unwrap()),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("dark NRCA1 not run"), "{}", out.stdout);
 }
 
 /// Runs dark on the data with every reference file, returning the run's output.
