@@ -15,6 +15,8 @@
 //!   USEAFTER): when none fits, that job is blocked (it fails at once, its dependents are listed
 //!   as not run) and every other job still runs. `SELF` is resolved by the plan, which knows
 //!   the generator jobs (see [`RefChoice::SelfMade`]).
+//! - `CRDS` references are collected over all jobs and chosen at once at the end of the plan
+//!   (one crds client process for every exposure and reftype, see [`crate::crds_client`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,11 +25,10 @@ use mkrefs_detector1::pipeline::EngineStep;
 
 use crate::calstate::{ResolvedInput, Source, product_name};
 use crate::config::Backend;
+use crate::crds_client::{self, ClientSettings};
 use crate::inputs::InputRow;
 use crate::jwst_backend;
-use crate::reference_files::{
-    ExposureKeys, RefConfig, RefSource, select_from_crds_cache, select_from_pattern,
-};
+use crate::reference_files::{ExposureKeys, RefConfig, RefSource, select_from_pattern};
 use crate::steps::{Instrument, SaveProduct, Step, in_pipeline_order};
 
 /// The file a step reads, or where it will come from.
@@ -78,8 +79,8 @@ pub struct CalibrationContext<'a> {
     pub backend: Backend,
     /// `reffile4ssb` as it applies to each reflabel.
     pub references: &'a BTreeMap<String, RefConfig>,
-    /// The local CRDS cache for `CRDS` sources, if any.
-    pub crds_path: Option<PathBuf>,
+    /// The crds client and the local CRDS cache for `CRDS` sources.
+    pub crds: ClientSettings,
     pub ssbdir: &'a Path,
 }
 
@@ -141,6 +142,7 @@ pub fn plan_jobs(
             per_row.entry(r.row).or_default().push(i);
         }
     }
+    let mut drafts = Vec::new();
     for (row, mut targets) in per_row {
         targets.sort_by(|&a, &b| {
             resolved[b]
@@ -159,15 +161,106 @@ pub fn plan_jobs(
         }
         for (state, members) in chains {
             match chain_job(rows, resolved, ctx, row, state, members) {
-                Ok(job) => jobs.push(job),
+                Ok(draft) => drafts.push(draft),
                 Err(e) => problems.push(e),
             }
         }
     }
-    if problems.is_empty() {
-        Ok(jobs)
-    } else {
-        Err(problems.join("\n"))
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+    resolve_crds(&mut drafts, ctx);
+    jobs.extend(drafts.into_iter().map(Draft::finish));
+    Ok(jobs)
+}
+
+/// A job whose reference files may still wait for CRDS.
+struct Draft {
+    /// Without references and `blocked`, which [`Draft::finish`] fills in.
+    job: CalibrationJob,
+    /// In step order.
+    references: Vec<(RefKey, Slot)>,
+}
+
+/// The reference file of one (step, reftype), or where it will come from.
+enum Slot {
+    /// The file, or why no file fits this exposure.
+    Chosen(Result<RefChoice, String>),
+    /// `CRDS`, to be asked for with every other one of the plan. `required`: the native engine
+    /// needs a file (CRDS's `N/A` is then an error).
+    Crds {
+        need: crds_client::Need,
+        required: bool,
+    },
+    /// No file given to the step (CRDS's `N/A` for the jwst backend, whose pipeline then
+    /// decides itself).
+    Omitted,
+}
+
+impl Draft {
+    fn finish(self) -> CalibrationJob {
+        let mut job = self.job;
+        for ((step, reftype), slot) in self.references {
+            match slot {
+                Slot::Chosen(Ok(choice)) => job.references.push(StepRef {
+                    step,
+                    reftype,
+                    choice,
+                }),
+                Slot::Chosen(Err(e)) => {
+                    job.blocked.get_or_insert(e);
+                }
+                Slot::Omitted => {}
+                Slot::Crds { .. } => unreachable!("resolve_crds resolves every CRDS slot"),
+            }
+        }
+        job
+    }
+}
+
+/// Chooses every `CRDS` reference of the plan at once (one crds client run, or header
+/// matching in the local cache when the client is not installed or configured).
+fn resolve_crds(drafts: &mut [Draft], ctx: &CalibrationContext<'_>) {
+    let mut needs = Vec::new();
+    for d in drafts.iter() {
+        for (_, slot) in &d.references {
+            if let Slot::Crds { need, .. } = slot {
+                needs.push(need.clone());
+            }
+        }
+    }
+    if needs.is_empty() {
+        return;
+    }
+    let mut choices = crds_client::resolve(&ctx.crds, &needs).choices.into_iter();
+    for d in drafts.iter_mut() {
+        let exposure = d.job.raw.clone();
+        for ((step, reftype), slot) in d.references.iter_mut() {
+            let Slot::Crds { required, .. } = slot else {
+                continue;
+            };
+            let required = *required;
+            let choice = choices
+                .next()
+                .expect("crds_client::resolve answers every need");
+            *slot = match choice {
+                Ok(crds_client::Choice::File { path, why }) => {
+                    Slot::Chosen(Ok(RefChoice::File { path, why }))
+                }
+                Ok(crds_client::Choice::NotApplicable { context }) if required => {
+                    Slot::Chosen(Err(format!(
+                        "{}, step {step}: CRDS context {context} assigns no {reftype} file (N/A) \
+                         to this exposure, but the native {step} step needs one: give \
+                         reffile4ssb.{} a file, or leave {step} out of ssbsteps",
+                        exposure.display(),
+                        reftype.to_ascii_lowercase()
+                    )))
+                }
+                Ok(crds_client::Choice::NotApplicable { .. }) => Slot::Omitted,
+                // The message names the exposure.
+                Err(e) => Slot::Chosen(Err(format!("step {step}: {e}"))),
+            };
+        }
     }
 }
 
@@ -186,7 +279,7 @@ fn chain_job(
     row: usize,
     state: Vec<Step>,
     members: Vec<usize>,
-) -> Result<CalibrationJob, String> {
+) -> Result<Draft, String> {
     let input = &rows[row];
     let run: Vec<Step> = in_pipeline_order(
         state
@@ -262,38 +355,25 @@ fn chain_job(
         )
     });
     let references = choose_references(input, &run, &reflabels, ctx, &who)?;
-    let blocked = references.iter().find_map(|r| match &r.1 {
-        Err(e) => Some(e.clone()),
-        Ok(_) => None,
-    });
-    Ok(CalibrationJob {
-        row,
-        raw: input.path.clone(),
-        detector: input.detector.clone(),
-        run,
-        state,
-        final_product,
-        saves,
-        references: references
-            .into_iter()
-            .filter_map(|(r, c)| {
-                c.ok().map(|choice| StepRef {
-                    step: r.0,
-                    reftype: r.1,
-                    choice,
-                })
-            })
-            .collect(),
-        reflabels,
-        makes: members,
-        blocked,
+    Ok(Draft {
+        job: CalibrationJob {
+            row,
+            raw: input.path.clone(),
+            detector: input.detector.clone(),
+            run,
+            state,
+            final_product,
+            saves,
+            references: Vec::new(),
+            reflabels,
+            makes: members,
+            blocked: None,
+        },
+        references,
     })
 }
 
 type RefKey = (Step, String);
-
-/// A (step, reftype) and its file, or why no file fits this exposure.
-type RefOutcome = (RefKey, Result<RefChoice, String>);
 
 /// The reference file of every (step, reftype) the run's steps read. The outer error stops the
 /// plan (nothing configured, reflabels disagreeing); an inner error blocks this job only (no
@@ -304,13 +384,15 @@ fn choose_references(
     reflabels: &[String],
     ctx: &CalibrationContext<'_>,
     who: &str,
-) -> Result<Vec<RefOutcome>, String> {
+) -> Result<Vec<(RefKey, Slot)>, String> {
     let empty = RefConfig::default();
     let mut out = Vec::new();
     // The input table keeps only the configured keys; matching needs DATE-OBS, READPATT...
-    let exposure = mkrefs_support::fits::read_primary_header(&input.path)
+    let header = mkrefs_support::fits::read_primary_header(&input.path);
+    let exposure = header
+        .as_ref()
         .map_err(|e| e.to_string())
-        .and_then(|h| ExposureKeys::from_header(&input.path, &h));
+        .and_then(|h| ExposureKeys::from_header(&input.path, h));
     for &step in run {
         for (reftype, required) in step_reftypes(ctx.backend, step) {
             let lower = reftype.to_ascii_lowercase();
@@ -337,22 +419,28 @@ fn choose_references(
                     sources[0].0
                 ));
             }
-            let choice = match (first, &exposure) {
-                (RefSource::SelfMade, _) => Ok(RefChoice::SelfMade),
-                (_, Err(e)) => Err(e.clone()),
-                (RefSource::Files(pattern), Ok(keys)) => select_from_pattern(pattern, &lower, keys)
-                    .map(|(path, why)| RefChoice::File { path, why }),
-                (RefSource::Crds, Ok(keys)) => match &ctx.crds_path {
-                    Some(dir) => select_from_crds_cache(dir, &lower, keys)
-                        .map(|(path, why)| RefChoice::File { path, why }),
-                    None => Err(format!(
-                        "reffile4ssb.{lower} is CRDS, but no local CRDS cache is set: set \
-                         calibration.crds_path or CRDS_PATH"
-                    )),
-                },
+            let choice = match (first, &exposure, &header) {
+                (RefSource::SelfMade, _, _) => Ok(RefChoice::SelfMade),
+                (_, Err(e), _) => Err(e.clone()),
+                (RefSource::Files(pattern), Ok(keys), _) => {
+                    select_from_pattern(pattern, &lower, keys)
+                        .map(|(path, why)| RefChoice::File { path, why })
+                }
+                (RefSource::Crds, Ok(keys), Ok(h)) => {
+                    // Chosen with every other CRDS reference of the plan (resolve_crds).
+                    let need = crds_client::Need {
+                        exposure: input.path.clone(),
+                        keys: keys.clone(),
+                        parameters: crds_client::parameters(h),
+                        reftype: lower.clone(),
+                    };
+                    out.push(((step, reftype), Slot::Crds { need, required }));
+                    continue;
+                }
+                (RefSource::Crds, Ok(_), Err(e)) => Err(e.to_string()),
             };
             let choice = choice.map_err(|e| format!("{}, step {step}: {e}", input.path.display()));
-            out.push(((step, reftype), choice));
+            out.push(((step, reftype), Slot::Chosen(choice)));
         }
     }
     Ok(out)

@@ -13,6 +13,7 @@ pub mod classify;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod crds_client;
 pub mod executor;
 pub mod grouping;
 pub mod inputs;

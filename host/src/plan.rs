@@ -398,7 +398,13 @@ pub fn make_plan<'r>(
             instrument,
             backend,
             references: &ref_configs,
-            crds_path,
+            crds: crate::crds_client::ClientSettings {
+                python: settings.calibration.python.clone().unwrap_or_else(|| {
+                    crate::crds_client::default_python(&settings.calibration.strun)
+                }),
+                crds_path,
+                env: Vec::new(),
+            },
             ssbdir: &layout.ssbdir,
         },
     )?;

@@ -1,6 +1,7 @@
 //! Reference files for the calibration steps (`reffile4ssb`, which upstream documented and never
 //! built): per reftype, a file path or glob pattern, `SELF` (the reference file this run makes
-//! for that reftype) or `CRDS` (the best file of a local CRDS cache).
+//! for that reftype) or `CRDS` (the crds client's best reference where it is installed and
+//! configured, see [`crate::crds_client`]; otherwise the best file of a local CRDS cache).
 //!
 //! ```yaml
 //! reffile4ssb:              # top level: for every reflabel
@@ -16,9 +17,9 @@
 //! exposure is the one whose REFTYPE matches, whose DETECTOR is the exposure's, whose SUBARRAY is
 //! the exposure's (else a FULL frame, which the steps cut down), and, among those, whose USEAFTER
 //! is the latest not after the exposure. CRDS selection from a local cache (`$CRDS_PATH`,
-//! `references/jwst/<instrument>/`) uses the same rules, plus READPATT for the reftypes whose
-//! CRDS rules select on it; with no network, a CRDS server is never asked. Every choice is
-//! logged with its reason.
+//! `references/jwst/<instrument>/`), the fallback when the crds client cannot be used, uses the
+//! same rules, plus READPATT for the reftypes whose CRDS rules select on it, and asks no server.
+//! Every choice is logged with its reason.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,8 @@ pub enum RefSource {
     Files(String),
     /// The reference file of that reftype made in this run.
     SelfMade,
-    /// The best match in the local CRDS cache.
+    /// The crds client's best reference, else the best match in the local CRDS cache
+    /// (`crds_client::resolve`).
     Crds,
 }
 

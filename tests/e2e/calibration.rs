@@ -629,3 +629,138 @@ fn a_failing_pipeline_run_fails_its_job_and_skips_its_dependents_only() {
         all_files(&root)
     );
 }
+
+/// The calibrated products of a `--calibrate-only` run, by the raw exposure they come from.
+fn products_of(root: &Path, uncal: &str) -> Vec<PathBuf> {
+    let stem = Path::new(uncal)
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .trim_end_matches("_uncal")
+        .to_string();
+    ssb_products(root)
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&stem))
+        .collect()
+}
+
+/// `reffile4ssb superbias CRDS` through the crds client of the test venv, on a handmade local
+/// CRDS cache (no network): the rules give the first dark (00:00) the old superbias and the
+/// second (00:10) the one whose USEAFTER is 00:05; each product records its own (R_SUPERB), and
+/// the log names the context and each choice.
+#[test]
+fn crds_references_come_from_the_crds_client() {
+    use mkrefs_support::testkit::{CrdsRmap, write_crds_cache};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 2, 0);
+    let superbias = &data.refs.iter().find(|(r, _)| r == "superbias").unwrap().1;
+    let env = write_crds_cache(
+        &dir.path().join("crds"),
+        "nircam",
+        &[CrdsRmap {
+            reftype: "superbias",
+            parkey: "(('META.INSTRUMENT.DETECTOR', 'META.SUBARRAY.NAME'), \
+                     ('META.OBSERVATION.DATE', 'META.OBSERVATION.TIME'))",
+            selector: "Match({\n\
+                ('NRCA1', 'SUB64P') : UseAfter({\n\
+                    '2000-01-01 00:00:00' : 'jwst_nircam_superbias_0001.fits',\n\
+                    '2025-06-01 00:05:00' : 'jwst_nircam_superbias_0002.fits',\n\
+                }),\n\
+            })",
+        }],
+        &[
+            (superbias, "jwst_nircam_superbias_0001.fits"),
+            (superbias, "jwst_nircam_superbias_0002.fits"),
+        ],
+    );
+    let python = mkrefs_support::testkit::python();
+    let out = run(mkrefs(dir.path())
+        .envs(env)
+        .arg("dark")
+        .args(&data.uncal)
+        .args(["--outrootdir", "out", "--calibrate-only"])
+        .args(["--pp", "dark", "ssbsteps", "dq_init, saturation, superbias"])
+        .args(["--pp", "calibration", "python", python.to_str().unwrap()])
+        .args(["--pp", "reffile4ssb", "superbias", "CRDS"])
+        .args(ref_args(&data, &["superbias"])));
+    assert!(out.ok(), "{out:?}");
+    assert!(
+        out.stderr.contains("asking the crds client"),
+        "{}",
+        out.stderr
+    );
+    let root = dir.path().join("out");
+    for (uncal, chosen) in data.uncal.iter().zip([
+        "jwst_nircam_superbias_0001.fits",
+        "jwst_nircam_superbias_0002.fits",
+    ]) {
+        assert!(
+            out.stderr.contains(&format!(
+                "CRDS context jwst_0001.pmap chose {} as SUPERBIAS for {uncal}",
+                dir.path()
+                    .join("crds/references/jwst/nircam")
+                    .join(chosen)
+                    .display()
+            )),
+            "{}",
+            out.stderr
+        );
+        let products = products_of(&root, uncal);
+        assert_eq!(products.len(), 1, "{products:?}");
+        let h = read_primary_header(&products[0]).unwrap();
+        assert_eq!(h.get_str("S_SUPERB"), Some("COMPLETE"));
+        assert_eq!(
+            h.get_str("R_SUPERB"),
+            Some(format!("crds://{chosen}").as_str()),
+            "{}",
+            products[0].display()
+        );
+    }
+}
+
+/// With a Python that cannot be run, `CRDS` falls back to header matching in the local cache,
+/// and the log says why.
+#[test]
+fn crds_without_a_usable_client_falls_back_to_header_matching() {
+    use mkrefs_support::testkit::write_crds_cache;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 1, 0);
+    let mask = &data.refs.iter().find(|(r, _)| r == "mask").unwrap().1;
+    let env = write_crds_cache(
+        &dir.path().join("crds"),
+        "nircam",
+        &[],
+        &[(mask, "jwst_nircam_mask_0001.fits")],
+    );
+    let out = run(mkrefs(dir.path())
+        .envs(env)
+        .arg("dark")
+        .args(&data.uncal)
+        .args(["--outrootdir", "out", "--calibrate-only"])
+        .args(["--pp", "dark", "ssbsteps", "dq_init"])
+        .args(["--pp", "calibration", "python", "/nonexistent/bin/python3"])
+        .args(["--pp", "reffile4ssb", "mask", "CRDS"])
+        .args(ref_args(&data, &["mask"])));
+    assert!(out.ok(), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "the crds client is not used: calibration.python /nonexistent/bin/python3 cannot \
+             be run"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("header matching in the local CRDS cache chose"),
+        "{}",
+        out.stderr
+    );
+    let products = products_of(&dir.path().join("out"), &data.uncal[0]);
+    assert_eq!(products.len(), 1, "{products:?}");
+    let h = read_primary_header(&products[0]).unwrap();
+    assert_eq!(
+        h.get_str("R_MASK"),
+        Some("crds://jwst_nircam_mask_0001.fits")
+    );
+}

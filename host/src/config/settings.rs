@@ -86,7 +86,7 @@ pub const SECTION_FRAMEWORK_KEYS: &[&str] = &["reftype", "imtypes", "ssbsteps", 
 /// `reference_files::RefConfig`).
 pub const SECTION_IGNORED_KEYS: &[&str] = &["reffile4ssb"];
 
-const CALIBRATION_KEYS: &[&str] = &["backend", "strun", "crds_path"];
+const CALIBRATION_KEYS: &[&str] = &["backend", "strun", "crds_path", "python"];
 
 /// Instruments upstream accepts (compared case-insensitively).
 pub const INSTRUMENTS: &[&str] = &["nircam", "niriss", "nirspec", "miri", "fgs"];
@@ -135,6 +135,7 @@ calibration:
   backend: native
   strun: strun
   crds_path: null
+  python: null
 "#;
 
 /// The built-in defaults as a tree (provenance "built-in default").
@@ -266,6 +267,9 @@ pub struct CalibrationSettings {
     pub strun: String,
     /// The local CRDS cache for `reffile4ssb` values `CRDS`; `None`: `$CRDS_PATH`.
     pub crds_path: Option<String>,
+    /// The Python whose crds client chooses `reffile4ssb` values `CRDS`; `None`: the `python`
+    /// beside `strun`, else `python3` (`crds_client::default_python`).
+    pub python: Option<String>,
 }
 
 /// One reflabel section.
@@ -727,10 +731,13 @@ fn read_calibration(sec: &Node) -> Result<CalibrationSettings> {
         })?;
     let crds_path = opt_string(req(sec, S, "crds_path")?, "calibration.crds_path")?
         .filter(|s| !s.trim().is_empty());
+    let python =
+        opt_string(req(sec, S, "python")?, "calibration.python")?.filter(|s| !s.trim().is_empty());
     Ok(CalibrationSettings {
         backend,
         strun,
         crds_path,
+        python,
     })
 }
 

@@ -449,3 +449,120 @@ pub fn simulated_darks(
         .collect();
     (files, Truth::read(&dir.join(&manifest.truth)).unwrap())
 }
+
+/// The context of a cache written by [`write_crds_cache`].
+pub const CRDS_TEST_CONTEXT: &str = "jwst_0001.pmap";
+
+/// One reference rmap of a handmade CRDS cache: its reftype (lower case), its `parkey` tuple
+/// and its selector, both in CRDS mapping syntax, e.g.
+/// `(('META.INSTRUMENT.DETECTOR',), ('META.OBSERVATION.DATE', 'META.OBSERVATION.TIME'))` and
+/// `Match({ ('NRCA1',) : UseAfter({ '2020-01-01 00:00:00' : 'jwst_nircam_mask_0001.fits', }), })`.
+pub struct CrdsRmap<'a> {
+    pub reftype: &'a str,
+    pub parkey: &'a str,
+    pub selector: &'a str,
+}
+
+/// Writes a handmade local CRDS cache below `root` for one instrument: the context
+/// [`CRDS_TEST_CONTEXT`] -> `jwst_<instrument>_0001.imap` -> one `jwst_<instrument>_<reftype>_0001.rmap`
+/// per entry of `rmaps`, with real checksums (the test venv's crds writes them:
+/// `python -m crds.refactoring.checksum`), `config/jwst/server_config` naming the context, and
+/// each `(file, name)` of `references` copied to `references/jwst/<instrument>/<name>`. Returns
+/// the environment under which crds uses the cache without a network: `CRDS_PATH`,
+/// `CRDS_MODE=local`, a "serverless" `CRDS_SERVER_URL`, `CRDS_CONTEXT`.
+pub fn write_crds_cache(
+    root: &Path,
+    instrument: &str,
+    rmaps: &[CrdsRmap<'_>],
+    references: &[(&Path, &str)],
+) -> Vec<(String, String)> {
+    let instrument = instrument.to_ascii_lowercase();
+    let upper = instrument.to_ascii_uppercase();
+    let mappings = root.join("mappings/jwst");
+    let refs = root.join("references/jwst").join(&instrument);
+    let config = root.join("config/jwst");
+    for d in [&mappings, &refs, &config] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let imap = format!("jwst_{instrument}_0001.imap");
+    let mut files = Vec::new();
+    let mut write = |name: &str, text: String| {
+        let path = mappings.join(name);
+        std::fs::write(&path, text).unwrap();
+        files.push(path);
+    };
+    write(
+        CRDS_TEST_CONTEXT,
+        format!(
+            "header = {{\n    'derived_from' : 'handmade for mkrefs tests',\n    'mapping' : \
+             'PIPELINE',\n    'name' : '{CRDS_TEST_CONTEXT}',\n    'observatory' : 'JWST',\n    \
+             'parkey' : ('META.INSTRUMENT.NAME',),\n    'sha1sum' : 'none',\n}}\n\nselector = \
+             {{\n    '{upper}' : '{imap}',\n}}\n"
+        ),
+    );
+    let mut entries = String::new();
+    for r in rmaps {
+        let rmap = format!("jwst_{instrument}_{}_0001.rmap", r.reftype);
+        entries.push_str(&format!("    '{}' : '{rmap}',\n", r.reftype));
+        write(
+            &rmap,
+            format!(
+                "header = {{\n    'classes' : ('Match', 'UseAfter'),\n    'derived_from' : \
+                 'handmade for mkrefs tests',\n    'filekind' : '{}',\n    'instrument' : \
+                 '{upper}',\n    'mapping' : 'REFERENCE',\n    'name' : '{rmap}',\n    \
+                 'observatory' : 'JWST',\n    'parkey' : {},\n    'sha1sum' : 'none',\n}}\n\n\
+                 selector = {}\n",
+                r.reftype.to_ascii_uppercase(),
+                r.parkey,
+                r.selector
+            ),
+        );
+    }
+    write(
+        &imap,
+        format!(
+            "header = {{\n    'derived_from' : 'handmade for mkrefs tests',\n    'instrument' : \
+             '{upper}',\n    'mapping' : 'INSTRUMENT',\n    'name' : '{imap}',\n    \
+             'observatory' : 'JWST',\n    'parkey' : ('REFTYPE',),\n    'sha1sum' : 'none',\n}}\
+             \n\nselector = {{\n{entries}}}\n"
+        ),
+    );
+    let out = Command::new(python())
+        .args(["-m", "crds.refactoring.checksum"])
+        .args(&files)
+        .env("CRDS_PATH", root)
+        .output()
+        .expect("cannot run the test venv's python");
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(
+            out.status.success() && !text.contains("'sha1sum' : 'none'"),
+            "crds did not write the checksum of {}:\n{}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::write(
+        config.join("server_config"),
+        format!(
+            "{{'observatory': 'jwst', 'operational_context': '{CRDS_TEST_CONTEXT}', \
+             'last_synced': 'never', 'bad_files_list': [], 'force_remote_mode': False}}\n"
+        ),
+    )
+    .unwrap();
+    for (file, name) in references {
+        std::fs::copy(file, refs.join(name)).unwrap();
+    }
+    [
+        ("CRDS_PATH", root.display().to_string()),
+        ("CRDS_MODE", "local".to_string()),
+        (
+            "CRDS_SERVER_URL",
+            "https://jwst-serverless-mode.stsci.edu".to_string(),
+        ),
+        ("CRDS_CONTEXT", CRDS_TEST_CONTEXT.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
