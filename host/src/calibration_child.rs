@@ -166,6 +166,12 @@ fn run_native(spec: &CalibrationSpec) -> Result<String, String> {
     if let Some(j) = &done.jump {
         summary.push_str(&format!("; jump: {j:?}"));
     }
+    let phases: Vec<String> = done
+        .timings
+        .iter()
+        .map(|(what, s)| format!("{what} {s:.2} s"))
+        .collect();
+    tracing::info!("time spent: {}", phases.join(", "));
     Ok(summary)
 }
 

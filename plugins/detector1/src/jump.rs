@@ -144,14 +144,20 @@ fn median_first_diffs_with(diffs: &[f64], v: &mut Vec<f64>) -> f64 {
     }
 }
 
-/// The median of a non-empty slice (mean of the two middle values for an even count, as numpy).
+/// The median of a non-empty slice (mean of the two middle values for an even count, as numpy),
+/// by selection rather than a full sort (the slice is reordered).
 pub(crate) fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
     let n = v.len();
+    let (below, &mut upper, _) = v.select_nth_unstable_by(n / 2, f64::total_cmp);
     if n % 2 == 1 {
-        v[n / 2]
+        upper
     } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
+        let lower = below
+            .iter()
+            .copied()
+            .max_by(f64::total_cmp)
+            .unwrap_or(upper);
+        0.5 * (lower + upper)
     }
 }
 
@@ -528,5 +534,28 @@ mod tests {
         // The iterative search on |d| sees only the upward one as far from the median of |d|...
         // and, once it is masked, the downward one too.
         assert_eq!(find_crs_pixel(&d, 0.0, 1.0, false, &p), vec![2, 9]);
+    }
+
+    #[test]
+    fn median_by_selection_equals_the_sorted_median() {
+        let mut state = 12345u64;
+        for n in 1..40 {
+            let v: Vec<f64> = (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 33) % 50) as f64 - 25.0
+                })
+                .collect();
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            let want = if n % 2 == 1 {
+                sorted[n / 2]
+            } else {
+                0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
+            };
+            assert_eq!(median(&mut v.clone()), want, "{v:?}");
+        }
     }
 }

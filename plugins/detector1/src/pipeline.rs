@@ -36,6 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use mkrefs_support::fits::read_primary_header;
 use mkrefs_support::geometry::Instrument;
@@ -244,6 +245,15 @@ pub struct Calibrated {
     pub final_product: PathBuf,
     /// The saved products, in the order written.
     pub saved: Vec<(SaveAt, PathBuf)>,
+    /// Wall seconds of each phase, in order ("read", each step, "write <product>"), for the
+    /// job's log: where a slow calibration spends its time.
+    pub timings: Vec<(String, f64)>,
+}
+
+/// Records the seconds since `*since` under `what` and restarts the clock.
+fn lap(timings: &mut Vec<(String, f64)>, since: &mut Instant, what: impl Into<String>) {
+    timings.push((what.into(), since.elapsed().as_secs_f64()));
+    *since = Instant::now();
 }
 
 /// The error of steps that need reference files nobody gave.
@@ -460,10 +470,13 @@ pub fn calibrate_with(
     outputs: &Outputs,
     params: &StepParams,
 ) -> Result<Calibrated, StepError> {
+    let mut clock = Instant::now();
+    let mut timings = Vec::new();
     let header = read_primary_header(input)?;
     let plan = plan(input, &header, steps, save, refs, outputs)?;
     drop(header);
     let mut ramp = Ramp::read(input)?;
+    lap(&mut timings, &mut clock, "read");
     let target = Target::of(&ramp)?;
     for &s in &plan.to_run {
         for &r in s.reftypes() {
@@ -473,6 +486,7 @@ pub fn calibrate_with(
     let mut done = Calibrated {
         already_done: plan.already_done.clone(),
         final_product: outputs.final_product.clone(),
+        timings,
         ..Calibrated::default()
     };
     // READNOISE and GAIN, read once for jump and ramp_fit.
@@ -547,7 +561,7 @@ pub fn calibrate_with(
                 ramp.set_reference("R_READNO", &rn.path);
                 ramp.set_reference("R_GAIN", &g.path);
                 done.ran.push(s);
-                return fit_and_write(ramp, &rn, &g, save, outputs, done);
+                return fit_and_write(ramp, &rn, &g, save, outputs, done, clock);
             }
             other => {
                 // plan() refused every step that is not native.
@@ -561,17 +575,21 @@ pub fn calibrate_with(
         if skipped {
             done.skipped.push(s);
         }
+        lap(&mut done.timings, &mut clock, s.name());
         if let Some(path) = saved_path(SaveAt::Step(s), save, outputs) {
             // The last step's product under the final path is written once, below.
             let written = if path == outputs.final_product {
                 path.to_path_buf()
             } else {
-                ramp.write(path)?
+                let w = ramp.write(path)?;
+                lap(&mut done.timings, &mut clock, format!("write {s} product"));
+                w
             };
             done.saved.push((SaveAt::Step(s), written));
         }
     }
     ramp.write(&outputs.final_product)?;
+    lap(&mut done.timings, &mut clock, "write final product");
     Ok(done)
 }
 
@@ -613,13 +631,16 @@ fn fit_and_write(
     save: &[SaveAt],
     outputs: &Outputs,
     mut done: Calibrated,
+    mut clock: Instant,
 ) -> Result<Calibrated, StepError> {
     // The optional output is made only when it is to be saved.
     let with_fitopt = saved_path(SaveAt::Fitopt, save, outputs).is_some();
     let out = ramp_fit_parts(&ramp, &rn.sci, &g.sci, with_fitopt).map_err(fit_error)?;
     let header = ramp.header;
     drop((ramp.sci, ramp.groupdq));
+    lap(&mut done.timings, &mut clock, "rate");
     write_rate(&outputs.final_product, &header, &out.rate).map_err(fit_error)?;
+    lap(&mut done.timings, &mut clock, "write rate");
     for p in [
         SaveAt::Step(StepName::Rate),
         SaveAt::Rateints,
@@ -640,6 +661,7 @@ fn fit_and_write(
             _ => write_rate(path, &header, &out.rate),
         }
         .map_err(fit_error)?;
+        lap(&mut done.timings, &mut clock, format!("write {p}"));
         done.saved.push((p, written));
     }
     Ok(done)

@@ -576,14 +576,29 @@ pub struct FitOptParts {
     /// SLOPE, SIGSLOPE, VAR_POISSON, VAR_RNOISE, YINT, SIGYINT, WEIGHTS of segment 0,
     /// `(nints, ny, nx)` each.
     seg0: [Vec<f32>; 7],
-    /// (integration × npix + pixel, segment index ≥ 1, the 7 values).
+    /// (integration × npix + pixel, segment index ≥ 1, the 7 values), sorted by (segment
+    /// index, integration × npix + pixel).
     seg_more: Vec<(usize, usize, [f32; 7])>,
     /// CRMAG of jump 0, `(nints, ny, nx)`.
     cr0: Vec<f32>,
-    /// (integration × npix + pixel, jump index ≥ 1, CRMAG).
+    /// (integration × npix + pixel, jump index ≥ 1, CRMAG), sorted like `seg_more`.
     cr_more: Vec<(usize, usize, f32)>,
     /// `(nints, ny, nx)`.
     pub pedestal: Vec<f32>,
+}
+
+/// The entries of plane (index `k`, integration `i`) in `entries` sorted by `key` = (index,
+/// integration × npix + pixel).
+fn plane_run<E>(
+    entries: &[E],
+    key: impl Fn(&E) -> (usize, usize),
+    k: usize,
+    i: usize,
+    npix: usize,
+) -> std::ops::Range<usize> {
+    let start = entries.partition_point(|e| key(e) < (k, i * npix));
+    let end = entries.partition_point(|e| key(e) < (k, (i + 1) * npix));
+    start..end
 }
 
 /// Index of each segment quantity in [`FitOptParts`]'s arrays, in the order of the file.
@@ -609,10 +624,9 @@ impl FitOptParts {
             return;
         }
         out.fill(0.0);
-        for &(ip, kk, ref v) in &self.seg_more {
-            if kk == k && ip / npix == i {
-                out[ip % npix] = v[q];
-            }
+        let run = plane_run(&self.seg_more, |e| (e.1, e.0), k, i, npix);
+        for &(ip, _, ref v) in &self.seg_more[run] {
+            out[ip - i * npix] = v[q];
         }
     }
 
@@ -624,10 +638,9 @@ impl FitOptParts {
             return;
         }
         out.fill(0.0);
-        for &(ip, kk, c) in &self.cr_more {
-            if kk == k && ip / npix == i {
-                out[ip % npix] = c;
-            }
+        let run = plane_run(&self.cr_more, |e| (e.1, e.0), k, i, npix);
+        for &(ip, _, c) in &self.cr_more[run] {
+            out[ip - i * npix] = c;
         }
     }
 
@@ -908,6 +921,10 @@ pub fn ramp_fit_parts(
     if let Some((py, b)) = pending.take() {
         merge(py, b);
     }
+    // Sorted by (segment or jump index, integration × npix + pixel), so that each plane's
+    // entries are one contiguous run (see `FitOptParts::seg_plane`).
+    seg_more.sort_unstable_by_key(|&(ip, k, _)| (k, ip));
+    cr_more.sort_unstable_by_key(|&(ip, k, _)| (k, ip));
     let fitopt = with_fitopt.then_some(FitOptParts {
         nints,
         nseg,
