@@ -491,7 +491,10 @@ pub fn calibrate_with(
     };
     // READNOISE and GAIN, read once for jump and ramp_fit.
     let mut noise: Option<(ReadnoiseRef, GainRef)> = None;
-    for &s in &plan.to_run {
+    // A product of the step just before ramp fitting, written while the ramp is fitted (the
+    // fit only reads the ramp).
+    let mut deferred: Option<(StepName, &Path)> = None;
+    for (k, &s) in plan.to_run.iter().enumerate() {
         let mut skipped = false;
         match s {
             StepName::GroupScale => {
@@ -561,7 +564,7 @@ pub fn calibrate_with(
                 ramp.set_reference("R_READNO", &rn.path);
                 ramp.set_reference("R_GAIN", &g.path);
                 done.ran.push(s);
-                return fit_and_write(ramp, &rn, &g, save, outputs, done, clock);
+                return fit_and_write(ramp, &rn, &g, save, outputs, deferred, done, clock);
             }
             other => {
                 // plan() refused every step that is not native.
@@ -580,6 +583,9 @@ pub fn calibrate_with(
             // The last step's product under the final path is written once, below.
             let written = if path == outputs.final_product {
                 path.to_path_buf()
+            } else if plan.to_run.get(k + 1) == Some(&StepName::Rate) {
+                deferred = Some((s, path));
+                continue;
             } else {
                 let w = ramp.write(path)?;
                 lap(&mut done.timings, &mut clock, format!("write {s} product"));
@@ -623,46 +629,85 @@ fn fit_error(e: RampFitError) -> StepError {
 }
 
 /// Ramp fitting, the last step: fits, releases the ramp's pixels, and writes the rate image as
-/// the final product plus the requested rate, rateints and fitopt products.
+/// the final product plus the requested rate, rateints and fitopt products. Writing overlaps
+/// the work where it can (cfitsio is built reentrant; each thread has its own file): the
+/// `deferred` product of the step before is written while the ramp is fitted, and the fitopt
+/// file (the largest by far) while the others are written.
+#[allow(clippy::too_many_arguments)]
 fn fit_and_write(
     ramp: Ramp,
     rn: &ReadnoiseRef,
     g: &GainRef,
     save: &[SaveAt],
     outputs: &Outputs,
+    deferred: Option<(StepName, &Path)>,
     mut done: Calibrated,
     mut clock: Instant,
 ) -> Result<Calibrated, StepError> {
     // The optional output is made only when it is to be saved.
     let with_fitopt = saved_path(SaveAt::Fitopt, save, outputs).is_some();
-    let out = ramp_fit_parts(&ramp, &rn.sci, &g.sci, with_fitopt).map_err(fit_error)?;
+    let (fit, written_before) = std::thread::scope(|scope| {
+        let ramp = &ramp;
+        let writer = deferred.map(|(step, path)| {
+            scope.spawn(move || ramp.write(path).map(|w| (SaveAt::Step(step), w)))
+        });
+        let fit = ramp_fit_parts(ramp, &rn.sci, &g.sci, with_fitopt);
+        let written = writer.map(|h| h.join().expect("writing a product does not panic"));
+        (fit, written)
+    });
+    if let Some(w) = written_before {
+        done.saved.push(w?);
+    }
+    let out = fit.map_err(fit_error)?;
     let header = ramp.header;
     drop((ramp.sci, ramp.groupdq));
-    lap(&mut done.timings, &mut clock, "rate");
-    write_rate(&outputs.final_product, &header, &out.rate).map_err(fit_error)?;
-    lap(&mut done.timings, &mut clock, "write rate");
-    for p in [
-        SaveAt::Step(StepName::Rate),
-        SaveAt::Rateints,
-        SaveAt::Fitopt,
-    ] {
-        let Some(path) = saved_path(p, save, outputs) else {
-            continue;
-        };
-        let written = match p {
-            _ if path == outputs.final_product => Ok(path.to_path_buf()),
-            SaveAt::Rateints => write_rateints(path, &header, &out.rateints),
-            SaveAt::Fitopt => match &out.fitopt {
-                Some(o) => write_fitopt_parts(path, &header, o),
+    lap(
+        &mut done.timings,
+        &mut clock,
+        if deferred.is_some() {
+            "rate (and writing the product before it)"
+        } else {
+            "rate"
+        },
+    );
+    let fitopt_path = saved_path(SaveAt::Fitopt, save, outputs);
+    let (others, fitopt) = std::thread::scope(|scope| {
+        let fitopt = fitopt_path.map(|path| {
+            let (header, parts) = (&header, out.fitopt.as_ref());
+            scope.spawn(move || match parts {
+                Some(o) => write_fitopt_parts(path, header, o),
                 None => Err(RampFitError::Shape(
                     "the optional output was not made".into(),
                 )),
-            },
-            _ => write_rate(path, &header, &out.rate),
+            })
+        });
+        let mut others = vec![
+            write_rate(&outputs.final_product, &header, &out.rate)
+                .map(|_| None)
+                .map_err(fit_error),
+        ];
+        for p in [SaveAt::Step(StepName::Rate), SaveAt::Rateints] {
+            let Some(path) = saved_path(p, save, outputs) else {
+                continue;
+            };
+            let written = match p {
+                _ if path == outputs.final_product => Ok(path.to_path_buf()),
+                SaveAt::Rateints => write_rateints(path, &header, &out.rateints),
+                _ => write_rate(path, &header, &out.rate),
+            };
+            others.push(written.map(|w| Some((p, w))).map_err(fit_error));
         }
-        .map_err(fit_error)?;
-        lap(&mut done.timings, &mut clock, format!("write {p}"));
-        done.saved.push((p, written));
+        let fitopt = fitopt.map(|h| h.join().expect("writing a product does not panic"));
+        (others, fitopt)
+    });
+    for w in others {
+        if let Some(saved) = w? {
+            done.saved.push(saved);
+        }
     }
+    if let Some(w) = fitopt {
+        done.saved.push((SaveAt::Fitopt, w.map_err(fit_error)?));
+    }
+    lap(&mut done.timings, &mut clock, "write rate products");
     Ok(done)
 }
