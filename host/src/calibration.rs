@@ -81,6 +81,9 @@ pub struct CalibrationContext<'a> {
     pub references: &'a BTreeMap<String, RefConfig>,
     /// The crds client and the local CRDS cache for `CRDS` sources.
     pub crds: ClientSettings,
+    /// Whether a CRDS is configured ([`crds_client::configuration`]: how, or why not), which
+    /// the jwst backend needs for reference files `reffile4ssb` does not give.
+    pub crds_configured: Result<String, String>,
     pub ssbdir: &'a Path,
 }
 
@@ -408,7 +411,17 @@ fn choose_references(
                 }
             }
             let Some(&(_, first)) = sources.first() else {
-                continue; // the jwst pipeline asks CRDS itself
+                // The jwst pipeline asks CRDS itself, which needs a CRDS to ask.
+                if let Err(why) = &ctx.crds_configured {
+                    return Err(format!(
+                        "{who}: the jwst pipeline's {step} step reads a {reftype} file, which \
+                         reffile4ssb.{lower} does not give, and it cannot ask CRDS for one: \
+                         {why}; set reffile4ssb.{lower} (a file, SELF or CRDS) or configure \
+                         CRDS (calibration.crds_path or CRDS_PATH with a synced cache, or \
+                         CRDS_SERVER_URL)"
+                    ));
+                }
+                continue;
             };
             if let Some((other, src)) = sources.iter().find(|(_, s)| *s != first) {
                 return Err(format!(

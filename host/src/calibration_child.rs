@@ -7,7 +7,7 @@
 //! scratch directory and its products are moved to their names only after `strun` succeeded.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -231,7 +231,7 @@ fn run_jwst(spec: &CalibrationSpec) -> Result<String, String> {
             work.display()
         )
     })?;
-    let environment = strun_environment(&spec.scratch_dir)?;
+    let environment = strun_environment(spec)?;
     tracing::info!("running {}", argv.join(" "));
     let status = Command::new(&program)
         .args(&argv[1..])
@@ -269,23 +269,27 @@ fn run_jwst(spec: &CalibrationSpec) -> Result<String, String> {
     }
 }
 
-/// The environment strun runs in. A user with a CRDS cache of their own (`CRDS_PATH` set to a
-/// directory holding `config/jwst/server_config`) keeps it, with only the step-parameter
-/// lookup switched off (mkrefs' argument vector decides every step); everybody else gets
-/// [`jwst_backend::offline_environment`], which needs neither network nor cache.
+/// The environment strun runs in. With a CRDS configured for the run (the plan decided, see
+/// `crds_client::configuration`), the user's CRDS settings are kept, the cache passed as
+/// `CRDS_PATH`, and only the step-parameter lookup switched off (mkrefs' argument vector
+/// decides every step); otherwise [`jwst_backend::offline_environment`], which needs neither
+/// network nor cache (the plan made sure every reference file is an override then).
 fn strun_environment(
-    scratch: &Path,
+    spec: &CalibrationSpec,
 ) -> Result<Vec<(std::ffi::OsString, std::ffi::OsString)>, String> {
-    let own_cache = std::env::var_os("CRDS_PATH")
-        .map(PathBuf::from)
-        .filter(|p| p.join("config/jwst/server_config").is_file());
-    if let Some(cache) = own_cache {
-        tracing::info!("CRDS: using the cache in {} (CRDS_PATH)", cache.display());
-        return Ok(vec![("STPIPE_DISABLE_CRDS_STEPPARS".into(), "True".into())]);
+    let Some(crds) = &spec.crds else {
+        tracing::info!(
+            "CRDS: none configured, running strun offline with every reference file given \
+             as an override"
+        );
+        return jwst_backend::offline_environment(&spec.scratch_dir).map_err(|e| e.to_string());
+    };
+    let mut env = vec![("STPIPE_DISABLE_CRDS_STEPPARS".into(), "True".into())];
+    if let Some(cache) = &crds.cache {
+        tracing::info!("CRDS: using the cache in {}", cache.display());
+        env.push(("CRDS_PATH".into(), cache.clone().into_os_string()));
+    } else {
+        tracing::info!("CRDS: using the server in CRDS_SERVER_URL and crds' default cache");
     }
-    tracing::info!(
-        "CRDS: no cache configured (CRDS_PATH), running strun offline with every reference \
-         file given as an override"
-    );
-    jwst_backend::offline_environment(scratch).map_err(|e| e.to_string())
+    Ok(env)
 }

@@ -87,9 +87,21 @@ pub struct CalibrationSpec {
     pub references: Vec<StepReference>,
     /// The jwst backend's `strun` program.
     pub strun: Option<String>,
+    /// The CRDS the jwst pipeline may ask for reference files nobody gave, when one is
+    /// configured; without it strun runs offline (`jwst_backend::offline_environment`).
+    #[serde(default)]
+    pub crds: Option<StrunCrds>,
     pub log: PathBuf,
     pub report: PathBuf,
     pub scratch_dir: PathBuf,
+}
+
+/// A configured CRDS for strun (see `crds_client::configuration`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct StrunCrds {
+    /// The cache, passed as `CRDS_PATH` (`calibration.crds_path` or `$CRDS_PATH`); none when
+    /// only `CRDS_SERVER_URL` is set (crds then uses its default cache).
+    pub cache: Option<PathBuf>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -17,7 +17,7 @@ use crate::grouping::{self, CmdGroup, Group, ImTypes, MjdLimits};
 use crate::inputs::{self, InputKeys, InputRow};
 use crate::jobfile::{
     CalibrationSpec, JOB_FORMAT, JobInput, JobParam, JobProduct, JobSpec, SavedProduct,
-    StepReference,
+    StepReference, StrunCrds,
 };
 use crate::layout::{OutputOptions, RunIdChoice, RunLayout, absolute, with_ext};
 use crate::reference_files::RefConfig;
@@ -391,6 +391,19 @@ pub fn make_plan<'r>(
         .clone()
         .or_else(|| std::env::var("CRDS_PATH").ok().filter(|s| !s.is_empty()))
         .map(|p| absolute(Path::new(&p)));
+    let crds = crate::crds_client::ClientSettings {
+        python: settings
+            .calibration
+            .python
+            .clone()
+            .unwrap_or_else(|| crate::crds_client::default_python(&settings.calibration.strun)),
+        crds_path,
+        env: Vec::new(),
+    };
+    let crds_configured = crate::crds_client::configuration(&crds);
+    let strun_crds = crds_configured.is_ok().then(|| StrunCrds {
+        cache: crds.crds_path.clone(),
+    });
     let cal_jobs = calibration::plan_jobs(
         &rows,
         &resolved,
@@ -398,13 +411,8 @@ pub fn make_plan<'r>(
             instrument,
             backend,
             references: &ref_configs,
-            crds: crate::crds_client::ClientSettings {
-                python: settings.calibration.python.clone().unwrap_or_else(|| {
-                    crate::crds_client::default_python(&settings.calibration.strun)
-                }),
-                crds_path,
-                env: Vec::new(),
-            },
+            crds,
+            crds_configured,
             ssbdir: &layout.ssbdir,
         },
     )?;
@@ -418,8 +426,11 @@ pub fn make_plan<'r>(
         gen_jobs,
         &resolved,
         instrument,
-        backend,
-        &settings.calibration.strun,
+        &JwstRun {
+            backend,
+            strun: &settings.calibration.strun,
+            crds: strun_crds,
+        },
         &layout,
         args.calibrate_only,
     )?;
@@ -437,15 +448,23 @@ pub fn make_plan<'r>(
     })
 }
 
+/// How calibration jobs run: the backend and, for jwst, its program and CRDS.
+struct JwstRun<'a> {
+    backend: Backend,
+    strun: &'a str,
+    crds: Option<StrunCrds>,
+}
+
 /// The calibration job's spec and files.
 fn calibration_job(
     id: u32,
     job: &CalibrationJob,
     instrument: Instrument,
-    backend: Backend,
-    strun: &str,
+    how: &JwstRun<'_>,
     layout: &RunLayout,
 ) -> PreparedJob {
+    let backend = how.backend;
+    let jwst = backend == Backend::Jwst;
     let stem = job
         .final_product
         .file_stem()
@@ -484,7 +503,8 @@ fn calibration_job(
                 RefChoice::SelfMade => None, // filled in by link_jobs
             })
             .collect(),
-        strun: (backend == Backend::Jwst).then(|| strun.to_string()),
+        strun: jwst.then(|| how.strun.to_string()),
+        crds: how.crds.clone().filter(|_| jwst),
         log: with_ext(&base, "log"),
         report: with_ext(&base, "report.json"),
         scratch_dir: layout.calibration_scratch(id),
@@ -508,8 +528,7 @@ fn link_jobs(
     gen_jobs: Vec<PreparedJob>,
     resolved: &[ResolvedInput],
     instrument: Instrument,
-    backend: Backend,
-    strun: &str,
+    how: &JwstRun<'_>,
     layout: &RunLayout,
     calibrate_only: bool,
 ) -> Result<Vec<PreparedJob>, String> {
@@ -517,7 +536,7 @@ fn link_jobs(
     let mut jobs: Vec<PreparedJob> = cal_jobs
         .iter()
         .enumerate()
-        .map(|(i, c)| calibration_job(i as u32 + 1, c, instrument, backend, strun, layout))
+        .map(|(i, c)| calibration_job(i as u32 + 1, c, instrument, how, layout))
         .collect();
     // Which calibration job makes each resolved file.
     let mut maker = std::collections::HashMap::new();

@@ -72,6 +72,52 @@ fn ssb_products(root: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The jump product below `root`, checked to carry every step up to jump as COMPLETE and to
+/// record `superbias` (by file name) as R_SUPERB; returns its primary header.
+fn checked_jump_product(root: &Path, superbias: &Path) -> mkrefs_support::header::Header {
+    let products = ssb_products(root);
+    let jump = products
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("_linearity_jump.fits"))
+        .unwrap_or_else(|| panic!("no jump product in {products:?}"));
+    let h = read_primary_header(jump).unwrap();
+    for key in [
+        "S_DQINIT", "S_SATURA", "S_SUPERB", "S_REFPIX", "S_LINEAR", "S_JUMP",
+    ] {
+        assert_eq!(
+            h.get_str(key),
+            Some("COMPLETE"),
+            "{key} of {}",
+            jump.display()
+        );
+    }
+    let r_superb = h.get_str("R_SUPERB").unwrap_or_default().to_string();
+    assert!(
+        r_superb.ends_with(superbias.file_name().unwrap().to_str().unwrap()),
+        "R_SUPERB {r_superb}"
+    );
+    h
+}
+
+/// The reference files below `root` (the FITS outputs outside ssb directories).
+fn reference_outputs(root: &Path) -> Vec<PathBuf> {
+    fits_outputs(root)
+        .into_iter()
+        .filter(|p| !p.components().any(|c| c.as_os_str() == "ssb"))
+        .collect()
+}
+
+/// Nothing of strun's work directories is left below `root`.
+fn assert_no_strun_work_dirs(root: &Path) {
+    let files = all_files(root);
+    assert!(
+        files
+            .iter()
+            .all(|p| !p.to_string_lossy().contains(".strun-")),
+        "{files:?}"
+    );
+}
+
 #[test]
 fn all_reference_files_from_uncal_with_self_superbias() {
     let dir = tempfile::tempdir().unwrap();
@@ -108,10 +154,7 @@ fn all_reference_files_from_uncal_with_self_superbias() {
         "{}",
         out.stdout
     );
-    let refs: Vec<PathBuf> = fits_outputs(&dir.path().join("out"))
-        .into_iter()
-        .filter(|p| !p.components().any(|c| c.as_os_str() == "ssb"))
-        .collect();
+    let refs = reference_outputs(&dir.path().join("out"));
     assert_eq!(refs.len(), 4, "{refs:?}");
     let models: Vec<String> = assert_valid(&refs)
         .iter()
@@ -125,27 +168,7 @@ fn all_reference_files_from_uncal_with_self_superbias() {
         .iter()
         .find(|p| p.to_string_lossy().ends_with("_superbias.fits"))
         .unwrap();
-    let products = ssb_products(&dir.path().join("out"));
-    let jump = products
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with("_linearity_jump.fits"))
-        .unwrap();
-    let h = read_primary_header(jump).unwrap();
-    for key in [
-        "S_DQINIT", "S_SATURA", "S_SUPERB", "S_REFPIX", "S_LINEAR", "S_JUMP",
-    ] {
-        assert_eq!(
-            h.get_str(key),
-            Some("COMPLETE"),
-            "{key} of {}",
-            jump.display()
-        );
-    }
-    let r_superb = h.get_str("R_SUPERB").unwrap_or_default().to_string();
-    assert!(
-        r_superb.ends_with(superbias.file_name().unwrap().to_str().unwrap()),
-        "R_SUPERB {r_superb}"
-    );
+    checked_jump_product(&dir.path().join("out"), superbias);
 
     // A second run finds every product: no calibration job, every generator job up to date.
     let again = run(&mut args(&[]));
@@ -542,42 +565,13 @@ fn the_jwst_backend_calibrates_through_strun_for_the_generators() {
         out.stdout
     );
     let root = dir.path().join("out");
-    let products = ssb_products(&root);
-    let jump = products
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with("_linearity_jump.fits"))
-        .unwrap_or_else(|| panic!("no jump product in {products:?}"));
-    let h = read_primary_header(jump).unwrap();
-    for key in [
-        "S_DQINIT", "S_SATURA", "S_SUPERB", "S_REFPIX", "S_LINEAR", "S_JUMP",
-    ] {
-        assert_eq!(
-            h.get_str(key),
-            Some("COMPLETE"),
-            "{key} of {}",
-            jump.display()
-        );
-    }
-    // Steps the job did not ask for were skipped, not run.
-    assert_ne!(h.get_str("S_DARK"), Some("COMPLETE"), "{}", jump.display());
     let superbias = &data.refs.iter().find(|(r, _)| r == "superbias").unwrap().1;
-    let r_superb = h.get_str("R_SUPERB").unwrap_or_default().to_string();
-    assert!(
-        r_superb.ends_with(superbias.file_name().unwrap().to_str().unwrap()),
-        "R_SUPERB {r_superb}"
-    );
+    let h = checked_jump_product(&root, superbias);
+    // Steps the job did not ask for were skipped, not run.
+    assert_ne!(h.get_str("S_DARK"), Some("COMPLETE"));
     // The pipeline's own products only: no work directory left beside them.
-    assert!(
-        all_files(&root)
-            .iter()
-            .all(|p| !p.to_string_lossy().contains(".strun-")),
-        "{:?}",
-        all_files(&root)
-    );
-    let refs: Vec<PathBuf> = fits_outputs(&root)
-        .into_iter()
-        .filter(|p| !p.components().any(|c| c.as_os_str() == "ssb"))
-        .collect();
+    assert_no_strun_work_dirs(&root);
+    let refs = reference_outputs(&root);
     assert_eq!(refs.len(), 2, "{refs:?}");
     assert_valid(&refs);
 }
@@ -621,13 +615,7 @@ fn a_failing_pipeline_run_fails_its_job_and_skips_its_dependents_only() {
         all_files(&root)
     );
     assert!(ssb_products(&root).is_empty(), "{:?}", ssb_products(&root));
-    assert!(
-        all_files(&root)
-            .iter()
-            .all(|p| !p.to_string_lossy().contains(".strun-")),
-        "{:?}",
-        all_files(&root)
-    );
+    assert_no_strun_work_dirs(&root);
 }
 
 /// The calibrated products of a `--calibrate-only` run, by the raw exposure they come from.
@@ -763,4 +751,34 @@ fn crds_without_a_usable_client_falls_back_to_header_matching() {
         h.get_str("R_MASK"),
         Some("crds://jwst_nircam_mask_0001.fits")
     );
+}
+
+/// With the jwst backend, a step whose reference file `reffile4ssb` does not give is left to
+/// the pipeline's CRDS lookup; with no CRDS configured that lookup cannot succeed, so the plan
+/// stops before anything runs, naming the step, the reftype and what to set.
+#[test]
+fn the_jwst_backend_without_a_reference_file_or_crds_stops_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 2, 0);
+    let out = run(mkrefs(dir.path())
+        .env_remove("CRDS_PATH")
+        .env_remove("CRDS_SERVER_URL")
+        .arg("dark")
+        .args(&data.uncal)
+        .args(["--outrootdir", "out", "--backend", "jwst"])
+        .args(["--pp", "calibration", "strun", "/nonexistent/bin/strun"])
+        .args(ref_args(&data, &["linearity"])));
+    assert!(!out.ok(), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("the jwst pipeline's linearity step reads a LINEARITY file"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("set reffile4ssb.linearity"),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.path().join("out").exists(), "nothing may be written");
 }
