@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use mkrefs_e2e::{assert_valid, fits_outputs, mkrefs, run};
-use mkrefs_support::simulate::{Kind, ProductSet, SimConfig, write_dataset};
+use mkrefs_sim::{Kind, ProductSet, SimConfig, write_dataset};
 
 /// Darks and flats of a small NIRCam subarray with every calibrated product; the uncal files.
 fn dataset(dir: &Path, darks: usize, flats: usize) -> Vec<String> {

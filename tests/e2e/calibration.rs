@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use mkrefs_e2e::{all_files, assert_valid, fits_outputs, mkrefs, run};
-use mkrefs_support::fits::{FitsWriter, read_primary_header};
-use mkrefs_support::geometry::Subarray;
-use mkrefs_support::simulate::{
+use mkrefs_sim::{
     Kind, ProductSet, SimConfig, StepReference, Truth, write_dataset, write_step_references,
 };
+use mkrefs_support::fits::{FitsWriter, read_primary_header};
+use mkrefs_support::geometry::Subarray;
 
 struct Data {
     uncal: Vec<String>,
@@ -532,7 +532,7 @@ fn strun_missing_fails_the_calibration_jobs_with_a_clear_error() {
 
 /// The test venv's `strun` (jwst 3.0.0), beside the Python that validates the outputs.
 fn venv_strun() -> PathBuf {
-    let python = mkrefs_support::testkit::python();
+    let python = mkrefs_sim::testkit::python();
     let strun = python.parent().unwrap().join("strun");
     assert!(
         strun.exists(),
@@ -638,7 +638,7 @@ fn products_of(root: &Path, uncal: &str) -> Vec<PathBuf> {
 /// the log names the context and each choice.
 #[test]
 fn crds_references_come_from_the_crds_client() {
-    use mkrefs_support::testkit::{CrdsRmap, write_crds_cache};
+    use mkrefs_sim::testkit::{CrdsRmap, write_crds_cache};
     let dir = tempfile::tempdir().unwrap();
     let data = dataset(&dir.path().join("data"), 2, 0);
     let superbias = &data.refs.iter().find(|(r, _)| r == "superbias").unwrap().1;
@@ -661,7 +661,7 @@ fn crds_references_come_from_the_crds_client() {
             (superbias, "jwst_nircam_superbias_0002.fits"),
         ],
     );
-    let python = mkrefs_support::testkit::python();
+    let python = mkrefs_sim::testkit::python();
     let out = run(mkrefs(dir.path())
         .envs(env)
         .arg("dark")
@@ -710,7 +710,7 @@ fn crds_references_come_from_the_crds_client() {
 /// and the log says why.
 #[test]
 fn crds_without_a_usable_client_falls_back_to_header_matching() {
-    use mkrefs_support::testkit::write_crds_cache;
+    use mkrefs_sim::testkit::write_crds_cache;
     let dir = tempfile::tempdir().unwrap();
     let data = dataset(&dir.path().join("data"), 1, 0);
     let mask = &data.refs.iter().find(|(r, _)| r == "mask").unwrap().1;

@@ -187,7 +187,7 @@ fn reftype_aliases_and_upstream_style_options_work() {
 
 #[test]
 fn calibrated_products_are_found_in_the_search_directories() {
-    use mkrefs_support::simulate::{ProductSet, SimConfig, write_dataset};
+    use mkrefs_sim::{ProductSet, SimConfig, write_dataset};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();

@@ -92,7 +92,7 @@ pub fn run(cmd: &mut Command) -> Ran {
     }
 }
 
-pub use mkrefs_support::testkit::{assert_valid, python, run_validator};
+pub use mkrefs_sim::testkit::{assert_valid, python, run_validator};
 
 /// The target directory shared by every plugin crate the tests build, so their common
 /// dependencies compile once.
@@ -146,7 +146,7 @@ pub fn small_dataset(
     ngroups: usize,
     seed: u64,
 ) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    use mkrefs_support::simulate::{Kind, ProductSet, SimConfig, write_dataset};
+    use mkrefs_sim::{Kind, ProductSet, SimConfig, write_dataset};
     std::fs::create_dir_all(dir).unwrap();
     let cfg = SimConfig::default()
         .with_square_subarray(size)

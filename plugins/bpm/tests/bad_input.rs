@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use common::{Hdr, In, flat_image, run_bpm, write_sci};
 use mkrefs_plugin_api::{ErrorKind, ImageKind, ParamScalar, ParamValue};
-use mkrefs_support::simulate::{Kind, Layout, Product, SimConfig, Truth, write_selected};
+use mkrefs_sim::{Kind, Layout, Product, SimConfig, Truth, write_selected};
 
 const N: usize = 64;
 
@@ -330,5 +330,5 @@ fn darks_only_mask() {
     assert_eq!(h.get("BPDSERCH").and_then(|v| v.as_bool()), Some(true));
     assert_eq!(h.get("BPFDEAD").and_then(|v| v.as_bool()), Some(false));
     assert!(h.get_str("BPDMAPS").unwrap().contains("hot: HOT"));
-    mkrefs_support::testkit::validate(&out);
+    mkrefs_sim::testkit::validate(&out);
 }

@@ -11,10 +11,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use mkref_bpm::darks::{DarkInputs, DarkParams, DarkResult, bad_pixels_from_darks};
+use mkrefs_sim::{DefectClass, Kind, Layout, Product, SimConfig, Truth, write_selected};
 use mkrefs_support::dq;
-use mkrefs_support::simulate::{
-    DefectClass, Kind, Layout, Product, SimConfig, Truth, write_selected,
-};
 
 /// Writes `n` darks (jump, rateints, fitopt; lean layout) and returns their inputs and truth.
 fn simulate(dir: &Path, cfg: &SimConfig, n: usize) -> (Vec<DarkInputs>, Truth) {

@@ -7,19 +7,17 @@ use std::path::{Path, PathBuf};
 
 use mkref_bpm::darks::{DarkInputs, DarkParams, DarkResult, bad_pixels_from_darks};
 use mkrefs_plugin_api::GeneratorError;
+use mkrefs_sim::{DefectClass, Kind, Layout, Product, SimConfig, Truth, write_selected};
 use mkrefs_support::dq;
 use mkrefs_support::fits::{FitsWriter, ImageReader, read_primary_header};
 use mkrefs_support::geometry::Subarray;
-use mkrefs_support::simulate::{
-    DefectClass, Kind, Layout, Product, SimConfig, Truth, write_selected,
-};
 
 fn small(detector: &str) -> SimConfig {
     let mut cfg = SimConfig::default()
         .with_detector(detector)
         .with_square_subarray(64)
         .with_ramp(2, 6);
-    cfg.defects = mkrefs_support::simulate::DefectFractions::uniform(2e-3);
+    cfg.defects = mkrefs_sim::DefectFractions::uniform(2e-3);
     cfg
 }
 
@@ -274,7 +272,7 @@ fn miri_layout_and_uncal_ramps() {
     let mut cfg = SimConfig::default()
         .with_detector("MIRIMAGE")
         .with_ramp(2, 6);
-    cfg.defects = mkrefs_support::simulate::DefectFractions::uniform(2e-4);
+    cfg.defects = mkrefs_sim::DefectFractions::uniform(2e-4);
     let truth = Truth::generate(&cfg).unwrap();
     let inputs = darks(dir.path(), &cfg, 0, 3, true);
     let r = run(&inputs, &DarkParams::default()).unwrap();

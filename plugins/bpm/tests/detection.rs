@@ -17,10 +17,10 @@ use std::time::Instant;
 use common::{In, run_bpm};
 use mkref_bpm::read_mask;
 use mkrefs_plugin_api::ImageKind;
-use mkrefs_support::dq;
-use mkrefs_support::simulate::{
+use mkrefs_sim::{
     DefectClass, DefectFractions, Kind, Layout, Product, SimConfig, Truth, write_selected,
 };
+use mkrefs_support::dq;
 
 /// Each class and the flag it must carry.
 const CLASSES: [(DefectClass, u32, &str); 10] = [

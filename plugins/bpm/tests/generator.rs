@@ -10,9 +10,9 @@ use common::{Hdr, In, flat_image, run_bpm, write_sci};
 use mkref_bpm::quality::{QualityOutcome, run_with};
 use mkref_bpm::read_mask;
 use mkrefs_plugin_api::{ImageKind, LogLevel, ParamScalar, ParamValue};
+use mkrefs_sim::testkit::{history_cards, validate};
 use mkrefs_support::dq;
 use mkrefs_support::fits::{read_dq_def, read_primary_header};
-use mkrefs_support::testkit::{history_cards, validate};
 
 /// Pixels (y, x) given defects in every flat: dead, low QE, an open pixel with bright
 /// neighbours.

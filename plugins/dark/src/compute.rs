@@ -789,7 +789,7 @@ pub fn reduce_darks<S: DarkSource>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mkrefs_support::rng::stream;
+    use mkrefs_sim::rng::stream;
     use mkrefs_support::stats::clip_bounds;
 
     #[test]
@@ -1090,7 +1090,7 @@ mod sort_tests {
 
     #[test]
     fn sort_finite_sorts_every_length() {
-        let mut rng = mkrefs_support::rng::stream(3, &[]);
+        let mut rng = mkrefs_sim::rng::stream(3, &[]);
         for n in 0..60 {
             for _ in 0..50 {
                 let mut v: Vec<f32> = (0..n)

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use mkref_dark::compute::{FEW_VALUES, NO_VALUE};
 use mkref_dark::{DarkGenerator, counts_path};
 use mkrefs_plugin_api::{ErrorKind, LogLevel, ParamValue};
-use mkrefs_support::fits::{FitsWriter, ImageReader, read_primary_header};
-use mkrefs_support::geometry::Subarray;
-use mkrefs_support::simulate::{
+use mkrefs_sim::testkit::*;
+use mkrefs_sim::{
     DefectFractions, Product, ProductSet, SATURATED_IN_ALL_GROUPS, SimConfig, Truth, write_dataset,
 };
-use mkrefs_support::testkit::*;
+use mkrefs_support::fits::{FitsWriter, ImageReader, read_primary_header};
+use mkrefs_support::geometry::Subarray;
 use tempfile::TempDir;
 
 /// Writes `darks` exposures of `cfg` with their jump products into `dir`; returns the jump

@@ -304,7 +304,7 @@ pub fn ramp_noise(
 mod tests {
     use super::*;
     use crate::cds::GroupDiff;
-    use mkrefs_support::rng::stream;
+    use mkrefs_sim::rng::stream;
 
     use mkrefs_support::ramps::MemoryRamp as MemRamp;
 

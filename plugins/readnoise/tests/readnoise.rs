@@ -3,7 +3,7 @@
 
 use mkref_readnoise::ReadnoiseGenerator;
 use mkrefs_plugin_api::{ErrorKind, LogLevel, ParamValue};
-use mkrefs_support::testkit::*;
+use mkrefs_sim::testkit::*;
 use tempfile::TempDir;
 
 fn write_set(dir: &TempDir, sim: &Sim, n: usize, tag: &str) -> Vec<std::path::PathBuf> {
@@ -193,7 +193,7 @@ fn miri_drops_the_first_five_and_last_group() {
         .map(|i| {
             let mut r = sim.ramp(7 + i);
             // Garbage in the groups MIRI leaves out.
-            let mut rng = mkrefs_support::rng::stream(99, &[i]);
+            let mut rng = mkrefs_sim::rng::stream(99, &[i]);
             for g in (0..5).chain([11]) {
                 for v in &mut r[g * npix..(g + 1) * npix] {
                     *v += (500.0 * rng.normal()).round();
@@ -344,8 +344,8 @@ fn ignored_upstream_parameters_are_logged() {
 
 #[test]
 fn recovers_the_simulator_truth() {
+    use mkrefs_sim::SimConfig;
     use mkrefs_support::dq::REFERENCE_PIXEL;
-    use mkrefs_support::simulate::SimConfig;
     let dir = TempDir::new().unwrap();
     let cfg = SimConfig::default()
         .with_square_subarray(64)

@@ -209,7 +209,7 @@ pub fn dq_map(scatter: &[f64], limit: Option<f64>) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mkrefs_support::rng::stream;
+    use mkrefs_sim::rng::stream;
 
     use mkrefs_support::ramps::MemoryRamp as MemRamp;
 

@@ -3,7 +3,7 @@
 
 use mkref_superbias::{FLAGGED, SuperbiasGenerator};
 use mkrefs_plugin_api::{ErrorKind, LogLevel, ParamValue};
-use mkrefs_support::testkit::*;
+use mkrefs_sim::testkit::*;
 use tempfile::TempDir;
 
 fn write_set(dir: &TempDir, sim: &Sim, n: usize, tag: &str) -> Vec<std::path::PathBuf> {
@@ -205,8 +205,8 @@ fn bad_inputs_are_clear_errors() {
 
 #[test]
 fn recovers_the_simulator_truth_and_flags_telegraph_pixels() {
+    use mkrefs_sim::SimConfig;
     use mkrefs_support::dq::{REFERENCE_PIXEL, TELEGRAPH};
-    use mkrefs_support::simulate::SimConfig;
     let dir = TempDir::new().unwrap();
     let cfg = SimConfig::default()
         .with_square_subarray(64)

@@ -11,10 +11,7 @@
 //! - [`dq`]: JWST data-quality flags and DQ_DEF tables.
 //! - [`geometry`]: detectors, subarrays and reference pixels.
 //! - [`timeutil`]: ISO dates, MJD and the current UTC time.
-//! - [`rng`]: the deterministic random numbers of the simulator.
 //! - [`budget`]: row blocks within a memory budget, thread pools.
-//! - [`testkit`]: helpers for tests of generators (job runner, validator).
-//! - [`simulate`]: the deterministic exposure simulator used by tests, benchmarks and the demo.
 
 pub mod budget;
 pub mod dq;
@@ -26,8 +23,5 @@ pub mod jobparams;
 pub mod pipeline_steps;
 pub mod ramps;
 pub mod reffile;
-pub mod rng;
-pub mod simulate;
 pub mod stats;
-pub mod testkit;
 pub mod timeutil;

@@ -493,17 +493,28 @@ pub fn clipped_mean_std_flat<T: FlatFloat>(
 
 #[cfg(test)]
 mod tests {
+    use rand::{RngExt, SeedableRng};
+    use rand_distr::StandardNormal;
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    fn rng(seed: u64) -> Xoshiro256PlusPlus {
+        Xoshiro256PlusPlus::seed_from_u64(seed)
+    }
+
+    fn normal(rng: &mut Xoshiro256PlusPlus) -> f64 {
+        rng.sample(StandardNormal)
+    }
 
     #[test]
     fn selection_finds_every_order_statistic_with_ties_and_sorted_inputs() {
-        let mut rng = crate::rng::stream(5, &[1]);
+        let mut rng = rng(5);
         let cases: Vec<Vec<f64>> = vec![
             vec![7.0; 50],
             (0..50).map(|i| i as f64).collect(),
             (0..50).rev().map(|i| i as f64).collect(),
-            (0..50).map(|_| (rng.below(5)) as f64).collect(),
-            (0..37).map(|_| rng.normal()).collect(),
-            (0..13).map(|_| rng.normal().round()).collect(),
+            (0..50).map(|_| rng.random_range(0..5u32) as f64).collect(),
+            (0..37).map(|_| normal(&mut rng)).collect(),
+            (0..13).map(|_| normal(&mut rng).round()).collect(),
         ];
         for values in cases {
             let mut sorted = values.clone();
@@ -684,19 +695,19 @@ mod tests {
 
     #[test]
     fn random_stacks_agree_with_reference_and_f32_order() {
-        let mut rng = crate::rng::stream(7, &[1]);
+        let mut rng = rng(7);
         let mut scratch = Vec::new();
         for trial in 0..2000 {
-            let n = 1 + rng.below(40) as usize;
+            let n = 1 + rng.random_range(0..40usize);
             let v: Vec<f32> = (0..n)
                 .map(|_| {
-                    let x = 1000.0 + 5.0 * rng.normal();
-                    let x = if rng.below(10) == 0 {
-                        x + 200.0 * rng.uniform()
+                    let x = 1000.0 + 5.0 * normal(&mut rng);
+                    let x = if rng.random_range(0..10u32) == 0 {
+                        x + 200.0 * rng.random::<f64>()
                     } else {
                         x
                     };
-                    if rng.below(50) == 0 {
+                    if rng.random_range(0..50u32) == 0 {
                         f32::NAN
                     } else {
                         x as f32
@@ -791,8 +802,8 @@ mod tests {
     #[test]
     fn flat_clip_handles_millions_quickly() {
         let n = 4 * 1024 * 1024;
-        let mut rng = crate::rng::stream(3, &[]);
-        let v: Vec<f32> = (0..n).map(|_| (100.0 + rng.normal()) as f32).collect();
+        let mut rng = rng(3);
+        let v: Vec<f32> = (0..n).map(|_| (100.0 + normal(&mut rng)) as f32).collect();
         let s = clipped_mean_std_flat(&v, 3.0, 5).unwrap();
         assert!((s.mean - 100.0).abs() < 0.01, "{s:?}");
         // Five 3-sigma clips of a unit normal leave an sd a little below 1 (about 0.98).

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use mkref_bpm::BpmGenerator;
 use mkrefs_plugin_api::ParamValue;
+use mkrefs_sim::testkit::{Outcome, TestInput, run_job_with};
 use mkrefs_support::fits::FitsWriter;
 use mkrefs_support::header::HeaderValue;
-use mkrefs_support::testkit::{Outcome, TestInput, run_job_with};
 
 /// One input of a test job (the support test kit's).
 pub type In = TestInput;

@@ -1,0 +1,208 @@
+//! `mkrefs demo`: simulates a small NIRCam data set of uncal darks and flats and makes all four
+//! bundled reference files from them with the default configuration, then compares them with
+//! the simulator's truth. What the README's first command runs.
+//!
+//! Only raw files are simulated. Readnoise and superbias read them as they are; dark and bpm
+//! need them calibrated, which the run does with the native engine, and the superbias and
+//! readnoise it makes feed those calibrations (`reffile4ssb: SELF`), so the jobs run in the
+//! order superbias and readnoise, then calibration, then dark and bpm. The steps' other
+//! reference files (mask, saturation, linearity, gain) come from the simulator, as a user's
+//! would come from CRDS.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use mkrefs_sim::{
+    DefectClass, Kind, ProductSet, StepReference, Truth, write_dataset, write_step_references,
+};
+use mkrefs_support::fits::ImageReader;
+use mkrefs_support::stats::nanmedian;
+
+use crate::cli::{DemoArgs, GlobalOptions, RunArgs};
+use crate::commands::{run, simulate::sim_config};
+use crate::registry::Registry;
+
+/// Groups per integration: a subarray reads out faster than the full frame, so it takes about
+/// 40 groups for a ramp long enough to show the faintest simulated hot pixels.
+const DEMO_GROUPS: usize = 40;
+
+fn read_image(path: &Path, hdu: &str) -> Result<Vec<f32>, String> {
+    let mut r = ImageReader::open(path, hdu).map_err(|e| e.to_string())?;
+    r.read_plane::<f32>(0).map_err(|e| e.to_string())
+}
+
+fn median_ratio(a: &[f32], b: &[f32]) -> Option<f32> {
+    let r: Vec<f32> = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| x.is_finite() && y.is_finite() && **y != 0.0)
+        .map(|(x, y)| x / y)
+        .collect();
+    nanmedian(&r)
+}
+
+fn median_difference(a: &[f32], b: &[f32]) -> Option<f32> {
+    let d: Vec<f32> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    nanmedian(&d)
+}
+
+pub fn run(
+    registry: &Registry,
+    global: &GlobalOptions,
+    args: &DemoArgs,
+) -> Result<ExitCode, String> {
+    let data = args.dir.join("data");
+    std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    let cfg = sim_config("NRCA1", args.size, 2, DEMO_GROUPS, 42)?;
+    tracing::info!(
+        "simulating {} NIRCam NRCA1 uncal darks and {} flats ({}x{}, 2 integrations x {} groups) \
+         in {}",
+        args.darks,
+        args.flats,
+        args.size,
+        args.size,
+        DEMO_GROUPS,
+        data.display()
+    );
+    let manifest = write_dataset(&data, &cfg, args.darks, args.flats, ProductSet::NONE)
+        .map_err(|e| e.to_string())?;
+    let uncal: Vec<String> = manifest
+        .exposures
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::Dark | Kind::Flat))
+        .filter_map(|e| e.files.first())
+        .map(|f| data.join(&f.file).display().to_string())
+        .collect();
+    let truth = Truth::read(&data.join(&manifest.truth)).map_err(|e| e.to_string())?;
+    let refs = write_step_references(
+        &data,
+        Path::new(uncal.first().ok_or("the demo simulated no exposure")?),
+        &truth,
+        &[
+            StepReference::Mask,
+            StepReference::Saturation,
+            StepReference::Linearity,
+            StepReference::Gain,
+        ],
+    )
+    .map_err(|e| e.to_string())?;
+    let mut items = vec!["readnoise,superbias,dark,bpm".to_string()];
+    items.extend(uncal);
+    // The steps' reference files: the simulator's, and this run's superbias and readnoise.
+    let mut global = global.clone();
+    for (reftype, path) in &refs {
+        global.pp.extend([
+            "reffile4ssb".to_string(),
+            reftype.to_ascii_lowercase(),
+            path.display().to_string(),
+        ]);
+    }
+    for reftype in ["superbias", "readnoise"] {
+        global.pp.extend([
+            "reffile4ssb".to_string(),
+            reftype.to_string(),
+            "SELF".to_string(),
+        ]);
+    }
+    let global = &global;
+    let run_args = RunArgs {
+        items,
+        outrootdir: Some(args.dir.join("out")),
+        outsubdir: None,
+        run_id: None,
+        run_id_ndigits: None,
+        new_run_id: false,
+        ssbdir: None,
+        skip_run_id_ssbdir: None,
+        jobs: args.jobs,
+        threads: None,
+        force: false,
+        dry_run: false,
+        backend: None,
+        recalibrate: false,
+        calibrate_only: false,
+    };
+    let code = run::run(registry, global, &run_args, &[])?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
+    // Compare with the truth the simulator used.
+    let truth = data.join(&manifest.truth);
+    let out = args.dir.join("out");
+    let find = |reflabel: &str| -> Option<std::path::PathBuf> {
+        let mut found: Vec<_> = walk(&out)
+            .into_iter()
+            .filter(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                name.starts_with(&format!("{reflabel}.")) && name.ends_with(".fits")
+            })
+            .collect();
+        found.sort();
+        found.pop()
+    };
+    if let Some(rn) = find("readnoise") {
+        let made = read_image(&rn, "SCI")?;
+        let want = read_image(&truth, "READNOISE")?;
+        if let Some(r) = median_ratio(&made, &want) {
+            println!(
+                "readnoise: {} (median ratio to the simulated truth: {r:.3})",
+                rn.display()
+            );
+        }
+    }
+    if let Some(sb) = find("superbias") {
+        let made = read_image(&sb, "SCI")?;
+        let want = read_image(&truth, "BIAS")?;
+        if let Some(d) = median_difference(&made, &want) {
+            println!(
+                "superbias: {} (median difference from the simulated bias: {d:.2} DN)",
+                sb.display()
+            );
+        }
+    }
+    if let Some(dark) = find("dark") {
+        println!("dark:      {}", dark.display());
+    }
+    if let Some(mask) = find("bpm") {
+        let made = ImageReader::open(&mask, "DQ")
+            .and_then(|mut r| r.read_plane::<u32>(0))
+            .map_err(|e| e.to_string())?;
+        let truth_defects = ImageReader::open(&truth, "DEFECTS")
+            .and_then(|mut r| r.read_plane::<u32>(0))
+            .map_err(|e| e.to_string())?;
+        let mut per_class = Vec::new();
+        for class in DefectClass::ALL {
+            if class == DefectClass::ReferencePixel {
+                continue;
+            }
+            let pixels: Vec<usize> = (0..truth_defects.len())
+                .filter(|&i| class.matches(truth_defects[i]))
+                .collect();
+            let found = pixels.iter().filter(|&&i| made[i] != 0).count();
+            if !pixels.is_empty() {
+                per_class.push(format!("{class:?} {found}/{}", pixels.len()));
+            }
+        }
+        println!(
+            "bpm:       {} (simulated bad pixels flagged, per class: {})",
+            mask.display(),
+            per_class.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
