@@ -45,10 +45,12 @@ pub fn main() -> ExitCode {
         Commands::Demo(args) => commands::demo::run(&registry, &global, &args),
         Commands::Simulate(args) => commands::simulate::run(&args),
         Commands::RunJob(args) => {
-            return ExitCode::from(crate::child::run_job(&args.job_file, args.threads) as u8);
+            return ExitCode::from(
+                crate::child::generate::run_job(&args.job_file, args.threads) as u8,
+            );
         }
         Commands::RunCalibration(args) => {
-            return ExitCode::from(crate::calibration_child::run_calibration(
+            return ExitCode::from(crate::child::calibrate::run_calibration(
                 &args.job_file,
                 args.threads,
             ) as u8);

@@ -1,29 +1,19 @@
 //! The mkrefs host: from command line and configuration to reference files.
 //!
-//! Each stage is a function from one plain data type to the next (see DESIGN.md): settings,
-//! inputs, groups, calibration state, jobs, execution, summary.
+//! The folders follow the data flow: `config` (settings) and `inputs` (one row per exposure,
+//! groups) feed `prep` (calibration state and calibration jobs) and `plan` (every job of a
+//! run); `exec` runs the jobs as `child` processes; `commands` are the subcommands.
 
 pub mod app;
-pub mod atomic;
-pub mod calibration;
-pub mod calibration_child;
-pub mod calstate;
-pub mod child;
-pub mod classify;
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod crds_client;
-pub mod executor;
-pub mod grouping;
-pub mod inputs;
-pub mod jobfile;
-pub mod jwst_backend;
-pub mod layout;
-pub mod logging;
-pub mod plan;
-pub mod product_check;
-pub mod reference_files;
-pub mod registry;
-pub mod steps;
-pub mod tables;
+pub(crate) mod atomic;
+pub(crate) mod child;
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod config;
+pub(crate) mod exec;
+pub(crate) mod inputs;
+pub(crate) mod layout;
+pub(crate) mod logging;
+pub(crate) mod plan;
+pub mod prep;
+pub(crate) mod registry;

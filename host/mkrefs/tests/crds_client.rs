@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use mkrefs::crds_client::{
+use mkrefs::prep::crds::{
     self, Choice, ClientOutcome, ClientSettings, Method, Need, PARAMETER_KEYWORDS,
 };
-use mkrefs::reference_files::ExposureKeys;
+use mkrefs::prep::references::ExposureKeys;
 use mkrefs_sim::testkit::{CRDS_TEST_CONTEXT, CrdsRmap, python, write_crds_cache};
 use mkrefs_support::fits::{FitsWriter, read_primary_header};
 use mkrefs_support::header::HeaderValue;
@@ -67,7 +67,7 @@ fn need(path: &Path, reftype: &str) -> Need {
     Need {
         exposure: path.to_path_buf(),
         keys: ExposureKeys::from_header(path, &h).unwrap(),
-        parameters: crds_client::parameters(&h),
+        parameters: crds::parameters(&h),
         reftype: reftype.to_string(),
     }
 }
@@ -177,7 +177,7 @@ fn one_client_run_chooses_per_exposure_by_detector_and_useafter() {
         need(&b2, "superbias"),
         need(&a1_before, "linearity"),
     ];
-    let r = crds_client::resolve(&settings(&f, &venv_python()), &needs);
+    let r = crds::resolve(&settings(&f, &venv_python()), &needs);
     assert_eq!(
         r.method,
         Method::Client {
@@ -236,19 +236,18 @@ fn the_client_is_asked_once_with_every_exposure_and_reftype() {
     let a = exposure(&f.dir, "a.fits", "NRCA1", "2025-06-01", "00:10:00");
     let b = exposure(&f.dir, "b.fits", "NRCB1", "2025-06-01", "00:10:00");
     let requests = vec![
-        crds_client::Request {
+        crds::Request {
             exposure: a.clone(),
             parameters: need(&a, "superbias").parameters,
             reftypes: vec!["superbias".into(), "dark".into()],
         },
-        crds_client::Request {
+        crds::Request {
             exposure: b.clone(),
             parameters: need(&b, "superbias").parameters,
             reftypes: vec!["superbias".into()],
         },
     ];
-    let ClientOutcome::Answered(answers) =
-        crds_client::ask(&settings(&f, &venv_python()), &requests)
+    let ClientOutcome::Answered(answers) = crds::ask(&settings(&f, &venv_python()), &requests)
     else {
         panic!("the client did not answer")
     };
@@ -260,15 +259,15 @@ fn the_client_is_asked_once_with_every_exposure_and_reftype() {
     assert_eq!(answers.answers.len(), 2);
     assert_eq!(
         answers.answers[0]["superbias"],
-        crds_client::Answer::File(cached(&f, 2))
+        crds::Answer::File(cached(&f, 2))
     );
     assert!(matches!(
         &answers.answers[0]["dark"],
-        crds_client::Answer::Error(e) if e.contains("Unknown reference type 'dark'")
+        crds::Answer::Error(e) if e.contains("Unknown reference type 'dark'")
     ));
     assert_eq!(
         answers.answers[1]["superbias"],
-        crds_client::Answer::File(cached(&f, 3))
+        crds::Answer::File(cached(&f, 3))
     );
 }
 
@@ -301,7 +300,7 @@ fn without_an_importable_crds_the_cache_is_searched_by_header_matching() {
             "cannot import crds (ModuleNotFoundError: No module named 'crds')",
         ),
     ] {
-        let r = crds_client::resolve(&settings(&f, &python), &needs);
+        let r = crds::resolve(&settings(&f, &python), &needs);
         let Method::HeaderMatching { reason: why } = &r.method else {
             panic!("{python}: the client was used: {r:?}")
         };
@@ -348,16 +347,16 @@ fn without_a_crds_configuration_the_client_is_not_started() {
     let mut s = settings(&f, &venv_python());
     s.env = unset(&["CRDS_SERVER_URL", "CRDS_CONTEXT"]);
     assert!(
-        crds_client::configuration(&s)
+        crds::configuration(&s)
             .unwrap()
             .contains("config/jwst/server_config")
     );
     std::fs::remove_file(f.cache.join("config/jwst/server_config")).unwrap();
-    let err = crds_client::configuration(&s).unwrap_err();
+    let err = crds::configuration(&s).unwrap_err();
     assert!(err.contains("names no context"), "{err}");
     // A python that would fail loudly if it were started: the configuration is checked first.
     s.python = "/nonexistent/bin/python3".into();
-    let r = crds_client::resolve(&s, &needs);
+    let r = crds::resolve(&s, &needs);
     assert_eq!(
         r.method,
         Method::HeaderMatching {
@@ -369,11 +368,11 @@ fn without_a_crds_configuration_the_client_is_not_started() {
     let empty = f.dir.join("empty-cache");
     std::fs::create_dir_all(&empty).unwrap();
     s.crds_path = Some(empty);
-    let err = crds_client::configuration(&s).unwrap_err();
+    let err = crds::configuration(&s).unwrap_err();
     assert!(err.contains("holds no rules"), "{err}");
     // No cache at all: nothing to fall back on, and the message says what to set.
     s.crds_path = None;
-    let r = crds_client::resolve(&s, &needs);
+    let r = crds::resolve(&s, &needs);
     let err = r.choices[0].as_ref().unwrap_err();
     assert!(
         err.contains("a1.fits") && err.contains("set calibration.crds_path or CRDS_PATH"),
@@ -391,7 +390,7 @@ fn a_crds_that_fails_to_start_fails_every_need_with_its_message() {
     let a1 = exposure(&f.dir, "a1.fits", "NRCA1", "2025-06-01", "00:10:00");
     let b1 = exposure(&f.dir, "b1.fits", "NRCB1", "2025-06-01", "00:10:00");
     let needs = vec![need(&a1, "superbias"), need(&b1, "superbias")];
-    let r = crds_client::resolve(&settings(&f, &venv_python()), &needs);
+    let r = crds::resolve(&settings(&f, &venv_python()), &needs);
     assert!(matches!(r.method, Method::Client { .. }), "{r:?}");
     for (choice, name) in r.choices.iter().zip(["a1.fits", "b1.fits"]) {
         let err = choice.as_ref().unwrap_err();
@@ -411,7 +410,7 @@ fn a_crds_that_fails_to_start_fails_every_need_with_its_message() {
 fn parameters_carry_the_datamodel_names_crds_expects() {
     let tmp = tempfile::tempdir().unwrap();
     let e = exposure(tmp.path(), "e.fits", "NRCA1", "2025-06-01T01:02:03.5", "");
-    let p = crds_client::parameters(&read_primary_header(&e).unwrap());
+    let p = crds::parameters(&read_primary_header(&e).unwrap());
     let get = |k: &str| p.get(k).cloned().unwrap_or_default();
     assert_eq!(get("META.INSTRUMENT.NAME"), "NIRCAM");
     assert_eq!(get("META.INSTRUMENT.DETECTOR"), "NRCA1");
@@ -457,14 +456,11 @@ fn the_default_python_is_the_one_beside_strun() {
     std::fs::create_dir_all(&bin).unwrap();
     let strun = bin.join("strun");
     std::fs::write(&strun, "").unwrap();
-    assert_eq!(
-        crds_client::default_python(strun.to_str().unwrap()),
-        "python3"
-    );
+    assert_eq!(crds::default_python(strun.to_str().unwrap()), "python3");
     std::fs::write(bin.join("python"), "").unwrap();
     assert_eq!(
-        crds_client::default_python(strun.to_str().unwrap()),
+        crds::default_python(strun.to_str().unwrap()),
         bin.join("python").display().to_string()
     );
-    assert_eq!(crds_client::default_python("/nonexistent/strun"), "python3");
+    assert_eq!(crds::default_python("/nonexistent/strun"), "python3");
 }

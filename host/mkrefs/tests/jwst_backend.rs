@@ -10,10 +10,10 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{ExposureSpec, make_exposure, run_offline, venv_program};
-use mkrefs::jwst_backend::{
+use mkrefs::prep::jwst::{
     StrunJob, collect_strun_outputs, step_reftypes, strun_argv, strun_work_dir,
 };
-use mkrefs::steps::{Instrument, SaveProduct, Step};
+use mkrefs::prep::steps::{Instrument, SaveProduct, Step};
 use mkrefs_sim::{Kind, SimConfig};
 use mkrefs_support::fits::{hdu_names, read_primary_header};
 use mkrefs_support::header::Header;
@@ -172,6 +172,6 @@ fn strun_runs_the_argv_offline_and_writes_the_named_products() {
     }
     assert_eq!(
         rate.get_str("CRDS_CTX"),
-        Some(mkrefs::jwst_backend::OFFLINE_CONTEXT)
+        Some(mkrefs::prep::jwst::OFFLINE_CONTEXT)
     );
 }

@@ -5,3 +5,4 @@ pub mod describe;
 pub mod plugins;
 pub mod run;
 pub mod simulate;
+pub mod tables;

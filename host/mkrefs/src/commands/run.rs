@@ -2,12 +2,13 @@
 
 use std::process::ExitCode;
 
+use crate::atomic;
 use crate::cli::{GlobalOptions, RunArgs};
+use crate::commands::tables;
 use crate::config::{self, CliParam, LoadOptions, Settings};
-use crate::executor::{self, ExecOptions};
+use crate::exec::executor::{self, ExecOptions};
 use crate::plan::{self, RunPlan};
 use crate::registry::Registry;
-use crate::{atomic, tables};
 
 /// Loads the configuration the global options name.
 pub fn load_settings(global: &GlobalOptions) -> Result<Settings, String> {
@@ -104,7 +105,7 @@ fn print_dry_run(plan: &RunPlan<'_>) {
         let steps = if s.steps.is_empty() {
             "raw inputs".to_string()
         } else {
-            crate::steps::join_steps(&s.steps)
+            crate::prep::steps::join_steps(&s.steps)
         };
         println!(
             "Generator {} ({}, {}): imtypes {}, inputs at state: {steps}",

@@ -268,7 +268,7 @@ pub struct CalibrationSettings {
     /// The local CRDS cache for `reffile4ssb` values `CRDS`; `None`: `$CRDS_PATH`.
     pub crds_path: Option<String>,
     /// The Python whose crds client chooses `reffile4ssb` values `CRDS`; `None`: the `python`
-    /// beside `strun`, else `python3` (`crds_client::default_python`).
+    /// beside `strun`, else `python3` (`crds::default_python`).
     pub python: Option<String>,
 }
 

@@ -1,6 +1,6 @@
 //! What the tests against the real jwst package share: a simulated NIRCam exposure with
 //! reference files for every detector1 step written in the jwst formats, the venv's `strun` and
-//! Python, and the offline CRDS environment of `mkrefs::jwst_backend::offline_environment`.
+//! Python, and the offline CRDS environment of `mkrefs::prep::jwst::offline_environment`.
 //!
 //! The reference files are not the simulator's truth copied out: each has structure the steps
 //! must handle (pixels that saturate mid-ramp, pixels without a saturation check, a non-linear
@@ -41,7 +41,7 @@ pub fn venv_program(name: &str) -> PathBuf {
 
 /// The offline environment for jwst processes, with its CRDS configuration under `scratch`.
 pub fn offline_env(scratch: &Path) -> Vec<(OsString, OsString)> {
-    mkrefs::jwst_backend::offline_environment(scratch).expect("offline CRDS configuration")
+    mkrefs::prep::jwst::offline_environment(scratch).expect("offline CRDS configuration")
 }
 
 /// The reference file of each reftype, as jwst step overrides and the native engine take them.

@@ -7,22 +7,22 @@ use mkrefs_plugin_api::Param;
 use mkrefs_support::fits::read_primary_header;
 use mkrefs_support::header::Header;
 
-use crate::calibration::{self, CalibrationContext, CalibrationJob, RefChoice};
-use crate::calstate::{self, ProductSearch, ResolvedInput, StateRequest};
-use crate::classify::ClassifyRules;
 use crate::cli::RunArgs;
 use crate::config::{self, Backend, CliParam, Settings};
-use crate::executor::{PreparedJob, Work};
-use crate::grouping::{self, CmdGroup, Group, ImTypes, MjdLimits};
-use crate::inputs::{self, InputKeys, InputRow};
-use crate::jobfile::{
+use crate::exec::executor::{PreparedJob, Work};
+use crate::exec::jobfile::{
     CalibrationSpec, JOB_FORMAT, JobInput, JobParam, JobProduct, JobSpec, SavedProduct,
     StepReference, StrunCrds,
 };
+use crate::inputs::classify::ClassifyRules;
+use crate::inputs::group::{self, CmdGroup, Group, ImTypes, MjdLimits};
+use crate::inputs::read::{self, InputKeys, InputRow};
 use crate::layout::{OutputOptions, RunIdChoice, RunLayout, absolute, with_ext};
-use crate::reference_files::RefConfig;
+use crate::prep::jobs::{self, CalibrationContext, CalibrationJob, RefChoice};
+use crate::prep::references::RefConfig;
+use crate::prep::state::{self, ProductSearch, ResolvedInput, StateRequest};
+use crate::prep::steps::{self, Instrument, SaveProduct, Step};
 use crate::registry::{Entry, Registry};
-use crate::steps::{self, Instrument, SaveProduct, Step};
 
 /// One selected generator and how the config and command line set it up.
 pub struct Selected<'r> {
@@ -211,8 +211,8 @@ pub fn make_plan<'r>(
                 .to_string(),
         );
     }
-    let paths = inputs::expand_inputs(&input_tokens).map_err(|e| e.to_string())?;
-    let filtered = inputs::filter_basenames(paths, settings.inputfiles.basenamepattern.as_deref())
+    let paths = read::expand_inputs(&input_tokens).map_err(|e| e.to_string())?;
+    let filtered = read::filter_basenames(paths, settings.inputfiles.basenamepattern.as_deref())
         .map_err(|e| format!("inputfiles.basenamepattern: {e}"))?;
     if filtered.kept.is_empty() {
         return Err(format!(
@@ -238,7 +238,7 @@ pub fn make_plan<'r>(
         classify,
     };
     let rows =
-        inputs::read_inputs(&filtered.kept, &keys, &header_reader).map_err(|e| e.to_string())?;
+        read::read_inputs(&filtered.kept, &keys, &header_reader).map_err(|e| e.to_string())?;
     let instrument = instrument_of(settings, &rows)?;
 
     // Per generator: grouping, calibration state and parameters.
@@ -316,7 +316,7 @@ pub fn make_plan<'r>(
             .into_iter()
             .map(|r| r.param)
             .collect();
-        let grouping = grouping::make_groups(&rows, imtypes, &limits);
+        let grouping = group::make_groups(&rows, imtypes, &limits);
         notes.extend(grouping.notes.iter().map(|n| format!("{reflabel}: {n}")));
         if grouping.groups.is_empty() {
             let darks = rows
@@ -333,7 +333,7 @@ pub fn make_plan<'r>(
         requests.push(StateRequest {
             reflabel: reflabel.clone(),
             steps: steps.clone(),
-            rows: grouping::rows_used(&grouping.groups),
+            rows: group::rows_used(&grouping.groups),
             save: save.clone(),
         });
         per_reflabel.push((reflabel.clone(), grouping.groups));
@@ -346,7 +346,7 @@ pub fn make_plan<'r>(
             params,
         });
     }
-    let groups = grouping::assign_cmd_ids(&per_reflabel);
+    let groups = group::assign_cmd_ids(&per_reflabel);
     if groups.is_empty() {
         return Err(format!("nothing to do: {}", notes.join("; ")));
     }
@@ -366,7 +366,7 @@ pub fn make_plan<'r>(
         ssbdir: layout.ssbdir.clone(),
         reuse: !args.recalibrate,
     };
-    let resolved = calstate::plan_inputs(&rows, &requests, instrument, &search, &header_reader)
+    let resolved = state::plan_inputs(&rows, &requests, instrument, &search, &header_reader)
         .map_err(|e| e.to_string())?;
 
     // Calibration jobs for what is missing.
@@ -391,20 +391,20 @@ pub fn make_plan<'r>(
         .clone()
         .or_else(|| std::env::var("CRDS_PATH").ok().filter(|s| !s.is_empty()))
         .map(|p| absolute(Path::new(&p)));
-    let crds = crate::crds_client::ClientSettings {
+    let crds = crate::prep::crds::ClientSettings {
         python: settings
             .calibration
             .python
             .clone()
-            .unwrap_or_else(|| crate::crds_client::default_python(&settings.calibration.strun)),
+            .unwrap_or_else(|| crate::prep::crds::default_python(&settings.calibration.strun)),
         crds_path,
         env: Vec::new(),
     };
-    let crds_configured = crate::crds_client::configuration(&crds);
+    let crds_configured = crate::prep::crds::configuration(&crds);
     let strun_crds = crds_configured.is_ok().then(|| StrunCrds {
         cache: crds.crds_path.clone(),
     });
-    let cal_jobs = calibration::plan_jobs(
+    let cal_jobs = jobs::plan_jobs(
         &rows,
         &resolved,
         &CalibrationContext {
@@ -654,13 +654,14 @@ fn job_for(
     let mut products = Vec::new();
     for (label, index) in &g.group.members {
         for &p in &sel.save {
-            let path = calstate::resolved_product(resolved, *index, &sel.steps, Some(p))
-                .ok_or_else(|| {
+            let path = state::resolved_product(resolved, *index, &sel.steps, Some(p)).ok_or_else(
+                || {
                     format!(
                         "internal: no {p} product for {}",
                         rows[*index].path.display()
                     )
-                })?;
+                },
+            )?;
             products.push(JobProduct {
                 label: label.clone(),
                 product: p.name().to_string(),
@@ -674,7 +675,7 @@ fn job_for(
         .iter()
         .map(|(label, index)| {
             let row = &rows[*index];
-            let path = calstate::resolved_file(resolved, *index, &sel.steps).ok_or_else(|| {
+            let path = state::resolved_file(resolved, *index, &sel.steps).ok_or_else(|| {
                 format!("internal: no calibrated file for {}", row.path.display())
             })?;
             Ok(JobInput {

@@ -1,4 +1,4 @@
-//! Calibration jobs: from the products a run lacks (`calstate::Source::ToMake`) to one job per
+//! Calibration jobs: from the products a run lacks (`state::Source::ToMake`) to one job per
 //! exposure and chain of states, with the reference file of every step chosen.
 //!
 //! - Products of one exposure whose states are prefixes of one another (in pipeline order) are
@@ -16,20 +16,20 @@
 //!   as not run) and every other job still runs. `SELF` is resolved by the plan, which knows
 //!   the generator jobs (see [`RefChoice::SelfMade`]).
 //! - `CRDS` references are collected over all jobs and chosen at once at the end of the plan
-//!   (one crds client process for every exposure and reftype, see [`crate::crds_client`]).
+//!   (one crds client process for every exposure and reftype, see [`crate::prep::crds`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mkrefs_detector1::pipeline::EngineStep;
 
-use crate::calstate::{ResolvedInput, Source, product_name};
 use crate::config::Backend;
-use crate::crds_client::{self, ClientSettings};
-use crate::inputs::InputRow;
-use crate::jwst_backend;
-use crate::reference_files::{ExposureKeys, RefConfig, RefSource, select_from_pattern};
-use crate::steps::{Instrument, SaveProduct, Step, in_pipeline_order};
+use crate::inputs::read::InputRow;
+use crate::prep::crds::{self, ClientSettings};
+use crate::prep::jwst;
+use crate::prep::references::{ExposureKeys, RefConfig, RefSource, select_from_pattern};
+use crate::prep::state::{ResolvedInput, Source, product_name};
+use crate::prep::steps::{Instrument, SaveProduct, Step, in_pipeline_order};
 
 /// The file a step reads, or where it will come from.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,7 +81,7 @@ pub struct CalibrationContext<'a> {
     pub references: &'a BTreeMap<String, RefConfig>,
     /// The crds client and the local CRDS cache for `CRDS` sources.
     pub crds: ClientSettings,
-    /// Whether a CRDS is configured ([`crds_client::configuration`]: how, or why not), which
+    /// Whether a CRDS is configured ([`crds::configuration`]: how, or why not), which
     /// the jwst backend needs for reference files `reffile4ssb` does not give.
     pub crds_configured: Result<String, String>,
     pub ssbdir: &'a Path,
@@ -95,7 +95,7 @@ fn step_reftypes(backend: Backend, step: Step) -> Vec<(String, bool)> {
             .iter()
             .map(|r| (r.name().to_string(), true))
             .collect(),
-        Backend::Jwst => jwst_backend::step_reftypes(step)
+        Backend::Jwst => jwst::step_reftypes(step)
             .iter()
             .map(|r| (r.to_ascii_uppercase(), false))
             .collect(),
@@ -191,10 +191,7 @@ enum Slot {
     Chosen(Result<RefChoice, String>),
     /// `CRDS`, to be asked for with every other one of the plan. `required`: the native engine
     /// needs a file (CRDS's `N/A` is then an error).
-    Crds {
-        need: crds_client::Need,
-        required: bool,
-    },
+    Crds { need: crds::Need, required: bool },
     /// No file given to the step (CRDS's `N/A` for the jwst backend, whose pipeline then
     /// decides itself).
     Omitted,
@@ -235,7 +232,7 @@ fn resolve_crds(drafts: &mut [Draft], ctx: &CalibrationContext<'_>) {
     if needs.is_empty() {
         return;
     }
-    let mut choices = crds_client::resolve(&ctx.crds, &needs).choices.into_iter();
+    let mut choices = crds::resolve(&ctx.crds, &needs).choices.into_iter();
     for d in drafts.iter_mut() {
         let exposure = d.job.raw.clone();
         for ((step, reftype), slot) in d.references.iter_mut() {
@@ -243,14 +240,12 @@ fn resolve_crds(drafts: &mut [Draft], ctx: &CalibrationContext<'_>) {
                 continue;
             };
             let required = *required;
-            let choice = choices
-                .next()
-                .expect("crds_client::resolve answers every need");
+            let choice = choices.next().expect("crds::resolve answers every need");
             *slot = match choice {
-                Ok(crds_client::Choice::File { path, why }) => {
+                Ok(crds::Choice::File { path, why }) => {
                     Slot::Chosen(Ok(RefChoice::File { path, why }))
                 }
-                Ok(crds_client::Choice::NotApplicable { context }) if required => {
+                Ok(crds::Choice::NotApplicable { context }) if required => {
                     Slot::Chosen(Err(format!(
                         "{}, step {step}: CRDS context {context} assigns no {reftype} file (N/A) \
                          to this exposure, but the native {step} step needs one: give \
@@ -259,7 +254,7 @@ fn resolve_crds(drafts: &mut [Draft], ctx: &CalibrationContext<'_>) {
                         reftype.to_ascii_lowercase()
                     )))
                 }
-                Ok(crds_client::Choice::NotApplicable { .. }) => Slot::Omitted,
+                Ok(crds::Choice::NotApplicable { .. }) => Slot::Omitted,
                 // The message names the exposure.
                 Err(e) => Slot::Chosen(Err(format!("step {step}: {e}"))),
             };
@@ -441,10 +436,10 @@ fn choose_references(
                 }
                 (RefSource::Crds, Ok(keys), Ok(h)) => {
                     // Chosen with every other CRDS reference of the plan (resolve_crds).
-                    let need = crds_client::Need {
+                    let need = crds::Need {
                         exposure: input.path.clone(),
                         keys: keys.clone(),
-                        parameters: crds_client::parameters(h),
+                        parameters: crds::parameters(h),
                         reftype: lower.clone(),
                     };
                     out.push(((step, reftype), Slot::Crds { need, required }));

@@ -39,7 +39,7 @@ use std::process::{Command, Stdio};
 use mkrefs_support::header::{Header, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::reference_files::{ExposureKeys, select_from_crds_cache};
+use crate::prep::references::{ExposureKeys, select_from_crds_cache};
 
 /// The client script run by `calibration.python`.
 pub const SCRIPT: &str = include_str!("crds_bestrefs.py");

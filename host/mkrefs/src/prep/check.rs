@@ -7,7 +7,7 @@ use std::path::Path;
 
 use mkrefs_support::fits_layout::{HduLayout, read_layout};
 
-use crate::steps::{SaveProduct, Step};
+use crate::prep::steps::{SaveProduct, Step};
 
 fn hdu<'a>(layout: &'a [HduLayout], name: &str) -> Option<&'a HduLayout> {
     layout.iter().find(|h| h.name.eq_ignore_ascii_case(name))

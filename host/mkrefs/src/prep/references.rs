@@ -1,7 +1,7 @@
 //! Reference files for the calibration steps (`reffile4ssb`, which upstream documented and never
 //! built): per reftype, a file path or glob pattern, `SELF` (the reference file this run makes
 //! for that reftype) or `CRDS` (the crds client's best reference where it is installed and
-//! configured, see [`crate::crds_client`]; otherwise the best file of a local CRDS cache).
+//! configured, see [`crate::prep::crds`]; otherwise the best file of a local CRDS cache).
 //!
 //! ```yaml
 //! reffile4ssb:              # top level: for every reflabel
@@ -37,7 +37,7 @@ pub enum RefSource {
     /// The reference file of that reftype made in this run.
     SelfMade,
     /// The crds client's best reference, else the best match in the local CRDS cache
-    /// (`crds_client::resolve`).
+    /// (`crds::resolve`).
     Crds,
 }
 

@@ -2,7 +2,7 @@
 //! deterministic for the same inputs (no dates), so a rerun can tell whether its inputs
 //! changed.
 
-use crate::executor::Work;
+use crate::exec::executor::Work;
 use crate::plan::RunPlan;
 
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {

@@ -24,10 +24,10 @@ use mkrefs_plugin_api::ImageKind;
 use mkrefs_support::header::{Header, HeaderValue};
 use regex::Regex;
 
-use crate::calstate::completed_steps;
-use crate::classify::{ClassifyRules, classify};
-use crate::grouping::sort_inputs;
-use crate::steps::Step;
+use crate::inputs::classify::{ClassifyRules, classify};
+use crate::inputs::group::sort_inputs;
+use crate::prep::state::completed_steps;
+use crate::prep::steps::Step;
 use mkrefs_support::timeutil::iso_to_mjd;
 
 /// Reads the primary header of a file; the error says why it could not.

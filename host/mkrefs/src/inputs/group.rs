@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 use mkrefs_plugin_api::ImageKind;
 
-use crate::inputs::InputRow;
+use crate::inputs::read::InputRow;
 
 /// How a generator wants its inputs grouped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -330,7 +330,7 @@ pub fn assign_cmd_ids(groups_per_reflabel: &[(String, Vec<Group>)]) -> Vec<CmdGr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inputs::tests::row;
+    use crate::inputs::read::tests::row;
     use ImageKind::{Dark, Flat};
 
     /// Rows from (name, mjd, kind, detector), sorted as the run sorts them.

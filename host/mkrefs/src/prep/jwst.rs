@@ -21,7 +21,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::steps::{Instrument, SaveProduct, Step};
+use crate::prep::steps::{Instrument, SaveProduct, Step};
 
 /// The steps of jwst's `calwebb_detector1` (jwst 3.0) that mkrefs' step vocabulary does not
 /// name, so that no job ever asks for them: they are always skipped. Several are skipped by

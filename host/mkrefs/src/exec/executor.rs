@@ -17,8 +17,8 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::atomic;
-use crate::child::PROGRESS_PREFIX;
-use crate::jobfile::{CalibrationSpec, JobReportFile, JobSpec};
+use crate::child::generate::PROGRESS_PREFIX;
+use crate::exec::jobfile::{CalibrationSpec, JobReportFile, JobSpec};
 use crate::logging;
 
 /// What a job does.
@@ -514,7 +514,7 @@ pub fn summary_table(results: &[JobResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobfile::JOB_FORMAT;
+    use crate::exec::jobfile::JOB_FORMAT;
 
     fn job(cmd_id: u32, after: &[usize]) -> PreparedJob {
         let p = PathBuf::from(format!("/nowhere/cmd{cmd_id}"));

@@ -88,7 +88,7 @@ pub struct CalibrationSpec {
     /// The jwst backend's `strun` program.
     pub strun: Option<String>,
     /// The CRDS the jwst pipeline may ask for reference files nobody gave, when one is
-    /// configured; without it strun runs offline (`jwst_backend::offline_environment`).
+    /// configured; without it strun runs offline (`jwst::offline_environment`).
     #[serde(default)]
     pub crds: Option<StrunCrds>,
     pub log: PathBuf,
@@ -96,7 +96,7 @@ pub struct CalibrationSpec {
     pub scratch_dir: PathBuf,
 }
 
-/// A configured CRDS for strun (see `crds_client::configuration`).
+/// A configured CRDS for strun (see `crds::configuration`).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct StrunCrds {
     /// The cache, passed as `CRDS_PATH` (`calibration.crds_path` or `$CRDS_PATH`); none when

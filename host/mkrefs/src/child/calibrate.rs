@@ -14,9 +14,9 @@ use std::time::Instant;
 use mkrefs_detector1::pipeline::{Outputs, References, SaveAt, StepParams, calibrate_with};
 
 use crate::atomic;
-use crate::jobfile::{CalibrationSpec, JobReportFile};
-use crate::jwst_backend::{self, StrunJob};
-use crate::steps::{self, SaveProduct, Step};
+use crate::exec::jobfile::{CalibrationSpec, JobReportFile};
+use crate::prep::jwst::{self, StrunJob};
+use crate::prep::steps::{self, SaveProduct, Step};
 
 /// Runs the calibration job and returns the process exit status.
 pub fn run_calibration(job_file: &Path, threads: usize) -> i32 {
@@ -219,10 +219,10 @@ fn run_jwst(spec: &CalibrationSpec) -> Result<String, String> {
         save,
         overrides,
     };
-    let mut argv = jwst_backend::strun_argv(&job)?;
+    let mut argv = jwst::strun_argv(&job)?;
     let program = spec.strun.clone().unwrap_or_else(|| "strun".to_string());
     argv[0] = program.clone();
-    let work = jwst_backend::strun_work_dir(&job);
+    let work = jwst::strun_work_dir(&job);
     // A work directory left by an interrupted run holds nothing anybody asked for.
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| {
@@ -250,7 +250,7 @@ fn run_jwst(spec: &CalibrationSpec) -> Result<String, String> {
             "strun failed ({status}) on {}; the pipeline's messages are in this job's log",
             spec.input.display()
         )),
-        Ok(_) => jwst_backend::collect_strun_outputs(&job),
+        Ok(_) => jwst::collect_strun_outputs(&job),
     };
     match outcome {
         Ok(moved) => Ok(format!(
@@ -270,9 +270,9 @@ fn run_jwst(spec: &CalibrationSpec) -> Result<String, String> {
 }
 
 /// The environment strun runs in. With a CRDS configured for the run (the plan decided, see
-/// `crds_client::configuration`), the user's CRDS settings are kept, the cache passed as
+/// `crds::configuration`), the user's CRDS settings are kept, the cache passed as
 /// `CRDS_PATH`, and only the step-parameter lookup switched off (mkrefs' argument vector
-/// decides every step); otherwise [`jwst_backend::offline_environment`], which needs neither
+/// decides every step); otherwise [`jwst::offline_environment`], which needs neither
 /// network nor cache (the plan made sure every reference file is an override then).
 fn strun_environment(
     spec: &CalibrationSpec,
@@ -282,7 +282,7 @@ fn strun_environment(
             "CRDS: none configured, running strun offline with every reference file given \
              as an override"
         );
-        return jwst_backend::offline_environment(&spec.scratch_dir).map_err(|e| e.to_string());
+        return jwst::offline_environment(&spec.scratch_dir).map_err(|e| e.to_string());
     };
     let mut env = vec![("STPIPE_DISABLE_CRDS_STEPPARS".into(), "True".into())];
     if let Some(cache) = &crds.cache {

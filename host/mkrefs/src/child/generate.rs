@@ -16,7 +16,7 @@ use mkrefs_plugin_api::{
 };
 
 use crate::atomic;
-use crate::jobfile::{JobReportFile, JobSpec};
+use crate::exec::jobfile::{JobReportFile, JobSpec};
 
 /// The prefix of progress lines on the child's stdout.
 pub const PROGRESS_PREFIX: &str = "@@mkrefs-progress ";

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use mkrefs_support::header::Header;
 
-use crate::inputs::{InputRow, ReadHeader};
-use crate::steps::{Instrument, SaveProduct, Step, in_pipeline_order, join_steps};
+use crate::inputs::read::{InputRow, ReadHeader};
+use crate::prep::steps::{Instrument, SaveProduct, Step, in_pipeline_order, join_steps};
 
 /// The steps whose S_* keyword is exactly `COMPLETE` (trailing blanks ignored); `SKIPPED` and
 /// other values count as not done. Every keyword of the map is read, whatever the instrument:
@@ -94,7 +94,7 @@ fn scan_dirs(search_dirs: &[PathBuf]) -> Result<ProductScan, String> {
         if !dir.is_dir() {
             continue;
         }
-        let mut found = crate::inputs::fits_files_below(dir)
+        let mut found = crate::inputs::read::fits_files_below(dir)
             .map_err(|e| format!("cannot search {} for products: {e}", dir.display()))?;
         found.sort();
         files.extend(found.into_iter().filter(|f| seen.insert(f.clone())));
@@ -213,7 +213,7 @@ fn describe_unreadable(list: &[(PathBuf, String)]) -> String {
 }
 
 /// One reflabel's need: its inputs (indices into the sorted input rows, e.g. from
-/// `grouping::rows_used`) at the state its `ssbsteps` expand to.
+/// `group::rows_used`) at the state its `ssbsteps` expand to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StateRequest {
     pub reflabel: String,
@@ -467,15 +467,13 @@ pub fn plan_inputs(
                         );
                     }
                     Ok(match found.found {
-                        Some(p) => match crate::product_check::check_product(
-                            &p,
-                            &input.path,
-                            state,
-                            product,
-                        ) {
-                            Ok(()) => (p, Source::Product),
-                            Err(why) => (p, Source::Broken(why)),
-                        },
+                        Some(p) => {
+                            match crate::prep::check::check_product(&p, &input.path, state, product)
+                            {
+                                Ok(()) => (p, Source::Product),
+                                Err(why) => (p, Source::Broken(why)),
+                            }
+                        }
                         None => (
                             where_.ssbdir.join(expected_name(
                                 &input.path,
@@ -526,7 +524,7 @@ pub fn plan_inputs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inputs::tests::row;
+    use crate::inputs::read::tests::row;
     use Step::*;
     use mkrefs_plugin_api::ImageKind;
     use std::fs;

@@ -1,0 +1,5 @@
+//! Execution: job files, and the executor that runs them as child processes in dependency
+//! order.
+
+pub(crate) mod executor;
+pub(crate) mod jobfile;
