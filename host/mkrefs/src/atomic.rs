@@ -39,26 +39,6 @@ pub fn write(path: &Path, contents: &[u8]) -> Result<(), String> {
     })
 }
 
-/// Moves a finished file to its final name: a rename when both are on one file system, else a
-/// copy to a temporary name beside the target, renamed when complete.
-pub fn move_file(from: &Path, to: &Path) -> Result<(), String> {
-    if std::fs::rename(from, to).is_ok() {
-        return Ok(());
-    }
-    let tmp = temp_path(to);
-    let result = std::fs::copy(from, &tmp).and_then(|_| std::fs::rename(&tmp, to));
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!(
-            "cannot move {} to {}: {e} (check permissions and free space)",
-            from.display(),
-            to.display()
-        )
-    })?;
-    let _ = std::fs::remove_file(from);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -367,15 +367,7 @@ fn param_args(matches: &ArgMatches) -> Vec<CliParam> {
         let Ok(Some(value)) = matches.try_get_one::<String>(id) else {
             continue;
         };
-        let (reflabel, name) = match key.split_once('.') {
-            Some((r, n)) => (Some(r.to_string()), n.to_string()),
-            None => (None, key.to_string()),
-        };
-        out.push(CliParam {
-            reflabel,
-            name,
-            raw: value.clone(),
-        });
+        out.push(CliParam::from_option(key, value));
     }
     out
 }

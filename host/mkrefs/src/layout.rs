@@ -1,4 +1,4 @@
-//! Where a run's files go, and what they are called (framework.md §6, deliberately fixed).
+//! Where a run's files go, and what they are called (UPSTREAM.md, "Output layout").
 //!
 //! ```text
 //! <outrootdir>[/<outsubdir>][/run<NNN>]/                      basedir

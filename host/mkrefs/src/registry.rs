@@ -1,12 +1,14 @@
 //! Discovery of generators: the bundled ones (linked in, registered through inventory) and
-//! drop-in libraries named `libmkref_<label>.so` on the plugin search path. Both become the
-//! same trait object, so the rest of the host has one code path.
+//! drop-in libraries named `libmkref_<label>.so` on the plugin search path. Both are read
+//! through the same ABI trait object, once, into plain host types ([`Entry`]), so the rest of
+//! the host has one code path and never sees the ABI (the job child calls the generator).
 
 use std::path::{Path, PathBuf};
 
-use mkrefs_plugin_api::{
-    GeneratorBox, GeneratorInfo, LoadError, ParamSpec, bundled_generators, load_library,
-};
+use mkrefs_plugin_api as abi;
+use mkrefs_plugin_api::{GeneratorBox, LoadError, bundled_generators, load_library};
+
+use crate::config::value::{ParamKind, ParamScalar, ParamSpec, ParamValue};
 
 // Referencing the bundled generator crates links them, which runs their inventory submission.
 use mkref_bpm as _;
@@ -37,9 +39,18 @@ impl Origin {
     }
 }
 
-/// A usable generator with its metadata read once.
+/// What a generator says about itself (`info` of the ABI).
+#[derive(Debug, Clone)]
+pub struct GeneratorInfo {
+    pub description: String,
+    pub version: String,
+    pub default_imtypes: String,
+    pub default_ssbsteps: String,
+    pub default_ssb_save_steps: String,
+}
+
+/// A usable generator, its metadata read once.
 pub struct Entry {
-    pub generator: GeneratorBox,
     pub origin: Origin,
     pub reflabel: String,
     pub reftype: String,
@@ -48,15 +59,57 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn new(generator: GeneratorBox, origin: Origin) -> Entry {
+    fn new(generator: &GeneratorBox, origin: Origin) -> Entry {
+        let info = generator.info();
         Entry {
             reflabel: generator.reflabel().into(),
             reftype: generator.reftype().into(),
-            info: generator.info(),
-            params: generator.extra_optional_arguments().into(),
-            generator,
+            info: GeneratorInfo {
+                description: info.description.into(),
+                version: info.version.into(),
+                default_imtypes: info.default_imtypes.into(),
+                default_ssbsteps: info.default_ssbsteps.into(),
+                default_ssb_save_steps: info.default_ssb_save_steps.into(),
+            },
+            params: generator
+                .extra_optional_arguments()
+                .iter()
+                .map(param_spec)
+                .collect(),
             origin,
         }
+    }
+}
+
+fn param_spec(spec: &abi::ParamSpec) -> ParamSpec {
+    ParamSpec {
+        name: spec.name.to_string(),
+        kind: match spec.kind {
+            abi::ParamKind::Bool => ParamKind::Bool,
+            abi::ParamKind::Int => ParamKind::Int,
+            abi::ParamKind::Float => ParamKind::Float,
+            abi::ParamKind::String => ParamKind::String,
+            abi::ParamKind::List => ParamKind::List,
+        },
+        default: param_value(&spec.default),
+        help: spec.help.to_string(),
+    }
+}
+
+fn param_value(v: &abi::ParamValue) -> ParamValue {
+    let scalar = |s: &abi::ParamScalar| match s {
+        abi::ParamScalar::Bool(b) => ParamScalar::Bool(*b),
+        abi::ParamScalar::Int(i) => ParamScalar::Int(*i),
+        abi::ParamScalar::Float(x) => ParamScalar::Float(*x),
+        abi::ParamScalar::Str(s) => ParamScalar::Str(s.to_string()),
+    };
+    match v {
+        abi::ParamValue::Null => ParamValue::Null,
+        abi::ParamValue::Bool(b) => ParamValue::Bool(*b),
+        abi::ParamValue::Int(i) => ParamValue::Int(*i),
+        abi::ParamValue::Float(x) => ParamValue::Float(*x),
+        abi::ParamValue::Str(s) => ParamValue::Str(s.to_string()),
+        abi::ParamValue::List(items) => ParamValue::List(items.iter().map(scalar).collect()),
     }
 }
 
@@ -123,7 +176,7 @@ impl Registry {
         };
         for made in bundled_generators() {
             match made {
-                Ok(g) => registry.entries.push(Entry::new(g, Origin::Bundled)),
+                Ok(g) => registry.entries.push(Entry::new(&g, Origin::Bundled)),
                 Err(e) => registry
                     .warnings
                     .push(format!("a bundled generator could not be created: {e}")),
@@ -173,7 +226,7 @@ impl Registry {
                 return;
             }
         };
-        let entry = Entry::new(generator, Origin::Library(path.clone()));
+        let entry = Entry::new(&generator, Origin::Library(path.clone()));
         if entry.reflabel != label {
             self.broken.push(BrokenLibrary {
                 reason: format!(
@@ -199,15 +252,6 @@ impl Registry {
             self.entries.remove(pos);
         }
         self.entries.push(entry);
-    }
-
-    /// A registry holding exactly one generator, as a job child process uses it.
-    pub fn single(generator: GeneratorBox, origin: Origin) -> Registry {
-        Registry {
-            entries: vec![Entry::new(generator, origin)],
-            broken: Vec::new(),
-            warnings: Vec::new(),
-        }
     }
 
     pub fn entries(&self) -> &[Entry] {

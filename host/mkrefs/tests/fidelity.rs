@@ -38,7 +38,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{ExposureSpec, make_exposure, run_offline, subgrism64};
+use common::{Exposure, ExposureSpec, make_exposure, run_offline, subgrism64};
 use mkrefs_detector1::pipeline::{Outputs, References, StepName, StepParams, calibrate_with};
 use mkrefs_detector1::ramp::Ramp;
 use mkrefs_sim::{Kind, SimConfig};
@@ -221,12 +221,61 @@ fn compare(kind: Kind) {
     let jdir = dir.join("jwst");
     let ndir = dir.join("native");
     std::fs::create_dir_all(&ndir).unwrap();
+    let jwst_seconds = run_jwst_steps(&exp, &jdir, &dir.join("scratch"));
+    let refs = native_refs(&exp.refs);
+    let mut rows = Vec::new();
+    let mut native_seconds = 0.0;
+    for (k, &step) in STEPS.iter().enumerate() {
+        let input = if k == 0 {
+            exp.uncal.clone()
+        } else {
+            jwst_product(&jdir, STEPS[k - 1])
+        };
+        let native = ndir.join(format!("{}.fits", step.pipeline_name()));
+        let t = std::time::Instant::now();
+        let params = StepParams::default();
+        let done = calibrate_with(&input, &STEPS[..=k], &[], &refs, &outputs(&native), &params)
+            .unwrap_or_else(|e| panic!("native {step} on {}: {e}", input.display()));
+        native_seconds += t.elapsed().as_secs_f64();
+        assert_eq!(done.ran, [step], "native ran only {step} on jwst's product");
+        rows.extend(step_rows(step, &native, &jwst_product(&jdir, step)));
+    }
+    // The whole chain natively from the uncal file.
+    let chained = ndir.join("chain_rate.fits");
+    let t = std::time::Instant::now();
+    calibrate_with(
+        &exp.uncal,
+        &STEPS,
+        &[],
+        &refs,
+        &outputs(&chained),
+        &StepParams::default(),
+    )
+    .expect("native chain");
+    let chain_seconds = t.elapsed().as_secs_f64();
+    rows.push(rate_row(
+        "chain",
+        "uncal→rate: |rate diff| <= 1% of ERR",
+        &chained,
+        &jwst_product(&jdir, StepName::Rate),
+    ));
+    eprintln!(
+        "\nnative engine vs jwst 3.0.0 on a {kind:?} of {}x{} ({} ints x {} groups); jwst {jwst_seconds:.1} s \
+         (all steps, with saving), native {native_seconds:.1} s step by step, \
+         {chain_seconds:.1} s chained\n",
+        exp.truth.nx, exp.truth.ny, exp.cfg.nints, exp.cfg.ngroups
+    );
+    print_and_check(&rows);
+}
 
+/// Runs every step of [`STEPS`] with jwst on the uncal file, saving each product in `jdir`;
+/// returns the seconds it took.
+fn run_jwst_steps(exp: &Exposure, jdir: &Path, scratch: &Path) -> f64 {
     let started = std::time::Instant::now();
     let mut cmd = Command::new(common::python());
     cmd.arg(mkrefs_sim::testkit::workspace().join("tests/python/jwst_detector1_steps.py"))
         .arg(&exp.uncal)
-        .arg(&jdir)
+        .arg(jdir)
         .arg(
             STEPS
                 .iter()
@@ -237,150 +286,114 @@ fn compare(kind: Kind) {
     for (reftype, file) in exp.refs.pairs() {
         cmd.arg(format!("{reftype}={}", file.display()));
     }
-    let out = run_offline(cmd, &dir.join("scratch"));
-    let jwst_seconds = started.elapsed().as_secs_f64();
+    let out = run_offline(cmd, scratch);
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    started.elapsed().as_secs_f64()
+}
 
-    let refs = native_refs(&exp.refs);
-    let params = StepParams::default();
-    let mut rows = Vec::new();
-    let mut native_seconds = 0.0;
-    for (k, &step) in STEPS.iter().enumerate() {
-        let input = if k == 0 {
-            exp.uncal.clone()
-        } else {
-            jwst_product(&jdir, STEPS[k - 1])
-        };
-        let final_product = ndir.join(format!("{}.fits", step.pipeline_name()));
-        let outputs = Outputs {
-            final_product: final_product.clone(),
-            saved: Default::default(),
-        };
-        let t = std::time::Instant::now();
-        let done = calibrate_with(&input, &STEPS[..=k], &[], &refs, &outputs, &params)
-            .unwrap_or_else(|e| panic!("native {step} on {}: {e}", input.display()));
-        native_seconds += t.elapsed().as_secs_f64();
-        assert_eq!(done.ran, [step], "native ran only {step} on jwst's product");
-        let jwst_file = jwst_product(&jdir, step);
-        let name = step.pipeline_name();
-        match step {
-            StepName::Rate => {
-                let (frac, n_bad, worst) = rate_agreement(&final_product, &jwst_file);
-                rows.push(Row {
-                    step: name,
-                    metric: "pixels with |rate diff| <= 1% of ERR".into(),
-                    measured: format!(
-                        "{:.4}% ({n_bad} outside; worst {worst:.3} ERR)",
-                        100.0 * frac
-                    ),
-                    target: ">= 99.9%".into(),
-                    ok: frac >= 0.999,
-                });
-            }
-            _ => {
-                let native = Ramp::read(&final_product).unwrap();
-                let jwst = Ramp::read(&jwst_file).unwrap();
-                assert_eq!(
-                    (native.nints, native.ngroups, native.ny, native.nx),
-                    (jwst.nints, jwst.ngroups, jwst.ny, jwst.nx)
-                );
-                match step {
-                    StepName::Refpix => {
-                        let d: Vec<f64> = native
-                            .sci
-                            .iter()
-                            .zip(&jwst.sci)
-                            .map(|(&a, &b)| f64::from((a - b).abs()))
-                            .collect();
-                        let max = d.iter().copied().fold(0.0, f64::max);
-                        let med = median(d);
-                        rows.push(Row {
-                            step: name,
-                            metric: "SCI median |difference| (DN)".into(),
-                            measured: format!("{med:.5} (max {max:.4})"),
-                            target: "<= 0.01".into(),
-                            ok: med <= 0.01,
-                        });
-                        let dq_diff = count_diff(&native.pixeldq, &jwst.pixeldq)
-                            + count_diff(&native.groupdq, &jwst.groupdq);
-                        rows.push(Row {
-                            step: name,
-                            metric: "DQ values differing".into(),
-                            measured: format!("{dq_diff}"),
-                            target: "0".into(),
-                            ok: dq_diff == 0,
-                        });
-                    }
-                    StepName::Jump => {
-                        let j = dq::JUMP_DET as u8;
-                        let agree = native
-                            .groupdq
-                            .iter()
-                            .zip(&jwst.groupdq)
-                            .filter(|(a, b)| (**a & j) == (**b & j))
-                            .count();
-                        let total = jwst.groupdq.len();
-                        let frac = agree as f64 / total as f64;
-                        let flagged = |r: &Ramp| r.groupdq.iter().filter(|q| **q & j != 0).count();
-                        rows.push(Row {
-                            step: name,
-                            metric: "pixel-groups with equal JUMP_DET".into(),
-                            measured: format!(
-                                "{:.4}% (native {} / jwst {} flagged, {} differ)",
-                                100.0 * frac,
-                                flagged(&native),
-                                flagged(&jwst),
-                                total - agree
-                            ),
-                            target: ">= 99.9%".into(),
-                            ok: frac >= 0.999,
-                        });
-                    }
-                    _ => exact_rows(name, &native, &jwst, &mut rows),
-                }
-            }
-        }
+fn outputs(final_product: &Path) -> Outputs {
+    Outputs {
+        final_product: final_product.to_path_buf(),
+        saved: Default::default(),
     }
+}
 
-    // The whole chain natively from the uncal file.
-    let chained = ndir.join("chain_rate.fits");
-    let t = std::time::Instant::now();
-    calibrate_with(
-        &exp.uncal,
-        &STEPS,
-        &[],
-        &refs,
-        &Outputs {
-            final_product: chained.clone(),
-            saved: Default::default(),
-        },
-        &params,
-    )
-    .expect("native chain");
-    let chain_seconds = t.elapsed().as_secs_f64();
-    let (frac, n_bad, worst) = rate_agreement(&chained, &jwst_product(&jdir, StepName::Rate));
-    rows.push(Row {
-        step: "chain",
-        metric: "uncal→rate: |rate diff| <= 1% of ERR".into(),
+/// The rows measuring one step: native's product against jwst's.
+fn step_rows(step: StepName, native_file: &Path, jwst_file: &Path) -> Vec<Row> {
+    let name = step.pipeline_name();
+    if step == StepName::Rate {
+        let metric = "pixels with |rate diff| <= 1% of ERR";
+        return vec![rate_row(name, metric, native_file, jwst_file)];
+    }
+    let native = Ramp::read(native_file).unwrap();
+    let jwst = Ramp::read(jwst_file).unwrap();
+    assert_eq!(
+        (native.nints, native.ngroups, native.ny, native.nx),
+        (jwst.nints, jwst.ngroups, jwst.ny, jwst.nx)
+    );
+    let mut rows = Vec::new();
+    match step {
+        StepName::Refpix => refpix_rows(name, &native, &jwst, &mut rows),
+        StepName::Jump => rows.push(jump_row(name, &native, &jwst)),
+        _ => exact_rows(name, &native, &jwst, &mut rows),
+    }
+    rows
+}
+
+fn rate_row(step: &'static str, metric: &str, native: &Path, jwst: &Path) -> Row {
+    let (frac, n_bad, worst) = rate_agreement(native, jwst);
+    Row {
+        step,
+        metric: metric.into(),
         measured: format!(
             "{:.4}% ({n_bad} outside; worst {worst:.3} ERR)",
             100.0 * frac
         ),
         target: ">= 99.9%".into(),
         ok: frac >= 0.999,
-    });
+    }
+}
 
-    eprintln!(
-        "\nnative engine vs jwst 3.0.0 on a {kind:?} of {}x{} ({} ints x {} groups); jwst {jwst_seconds:.1} s \
-         (all steps, with saving), native {native_seconds:.1} s step by step, \
-         {chain_seconds:.1} s chained\n",
-        exp.truth.nx, exp.truth.ny, exp.cfg.nints, exp.cfg.ngroups
-    );
+/// refpix works in floating point on different sums than jwst: SCI within 0.01 DN, DQ equal.
+fn refpix_rows(step: &'static str, native: &Ramp, jwst: &Ramp, rows: &mut Vec<Row>) {
+    let d: Vec<f64> = native
+        .sci
+        .iter()
+        .zip(&jwst.sci)
+        .map(|(&a, &b)| f64::from((a - b).abs()))
+        .collect();
+    let max = d.iter().copied().fold(0.0, f64::max);
+    let med = median(d);
+    rows.push(Row {
+        step,
+        metric: "SCI median |difference| (DN)".into(),
+        measured: format!("{med:.5} (max {max:.4})"),
+        target: "<= 0.01".into(),
+        ok: med <= 0.01,
+    });
+    let dq_diff =
+        count_diff(&native.pixeldq, &jwst.pixeldq) + count_diff(&native.groupdq, &jwst.groupdq);
+    rows.push(Row {
+        step,
+        metric: "DQ values differing".into(),
+        measured: format!("{dq_diff}"),
+        target: "0".into(),
+        ok: dq_diff == 0,
+    });
+}
+
+fn jump_row(step: &'static str, native: &Ramp, jwst: &Ramp) -> Row {
+    let j = dq::JUMP_DET as u8;
+    let agree = native
+        .groupdq
+        .iter()
+        .zip(&jwst.groupdq)
+        .filter(|(a, b)| (**a & j) == (**b & j))
+        .count();
+    let total = jwst.groupdq.len();
+    let frac = agree as f64 / total as f64;
+    let flagged = |r: &Ramp| r.groupdq.iter().filter(|q| **q & j != 0).count();
+    Row {
+        step,
+        metric: "pixel-groups with equal JUMP_DET".into(),
+        measured: format!(
+            "{:.4}% (native {} / jwst {} flagged, {} differ)",
+            100.0 * frac,
+            flagged(native),
+            flagged(jwst),
+            total - agree
+        ),
+        target: ">= 99.9%".into(),
+        ok: frac >= 0.999,
+    }
+}
+
+fn print_and_check(rows: &[Row]) {
     eprintln!(
         "{:<13} {:<40} {:<48} {:<10} ok",
         "step", "metric", "measured", "target"
     );
-    for r in &rows {
+    for r in rows {
         eprintln!(
             "{:<13} {:<40} {:<48} {:<10} {}",
             r.step,

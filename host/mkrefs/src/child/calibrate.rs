@@ -1,25 +1,23 @@
-//! The calibration child: `mkrefs run-calibration JOBFILE` brings one exposure to its state
-//! in its own process, with the native engine or the jwst pipeline, and writes the job report
-//! (the same protocol as the generator child, `child.rs`).
+//! `mkrefs run-calibration JOBFILE`: one exposure brought to its state in its own process, by
+//! the native engine or the jwst pipeline.
 //!
 //! Nothing half-written carries a final name: the native engine writes each product under a
-//! temporary name and renames it when complete; the jwst pipeline writes into the job's
-//! scratch directory and its products are moved to their names only after `strun` succeeded.
+//! temporary name and renames it when complete; strun writes into a work directory beside the
+//! products, and they are moved to their names only after it succeeded.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use mkrefs_detector1::pipeline::{Outputs, References, SaveAt, StepParams, calibrate_with};
 
-use crate::atomic;
-use crate::exec::jobfile::{CalibrationSpec, JobReportFile};
+use crate::child::{Done, JobIdentity, create_parent, finish, limit_threads};
+use crate::exec::jobfile::{CalibrationSpec, JobFile};
 use crate::prep::jwst::{self, StrunJob};
 use crate::prep::steps::{self, SaveProduct, Step};
 
 /// Runs the calibration job and returns the process exit status.
-pub fn run_calibration(job_file: &Path, threads: usize) -> i32 {
+pub(crate) fn run_calibration(job_file: &Path, threads: usize) -> i32 {
     let spec = match CalibrationSpec::read(job_file) {
         Ok(s) => s,
         Err(e) => {
@@ -27,9 +25,7 @@ pub fn run_calibration(job_file: &Path, threads: usize) -> i32 {
             return 2;
         }
     };
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build_global();
+    limit_threads(threads);
     tracing::info!(
         "calibration cal{} of {} ({}): {} with the {} backend",
         spec.cal_id,
@@ -41,41 +37,24 @@ pub fn run_calibration(job_file: &Path, threads: usize) -> i32 {
     for r in &spec.references {
         tracing::info!("  {} reads {} {}", r.step, r.reftype, r.path.display());
     }
-    let start = Instant::now();
-    let outcome = match spec.backend.as_str() {
-        "native" => run_native(&spec),
-        "jwst" => run_jwst(&spec),
-        other => Err(format!("unknown calibration backend '{other}'")),
+    let identity = JobIdentity {
+        id: spec.cal_id,
+        label: "calibrate",
+        output: &spec.final_product,
+        report: &spec.report,
+        scratch_dir: &spec.scratch_dir,
     };
-    let _ = std::fs::remove_dir_all(&spec.scratch_dir);
-    let seconds = start.elapsed().as_secs_f64();
-    let (ok, error, summary) = match outcome {
-        Ok(summary) => (true, None, summary),
-        Err(e) => (false, Some(e), String::new()),
-    };
-    match &error {
-        None => tracing::info!(
-            "finished in {seconds:.2} s: {}",
-            spec.final_product.display()
-        ),
-        Some(e) => tracing::error!("failed after {seconds:.2} s: {e}"),
-    }
-    let report = JobReportFile {
-        cmd_id: spec.cal_id,
-        reflabel: "calibrate".to_string(),
-        ok,
-        error,
-        seconds,
-        output: spec.final_product.clone(),
-        extra_outputs: spec.saves.iter().map(|s| s.path.clone()).collect(),
-        summary,
-    };
-    let text = serde_json::to_string_pretty(&report).expect("reports always serialize");
-    if let Err(e) = atomic::write(&spec.report, text.as_bytes()) {
-        tracing::error!("{e}");
-        return 2;
-    }
-    if ok { 0 } else { 1 }
+    finish(&identity, || {
+        let summary = match spec.backend.as_str() {
+            "native" => run_native(&spec),
+            "jwst" => run_jwst(&spec),
+            other => Err(format!("unknown calibration backend '{other}'")),
+        }?;
+        Ok(Done {
+            extra_outputs: spec.saves.iter().map(|s| s.path.clone()).collect(),
+            summary,
+        })
+    })
 }
 
 fn parse_steps(names: &[String]) -> Result<Vec<Step>, String> {
@@ -88,14 +67,6 @@ fn parse_steps(names: &[String]) -> Result<Vec<Step>, String> {
 fn parse_save(name: &str) -> Result<SaveProduct, String> {
     steps::SaveProduct::parse(name)
         .ok_or_else(|| format!("unknown product '{name}' in the job file"))
-}
-
-fn create_parent(path: &Path) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
-    }
-    Ok(())
 }
 
 fn run_native(spec: &CalibrationSpec) -> Result<String, String> {

@@ -9,7 +9,7 @@
 //! reference files (mask, saturation, linearity, gain) come from the simulator, as a user's
 //! would come from CRDS.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use mkrefs_sim::{
@@ -52,45 +52,12 @@ pub fn run(
     args: &DemoArgs,
 ) -> Result<ExitCode, String> {
     let data = args.dir.join("data");
-    std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-    let cfg = sim_config("NRCA1", args.size, 2, DEMO_GROUPS, 42)?;
-    tracing::info!(
-        "simulating {} NIRCam NRCA1 uncal darks and {} flats ({}x{}, 2 integrations x {} groups) \
-         in {}",
-        args.darks,
-        args.flats,
-        args.size,
-        args.size,
-        DEMO_GROUPS,
-        data.display()
-    );
-    let manifest = write_dataset(&data, &cfg, args.darks, args.flats, ProductSet::NONE)
-        .map_err(|e| e.to_string())?;
-    let uncal: Vec<String> = manifest
-        .exposures
-        .iter()
-        .filter(|e| matches!(e.kind, Kind::Dark | Kind::Flat))
-        .filter_map(|e| e.files.first())
-        .map(|f| data.join(&f.file).display().to_string())
-        .collect();
-    let truth = Truth::read(&data.join(&manifest.truth)).map_err(|e| e.to_string())?;
-    let refs = write_step_references(
-        &data,
-        Path::new(uncal.first().ok_or("the demo simulated no exposure")?),
-        &truth,
-        &[
-            StepReference::Mask,
-            StepReference::Saturation,
-            StepReference::Linearity,
-            StepReference::Gain,
-        ],
-    )
-    .map_err(|e| e.to_string())?;
+    let sim = simulate(args, &data)?;
     let mut items = vec!["readnoise,superbias,dark,bpm".to_string()];
-    items.extend(uncal);
+    items.extend(sim.uncal.iter().map(|p| p.display().to_string()));
     // The steps' reference files: the simulator's, and this run's superbias and readnoise.
     let mut global = global.clone();
-    for (reftype, path) in &refs {
+    for (reftype, path) in &sim.references {
         global.pp.extend([
             "reffile4ssb".to_string(),
             reftype.to_ascii_lowercase(),
@@ -104,10 +71,10 @@ pub fn run(
             "SELF".to_string(),
         ]);
     }
-    let global = &global;
+    let out = args.dir.join("out");
     let run_args = RunArgs {
         items,
-        outrootdir: Some(args.dir.join("out")),
+        outrootdir: Some(out.clone()),
         outsubdir: None,
         run_id: None,
         run_id_ndigits: None,
@@ -122,15 +89,71 @@ pub fn run(
         recalibrate: false,
         calibrate_only: false,
     };
-    let code = run::run(registry, global, &run_args, &[])?;
-    if code != ExitCode::SUCCESS {
-        return Ok(code);
+    let code = run::run(registry, &global, &run_args, &[])?;
+    if code == ExitCode::SUCCESS {
+        compare_with_truth(&out, &sim.truth)?;
     }
-    // Compare with the truth the simulator used.
+    Ok(code)
+}
+
+/// What the demo simulated.
+struct Simulated {
+    uncal: Vec<PathBuf>,
+    /// The steps' reference files the simulator wrote, by reftype.
+    references: Vec<(String, PathBuf)>,
+    truth: PathBuf,
+}
+
+/// Writes the uncal darks and flats, the truth and the steps' reference files into `data`.
+fn simulate(args: &DemoArgs, data: &Path) -> Result<Simulated, String> {
+    std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    let cfg = sim_config("NRCA1", args.size, 2, DEMO_GROUPS, 42)?;
+    tracing::info!(
+        "simulating {} NIRCam NRCA1 uncal darks and {} flats ({}x{}, 2 integrations x {} groups) \
+         in {}",
+        args.darks,
+        args.flats,
+        args.size,
+        args.size,
+        DEMO_GROUPS,
+        data.display()
+    );
+    let manifest = write_dataset(data, &cfg, args.darks, args.flats, ProductSet::NONE)
+        .map_err(|e| e.to_string())?;
+    let uncal: Vec<PathBuf> = manifest
+        .exposures
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::Dark | Kind::Flat))
+        .filter_map(|e| e.files.first())
+        .map(|f| data.join(&f.file))
+        .collect();
     let truth = data.join(&manifest.truth);
-    let out = args.dir.join("out");
-    let find = |reflabel: &str| -> Option<std::path::PathBuf> {
-        let mut found: Vec<_> = walk(&out)
+    let references = write_step_references(
+        data,
+        uncal.first().ok_or("the demo simulated no exposure")?,
+        &Truth::read(&truth).map_err(|e| e.to_string())?,
+        &[
+            StepReference::Mask,
+            StepReference::Saturation,
+            StepReference::Linearity,
+            StepReference::Gain,
+        ],
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Simulated {
+        uncal,
+        references: references
+            .into_iter()
+            .map(|(reftype, path)| (reftype.to_string(), path))
+            .collect(),
+        truth,
+    })
+}
+
+/// Prints each reference file made under `out` with how it compares with the simulator's truth.
+fn compare_with_truth(out: &Path, truth: &Path) -> Result<(), String> {
+    let find = |reflabel: &str| -> Option<PathBuf> {
+        let mut found: Vec<_> = walk(out)
             .into_iter()
             .filter(|p| {
                 let name = p.file_name().unwrap_or_default().to_string_lossy();
@@ -142,7 +165,7 @@ pub fn run(
     };
     if let Some(rn) = find("readnoise") {
         let made = read_image(&rn, "SCI")?;
-        let want = read_image(&truth, "READNOISE")?;
+        let want = read_image(truth, "READNOISE")?;
         if let Some(r) = median_ratio(&made, &want) {
             println!(
                 "readnoise: {} (median ratio to the simulated truth: {r:.3})",
@@ -152,7 +175,7 @@ pub fn run(
     }
     if let Some(sb) = find("superbias") {
         let made = read_image(&sb, "SCI")?;
-        let want = read_image(&truth, "BIAS")?;
+        let want = read_image(truth, "BIAS")?;
         if let Some(d) = median_difference(&made, &want) {
             println!(
                 "superbias: {} (median difference from the simulated bias: {d:.2} DN)",
@@ -164,35 +187,40 @@ pub fn run(
         println!("dark:      {}", dark.display());
     }
     if let Some(mask) = find("bpm") {
-        let made = ImageReader::open(&mask, "DQ")
-            .and_then(|mut r| r.read_plane::<u32>(0))
-            .map_err(|e| e.to_string())?;
-        let truth_defects = ImageReader::open(&truth, "DEFECTS")
-            .and_then(|mut r| r.read_plane::<u32>(0))
-            .map_err(|e| e.to_string())?;
-        let mut per_class = Vec::new();
-        for class in DefectClass::ALL {
-            if class == DefectClass::ReferencePixel {
-                continue;
-            }
-            let pixels: Vec<usize> = (0..truth_defects.len())
-                .filter(|&i| class.matches(truth_defects[i]))
-                .collect();
-            let found = pixels.iter().filter(|&&i| made[i] != 0).count();
-            if !pixels.is_empty() {
-                per_class.push(format!("{class:?} {found}/{}", pixels.len()));
-            }
-        }
         println!(
             "bpm:       {} (simulated bad pixels flagged, per class: {})",
             mask.display(),
-            per_class.join(", ")
+            defects_found(&mask, truth)?.join(", ")
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+/// `<class> <flagged>/<simulated>` for every defect class the truth has.
+fn defects_found(mask: &Path, truth: &Path) -> Result<Vec<String>, String> {
+    let made = ImageReader::open(mask, "DQ")
+        .and_then(|mut r| r.read_plane::<u32>(0))
+        .map_err(|e| e.to_string())?;
+    let truth_defects = ImageReader::open(truth, "DEFECTS")
+        .and_then(|mut r| r.read_plane::<u32>(0))
+        .map_err(|e| e.to_string())?;
+    let mut per_class = Vec::new();
+    for class in DefectClass::ALL {
+        if class == DefectClass::ReferencePixel {
+            continue;
+        }
+        let pixels: Vec<usize> = (0..truth_defects.len())
+            .filter(|&i| class.matches(truth_defects[i]))
+            .collect();
+        let found = pixels.iter().filter(|&&i| made[i] != 0).count();
+        if !pixels.is_empty() {
+            per_class.push(format!("{class:?} {found}/{}", pixels.len()));
+        }
+    }
+    Ok(per_class)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {

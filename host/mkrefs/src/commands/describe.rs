@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use mkrefs_plugin_api::ParamValue;
+use crate::config::value::ParamValue;
 
 use crate::cli::GlobalOptions;
 use crate::registry::Registry;

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use crate::atomic;
 use crate::cli::{GlobalOptions, RunArgs};
 use crate::commands::tables;
-use crate::config::{self, CliParam, LoadOptions, Settings};
+use crate::config::{self, Backend, CliParam, LoadOptions, Settings};
 use crate::exec::executor::{self, ExecOptions};
+use crate::plan::options::{OutputOverrides, RunOptions};
 use crate::plan::{self, RunPlan};
 use crate::registry::Registry;
 
@@ -47,7 +48,7 @@ pub fn run(
     cli_params: &[CliParam],
 ) -> Result<ExitCode, String> {
     let settings = load_settings(global)?;
-    let plan = plan::make_plan(registry, &settings, args, cli_params)?;
+    let plan = plan::make_plan(registry, &settings, &run_options(args, cli_params)?)?;
     for note in &plan.notes {
         tracing::info!("{note}");
     }
@@ -90,6 +91,32 @@ pub fn run(
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// What the command line decides about the run, for the planning stages.
+fn run_options(args: &RunArgs, cli_params: &[CliParam]) -> Result<RunOptions, String> {
+    let backend = match &args.backend {
+        Some(text) => Some(Backend::parse(text).ok_or_else(|| {
+            format!("--backend {text}: the calibration backend is native or jwst")
+        })?),
+        None => None,
+    };
+    Ok(RunOptions {
+        items: args.items.clone(),
+        params: cli_params.to_vec(),
+        output: OutputOverrides {
+            outrootdir: args.outrootdir.clone(),
+            outsubdir: args.outsubdir.clone(),
+            run_id: args.run_id.clone(),
+            run_id_ndigits: args.run_id_ndigits,
+            new_run_id: args.new_run_id,
+            ssbdir: args.ssbdir.clone(),
+            skip_run_id_ssbdir: args.skip_run_id_ssbdir,
+        },
+        backend,
+        recalibrate: args.recalibrate,
+        calibrate_only: args.calibrate_only,
     })
 }
 

@@ -1,6 +1,6 @@
 //! `$NAME` / `${NAME}` expansion over every string of the merged tree.
 //!
-//! Differences from upstream (`subenvvarplaceholder`, framework.md §2.1 step 7), all deliberate:
+//! Differences from upstream (`subenvvarplaceholder`, UPSTREAM.md "Configuration"), all deliberate:
 //! strings inside lists are expanded too; `${NAME}` works; `$$` is a literal `$`; the value is
 //! inserted literally (upstream used it as a regex replacement, so backslashes were mangled);
 //! a name is matched whole, so `$FOO` never rewrites the start of `$FOOBAR`; and an unset
@@ -126,7 +126,8 @@ pub fn expand_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tree::{Provenance, parse_document};
+    use crate::config::provenance::Provenance;
+    use crate::config::tree::parse_document;
     use std::path::Path;
 
     fn env(name: &str) -> Option<String> {

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::tree::Provenance;
+use super::provenance::Provenance;
 
 /// A configuration problem, phrased for the user who has to fix it. Boxed so that `Result`s
 /// stay small on the success path; [`ConfigError::kind`] tells the cases apart.
@@ -14,6 +14,7 @@ use super::tree::Provenance;
 pub struct ConfigError(Box<ConfigErrorKind>);
 
 impl ConfigError {
+    #[cfg(test)]
     pub fn kind(&self) -> &ConfigErrorKind {
         &self.0
     }

@@ -1,7 +1,7 @@
 //! Choosing and reading the main config, filling built-in defaults, merging extra files.
 //!
-//! The merge follows upstream's `addnewparams(requireParamExists=True)` (framework.md §2.1
-//! step 3): a top-level key must already exist; a section is merged key by key; a value one
+//! The merge follows upstream's `addnewparams(requireParamExists=True)` (UPSTREAM.md,
+//! "Configuration"): a top-level key must already exist; a section is merged key by key; a value one
 //! level further down is replaced whole; a section where a single value is expected (or the
 //! reverse) is an error. One deliberate difference: reflabel sections and `default_reflabels`
 //! accept new keys, because generator parameters are not listed in the default config (the
@@ -11,8 +11,9 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{ConfigError, ConfigErrorKind, Result, suggest};
+use super::provenance::Provenance;
 use super::settings::{builtin_defaults, is_framework_section};
-use super::tree::{Node, Provenance, parse_document};
+use super::tree::{Node, parse_document};
 
 /// The default configuration, compiled in so `mkrefs` works without any file.
 pub const EMBEDDED_CONFIG: &str = include_str!("../../../../configs/mkrefs.yaml");

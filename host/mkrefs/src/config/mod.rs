@@ -1,7 +1,7 @@
 //! Configuration: YAML files with the keys of upstream's `mkrefs.cfg`, command-line overrides,
 //! environment expansion, typed settings, reflabel selection and generator parameters.
 //!
-//! Order of operations (later wins), as upstream (framework.md §2.1) but without its bugs:
+//! Order of operations (later wins), as upstream (UPSTREAM.md, "Configuration") but without its bugs:
 //!
 //! 1. the main config: `-c`, else `$MKREFS_CONFIG`, else `$JWST_MKREFS_CONFIGFILE`, else the
 //!    embedded `configs/mkrefs.yaml`; framework keys it lacks come from built-in defaults, so
@@ -16,26 +16,24 @@
 //! Generator parameters are resolved per reflabel afterwards by [`resolve_params`]: generator
 //! default < config section < command line.
 
-pub mod envsubst;
-pub mod error;
-pub mod load;
-pub mod overrides;
-pub mod params;
-pub mod reflabels;
-pub mod settings;
-pub mod tree;
+pub(crate) mod envsubst;
+pub(crate) mod error;
+pub(crate) mod load;
+pub(crate) mod overrides;
+pub(crate) mod params;
+pub(crate) mod provenance;
+pub(crate) mod reflabels;
+pub(crate) mod settings;
+pub(crate) mod tree;
+pub(crate) mod value;
 
 use std::path::PathBuf;
 
-pub use error::{ConfigError, ConfigErrorKind, Result};
-pub use load::{EMBEDDED_CONFIG, MainConfig, choose_main_config};
-pub use params::{CliParam, ResolvedParam, check_pall, resolve_params, route_cli_params};
-pub use reflabels::{is_reflabel_token, resolve_reflabels, suggest_reflabel};
-pub use settings::{
-    Backend, CalibrationSettings, InputFilesSettings, MaxDeltaMjd, OutputSettings, PallParam,
-    ReflabelSection, RunIdSetting, Settings, Sourced,
-};
-pub use tree::{Node, NodeValue, Provenance};
+pub(crate) use error::Result;
+pub(crate) use params::{CliParam, check_pall, resolve_params, route_cli_params};
+pub(crate) use provenance::Provenance;
+pub(crate) use reflabels::{is_reflabel_token, resolve_reflabels, suggest_reflabel};
+pub(crate) use settings::{Backend, RunIdSetting, Settings};
 
 /// The configuration-related command-line options, as parsed by the CLI.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -59,7 +57,7 @@ pub fn process_env(name: &str) -> Option<String> {
 
 /// Loads, merges, overrides and expands the configuration and reads the typed settings.
 pub fn load(opts: &LoadOptions, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings> {
-    let main = choose_main_config(opts.cfgfile.as_deref(), env);
+    let main = load::choose_main_config(opts.cfgfile.as_deref(), env);
     let mut tree = load::read_main(&main)?;
     load::merge_extra_files(&mut tree, &opts.extra_cfgfiles)?;
     for (key, raw) in &opts.params {

@@ -1,4 +1,4 @@
-//! `-p key val`, `--pall key val` and `--pp section key val` (framework.md §2.1 steps 4–6).
+//! `-p key val`, `--pall key val` and `--pp section key val` (UPSTREAM.md, "Configuration").
 //!
 //! Values are read as YAML scalars ([`parse_cli_value`]), except that `None` means null here
 //! (upstream made it the string "None"). `--pall` works (upstream always crashed), and also
@@ -6,8 +6,9 @@
 
 use super::error::{ConfigError, ConfigErrorKind, Result, suggest};
 use super::load::accepts_new_keys;
+use super::provenance::Provenance;
 use super::settings::{PallParam, is_framework_section};
-use super::tree::{Node, NodeValue, Provenance, parse_cli_value};
+use super::tree::{Node, NodeValue, parse_cli_value};
 
 /// `-p key value`: sets an existing top-level key that is not a section.
 pub fn apply_param(tree: &mut Node, key: &str, raw: &str) -> Result<()> {

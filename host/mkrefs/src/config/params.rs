@@ -3,7 +3,7 @@
 //! command line, checked against the declared kind.
 //!
 //! Upstream merged same-named plugin options into one argparse option whose value went to every
-//! plugin, and passed all values as untyped strings (framework.md §1.4, §9 item 21). Here a bare
+//! plugin, and passed all values as untyped strings (UPSTREAM.md, "Reflabels and generator parameters"). Here a bare
 //! `--name` must belong to exactly one selected generator, `--<reflabel>.<name>` is always
 //! unambiguous, and values are converted to the declared kind:
 //!
@@ -20,11 +20,11 @@
 //! A config string for a non-string kind is read like a command-line value (`"5"` is fine for
 //! an int), because upstream configs and plugins passed everything as text.
 
-use mkrefs_plugin_api::{Param, ParamKind, ParamScalar, ParamSpec, ParamValue};
-
 use super::error::{ConfigError, ConfigErrorKind, Result, suggest};
+use super::provenance::Provenance;
 use super::settings::{ReflabelSection, Settings, parse_bool_text};
-use super::tree::{Node, NodeValue, Provenance, is_none_word, parse_cli_value};
+use super::tree::{Node, NodeValue, is_none_word, parse_cli_value};
+use super::value::{Param, ParamKind, ParamScalar, ParamSpec, ParamValue};
 
 /// One generator parameter given on the command line: `--name value` (`reflabel: None`) or
 /// `--reflabel.name value`.
@@ -368,9 +368,9 @@ fn from_node(spec: &ParamSpec, reflabel: &str, node: &Node, path: &str) -> Resul
                 };
                 out.push(s);
             }
-            ParamValue::List(out.into())
+            ParamValue::List(out)
         }
-        (_, ParamKind::List) => ParamValue::List(vec![scalar_of(node).ok_or_else(err)?].into()),
+        (_, ParamKind::List) => ParamValue::List(vec![scalar_of(node).ok_or_else(err)?]),
         _ => return Err(err()),
     };
     Ok(v)
@@ -407,7 +407,7 @@ fn from_text(
                 let node = parse_cli_value(item, origin)?;
                 out.push(scalar_of(&node).ok_or_else(err)?);
             }
-            ParamValue::List(out.into())
+            ParamValue::List(out)
         }
     })
 }

@@ -1,6 +1,6 @@
 //! Which reflabels a run's positional tokens select.
 //!
-//! Upstream only took exact members of the config's `reflabels` list (framework.md §1.5); the
+//! Upstream only took exact members of the config's `reflabels` list (UPSTREAM.md, "Reflabels and generator parameters"); the
 //! documented comma lists and reftype aliases (`default_reflabels`) were never implemented.
 //! Here a token is a reflabel, or a reftype named in `default_reflabels` (case-insensitive;
 //! failing that, the reftype of exactly one installed generator), or a comma list of those.

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use regex::Regex;
 
 use super::error::{ConfigError, ConfigErrorKind, Result, did_you_mean, suggest};
-use super::tree::{Node, NodeValue, Provenance, parse_document};
+use super::provenance::Provenance;
+use super::tree::{Node, NodeValue, parse_document};
 
 /// Top-level keys whose mapping is read by the framework (or accepted and ignored); any other
 /// mapping-valued top-level key is a reflabel section.
@@ -27,7 +28,7 @@ pub const FRAMEWORK_SECTIONS: &[&str] = &[
 ];
 
 /// Upstream top-level keys that load without error but mean nothing here: upstream never read
-/// them either (framework.md §2.3, §8.5).
+/// them either (UPSTREAM.md, "Configuration").
 pub const IGNORED_TOP_LEVEL: &[&str] = &[
     "reftypes",
     "test4datamodel",
@@ -181,7 +182,7 @@ pub struct Settings {
     pub tree: Node,
 }
 
-/// The `inputfiles` section (framework.md §3).
+/// The `inputfiles` section (UPSTREAM.md, "Input files").
 #[derive(Clone, Debug, PartialEq)]
 pub struct InputFilesSettings {
     /// Regex searched in the basename; a match means dark. `None`: do not classify by name.
@@ -219,7 +220,7 @@ pub enum RunIdSetting {
     None,
 }
 
-/// The `output` section (framework.md §6).
+/// The `output` section (UPSTREAM.md, "Output layout").
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutputSettings {
     pub outrootdir: String,
@@ -554,7 +555,7 @@ fn opt_string(node: &Node, path: &str) -> Result<Option<String>> {
 }
 
 /// A list of strings: a YAML list, one comma-separated string, or null for none. A single
-/// string is split on commas rather than iterated per character (upstream bug, §3.2).
+/// string is split on commas rather than iterated per character (an upstream bug).
 fn string_list(node: &Node, path: &str) -> Result<Vec<String>> {
     match &node.value {
         NodeValue::Null => Ok(Vec::new()),

@@ -4,8 +4,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use mkrefs_plugin_api::{ParamKind, ParamScalar, ParamSpec, ParamValue};
-
+use super::error::ConfigErrorKind;
+use super::load::{EMBEDDED_CONFIG, MainConfig, choose_main_config};
+use super::params::ResolvedParam;
+use super::settings::MaxDeltaMjd;
+use super::tree::{Node, NodeValue};
+use super::value::{ParamKind, ParamScalar, ParamSpec, ParamValue};
 use super::*;
 
 const UPSTREAM_CFG: &str = include_str!("../../../../configs/examples/upstream_mkrefs.cfg");
@@ -63,7 +67,12 @@ fn opts_with_main(dir: &Dir, text: &str) -> LoadOptions {
 }
 
 fn spec(name: &str, kind: ParamKind, default: ParamValue) -> ParamSpec {
-    ParamSpec::new(name, kind, default, "")
+    ParamSpec {
+        name: name.to_string(),
+        kind,
+        default,
+        help: String::new(),
+    }
 }
 
 fn readnoise_specs() -> Vec<ParamSpec> {
@@ -979,8 +988,7 @@ fn strs(items: &[&str]) -> ParamValue {
         items
             .iter()
             .map(|s| ParamScalar::Str((*s).into()))
-            .collect::<Vec<_>>()
-            .into(),
+            .collect::<Vec<_>>(),
     )
 }
 
@@ -1014,7 +1022,7 @@ fn kinds_from_config() {
     assert_eq!(one(List, "a").unwrap(), strs(&["a"]));
     assert_eq!(
         one(List, "[1, x]").unwrap(),
-        ParamValue::List(vec![ParamScalar::Int(1), ParamScalar::Str("x".into())].into())
+        ParamValue::List(vec![ParamScalar::Int(1), ParamScalar::Str("x".into())])
     );
     assert!(one(List, "[a, [b]]").is_err());
     for kind in [Bool, Int, Float, String, List] {
@@ -1048,7 +1056,7 @@ fn kinds_from_command_line() {
     assert_eq!(one_cli(List, "a, b,").unwrap(), strs(&["a", "b"]));
     assert_eq!(
         one_cli(List, "1,2").unwrap(),
-        ParamValue::List(vec![ParamScalar::Int(1), ParamScalar::Int(2)].into())
+        ParamValue::List(vec![ParamScalar::Int(1), ParamScalar::Int(2)])
     );
     for kind in [Bool, Int, Float, String, List] {
         assert_eq!(one_cli(kind, "none").unwrap(), ParamValue::Null, "{kind}");
@@ -1178,7 +1186,10 @@ fn a_mapping_reaches_a_text_parameter_as_json() {
     )];
     let r = resolve_params("bpm", &specs, s.section("bpm"), &[]).unwrap();
     let json = value_of(&r, "flag_values").param.value.clone();
-    let parsed: serde_json::Value = serde_json::from_str(json.as_str().unwrap()).unwrap();
+    let ParamValue::Str(json) = json else {
+        panic!("flag_values reaches the generator as text: {json:?}")
+    };
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(parsed["hot"][0], "HOT");
     assert_eq!(parsed["rc"][1], "DO_NOT_USE");
 }

@@ -17,8 +17,8 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::atomic;
-use crate::child::generate::PROGRESS_PREFIX;
-use crate::exec::jobfile::{CalibrationSpec, JobReportFile, JobSpec};
+use crate::exec::jobfile::{CalibrationSpec, JobFile, JobSpec};
+use crate::exec::protocol::{JobReportFile, PROGRESS_PREFIX};
 use crate::logging;
 
 /// What a job does.
@@ -164,10 +164,7 @@ fn up_to_date(job: &PreparedJob, text: &str) -> bool {
         return false;
     }
     let same_job = std::fs::read_to_string(&job.job_file).is_ok_and(|old| old == text);
-    let report_ok = std::fs::read_to_string(job.report())
-        .ok()
-        .and_then(|r| serde_json::from_str::<JobReportFile>(&r).ok())
-        .is_some_and(|r| r.ok);
+    let report_ok = JobReportFile::read(job.report()).is_some_and(|r| r.ok);
     same_job && report_ok && job.output().is_file()
 }
 
@@ -389,7 +386,7 @@ fn launch(job: &PreparedJob, text: &str, opts: &ExecOptions) -> Result<JobReport
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let report = read_report(job.report());
+    let report = JobReportFile::read(job.report());
     match (status.success(), report) {
         (_, Some(report)) => Ok(report),
         (true, None) => Err(format!(
@@ -398,11 +395,6 @@ fn launch(job: &PreparedJob, text: &str, opts: &ExecOptions) -> Result<JobReport
         )),
         (false, None) => Err(describe_exit(status)),
     }
-}
-
-fn read_report(path: &Path) -> Option<JobReportFile> {
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {

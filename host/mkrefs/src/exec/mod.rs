@@ -3,3 +3,4 @@
 
 pub(crate) mod executor;
 pub(crate) mod jobfile;
+pub(crate) mod protocol;

@@ -1,4 +1,4 @@
-//! Whether an input exposure is a dark or a flat (framework.md §3.4).
+//! Whether an input exposure is a dark or a flat (UPSTREAM.md, "Input files").
 //!
 //! Precedence, first match wins:
 //! 1. the header: `EXP_TYPE` in `inputfiles.dark_exp_types` gives a dark, in
@@ -7,41 +7,30 @@
 //!    `inputfiles.flat_pattern` a flat (upstream's only rule; a name matching both is a dark).
 //!
 //! Upstream used only the file name, which works for ground-test names but not for flight data
-//! (framework.md §10); the header comes first so that flight data classify without renaming.
+//! (UPSTREAM.md, "Input files"); the header comes first so that flight data classify without renaming.
 
 use std::path::Path;
 
-use mkrefs_plugin_api::ImageKind;
 use regex::Regex;
 
-/// EXP_TYPE values of dark exposures of NIRCam, NIRISS, NIRSpec, MIRI and FGS.
-pub const DEFAULT_DARK_EXP_TYPES: &[&str] = &[
-    "NRC_DARK",
-    "NIS_DARK",
-    "NRS_DARK",
-    "MIR_DARK",
-    "MIR_DARKALL",
-    "MIR_DARKIMG",
-    "MIR_DARKMRS",
-    "FGS_DARK",
-];
+use crate::config::settings::InputFilesSettings;
 
-/// EXP_TYPE values of flat, lamp and LED exposures. `NRS_LAMP` also covers NIRSpec line lamps;
-/// remove it from `inputfiles.flat_exp_types` if such files are among the inputs.
-pub const DEFAULT_FLAT_EXP_TYPES: &[&str] = &[
-    "NRC_FLAT",
-    "NRC_LED",
-    "NIS_LAMP",
-    "NRS_AUTOFLAT",
-    "NRS_LAMP",
-    "MIR_FLATALL",
-    "MIR_FLATIMAGE",
-    "MIR_FLATIMAGE-EXT",
-    "MIR_FLATMRS",
-    "MIR_FLATMRS-EXT",
-    "FGS_INTFLAT",
-    "FGS_SKYFLAT",
-];
+/// Whether an input exposure is a dark or a flat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum ImageKind {
+    Dark,
+    Flat,
+}
+
+impl ImageKind {
+    /// As job files and tables write it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ImageKind::Dark => "dark",
+            ImageKind::Flat => "flat",
+        }
+    }
+}
 
 /// The configured classification rules, with the patterns compiled once.
 #[derive(Clone, Debug)]
@@ -79,16 +68,23 @@ impl ClassifyRules {
         })
     }
 
-    /// The default EXP_TYPE lists and upstream's default filename patterns.
-    pub fn with_defaults() -> ClassifyRules {
-        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    /// The rules of the `inputfiles` section.
+    pub fn from_settings(inputfiles: &InputFilesSettings) -> Result<ClassifyRules, String> {
         ClassifyRules::new(
-            Some("Bias|Dark|BIAS|DARK|ZERO"),
-            Some("GAIN|LIN"),
-            &owned(DEFAULT_DARK_EXP_TYPES),
-            &owned(DEFAULT_FLAT_EXP_TYPES),
+            inputfiles.dark_pattern.as_deref(),
+            inputfiles.flat_pattern.as_deref(),
+            &inputfiles.dark_exp_types,
+            &inputfiles.flat_exp_types,
         )
-        .expect("the built-in classification rules are valid")
+    }
+
+    /// The rules of the built-in configuration, for tests.
+    #[cfg(test)]
+    pub(crate) fn builtin() -> ClassifyRules {
+        let settings = crate::config::load(&Default::default(), &|_| None)
+            .expect("the built-in configuration loads");
+        ClassifyRules::from_settings(&settings.inputfiles)
+            .expect("the built-in classification rules are valid")
     }
 }
 
@@ -161,7 +157,7 @@ mod tests {
 
     #[test]
     fn header_first() {
-        let rules = ClassifyRules::with_defaults();
+        let rules = ClassifyRules::builtin();
         // The name says flat (LIN); the header says dark, and wins.
         assert_eq!(
             classify(p("/d/NRCN815A-LIN-1_uncal.fits"), Some("NRC_DARK"), &rules),
@@ -171,13 +167,25 @@ mod tests {
             classify(p("/d/jw01_uncal.fits"), Some(" nrc_led "), &rules),
             Ok(ImageKind::Flat)
         );
-        for exp in DEFAULT_DARK_EXP_TYPES {
+        for exp in [
+            "NRC_DARK",
+            "NIS_DARK",
+            "NRS_DARK",
+            "MIR_DARKALL",
+            "FGS_DARK",
+        ] {
             assert_eq!(
                 classify(p("x.fits"), Some(exp), &rules),
                 Ok(ImageKind::Dark)
             );
         }
-        for exp in DEFAULT_FLAT_EXP_TYPES {
+        for exp in [
+            "NRC_FLAT",
+            "NRC_LED",
+            "NIS_LAMP",
+            "MIR_FLATALL",
+            "FGS_INTFLAT",
+        ] {
             assert_eq!(
                 classify(p("x.fits"), Some(exp), &rules),
                 Ok(ImageKind::Flat)
@@ -187,7 +195,7 @@ mod tests {
 
     #[test]
     fn then_file_name_dark_before_flat() {
-        let rules = ClassifyRules::with_defaults();
+        let rules = ClassifyRules::builtin();
         assert_eq!(
             classify(
                 p("/data/NRCNRCA1-DARK-60_uncal.fits"),
@@ -211,7 +219,7 @@ mod tests {
 
     #[test]
     fn unclassifiable_names_file_and_exp_type() {
-        let rules = ClassifyRules::with_defaults();
+        let rules = ClassifyRules::builtin();
         let err = classify(p("/data/jw01_uncal.fits"), Some("NRC_IMAGE"), &rules).unwrap_err();
         assert!(err.starts_with("/data/jw01_uncal.fits:"), "{err}");
         assert!(err.contains("EXP_TYPE is 'NRC_IMAGE'"), "{err}");

@@ -1,12 +1,12 @@
 //! Grouping the inputs per reflabel and detector the way a generator asks (`imtypes`), within
-//! the `max_Delta_MJD` limits, and numbering the groups (framework.md §4, §6.5).
+//! the `max_Delta_MJD` limits, and numbering the groups (UPSTREAM.md, "Grouping").
 //!
 //! Differences from upstream, on purpose:
 //! - Deterministic: detectors in sorted order (upstream iterated a Python set), inputs in a
 //!   stable MJD order with the path as tie-break, so the same inputs always give the same
 //!   groups and cmdIDs.
 //! - DF+ works with only darks or only flats: a group is made when at least one image exists
-//!   (upstream failed without flats, §4.3).
+//!   (upstream failed without flats).
 //! - `imtypes` is also accepted in lower case.
 //! - Why images were left out is returned as notes for the run summary.
 
@@ -14,12 +14,12 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-use mkrefs_plugin_api::ImageKind;
-
+use crate::inputs::classify::ImageKind;
 use crate::inputs::read::InputRow;
 
-/// How a generator wants its inputs grouped.
+/// How a generator wants its inputs grouped. The variants spell upstream's imtypes words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(clippy::upper_case_acronyms)]
 pub enum ImTypes {
     /// One group per dark.
     D,
@@ -109,12 +109,7 @@ pub struct Grouping {
     pub notes: Vec<String>,
 }
 
-/// Stable sort by MJD, then path: the order every later stage relies on.
-pub fn sort_inputs(rows: &mut [InputRow]) {
-    rows.sort_by(|a, b| a.mjd.total_cmp(&b.mjd).then_with(|| a.path.cmp(&b.path)));
-}
-
-/// Pairs adjacent candidates (§4.1): walking in time order, pair i with i+1 unless they are
+/// Pairs adjacent candidates: walking in time order, pair i with i+1 unless they are
 /// more than `limit` apart, in which case i is left out. Greedy, non-overlapping; an odd last
 /// one is left out.
 fn pairs(
@@ -159,7 +154,7 @@ fn pairs(
     out
 }
 
-/// DDFF matching (§4.2): each flat pair takes the first dark pair, in time order, among those
+/// DDFF matching: each flat pair takes the first dark pair, in time order, among those
 /// used least so far whose four MJD differences to the flat pair are all within the limit.
 /// Dark pairs are reused in a balanced way; flat pairs are not.
 fn ddff(
@@ -224,7 +219,7 @@ fn labelled(prefix: char, idx: impl IntoIterator<Item = usize>) -> Vec<(String, 
         .collect()
 }
 
-/// Groups the inputs of one reflabel (§4): per detector in sorted order, candidates in MJD
+/// Groups the inputs of one reflabel: per detector in sorted order, candidates in MJD
 /// order (path as tie-break). D: one group per dark. DD/FF: adjacent pairs within the limit.
 /// D+/F+: one group with all darks/flats. DF+: one group with all darks then all flats, made
 /// when at least one image exists (labels D1..Dn, F1..Fm). DDFF: flat pairs matched with dark
@@ -312,7 +307,7 @@ pub struct CmdGroup {
     pub group: Group,
 }
 
-/// Numbers the groups with one run-wide counter from 0 (§4.5): reflabels in the order given
+/// Numbers the groups with one run-wide counter from 0: reflabels in the order given
 /// (the command line's), then each reflabel's groups in their order (detector, then group).
 pub fn assign_cmd_ids(groups_per_reflabel: &[(String, Vec<Group>)]) -> Vec<CmdGroup> {
     groups_per_reflabel
@@ -330,6 +325,7 @@ pub fn assign_cmd_ids(groups_per_reflabel: &[(String, Vec<Group>)]) -> Vec<CmdGr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inputs::read::sort_inputs;
     use crate::inputs::read::tests::row;
     use ImageKind::{Dark, Flat};
 
@@ -455,7 +451,7 @@ mod tests {
         assert_eq!(got.notes.len(), 2, "{:?}", got.notes);
         assert!(got.notes[0].contains("d1.fits") && got.notes[0].contains("DD.max_Delta_MJD = 2"));
         assert!(got.notes[1].contains("d4.fits"));
-        // The greedy walk is not an optimal matching (§4.1): d1 d2 | d3 with d2-d3 close
+        // The greedy walk is not an optimal matching: d1 d2 | d3 with d2-d3 close
         // pairs d1+d2 and drops d3.
         let r = rows(&[
             ("d1", 0.0, Dark, "A"),
@@ -506,7 +502,7 @@ mod tests {
             show(&both, &make_groups(&both, ImTypes::FPlus, &NO_LIMITS)),
             vec![g("A", &[("F1", "f1")])]
         );
-        // Upstream failed with darks and no flats (§4.3).
+        // Upstream failed with darks and no flats.
         let darks = rows(&[("d1", 2.0, Dark, "A"), ("d2", 1.0, Dark, "A")]);
         assert_eq!(
             show(&darks, &make_groups(&darks, ImTypes::DFPlus, &NO_LIMITS)),

@@ -1,6 +1,6 @@
 //! The jwst pipeline as a calibration backend: one `strun calwebb_detector1` command per
 //! calibration job, built as an argument vector (no shell, so paths and values with spaces are
-//! safe), with upstream's bugs fixed (framework.md §5.6, §9):
+//! safe), with upstream's bugs fixed (UPSTREAM.md, "Running the pipeline"):
 //!
 //! - every step of jwst's calwebb_detector1 that the job does not run is skipped by exact name
 //!   (upstream tested substrings and passed NIRCam's step list to every instrument), including

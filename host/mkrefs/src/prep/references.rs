@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 use mkrefs_support::fits::read_primary_header;
 use mkrefs_support::header::Header;
 
-use crate::config::{Node, NodeValue, Provenance};
+use crate::config::Provenance;
+use crate::config::tree::{Node, NodeValue};
 
 /// Where a step's reference file comes from.
 #[derive(Clone, Debug, PartialEq)]

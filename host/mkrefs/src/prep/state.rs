@@ -1,15 +1,15 @@
 //! Calibration state: which steps an input has had (its S_* keywords), what its products are
 //! called, where an existing product at the wanted state is found, and the plan that says which
-//! file each job reads (framework.md §5.3–5.5).
+//! file each job reads (see UPSTREAM.md, "Calibration state").
 //!
 //! Differences from upstream, on purpose:
 //! - A product is used only when its state **equals** the wanted state; upstream's `choose_file`
-//!   also took files with extra steps done, which can apply a correction twice (§9 item 12).
+//!   also took files with extra steps done, which can apply a correction twice.
 //! - An input that is already at the wanted state is used as it is (upstream handed the plugin a
-//!   product name in ssbdir that nothing created, §5.8).
+//!   product name in ssbdir that nothing created).
 //! - Candidates must start with the input's stem followed by `_`, so `foo_1` no longer matches
-//!   `foo_10_...` (§9 item 16); ssbdir and every `output.pipeline_prod_search_dir` entry are
-//!   searched recursively (upstream searched the top of ssbdir only, §5.5).
+//!   `foo_10_...`; ssbdir and every `output.pipeline_prod_search_dir` entry are
+//!   searched recursively (upstream searched the top of ssbdir only).
 //! - An (input, state) with no usable product is planned as a product to make in ssbdir under
 //!   the name [`product_name`] gives (see `calibration` for the jobs that make them); a product
 //!   found but cut short or contradicting its S_* state is reported, not used
@@ -19,20 +19,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use mkrefs_support::header::Header;
-
-use crate::inputs::read::{InputRow, ReadHeader};
+use crate::inputs::read::{InputRow, ReadHeader, completed_steps};
 use crate::prep::steps::{Instrument, SaveProduct, Step, in_pipeline_order, join_steps};
-
-/// The steps whose S_* keyword is exactly `COMPLETE` (trailing blanks ignored); `SKIPPED` and
-/// other values count as not done. Every keyword of the map is read, whatever the instrument:
-/// a step that was done is done, and reporting it lets the extra-steps check catch odd files.
-pub fn completed_steps(header: &Header) -> BTreeSet<Step> {
-    Step::ALL
-        .into_iter()
-        .filter(|s| header.get_str(s.keyword()).map(str::trim_end) == Some("COMPLETE"))
-        .collect()
-}
 
 /// The name products of `raw` start with: the basename up to the last `.fits` (or the last
 /// `.` when there is no `.fits`), with `_uncal` removed only when it ends that stem.
@@ -94,7 +82,7 @@ fn scan_dirs(search_dirs: &[PathBuf]) -> Result<ProductScan, String> {
         if !dir.is_dir() {
             continue;
         }
-        let mut found = crate::inputs::read::fits_files_below(dir)
+        let mut found = crate::inputs::discover::fits_files_below(dir)
             .map_err(|e| format!("cannot search {} for products: {e}", dir.display()))?;
         found.sort();
         files.extend(found.into_iter().filter(|f| seen.insert(f.clone())));
@@ -177,7 +165,8 @@ fn search(
 /// raw stem (see [`product_stem`]) and `_`; side products (`_fitopt`, `_rateints`,
 /// `_1_ramp_fit`, `_trapsfilled`) are ignored. The first match wins: earlier directories first,
 /// then sorted path order. Unreadable candidates are skipped, and reported only when nothing
-/// is found.
+/// is found. (The plan searches through [`plan_inputs`]; this single search is for tests.)
+#[cfg(test)]
 pub fn find_product(
     raw: &Path,
     required: &[Step],
@@ -524,9 +513,10 @@ pub fn plan_inputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inputs::classify::ImageKind;
     use crate::inputs::read::tests::row;
     use Step::*;
-    use mkrefs_plugin_api::ImageKind;
+    use mkrefs_support::header::Header;
     use std::fs;
 
     fn header_with(steps: &[Step]) -> Header {
@@ -541,7 +531,7 @@ mod tests {
 
     #[test]
     fn completed_steps_spec_case() {
-        // framework.md §5.9 case 3.
+        // Upstream's own test of its S_* reading.
         let mut h = header_with(&[DqInit, Linearity, Refpix, Saturation, Superbias]);
         h.set("S_IPC", "SKIPPED");
         h.set("S_GRPSCL", "NOT DONE");
@@ -564,7 +554,7 @@ mod tests {
 
     #[test]
     fn product_names_follow_upstream_scheme() {
-        // framework.md §5.9 case 4 and the §5.4 examples.
+        // Upstream's naming examples.
         assert_eq!(
             product_name(
                 Path::new("/in/dark_current_file_number_42_uncal.fits"),
@@ -814,7 +804,7 @@ mod tests {
         );
     }
 
-    /// framework.md §5.9 case 1 (choose_file), where it still applies: only a candidate whose
+    /// Upstream's product-choice test cases, where they still apply: only a candidate whose
     /// state equals the required one is taken; upstream also took the "closest" one.
     #[test]
     fn spec_choose_file_cases_with_exact_state() {
@@ -863,7 +853,7 @@ mod tests {
         );
     }
 
-    /// framework.md §5.9 case 5 (steps_to_run): the products planned are those of the
+    /// Upstream's steps-to-run test cases: the products planned are those of the
     /// required state; the steps the calibration job runs are the missing ones (see
     /// `calibration`).
     #[test]

@@ -1,5 +1,5 @@
 //! The calwebb_detector1 steps per instrument and the `ssbsteps` / `ssb_save_steps` syntax
-//! (framework.md §5.1–5.2).
+//! (UPSTREAM.md, "Calibration state").
 //!
 //! Differences from upstream, on purpose:
 //! - `X+` works (upstream calls a removed function): it means "calibrated up to and including X,
@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn minus_means_up_to_and_including() {
-        // framework.md §5.2 example.
+        // Upstream's documented example.
         assert_eq!(
             expand_ssbsteps(Some("refpix-"), Instrument::NirCam),
             Ok(vec![GroupScale, DqInit, Saturation, Ipc, Superbias, Refpix])

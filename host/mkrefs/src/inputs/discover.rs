@@ -1,0 +1,238 @@
+//! Finding the input exposures: the positional words that are not reflabels become files.
+//!
+//! Differences from upstream, on purpose:
+//! - Tokens may be files, directories (searched recursively for `*.fits`) or glob patterns;
+//!   upstream relied on the shell and took existing files only.
+//! - Duplicates (also through symlinks or `..`) are removed, keeping the first occurrence;
+//!   upstream made two rows for a file given twice.
+//! - `basenamepattern` is searched in the **basename**, as its name says; upstream searched the
+//!   whole absolute path, so a directory name could select or drop files.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+use crate::inputs::error::InputError;
+
+/// Every `*.fits` file below `dir` (extension compared ignoring case), following symlinks but
+/// visiting each directory once. Unsorted.
+pub(crate) fn fits_files_below(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut visited = HashSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if !visited.insert(fs::canonicalize(&d)?) {
+            continue;
+        }
+        for entry in fs::read_dir(&d)? {
+            let path = entry?.path();
+            // metadata follows symlinks; a dangling link is skipped.
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file()
+                && path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("fits"))
+            {
+                out.push(path);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn has_glob_meta(token: &str) -> bool {
+    token.contains(['*', '?', '['])
+}
+
+/// The files of one token, or a message naming it.
+fn expand_token(token: &str) -> Result<Vec<PathBuf>, String> {
+    let path = Path::new(token);
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    if path.is_dir() {
+        let mut files =
+            fits_files_below(path).map_err(|e| format!("cannot search directory {token}: {e}"))?;
+        if files.is_empty() {
+            return Err(format!("directory {token} contains no .fits files"));
+        }
+        files.sort();
+        return Ok(files);
+    }
+    if !has_glob_meta(token) {
+        return Err(format!("no such file, directory or pattern: {token}"));
+    }
+    let entries =
+        glob::glob(token).map_err(|e| format!("{token} is not a valid glob pattern: {e}"))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let p = entry.map_err(|e| format!("pattern {token}: {e}"))?;
+        if p.is_dir() {
+            files.extend(
+                fits_files_below(&p)
+                    .map_err(|e| format!("cannot search directory {}: {e}", p.display()))?,
+            );
+        } else if p.is_file() {
+            files.push(p);
+        }
+    }
+    if files.is_empty() {
+        return Err(format!("pattern {token} matches no files"));
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Turns input tokens into files, in token order: an existing file; a directory, searched
+/// recursively for `*.fits` (sorted; `.fits.gz` is not searched for, give such files by name);
+/// or a glob pattern (sorted matches; directories it matches are searched like directories).
+/// Paths are made absolute with symlinks resolved, and duplicates are dropped keeping the first
+/// occurrence. Every unusable token is listed in one error.
+pub fn expand_inputs(tokens: &[String]) -> Result<Vec<PathBuf>, InputError> {
+    let mut files = Vec::new();
+    let mut seen = HashSet::new();
+    let mut problems = Vec::new();
+    for token in tokens {
+        match expand_token(token) {
+            Ok(found) => {
+                for f in found {
+                    match fs::canonicalize(&f) {
+                        Ok(abs) => {
+                            if seen.insert(abs.clone()) {
+                                files.push(abs);
+                            }
+                        }
+                        Err(e) => problems.push(format!("{}: {e}", f.display())),
+                    }
+                }
+            }
+            Err(msg) => problems.push(msg),
+        }
+    }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(InputError::Tokens(problems))
+    }
+}
+
+/// The files `basenamepattern` keeps and those it skips (for the summary).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Filtered {
+    pub kept: Vec<PathBuf>,
+    pub skipped: Vec<PathBuf>,
+}
+
+/// Keeps the files whose **basename** contains a match of `inputfiles.basenamepattern` (a
+/// regex search; capture groups are ignored). Upstream searched the full path. `None` or an
+/// empty pattern keeps everything.
+pub fn filter_basenames(
+    paths: Vec<PathBuf>,
+    pattern: Option<&str>,
+) -> Result<Filtered, InputError> {
+    let re = match pattern {
+        None | Some("") => {
+            return Ok(Filtered {
+                kept: paths,
+                skipped: Vec::new(),
+            });
+        }
+        Some(p) => Regex::new(p).map_err(|e| {
+            InputError::Pattern(format!(
+                "inputfiles.basenamepattern: '{p}' is not a valid regular expression: {e}"
+            ))
+        })?,
+    };
+    let (kept, skipped) = paths.into_iter().partition(|p| {
+        p.file_name()
+            .is_some_and(|n| re.is_match(&n.to_string_lossy()))
+    });
+    Ok(Filtered { kept, skipped })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(p: &Path) {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, b"").unwrap();
+    }
+
+    fn s(p: &Path) -> String {
+        p.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn expand_files_dirs_globs_and_dedup() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let a = root.join("a_uncal.fits");
+        let b = root.join("sub/b_uncal.fits");
+        let c = root.join("sub/deeper/c_uncal.FITS");
+        let txt = root.join("sub/notes.txt");
+        for p in [&a, &b, &c, &txt] {
+            touch(p);
+        }
+        let canon = |p: &Path| fs::canonicalize(p).unwrap();
+        let tokens = vec![
+            s(&root.join("sub")),
+            s(&a),
+            s(&root.join("*.fits")),
+            // The same file again through `..`: dropped.
+            s(&root.join("sub/../a_uncal.fits")),
+        ];
+        let got = expand_inputs(&tokens).unwrap();
+        assert_eq!(got, vec![canon(&b), canon(&c), canon(&a)]);
+        assert!(got.iter().all(|p| p.is_absolute()));
+    }
+
+    #[test]
+    fn expand_reports_every_bad_token() {
+        let tmp = tempfile::tempdir().unwrap();
+        let empty = tmp.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        let tokens = vec![
+            s(&tmp.path().join("missing.fits")),
+            s(&tmp.path().join("*.nothing")),
+            s(&empty),
+        ];
+        let InputError::Tokens(list) = expand_inputs(&tokens).unwrap_err() else {
+            panic!("wrong error kind");
+        };
+        assert_eq!(list.len(), 3, "{list:?}");
+        assert!(
+            list[0].starts_with("no such file, directory or pattern: "),
+            "{list:?}"
+        );
+        assert!(list[0].ends_with("missing.fits"));
+        assert!(list[1].contains("matches no files"), "{list:?}");
+        assert!(list[2].contains("contains no .fits files"), "{list:?}");
+    }
+
+    #[test]
+    fn basename_filter_ignores_directories() {
+        let paths = vec![
+            PathBuf::from("/data/x_uncal.fits/a_rate.fits"),
+            PathBuf::from("/data/b_uncal.fits"),
+        ];
+        let f = filter_basenames(paths.clone(), Some(r"(.*)_uncal\.fits$")).unwrap();
+        assert_eq!(f.kept, vec![paths[1].clone()]);
+        assert_eq!(f.skipped, vec![paths[0].clone()]);
+        let f = filter_basenames(paths.clone(), None).unwrap();
+        assert_eq!(f.kept, paths);
+        let err = filter_basenames(paths, Some("(")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("inputfiles.basenamepattern: '('"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! Which generators a run makes and how each is set up: the reflabels among the positional
+//! words, each generator's parameters (default < config section < command line), its grouping
+//! (`imtypes`), the calibration state of its inputs (`ssbsteps`) and the intermediate products
+//! it reads (`ssb_save_steps`).
+
+use crate::config::provenance::Provenance;
+use crate::config::settings::ReflabelSection;
+use crate::config::value::{Param, ParamSpec};
+use crate::config::{self, CliParam, Settings};
+use crate::inputs::group::ImTypes;
+use crate::prep::steps::{self, Instrument, SaveProduct, Step};
+use crate::registry::{Entry, Registry};
+
+/// One selected generator and how the config and command line set it up.
+pub(crate) struct Selected<'r> {
+    pub reflabel: String,
+    pub entry: &'r Entry,
+    pub imtypes: ImTypes,
+    pub steps: Vec<Step>,
+    /// Intermediate products of each input the generator also reads (`ssb_save_steps`).
+    pub save: Vec<SaveProduct>,
+    pub params: Vec<Param>,
+}
+
+/// The positional words: the generators they name, and the rest (input files, directories,
+/// patterns).
+pub(crate) struct Words<'r> {
+    pub generators: Vec<(String, &'r Entry)>,
+    pub inputs: Vec<String>,
+}
+
+/// Splits the positional words into reflabels and inputs, and finds each reflabel's generator.
+pub(crate) fn split_words<'r>(
+    registry: &'r Registry,
+    settings: &Settings,
+    items: &[String],
+) -> Result<Words<'r>, String> {
+    let mut known: Vec<(&str, &str)> = registry
+        .entries()
+        .iter()
+        .map(|e| (e.reflabel.as_str(), e.reftype.as_str()))
+        .collect();
+    known.extend(registry.broken().iter().map(|b| (b.reflabel.as_str(), "")));
+    let (labels, inputs): (Vec<String>, Vec<String>) = items
+        .iter()
+        .cloned()
+        .partition(|t| config::is_reflabel_token(t, settings, &known));
+    if labels.is_empty() {
+        let available: Vec<&str> = registry
+            .entries()
+            .iter()
+            .map(|e| e.reflabel.as_str())
+            .collect();
+        let hint = inputs
+            .iter()
+            .find_map(|t| config::suggest_reflabel(t, settings, &known))
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "no reflabel given{hint}: name what to make before the input files, e.g. `mkrefs run \
+             readnoise *_uncal.fits`; available: {}",
+            available.join(", ")
+        ));
+    }
+    if inputs.is_empty() {
+        return Err(
+            "no input files given: add files, directories or glob patterns after the reflabel"
+                .to_string(),
+        );
+    }
+    let reflabels =
+        config::resolve_reflabels(&labels, settings, &known).map_err(|e| e.to_string())?;
+    let generators = reflabels
+        .into_iter()
+        .map(|r| registry.get(&r).map(|e| (r, e)))
+        .collect::<Result<_, _>>()?;
+    Ok(Words { generators, inputs })
+}
+
+/// Every selected generator's parameters, in the order of `generators`.
+pub(crate) fn resolve_params(
+    settings: &Settings,
+    generators: &[(String, &Entry)],
+    cli_params: &[CliParam],
+) -> Result<Vec<Vec<Param>>, String> {
+    let specs: Vec<(&str, &[ParamSpec])> = generators
+        .iter()
+        .map(|(r, e)| (r.as_str(), e.params.as_slice()))
+        .collect();
+    let routed = config::route_cli_params(cli_params, &specs).map_err(|e| e.to_string())?;
+    config::check_pall(settings, &specs).map_err(|e| e.to_string())?;
+    generators
+        .iter()
+        .map(|(reflabel, entry)| {
+            let cli: Vec<CliParam> = routed
+                .iter()
+                .filter(|(r, _)| r == reflabel)
+                .map(|(_, p)| p.clone())
+                .collect();
+            let resolved =
+                config::resolve_params(reflabel, &entry.params, settings.section(reflabel), &cli)
+                    .map_err(|e| e.to_string())?;
+            Ok(resolved.into_iter().map(|r| r.param).collect())
+        })
+        .collect()
+}
+
+/// A framework key of a generator's section (`imtypes`, `ssbsteps`, `ssb_save_steps`), or the
+/// generator's default, with a phrase saying where it came from for messages.
+struct SectionKey<'a> {
+    reflabel: &'a str,
+    key: &'a str,
+    value: String,
+    source: Option<&'a Provenance>,
+}
+
+impl SectionKey<'_> {
+    fn where_(&self) -> String {
+        match self.source {
+            Some(p) => format!("{p}: section {}, key {}", self.reflabel, self.key),
+            None => format!("generator {}'s default {}", self.reflabel, self.key),
+        }
+    }
+}
+
+fn section_key<'a>(
+    reflabel: &'a str,
+    key: &'a str,
+    configured: Option<&'a config::settings::Sourced<String>>,
+    default: &str,
+) -> SectionKey<'a> {
+    SectionKey {
+        reflabel,
+        key,
+        value: configured.map_or_else(|| default.to_string(), |s| s.value.clone()),
+        source: configured.map(|s| &s.source),
+    }
+}
+
+/// Sets up one generator for the run's instrument.
+pub(crate) fn configure<'r>(
+    reflabel: &str,
+    entry: &'r Entry,
+    settings: &Settings,
+    instrument: Instrument,
+    params: Vec<Param>,
+) -> Result<Selected<'r>, String> {
+    let section = settings.section(reflabel);
+    let info = &entry.info;
+    let imtypes = section_key(
+        reflabel,
+        "imtypes",
+        section.and_then(|s| s.imtypes.as_ref()),
+        &info.default_imtypes,
+    );
+    let ssbsteps = section_key(
+        reflabel,
+        "ssbsteps",
+        section.and_then(|s| s.ssbsteps.as_ref()),
+        &info.default_ssbsteps,
+    );
+    let save = section_key(
+        reflabel,
+        "ssb_save_steps",
+        section.and_then(|s| s.ssb_save_steps.as_ref()),
+        &info.default_ssb_save_steps,
+    );
+    let imtypes_value =
+        ImTypes::parse(&imtypes.value).map_err(|e| format!("{}: {e}", imtypes.where_()))?;
+    let steps = steps::expand_ssbsteps(Some(&ssbsteps.value), instrument)
+        .map_err(|e| format!("{}: {e}", ssbsteps.where_()))?;
+    let save_value = steps::parse_save_steps(Some(&save.value), instrument)
+        .map_err(|e| format!("{}: {e}", save.where_()))?;
+    if let Some(p) = save_value
+        .iter()
+        .find(|p| !steps.contains(&p.producing_step()))
+    {
+        return Err(format!(
+            "{}: '{p}' is made by the {} step, which ssbsteps ({}) does not include; add it to \
+             ssbsteps or remove '{p}'",
+            save.where_(),
+            p.producing_step().name(),
+            steps::join_steps(&steps)
+        ));
+    }
+    warn_about_reftype(reflabel, entry, settings, section);
+    Ok(Selected {
+        reflabel: reflabel.to_string(),
+        entry,
+        imtypes: imtypes_value,
+        steps,
+        save: save_value,
+        params,
+    })
+}
+
+/// A section's `reftype` that names neither the generator's reftype nor an alias of the
+/// reflabel is a likely mistake, but harmless: the file names use the generator's.
+fn warn_about_reftype(
+    reflabel: &str,
+    entry: &Entry,
+    settings: &Settings,
+    section: Option<&ReflabelSection>,
+) {
+    let Some(rt) = section.and_then(|s| s.reftype.as_ref()) else {
+        return;
+    };
+    let alias = settings
+        .default_reflabels
+        .get(&rt.value.to_ascii_lowercase())
+        .is_some_and(|r| r == reflabel);
+    if !rt.value.eq_ignore_ascii_case(&entry.reftype) && !alias {
+        tracing::warn!(
+            "{}: section {reflabel} says reftype '{}', but the generator writes {}; the file \
+             names use {}",
+            rt.source,
+            rt.value,
+            entry.reftype,
+            entry.reftype.to_ascii_lowercase()
+        );
+    }
+}
