@@ -83,7 +83,7 @@ pub fn run(
             child_flags: child_flags(global),
         },
     );
-    let summary = executor::summary_table(&results);
+    let summary = tables::summary_table(&results);
     print!("{summary}");
     atomic::write(&plan.layout.summary(), summary.as_bytes())?;
     let failed = results.iter().any(|r| !r.status.succeeded());

@@ -2,7 +2,7 @@
 //! deterministic for the same inputs (no dates), so a rerun can tell whether its inputs
 //! changed.
 
-use crate::exec::executor::Work;
+use crate::exec::executor::{JobResult, JobStatus, Work};
 use crate::plan::RunPlan;
 
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -172,4 +172,103 @@ pub fn job_table(plan: &RunPlan<'_>) -> String {
         ],
         &rows,
     )
+}
+
+/// The table printed at the end of a run and kept in the run directory.
+pub fn summary_table(results: &[JobResult]) -> String {
+    let mut out = String::new();
+    let width = results
+        .iter()
+        .map(|r| r.label.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    out.push_str(&format!(
+        "{:>5}  {:width$}  {:9}  {:8}  {:>8}  output\n",
+        "job", "reflabel", "detector", "status", "seconds"
+    ));
+    for r in results {
+        out.push_str(&format!(
+            "{:>5}  {:width$}  {:9}  {:8}  {:>8.2}  {}\n",
+            r.id,
+            r.label,
+            r.detector,
+            r.status.word(),
+            r.seconds,
+            r.output.display()
+        ));
+    }
+    let failed: Vec<&JobResult> = results.iter().filter(|r| !r.status.succeeded()).collect();
+    let count = |w: &str| results.iter().filter(|r| r.status.word() == w).count();
+    out.push_str(&format!(
+        "{} job(s): {} ok, {} skipped, {} failed{}\n",
+        results.len(),
+        count("ok"),
+        count("skipped"),
+        count("FAILED"),
+        match count("not run") {
+            0 => String::new(),
+            n => format!(", {n} not run"),
+        }
+    ));
+    for r in failed {
+        match &r.status {
+            JobStatus::Failed(why) => out.push_str(&format!(
+                "{} {} {} failed: {why}\n    log: {}\n",
+                r.id,
+                r.label,
+                r.detector,
+                r.log.display()
+            )),
+            JobStatus::NotRun(why) => out.push_str(&format!(
+                "{} {} {} not run: {why}\n",
+                r.id, r.label, r.detector
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn result(id: &str, status: JobStatus) -> JobResult {
+        JobResult {
+            id: id.to_string(),
+            label: "x".into(),
+            detector: "NRCA1".into(),
+            status,
+            seconds: 1.0,
+            output: PathBuf::from(format!("/out/{id}.fits")),
+            log: PathBuf::from(format!("/out/{id}.log")),
+            summary: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_summary_counts_every_outcome_and_says_why_jobs_failed() {
+        let results = [
+            result("cmd0", JobStatus::Failed("boom".into())),
+            result("cmd1", JobStatus::NotRun("it needs cmd0 x NRCA1".into())),
+            result("cmd2", JobStatus::Ok),
+            result("cmd3", JobStatus::Skipped),
+        ];
+        let table = summary_table(&results);
+        assert!(
+            table.contains("4 job(s): 1 ok, 1 skipped, 1 failed, 1 not run"),
+            "{table}"
+        );
+        assert!(
+            table.contains("cmd0 x NRCA1 failed: boom\n    log: /out/cmd0.log"),
+            "{table}"
+        );
+        assert!(
+            table.contains("cmd1 x NRCA1 not run: it needs cmd0 x NRCA1"),
+            "{table}"
+        );
+    }
 }

@@ -447,62 +447,6 @@ fn job_style() -> ProgressStyle {
         .progress_chars("=> ")
 }
 
-/// The table printed at the end of a run and kept in the run directory.
-pub fn summary_table(results: &[JobResult]) -> String {
-    let mut out = String::new();
-    let width = results
-        .iter()
-        .map(|r| r.label.len())
-        .max()
-        .unwrap_or(8)
-        .max(8);
-    out.push_str(&format!(
-        "{:>5}  {:width$}  {:9}  {:8}  {:>8}  output\n",
-        "job", "reflabel", "detector", "status", "seconds"
-    ));
-    for r in results {
-        out.push_str(&format!(
-            "{:>5}  {:width$}  {:9}  {:8}  {:>8.2}  {}\n",
-            r.id,
-            r.label,
-            r.detector,
-            r.status.word(),
-            r.seconds,
-            r.output.display()
-        ));
-    }
-    let failed: Vec<&JobResult> = results.iter().filter(|r| !r.status.succeeded()).collect();
-    let count = |w: &str| results.iter().filter(|r| r.status.word() == w).count();
-    out.push_str(&format!(
-        "{} job(s): {} ok, {} skipped, {} failed{}\n",
-        results.len(),
-        count("ok"),
-        count("skipped"),
-        count("FAILED"),
-        match count("not run") {
-            0 => String::new(),
-            n => format!(", {n} not run"),
-        }
-    ));
-    for r in failed {
-        match &r.status {
-            JobStatus::Failed(why) => out.push_str(&format!(
-                "{} {} {} failed: {why}\n    log: {}\n",
-                r.id,
-                r.label,
-                r.detector,
-                r.log.display()
-            )),
-            JobStatus::NotRun(why) => out.push_str(&format!(
-                "{} {} {} not run: {why}\n",
-                r.id, r.label, r.detector
-            )),
-            _ => {}
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,15 +540,6 @@ mod tests {
         assert!(
             !ev.iter().any(|e| e == "start 1" || e == "start 2"),
             "{ev:?}"
-        );
-        let table = summary_table(&results);
-        assert!(
-            table.contains("1 ok, 0 skipped, 1 failed, 2 not run"),
-            "{table}"
-        );
-        assert!(
-            table.contains("cmd2 x NRCA1 not run: it needs cmd1 x NRCA1"),
-            "{table}"
         );
     }
 
