@@ -291,8 +291,10 @@ fn steps_that_would_run_out_of_pipeline_order_are_refused() {
         .args(ref_args(&data, &[])));
     assert!(!out.ok(), "{out:?}");
     assert!(
-        out.stderr
-            .contains("needs superbias, but the file already has linearity done"),
+        out.stderr.contains(
+            "needs superbias, but the file already has linearity done, which comes after \
+             superbias in the"
+        ),
         "{}",
         out.stderr
     );

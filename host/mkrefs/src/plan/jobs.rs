@@ -19,8 +19,9 @@ use crate::prep::jobs::{CalibrationJob, RefChoice};
 use crate::prep::state::{self, ResolvedInput};
 use crate::prep::steps::{Instrument, Step};
 
-/// How calibration jobs run: the backend and, for jwst, its program and CRDS.
-pub(crate) struct JwstRun<'a> {
+/// How calibration jobs run: the instrument, the backend and, for jwst, its program and CRDS.
+pub(crate) struct CalibrationRun<'a> {
+    pub instrument: Instrument,
     pub backend: Backend,
     pub strun: &'a str,
     pub crds: Option<StrunCrds>,
@@ -30,8 +31,7 @@ pub(crate) struct JwstRun<'a> {
 fn calibration_job(
     id: u32,
     job: &CalibrationJob,
-    instrument: Instrument,
-    how: &JwstRun<'_>,
+    how: &CalibrationRun<'_>,
     layout: &RunLayout,
 ) -> PreparedJob {
     let backend = how.backend;
@@ -47,7 +47,7 @@ fn calibration_job(
         format: JOB_FORMAT,
         cal_id: id,
         backend: backend.name().to_string(),
-        instrument: instrument.to_string(),
+        instrument: how.instrument.to_string(),
         detector: job.detector.clone(),
         raw: job.raw.clone(),
         input: job.raw.clone(),
@@ -93,13 +93,11 @@ fn calibration_job(
 /// reference waits for the generator job of this run that makes it (same reftype, same
 /// detector). With `calibrate_only`, generator jobs are kept only where a calibration needs
 /// their output.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn link_jobs(
     cal_jobs: Vec<CalibrationJob>,
     gen_jobs: Vec<PreparedJob>,
     resolved: &[ResolvedInput],
-    instrument: Instrument,
-    how: &JwstRun<'_>,
+    how: &CalibrationRun<'_>,
     layout: &RunLayout,
     calibrate_only: bool,
 ) -> Result<Vec<PreparedJob>, String> {
@@ -107,40 +105,64 @@ pub(crate) fn link_jobs(
     let mut jobs: Vec<PreparedJob> = cal_jobs
         .iter()
         .enumerate()
-        .map(|(i, c)| calibration_job(i as u32 + 1, c, instrument, how, layout))
+        .map(|(i, c)| calibration_job(i as u32 + 1, c, how, layout))
         .collect();
-    // Which calibration job makes each resolved file.
+    jobs.extend(wait_for_makers(&cal_jobs, resolved, gen_jobs));
+    let needed = link_self_references(&cal_jobs, &mut jobs)?;
+    if calibrate_only {
+        jobs = keep_only(jobs, |j| j < ncal || needed.contains(&j));
+    }
+    Ok(jobs)
+}
+
+/// Generator jobs made to wait for the calibration jobs that make the files they read.
+fn wait_for_makers(
+    cal_jobs: &[CalibrationJob],
+    resolved: &[ResolvedInput],
+    gen_jobs: Vec<PreparedJob>,
+) -> Vec<PreparedJob> {
     let mut maker = HashMap::new();
     for (i, c) in cal_jobs.iter().enumerate() {
         for &m in &c.makes {
             maker.insert(resolved[m].file.clone(), i);
         }
     }
-    for mut g in gen_jobs {
-        let Work::Generate(spec) = &g.work else {
-            unreachable!("job_for makes generator jobs")
-        };
-        let mut after: Vec<usize> = spec
-            .inputs
-            .iter()
-            .map(|i| &i.path)
-            .chain(spec.products.iter().map(|p| &p.path))
-            .filter_map(|f| maker.get(f).copied())
-            .collect();
-        after.sort_unstable();
-        after.dedup();
-        g.after = after;
-        jobs.push(g);
-    }
-    // SELF references.
-    let mut problems = Vec::new();
-    let mut needed_generators = BTreeSet::new();
-    for (i, c) in cal_jobs.iter().enumerate() {
-        for r in &c.references {
-            if r.choice != RefChoice::SelfMade {
-                continue;
+    gen_jobs
+        .into_iter()
+        .map(|mut g| {
+            if let Work::Generate(spec) = &g.work {
+                let mut after: Vec<usize> = spec
+                    .inputs
+                    .iter()
+                    .map(|i| &i.path)
+                    .chain(spec.products.iter().map(|p| &p.path))
+                    .filter_map(|f| maker.get(f).copied())
+                    .collect();
+                after.sort_unstable();
+                after.dedup();
+                g.after = after;
             }
-            let makers: Vec<usize> = (ncal..jobs.len())
+            g
+        })
+        .collect()
+}
+
+/// Gives each `SELF` reference of a calibration job (the first jobs of `jobs`, in the order of
+/// `cal_jobs`) the output of the generator job that makes it, and makes it wait for that job.
+/// Returns the generator jobs that calibrations need.
+fn link_self_references(
+    cal_jobs: &[CalibrationJob],
+    jobs: &mut [PreparedJob],
+) -> Result<BTreeSet<usize>, String> {
+    let mut problems = Vec::new();
+    let mut needed = BTreeSet::new();
+    for (i, c) in cal_jobs.iter().enumerate() {
+        for r in c
+            .references
+            .iter()
+            .filter(|r| r.choice == RefChoice::SelfMade)
+        {
+            let makers: Vec<usize> = (cal_jobs.len()..jobs.len())
                 .filter(|&j| match &jobs[j].work {
                     Work::Generate(s) => {
                         s.reftype.eq_ignore_ascii_case(&r.reftype) && s.detector == c.detector
@@ -160,17 +182,21 @@ pub(crate) fn link_jobs(
                         });
                     }
                     jobs[i].after.push(j);
-                    needed_generators.insert(j);
+                    needed.insert(j);
                 }
                 [] => problems.push(format!(
-                    "{}: reffile4ssb.{key} is SELF (the {} file this run makes), but no                      generator of this run makes {} for detector {}: add the reflabel that                      makes it (e.g. `mkrefs run {key},...`), or give a file",
+                    "{}: reffile4ssb.{key} is SELF (the {} file this run makes), but no \
+                     generator of this run makes {} for detector {}: add the reflabel that \
+                     makes it (e.g. `mkrefs run {key},...`), or give a file",
                     c.raw.display(),
                     r.reftype,
                     r.reftype,
                     c.detector
                 )),
                 _ => problems.push(format!(
-                    "{}: reffile4ssb.{key} is SELF, but this run makes {} {} files for detector                      {} ({}); group that reflabel's inputs into one job per detector (imtypes                      D+), or give a file",
+                    "{}: reffile4ssb.{key} is SELF, but this run makes {} {} files for detector \
+                     {} ({}); group that reflabel's inputs into one job per detector (imtypes \
+                     D+), or give a file",
                     c.raw.display(),
                     makers.len(),
                     r.reftype,
@@ -185,29 +211,28 @@ pub(crate) fn link_jobs(
         }
     }
     problems.dedup();
-    if !problems.is_empty() {
-        return Err(problems.join("\n"));
+    if problems.is_empty() {
+        Ok(needed)
+    } else {
+        Err(problems.join("\n"))
     }
-    if calibrate_only {
-        // Keep the calibration jobs and the generators they need; renumber the links.
-        let keep: Vec<usize> = (0..jobs.len())
-            .filter(|&j| j < ncal || needed_generators.contains(&j))
-            .collect();
-        let new_index: HashMap<usize, usize> =
-            keep.iter().enumerate().map(|(n, &o)| (o, n)).collect();
-        let mut kept = Vec::new();
-        for &o in &keep {
+}
+
+/// The jobs whose index `keep` accepts, with their links renumbered.
+fn keep_only(jobs: Vec<PreparedJob>, keep: impl Fn(usize) -> bool) -> Vec<PreparedJob> {
+    let kept: Vec<usize> = (0..jobs.len()).filter(|&j| keep(j)).collect();
+    let new_index: HashMap<usize, usize> = kept.iter().enumerate().map(|(n, &o)| (o, n)).collect();
+    kept.iter()
+        .map(|&o| {
             let mut j = jobs[o].clone();
             j.after = j
                 .after
                 .iter()
                 .filter_map(|d| new_index.get(d).copied())
                 .collect();
-            kept.push(j);
-        }
-        jobs = kept;
-    }
-    Ok(jobs)
+            j
+        })
+        .collect()
 }
 
 pub(crate) fn job_for(
@@ -292,4 +317,126 @@ pub(crate) fn job_for(
         after: Vec::new(),
         blocked: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::prep::jobs::StepRef;
+
+    fn calibration(detector: &str) -> CalibrationJob {
+        CalibrationJob {
+            row: 0,
+            raw: PathBuf::from("/in/d1_uncal.fits"),
+            detector: detector.into(),
+            run: vec![Step::DqInit, Step::Superbias],
+            state: vec![Step::DqInit, Step::Superbias],
+            final_product: PathBuf::from("/ssb/d1_dq_init_superbias.fits"),
+            saves: Vec::new(),
+            references: vec![StepRef {
+                step: Step::Superbias,
+                reftype: "SUPERBIAS".into(),
+                choice: RefChoice::SelfMade,
+            }],
+            reflabels: vec!["dark".into()],
+            makes: Vec::new(),
+            blocked: None,
+        }
+    }
+
+    fn generator(cmd_id: u32, reftype: &str, detector: &str) -> PreparedJob {
+        let base = PathBuf::from(format!("/run/x.cmd{cmd_id}"));
+        PreparedJob {
+            work: Work::Generate(JobSpec {
+                format: JOB_FORMAT,
+                cmd_id,
+                reflabel: reftype.to_ascii_lowercase(),
+                reftype: reftype.into(),
+                detector: detector.into(),
+                library: None,
+                output: with_ext(&base, "fits"),
+                log: with_ext(&base, "log"),
+                report: with_ext(&base, "report.json"),
+                scratch_dir: base.clone(),
+                inputs: Vec::new(),
+                products: Vec::new(),
+                params: Vec::new(),
+            }),
+            job_file: with_ext(&base, "job.json"),
+            after: Vec::new(),
+            blocked: None,
+        }
+    }
+
+    fn cal_job(c: &CalibrationJob) -> PreparedJob {
+        let how = CalibrationRun {
+            instrument: Instrument::NirCam,
+            backend: Backend::Native,
+            strun: "strun",
+            crds: None,
+        };
+        let layout = RunLayout {
+            basedir: PathBuf::from("/run"),
+            stem: "run000".into(),
+            run_label: Some("run000".into()),
+            ssbdir: PathBuf::from("/ssb"),
+        };
+        calibration_job(1, c, &how, &layout)
+    }
+
+    #[test]
+    fn a_self_reference_waits_for_the_generator_that_makes_it() {
+        let cal = [calibration("NRCA1")];
+        let mut jobs = vec![
+            cal_job(&cal[0]),
+            generator(0, "SUPERBIAS", "NRCA2"),
+            generator(1, "SUPERBIAS", "NRCA1"),
+        ];
+        let needed = link_self_references(&cal, &mut jobs).unwrap();
+        assert_eq!(needed, [2].into_iter().collect());
+        assert_eq!(jobs[0].after, [2]);
+        let Work::Calibrate(spec) = &jobs[0].work else {
+            panic!("the first job calibrates")
+        };
+        assert_eq!(spec.references.len(), 1);
+        assert_eq!(spec.references[0].path, PathBuf::from("/run/x.cmd1.fits"));
+    }
+
+    #[test]
+    fn a_self_reference_nobody_makes_is_refused_with_what_to_do() {
+        let cal = [calibration("NRCA1")];
+        let mut jobs = vec![cal_job(&cal[0]), generator(0, "SUPERBIAS", "NRCA2")];
+        let err = link_self_references(&cal, &mut jobs).unwrap_err();
+        assert_eq!(
+            err,
+            "/in/d1_uncal.fits: reffile4ssb.superbias is SELF (the SUPERBIAS file this run \
+             makes), but no generator of this run makes SUPERBIAS for detector NRCA1: add the \
+             reflabel that makes it (e.g. `mkrefs run superbias,...`), or give a file"
+        );
+        let mut jobs = vec![
+            cal_job(&cal[0]),
+            generator(0, "SUPERBIAS", "NRCA1"),
+            generator(1, "SUPERBIAS", "NRCA1"),
+        ];
+        let err = link_self_references(&cal, &mut jobs).unwrap_err();
+        assert!(
+            err.contains("this run makes 2 SUPERBIAS files for detector NRCA1 (cmd0, cmd1)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn keeping_some_jobs_renumbers_their_links() {
+        let mut jobs = vec![
+            generator(0, "A", "D"),
+            generator(1, "B", "D"),
+            generator(2, "C", "D"),
+        ];
+        jobs[2].after = vec![0, 1];
+        let kept = keep_only(jobs, |j| j != 1);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[1].after, [0]);
+    }
 }

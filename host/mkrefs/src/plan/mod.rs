@@ -22,7 +22,7 @@ use crate::inputs::group::{self, Group, MjdLimits};
 use crate::inputs::read::{self, InputKeys, InputRow};
 use crate::layout::{RunLayout, absolute};
 use crate::plan::instrument::instrument_of;
-use crate::plan::jobs::{JwstRun, job_for, link_jobs};
+use crate::plan::jobs::{CalibrationRun, job_for, link_jobs};
 use crate::plan::options::RunOptions;
 use crate::plan::select::Selected;
 use crate::prep::crds::{self, ClientSettings};
@@ -86,7 +86,6 @@ pub(crate) fn make_plan<'r>(
         cal_jobs,
         gen_jobs,
         &resolved,
-        instrument,
         &how,
         &layout,
         opts.calibrate_only,
@@ -230,7 +229,7 @@ fn calibration_jobs<'s>(
     resolved: &[ResolvedInput],
     instrument: Instrument,
     layout: &RunLayout,
-) -> Result<(Vec<CalibrationJob>, JwstRun<'s>), String> {
+) -> Result<(Vec<CalibrationJob>, CalibrationRun<'s>), String> {
     let backend = opts.backend.unwrap_or(settings.calibration.backend);
     let mut references = BTreeMap::new();
     for s in selected {
@@ -243,7 +242,8 @@ fn calibration_jobs<'s>(
     }
     let crds = crds_client(settings);
     let crds_configured = crds::configuration(&crds);
-    let how = JwstRun {
+    let how = CalibrationRun {
+        instrument,
         backend,
         strun: &settings.calibration.strun,
         crds: crds_configured.is_ok().then(|| StrunCrds {

@@ -301,7 +301,9 @@ fn chain_job(
         && let Some(early) = run.iter().find(|s| position(s) < position(latest_done))
     {
         return Err(format!(
-            "{who}: needs {early}, but the file already has {latest_done} done, which comes              after {early} in the {} pipeline; running {early} now would apply the steps out of              pipeline order: give the raw (_uncal) exposure, or leave {early} out of ssbsteps",
+            "{who}: needs {early}, but the file already has {latest_done} done, which comes \
+             after {early} in the {} pipeline; running {early} now would apply the steps out of \
+             pipeline order: give the raw (_uncal) exposure, or leave {early} out of ssbsteps",
             ctx.instrument
         ));
     }
