@@ -3,7 +3,8 @@
 #   - a Python venv (target/test-venv) with stdatamodels, the real consumer that validates
 #     every reference file the tests write;
 #   - cargo-generate 0.23.14 (newer releases do not build on Rust 1.95), for the template test.
-# Then: formatting and lint checks, the workspace build, and all tests (nextest when present).
+# Then: formatting and lint checks, the workspace build, the README's demo, and all tests
+# (nextest when present).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -29,6 +30,10 @@ echo "== full-frame bad-pixel detection (release build; prints the per-class tab
 # tests are #[ignore]d in the normal run and run here in release.
 cargo test --release --locked -p mkref-bpm --test detection --test darks_detection \
     -- --ignored --nocapture
+
+echo "== the README's first command (cargo run --release -- demo), into target/readme-demo"
+rm -rf target/readme-demo
+cargo run --release --locked -- demo --dir target/readme-demo
 
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
