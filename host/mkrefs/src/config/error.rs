@@ -68,6 +68,17 @@ pub enum ConfigErrorKind {
         existing: Provenance,
     },
 
+    #[error("{origin}: {path}.{key} and {path}.{first} both name {meaning}; keep one of them")]
+    DuplicateKey {
+        origin: Provenance,
+        /// The mapping, e.g. `reffile4ssb` or `dark.reffile4ssb`.
+        path: String,
+        key: String,
+        /// The key seen first.
+        first: String,
+        meaning: String,
+    },
+
     #[error(
         "{origin}: top-level key '{key}' is a section; set one of its keys with --pp {key} <key> <value>"
     )]

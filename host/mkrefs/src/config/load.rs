@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::aliases::normalize_document;
 use super::error::{ConfigError, ConfigErrorKind, Result, suggest};
 use super::provenance::Provenance;
 use super::settings::{builtin_defaults, is_framework_section};
@@ -58,7 +59,9 @@ fn read_file(path: &Path, via: &str) -> Result<Node> {
             source,
         })
     })?;
-    parse_document(&text, &Provenance::file(path))
+    let mut doc = parse_document(&text, &Provenance::file(path))?;
+    normalize_document(&mut doc)?;
+    Ok(doc)
 }
 
 /// Reads the main config and fills framework keys it lacks from the built-in defaults.
@@ -66,7 +69,9 @@ pub fn read_main(main: &MainConfig) -> Result<Node> {
     let mut tree = match main {
         MainConfig::File { path, via } => read_file(path, via)?,
         MainConfig::Embedded => {
-            parse_document(EMBEDDED_CONFIG, &Provenance::Embedded { line: None })?
+            let mut doc = parse_document(EMBEDDED_CONFIG, &Provenance::Embedded { line: None })?;
+            normalize_document(&mut doc)?;
+            doc
         }
     };
     fill_defaults(&mut tree, builtin_defaults());

@@ -16,6 +16,7 @@
 //! Generator parameters are resolved per reflabel afterwards by [`resolve_params`]: generator
 //! default < config section < command line.
 
+pub(crate) mod aliases;
 pub(crate) mod envsubst;
 pub(crate) mod error;
 pub(crate) mod load;

@@ -4,6 +4,7 @@
 //! (upstream made it the string "None"). `--pall` works (upstream always crashed), and also
 //! reaches generator parameters that no section lists: see [`apply_pall`].
 
+use super::aliases::{REFFILE4SSB, canonical_reftype};
 use super::error::{ConfigError, ConfigErrorKind, Result, suggest};
 use super::load::accepts_new_keys;
 use super::provenance::Provenance;
@@ -103,6 +104,9 @@ pub fn apply_pall(tree: &mut Node, key: &str, raw: &str) -> Result<PallParam> {
 /// new keys (they are checked against the generator later); framework sections do not.
 pub fn apply_pp(tree: &mut Node, section: &str, key: &str, raw: &str) -> Result<()> {
     let source = Provenance::CommandLine(format!("--pp {section} {key}"));
+    // `--pp reffile4ssb bpm FILE` sets what `reffile4ssb: {bpm: FILE}` in a file sets.
+    let canonical = (section == REFFILE4SSB).then(|| canonical_reftype(key));
+    let key = canonical.as_deref().unwrap_or(key);
     let value = parse_cli_value(raw, &source)?;
     let sections: Vec<String> = tree
         .entries()

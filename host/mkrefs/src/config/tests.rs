@@ -562,7 +562,8 @@ fn extra_file_replaces_nested_mappings_whole_and_may_add_generator_params() {
     .unwrap();
     load::merge_extra_files(&mut tree, &opts.extra_cfgfiles).unwrap();
     let r4 = tree.get_path("superbias.reffile4ssb").unwrap();
-    assert_eq!(r4.keys().collect::<Vec<_>>(), ["gainreffile"]);
+    // Replaced whole, with upstream's key read as the reftype it names.
+    assert_eq!(r4.keys().collect::<Vec<_>>(), ["gain"]);
     assert_eq!(
         tree.get_path("superbias.bad_sigma_threshold")
             .unwrap()

@@ -28,6 +28,7 @@ use mkrefs_support::fits::read_primary_header;
 use mkrefs_support::header::Header;
 
 use crate::config::Provenance;
+use crate::config::aliases::canonical_reftype;
 use crate::config::tree::{Node, NodeValue};
 
 /// Where a step's reference file comes from.
@@ -54,18 +55,6 @@ fn parse_source(text: &str) -> RefSource {
         t if t.eq_ignore_ascii_case("self") => RefSource::SelfMade,
         t if t.eq_ignore_ascii_case("crds") => RefSource::Crds,
         t => RefSource::Files(t.to_string()),
-    }
-}
-
-/// The reftype a `reffile4ssb` key names, lower-cased: upstream's configs wrote `bpm`,
-/// `rdnoise` and keys ending in `reffile` (`bpmreffile`).
-pub fn canonical_reftype(key: &str) -> String {
-    let key = key.trim().to_ascii_lowercase();
-    let key = key.strip_suffix("reffile").unwrap_or(&key).to_string();
-    match key.as_str() {
-        "bpm" => "mask".to_string(),
-        "rdnoise" => "readnoise".to_string(),
-        _ => key,
     }
 }
 

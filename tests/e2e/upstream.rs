@@ -1,0 +1,130 @@
+//! What users already have, through the `mkrefs` binary: upstream jwst_reffiles configuration
+//! files and the keys they use.
+
+use std::path::{Path, PathBuf};
+
+use mkrefs_e2e::{mkrefs, run, workspace_root};
+use mkrefs_sim::{
+    Kind, ProductSet, SimConfig, StepReference, Truth, write_dataset, write_step_references,
+};
+
+/// Three uncal darks of a 64x64 NIRCam subarray and every step reference file, by reftype.
+fn darks(dir: &Path) -> (Vec<String>, Vec<(String, PathBuf)>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = SimConfig::default()
+        .with_square_subarray(64)
+        .with_ramp(2, 6)
+        .with_seed(71);
+    let manifest = write_dataset(dir, &cfg, 3, 0, ProductSet::NONE).unwrap();
+    let uncal: Vec<String> = manifest
+        .of_kind(Kind::Dark)
+        .map(|e| dir.join(&e.files[0].file).display().to_string())
+        .collect();
+    let truth = Truth::read(&dir.join(&manifest.truth)).unwrap();
+    let refs = write_step_references(dir, Path::new(&uncal[0]), &truth, &StepReference::ALL)
+        .unwrap()
+        .into_iter()
+        .map(|(r, p)| (r.to_ascii_lowercase(), p))
+        .collect();
+    (uncal, refs)
+}
+
+/// A `reffile4ssb` mapping with upstream's keys (`bpm`, `rdnoise`, `gainreffile`) where they
+/// have one, indented by `indent`.
+fn upstream_reffile4ssb(refs: &[(String, PathBuf)], indent: &str) -> String {
+    let mut text = "reffile4ssb:\n".to_string();
+    for (reftype, path) in refs {
+        let key = match reftype.as_str() {
+            "mask" => "bpm",
+            "readnoise" => "rdnoise",
+            "gain" => "gainreffile",
+            other => other,
+        };
+        text.push_str(&format!("{indent}{key}: {}\n", path.display()));
+    }
+    text
+}
+
+/// The upstream example configuration with its `reffile4ssb` section replaced by `section`.
+fn upstream_config(section: &str) -> String {
+    let text =
+        std::fs::read_to_string(workspace_root().join("configs/examples/upstream_mkrefs.cfg"))
+            .unwrap();
+    let start = text
+        .find("\nreffile4ssb:")
+        .expect("the example has reffile4ssb")
+        + 1;
+    let end = start + text[start..].find("\n\n").unwrap() + 1;
+    format!("{}{section}{}", &text[..start], &text[end..])
+}
+
+fn dry_run(dir: &Path, config_args: &[String], uncal: &[String]) -> mkrefs_e2e::Ran {
+    run(mkrefs(dir)
+        .env("JWST_MKREFS_OUTDIR", dir.join("out"))
+        .args(config_args)
+        .arg("dark")
+        .args(uncal)
+        .arg("--dry-run"))
+}
+
+#[test]
+fn upstream_reffile4ssb_keys_reach_the_steps_from_the_main_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uncal, refs) = darks(&dir.path().join("data"));
+    let cfg = dir.path().join("mkrefs.cfg");
+    std::fs::write(&cfg, upstream_config(&upstream_reffile4ssb(&refs, "   "))).unwrap();
+    let out = dry_run(
+        dir.path(),
+        &["-c".into(), cfg.display().to_string()],
+        &uncal,
+    );
+    assert!(out.ok(), "{out:?}");
+    // One calibration job per dark, reading the files the upstream keys named.
+    assert_eq!(out.stdout.matches(" calibrate ").count(), 3, "{out:?}");
+}
+
+#[test]
+fn upstream_reffile4ssb_keys_work_in_an_extra_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uncal, refs) = darks(&dir.path().join("data"));
+    let extra = dir.path().join("refs.yaml");
+    std::fs::write(&extra, upstream_reffile4ssb(&refs, "  ")).unwrap();
+    let out = dry_run(
+        dir.path(),
+        &["-e".into(), extra.display().to_string()],
+        &uncal,
+    );
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(out.stdout.matches(" calibrate ").count(), 3, "{out:?}");
+}
+
+#[test]
+fn an_upstream_key_and_its_new_name_together_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uncal, refs) = darks(&dir.path().join("data"));
+    let mask = &refs.iter().find(|(r, _)| r == "mask").unwrap().1;
+    let extra = dir.path().join("refs.yaml");
+    std::fs::write(
+        &extra,
+        format!(
+            "reffile4ssb:\n  bpm: {}\n  mask: {}\n",
+            mask.display(),
+            mask.display()
+        ),
+    )
+    .unwrap();
+    let out = dry_run(
+        dir.path(),
+        &["-e".into(), extra.display().to_string()],
+        &uncal,
+    );
+    assert!(!out.ok(), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:3: reffile4ssb.mask and reffile4ssb.bpm both name the MASK reference file; keep \
+             one of them",
+            extra.display()
+        )),
+        "{out:?}"
+    );
+}
