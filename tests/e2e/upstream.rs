@@ -128,3 +128,92 @@ fn an_upstream_key_and_its_new_name_together_are_refused() {
         "{out:?}"
     );
 }
+
+/// Raw darks for readnoise and superbias (no calibration needed).
+fn raw_darks(dir: &Path) -> Vec<String> {
+    darks(&dir.join("data")).0
+}
+
+#[test]
+fn options_may_come_before_the_reflabel_as_upstream_took_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let uncal = raw_darks(dir.path());
+    let out = run(mkrefs(dir.path())
+        .args(["--outrootdir", "out", "-q", "--runID", "7"])
+        .arg("superbias")
+        .args(&uncal)
+        .args(["--skip_runID_ssbdir", "--addsuffix", "bla"]));
+    assert!(out.ok(), "{out:?}");
+    let made = dir
+        .path()
+        .join("out/run007/superbias/superbias.run007.bla.cmd0_superbias.fits");
+    assert!(made.is_file(), "{out:?}");
+}
+
+#[test]
+fn upstream_run_limits_hold_jobs_back_for_a_later_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let uncal = raw_darks(dir.path());
+    let first = run(mkrefs(dir.path())
+        .args([
+            "--outrootdir",
+            "out",
+            "--maxNref",
+            "1",
+            "readnoise,superbias",
+        ])
+        .args(&uncal));
+    assert!(first.ok(), "held-back jobs are not failures: {first:?}");
+    assert!(
+        first
+            .stdout
+            .contains("2 job(s): 1 ok, 0 skipped, 0 failed, 1 held back for a later run"),
+        "{first:?}"
+    );
+    assert!(
+        first.stdout.contains("held back: --maxNref 1 reached"),
+        "{first:?}"
+    );
+    // The next run makes the other one and skips the first.
+    let second = run(mkrefs(dir.path())
+        .args([
+            "--outrootdir",
+            "out",
+            "--maxNref",
+            "1",
+            "readnoise,superbias",
+        ])
+        .args(&uncal));
+    assert!(
+        second
+            .stdout
+            .contains("2 job(s): 1 ok, 1 skipped, 0 failed"),
+        "{second:?}"
+    );
+}
+
+#[test]
+fn upstream_debug_shows_the_plan_and_batch_mode_says_it_is_not_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let uncal = raw_darks(dir.path());
+    let debug = run(mkrefs(dir.path())
+        .args(["-d", "--outrootdir", "out", "superbias"])
+        .args(&uncal));
+    assert!(debug.ok(), "{debug:?}");
+    assert!(
+        debug.stdout.contains("Dry run: nothing is written."),
+        "{debug:?}"
+    );
+    assert!(!dir.path().join("out").exists(), "{debug:?}");
+    let batch = run(mkrefs(dir.path())
+        .args(["-b", "--outrootdir", "out", "superbias"])
+        .args(&uncal));
+    assert!(!batch.ok(), "{batch:?}");
+    assert!(
+        batch
+            .stderr
+            .contains("-b/--batchmode: this mkrefs runs every job on this machine"),
+        "{batch:?}"
+    );
+    assert!(!dir.path().join("out").exists(), "{batch:?}");
+}

@@ -99,7 +99,7 @@ pub enum Commands {
     RunCalibration(RunJobArgs),
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct RunArgs {
     /// Reflabels (or reftypes, or comma lists of them) followed by input files, directories
     /// or glob patterns, in any order.
@@ -123,9 +123,30 @@ pub struct RunArgs {
     /// Directory for calibrated products (overrides output.ssbdir).
     #[arg(long = "ssbdir", value_name = "DIR")]
     pub ssbdir: Option<PathBuf>,
-    /// Share the ssbdir between runs (true) or keep it inside the run directory (false).
-    #[arg(long = "skip_runID_ssbdir", value_name = "BOOL")]
+    /// Share the ssbdir between runs (true) or keep it inside the run directory (false); alone,
+    /// as upstream's switch, it means true.
+    #[arg(long = "skip_runID_ssbdir", value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub skip_run_id_ssbdir: Option<bool>,
+    /// A word added to reference-file names: <reflabel>.<stem>.<WORD>.cmd<N>_<reftype>.fits
+    /// (overrides output.addsuffix).
+    #[arg(long = "addsuffix", value_name = "WORD")]
+    pub addsuffix: Option<String>,
+    /// Run at most N calibration jobs; the others, and the jobs that need them, are held back
+    /// for a later run (upstream's --maxNstrun).
+    #[arg(long = "maxNstrun", value_name = "N")]
+    pub max_calibrations: Option<usize>,
+    /// Run at most N generator jobs; the others are held back for a later run.
+    #[arg(long = "maxNref", value_name = "N")]
+    pub max_generators: Option<usize>,
+    /// Upstream's debug mode skipped the pipeline runs; here it shows the plan and runs
+    /// nothing, as --dry-run (upstream touched empty products, which would then look made).
+    #[arg(short = 'd', long = "debug", action = ArgAction::Count)]
+    pub debug: u8,
+    /// Upstream's batch mode; refused with a message until a batch executor exists.
+    #[arg(short = 'b', long = "batchmode")]
+    pub batchmode: bool,
     /// Jobs run at the same time (default: the number of cores).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
@@ -228,40 +249,98 @@ const SUBCOMMANDS: &[&str] = &[
     "help",
 ];
 
-/// Inserts `run` when the first positional word is not a subcommand, so upstream's
-/// `mkrefs readnoise files...` keeps working.
-pub fn normalize_argv(argv: Vec<String>) -> Vec<String> {
-    let mut skip_values = 0usize;
+/// Puts `run` right after the program name when the command makes reference files: when the
+/// first positional word is `run`, or not a subcommand at all (upstream's `mkrefs readnoise
+/// files...`). Every option then parses wherever it stands, before or after the words, as
+/// upstream's parser took them (`mkrefs --outrootdir X superbias files`). `cmd` is the full
+/// parser: it tells which options take values, so a value is never taken for a word.
+pub fn normalize_argv(argv: Vec<String>, cmd: &Command) -> Vec<String> {
+    let argv = join_optional_values(argv);
+    let values = option_values(cmd);
+    let mut skip = 0usize;
     for (i, arg) in argv.iter().enumerate().skip(1) {
-        if skip_values > 0 {
-            skip_values -= 1;
+        if skip > 0 {
+            skip -= 1;
             continue;
         }
-        if let Some(n) = option_value_count(arg) {
-            skip_values = n;
+        if arg == "--" {
+            break;
+        }
+        if arg.starts_with('-') && arg.len() > 1 {
+            if !arg.contains('=') {
+                skip = values.get(arg.as_str()).copied().unwrap_or(0);
+            }
             continue;
         }
-        if arg.starts_with('-') {
-            continue;
-        }
-        if SUBCOMMANDS.contains(&arg.as_str()) {
+        if arg != "run" && SUBCOMMANDS.contains(&arg.as_str()) {
             return argv;
         }
-        let mut out = argv.clone();
-        out.insert(i, "run".to_string());
+        let mut out = Vec::with_capacity(argv.len() + 1);
+        out.push(argv[0].clone());
+        out.push("run".to_string());
+        out.extend(
+            argv.iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(j, a)| !(*j == i && *a == "run"))
+                .map(|(_, a)| a.clone()),
+        );
         return out;
     }
     argv
 }
 
-/// How many values a global option consumes when given as a separate word.
-fn option_value_count(arg: &str) -> Option<usize> {
-    match arg {
-        "-c" | "--cfgfile" | "-e" | "--extracfgfile" | "--plugin-dir" => Some(1),
-        "-p" | "--params" | "--pall" => Some(2),
-        "--pp" => Some(3),
-        _ => None,
+/// `--skip_runID_ssbdir` is a switch upstream and takes an optional `=BOOL` here; a separate
+/// bool word after it (`--skip_runID_ssbdir false`, mkrefs' earlier form) is joined to it.
+fn join_optional_values(argv: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(argv.len());
+    let mut it = argv.into_iter().peekable();
+    while let Some(arg) = it.next() {
+        let is_bool = |w: &String| {
+            matches!(
+                w.to_ascii_lowercase().as_str(),
+                "true" | "false" | "yes" | "no" | "y" | "n" | "t" | "f" | "on" | "off" | "1" | "0"
+            )
+        };
+        if arg == "--skip_runID_ssbdir" && it.peek().is_some_and(is_bool) {
+            let value = it.next().unwrap_or_default();
+            out.push(format!("{arg}={value}"));
+        } else {
+            out.push(arg);
+        }
     }
+    out
+}
+
+/// How many words each option of the program and of `run` takes as its value (`--pp` 3, `-p`
+/// 2, `--outrootdir` 1, flags 0), by every spelling (`-c`, `--cfgfile`).
+fn option_values(cmd: &Command) -> std::collections::HashMap<String, usize> {
+    let mut cmd = cmd.clone();
+    cmd.build();
+    let run = cmd.find_subcommand("run").cloned();
+    let mut out = std::collections::HashMap::new();
+    for arg in cmd
+        .get_arguments()
+        .chain(run.iter().flat_map(|r| r.get_arguments()))
+    {
+        let n = if arg.get_action().takes_values() {
+            arg.get_num_args().map_or(1, |r| r.min_values())
+        } else {
+            0
+        };
+        for long in arg.get_long_and_visible_aliases().into_iter().flatten() {
+            out.insert(format!("--{long}"), n);
+        }
+        if let Some(aliases) = arg.get_all_aliases() {
+            for long in aliases {
+                out.insert(format!("--{long}"), n);
+            }
+        }
+        if let Some(short) = arg.get_short() {
+            out.insert(format!("-{short}"), n);
+        }
+    }
+    out
 }
 
 /// The drop-in directories named on the command line, found before clap runs (the
@@ -347,8 +426,9 @@ pub fn command(registry: &Registry) -> Command {
 
 /// Parses the command line into the derived options and the generator parameters.
 pub fn parse(argv: Vec<String>, registry: &Registry) -> Result<(Cli, Vec<CliParam>), clap::Error> {
-    let argv = normalize_argv(argv);
-    let matches = command(registry).try_get_matches_from(argv)?;
+    let cmd = command(registry);
+    let argv = normalize_argv(argv, &cmd);
+    let matches = cmd.try_get_matches_from(argv)?;
     let cli = Cli::from_arg_matches(&matches)?;
     let params = match matches.subcommand() {
         Some(("run", sub)) => param_args(sub),
@@ -380,21 +460,45 @@ mod tests {
         words.iter().map(|s| s.to_string()).collect()
     }
 
+    fn normalized(words: &[&str]) -> Vec<String> {
+        normalize_argv(v(words), &Cli::command())
+    }
+
     #[test]
-    fn run_is_inserted_before_the_first_positional() {
+    fn run_comes_first_so_options_may_stand_anywhere() {
         assert_eq!(
-            normalize_argv(v(&["mkrefs", "-c", "x.yaml", "readnoise", "a.fits"])),
-            v(&["mkrefs", "-c", "x.yaml", "run", "readnoise", "a.fits"])
+            normalized(&["mkrefs", "-c", "x.yaml", "readnoise", "a.fits"]),
+            v(&["mkrefs", "run", "-c", "x.yaml", "readnoise", "a.fits"])
         );
         assert_eq!(
-            normalize_argv(v(&["mkrefs", "-p", "k", "v", "readnoise"])),
-            v(&["mkrefs", "-p", "k", "v", "run", "readnoise"])
+            normalized(&["mkrefs", "-p", "k", "v", "readnoise"]),
+            v(&["mkrefs", "run", "-p", "k", "v", "readnoise"])
+        );
+        // A run option before the reflabel, and its value that names a subcommand.
+        assert_eq!(
+            normalized(&["mkrefs", "--outrootdir", "demo", "superbias", "a.fits"]),
+            v(&[
+                "mkrefs",
+                "run",
+                "--outrootdir",
+                "demo",
+                "superbias",
+                "a.fits"
+            ])
         );
         assert_eq!(
-            normalize_argv(v(&["mkrefs", "plugins"])),
+            normalized(&["mkrefs", "-q", "run", "superbias", "--force", "a.fits"]),
+            v(&["mkrefs", "run", "-q", "superbias", "--force", "a.fits"])
+        );
+        assert_eq!(
+            normalized(&["mkrefs", "plugins"]),
             v(&["mkrefs", "plugins"])
         );
-        assert_eq!(normalize_argv(v(&["mkrefs", "-v"])), v(&["mkrefs", "-v"]));
+        assert_eq!(
+            normalized(&["mkrefs", "-v", "describe", "dark"]),
+            v(&["mkrefs", "-v", "describe", "dark"])
+        );
+        assert_eq!(normalized(&["mkrefs", "-v"]), v(&["mkrefs", "-v"]));
     }
 
     #[test]

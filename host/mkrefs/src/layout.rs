@@ -57,6 +57,8 @@ pub struct OutputOptions {
     pub new_run_id: bool,
     pub ssbdir: Option<PathBuf>,
     pub skip_run_id_ssbdir: bool,
+    /// `addsuffix`: a word added to reference-file names.
+    pub addsuffix: Option<String>,
 }
 
 /// The resolved directories and name stem of one run.
@@ -66,6 +68,7 @@ pub struct RunLayout {
     pub stem: String,
     pub run_label: Option<String>,
     pub ssbdir: PathBuf,
+    pub addsuffix: Option<String>,
 }
 
 /// The largest N of the directories `run<N>` in `dir`.
@@ -125,13 +128,20 @@ impl RunLayout {
             stem,
             run_label,
             ssbdir,
+            addsuffix: opts.addsuffix.clone(),
         }
     }
 
-    /// `<basedir>/<reflabel>/<reflabel>.<stem>.cmd<N>_<reftype>` (no extension).
+    /// `<basedir>/<reflabel>/<reflabel>.<stem>[.<addsuffix>].cmd<N>_<reftype>` (no
+    /// extension).
     pub fn outbasename(&self, reflabel: &str, cmd_id: u32, reftype: &str) -> PathBuf {
+        let suffix = self
+            .addsuffix
+            .as_deref()
+            .map(|s| format!(".{s}"))
+            .unwrap_or_default();
         self.basedir.join(reflabel).join(format!(
-            "{reflabel}.{}.cmd{cmd_id}_{}",
+            "{reflabel}.{}{suffix}.cmd{cmd_id}_{}",
             self.stem,
             reftype.to_ascii_lowercase()
         ))
@@ -189,6 +199,7 @@ mod tests {
 
     fn opts(root: &Path) -> OutputOptions {
         OutputOptions {
+            addsuffix: None,
             outrootdir: root.to_path_buf(),
             outsubdir: Some("test1".into()),
             run_id: RunIdChoice::Auto,

@@ -75,19 +75,8 @@ pub fn run(
     let run_args = RunArgs {
         items,
         outrootdir: Some(out.clone()),
-        outsubdir: None,
-        run_id: None,
-        run_id_ndigits: None,
-        new_run_id: false,
-        ssbdir: None,
-        skip_run_id_ssbdir: None,
         jobs: args.jobs,
-        threads: None,
-        force: false,
-        dry_run: false,
-        backend: None,
-        recalibrate: false,
-        calibrate_only: false,
+        ..RunArgs::default()
     };
     let code = run::run(registry, &global, &run_args, &[])?;
     if code == ExitCode::SUCCESS {

@@ -6,7 +6,7 @@ use crate::atomic;
 use crate::cli::{GlobalOptions, RunArgs};
 use crate::commands::tables;
 use crate::config::{self, Backend, CliParam, LoadOptions, Settings};
-use crate::exec::executor::{self, ExecOptions};
+use crate::exec::executor::{self, ExecOptions, JobStatus};
 use crate::plan::options::{OutputOverrides, RunOptions};
 use crate::plan::{self, RunPlan};
 use crate::registry::Registry;
@@ -47,6 +47,14 @@ pub fn run(
     args: &RunArgs,
     cli_params: &[CliParam],
 ) -> Result<ExitCode, String> {
+    if args.batchmode {
+        return Err(
+            "-b/--batchmode: this mkrefs runs every job on this machine (there is no \
+                    batch executor yet); leave -b out, and use -j to choose how many jobs run \
+                    at once"
+                .to_string(),
+        );
+    }
     let settings = load_settings(global)?;
     let plan = plan::make_plan(registry, &settings, &run_options(args, cli_params)?)?;
     for note in &plan.notes {
@@ -58,7 +66,13 @@ pub fn run(
             plan.skipped_inputs.len()
         );
     }
-    if args.dry_run {
+    if args.debug > 0 {
+        tracing::info!(
+            "-d/--debug: showing the plan and running nothing (upstream's debug mode skipped \
+             the pipeline runs)"
+        );
+    }
+    if args.dry_run || args.debug > 0 {
         print_dry_run(&plan);
         return Ok(ExitCode::SUCCESS);
     }
@@ -81,12 +95,17 @@ pub fn run(
             threads,
             force: args.force,
             child_flags: child_flags(global),
+            max_calibrations: args.max_calibrations,
+            max_generators: args.max_generators,
         },
     );
     let summary = tables::summary_table(&results);
     print!("{summary}");
     atomic::write(&plan.layout.summary(), summary.as_bytes())?;
-    let failed = results.iter().any(|r| !r.status.succeeded());
+    // Jobs held back by --maxNstrun/--maxNref are left for a later run, not failures.
+    let failed = results
+        .iter()
+        .any(|r| !r.status.succeeded() && !matches!(r.status, JobStatus::Held(_)));
     Ok(if failed {
         ExitCode::FAILURE
     } else {
@@ -113,6 +132,7 @@ fn run_options(args: &RunArgs, cli_params: &[CliParam]) -> Result<RunOptions, St
             new_run_id: args.new_run_id,
             ssbdir: args.ssbdir.clone(),
             skip_run_id_ssbdir: args.skip_run_id_ssbdir,
+            addsuffix: args.addsuffix.clone(),
         },
         backend,
         recalibrate: args.recalibrate,

@@ -206,9 +206,11 @@ pub fn summary_table(results: &[JobResult]) -> String {
         count("ok"),
         count("skipped"),
         count("FAILED"),
-        match count("not run") {
-            0 => String::new(),
-            n => format!(", {n} not run"),
+        match (count("not run"), count("held")) {
+            (0, 0) => String::new(),
+            (n, 0) => format!(", {n} not run"),
+            (0, h) => format!(", {h} held back for a later run"),
+            (n, h) => format!(", {n} not run, {h} held back for a later run"),
         }
     ));
     for r in failed {
@@ -222,6 +224,10 @@ pub fn summary_table(results: &[JobResult]) -> String {
             )),
             JobStatus::NotRun(why) => out.push_str(&format!(
                 "{} {} {} not run: {why}\n",
+                r.id, r.label, r.detector
+            )),
+            JobStatus::Held(why) => out.push_str(&format!(
+                "{} {} {} held back: {why}\n",
                 r.id, r.label, r.detector
             )),
             _ => {}
@@ -256,10 +262,17 @@ mod tests {
             result("cmd1", JobStatus::NotRun("it needs cmd0 x NRCA1".into())),
             result("cmd2", JobStatus::Ok),
             result("cmd3", JobStatus::Skipped),
+            result("cmd4", JobStatus::Held("--maxNref 1 reached".into())),
         ];
         let table = summary_table(&results);
         assert!(
-            table.contains("4 job(s): 1 ok, 1 skipped, 1 failed, 1 not run"),
+            table.contains(
+                "5 job(s): 1 ok, 1 skipped, 1 failed, 1 not run, 1 held back for a later run"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("cmd4 x NRCA1 held back: --maxNref 1 reached"),
             "{table}"
         );
         assert!(

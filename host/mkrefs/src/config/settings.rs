@@ -62,13 +62,12 @@ const OUTPUT_KEYS: &[&str] = &[
     "ssbdir",
     "skip_runID_ssbdir",
     "pipeline_prod_search_dir",
+    "addsuffix",
 ];
 
-/// Upstream `output` keys that load but are ignored: `addsuffix` was never used upstream; job
-/// logs are always captured, so the four log flags have nothing to switch; `imdates2subdir`
-/// belonged to the old `mkref.py`.
+/// Upstream `output` keys that load but are ignored: job logs are always captured, so the four
+/// log flags have nothing to switch; `imdates2subdir` belonged to the old `mkref.py`.
 pub const IGNORED_OUTPUT_KEYS: &[&str] = &[
-    "addsuffix",
     "ssblogFlag",
     "ssberrorlogFlag",
     "reflogFlag",
@@ -124,6 +123,7 @@ output:
   ssbdir: null
   skip_runID_ssbdir: true
   pipeline_prod_search_dir: []
+  addsuffix: null
 reffile4ssb:
   mask: null
   saturation: null
@@ -232,6 +232,8 @@ pub struct OutputSettings {
     /// Extra directories searched for pipeline products (a list, or one comma-separated
     /// string, as upstream's docs promised).
     pub pipeline_prod_search_dir: Vec<String>,
+    /// Added to reference-file names (`<reflabel>.<stem>.<addsuffix>.cmd<N>_<reftype>`).
+    pub addsuffix: Option<String>,
 }
 
 /// Which program runs the calibration steps.
@@ -809,6 +811,7 @@ fn read_output(sec: &Node) -> Result<OutputSettings> {
             req(sec, S, "pipeline_prod_search_dir")?,
             "output.pipeline_prod_search_dir",
         )?,
+        addsuffix: s("addsuffix")?.filter(|v| !v.trim().is_empty()),
     })
 }
 

@@ -11,6 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
@@ -114,6 +115,9 @@ pub enum JobStatus {
     Failed(String),
     /// Not run because a job it depends on failed (or the dependencies form a cycle).
     NotRun(String),
+    /// Held back for a later run by `--maxNstrun`/`--maxNref` (or because a job it needs
+    /// was); not a failure.
+    Held(String),
 }
 
 impl JobStatus {
@@ -123,6 +127,7 @@ impl JobStatus {
             JobStatus::Skipped => "skipped",
             JobStatus::Failed(_) => "FAILED",
             JobStatus::NotRun(_) => "not run",
+            JobStatus::Held(_) => "held",
         }
     }
 
@@ -155,6 +160,36 @@ pub struct ExecOptions {
     pub force: bool,
     /// Verbosity flags passed on to the children (`-v`, `-q`...).
     pub child_flags: Vec<String>,
+    /// At most this many calibration jobs run (`--maxNstrun`).
+    pub max_calibrations: Option<usize>,
+    /// At most this many generator jobs run (`--maxNref`).
+    pub max_generators: Option<usize>,
+}
+
+/// How many jobs of each kind have been started, against `ExecOptions`' limits.
+#[derive(Default)]
+struct Started {
+    calibrations: AtomicUsize,
+    generators: AtomicUsize,
+}
+
+impl Started {
+    /// Counts the job in, or says which limit holds it back.
+    fn admit(&self, job: &PreparedJob, opts: &ExecOptions) -> Result<(), String> {
+        let (count, limit, option) = match job.work {
+            Work::Calibrate(_) => (&self.calibrations, opts.max_calibrations, "--maxNstrun"),
+            Work::Generate(_) => (&self.generators, opts.max_generators, "--maxNref"),
+        };
+        let Some(limit) = limit else {
+            return Ok(());
+        };
+        count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .map(|_| ())
+            .map_err(|_| format!("{option} {limit} reached; run again to make it"))
+    }
 }
 
 /// Whether an earlier run already made this job's output from the same job file.
@@ -171,8 +206,9 @@ fn up_to_date(job: &PreparedJob, text: &str) -> bool {
 /// Runs every job and returns one result per job, in the order given.
 pub fn execute(jobs: Vec<PreparedJob>, opts: &ExecOptions) -> Vec<JobResult> {
     let overall = logging::progress_bar(jobs.len() as u64, "jobs");
+    let started = Started::default();
     let results = schedule(&jobs, opts.jobs, |job| {
-        let result = run_one(job, opts);
+        let result = run_one(job, opts, &started);
         if let Some(bar) = &overall {
             bar.inc(1);
         }
@@ -274,8 +310,19 @@ fn block_dependents(jobs: &[PreparedJob], states: &mut [State], results: &mut [O
                 .iter()
                 .find(|&&d| states[d] == State::Done { ok: false })
             {
-                let why = format!("it needs {}, which did not succeed", jobs[d].title());
-                let result = not_run(&jobs[i], why);
+                let held = matches!(
+                    results[d].as_ref().map(|r| &r.status),
+                    Some(JobStatus::Held(_))
+                );
+                let mut result = not_run(&jobs[i], String::new());
+                result.status = if held {
+                    JobStatus::Held(format!("it needs {}, which was held back", jobs[d].title()))
+                } else {
+                    JobStatus::NotRun(format!(
+                        "it needs {}, which did not succeed",
+                        jobs[d].title()
+                    ))
+                };
                 announce(&jobs[i], &result);
                 states[i] = State::Done { ok: false };
                 results[i] = Some(result);
@@ -315,10 +362,11 @@ fn announce(job: &PreparedJob, result: &JobResult) {
             result.log.display()
         ),
         JobStatus::NotRun(why) => tracing::error!("{}: not run: {why}", job.title()),
+        JobStatus::Held(why) => tracing::info!("{}: held back: {why}", job.title()),
     }
 }
 
-fn run_one(job: &PreparedJob, opts: &ExecOptions) -> JobResult {
+fn run_one(job: &PreparedJob, opts: &ExecOptions, started: &Started) -> JobResult {
     let mut result = not_run(job, String::new());
     if let Some(why) = &job.blocked {
         result.status = JobStatus::Failed(why.clone());
@@ -327,6 +375,10 @@ fn run_one(job: &PreparedJob, opts: &ExecOptions) -> JobResult {
     let text = job.to_json();
     if !opts.force && up_to_date(job, &text) {
         result.status = JobStatus::Skipped;
+        return result;
+    }
+    if let Err(why) = started.admit(job, opts) {
+        result.status = JobStatus::Held(why);
         return result;
     }
     let start = Instant::now();

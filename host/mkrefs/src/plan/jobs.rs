@@ -382,6 +382,7 @@ mod tests {
             stem: "run000".into(),
             run_label: Some("run000".into()),
             ssbdir: PathBuf::from("/ssb"),
+            addsuffix: None,
         };
         calibration_job(1, c, &how, &layout)
     }

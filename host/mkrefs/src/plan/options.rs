@@ -33,6 +33,7 @@ pub(crate) struct OutputOverrides {
     pub new_run_id: bool,
     pub ssbdir: Option<PathBuf>,
     pub skip_run_id_ssbdir: Option<bool>,
+    pub addsuffix: Option<String>,
 }
 
 impl OutputOverrides {
@@ -70,6 +71,21 @@ impl OutputOverrides {
                     .map(PathBuf::from)
             }),
             skip_run_id_ssbdir: self.skip_run_id_ssbdir.unwrap_or(out.skip_runid_ssbdir),
+            addsuffix: checked_suffix(self.addsuffix.as_ref().or(out.addsuffix.as_ref()))?,
         })
     }
+}
+
+/// `addsuffix` becomes part of file names: one word, no path.
+fn checked_suffix(suffix: Option<&String>) -> Result<Option<String>, String> {
+    let Some(s) = suffix.map(|s| s.trim()).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if s.contains(['/', '\\']) || s == "." || s == ".." {
+        return Err(format!(
+            "addsuffix '{s}' is not a file-name word: it is added to reference-file names, so \
+             it may not contain a path separator or be '.' or '..'"
+        ));
+    }
+    Ok(Some(s.to_string()))
 }
