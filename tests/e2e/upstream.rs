@@ -217,3 +217,36 @@ fn upstream_debug_shows_the_plan_and_batch_mode_says_it_is_not_there() {
     );
     assert!(!dir.path().join("out").exists(), "{batch:?}");
 }
+
+#[test]
+fn the_run_tables_carry_the_header_keys_and_states_as_upstream_wrote_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let uncal = raw_darks(dir.path());
+    let out = run(mkrefs(dir.path())
+        .args(["--outrootdir", "out", "superbias"])
+        .args(&uncal));
+    assert!(out.ok(), "{out:?}");
+    let run_dir = dir.path().join("out/run000");
+    let images = std::fs::read_to_string(run_dir.join("run000.im.txt")).unwrap();
+    let header: Vec<&str> = images.lines().next().unwrap().split_whitespace().collect();
+    // The configured requiredfitskeys and optionalfitskeys, each a column.
+    for key in [
+        "INSTRUME", "NGROUPS", "NINTS", "TGROUP", "SUBARRAY", "FILTER", "READPATT",
+    ] {
+        assert!(header.contains(&key), "{images}");
+    }
+    let row: Vec<&str> = images.lines().nth(1).unwrap().split_whitespace().collect();
+    let col = |k: &str| row[header.iter().position(|h| *h == k).unwrap() - 1];
+    assert_eq!(col("INSTRUME"), "NIRCAM", "{images}");
+    assert_eq!(col("NGROUPS"), "6", "{images}");
+    let groups = std::fs::read_to_string(run_dir.join("run000.inputim.txt")).unwrap();
+    let header: Vec<&str> = groups.lines().next().unwrap().split_whitespace().collect();
+    assert!(header.contains(&"ssbsteps"), "{groups}");
+    assert!(header.contains(&"ssb_save_steps"), "{groups}");
+    let row: Vec<&str> = groups.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        row[header.iter().position(|h| *h == "ssbsteps").unwrap() - 1],
+        "None",
+        "superbias reads raw darks: {groups}"
+    );
+}

@@ -2,8 +2,11 @@
 //! deterministic for the same inputs (no dates), so a rerun can tell whether its inputs
 //! changed.
 
+use mkrefs_support::header::HeaderValue;
+
 use crate::exec::executor::{JobResult, JobStatus, Work};
 use crate::plan::RunPlan;
+use crate::prep::steps::Step;
 
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -36,36 +39,81 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// One row per input file, in MJD order (`<stem>.im.txt`).
+/// A header value as a table cell: `None` when the file lacks the key (as upstream wrote it),
+/// double quotes around text with blanks or nothing in it, so every cell is one word.
+fn cell(value: Option<&HeaderValue>) -> String {
+    match value {
+        None => "None".to_string(),
+        Some(HeaderValue::Str(s)) => {
+            let t = s.trim();
+            if t.is_empty() || t.contains(char::is_whitespace) {
+                format!("\"{t}\"")
+            } else {
+                t.to_string()
+            }
+        }
+        Some(other) => other.to_string(),
+    }
+}
+
+/// One row per input file, in MJD order (`<stem>.im.txt`), with the header keys the
+/// configuration collects (`requiredfitskeys`, `optionalfitskeys`) as columns.
 pub fn input_table(plan: &RunPlan<'_>) -> String {
     let rows: Vec<Vec<String>> = plan
         .rows
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            vec![
+            let mut row = vec![
                 i.to_string(),
                 r.kind.name().to_string(),
                 r.detector.clone(),
                 format!("{:.8}", r.mjd),
                 r.exp_type.clone().unwrap_or_else(|| "-".into()),
-                r.path.display().to_string(),
-            ]
+            ];
+            row.extend(plan.input_keys.iter().map(|k| cell(r.header.get(k))));
+            row.push(r.path.display().to_string());
+            row
         })
         .collect();
-    table(
-        &["imID", "imtype", "detector", "MJD", "EXP_TYPE", "fitsfile"],
-        &rows,
-    )
+    let mut header = vec!["imID", "imtype", "detector", "MJD", "EXP_TYPE"];
+    header.extend(plan.input_keys.iter().map(String::as_str));
+    header.push("fitsfile");
+    table(&header, &rows)
 }
 
-/// One row per image of every job (`<stem>.inputim.txt`): which file each job reads.
+/// Steps as upstream's tables wrote them: comma-joined without blanks, `None` for none.
+fn steps_cell<T: AsRef<str>>(names: &[T]) -> String {
+    if names.is_empty() {
+        "None".to_string()
+    } else {
+        names
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// One row per image of every job (`<stem>.inputim.txt`): which file each job reads, at the
+/// state its reflabel asks for (`ssbsteps`) with the products it also reads
+/// (`ssb_save_steps`).
 pub fn group_table(plan: &RunPlan<'_>) -> String {
     let mut rows = Vec::new();
     for job in &plan.jobs {
         let Work::Generate(spec) = &job.work else {
             continue;
         };
+        let (ssbsteps, save) = plan
+            .selected
+            .iter()
+            .find(|s| s.reflabel == spec.reflabel)
+            .map(|s| {
+                let steps: Vec<&str> = s.steps.iter().map(|st: &Step| st.name()).collect();
+                let save: Vec<String> = s.save.iter().map(|p| p.name().to_string()).collect();
+                (steps_cell(&steps), steps_cell(&save))
+            })
+            .unwrap_or_default();
         for input in &spec.inputs {
             let index = plan
                 .rows
@@ -79,6 +127,8 @@ pub fn group_table(plan: &RunPlan<'_>) -> String {
                 input.label.clone(),
                 input.kind.clone(),
                 input.detector.clone(),
+                ssbsteps.clone(),
+                save.clone(),
                 index,
                 format!("{:.8}", input.mjd),
                 input.path.display().to_string(),
@@ -91,8 +141,10 @@ pub fn group_table(plan: &RunPlan<'_>) -> String {
                 format!("{}.{}", p.label, p.product),
                 "product".to_string(),
                 spec.detector.clone(),
-                String::new(),
-                String::new(),
+                ssbsteps.clone(),
+                save.clone(),
+                "-".to_string(),
+                "-".to_string(),
                 p.path.display().to_string(),
             ]);
         }
@@ -104,6 +156,8 @@ pub fn group_table(plan: &RunPlan<'_>) -> String {
             "imlabel",
             "imtype",
             "detector",
+            "ssbsteps",
+            "ssb_save_steps",
             "imID",
             "MJD",
             "file_read",

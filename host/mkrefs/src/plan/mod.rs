@@ -38,6 +38,9 @@ pub(crate) struct RunPlan<'r> {
     pub layout: RunLayout,
     pub selected: Vec<Selected<'r>>,
     pub rows: Vec<InputRow>,
+    /// The header keys collected from every input (`requiredfitskeys`, then
+    /// `optionalfitskeys`), in configuration order: the input table's columns.
+    pub input_keys: Vec<String>,
     pub skipped_inputs: Vec<PathBuf>,
     pub notes: Vec<String>,
     /// Calibration jobs first, then generator jobs; `after` links them.
@@ -95,6 +98,7 @@ pub(crate) fn make_plan<'r>(
         layout,
         selected,
         rows: inputs.rows,
+        input_keys: inputs.keys,
         skipped_inputs: inputs.skipped,
         notes: grouped.notes,
         jobs,
@@ -112,9 +116,10 @@ fn header_reader(path: &Path) -> Result<Header, String> {
     })
 }
 
-/// The input rows, and the files `basenamepattern` left out.
+/// The input rows, the header keys collected, and the files `basenamepattern` left out.
 struct Inputs {
     rows: Vec<InputRow>,
+    keys: Vec<String>,
     skipped: Vec<PathBuf>,
 }
 
@@ -142,8 +147,15 @@ fn read_rows(settings: &Settings, tokens: &[String]) -> Result<Inputs, String> {
     };
     let rows =
         read::read_inputs(&filtered.kept, &keys, &header_reader).map_err(|e| e.to_string())?;
+    let mut columns: Vec<String> = Vec::new();
+    for key in inf.requiredfitskeys.iter().chain(&inf.optionalfitskeys) {
+        if !columns.iter().any(|c| c.eq_ignore_ascii_case(key)) {
+            columns.push(key.clone());
+        }
+    }
     Ok(Inputs {
         rows,
+        keys: columns,
         skipped: filtered.skipped,
     })
 }
