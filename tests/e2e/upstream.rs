@@ -250,3 +250,30 @@ fn the_run_tables_carry_the_header_keys_and_states_as_upstream_wrote_them() {
         "superbias reads raw darks: {groups}"
     );
 }
+
+#[test]
+fn a_simulated_folder_runs_as_a_directory_and_its_truth_is_no_input() {
+    let dir = tempfile::tempdir().unwrap();
+    darks(&dir.path().join("data"));
+    let out = run(mkrefs(dir.path()).args(["--outrootdir", "out", "readnoise", "data"]));
+    assert!(out.ok(), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("file(s) found by the search that are not exposures"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("truth.fits (neither EXP_TYPE"),
+        "{out:?}"
+    );
+    // Given by name, the truth is an error naming it.
+    let named =
+        run(mkrefs(dir.path()).args(["--outrootdir", "out2", "readnoise", "data/truth.fits"]));
+    assert!(!named.ok(), "{named:?}");
+    assert!(
+        named
+            .stderr
+            .contains("truth.fits: not an exposure (neither EXP_TYPE nor DATE-END"),
+        "{named:?}"
+    );
+}

@@ -123,6 +123,17 @@ pub fn expand_inputs(tokens: &[String]) -> Result<Vec<PathBuf>, InputError> {
     }
 }
 
+/// The tokens that name a file (not a directory or a pattern), made absolute: the inputs the
+/// user gave by name.
+pub fn named_files(tokens: &[String]) -> HashSet<PathBuf> {
+    tokens
+        .iter()
+        .map(Path::new)
+        .filter(|p| p.is_file())
+        .filter_map(|p| fs::canonicalize(p).ok())
+        .collect()
+}
+
 /// The files `basenamepattern` keeps and those it skips (for the summary).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Filtered {

@@ -58,14 +58,41 @@ fn value_str(v: &HeaderValue) -> String {
     }
 }
 
+/// The exposures read, and the files found by a directory or pattern search that are not
+/// exposures (reference files, the simulator's truth...), left out.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    pub rows: Vec<InputRow>,
+    pub not_exposures: Vec<(PathBuf, String)>,
+}
+
+/// Why a file is not an exposure mkrefs can use, if it is not: a reference file (REFTYPE), or a
+/// file with neither EXP_TYPE nor the date key an exposure has.
+fn not_an_exposure(header: &Header, keys: &InputKeys) -> Option<String> {
+    if let Some(reftype) = header.get_str("REFTYPE") {
+        return Some(format!("a {} reference file (REFTYPE)", reftype.trim()));
+    }
+    if header.get("EXP_TYPE").is_none() && header.get(&keys.dateobs).is_none() {
+        return Some(format!(
+            "neither EXP_TYPE nor {} in its primary header",
+            keys.dateobs
+        ));
+    }
+    None
+}
+
 /// Reads every file's primary header and builds the rows, sorted by MJD then path (see
-/// [`sort_inputs`]). All problems of all files are collected into one [`InputError::Files`].
+/// [`sort_inputs`]). A file that is not an exposure is an error when `named` says the user
+/// gave it by name, and is left out otherwise. All problems of all files are collected into
+/// one [`InputError::Files`].
 pub fn read_inputs(
     paths: &[PathBuf],
     keys: &InputKeys,
     reader: &ReadHeader<'_>,
-) -> Result<Vec<InputRow>, InputError> {
+    named: &dyn Fn(&Path) -> bool,
+) -> Result<Inventory, InputError> {
     let mut rows = Vec::new();
+    let mut not_exposures = Vec::new();
     let mut problems = Vec::new();
     let mut required: Vec<&str> = vec!["DETECTOR"];
     for k in &keys.required {
@@ -89,6 +116,19 @@ pub fn read_inputs(
                 continue;
             }
         };
+        if let Some(why) = not_an_exposure(&header, keys) {
+            if named(path) {
+                problems.push(problem(
+                    None,
+                    format!(
+                        "not an exposure ({why}); give raw exposures or their pipeline products"
+                    ),
+                ));
+            } else {
+                not_exposures.push((path.clone(), why));
+            }
+            continue;
+        }
         let mut collected = Header::new();
         let mut ok = true;
         for key in &required {
@@ -159,7 +199,10 @@ pub fn read_inputs(
         return Err(InputError::Files(problems));
     }
     sort_inputs(&mut rows);
-    Ok(rows)
+    Ok(Inventory {
+        rows,
+        not_exposures,
+    })
 }
 
 /// Stable sort by MJD, then path: the order every later stage relies on.
@@ -290,7 +333,9 @@ pub(crate) mod tests {
             PathBuf::from("/d/late.fits"),
             PathBuf::from("/d/early.fits"),
         ];
-        let rows = read_inputs(&paths, &keys(), &reader_of(map)).unwrap();
+        let rows = read_inputs(&paths, &keys(), &reader_of(map), &|_| true)
+            .unwrap()
+            .rows;
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].path, PathBuf::from("/d/early.fits"));
         assert_eq!(rows[0].mjd, 58000.25);
@@ -345,7 +390,8 @@ pub(crate) mod tests {
         let paths = ["/d/one.fits", "/d/two.fits", "/d/three.fits", "/d/ok.fits"]
             .map(PathBuf::from)
             .to_vec();
-        let InputError::Files(list) = read_inputs(&paths, &keys(), &reader_of(map)).unwrap_err()
+        let InputError::Files(list) =
+            read_inputs(&paths, &keys(), &reader_of(map), &|_| true).unwrap_err()
         else {
             panic!("wrong error kind");
         };
@@ -380,6 +426,52 @@ pub(crate) mod tests {
         assert!(
             msg.contains("/d/three.fits: cannot read the primary header: no such file"),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn files_that_are_not_exposures_are_left_out_unless_named() {
+        let mut truth = Header::new();
+        truth.set("INSTRUME", "NIRCAM");
+        truth.set("DETECTOR", "NRCA1");
+        let mut reference = good("NRCA1", "2024-01-01", "NRC_DARK");
+        reference.set("REFTYPE", "MASK");
+        let map = HashMap::from([
+            (PathBuf::from("/d/truth.fits"), truth),
+            (PathBuf::from("/d/mask.fits"), reference),
+            (
+                PathBuf::from("/d/a_uncal.fits"),
+                good("NRCA1", "2024-01-01", "NRC_DARK"),
+            ),
+        ]);
+        let paths: Vec<PathBuf> = map.keys().cloned().collect();
+        let found = read_inputs(&paths, &keys(), &reader_of(map.clone()), &|_| false).unwrap();
+        assert_eq!(found.rows.len(), 1);
+        let mut left: Vec<String> = found
+            .not_exposures
+            .iter()
+            .map(|(p, why)| format!("{}: {why}", p.display()))
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "/d/mask.fits: a MASK reference file (REFTYPE)",
+                "/d/truth.fits: neither EXP_TYPE nor DATE-END in its primary header"
+            ]
+        );
+        let named = |p: &Path| p.ends_with("truth.fits");
+        let InputError::Files(list) =
+            read_inputs(&paths, &keys(), &reader_of(map), &named).unwrap_err()
+        else {
+            panic!("a named non-exposure is a file problem")
+        };
+        assert_eq!(list.len(), 1);
+        assert!(
+            list[0]
+                .message
+                .starts_with("not an exposure (neither EXP_TYPE"),
+            "{list:?}"
         );
     }
 

@@ -145,8 +145,31 @@ fn read_rows(settings: &Settings, tokens: &[String]) -> Result<Inputs, String> {
         classify: ClassifyRules::from_settings(inf)
             .map_err(|e| format!("config section inputfiles: {e}"))?,
     };
-    let rows =
-        read::read_inputs(&filtered.kept, &keys, &header_reader).map_err(|e| e.to_string())?;
+    let named = discover::named_files(tokens);
+    let inventory = read::read_inputs(&filtered.kept, &keys, &header_reader, &|p| {
+        named.contains(p)
+    })
+    .map_err(|e| e.to_string())?;
+    if !inventory.not_exposures.is_empty() {
+        let list: Vec<String> = inventory
+            .not_exposures
+            .iter()
+            .map(|(p, why)| format!("{} ({why})", p.display()))
+            .collect();
+        if inventory.rows.is_empty() {
+            return Err(format!(
+                "none of the {} file(s) found is an exposure: {}",
+                list.len(),
+                list.join("; ")
+            ));
+        }
+        tracing::info!(
+            "left out {} file(s) found by the search that are not exposures: {}",
+            list.len(),
+            list.join("; ")
+        );
+    }
+    let rows = inventory.rows;
     let mut columns: Vec<String> = Vec::new();
     for key in inf.requiredfitskeys.iter().chain(&inf.optionalfitskeys) {
         if !columns.iter().any(|c| c.eq_ignore_ascii_case(key)) {
