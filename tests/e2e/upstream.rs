@@ -7,6 +7,8 @@ use mkrefs_e2e::{mkrefs, run, workspace_root};
 use mkrefs_sim::{
     Kind, ProductSet, SimConfig, StepReference, Truth, write_dataset, write_step_references,
 };
+use mkrefs_support::fits::{FitsWriter, read_primary_header};
+use mkrefs_support::header::HeaderValue;
 
 /// Three uncal darks of a 64x64 NIRCam subarray and every step reference file, by reftype.
 fn darks(dir: &Path) -> (Vec<String>, Vec<(String, PathBuf)>) {
@@ -276,4 +278,50 @@ fn a_simulated_folder_runs_as_a_directory_and_its_truth_is_no_input() {
             .contains("truth.fits: not an exposure (neither EXP_TYPE nor DATE-END"),
         "{named:?}"
     );
+}
+
+/// A copy of `like`'s primary header with `keys` changed, and a SCI cube of `shape`.
+fn relabelled(like: &Path, out: &Path, keys: &[(&str, HeaderValue)], shape: &[usize]) {
+    let header = read_primary_header(like).unwrap();
+    let mut w = FitsWriter::create(out).unwrap();
+    for (k, v) in header.iter() {
+        if ["SIMPLE", "BITPIX", "NAXIS", "EXTEND"].contains(&k) {
+            continue;
+        }
+        let v = keys
+            .iter()
+            .find(|(key, _)| *key == k)
+            .map_or(v, |(_, new)| new);
+        w.set_primary_key(k, v, "").unwrap();
+    }
+    let n: usize = shape.iter().product();
+    w.write_image("SCI", shape, &vec![1000u16; n]).unwrap();
+    w.finish().unwrap();
+}
+
+#[test]
+fn an_image_that_does_not_fit_its_detector_stops_the_plan_naming_the_keywords() {
+    let dir = tempfile::tempdir().unwrap();
+    let uncal = raw_darks(dir.path());
+    // 4096 pixels wide, labelled a full frame of the 2048-pixel NRCA1.
+    let wide = dir.path().join("wide_uncal.fits");
+    let full = [
+        ("SUBARRAY", HeaderValue::from("FULL")),
+        ("SUBSIZE1", HeaderValue::Int(4096)),
+        ("SUBSIZE2", HeaderValue::Int(8)),
+    ];
+    relabelled(Path::new(&uncal[0]), &wide, &full, &[2, 2, 8, 4096]);
+    let out = run(mkrefs(dir.path())
+        .args(["--outrootdir", "out", "readnoise,superbias"])
+        .arg(&wide)
+        .args(&uncal[1..]));
+    assert!(!out.ok(), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "{}: the SCI image is 4096x8, larger than the 2048x2048 frame of DETECTOR NRCA1",
+            wide.display()
+        )),
+        "{out:?}"
+    );
+    assert!(!dir.path().join("out").exists(), "nothing runs: {out:?}");
 }

@@ -4,5 +4,6 @@
 pub(crate) mod classify;
 pub(crate) mod discover;
 pub(crate) mod error;
+pub(crate) mod geometry;
 pub(crate) mod group;
 pub(crate) mod read;

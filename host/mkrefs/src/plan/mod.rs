@@ -11,15 +11,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mkrefs_support::fits::read_primary_header;
+use mkrefs_support::fits_layout::read_layout;
 use mkrefs_support::header::Header;
 
 use crate::config::Settings;
 use crate::exec::executor::PreparedJob;
 use crate::exec::jobfile::StrunCrds;
 use crate::inputs::classify::{ClassifyRules, ImageKind};
-use crate::inputs::discover;
 use crate::inputs::group::{self, Group, MjdLimits};
 use crate::inputs::read::{self, InputKeys, InputRow};
+use crate::inputs::{discover, geometry};
 use crate::layout::{RunLayout, absolute};
 use crate::plan::instrument::instrument_of;
 use crate::plan::jobs::{CalibrationRun, job_for, link_jobs};
@@ -170,6 +171,7 @@ fn read_rows(settings: &Settings, tokens: &[String]) -> Result<Inputs, String> {
         );
     }
     let rows = inventory.rows;
+    check_geometry(&rows)?;
     let mut columns: Vec<String> = Vec::new();
     for key in inf.requiredfitskeys.iter().chain(&inf.optionalfitskeys) {
         if !columns.iter().any(|c| c.eq_ignore_ascii_case(key)) {
@@ -181,6 +183,34 @@ fn read_rows(settings: &Settings, tokens: &[String]) -> Result<Inputs, String> {
         keys: columns,
         skipped: filtered.skipped,
     })
+}
+
+/// Every input's image against its detector and window keywords (`inputs::geometry`); all
+/// problems of all files in one message.
+fn check_geometry(rows: &[InputRow]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for row in rows {
+        // A file that cannot be read whole fails the jobs that read it, with the reason.
+        let (Ok(header), Ok(layout)) = (read_primary_header(&row.path), read_layout(&row.path))
+        else {
+            continue;
+        };
+        problems.extend(geometry::check(
+            &row.path,
+            &header,
+            &layout,
+            &geometry::jwst_frame,
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} input(s) whose image does not fit their keywords (nothing was run):\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        ))
+    }
 }
 
 /// Each generator's groups, the states its inputs must reach, and why inputs were left out.
