@@ -17,11 +17,12 @@ pub mod plots;
 pub mod quality;
 mod run;
 
-use mkrefs_plugin_api::{
-    GeneratorError, GeneratorInfo, Job, JobReport, ParamSpec, ReferenceGenerator,
-};
+use mkrefs_plugin_api::GeneratorError;
+use mkrefs_support::generator::{Exported, Generator, Report};
+use mkrefs_support::job::JobView;
+use mkrefs_support::params::Declare;
 
-pub use run::{dark_inputs, flag_counts, read_mask};
+pub use run::read_mask;
 
 /// What `mkrefs describe bpm` shows: the algorithm and every deliberate difference from
 /// jwst_reffiles 1.0.1. Paragraphs are separated by blank lines.
@@ -106,34 +107,21 @@ parallel over the job's threads.";
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BpmGenerator;
 
-impl ReferenceGenerator for BpmGenerator {
-    fn reflabel(&self) -> String {
-        "bpm".into()
-    }
+impl Generator for BpmGenerator {
+    const REFLABEL: &'static str = "bpm";
+    const REFTYPE: &'static str = "MASK";
+    const DESCRIPTION: &'static str = DESCRIPTION;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DEFAULT_IMTYPES: &'static str = "DF+";
+    // No dark_current: a dark-subtracted ramp hides the hot pixels (see DESCRIPTION).
+    const DEFAULT_SSBSTEPS: &'static str =
+        "dq_init, saturation, superbias, refpix, linearity, jump, rate";
+    const DEFAULT_SSB_SAVE_STEPS: &'static str = "jump, fitopt, rateints";
+    const PARAMS: &'static [&'static dyn Declare] = params::PARAMS;
 
-    fn reftype(&self) -> String {
-        "MASK".into()
-    }
-
-    fn extra_optional_arguments(&self) -> Vec<ParamSpec> {
-        params::specs()
-    }
-
-    fn info(&self) -> GeneratorInfo {
-        GeneratorInfo {
-            description: DESCRIPTION.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            default_imtypes: "DF+".into(),
-            // No dark_current: a dark-subtracted ramp hides the hot pixels (see DESCRIPTION).
-            default_ssbsteps: "dq_init, saturation, superbias, refpix, linearity, jump, rate"
-                .into(),
-            default_ssb_save_steps: "jump, fitopt, rateints".into(),
-        }
-    }
-
-    fn call_algorithm(&self, job: &Job<'_>) -> Result<JobReport, GeneratorError> {
+    fn run(&self, job: &JobView<'_>) -> Result<Report, GeneratorError> {
         run::run(job)
     }
 }
 
-mkrefs_plugin_api::export_generator!(BpmGenerator);
+mkrefs_plugin_api::export_generator!(Exported(BpmGenerator));

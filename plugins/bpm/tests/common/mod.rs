@@ -9,6 +9,7 @@ use mkref_bpm::BpmGenerator;
 use mkrefs_plugin_api::ParamValue;
 use mkrefs_sim::testkit::{Outcome, TestInput, run_job_with};
 use mkrefs_support::fits::FitsWriter;
+use mkrefs_support::generator::Exported;
 use mkrefs_support::header::HeaderValue;
 
 /// One input of a test job (the support test kit's).
@@ -19,7 +20,7 @@ pub type In = TestInput;
 pub fn run_bpm(inputs: &[In], output: &Path, overrides: &[(&str, ParamValue)]) -> Outcome {
     let mut all: Vec<(&str, ParamValue)> = vec![("manual_flag_file", ParamValue::str(""))];
     all.extend(overrides.iter().cloned());
-    run_job_with(&BpmGenerator, inputs, output, &all)
+    run_job_with(&Exported(BpmGenerator), inputs, output, &all)
 }
 
 /// Header of a hand-made file.
