@@ -1,10 +1,10 @@
-//! Bad pixels from darks (bpm.md §3): HOT (saturated in all groups, and unsaturated hot pixels
-//! found from the slopes), RC, TELEGRAPH (noisy pixels and pixels that jump too often), and low
-//! pedestal (OTHER_BAD_PIXEL by default), mapped through `flag_values` with DO_NOT_USE added
-//! for the classes in `do_not_use`.
+//! Bad pixels from darks (see the 'Darks' sections of UPSTREAM.md): HOT (saturated in all groups,
+//! and unsaturated hot pixels found from the slopes), RC, TELEGRAPH (noisy pixels and pixels that
+//! jump too often), and low pedestal (OTHER_BAD_PIXEL by default), mapped through `flag_values`
+//! with DO_NOT_USE added for the classes in `do_not_use`.
 //!
-//! The algorithm is upstream's variant T (the 1.0.1 / test-consistent one, §3.6–3.8) with
-//! variant H's hot-pixel search (§3.5), streamed over bands of rows:
+//! The algorithm is upstream's 1.0.1 search (the one its tests agree with) with the later
+//! master's hot-pixel search (UPSTREAM.md, 'Darks: two variants'), streamed over bands of rows:
 //!
 //! 1. Per integration, whole-image statistics: the clipped mean/sd of PEDESTAL (scipy
 //!    `sigmaclip`, 3σ, mean centre) and the clipped median/sd of the slopes (astropy, 3σ, 5
@@ -21,12 +21,13 @@
 //! Memory is the per-pixel counters (about 10 bytes a pixel) plus one band per thread, whatever
 //! the number of exposures; only science pixels (from the header geometry) are searched.
 //!
-//! Deliberate differences from upstream (bpm.md §7), and why:
+//! Deliberate differences from upstream, and why:
 //!
-//! - Unsaturated hot pixels are found (variant H's test, which 1.0.1 lacks): a pixel is HOT when
-//!   its slope is at least `median + hot_sigma_threshold·sd` in at least `hot_fraction_threshold`
-//!   of the integrations with a finite slope. The threshold is computed per integration (H pools
-//!   the whole stack, which needs every integration in memory and mixes exposure times).
+//! - Unsaturated hot pixels are found (the later master's test, which 1.0.1 lacks): a pixel is HOT
+//!   when its slope is at least `median + hot_sigma_threshold·sd` in at least
+//!   `hot_fraction_threshold` of the integrations with a finite slope. The threshold is computed
+//!   per integration (the master pools the whole stack, which needs every integration in memory and
+//!   mixes exposure times).
 //! - The user's `max_jump_limit`, `jump_ratio_threshold` and `early_cutoff_fraction` are used
 //!   (upstream hard-codes 10, 5, 0.25); an early window shorter than one group is one group long
 //!   (upstream divides by zero).
@@ -50,9 +51,9 @@
 //! - `flag_values` and `do_not_use` are never modified (upstream appends DO_NOT_USE to the
 //!   caller's lists, so a second call adds it twice: HOT became HOT|SATURATED); mnemonics are
 //!   case-insensitive; an unknown mnemonic or `do_not_use` class is an error naming it.
-//!   Fully saturated pixels use `flag_values['saturated']` when given, else `'hot'` (variant T).
+//!   Fully saturated pixels use `flag_values['saturated']` when given, else `'hot'` (as 1.0.1).
 //! - Fractions count integrations over all exposures (as upstream's code, not its docs). At least
-//!   5 integrations in total are required (the noise test needs 5 clean slopes); upstream T
+//!   5 integrations in total are required (the noise test needs 5 clean slopes); upstream 1.0.1
 //!   requires 5 slope *files*.
 //! - Reference pixels come from the header geometry (a subarray has them only where it touches
 //!   the detector edge; MIRI has only reference columns), not from integration 0's DQ of the last
@@ -66,7 +67,7 @@ use std::collections::BTreeMap;
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::dq;
 
-/// Thresholds of upstream's badpix_from_darks (bpm.md §3.1, "dark_" prefixes dropped).
+/// Thresholds of upstream's badpix_from_darks ("dark_" prefixes dropped).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DarkParams {
     pub clipping_sigma: f64,
@@ -81,10 +82,10 @@ pub struct DarkParams {
     pub low_pedestal_fraction: f64,
     pub high_cr_fraction: f64,
     /// HOT from slopes: an integration's slope is hot at `median + hot_sigma_threshold·sd` of
-    /// its image (variant H hard-codes 5).
+    /// its image (the later master hard-codes 5).
     pub hot_sigma_threshold: f64,
     /// HOT from slopes: the fraction of integrations (with a finite slope) that must be hot
-    /// (variant H's `hot_pix_frac_threshold`, 0.75).
+    /// (the later master's `hot_pix_frac_threshold`, 0.75).
     pub hot_fraction_threshold: f64,
     pub flag_values: FlagValues,
     /// Lower-case class names: hot, rc, low_pedestal, high_cr.
@@ -92,7 +93,7 @@ pub struct DarkParams {
 }
 
 impl Default for DarkParams {
-    /// Upstream's defaults (bpm.md §3.1).
+    /// Upstream's defaults.
     fn default() -> Self {
         DarkParams {
             clipping_sigma: 5.0,
@@ -183,8 +184,8 @@ use rayon::prelude::*;
 /// Clean slopes a pixel needs for the noise test (upstream's `num_good < 5` rule).
 pub const MIN_CLEAN_SLOPES: usize = 5;
 
-/// Clipping of the per-integration slope image for the hot threshold (variant H's
-/// `sigma_clipped_stats` defaults).
+/// Clipping of the per-integration slope image for the hot threshold (the `sigma_clipped_stats`
+/// defaults of the later master).
 const HOT_CLIP_SIGMA: f64 = 3.0;
 const HOT_CLIP_ITERS: usize = 5;
 
@@ -559,10 +560,10 @@ fn classify(
     let mut dqmap = vec![0u32; n];
     let mut m: BTreeMap<&str, &mut Vec<bool>> =
         classes.iter_mut().map(|(k, v)| (k.as_str(), v)).collect();
-    for i in 0..n {
+    for (i, v) in dqmap.iter_mut().enumerate() {
         if geo.reference[i] {
             m.get_mut("reference_pixel").unwrap()[i] = true;
-            dqmap[i] = dq::REFERENCE_PIXEL;
+            *v = dq::REFERENCE_PIXEL;
             continue;
         }
         let mut set = |name: &str| m.get_mut(name).unwrap()[i] = true;
@@ -571,7 +572,7 @@ fn classify(
             noisy: f64::from(counts.ratio[i]) > noisy_cut,
             frequent: usize::from(counts.jumpy[i]) >= k_frequent,
         };
-        dqmap[i] = tests.classify(values, &mut set);
+        *v = tests.classify(values, &mut set);
     }
     drop(m);
     (classes, dqmap)

@@ -299,8 +299,8 @@ pub fn parameter_history(ran: &Ran) -> Vec<String> {
     h
 }
 
-/// The closing HISTORY sentences of the wrapper (§4.2 item 31, minus the user text which the
-/// shared history already holds).
+/// The closing HISTORY sentences of the wrapper (UPSTREAM.md, 'Keywords and HISTORY'; minus the
+/// user text, which the shared history already holds).
 pub fn do_not_use_history(s: &Settings, ran: &Ran) -> Vec<String> {
     let mut h = Vec::new();
     if ran.flats || !s.flat_do_not_use.is_empty() {

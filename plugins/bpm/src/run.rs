@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::budget::thread_pool;
 use mkrefs_support::dq;
-use mkrefs_support::fits::{FitsWriter, ImageReader, read_primary_header};
+use mkrefs_support::fits::FitsWriter;
 use mkrefs_support::generator::Report;
 use mkrefs_support::header::Header;
 use mkrefs_support::job::{Input, InputKind, JobView};
@@ -472,12 +472,4 @@ fn write_mask(
     w.write_dq_def(&dq::standard_dq_def()).map_err(fits_error)?;
     w.finish().map_err(fits_error)?;
     Ok(())
-}
-
-/// Reads the DQ of a written mask (tests, benchmark).
-pub fn read_mask(path: &Path) -> Result<(Vec<u32>, usize, usize), GeneratorError> {
-    let _ = read_primary_header(path).map_err(fits_error)?;
-    let mut r = ImageReader::open(path, "DQ").map_err(fits_error)?;
-    let (ny, nx) = (r.ny(), r.nx());
-    Ok((r.read_plane::<u32>(0).map_err(fits_error)?, ny, nx))
 }

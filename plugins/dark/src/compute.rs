@@ -2,7 +2,7 @@
 //! every integration of every input are read, groups that cannot be trusted are set to NaN
 //! (from the first JUMP_DET group of the integration on, and any SATURATED or DO_NOT_USE group),
 //! and each (pixel, group) cell is reduced across integrations to a sigma-clipped statistic, its
-//! scatter and the number of values used (algos.md §3.3–§3.5).
+//! scatter and the number of values used (see UPSTREAM.md, 'Excluded groups' and 'Statistics').
 //!
 //! Memory is the band (`samples × groups × rows × nx` f32), one GROUPDQ plane per input, the
 //! first-jump map of the band and the band's outputs; [`plan`] sizes rows (and, if one row of
@@ -58,65 +58,6 @@ pub trait DarkSource: Send {
         y1: usize,
         out: &mut [u8],
     ) -> Result<(), GeneratorError>;
-}
-
-/// An in-memory ramp `[int][group][y][x]` with its GROUPDQ, for tests.
-#[derive(Clone, Debug)]
-pub struct MemoryDark {
-    pub dims: RampDims,
-    pub sci: Vec<f32>,
-    pub groupdq: Vec<u8>,
-}
-
-impl MemoryDark {
-    pub fn new(dims: RampDims, sci: Vec<f32>, groupdq: Vec<u8>) -> MemoryDark {
-        let n = dims.nints * dims.ngroups * dims.ny * dims.nx;
-        assert_eq!((sci.len(), groupdq.len()), (n, n));
-        MemoryDark { dims, sci, groupdq }
-    }
-
-    /// Index of integration `i`, group `g`, pixel `p` (row-major).
-    pub fn at(&self, i: usize, g: usize, p: usize) -> usize {
-        let d = self.dims;
-        (i * d.ngroups + g) * d.ny * d.nx + p
-    }
-
-    fn band(&self, int: usize, group: usize, y0: usize, y1: usize) -> std::ops::Range<usize> {
-        let nx = self.dims.nx;
-        let start = self.at(int, group, y0 * nx);
-        start..start + (y1 - y0) * nx
-    }
-}
-
-impl DarkSource for MemoryDark {
-    fn name(&self) -> String {
-        "memory".into()
-    }
-    fn dims(&self) -> RampDims {
-        self.dims
-    }
-    fn read_sci(
-        &mut self,
-        int: usize,
-        group: usize,
-        y0: usize,
-        y1: usize,
-        out: &mut [f32],
-    ) -> Result<(), GeneratorError> {
-        out.copy_from_slice(&self.sci[self.band(int, group, y0, y1)]);
-        Ok(())
-    }
-    fn read_groupdq(
-        &mut self,
-        int: usize,
-        group: usize,
-        y0: usize,
-        y1: usize,
-        out: &mut [u8],
-    ) -> Result<(), GeneratorError> {
-        out.copy_from_slice(&self.groupdq[self.band(int, group, y0, y1)]);
-        Ok(())
-    }
 }
 
 /// The per-cell statistic written to SCI.
@@ -329,9 +270,9 @@ fn median_sorted(s: &[f32]) -> f64 {
 }
 
 /// Reduces the finite values `v` of one cell (sorting them): astropy's per-pixel sigma clip
-/// (algos.md §0.2 A: centre median, sd about the mean, inclusive bounds, at most `maxiters`
-/// evaluations, final mask from the final bounds over all values), then the statistic and the
-/// scatter (ddof 0) of the survivors, in f64.
+/// (UPSTREAM.md, 'Sigma clipping': centre median, sd about the mean, inclusive bounds, at most
+/// `maxiters` evaluations, final mask from the final bounds over all values), then the statistic
+/// and the scatter (ddof 0) of the survivors, in f64.
 ///
 /// Sorting once makes every kept set a contiguous range, and prefix sums of the deviations from
 /// a reference value give each range's mean and sd in O(1): an iteration costs only the scan
@@ -938,6 +879,65 @@ mod tests {
     use super::*;
     use mkrefs_sim::rng::stream;
     use mkrefs_support::stats::clip_bounds;
+
+    /// An in-memory ramp `[int][group][y][x]` with its GROUPDQ.
+    #[derive(Clone, Debug)]
+    pub struct MemoryDark {
+        pub dims: RampDims,
+        pub sci: Vec<f32>,
+        pub groupdq: Vec<u8>,
+    }
+
+    impl MemoryDark {
+        pub fn new(dims: RampDims, sci: Vec<f32>, groupdq: Vec<u8>) -> MemoryDark {
+            let n = dims.nints * dims.ngroups * dims.ny * dims.nx;
+            assert_eq!((sci.len(), groupdq.len()), (n, n));
+            MemoryDark { dims, sci, groupdq }
+        }
+
+        /// Index of integration `i`, group `g`, pixel `p` (row-major).
+        pub fn at(&self, i: usize, g: usize, p: usize) -> usize {
+            let d = self.dims;
+            (i * d.ngroups + g) * d.ny * d.nx + p
+        }
+
+        fn band(&self, int: usize, group: usize, y0: usize, y1: usize) -> std::ops::Range<usize> {
+            let nx = self.dims.nx;
+            let start = self.at(int, group, y0 * nx);
+            start..start + (y1 - y0) * nx
+        }
+    }
+
+    impl DarkSource for MemoryDark {
+        fn name(&self) -> String {
+            "memory".into()
+        }
+        fn dims(&self) -> RampDims {
+            self.dims
+        }
+        fn read_sci(
+            &mut self,
+            int: usize,
+            group: usize,
+            y0: usize,
+            y1: usize,
+            out: &mut [f32],
+        ) -> Result<(), GeneratorError> {
+            out.copy_from_slice(&self.sci[self.band(int, group, y0, y1)]);
+            Ok(())
+        }
+        fn read_groupdq(
+            &mut self,
+            int: usize,
+            group: usize,
+            y0: usize,
+            y1: usize,
+            out: &mut [u8],
+        ) -> Result<(), GeneratorError> {
+            out.copy_from_slice(&self.groupdq[self.band(int, group, y0, y1)]);
+            Ok(())
+        }
+    }
 
     #[test]
     fn reduce_keeps_what_the_astropy_clip_keeps() {

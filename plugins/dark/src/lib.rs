@@ -1,5 +1,5 @@
 //! The bundled `dark` generator: a DARK reference file from dark ramps calibrated through the
-//! jump step, re-implementing jwst_reffiles' `dark_reffile.py` (algos.md §3) with its
+//! jump step, re-implementing jwst_reffiles' `dark_reffile.py` (UPSTREAM.md) with its
 //! differences documented in [`DESCRIPTION`], which `mkrefs describe dark` prints.
 //!
 //! Layout: [`compute`] streams row bands of SCI and GROUPDQ, excludes flagged groups and
@@ -16,8 +16,8 @@ use mkrefs_support::job::JobView;
 use mkrefs_support::params::Declare;
 
 pub use compute::{
-    Band, Cell, DarkSource, ErrType, MemoryDark, Options, OutputInts, Plan, Statistic, Summary,
-    plan, reduce, reduce_darks,
+    Band, Cell, DarkSource, ErrType, Options, OutputInts, Plan, Statistic, Summary, plan, reduce,
+    reduce_darks,
 };
 pub use run::{FitsDark, counts_path};
 

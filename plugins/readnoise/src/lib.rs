@@ -1,5 +1,5 @@
 //! The bundled `readnoise` generator: a READNOISE reference file (CDS noise in DN) from dark
-//! ramps, re-implementing jwst_reffiles' `readnoise.py` (algos.md §1) with its bugs fixed and its
+//! ramps, re-implementing jwst_reffiles' `readnoise.py` (UPSTREAM.md) with its bugs fixed and its
 //! differences documented in [`DESCRIPTION`], which `mkrefs describe readnoise` prints.
 //!
 //! Layout: [`cds`] plans the group differences, [`compute`] streams row blocks and reduces each

@@ -1,5 +1,5 @@
 //! One readnoise job: open the inputs, plan the CDS frames, stream the map, write the
-//! READNOISE file (algos.md §1.5–§1.6, §4).
+//! READNOISE file.
 
 use std::path::Path;
 

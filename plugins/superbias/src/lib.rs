@@ -1,5 +1,5 @@
 //! The bundled `superbias` generator: a SUPERBIAS reference file from the first group of dark
-//! ramps, re-implementing jwst_reffiles' `superbias.py` (algos.md §2) with its differences
+//! ramps, re-implementing jwst_reffiles' `superbias.py` (UPSTREAM.md) with its differences
 //! documented in [`DESCRIPTION`], which `mkrefs describe superbias` prints.
 //!
 //! Layout: [`compute`] streams row bands of group 0 and reduces each pixel, then flags;

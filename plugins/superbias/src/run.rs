@@ -1,5 +1,5 @@
 //! One superbias job: open the inputs, stream the group-0 statistics, flag unreliable pixels,
-//! write the SUPERBIAS file (algos.md §2.2, §2.4, §4).
+//! write the SUPERBIAS file.
 
 use std::path::Path;
 
