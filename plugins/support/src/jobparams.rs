@@ -197,17 +197,18 @@ impl Metadata {
 
 impl Declare for Metadata {
     fn declare(&self, out: &mut Vec<Spec>) {
-        for p in [
+        let all: [&dyn Declare; 7] = [
             &self.author,
             &self.description,
             &self.pedigree,
             &self.useafter,
             &self.history,
-        ] {
+            &self.subarray,
+            &self.readpatt,
+        ];
+        for p in all {
             p.declare(out);
         }
-        self.subarray.declare(out);
-        self.readpatt.declare(out);
     }
 }
 
