@@ -1,10 +1,10 @@
-//! Bad pixels from darks (bpm.md §3): HOT (saturated in all groups, and unsaturated hot pixels
-//! found from the slopes), RC, TELEGRAPH (noisy pixels and pixels that jump too often), and low
-//! pedestal (OTHER_BAD_PIXEL by default), mapped through `flag_values` with DO_NOT_USE added
-//! for the classes in `do_not_use`.
+//! Bad pixels from darks (see the 'Darks' sections of UPSTREAM.md): HOT (saturated in all groups,
+//! and unsaturated hot pixels found from the slopes), RC, TELEGRAPH (noisy pixels and pixels that
+//! jump too often), and low pedestal (OTHER_BAD_PIXEL by default), mapped through `flag_values`
+//! with DO_NOT_USE added for the classes in `do_not_use`.
 //!
-//! The algorithm is upstream's variant T (the 1.0.1 / test-consistent one, §3.6–3.8) with
-//! variant H's hot-pixel search (§3.5), streamed over bands of rows:
+//! The algorithm is upstream's 1.0.1 search (the one its tests agree with) with the later
+//! master's hot-pixel search (UPSTREAM.md, 'Darks: two variants'), streamed over bands of rows:
 //!
 //! 1. Per integration, whole-image statistics: the clipped mean/sd of PEDESTAL (scipy
 //!    `sigmaclip`, 3σ, mean centre) and the clipped median/sd of the slopes (astropy, 3σ, 5
@@ -21,12 +21,13 @@
 //! Memory is the per-pixel counters (about 10 bytes a pixel) plus one band per thread, whatever
 //! the number of exposures; only science pixels (from the header geometry) are searched.
 //!
-//! Deliberate differences from upstream (bpm.md §7), and why:
+//! Deliberate differences from upstream, and why:
 //!
-//! - Unsaturated hot pixels are found (variant H's test, which 1.0.1 lacks): a pixel is HOT when
-//!   its slope is at least `median + hot_sigma_threshold·sd` in at least `hot_fraction_threshold`
-//!   of the integrations with a finite slope. The threshold is computed per integration (H pools
-//!   the whole stack, which needs every integration in memory and mixes exposure times).
+//! - Unsaturated hot pixels are found (the later master's test, which 1.0.1 lacks): a pixel is HOT
+//!   when its slope is at least `median + hot_sigma_threshold·sd` in at least
+//!   `hot_fraction_threshold` of the integrations with a finite slope. The threshold is computed
+//!   per integration (the master pools the whole stack, which needs every integration in memory and
+//!   mixes exposure times).
 //! - The user's `max_jump_limit`, `jump_ratio_threshold` and `early_cutoff_fraction` are used
 //!   (upstream hard-codes 10, 5, 0.25); an early window shorter than one group is one group long
 //!   (upstream divides by zero).
@@ -50,9 +51,9 @@
 //! - `flag_values` and `do_not_use` are never modified (upstream appends DO_NOT_USE to the
 //!   caller's lists, so a second call adds it twice: HOT became HOT|SATURATED); mnemonics are
 //!   case-insensitive; an unknown mnemonic or `do_not_use` class is an error naming it.
-//!   Fully saturated pixels use `flag_values['saturated']` when given, else `'hot'` (variant T).
+//!   Fully saturated pixels use `flag_values['saturated']` when given, else `'hot'` (as 1.0.1).
 //! - Fractions count integrations over all exposures (as upstream's code, not its docs). At least
-//!   5 integrations in total are required (the noise test needs 5 clean slopes); upstream T
+//!   5 integrations in total are required (the noise test needs 5 clean slopes); upstream 1.0.1
 //!   requires 5 slope *files*.
 //! - Reference pixels come from the header geometry (a subarray has them only where it touches
 //!   the detector edge; MIRI has only reference columns), not from integration 0's DQ of the last
@@ -62,30 +63,11 @@
 //!   [`DarkResult::notes`] carry the per-class maps and the thresholds used.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::dq;
 
-/// One dark exposure's files (the host resolves them from the configuration's
-/// ssbsteps/ssb_save_steps).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DarkInputs {
-    /// A short name for messages (usually the exposure's base name).
-    pub label: String,
-    /// rate (2-D) or rateints (3-D) product.
-    pub slope: PathBuf,
-    /// The rateints product when `slope` is a rate file (per-integration slopes).
-    pub rateints: Option<PathBuf>,
-    /// The jump product (GROUPDQ with JUMP_DET / SATURATED per group).
-    pub jump: Option<PathBuf>,
-    /// The fitopt product (PEDESTAL).
-    pub fitopt: Option<PathBuf>,
-    /// The raw ramp (MIRI's second group).
-    pub uncal: PathBuf,
-}
-
-/// Thresholds of upstream's badpix_from_darks (bpm.md §3.1, "dark_" prefixes dropped).
+/// Thresholds of upstream's badpix_from_darks ("dark_" prefixes dropped).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DarkParams {
     pub clipping_sigma: f64,
@@ -100,10 +82,10 @@ pub struct DarkParams {
     pub low_pedestal_fraction: f64,
     pub high_cr_fraction: f64,
     /// HOT from slopes: an integration's slope is hot at `median + hot_sigma_threshold·sd` of
-    /// its image (variant H hard-codes 5).
+    /// its image (the later master hard-codes 5).
     pub hot_sigma_threshold: f64,
     /// HOT from slopes: the fraction of integrations (with a finite slope) that must be hot
-    /// (variant H's `hot_pix_frac_threshold`, 0.75).
+    /// (the later master's `hot_pix_frac_threshold`, 0.75).
     pub hot_fraction_threshold: f64,
     pub flag_values: FlagValues,
     /// Lower-case class names: hot, rc, low_pedestal, high_cr.
@@ -111,7 +93,7 @@ pub struct DarkParams {
 }
 
 impl Default for DarkParams {
-    /// Upstream's defaults (bpm.md §3.1).
+    /// Upstream's defaults.
     fn default() -> Self {
         DarkParams {
             clipping_sigma: 5.0,
@@ -191,6 +173,7 @@ pub mod pixel;
 
 mod inputs;
 
+pub use inputs::DarkInputs;
 use inputs::{Exposure, Geometry, fits_err};
 use mkrefs_support::budget::{row_blocks, rows_per_block};
 use mkrefs_support::fits::ImageReader;
@@ -201,8 +184,8 @@ use rayon::prelude::*;
 /// Clean slopes a pixel needs for the noise test (upstream's `num_good < 5` rule).
 pub const MIN_CLEAN_SLOPES: usize = 5;
 
-/// Clipping of the per-integration slope image for the hot threshold (variant H's
-/// `sigma_clipped_stats` defaults).
+/// Clipping of the per-integration slope image for the hot threshold (the `sigma_clipped_stats`
+/// defaults of the later master).
 const HOT_CLIP_SIGMA: f64 = 3.0;
 const HOT_CLIP_ITERS: usize = 5;
 
@@ -348,7 +331,7 @@ fn check_params(p: &DarkParams) -> Result<(), GeneratorError> {
     Ok(())
 }
 
-/// Finds the bad pixels of a set of dark exposures (module documentation; bpm.md §3).
+/// Finds the bad pixels of a set of dark exposures (see the module documentation).
 ///
 /// Errors (each naming the file): missing jump or fitopt product, a ramp given as slopes or a
 /// slope file given as the jump product, files of different detectors or windows, fewer than
@@ -361,6 +344,44 @@ pub fn bad_pixels_from_darks(
 ) -> Result<DarkResult, GeneratorError> {
     check_params(params)?;
     let values = ClassValues::new(params)?;
+    let (geo, exps) = open_exposures(inputs, log)?;
+    let total_ints: usize = exps.iter().map(|e| e.nints).sum();
+
+    // Step 1: per-integration thresholds, one plane at a time.
+    let stats = integration_thresholds(&exps, &geo, params)?;
+    // Step 2: per-pixel counts, band by band.
+    let counts = scan_bands(&exps, &stats, &geo, params)?;
+    // Step 3: detector-wide cuts and the classes.
+    let mut notes = Vec::new();
+    let noisy_cut = noisy_cut(&counts.ratio, &geo, params, &mut notes);
+    let k_frequent = frequent_jump_limit(&counts, total_ints, params, &mut notes);
+    let hot_t: Vec<String> = stats.iter().map(|s| format!("{:.4}", s.hot)).collect();
+    notes.push(format!(
+        "hot slope thresholds per integration (DN/s): {}",
+        hot_t.join(", ")
+    ));
+    let (classes, dq) = classify(&counts, &geo, &values, noisy_cut, k_frequent);
+    for c in CLASS_NAMES {
+        let count = classes[c].iter().filter(|&&b| b).count();
+        notes.push(format!("{c}: {count} pixels"));
+    }
+    for note in &notes {
+        log(&format!("darks: {note}"));
+    }
+    Ok(DarkResult {
+        ny: geo.ny,
+        nx: geo.nx,
+        dq,
+        classes,
+        notes,
+    })
+}
+
+/// Opens and checks the exposures; at least [`MIN_CLEAN_SLOPES`] integrations are needed.
+fn open_exposures(
+    inputs: &[DarkInputs],
+    log: &dyn Fn(&str),
+) -> Result<(Geometry, Vec<Exposure>), GeneratorError> {
     if inputs.is_empty() {
         return Err(GeneratorError::invalid_input(format!(
             "no dark exposures given; the dark bad-pixel search needs at least \
@@ -389,24 +410,47 @@ pub fn bad_pixels_from_darks(
     if geo.miri {
         log("darks: MIRI: the RC and low-pedestal tests use |group 2 - PEDESTAL| (uncal ramps)");
     }
-    let limits = JumpLimits {
-        max_jump_limit: params.max_jump_limit,
-        jump_ratio_threshold: params.jump_ratio_threshold,
-        early_cutoff_fraction: params.early_cutoff_fraction,
-    };
+    Ok((geo, exps))
+}
 
-    // Step 1: per-integration thresholds, one plane at a time.
+/// Step 1 for every integration of every exposure, in parallel.
+fn integration_thresholds(
+    exps: &[Exposure],
+    geo: &Geometry,
+    params: &DarkParams,
+) -> Result<Vec<IntStats>, GeneratorError> {
     let jobs: Vec<(usize, usize)> = exps
         .iter()
         .enumerate()
         .flat_map(|(k, e)| (0..e.nints).map(move |j| (k, j)))
         .collect();
-    let stats: Vec<IntStats> = jobs
-        .par_iter()
-        .map(|&(k, j)| integration_stats(&exps[k], j, &geo, params))
-        .collect::<Result<_, _>>()?;
+    jobs.par_iter()
+        .map(|&(k, j)| integration_stats(&exps[k], j, geo, params))
+        .collect()
+}
 
-    // Step 2: bands of rows.
+/// What step 2 found over the whole window.
+struct Counts {
+    bits: Vec<u8>,
+    jumpy: Vec<u16>,
+    ratio: Vec<f32>,
+    /// Σ jump-hit integrations and Σ integrations over the unsaturated science pixels.
+    jump_hits: u64,
+    jump_trials: u64,
+}
+
+/// Step 2 over bands of rows, in parallel; the bands joined in row order.
+fn scan_bands(
+    exps: &[Exposure],
+    stats: &[IntStats],
+    geo: &Geometry,
+    params: &DarkParams,
+) -> Result<Counts, GeneratorError> {
+    let limits = JumpLimits {
+        max_jump_limit: params.max_jump_limit,
+        jump_ratio_threshold: params.jump_ratio_threshold,
+        early_cutoff_fraction: params.early_cutoff_fraction,
+    };
     let (ny, nx) = (geo.ny, geo.nx);
     let max_ng = exps.iter().map(|e| e.ngroups).max().unwrap_or(1);
     let bytes_per_row = nx * (max_ng + 4 * 4 + 48);
@@ -423,59 +467,69 @@ pub fn bad_pixels_from_darks(
         .collect();
     let bands: Vec<BandOut> = blocks
         .par_iter()
-        .map(|&(y0, y1)| process_band(&exps, &stats, &first_stat, &geo, limits, params, (y0, y1)))
+        .map(|&(y0, y1)| process_band(exps, stats, &first_stat, geo, limits, params, (y0, y1)))
         .collect::<Result<_, _>>()?;
-
-    // Step 3: detector-wide cuts and the classes.
     let n = ny * nx;
-    let mut bits = Vec::with_capacity(n);
-    let mut jumpy = Vec::with_capacity(n);
-    let mut ratio = Vec::with_capacity(n);
-    let (mut hits, mut trials) = (0u64, 0u64);
+    let mut counts = Counts {
+        bits: Vec::with_capacity(n),
+        jumpy: Vec::with_capacity(n),
+        ratio: Vec::with_capacity(n),
+        jump_hits: 0,
+        jump_trials: 0,
+    };
     for b in bands {
-        bits.extend(b.bits);
-        jumpy.extend(b.jumpy);
-        ratio.extend(b.ratio);
-        hits += b.jump_hits;
-        trials += b.jump_trials;
+        counts.bits.extend(b.bits);
+        counts.jumpy.extend(b.jumpy);
+        counts.ratio.extend(b.ratio);
+        counts.jump_hits += b.jump_hits;
+        counts.jump_trials += b.jump_trials;
     }
-    let mut notes = Vec::new();
+    Ok(counts)
+}
+
+/// The noisy cut: the clipped mean plus `noisy_threshold` clipped sd of the clean-slope noise
+/// ratios of the science pixels; infinite (nothing noisy) when no pixel has a ratio.
+fn noisy_cut(ratio: &[f32], geo: &Geometry, params: &DarkParams, notes: &mut Vec<String>) -> f64 {
     let sci_ratio: Vec<f32> = ratio
         .iter()
         .zip(&geo.reference)
         .filter(|&(r, &is_ref)| !is_ref && r.is_finite())
         .map(|(&r, _)| r)
         .collect();
-    let noisy_cut =
-        match clip_bounds_flat(&sci_ratio, params.clipping_sigma, params.max_clipping_iters) {
-            Some(b) => {
-                let kept: Vec<f64> = sci_ratio
-                    .iter()
-                    .map(|&r| f64::from(r))
-                    .filter(|&r| b.keeps(r))
-                    .collect();
-                let m = kept.iter().sum::<f64>() / kept.len().max(1) as f64;
-                let sd = (kept.iter().map(|r| (r - m).powi(2)).sum::<f64>()
-                    / kept.len().max(1) as f64)
-                    .sqrt();
-                let cut = m + sd * params.noisy_threshold;
-                notes.push(format!(
-                "noisy: clean-slope scatter / ramp-fit ERR of {} pixels with >= {MIN_CLEAN_SLOPES} \
-                 clean slopes: clipped mean {m:.4}, sd {sd:.4}, cut {cut:.4}",
-                sci_ratio.len()
-            ));
-                cut
-            }
-            None => {
-                notes.push(format!(
-                    "noisy: no pixel has {MIN_CLEAN_SLOPES} clean slopes; noise search skipped"
-                ));
-                f64::INFINITY
-            }
-        };
-    drop(sci_ratio);
-    let p_hit = if trials > 0 {
-        hits as f64 / trials as f64
+    let Some(b) = clip_bounds_flat(&sci_ratio, params.clipping_sigma, params.max_clipping_iters)
+    else {
+        notes.push(format!(
+            "noisy: no pixel has {MIN_CLEAN_SLOPES} clean slopes; noise search skipped"
+        ));
+        return f64::INFINITY;
+    };
+    let kept: Vec<f64> = sci_ratio
+        .iter()
+        .map(|&r| f64::from(r))
+        .filter(|&r| b.keeps(r))
+        .collect();
+    let m = kept.iter().sum::<f64>() / kept.len().max(1) as f64;
+    let sd = (kept.iter().map(|r| (r - m).powi(2)).sum::<f64>() / kept.len().max(1) as f64).sqrt();
+    let cut = m + sd * params.noisy_threshold;
+    notes.push(format!(
+        "noisy: clean-slope scatter / ramp-fit ERR of {} pixels with >= {MIN_CLEAN_SLOPES} \
+         clean slopes: clipped mean {m:.4}, sd {sd:.4}, cut {cut:.4}",
+        sci_ratio.len()
+    ));
+    cut
+}
+
+/// The number of jump-hit integrations (of `total_ints`) from which a pixel is TELEGRAPH: as
+/// improbable, for the detector's rate of jump-hit integrations, as a `noisy_threshold`-sigma
+/// normal event.
+fn frequent_jump_limit(
+    counts: &Counts,
+    total_ints: usize,
+    params: &DarkParams,
+    notes: &mut Vec<String>,
+) -> usize {
+    let p_hit = if counts.jump_trials > 0 {
+        counts.jump_hits as f64 / counts.jump_trials as f64
     } else {
         0.0
     };
@@ -486,85 +540,96 @@ pub fn bad_pixels_from_darks(
          or more of {total_ints} (probability <= {alpha:.2e}) make a pixel TELEGRAPH",
         p_hit
     ));
-    let hot_t: Vec<String> = stats.iter().map(|s| format!("{:.4}", s.hot)).collect();
-    notes.push(format!(
-        "hot slope thresholds per integration (DN/s): {}",
-        hot_t.join(", ")
-    ));
+    k_frequent
+}
 
+/// The class maps and the DQ map: each flagged class's value ORed in, reference pixels
+/// REFERENCE_PIXEL only.
+fn classify(
+    counts: &Counts,
+    geo: &Geometry,
+    values: &ClassValues,
+    noisy_cut: f64,
+    k_frequent: usize,
+) -> (BTreeMap<String, Vec<bool>>, Vec<u32>) {
+    let n = geo.ny * geo.nx;
     let mut classes: BTreeMap<String, Vec<bool>> = CLASS_NAMES
         .iter()
         .map(|c| (c.to_string(), vec![false; n]))
         .collect();
     let mut dqmap = vec![0u32; n];
-    {
-        let mut m: BTreeMap<&str, &mut Vec<bool>> =
-            classes.iter_mut().map(|(k, v)| (k.as_str(), v)).collect();
-        for i in 0..n {
-            if geo.reference[i] {
-                m.get_mut("reference_pixel").unwrap()[i] = true;
-                dqmap[i] = dq::REFERENCE_PIXEL;
-                continue;
-            }
-            let b = bits[i];
-            let mut set = |name: &str| m.get_mut(name).unwrap()[i] = true;
-            let mut v = 0u32;
-            if b & B_SAT != 0 {
-                set("saturated");
-                v |= values.saturated;
-            }
-            if b & B_HOT != 0 {
-                set("hot");
-                v |= values.hot;
-            }
-            let (rp, rj) = (b & B_RCPED != 0, b & B_RCJUMP != 0);
-            if rp {
-                set("rc_from_pedestal");
-            }
-            if rj {
-                set("rc_from_jumps");
-            }
-            if rp || rj {
-                set("rc");
-                v |= values.rc;
-            }
-            if b & B_LOWPED != 0 {
-                set("low_pedestal");
-                v |= values.low_pedestal;
-            }
-            let noisy = f64::from(ratio[i]) > noisy_cut;
-            let many = b & B_MANY != 0;
-            let frequent = usize::from(jumpy[i]) >= k_frequent;
-            if noisy {
-                set("noisy");
-            }
-            if many {
-                set("many_jumps");
-            }
-            if frequent {
-                set("frequent_jumps");
-            }
-            if noisy || many || frequent {
-                set("high_cr");
-                v |= values.high_cr;
-            }
-            dqmap[i] = v;
+    let mut m: BTreeMap<&str, &mut Vec<bool>> =
+        classes.iter_mut().map(|(k, v)| (k.as_str(), v)).collect();
+    for (i, v) in dqmap.iter_mut().enumerate() {
+        if geo.reference[i] {
+            m.get_mut("reference_pixel").unwrap()[i] = true;
+            *v = dq::REFERENCE_PIXEL;
+            continue;
         }
+        let mut set = |name: &str| m.get_mut(name).unwrap()[i] = true;
+        let tests = PixelTests {
+            bits: counts.bits[i],
+            noisy: f64::from(counts.ratio[i]) > noisy_cut,
+            frequent: usize::from(counts.jumpy[i]) >= k_frequent,
+        };
+        *v = tests.classify(values, &mut set);
     }
-    for c in CLASS_NAMES {
-        let count = classes[c].iter().filter(|&&b| b).count();
-        notes.push(format!("{c}: {count} pixels"));
+    drop(m);
+    (classes, dqmap)
+}
+
+/// What the tests say of one science pixel.
+struct PixelTests {
+    /// The class word of step 2.
+    bits: u8,
+    noisy: bool,
+    frequent: bool,
+}
+
+impl PixelTests {
+    /// Marks the pixel's classes (`set`) and returns its DQ value.
+    fn classify(&self, values: &ClassValues, set: &mut dyn FnMut(&str)) -> u32 {
+        let b = self.bits;
+        let mut v = 0u32;
+        if b & B_SAT != 0 {
+            set("saturated");
+            v |= values.saturated;
+        }
+        if b & B_HOT != 0 {
+            set("hot");
+            v |= values.hot;
+        }
+        let (rp, rj) = (b & B_RCPED != 0, b & B_RCJUMP != 0);
+        if rp {
+            set("rc_from_pedestal");
+        }
+        if rj {
+            set("rc_from_jumps");
+        }
+        if rp || rj {
+            set("rc");
+            v |= values.rc;
+        }
+        if b & B_LOWPED != 0 {
+            set("low_pedestal");
+            v |= values.low_pedestal;
+        }
+        let many = b & B_MANY != 0;
+        if self.noisy {
+            set("noisy");
+        }
+        if many {
+            set("many_jumps");
+        }
+        if self.frequent {
+            set("frequent_jumps");
+        }
+        if self.noisy || many || self.frequent {
+            set("high_cr");
+            v |= values.high_cr;
+        }
+        v
     }
-    for note in &notes {
-        log(&format!("darks: {note}"));
-    }
-    Ok(DarkResult {
-        ny,
-        nx,
-        dq: dqmap,
-        classes,
-        notes,
-    })
 }
 
 /// Reads rows `y0..y1` of `plane` of an image as `T`.

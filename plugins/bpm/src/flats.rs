@@ -1,18 +1,19 @@
-//! Bad pixels from flats (bpm.md §2): the per-pixel mean and scatter of the flat slopes, the
-//! normalised mean image, and from it DEAD, LOW_QE, OPEN and ADJ_OPEN.
+//! Bad pixels from flats (see UPSTREAM.md, 'Flats: reading' to 'Combining the flat maps'): the
+//! per-pixel mean and scatter of the flat slopes, the normalised mean image, and from it DEAD,
+//! LOW_QE, OPEN and ADJ_OPEN.
 //!
 //! Everything here works on plain row-major `f64` images of the *science region* (reference
-//! pixels stripped, §2.4), so it can be tested on the small arrays of upstream's tests (§5.2);
+//! pixels stripped), so it can be tested on the small arrays of upstream's tests;
 //! reading files and the geometry are in [`crate::inputs`], the job flow in `run`.
 //!
 //! Deliberate differences from jwst_reffiles 1.0.1 (also in the generator's description):
-//! - the first flat is counted once, not twice (§2.2 step 4, §7);
-//! - an OPEN pixel on the first science row or column gets its ADJ_OPEN neighbours (§2.9);
+//! - the first flat is counted once, not twice;
+//! - an OPEN pixel on the first science row or column gets its ADJ_OPEN neighbours;
 //! - by default ADJ_OPEN is set on the 4 neighbours the OPEN test looks at, not on all 8
 //!   (`adj_open_neighbours: 8` restores upstream's box);
-//! - in `sigma_rate` mode a pixel found LOW_QE or OPEN is not also DEAD (§7);
+//! - in `sigma_rate` mode a pixel found LOW_QE or OPEN is not also DEAD;
 //! - NIRCam's per-detector default dead threshold for `normalization: none` is looked up as
-//!   intended (upstream always returns 25, §2.7);
+//!   intended (upstream always returns 25);
 //! - arithmetic is f64 throughout (upstream: f32 for `smoothed`), Box2D smoothing always uses
 //!   the NaN-interpolating form (the two upstream paths differ by ~1e-15), ±inf counts as missing
 //!   like NaN, and the median filter ignores NaN (scipy leaves NaN ordering undefined);
@@ -23,7 +24,7 @@ use mkrefs_support::dq;
 use mkrefs_support::stats::{clipped_mean_std_f32, numpy_sum};
 use rayon::prelude::*;
 
-/// How the mean image is normalised before the searches (§2.5).
+/// How the mean image is normalised before the searches (UPSTREAM.md, 'Normalisation').
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Normalization {
     /// Divide by a smoothed copy of itself (Box2D or median filter).
@@ -91,7 +92,7 @@ impl SmoothingType {
     }
 }
 
-/// How DEAD pixels are found (§2.7).
+/// How DEAD pixels are found (UPSTREAM.md, 'Dead pixels').
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeadSearchType {
     /// Below the clipped mean minus `dead_sigma_threshold` clipped stds of the normalised image.
@@ -119,11 +120,11 @@ impl DeadSearchType {
     }
 }
 
-/// The clipped per-pixel mean and population std of a stack of slope planes (§2.3): astropy's
-/// per-pixel sigma clip (median centre, maxiters 5, inclusive bounds, final mask from the last
-/// bounds) and the mean/std of the kept values. `planes` are row-major images of `npix` pixels
-/// each; a pixel without a finite value gets NaN. Each plane counts once (upstream counts the
-/// first file twice).
+/// The clipped per-pixel mean and population std of a stack of slope planes (UPSTREAM.md, 'Flats:
+/// mean and scatter'): astropy's per-pixel sigma clip (median centre, maxiters 5, inclusive bounds,
+/// final mask from the last bounds) and the mean/std of the kept values. `planes` are row-major
+/// images of `npix` pixels each; a pixel without a finite value gets NaN. Each plane counts once
+/// (upstream counts the first file twice).
 pub fn mean_stdev_images(planes: &[&[f32]], npix: usize, sigma: f64) -> (Vec<f64>, Vec<f64>) {
     let mut mean = vec![f64::NAN; npix];
     let mut std = vec![f64::NAN; npix];
@@ -169,9 +170,10 @@ pub fn mean_stdev_into(
         });
 }
 
-/// Clipped mean and population std of all finite values of an image (§2.6, astropy's `axis=None`
-/// path): up to 5 rounds of median ∓ sigma·std with inclusive bounds, clipped values gone for
-/// good, stopping when nothing changes. `None` when no value is finite.
+/// Clipped mean and population std of all finite values of an image (UPSTREAM.md, 'Statistics of
+/// the normalised image'; astropy's `axis=None` path): up to 5 rounds of median ∓ sigma·std with
+/// inclusive bounds, clipped values gone for good, stopping when nothing changes. `None` when no
+/// value is finite.
 pub fn image_stats(img: &[f64], sigma: f64) -> Option<(f64, f64)> {
     let mut values: Vec<f64> = img.iter().copied().filter(|v| v.is_finite()).collect();
     if values.is_empty() {
@@ -300,7 +302,7 @@ pub fn smooth_box2d(img: &[f64], ny: usize, nx: usize, width: f64) -> Vec<f64> {
 }
 
 /// astropy `convolve(img, Box2DKernel(width), boundary='fill', fill_value=nanmedian(img),
-/// nan_treatment='interpolate')` (§2.5) for [`BoxEdges::FillMedian`]: per pixel, the weighted
+/// nan_treatment='interpolate')` for [`BoxEdges::FillMedian`]: per pixel, the weighted
 /// sum of the valid (finite) values in the window, where positions outside the image count as
 /// valid with the fill value, divided by the sum of the weights of the valid positions. A window
 /// without valid values gives NaN. [`BoxEdges::Inside`] counts outside positions as invalid.
@@ -394,7 +396,7 @@ pub fn smooth_median(img: &[f64], ny: usize, nx: usize, width: usize) -> Vec<f64
     out
 }
 
-/// The normalisation image of §2.5 (same size as `mean`), and the normalised image
+/// The normalisation image (same size as `mean`), and the normalised image
 /// `mean / normalisation` (no guarding: 0/0 is NaN, x/0 is ±inf).
 pub fn normalize(
     mean: &[f64],
@@ -420,9 +422,9 @@ pub fn normalize(
     (norm_img, normalized)
 }
 
-/// The default `max_dead_norm_signal` (§2.7): for NIRCam with `normalization: none` (thresholds
-/// in DN/s) the per-detector values upstream meant (its lookup always returned the first, 25);
-/// otherwise 0.05 of the normalised signal.
+/// The default `max_dead_norm_signal` (UPSTREAM.md, 'Dead pixels'): for NIRCam with `normalization:
+/// none` (thresholds in DN/s) the per-detector values upstream meant (its lookup always returned
+/// the first, 25); otherwise 0.05 of the normalised signal.
 pub fn default_max_dead(instrument: &str, detector: &str, norm: Normalization) -> f64 {
     if instrument.eq_ignore_ascii_case("NIRCAM") && norm == Normalization::None {
         match detector.trim().to_ascii_uppercase().as_str() {
@@ -447,7 +449,7 @@ pub fn dead_pixels_absolute_rate(normalized: &[f64], max_dead: f64) -> Vec<bool>
     normalized.iter().map(|&v| v < max_dead).collect()
 }
 
-/// The LOW_QE, OPEN and ADJ_OPEN maps of §2.9.
+/// The LOW_QE, OPEN and ADJ_OPEN maps (UPSTREAM.md, 'LOW_QE, OPEN and ADJ_OPEN').
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpenLowQe {
     pub low_qe: Vec<bool>,
@@ -548,8 +550,9 @@ pub fn flag_type_check(names: &[String], what: &str) -> Result<Vec<String>, Gene
         .collect()
 }
 
-/// `combine_individual_maps` (§2.10): each map's flag, plus DO_NOT_USE once where any map named
-/// in `do_not_use` (upper-case mnemonics, checked) is set. Maps are `(mnemonic, map)`.
+/// `combine_individual_maps` (UPSTREAM.md, 'Combining the flat maps'): each map's flag, plus
+/// DO_NOT_USE once where any map named in `do_not_use` (upper-case mnemonics, checked) is set. Maps
+/// are `(mnemonic, map)`.
 pub fn combine_individual_maps(maps: &[(&str, &[bool])], do_not_use: &[String]) -> Vec<u32> {
     let n = maps.first().map_or(0, |m| m.1.len());
     let mut out = vec![0u32; n];
@@ -585,7 +588,7 @@ pub struct FlatParams {
 }
 
 impl Default for FlatParams {
-    /// Upstream's defaults (§2.1), with the 4-neighbour ADJ_OPEN of mkrefs.
+    /// Upstream's defaults, with the 4-neighbour ADJ_OPEN of mkrefs.
     fn default() -> Self {
         FlatParams {
             dead_search: true,
@@ -624,8 +627,8 @@ pub struct FlatMaps {
     pub adj_open: Vec<bool>,
 }
 
-/// Runs §2.5–2.9 on the science-region mean image. The dead flux check (§2.8) is applied by the
-/// caller, which has the ramps.
+/// Runs the normalisation and the searches on the science-region mean image. The dead flux check is
+/// applied by the caller, which has the ramps.
 pub fn find_bad_pixels(
     mean: &[f64],
     ny: usize,
@@ -706,9 +709,9 @@ pub fn find_bad_pixels(
     })
 }
 
-/// Dead flux check (§2.8): a DEAD candidate whose raw signal `signal` (mean over the flux-check
-/// ramps of their last four groups) is at or above `flux_check` is not dead (it is saturated or
-/// hot); NaN signal keeps the flag. Returns how many were cleared.
+/// Dead flux check (UPSTREAM.md, 'Dead flux check'): a DEAD candidate whose raw signal `signal`
+/// (mean over the flux-check ramps of their last four groups) is at or above `flux_check` is not
+/// dead (it is saturated or hot); NaN signal keeps the flag. Returns how many were cleared.
 pub fn apply_flux_check(dead: &mut [bool], signal: &[f64], flux_check: f64) -> usize {
     let mut cleared = 0;
     for (d, &s) in dead.iter_mut().zip(signal) {

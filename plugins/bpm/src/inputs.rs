@@ -224,26 +224,9 @@ pub fn check_same_pixels(
     Ok(())
 }
 
-/// Whether the headers of all slope files agree (see [`check_same_pixels`]).
-pub fn check_slopes(files: &[SlopeFile]) -> Result<(), GeneratorError> {
-    let v: Vec<_> = files
-        .iter()
-        .map(|f| {
-            (
-                f.label.as_str(),
-                f.path.as_path(),
-                &f.header,
-                f.ny(),
-                f.nx(),
-            )
-        })
-        .collect();
-    check_same_pixels(&v)
-}
-
-/// The per-pixel clipped mean and std over every plane of every flat (§2.3), full window,
-/// streamed in row bands within `budget_bytes`. A file without a single finite value is an error
-/// naming it (a NaN-filled input would silently weigh nothing).
+/// The per-pixel clipped mean and std over every plane of every flat (UPSTREAM.md, 'Flats: mean and
+/// scatter'), full window, streamed in row bands within `budget_bytes`. A file without a single
+/// finite value is an error naming it (a NaN-filled input would silently weigh nothing).
 pub fn flat_mean_stdev(
     files: &mut [SlopeFile],
     sigma: f64,
@@ -292,12 +275,12 @@ pub fn flat_mean_stdev(
     Ok((mean, std))
 }
 
-/// The raw signal of the dead flux check (§2.8), full window: per file, the mean over
-/// integrations of the mean of the **last** four groups (upstream's `average_last4groups`
-/// averages the first four, against its name and documentation; a pixel that saturates during
-/// the ramp shows its high signal at the end), then the mean over files, each counted once.
-/// Files must be raw ramps (4-D SCI, ramp fitting not run) with at least 4 groups, of the same
-/// pixels as the slopes (`geometry`).
+/// The raw signal of the dead flux check (UPSTREAM.md, 'Dead flux check'), full window: per file,
+/// the mean over integrations of the mean of the **last** four groups (upstream's
+/// `average_last4groups` averages the first four, against its name and documentation; a pixel that
+/// saturates during the ramp shows its high signal at the end), then the mean over files, each
+/// counted once. Files must be raw ramps (4-D SCI, ramp fitting not run) with at least 4 groups, of
+/// the same pixels as the slopes (`geometry`).
 pub fn flux_check_signal(
     paths: &[PathBuf],
     geometry: &Geometry,

@@ -1,5 +1,5 @@
 //! The bundled `bpm` generator: a MASK reference file of bad pixels from flats ([`flats`]) and
-//! darks ([`darks`]), re-implementing jwst_reffiles' `bad_pixel_mask.bad_pixels` (bpm.md) with
+//! darks ([`darks`]), re-implementing jwst_reffiles' `bad_pixel_mask.bad_pixels` (UPSTREAM.md) with
 //! its differences documented in [`DESCRIPTION`], which `mkrefs describe bpm` prints.
 //!
 //! Layout: [`flats`] the flat-field searches on plain arrays; [`darks`] the dark searches;
@@ -17,11 +17,10 @@ pub mod plots;
 pub mod quality;
 mod run;
 
-use mkrefs_plugin_api::{
-    GeneratorError, GeneratorInfo, Job, JobReport, ParamSpec, ReferenceGenerator,
-};
-
-pub use run::{dark_inputs, flag_counts, read_mask};
+use mkrefs_plugin_api::GeneratorError;
+use mkrefs_support::generator::{Exported, Generator, Report};
+use mkrefs_support::job::JobView;
+use mkrefs_support::params::Declare;
 
 /// What `mkrefs describe bpm` shows: the algorithm and every deliberate difference from
 /// jwst_reffiles 1.0.1. Paragraphs are separated by blank lines.
@@ -39,7 +38,7 @@ an error naming the input and the ssb_save_steps entry to add. All inputs must b
 products (S_RAMP COMPLETE) of the same detector and window (INSTRUME, DETECTOR, SUBARRAY, \
 SUBSTRT1/2, size), else the job fails naming both files.
 
-From flats (bpm.md §2). Per pixel, the sigma-clipped mean of the slope planes (rate: one per \
+From flats. Per pixel, the sigma-clipped mean of the slope planes (rate: one per \
 flat; rateints: one per integration; astropy semantics); the science region (reference pixels \
 removed) is normalised by a Box2D or median smoothing of itself (flat_mean_normalization_method \
 smoothed, the default), by its clipped mean (mean) or not at all (none). DEAD: below the clipped \
@@ -50,11 +49,11 @@ OPEN and its neighbours ADJ_OPEN. Optional dead flux check on raw ramps (the fla
 unless dead_flux_check_files is given): a DEAD candidate whose signal reaches flux_check DN is \
 not dead. Flags named in flat_do_not_use also get DO_NOT_USE.
 
-From darks (bpm.md §3): HOT (incl. saturated in all groups), RC, TELEGRAPH/noisy and low \
+From darks: HOT (incl. saturated in all groups), RC, TELEGRAPH/noisy and low \
 pedestal (OTHER_BAD_PIXEL) per flag_values, with DO_NOT_USE for the classes in dark_do_not_use. \
 flag_values is a JSON object (a YAML mapping in a configuration file becomes one).
 
-Combination (§4.1). flats | darks; a pixel both HOT and DEAD keeps HOT only, and (added \
+Combination. flats | darks; a pixel both HOT and DEAD keeps HOT only, and (added \
 here) a pixel both RC and DEAD keeps RC only: the RC reset excess lowers the slope fitted to a \
 short flat ramp, so about a fifth of the RC pixels of a 10-group full-frame flat look dead. Then, whatever the \
 inputs, REFERENCE_PIXEL on the window's reference pixels and the manual flags. manual_flag_file: \
@@ -106,34 +105,21 @@ parallel over the job's threads.";
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BpmGenerator;
 
-impl ReferenceGenerator for BpmGenerator {
-    fn reflabel(&self) -> String {
-        "bpm".into()
-    }
+impl Generator for BpmGenerator {
+    const REFLABEL: &'static str = "bpm";
+    const REFTYPE: &'static str = "MASK";
+    const DESCRIPTION: &'static str = DESCRIPTION;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DEFAULT_IMTYPES: &'static str = "DF+";
+    // No dark_current: a dark-subtracted ramp hides the hot pixels (see DESCRIPTION).
+    const DEFAULT_SSBSTEPS: &'static str =
+        "dq_init, saturation, superbias, refpix, linearity, jump, rate";
+    const DEFAULT_SSB_SAVE_STEPS: &'static str = "jump, fitopt, rateints";
+    const PARAMS: &'static [&'static dyn Declare] = params::PARAMS;
 
-    fn reftype(&self) -> String {
-        "MASK".into()
-    }
-
-    fn extra_optional_arguments(&self) -> Vec<ParamSpec> {
-        params::specs()
-    }
-
-    fn info(&self) -> GeneratorInfo {
-        GeneratorInfo {
-            description: DESCRIPTION.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            default_imtypes: "DF+".into(),
-            // No dark_current: a dark-subtracted ramp hides the hot pixels (see DESCRIPTION).
-            default_ssbsteps: "dq_init, saturation, superbias, refpix, linearity, jump, rate"
-                .into(),
-            default_ssb_save_steps: "jump, fitopt, rateints".into(),
-        }
-    }
-
-    fn call_algorithm(&self, job: &Job<'_>) -> Result<JobReport, GeneratorError> {
+    fn run(&self, job: &JobView<'_>) -> Result<Report, GeneratorError> {
         run::run(job)
     }
 }
 
-mkrefs_plugin_api::export_generator!(BpmGenerator);
+mkrefs_plugin_api::export_generator!(Exported(BpmGenerator));

@@ -1,4 +1,5 @@
-//! Manual flag files (bpm.md §2.11): pixels a person wants flagged, in upstream's text format.
+//! Manual flag files (UPSTREAM.md, 'Manual flag files'): pixels a person wants flagged, in
+//! upstream's text format.
 //!
 //! ```text
 //! # comment lines start with '#'

@@ -1,5 +1,5 @@
-//! Combining the flat and dark maps into the mask (bpm.md §4.1 steps 4–5), and the header
-//! keywords and HISTORY of the MASK file (§4.2).
+//! Combining the flat and dark maps into the mask, and the header keywords and HISTORY of the
+//! MASK file.
 
 use mkrefs_support::dq;
 use mkrefs_support::header::HeaderValue;
@@ -55,9 +55,9 @@ fn card(key: &str, v: impl Into<HeaderValue>, comment: &str) -> Card {
     (key.to_string(), v.into(), comment.to_string())
 }
 
-/// The BPF*/BPD* keywords of §4.2, with upstream's omissions fixed: BPFMXDED is written
-/// whenever the flats ran (upstream never writes it at HEAD), BPFSMTYP, BPFDONOT, BPFFXLIM (the
-/// flux-check limit, upstream records it nowhere), BPDDONOT, BPDMAPS and BPDCRFC are written.
+/// The BPF*/BPD* keywords, with upstream's omissions fixed: BPFMXDED is written whenever the
+/// flats ran (upstream never writes it), BPFSMTYP, BPFDONOT, BPFFXLIM (the flux-check limit,
+/// upstream records it nowhere), BPDDONOT, BPDMAPS and BPDCRFC are written.
 pub fn keywords(s: &Settings, ran: &Ran) -> Vec<Card> {
     let f = &s.flat;
     let mut k = vec![
@@ -73,54 +73,7 @@ pub fn keywords(s: &Settings, ran: &Ran) -> Vec<Card> {
         ),
     ];
     if ran.flats {
-        k.extend([
-            card(
-                "BPFSCHTP",
-                f.dead_search_type.name(),
-                "Dead pixel search type",
-            ),
-            card(
-                "BPFSIGMA",
-                f.sigma_threshold,
-                "Sigma-clipping threshold, flats",
-            ),
-            card(
-                "BPFNORM",
-                f.normalization.name(),
-                "Mean flat normalization method",
-            ),
-            card(
-                "BPFSMOTH",
-                f.smoothing_box_width,
-                "Smoothing box width [pixels]",
-            ),
-            card("BPFSMTYP", f.smoothing_type.name(), "Smoothing type"),
-            card(
-                "BPFDEDSG",
-                f.dead_sigma_threshold,
-                "Dead pixel sigma threshold",
-            ),
-            card("BPFFXCHK", ran.flux_check_ran, "Dead pixel flux check run"),
-            card("BPFFXLIM", s.flux_check, "Flux check limit [DN]"),
-            card(
-                "BPFMXLQE",
-                f.max_low_qe_norm_signal,
-                "Max normalized signal, low QE",
-            ),
-            card(
-                "BPFMXOAD",
-                f.max_open_adj_norm_signal,
-                "Min normalized signal of open neighbours",
-            ),
-            card(
-                "BPFADJNB",
-                match f.adj_open {
-                    crate::flats::AdjOpen::Four => 4i64,
-                    crate::flats::AdjOpen::Eight => 8,
-                },
-                "Neighbours of an open pixel set ADJ_OPEN",
-            ),
-        ]);
+        k.extend(flat_keywords(s, ran));
     }
     if let Some(md) = ran.max_dead {
         k.push(card(
@@ -145,76 +98,134 @@ pub fn keywords(s: &Settings, ran: &Ran) -> Vec<Card> {
         "Bad pixel search from darks run",
     ));
     if ran.darks {
-        let d = &s.dark;
-        k.extend([
-            card(
-                "BPDCLPSG",
-                d.clipping_sigma,
-                "Sigma of the clean-slope std clip",
-            ),
-            card(
-                "BPDCLPIT",
-                d.max_clipping_iters as i64,
-                "Max iterations of that clip",
-            ),
-            card(
-                "BPDNSETH",
-                d.noisy_threshold,
-                "Noisy pixel threshold [sigma]",
-            ),
-            card(
-                "BPDMXSAT",
-                d.max_saturated_fraction,
-                "Fully saturated fraction for HOT",
-            ),
-            card(
-                "BPDMXJMP",
-                d.max_jump_limit as i64,
-                "Jumps per integration, high jump",
-            ),
-            card(
-                "BPDJPRAT",
-                d.jump_ratio_threshold,
-                "Early/late jump ratio for RC",
-            ),
-            card(
-                "BPDCUTFC",
-                d.early_cutoff_fraction,
-                "Early/late cutoff fraction",
-            ),
-            card(
-                "BPDPEDTH",
-                d.pedestal_sigma_threshold,
-                "Pedestal threshold [sigma]",
-            ),
-            card(
-                "BPDRCTH",
-                d.rc_fraction_threshold,
-                "RC fraction of integrations",
-            ),
-            card(
-                "BPDLOPFC",
-                d.low_pedestal_fraction,
-                "Low pedestal fraction of integrations",
-            ),
-            card(
-                "BPDCRFC",
-                d.high_cr_fraction,
-                "High CR fraction of integrations",
-            ),
-            card(
-                "BPDDONOT",
-                list_or_none(&d.do_not_use).as_str(),
-                "Dark classes that also get DO_NOT_USE",
-            ),
-            card(
-                "BPDMAPS",
-                mapping(s).as_str(),
-                "Dark class to DQ flag mapping",
-            ),
-        ]);
+        k.extend(dark_keywords(s));
     }
     k
+}
+
+/// The parameters of the flat search that ran.
+fn flat_keywords(s: &Settings, ran: &Ran) -> [Card; 11] {
+    let f = &s.flat;
+    [
+        card(
+            "BPFSCHTP",
+            f.dead_search_type.name(),
+            "Dead pixel search type",
+        ),
+        card(
+            "BPFSIGMA",
+            f.sigma_threshold,
+            "Sigma-clipping threshold, flats",
+        ),
+        card(
+            "BPFNORM",
+            f.normalization.name(),
+            "Mean flat normalization method",
+        ),
+        card(
+            "BPFSMOTH",
+            f.smoothing_box_width,
+            "Smoothing box width [pixels]",
+        ),
+        card("BPFSMTYP", f.smoothing_type.name(), "Smoothing type"),
+        card(
+            "BPFDEDSG",
+            f.dead_sigma_threshold,
+            "Dead pixel sigma threshold",
+        ),
+        card("BPFFXCHK", ran.flux_check_ran, "Dead pixel flux check run"),
+        card("BPFFXLIM", s.flux_check, "Flux check limit [DN]"),
+        card(
+            "BPFMXLQE",
+            f.max_low_qe_norm_signal,
+            "Max normalized signal, low QE",
+        ),
+        card(
+            "BPFMXOAD",
+            f.max_open_adj_norm_signal,
+            "Min normalized signal of open neighbours",
+        ),
+        card(
+            "BPFADJNB",
+            match f.adj_open {
+                crate::flats::AdjOpen::Four => 4i64,
+                crate::flats::AdjOpen::Eight => 8,
+            },
+            "Neighbours of an open pixel set ADJ_OPEN",
+        ),
+    ]
+}
+
+/// The parameters of the dark search that ran.
+fn dark_keywords(s: &Settings) -> [Card; 13] {
+    let d = &s.dark;
+    [
+        card(
+            "BPDCLPSG",
+            d.clipping_sigma,
+            "Sigma of the clean-slope std clip",
+        ),
+        card(
+            "BPDCLPIT",
+            d.max_clipping_iters as i64,
+            "Max iterations of that clip",
+        ),
+        card(
+            "BPDNSETH",
+            d.noisy_threshold,
+            "Noisy pixel threshold [sigma]",
+        ),
+        card(
+            "BPDMXSAT",
+            d.max_saturated_fraction,
+            "Fully saturated fraction for HOT",
+        ),
+        card(
+            "BPDMXJMP",
+            d.max_jump_limit as i64,
+            "Jumps per integration, high jump",
+        ),
+        card(
+            "BPDJPRAT",
+            d.jump_ratio_threshold,
+            "Early/late jump ratio for RC",
+        ),
+        card(
+            "BPDCUTFC",
+            d.early_cutoff_fraction,
+            "Early/late cutoff fraction",
+        ),
+        card(
+            "BPDPEDTH",
+            d.pedestal_sigma_threshold,
+            "Pedestal threshold [sigma]",
+        ),
+        card(
+            "BPDRCTH",
+            d.rc_fraction_threshold,
+            "RC fraction of integrations",
+        ),
+        card(
+            "BPDLOPFC",
+            d.low_pedestal_fraction,
+            "Low pedestal fraction of integrations",
+        ),
+        card(
+            "BPDCRFC",
+            d.high_cr_fraction,
+            "High CR fraction of integrations",
+        ),
+        card(
+            "BPDDONOT",
+            list_or_none(&d.do_not_use).as_str(),
+            "Dark classes that also get DO_NOT_USE",
+        ),
+        card(
+            "BPDMAPS",
+            mapping(s).as_str(),
+            "Dark class to DQ flag mapping",
+        ),
+    ]
 }
 
 fn list_or_none(v: &[String]) -> String {
@@ -288,8 +299,8 @@ pub fn parameter_history(ran: &Ran) -> Vec<String> {
     h
 }
 
-/// The closing HISTORY sentences of the wrapper (§4.2 item 31, minus the user text which the
-/// shared history already holds).
+/// The closing HISTORY sentences of the wrapper (UPSTREAM.md, 'Keywords and HISTORY'; minus the
+/// user text, which the shared history already holds).
 pub fn do_not_use_history(s: &Settings, ran: &Ran) -> Vec<String> {
     let mut h = Vec::new();
     if ran.flats || !s.flat_do_not_use.is_empty() {

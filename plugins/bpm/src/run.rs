@@ -1,13 +1,16 @@
-//! One bpm job (bpm.md §4.1): check the inputs, find bad pixels from the flats and from the
-//! darks, combine them with the reference pixels and the manual flags, write the MASK file,
-//! then the optional figures and pipeline check.
+//! One bpm job: check the inputs, find bad pixels from the flats and from the darks, combine
+//! them with the reference pixels and the manual flags, write the MASK file, then the optional
+//! figures and pipeline check.
 
 use std::path::{Path, PathBuf};
 
-use mkrefs_plugin_api::{GeneratorError, ImageKind, InputImage, Job, JobReport};
+use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::budget::thread_pool;
 use mkrefs_support::dq;
-use mkrefs_support::fits::{FitsWriter, ImageReader, read_primary_header};
+use mkrefs_support::fits::FitsWriter;
+use mkrefs_support::generator::Report;
+use mkrefs_support::header::Header;
+use mkrefs_support::job::{Input, InputKind, JobView};
 use mkrefs_support::jobparams::report_ignored;
 use mkrefs_support::ramps::fits_error;
 use mkrefs_support::reffile::RefMeta;
@@ -33,50 +36,127 @@ pub struct FlatOutcome {
 
 /// The dark products of one input: rate `path`, the saved rateints/jump/fitopt, the uncal.
 /// A missing jump or fitopt product is an error naming the input and what to add.
-pub fn dark_inputs(job: &Job<'_>, input: &InputImage) -> Result<DarkInputs, GeneratorError> {
+fn dark_inputs(job: &JobView<'_>, input: &Input) -> Result<DarkInputs, GeneratorError> {
     let label = input.label.as_str();
     let need = |product: &str| {
-        job.product(label, product).map(PathBuf::from).ok_or_else(|| {
-            GeneratorError::invalid_input(format!(
-                "dark {label} ({}) has no '{product}' product, which the dark search needs; add \
-                 '{product}' to ssb_save_steps in the bpm section (default: jump, fitopt, \
-                 rateints)",
-                input.raw_path
-            ))
-        })
+        job.product(label, product)
+            .map(Path::to_path_buf)
+            .ok_or_else(|| {
+                GeneratorError::invalid_input(format!(
+                    "dark {label} ({}) has no '{product}' product, which the dark search needs; \
+                     add '{product}' to ssb_save_steps in the bpm section (default: jump, \
+                     fitopt, rateints)",
+                    input.raw_path.display()
+                ))
+            })
     };
     Ok(DarkInputs {
         label: label.to_string(),
-        slope: PathBuf::from(input.path.as_str()),
-        rateints: job.product(label, "rateints").map(PathBuf::from),
+        slope: input.path.clone(),
+        rateints: job.product(label, "rateints").map(Path::to_path_buf),
         jump: Some(need("jump")?),
         fitopt: Some(need("fitopt")?),
-        uncal: PathBuf::from(input.raw_path.as_str()),
+        uncal: input.raw_path.clone(),
     })
 }
 
 /// Makes `job.output`.
-pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
+pub fn run(job: &JobView<'_>) -> Result<Report, GeneratorError> {
     let s = Settings::from_job(job)?;
     report_ignored(job, IGNORED);
-    let darks: Vec<&InputImage> = job.inputs_of(ImageKind::Dark).collect();
-    let flats: Vec<&InputImage> = job.inputs_of(ImageKind::Flat).collect();
+    let Inputs {
+        mut flat_files,
+        dark_inputs,
+        geometry,
+        first_header,
+    } = open_inputs(job)?;
+    let pool = thread_pool(job.threads).map_err(GeneratorError::internal)?;
+    let flat = if flat_files.is_empty() {
+        None
+    } else {
+        Some(pool.install(|| flat_side(job, &s, &mut flat_files, &geometry))?)
+    };
+    drop(flat_files);
+    let dark = if dark_inputs.is_empty() {
+        None
+    } else {
+        Some(pool.install(|| dark_side(job, &s, &dark_inputs, &geometry))?)
+    };
+    let (dq_map, manual_count) = combine(job, &s, &geometry, flat.as_ref(), dark.as_ref())?;
+    let ran = Ran {
+        flats: flat.is_some(),
+        darks: dark.is_some(),
+        max_dead: flat.as_ref().map(|f| f.maps.max_dead),
+        flux_check_ran: flat
+            .as_ref()
+            .is_some_and(|f| f.flux_check_cleared.is_some()),
+    };
+    write_mask(
+        &job.output,
+        &s,
+        &ran,
+        &first_header,
+        &geometry,
+        job,
+        &dq_map,
+    )?;
+
+    let summary_counts = flag_counts(&dq_map)
+        .iter()
+        .map(|(n, c)| format!("{n} {c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    job.info(&format!("bpm: flagged pixels per flag: {summary_counts}"));
+    let extra_outputs = if s.plot {
+        write_plots(job, &s, &geometry, flat.as_ref(), &dq_map)?
+    } else {
+        Vec::new()
+    };
+    let mut summary = format!(
+        "{} flagged pixel(s) besides reference pixels ({summary_counts}); {} from the manual \
+         file",
+        dq_map
+            .iter()
+            .filter(|&&v| v & !(dq::REFERENCE_PIXEL | dq::DO_NOT_USE) != 0)
+            .count(),
+        manual_count
+    );
+    if s.quality_check {
+        summary.push_str(&quality_check(job)?);
+    }
+    Ok(Report {
+        summary,
+        extra_outputs,
+    })
+}
+
+/// The inputs of a job, checked to be slope products of the same pixels.
+struct Inputs {
+    flat_files: Vec<SlopeFile>,
+    dark_inputs: Vec<DarkInputs>,
+    geometry: Geometry,
+    first_header: Header,
+}
+
+/// Opens the flats' slope products and checks the darks' (and their intermediate products), so
+/// that a wrong group fails before any work.
+fn open_inputs(job: &JobView<'_>) -> Result<Inputs, GeneratorError> {
+    let darks: Vec<&Input> = job.inputs_of(InputKind::Dark).collect();
+    let flats: Vec<&Input> = job.inputs_of(InputKind::Flat).collect();
     if darks.is_empty() && flats.is_empty() {
         return Err(GeneratorError::invalid_input(format!(
             "job {} of bpm has no input files; give darks, flats or both",
             job.cmd_id
         )));
     }
-    // Every input must be a slope product of the same pixels. Darks' products are checked too,
-    // so a wrong group fails before any work.
-    let mut flat_files = flats
-        .iter()
-        .map(|i| SlopeFile::open(&i.label, Path::new(i.path.as_str())))
-        .collect::<Result<Vec<_>, _>>()?;
-    let dark_files = darks
-        .iter()
-        .map(|i| SlopeFile::open(&i.label, Path::new(i.path.as_str())))
-        .collect::<Result<Vec<_>, _>>()?;
+    let open = |inputs: &[&Input]| {
+        inputs
+            .iter()
+            .map(|i| SlopeFile::open(&i.label, &i.path))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let flat_files = open(&flats)?;
+    let dark_files = open(&darks)?;
     let all: Vec<&SlopeFile> = flat_files.iter().chain(&dark_files).collect();
     inputs::check_same_pixels(
         &all.iter()
@@ -98,8 +178,6 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
         .iter()
         .map(|i| dark_inputs(job, i))
         .collect::<Result<Vec<_>, _>>()?;
-    drop(dark_files);
-    let (ny, nx) = (geometry.ny(), geometry.nx());
     job.info(&format!(
         "bpm: {} dark(s), {} flat(s) of {} {} ({}x{} pixels, SUBARRAY {}, science region rows \
          {}..{} columns {}..{})",
@@ -107,148 +185,136 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
         flats.len(),
         geometry.instrument,
         geometry.detector,
-        ny,
-        nx,
+        geometry.ny(),
+        geometry.nx(),
         geometry.sub.name,
         geometry.science.0,
         geometry.science.1,
         geometry.science.2,
         geometry.science.3
     ));
-
-    let pool = thread_pool(job.threads as usize).map_err(GeneratorError::internal)?;
-    let flat = if flat_files.is_empty() {
-        None
-    } else {
-        Some(pool.install(|| flat_side(job, &s, &mut flat_files, &flats, &geometry))?)
-    };
-    drop(flat_files);
-    let dark = if dark_inputs.is_empty() {
-        None
-    } else {
-        let log = |m: &str| job.info(m);
-        let r = pool.install(|| bad_pixels_from_darks(&dark_inputs, &s.dark, &log))?;
-        if (r.ny, r.nx) != (ny, nx) || r.dq.len() != ny * nx {
-            return Err(GeneratorError::internal(format!(
-                "the dark search returned a {}x{} map for {}x{} inputs",
-                r.ny, r.nx, ny, nx
-            )));
-        }
-        for n in &r.notes {
-            job.info(n);
-        }
-        Some(r)
-    };
-
-    // Combination (§4.1 steps 4–5), then the reference pixels of the geometry and the manual
-    // flags, which apply whichever inputs were given (upstream: only with flats).
-    let mut dq_map = mask::combine(
-        flat.as_ref().map(|f| f.dq.as_slice()),
-        dark.as_ref().map(|d: &DarkResult| d.dq.as_slice()),
-        ny * nx,
-    );
-    let refpix = mask::reference_pixel_flags(&geometry.reference_pixels(), &s.flat_do_not_use);
-    for (o, r) in dq_map.iter_mut().zip(&refpix) {
-        *o |= r;
-    }
-    let manual_count = apply_manual(job, &s, &geometry, &mut dq_map)?;
-
-    // The MASK file.
-    let ran = Ran {
-        flats: flat.is_some(),
-        darks: dark.is_some(),
-        max_dead: flat.as_ref().map(|f| f.maps.max_dead),
-        flux_check_ran: flat
-            .as_ref()
-            .is_some_and(|f| f.flux_check_cleared.is_some()),
-    };
-    let output = PathBuf::from(job.output.as_str());
-    write_mask(&output, &s, &ran, &first_header, &geometry, job, &dq_map)?;
-
-    let counts = flag_counts(&dq_map);
-    let summary_counts = counts
-        .iter()
-        .map(|(n, c)| format!("{n} {c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    job.info(&format!("bpm: flagged pixels per flag: {summary_counts}"));
-    let mut extra = Vec::new();
-    if s.plot {
-        let (sy, sx) = geometry.science_shape();
-        let mut thresholds = Vec::new();
-        if let Some(f) = &flat {
-            if let Some(t) = f.maps.sigma_dead_threshold {
-                thresholds.push(("sigma_rate dead".to_string(), t));
-            }
-            thresholds.push(("max_dead_norm_signal".into(), f.maps.max_dead));
-            thresholds.push((
-                "max_low_qe_norm_signal".into(),
-                s.flat.max_low_qe_norm_signal,
-            ));
-            thresholds.push((
-                "max_open_adj_norm_signal".into(),
-                s.flat.max_open_adj_norm_signal,
-            ));
-        }
-        let inputs = plots::PlotInputs {
-            sci_ny: sy,
-            sci_nx: sx,
-            mean: flat.as_ref().map(|f| f.mean.as_slice()),
-            normalized: flat.as_ref().map(|f| f.maps.normalized.as_slice()),
-            thresholds,
-            ny,
-            nx,
-            mask: &dq_map,
-        };
-        let (files, note) = plots::write_all(&output, &inputs).map_err(GeneratorError::io)?;
-        if let Some(n) = note {
-            job.warn(&n);
-        }
-        for f in &files {
-            job.info(&format!("plot: wrote {}", f.display()));
-        }
-        extra.extend(files.iter().map(|f| f.display().to_string().into()));
-    }
-    let mut summary = format!(
-        "{} flagged pixel(s) besides reference pixels ({summary_counts}); {} from the manual \
-         file",
-        dq_map
-            .iter()
-            .filter(|&&v| v & !(dq::REFERENCE_PIXEL | dq::DO_NOT_USE) != 0)
-            .count(),
-        manual_count
-    );
-    if s.quality_check {
-        let uncal = job
-            .inputs
-            .first()
-            .map(|i| PathBuf::from(i.raw_path.as_str()))
-            .unwrap_or_default();
-        match quality::run(&output, &uncal)? {
-            QualityOutcome::Passed(m) => {
-                job.info(&m);
-                summary.push_str("; quality check passed");
-            }
-            QualityOutcome::Skipped(m) => {
-                job.warn(&m);
-                summary.push_str("; ");
-                summary.push_str(&m);
-            }
-        }
-    }
-    Ok(JobReport {
-        extra_outputs: extra.into(),
-        summary: summary.into(),
+    Ok(Inputs {
+        flat_files,
+        dark_inputs,
+        geometry,
+        first_header,
     })
 }
 
-/// The flat side (§2): mean/stdev, normalisation and searches on the science region, the
-/// optional flux check, then the maps padded back to the window.
+/// The dark side: the dark search, its notes logged, its map checked against the window.
+fn dark_side(
+    job: &JobView<'_>,
+    s: &Settings,
+    dark_inputs: &[DarkInputs],
+    g: &Geometry,
+) -> Result<DarkResult, GeneratorError> {
+    let (ny, nx) = (g.ny(), g.nx());
+    let log = |m: &str| job.info(m);
+    let r = bad_pixels_from_darks(dark_inputs, &s.dark, &log)?;
+    if (r.ny, r.nx) != (ny, nx) || r.dq.len() != ny * nx {
+        return Err(GeneratorError::internal(format!(
+            "the dark search returned a {}x{} map for {}x{} inputs",
+            r.ny, r.nx, ny, nx
+        )));
+    }
+    for n in &r.notes {
+        job.info(n);
+    }
+    Ok(r)
+}
+
+/// The mask: flats | darks with the HOT/RC-and-DEAD rule, then the reference pixels of the
+/// geometry and the manual flags, which apply whichever inputs were given (upstream: only with
+/// flats). Returns the mask and the number of pixels the manual flags touch.
+fn combine(
+    job: &JobView<'_>,
+    s: &Settings,
+    g: &Geometry,
+    flat: Option<&FlatOutcome>,
+    dark: Option<&DarkResult>,
+) -> Result<(Vec<u32>, usize), GeneratorError> {
+    let mut dq_map = mask::combine(
+        flat.map(|f| f.dq.as_slice()),
+        dark.map(|d| d.dq.as_slice()),
+        g.ny() * g.nx(),
+    );
+    let refpix = mask::reference_pixel_flags(&g.reference_pixels(), &s.flat_do_not_use);
+    for (o, r) in dq_map.iter_mut().zip(&refpix) {
+        *o |= r;
+    }
+    let manual_count = apply_manual(job, s, g, &mut dq_map)?;
+    Ok((dq_map, manual_count))
+}
+
+/// The PNG figures beside the output; returns the files written.
+fn write_plots(
+    job: &JobView<'_>,
+    s: &Settings,
+    g: &Geometry,
+    flat: Option<&FlatOutcome>,
+    dq_map: &[u32],
+) -> Result<Vec<PathBuf>, GeneratorError> {
+    let (sy, sx) = g.science_shape();
+    let mut thresholds = Vec::new();
+    if let Some(f) = flat {
+        if let Some(t) = f.maps.sigma_dead_threshold {
+            thresholds.push(("sigma_rate dead".to_string(), t));
+        }
+        thresholds.push(("max_dead_norm_signal".into(), f.maps.max_dead));
+        thresholds.push((
+            "max_low_qe_norm_signal".into(),
+            s.flat.max_low_qe_norm_signal,
+        ));
+        thresholds.push((
+            "max_open_adj_norm_signal".into(),
+            s.flat.max_open_adj_norm_signal,
+        ));
+    }
+    let inputs = plots::PlotInputs {
+        sci_ny: sy,
+        sci_nx: sx,
+        mean: flat.map(|f| f.mean.as_slice()),
+        normalized: flat.map(|f| f.maps.normalized.as_slice()),
+        thresholds,
+        ny: g.ny(),
+        nx: g.nx(),
+        mask: dq_map,
+    };
+    let (files, note) = plots::write_all(&job.output, &inputs).map_err(GeneratorError::io)?;
+    if let Some(n) = note {
+        job.warn(&n);
+    }
+    for f in &files {
+        job.info(&format!("plot: wrote {}", f.display()));
+    }
+    Ok(files)
+}
+
+/// Runs the pipeline check on the written mask; returns what the summary line gets.
+fn quality_check(job: &JobView<'_>) -> Result<String, GeneratorError> {
+    let uncal = job
+        .inputs
+        .first()
+        .map(|i| i.raw_path.clone())
+        .unwrap_or_default();
+    Ok(match quality::run(&job.output, &uncal)? {
+        QualityOutcome::Passed(m) => {
+            job.info(&m);
+            "; quality check passed".to_string()
+        }
+        QualityOutcome::Skipped(m) => {
+            job.warn(&m);
+            format!("; {m}")
+        }
+    })
+}
+
+/// The flat side: mean/stdev, normalisation and searches on the science region, the optional
+/// flux check, then the maps padded back to the window.
 fn flat_side(
-    job: &Job<'_>,
+    job: &JobView<'_>,
     s: &Settings,
     files: &mut [SlopeFile],
-    flats: &[&InputImage],
     g: &Geometry,
 ) -> Result<FlatOutcome, GeneratorError> {
     let planes: usize = files.iter().map(|f| f.planes).sum();
@@ -287,9 +353,8 @@ fn flat_side(
     let mut cleared = None;
     if s.flat.dead_search && s.run_dead_flux_check {
         let paths: Vec<PathBuf> = if s.dead_flux_check_files.is_empty() {
-            flats
-                .iter()
-                .map(|i| PathBuf::from(i.raw_path.as_str()))
+            job.inputs_of(InputKind::Flat)
+                .map(|i| i.raw_path.clone())
                 .collect()
         } else {
             s.dead_flux_check_files.clone()
@@ -331,7 +396,7 @@ fn flat_side(
 
 /// ORs the manual flags into `dq_map`; returns the number of pixels they touch.
 fn apply_manual(
-    job: &Job<'_>,
+    job: &JobView<'_>,
     s: &Settings,
     g: &Geometry,
     dq_map: &mut [u32],
@@ -361,7 +426,7 @@ fn apply_manual(
 }
 
 /// Pixel counts per flag, in table order, for the flags that occur.
-pub fn flag_counts(dq_map: &[u32]) -> Vec<(&'static str, usize)> {
+fn flag_counts(dq_map: &[u32]) -> Vec<(&'static str, usize)> {
     dq::PIXEL_FLAGS
         .iter()
         .filter(|(_, v)| *v != 0)
@@ -374,9 +439,9 @@ fn write_mask(
     output: &Path,
     s: &Settings,
     ran: &Ran,
-    first_header: &mkrefs_support::header::Header,
+    first_header: &Header,
     g: &Geometry,
-    job: &Job<'_>,
+    job: &JobView<'_>,
     dq_map: &[u32],
 ) -> Result<(), GeneratorError> {
     let (ny, nx) = (g.ny(), g.nx());
@@ -384,9 +449,9 @@ fn write_mask(
         .map_err(GeneratorError::invalid_input)?;
     // Flats first, then darks, as upstream lists them under DATA USED.
     let inputs: Vec<&Path> = job
-        .inputs_of(ImageKind::Flat)
-        .chain(job.inputs_of(ImageKind::Dark))
-        .map(|i| Path::new(i.raw_path.as_str()))
+        .inputs_of(InputKind::Flat)
+        .chain(job.inputs_of(InputKind::Dark))
+        .map(|i| i.raw_path.as_path())
         .collect();
     s.meta.apply(&mut meta, "bpm", &inputs)?;
     if g.det.instrument == mkrefs_support::geometry::Instrument::Fgs && meta.exp_type.is_none() {
@@ -407,12 +472,4 @@ fn write_mask(
     w.write_dq_def(&dq::standard_dq_def()).map_err(fits_error)?;
     w.finish().map_err(fits_error)?;
     Ok(())
-}
-
-/// Reads the DQ of a written mask (tests, benchmark).
-pub fn read_mask(path: &Path) -> Result<(Vec<u32>, usize, usize), GeneratorError> {
-    let _ = read_primary_header(path).map_err(fits_error)?;
-    let mut r = ImageReader::open(path, "DQ").map_err(fits_error)?;
-    let (ny, nx) = (r.ny(), r.nx());
-    Ok((r.read_plane::<u32>(0).map_err(fits_error)?, ny, nx))
 }

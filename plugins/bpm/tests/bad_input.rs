@@ -319,7 +319,7 @@ fn darks_only_mask() {
     let out = dir.path().join("darks_mask.fits");
     let o = run_bpm(&d, &out, &[]);
     o.ok();
-    let (m, ny, nx) = mkref_bpm::read_mask(&out).unwrap();
+    let (m, ny, nx) = common::read_mask(&out);
     assert_eq!((ny, nx), (N, N));
     let refpix = m
         .iter()

@@ -1,37 +1,17 @@
-//! Upstream's acceptance cases for the dark search (bpm.md §5.3, `tests/test_badpix_from_darks.py`)
-//! with their explicit arrays, against the building blocks in `mkref_bpm::darks::pixel`, plus the
-//! flag-mapping fixes (§3.2, §7).
+//! Upstream's acceptance cases for the dark search (`tests/test_badpix_from_darks.py`, see
+//! UPSTREAM.md, 'Upstream's tests') with their explicit arrays, against the building blocks in
+//! `mkref_bpm::darks::pixel`, plus the flag-mapping fixes (UPSTREAM.md, 'Darks: parameters and flag
+//! mapping').
 
 use std::collections::BTreeMap;
 
 use mkref_bpm::darks::pixel::{
-    CleanSlopes, JumpLimits, add_refpix, saturated_in_all_groups, sigmaclip_mean_std,
+    CleanSlopes, JumpLimits, saturated_in_all_groups, sigmaclip_mean_std,
 };
 use mkref_bpm::darks::{DarkParams, FlagValues};
 use mkrefs_support::dq;
 
-/// §5.3 case 1.
-#[test]
-fn add_refpix_pads_with_zero_borders() {
-    let (out, fy, fx) = add_refpix(&[1u32; 100], 10, 10, (2, 3, 4, 5));
-    assert_eq!((fy, fx), (19, 15));
-    let at = |y: usize, x: usize| out[y * fx + x];
-    assert_eq!(
-        (0..5).map(|y| at(y, 5)).collect::<Vec<_>>(),
-        [0, 0, 0, 0, 1]
-    );
-    assert_eq!(
-        (13..19).map(|y| at(y, 5)).collect::<Vec<_>>(),
-        [1, 0, 0, 0, 0, 0]
-    );
-    assert_eq!((0..4).map(|x| at(5, x)).collect::<Vec<_>>(), [0, 0, 1, 1]);
-    assert_eq!(
-        (10..15).map(|x| at(5, x)).collect::<Vec<_>>(),
-        [1, 1, 0, 0, 0]
-    );
-}
-
-/// §5.3 case 2: `['HOT', 'DO_NOT_USE']` is 2049.
+/// Upstream's case 2: `['HOT', 'DO_NOT_USE']` is 2049.
 #[test]
 fn apply_flags_sums_mnemonics() {
     let mut m = BTreeMap::new();
@@ -42,7 +22,7 @@ fn apply_flags_sums_mnemonics() {
     assert_eq!(FlagValues(m).value("hot").unwrap(), 2049);
 }
 
-/// §5.3 case 5 (with the literal limits 10, 5, 0.25 upstream uses, here as parameters).
+/// Upstream's case 5 (with the literal limits 10, 5, 0.25 upstream uses, here as parameters).
 #[test]
 fn many_jumps_case() {
     let (ng, ny, nx) = (20, 5, 5);
@@ -112,14 +92,14 @@ fn jump_parameters_are_honoured() {
     }
     assert!(user.summarise(&spread).rc);
     assert!(wide.summarise(&spread).many && !wide.summarise(&spread).rc);
-    // Early windows as upstream's examples (§3.6), and one group at least.
+    // Early windows as upstream's examples, and one group at least.
     assert_eq!(default.windows(4), (1, 3));
     assert_eq!(default.windows(10), (2, 7));
     assert_eq!(default.windows(150), (37, 112));
     assert_eq!(default.windows(2), (1, 1));
 }
 
-/// §5.3 case 6: a slope counts as clean only without jumps.
+/// Upstream's case 6: a slope counts as clean only without jumps.
 #[test]
 fn slopes_not_cr() {
     let jumps = [1usize, 0, 0, 0, 5];
@@ -134,7 +114,7 @@ fn slopes_not_cr() {
     assert!(acc[0].mean().is_nan() && acc[1].mean() == 0.0);
 }
 
-/// §5.3 case 7 (variant T's combine_clean_slopes: nanmean, nanstd with ddof 0, num_good).
+/// Upstream's case 7 (the 1.0.1 combine_clean_slopes: nanmean, nanstd with ddof 0, num_good).
 #[test]
 fn combine_clean_slopes_case() {
     let nan = f64::NAN;
@@ -161,7 +141,7 @@ fn combine_clean_slopes_case() {
     assert!(m.is_nan() && s.is_nan() && n == 0);
 }
 
-/// §5.3 case 9: only the pixel whose first group is saturated.
+/// Upstream's case 9: only the pixel whose first group is saturated.
 #[test]
 fn saturated_in_all_groups_case() {
     let mut fg = [0u8; 25];
@@ -172,7 +152,7 @@ fn saturated_in_all_groups_case() {
     assert_eq!(sat, [12]);
 }
 
-/// §5.3 case 4 (combine_bad_pixel_types): the OR of the class maps.
+/// Upstream's case 4 (combine_bad_pixel_types): the OR of the class maps.
 #[test]
 fn combine_bad_pixel_types_case() {
     let mut sat = [0u32; 25];

@@ -14,8 +14,7 @@ mod common;
 use std::path::Path;
 use std::time::Instant;
 
-use common::{In, run_bpm};
-use mkref_bpm::read_mask;
+use common::{In, read_mask, run_bpm};
 use mkrefs_plugin_api::ImageKind;
 use mkrefs_sim::{
     DefectClass, DefectFractions, Kind, Layout, Product, SimConfig, Truth, write_selected,
@@ -129,7 +128,7 @@ fn run(cfg: &SimConfig, title: &str) {
     let o = run_bpm(&inputs, &out, &[]);
     let t_job = t1.elapsed();
     let summary = o.ok().summary.to_string();
-    let (m, ny, nx) = read_mask(&out).unwrap();
+    let (m, ny, nx) = read_mask(&out);
     assert_eq!((ny, nx), (truth.ny, truth.nx));
 
     let all_class_bits: u32 = FLAGS.iter().map(|f| f.0).fold(0, |a, b| a | b);

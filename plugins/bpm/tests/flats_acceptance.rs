@@ -1,5 +1,6 @@
-//! Upstream's flats tests (bpm.md §5.2), ported with their explicit arrays, plus the cases of
-//! the fixed bugs (§7) that those tests do not reach.
+//! Upstream's flats tests (`tests/test_badpix_from_flats.py`, see UPSTREAM.md, 'Upstream's
+//! tests'), ported with their explicit arrays, plus the cases of the fixed bugs that those tests
+//! do not reach.
 
 use mkref_bpm::flats::{
     AdjOpen, BoxEdges, combine_individual_maps, dead_pixels_absolute_rate, dead_pixels_sigma_rate,
@@ -22,7 +23,7 @@ fn close(a: &[f64], b: &[f64], atol: f64) {
     }
 }
 
-/// §5.2 test 1.
+/// Upstream's flats test 1.
 #[test]
 fn combine_individual_maps_case() {
     let dead = grid(
@@ -75,7 +76,7 @@ fn open_case_image() -> Vec<f64> {
     img
 }
 
-/// §5.2 test 2, with upstream's 3×3 ADJ_OPEN box (`adj_open_neighbours: 8`).
+/// Upstream's flats test 2, with its 3×3 ADJ_OPEN box (`adj_open_neighbours: 8`).
 #[test]
 fn find_open_and_low_qe_pixels_case() {
     let m = open_and_low_qe(&open_case_image(), 10, 10, 0.05, 0.5, 1.05, AdjOpen::Eight);
@@ -100,8 +101,9 @@ fn adj_open_four_neighbours() {
     assert_eq!(m.adj_open, grid(10, &[(9, 8), (7, 8), (8, 9), (8, 7)]));
 }
 
-/// Fixed bug (§2.9, §7): upstream gives an OPEN pixel on the first science row or column no
-/// ADJ_OPEN at all (its slice starts at -1). Here the neighbours that exist are flagged.
+/// Fixed bug (UPSTREAM.md, 'LOW_QE, OPEN and ADJ_OPEN'): upstream gives an OPEN pixel on the first
+/// science row or column no ADJ_OPEN at all (its slice starts at -1). Here the neighbours that
+/// exist are flagged.
 #[test]
 fn open_on_first_row_and_column_gets_adj_open() {
     let mut img = vec![1.0; 100];
@@ -126,7 +128,7 @@ fn open_on_first_row_and_column_gets_adj_open() {
     assert!(m8.adj_open[14] && m8.adj_open[16] && m8.adj_open[41] && m8.adj_open[61]);
 }
 
-/// §5.2 test 3.
+/// Upstream's flats test 3.
 #[test]
 fn flag_type_check_names_the_bad_flag() {
     let names: Vec<String> = ["DEAD", "OPEN", "ADJ_OPEN", "LOW_QE", "WEIRD"]
@@ -140,7 +142,7 @@ fn flag_type_check_names_the_bad_flag() {
     assert_eq!(ok, vec!["DEAD", "LOW_QE"]);
 }
 
-/// §5.2 test 4.
+/// Upstream's flats test 4.
 #[test]
 fn dead_pixels_absolute_rate_case() {
     let mut img = vec![1.0; 100];
@@ -153,8 +155,8 @@ fn dead_pixels_absolute_rate_case() {
     );
 }
 
-/// §5.2 test 5 (made deterministic: upstream's is unseeded and tautological); the threshold
-/// comes from the clipped image statistics the generator uses.
+/// Upstream's flats test 5 (made deterministic: upstream's is unseeded and tautological); the
+/// threshold comes from the clipped image statistics the generator uses.
 #[test]
 fn dead_pixels_sigma_rate_case() {
     let mut img: Vec<f64> = (0..100)
@@ -169,7 +171,7 @@ fn dead_pixels_sigma_rate_case() {
     assert_eq!(dead, expected);
 }
 
-/// §5.2 test 7.
+/// Upstream's flats test 7.
 #[test]
 fn image_stats_case() {
     let img: Vec<f64> = (0..100)
@@ -179,7 +181,7 @@ fn image_stats_case() {
     assert_eq!(image_stats(&[f64::NAN; 4], 3.0), None);
 }
 
-/// §5.2 test 8 (each plane counted once).
+/// Upstream's flats test 8 (each plane counted once).
 #[test]
 fn mean_stdev_images_case() {
     let mut stack: Vec<Vec<f32>> = (0..25).map(|i| vec![(i % 5) as f32; 100]).collect();
@@ -201,8 +203,8 @@ fn mean_stdev_images_case() {
     assert!(m[0].is_nan() && s[0].is_nan());
 }
 
-/// Fixed bug (§2.2): three rate images that are one image scaled by 1.3, 1.1 and 0.9 give a
-/// mean of 1.10 (upstream counts the first twice: 1.15).
+/// Fixed bug (UPSTREAM.md, 'Flats: reading'): three rate images that are one image scaled by 1.3,
+/// 1.1 and 0.9 give a mean of 1.10 (upstream counts the first twice: 1.15).
 #[test]
 fn first_flat_counted_once() {
     let base = [2.0f32, 4.0, 8.0];
@@ -221,7 +223,7 @@ fn arange25() -> Vec<f64> {
     (0..25).map(f64::from).collect()
 }
 
-/// §5.2 test 9: Box2D width 3, fill = median 12.
+/// Upstream's flats test 9: Box2D width 3, fill = median 12.
 #[test]
 fn smooth_box2d_width_3() {
     let expected = [
@@ -258,8 +260,8 @@ fn smooth_box2d_width_3() {
     );
 }
 
-/// §5.2 test 9, extra cases: a NaN (interpolated from its neighbours) and width 4 (5×5 kernel
-/// with half-weight edges).
+/// Upstream's flats test 9, extra cases: a NaN (interpolated from its neighbours) and width 4 (5×5
+/// kernel with half-weight edges).
 #[test]
 fn smooth_box2d_nan_and_even_width() {
     let mut img = arange25();
@@ -325,7 +327,7 @@ fn smooth_box2d_inside_edges_follow_a_gradient() {
     assert!(fill[0] > 105.0, "{}", fill[0]);
 }
 
-/// §2.5: scipy's median filter, width 3, reflect mode.
+/// UPSTREAM.md, 'Normalisation': scipy's median filter, width 3, reflect mode.
 #[test]
 fn smooth_median_width_3() {
     let expected = [

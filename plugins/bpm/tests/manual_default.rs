@@ -63,7 +63,7 @@ fn default_file_from_the_data_directory() {
             .summary
             .contains(&format!("{} from the manual file", n + 1))
     );
-    let (m, ..) = mkref_bpm::read_mask(&out).unwrap();
+    let (m, ..) = common::read_mask(&out);
     assert_eq!(m[5 * n + 5], dq::HOT | dq::DO_NOT_USE);
     for y in 0..n {
         assert!(m[y * n + 2] & dq::UNRELIABLE_SLOPE != 0, "row {y}");

@@ -2,7 +2,7 @@
 //! every integration of every input are read, groups that cannot be trusted are set to NaN
 //! (from the first JUMP_DET group of the integration on, and any SATURATED or DO_NOT_USE group),
 //! and each (pixel, group) cell is reduced across integrations to a sigma-clipped statistic, its
-//! scatter and the number of values used (algos.md §3.3–§3.5).
+//! scatter and the number of values used (see UPSTREAM.md, 'Excluded groups' and 'Statistics').
 //!
 //! Memory is the band (`samples × groups × rows × nx` f32), one GROUPDQ plane per input, the
 //! first-jump map of the band and the band's outputs; [`plan`] sizes rows (and, if one row of
@@ -10,6 +10,7 @@
 //! outputs leave through a sink, band by band, so the caller can stream them to disk.
 
 use mkrefs_plugin_api::GeneratorError;
+use mkrefs_support::budget::row_blocks;
 use mkrefs_support::dq::{DO_NOT_USE, JUMP_DET, SATURATED, UNRELIABLE_DARK};
 use rayon::prelude::*;
 
@@ -57,65 +58,6 @@ pub trait DarkSource: Send {
         y1: usize,
         out: &mut [u8],
     ) -> Result<(), GeneratorError>;
-}
-
-/// An in-memory ramp `[int][group][y][x]` with its GROUPDQ, for tests.
-#[derive(Clone, Debug)]
-pub struct MemoryDark {
-    pub dims: RampDims,
-    pub sci: Vec<f32>,
-    pub groupdq: Vec<u8>,
-}
-
-impl MemoryDark {
-    pub fn new(dims: RampDims, sci: Vec<f32>, groupdq: Vec<u8>) -> MemoryDark {
-        let n = dims.nints * dims.ngroups * dims.ny * dims.nx;
-        assert_eq!((sci.len(), groupdq.len()), (n, n));
-        MemoryDark { dims, sci, groupdq }
-    }
-
-    /// Index of integration `i`, group `g`, pixel `p` (row-major).
-    pub fn at(&self, i: usize, g: usize, p: usize) -> usize {
-        let d = self.dims;
-        (i * d.ngroups + g) * d.ny * d.nx + p
-    }
-
-    fn band(&self, int: usize, group: usize, y0: usize, y1: usize) -> std::ops::Range<usize> {
-        let nx = self.dims.nx;
-        let start = self.at(int, group, y0 * nx);
-        start..start + (y1 - y0) * nx
-    }
-}
-
-impl DarkSource for MemoryDark {
-    fn name(&self) -> String {
-        "memory".into()
-    }
-    fn dims(&self) -> RampDims {
-        self.dims
-    }
-    fn read_sci(
-        &mut self,
-        int: usize,
-        group: usize,
-        y0: usize,
-        y1: usize,
-        out: &mut [f32],
-    ) -> Result<(), GeneratorError> {
-        out.copy_from_slice(&self.sci[self.band(int, group, y0, y1)]);
-        Ok(())
-    }
-    fn read_groupdq(
-        &mut self,
-        int: usize,
-        group: usize,
-        y0: usize,
-        y1: usize,
-        out: &mut [u8],
-    ) -> Result<(), GeneratorError> {
-        out.copy_from_slice(&self.groupdq[self.band(int, group, y0, y1)]);
-        Ok(())
-    }
 }
 
 /// The per-cell statistic written to SCI.
@@ -328,9 +270,9 @@ fn median_sorted(s: &[f32]) -> f64 {
 }
 
 /// Reduces the finite values `v` of one cell (sorting them): astropy's per-pixel sigma clip
-/// (algos.md §0.2 A: centre median, sd about the mean, inclusive bounds, at most `maxiters`
-/// evaluations, final mask from the final bounds over all values), then the statistic and the
-/// scatter (ddof 0) of the survivors, in f64.
+/// (UPSTREAM.md, 'Sigma clipping': centre median, sd about the mean, inclusive bounds, at most
+/// `maxiters` evaluations, final mask from the final bounds over all values), then the statistic
+/// and the scatter (ddof 0) of the survivors, in f64.
 ///
 /// Sorting once makes every kept set a contiguous range, and prefix sums of the deviations from
 /// a reference value give each range's mean and sd in O(1): an iteration costs only the scan
@@ -565,225 +507,371 @@ pub fn reduce_darks<S: DarkSource>(
             "{k_total} integrations of {ngroups} groups: dark supports fewer than 65535 of each"
         )));
     }
-    let n_out = opts.out_ints.count();
-    // Sample k of output o: (global sample index) in file-major, integration order.
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); n_out];
+    let members = members(&nints, opts.out_ints);
+    let plan = plan(k_total, members.len(), ngroups, ny, nx, opts.budget_bytes);
+    let mut work = Work::new(inputs.len(), k_total, members.len(), plan, ny, nx);
+    for (y0, y1) in row_blocks(ny, plan.rows) {
+        // No jump seen yet in these rows.
+        work.first_jump[..k_total * (y1 - y0) * nx].fill(u16::MAX);
+        for g0 in (0..ngroups).step_by(plan.groups) {
+            let block = Block {
+                y0,
+                y1,
+                g0,
+                g1: (g0 + plan.groups).min(ngroups),
+                nx,
+            };
+            read_block(inputs, &nints, pool, &mut work, &block)?;
+            for (o, ks) in members.iter().enumerate() {
+                reduce_block(pool, opts, ks, &work.band, &mut work.out, &block);
+                emit(o, &block, &work.out, &mut work.min_count[o], sink)?;
+            }
+        }
+        progress(y1, ny);
+    }
+    Ok(work.summary(&members, opts.min_good, plan))
+}
+
+/// The global sample indices (file-major, then integration) of each output integration.
+fn members(nints: &[usize], out_ints: OutputInts) -> Vec<Vec<usize>> {
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); out_ints.count()];
     let mut k = 0;
-    for &n in &nints {
+    for &n in nints {
         for i in 0..n {
-            members[opts.out_ints.of(i)].push(k);
+            members[out_ints.of(i)].push(k);
             k += 1;
         }
     }
-    let plan = plan(k_total, n_out, ngroups, ny, nx, opts.budget_bytes);
-    let (rows, gchunk) = (plan.rows, plan.groups);
+    members
+}
 
-    let mut band = vec![0f32; k_total * gchunk * rows * nx];
-    let mut first_jump = vec![0u16; k_total * rows * nx];
-    let mut dq_rows: Vec<Vec<u8>> = inputs.iter().map(|_| vec![0u8; rows * nx]).collect();
-    let mut saw_finite = vec![false; inputs.len()];
-    let mut excluded = vec![(0u64, 0u64); inputs.len()];
-    let mut sci_o = vec![0f32; gchunk * rows * nx];
-    let mut err_o = vec![0f32; gchunk * rows * nx];
-    let mut cnt_o = vec![0u16; gchunk * rows * nx];
-    let mut min_count: Vec<Vec<u16>> = vec![vec![u16::MAX; ny * nx]; n_out];
+/// Rows `y0..y1` and groups `g0..g1` of the images (`nx` columns).
+struct Block {
+    y0: usize,
+    y1: usize,
+    g0: usize,
+    g1: usize,
+    nx: usize,
+}
 
-    let mut y0 = 0;
-    while y0 < ny {
-        let y1 = (y0 + rows).min(ny);
-        let plane = (y1 - y0) * nx;
-        // No jump seen yet in these rows.
-        first_jump[..k_total * plane].fill(u16::MAX);
-        let mut g0 = 0;
-        while g0 < ngroups {
-            let g1 = (g0 + gchunk).min(ngroups);
-            let gc = g1 - g0;
-            // Split the band and the first-jump map per input (each input's samples are
-            // contiguous) and read the inputs in parallel, each with its own readers.
-            let mut parts = Vec::with_capacity(inputs.len());
-            let (mut rest_b, mut rest_j) = (
-                &mut band[..k_total * gc * plane],
-                &mut first_jump[..k_total * plane],
-            );
-            for &n in &nints {
-                let (hb, tb) = rest_b.split_at_mut(n * gc * plane);
-                let (hj, tj) = rest_j.split_at_mut(n * plane);
-                parts.push((hb, hj));
-                (rest_b, rest_j) = (tb, tj);
-            }
-            pool.install(|| {
-                inputs
-                    .par_iter_mut()
-                    .zip(parts.into_par_iter())
-                    .zip(dq_rows.par_iter_mut())
-                    .zip(saw_finite.par_iter_mut().zip(excluded.par_iter_mut()))
-                    .try_for_each(|(((src, (sci, fj)), dqbuf), (seen, ex))| {
-                        let n = src.dims().nints;
-                        let dqbuf = &mut dqbuf[..plane];
-                        for i in 0..n {
-                            let fj = &mut fj[i * plane..(i + 1) * plane];
-                            for gl in 0..gc {
-                                let g = g0 + gl;
-                                let out =
-                                    &mut sci[(i * gc + gl) * plane..(i * gc + gl + 1) * plane];
-                                src.read_sci(i, g, y0, y1, out)?;
-                                src.read_groupdq(i, g, y0, y1, dqbuf)?;
-                                *seen |= out.iter().any(|v| v.is_finite());
-                                let g16 = g as u16;
-                                for ((v, &q), f) in
-                                    out.iter_mut().zip(dqbuf.iter()).zip(fj.iter_mut())
-                                {
-                                    if q & EXCLUDE_FROM_HERE != 0 && *f > g16 {
-                                        *f = g16;
-                                    }
-                                    if g16 >= *f {
-                                        *v = f32::NAN;
-                                        ex.0 += 1;
-                                    } else if q & EXCLUDE_GROUP != 0 {
-                                        *v = f32::NAN;
-                                        ex.1 += 1;
-                                    }
-                                }
-                            }
-                        }
-                        Ok::<(), GeneratorError>(())
-                    })
-            })?;
-
-            let band = &band[..k_total * gc * plane];
-            for (o, ks) in members.iter().enumerate() {
-                let m = ks.len();
-                pool.install(|| {
-                    sci_o[..gc * plane]
-                        .par_chunks_mut(nx)
-                        .zip(err_o[..gc * plane].par_chunks_mut(nx))
-                        .zip(cnt_o[..gc * plane].par_chunks_mut(nx))
-                        .enumerate()
-                        .for_each_init(
-                            || (vec![0f32; TILE * m.max(16)], Vec::with_capacity(m)),
-                            |(tile, vals), (row, ((s_row, e_row), c_row))| {
-                                // row = gl * rows_in_block + r; the band holds [k][gl][r][x].
-                                for x0 in (0..nx).step_by(TILE) {
-                                    let w = TILE.min(nx - x0);
-                                    let mut put = |j: usize, cell: Cell| {
-                                        s_row[x0 + j] =
-                                            if cell.n == 0 { 0.0 } else { cell.value as f32 };
-                                        e_row[x0 + j] =
-                                            err_of(&cell, opts.statistic, opts.err) as f32;
-                                        c_row[x0 + j] = cell.n as u16;
-                                    };
-                                    if m <= 16 {
-                                        // Up to 16 values: sort the tile's cells together with the
-                                        // network, one value index per row of the tile, which the
-                                        // compiler vectorizes across cells; excluded values become
-                                        // +inf and sort last.
-                                        for kk in 0..16 {
-                                            let dst = &mut tile[kk * TILE..kk * TILE + w];
-                                            match ks.get(kk) {
-                                                Some(&kg) => {
-                                                    let src = &band
-                                                        [(kg * gc * plane) + row * nx + x0..][..w];
-                                                    for (d, &v) in dst.iter_mut().zip(src) {
-                                                        *d = if v.is_finite() {
-                                                            v
-                                                        } else {
-                                                            f32::INFINITY
-                                                        };
-                                                    }
-                                                }
-                                                None => dst.fill(f32::INFINITY),
-                                            }
-                                        }
-                                        for &(i, j) in &NETWORK_16 {
-                                            let (lo, hi) = tile.split_at_mut(j * TILE);
-                                            let (a, b) =
-                                                (&mut lo[i * TILE..i * TILE + w], &mut hi[..w]);
-                                            for (x, y) in a.iter_mut().zip(b.iter_mut()) {
-                                                let (p, q) = (*x, *y);
-                                                *x = p.min(q);
-                                                *y = p.max(q);
-                                            }
-                                        }
-                                        for j in 0..w {
-                                            vals.clear();
-                                            vals.extend(
-                                                (0..m)
-                                                    .map(|kk| tile[kk * TILE + j])
-                                                    .take_while(|v| v.is_finite()),
-                                            );
-                                            put(j, reduce_sorted(vals, opts.statistic, opts.clip));
-                                        }
-                                    } else {
-                                        for (kk, &kg) in ks.iter().enumerate() {
-                                            let src =
-                                                &band[(kg * gc * plane) + row * nx + x0..][..w];
-                                            for (j, &v) in src.iter().enumerate() {
-                                                tile[j * m + kk] = v;
-                                            }
-                                        }
-                                        for j in 0..w {
-                                            vals.clear();
-                                            vals.extend(
-                                                tile[j * m..(j + 1) * m]
-                                                    .iter()
-                                                    .copied()
-                                                    .filter(|v| v.is_finite()),
-                                            );
-                                            put(j, reduce(vals, opts.statistic, opts.clip));
-                                        }
-                                    }
-                                }
-                            },
-                        )
-                });
-                let mc = &mut min_count[o][y0 * nx..y1 * nx];
-                for gl in 0..gc {
-                    let c = &cnt_o[gl * plane..(gl + 1) * plane];
-                    for (m, &c) in mc.iter_mut().zip(c) {
-                        *m = (*m).min(c);
-                    }
-                    sink(Band {
-                        out_int: o,
-                        group: g0 + gl,
-                        y0,
-                        y1,
-                        sci: &sci_o[gl * plane..(gl + 1) * plane],
-                        err: &err_o[gl * plane..(gl + 1) * plane],
-                        count: c,
-                    })?;
-                }
-            }
-            g0 = g1;
-        }
-        progress(y1, ny);
-        y0 = y1;
+impl Block {
+    /// Pixels of one plane of the block.
+    fn plane(&self) -> usize {
+        (self.y1 - self.y0) * self.nx
     }
 
-    let dq = min_count
-        .iter()
-        .map(|mc| {
-            mc.iter()
-                .map(|&c| match c as usize {
-                    0 => NO_VALUE,
-                    c if c < opts.min_good => FEW_VALUES,
-                    _ => 0,
-                })
-                .collect()
-        })
-        .collect();
-    Ok(Summary {
-        dq,
-        samples: members.iter().map(Vec::len).collect(),
-        inputs_without_finite: saw_finite
+    fn groups(&self) -> usize {
+        self.g1 - self.g0
+    }
+}
+
+/// The outputs of one block for one output integration: `[group][row][x]`.
+struct BlockOut {
+    sci: Vec<f32>,
+    err: Vec<f32>,
+    count: Vec<u16>,
+}
+
+/// The buffers of the whole reduction, sized once by the plan.
+struct Work {
+    /// SCI values `[sample][group][row][x]` of the block, NaN where excluded.
+    band: Vec<f32>,
+    /// The first JUMP_DET group of each sample and pixel of the row block (u16::MAX: none yet).
+    first_jump: Vec<u16>,
+    /// One GROUPDQ plane of the block per input.
+    dq_rows: Vec<Vec<u8>>,
+    saw_finite: Vec<bool>,
+    /// Values excluded per input: by a jump, by other flags.
+    excluded: Vec<(u64, u64)>,
+    out: BlockOut,
+    /// The fewest values used in any group, per output integration and pixel.
+    min_count: Vec<Vec<u16>>,
+}
+
+impl Work {
+    fn new(
+        n_inputs: usize,
+        k_total: usize,
+        n_out: usize,
+        plan: Plan,
+        ny: usize,
+        nx: usize,
+    ) -> Work {
+        let (rows, gchunk) = (plan.rows, plan.groups);
+        Work {
+            band: vec![0f32; k_total * gchunk * rows * nx],
+            first_jump: vec![0u16; k_total * rows * nx],
+            dq_rows: (0..n_inputs).map(|_| vec![0u8; rows * nx]).collect(),
+            saw_finite: vec![false; n_inputs],
+            excluded: vec![(0u64, 0u64); n_inputs],
+            out: BlockOut {
+                sci: vec![0f32; gchunk * rows * nx],
+                err: vec![0f32; gchunk * rows * nx],
+                count: vec![0u16; gchunk * rows * nx],
+            },
+            min_count: vec![vec![u16::MAX; ny * nx]; n_out],
+        }
+    }
+
+    fn summary(&self, members: &[Vec<usize>], min_good: usize, plan: Plan) -> Summary {
+        let dq = self
+            .min_count
             .iter()
-            .enumerate()
-            .filter(|&(_, &s)| !s)
-            .map(|(i, _)| i)
-            .collect(),
-        excluded_jump: excluded.iter().map(|e| e.0).sum(),
-        excluded_flags: excluded.iter().map(|e| e.1).sum(),
-        plan,
+            .map(|mc| {
+                mc.iter()
+                    .map(|&c| match c as usize {
+                        0 => NO_VALUE,
+                        c if c < min_good => FEW_VALUES,
+                        _ => 0,
+                    })
+                    .collect()
+            })
+            .collect();
+        Summary {
+            dq,
+            samples: members.iter().map(Vec::len).collect(),
+            inputs_without_finite: self
+                .saw_finite
+                .iter()
+                .enumerate()
+                .filter(|&(_, &s)| !s)
+                .map(|(i, _)| i)
+                .collect(),
+            excluded_jump: self.excluded.iter().map(|e| e.0).sum(),
+            excluded_flags: self.excluded.iter().map(|e| e.1).sum(),
+            plan,
+        }
+    }
+}
+
+/// Reads the block of every input into the band, in parallel over inputs (each with its own
+/// readers), and sets excluded values to NaN.
+fn read_block<S: DarkSource>(
+    inputs: &mut [S],
+    nints: &[usize],
+    pool: &rayon::ThreadPool,
+    work: &mut Work,
+    block: &Block,
+) -> Result<(), GeneratorError> {
+    let (plane, gc) = (block.plane(), block.groups());
+    let k_total: usize = nints.iter().sum();
+    // Each input's samples are contiguous in the band and in the first-jump map.
+    let mut parts = Vec::with_capacity(inputs.len());
+    let (mut rest_b, mut rest_j) = (
+        &mut work.band[..k_total * gc * plane],
+        &mut work.first_jump[..k_total * plane],
+    );
+    for &n in nints {
+        let (hb, tb) = rest_b.split_at_mut(n * gc * plane);
+        let (hj, tj) = rest_j.split_at_mut(n * plane);
+        parts.push((hb, hj));
+        (rest_b, rest_j) = (tb, tj);
+    }
+    pool.install(|| {
+        inputs
+            .par_iter_mut()
+            .zip(parts.into_par_iter())
+            .zip(work.dq_rows.par_iter_mut())
+            .zip(
+                work.saw_finite
+                    .par_iter_mut()
+                    .zip(work.excluded.par_iter_mut()),
+            )
+            .try_for_each(|(((src, (sci, fj)), dqbuf), (seen, ex))| {
+                read_input(src, sci, fj, &mut dqbuf[..plane], seen, ex, block)
+            })
     })
+}
+
+/// [`read_block`] for one input: every integration and group of the block.
+fn read_input<S: DarkSource>(
+    src: &mut S,
+    sci: &mut [f32],
+    first_jump: &mut [u16],
+    dqbuf: &mut [u8],
+    seen: &mut bool,
+    excluded: &mut (u64, u64),
+    block: &Block,
+) -> Result<(), GeneratorError> {
+    let (plane, gc) = (block.plane(), block.groups());
+    for i in 0..src.dims().nints {
+        let fj = &mut first_jump[i * plane..(i + 1) * plane];
+        for gl in 0..gc {
+            let g = block.g0 + gl;
+            let out = &mut sci[(i * gc + gl) * plane..(i * gc + gl + 1) * plane];
+            src.read_sci(i, g, block.y0, block.y1, out)?;
+            src.read_groupdq(i, g, block.y0, block.y1, dqbuf)?;
+            *seen |= out.iter().any(|v| v.is_finite());
+            exclude(out, dqbuf, fj, g as u16, excluded);
+        }
+    }
+    Ok(())
+}
+
+/// Sets to NaN the values of group `g` from the first JUMP_DET group on (updating the
+/// first-jump map) and those flagged SATURATED or DO_NOT_USE, counting both.
+fn exclude(
+    values: &mut [f32],
+    groupdq: &[u8],
+    first_jump: &mut [u16],
+    g: u16,
+    excluded: &mut (u64, u64),
+) {
+    for ((v, &q), f) in values.iter_mut().zip(groupdq).zip(first_jump.iter_mut()) {
+        if q & EXCLUDE_FROM_HERE != 0 && *f > g {
+            *f = g;
+        }
+        if g >= *f {
+            *v = f32::NAN;
+            excluded.0 += 1;
+        } else if q & EXCLUDE_GROUP != 0 {
+            *v = f32::NAN;
+            excluded.1 += 1;
+        }
+    }
+}
+
+/// Reduces every cell of the block for the output integration made of samples `ks`, in
+/// parallel over rows.
+fn reduce_block(
+    pool: &rayon::ThreadPool,
+    opts: &Options,
+    ks: &[usize],
+    band: &[f32],
+    out: &mut BlockOut,
+    block: &Block,
+) {
+    let (plane, gc, nx) = (block.plane(), block.groups(), block.nx);
+    let m = ks.len();
+    pool.install(|| {
+        out.sci[..gc * plane]
+            .par_chunks_mut(nx)
+            .zip(out.err[..gc * plane].par_chunks_mut(nx))
+            .zip(out.count[..gc * plane].par_chunks_mut(nx))
+            .enumerate()
+            .for_each_init(
+                || (vec![0f32; TILE * m.max(16)], Vec::with_capacity(m)),
+                |(tile, vals), (row, ((s_row, e_row), c_row))| {
+                    // row = gl * rows_in_block + r; the band holds [k][gl][r][x].
+                    let at = |kg: usize, x0: usize| (kg * gc * plane) + row * nx + x0;
+                    for x0 in (0..nx).step_by(TILE) {
+                        let w = TILE.min(nx - x0);
+                        let mut put = |j: usize, cell: Cell| {
+                            s_row[x0 + j] = if cell.n == 0 { 0.0 } else { cell.value as f32 };
+                            e_row[x0 + j] = err_of(&cell, opts.statistic, opts.err) as f32;
+                            c_row[x0 + j] = cell.n as u16;
+                        };
+                        let cells = |kk: usize| ks.get(kk).map(|&kg| &band[at(kg, x0)..][..w]);
+                        if m <= 16 {
+                            reduce_tile_network(tile, vals, w, m, cells, opts, &mut put);
+                        } else {
+                            reduce_tile_sorted(tile, vals, w, m, cells, opts, &mut put);
+                        }
+                    }
+                },
+            )
+    });
+}
+
+/// Up to 16 values per cell: the tile's cells are sorted together by the network, one value
+/// index per row of the tile, which the compiler vectorizes across cells; excluded values
+/// become +inf and sort last.
+fn reduce_tile_network<'b>(
+    tile: &mut [f32],
+    vals: &mut Vec<f32>,
+    w: usize,
+    m: usize,
+    cells: impl Fn(usize) -> Option<&'b [f32]>,
+    opts: &Options,
+    put: &mut impl FnMut(usize, Cell),
+) {
+    for kk in 0..16 {
+        let dst = &mut tile[kk * TILE..kk * TILE + w];
+        match cells(kk) {
+            Some(src) => {
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = if v.is_finite() { v } else { f32::INFINITY };
+                }
+            }
+            None => dst.fill(f32::INFINITY),
+        }
+    }
+    for &(i, j) in &NETWORK_16 {
+        let (lo, hi) = tile.split_at_mut(j * TILE);
+        let (a, b) = (&mut lo[i * TILE..i * TILE + w], &mut hi[..w]);
+        for (x, y) in a.iter_mut().zip(b.iter_mut()) {
+            let (p, q) = (*x, *y);
+            *x = p.min(q);
+            *y = p.max(q);
+        }
+    }
+    for j in 0..w {
+        vals.clear();
+        vals.extend(
+            (0..m)
+                .map(|kk| tile[kk * TILE + j])
+                .take_while(|v| v.is_finite()),
+        );
+        put(j, reduce_sorted(vals, opts.statistic, opts.clip));
+    }
+}
+
+/// More than 16 values per cell: the tile is transposed to one cell per row, then each cell's
+/// finite values are sorted and reduced.
+fn reduce_tile_sorted<'b>(
+    tile: &mut [f32],
+    vals: &mut Vec<f32>,
+    w: usize,
+    m: usize,
+    cells: impl Fn(usize) -> Option<&'b [f32]>,
+    opts: &Options,
+    put: &mut impl FnMut(usize, Cell),
+) {
+    for kk in 0..m {
+        let src = cells(kk).expect("one cell per member");
+        for (j, &v) in src.iter().enumerate() {
+            tile[j * m + kk] = v;
+        }
+    }
+    for j in 0..w {
+        vals.clear();
+        vals.extend(
+            tile[j * m..(j + 1) * m]
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite()),
+        );
+        put(j, reduce(vals, opts.statistic, opts.clip));
+    }
+}
+
+/// Hands the block's outputs of output integration `o` to the sink, group by group, and keeps
+/// the fewest values used per pixel.
+fn emit(
+    o: usize,
+    block: &Block,
+    out: &BlockOut,
+    min_count: &mut [u16],
+    sink: &mut dyn FnMut(Band<'_>) -> Result<(), GeneratorError>,
+) -> Result<(), GeneratorError> {
+    let plane = block.plane();
+    let mc = &mut min_count[block.y0 * block.nx..block.y1 * block.nx];
+    for gl in 0..block.groups() {
+        let c = &out.count[gl * plane..(gl + 1) * plane];
+        for (m, &c) in mc.iter_mut().zip(c) {
+            *m = (*m).min(c);
+        }
+        sink(Band {
+            out_int: o,
+            group: block.g0 + gl,
+            y0: block.y0,
+            y1: block.y1,
+            sci: &out.sci[gl * plane..(gl + 1) * plane],
+            err: &out.err[gl * plane..(gl + 1) * plane],
+            count: c,
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -791,6 +879,65 @@ mod tests {
     use super::*;
     use mkrefs_sim::rng::stream;
     use mkrefs_support::stats::clip_bounds;
+
+    /// An in-memory ramp `[int][group][y][x]` with its GROUPDQ.
+    #[derive(Clone, Debug)]
+    pub struct MemoryDark {
+        pub dims: RampDims,
+        pub sci: Vec<f32>,
+        pub groupdq: Vec<u8>,
+    }
+
+    impl MemoryDark {
+        pub fn new(dims: RampDims, sci: Vec<f32>, groupdq: Vec<u8>) -> MemoryDark {
+            let n = dims.nints * dims.ngroups * dims.ny * dims.nx;
+            assert_eq!((sci.len(), groupdq.len()), (n, n));
+            MemoryDark { dims, sci, groupdq }
+        }
+
+        /// Index of integration `i`, group `g`, pixel `p` (row-major).
+        pub fn at(&self, i: usize, g: usize, p: usize) -> usize {
+            let d = self.dims;
+            (i * d.ngroups + g) * d.ny * d.nx + p
+        }
+
+        fn band(&self, int: usize, group: usize, y0: usize, y1: usize) -> std::ops::Range<usize> {
+            let nx = self.dims.nx;
+            let start = self.at(int, group, y0 * nx);
+            start..start + (y1 - y0) * nx
+        }
+    }
+
+    impl DarkSource for MemoryDark {
+        fn name(&self) -> String {
+            "memory".into()
+        }
+        fn dims(&self) -> RampDims {
+            self.dims
+        }
+        fn read_sci(
+            &mut self,
+            int: usize,
+            group: usize,
+            y0: usize,
+            y1: usize,
+            out: &mut [f32],
+        ) -> Result<(), GeneratorError> {
+            out.copy_from_slice(&self.sci[self.band(int, group, y0, y1)]);
+            Ok(())
+        }
+        fn read_groupdq(
+            &mut self,
+            int: usize,
+            group: usize,
+            y0: usize,
+            y1: usize,
+            out: &mut [u8],
+        ) -> Result<(), GeneratorError> {
+            out.copy_from_slice(&self.groupdq[self.band(int, group, y0, y1)]);
+            Ok(())
+        }
+    }
 
     #[test]
     fn reduce_keeps_what_the_astropy_clip_keeps() {

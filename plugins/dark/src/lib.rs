@@ -1,5 +1,5 @@
 //! The bundled `dark` generator: a DARK reference file from dark ramps calibrated through the
-//! jump step, re-implementing jwst_reffiles' `dark_reffile.py` (algos.md §3) with its
+//! jump step, re-implementing jwst_reffiles' `dark_reffile.py` (UPSTREAM.md) with its
 //! differences documented in [`DESCRIPTION`], which `mkrefs describe dark` prints.
 //!
 //! Layout: [`compute`] streams row bands of SCI and GROUPDQ, excludes flagged groups and
@@ -10,13 +10,14 @@ pub mod compute;
 pub mod params;
 pub mod run;
 
-use mkrefs_plugin_api::{
-    GeneratorError, GeneratorInfo, Job, JobReport, ParamSpec, ReferenceGenerator,
-};
+use mkrefs_plugin_api::GeneratorError;
+use mkrefs_support::generator::{Exported, Generator, Report};
+use mkrefs_support::job::JobView;
+use mkrefs_support::params::Declare;
 
 pub use compute::{
-    Band, Cell, DarkSource, ErrType, MemoryDark, Options, OutputInts, Plan, Statistic, Summary,
-    plan, reduce, reduce_darks,
+    Band, Cell, DarkSource, ErrType, Options, OutputInts, Plan, Statistic, Summary, plan, reduce,
+    reduce_darks,
 };
 pub use run::{FitsDark, counts_path};
 
@@ -97,33 +98,20 @@ never held in memory.";
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DarkGenerator;
 
-impl ReferenceGenerator for DarkGenerator {
-    fn reflabel(&self) -> String {
-        "dark".into()
-    }
+impl Generator for DarkGenerator {
+    const REFLABEL: &'static str = "dark";
+    const REFTYPE: &'static str = "DARK";
+    const DESCRIPTION: &'static str = DESCRIPTION;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    // Two or more darks: one integration has no scatter.
+    const DEFAULT_IMTYPES: &'static str = "D+";
+    const DEFAULT_SSBSTEPS: &'static str =
+        "dq_init, saturation, superbias, refpix, linearity, jump";
+    const PARAMS: &'static [&'static dyn Declare] = params::PARAMS;
 
-    fn reftype(&self) -> String {
-        "DARK".into()
-    }
-
-    fn extra_optional_arguments(&self) -> Vec<ParamSpec> {
-        params::specs()
-    }
-
-    fn info(&self) -> GeneratorInfo {
-        GeneratorInfo {
-            description: DESCRIPTION.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            // Two or more darks: one integration has no scatter.
-            default_imtypes: "D+".into(),
-            default_ssbsteps: "dq_init, saturation, superbias, refpix, linearity, jump".into(),
-            default_ssb_save_steps: "".into(),
-        }
-    }
-
-    fn call_algorithm(&self, job: &Job<'_>) -> Result<JobReport, GeneratorError> {
+    fn run(&self, job: &JobView<'_>) -> Result<Report, GeneratorError> {
         run::run(job)
     }
 }
 
-mkrefs_plugin_api::export_generator!(DarkGenerator);
+mkrefs_plugin_api::export_generator!(Exported(DarkGenerator));

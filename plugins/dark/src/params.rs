@@ -1,31 +1,32 @@
-//! The parameters of the dark generator: upstream's names and defaults (algos.md §3.1), the
-//! additions of mkrefs, and their checked values for one job.
+//! The parameters of the dark generator: upstream's names and defaults, the additions of
+//! mkrefs, and their checked values for one job.
 
-use mkrefs_plugin_api::{GeneratorError, Job, ParamKind, ParamSpec, ParamValue};
+use mkrefs_plugin_api::GeneratorError;
+use mkrefs_support::job::JobView;
 use mkrefs_support::jobparams::{
-    IgnoredParam, MetadataParams, at_least_one, budget_bytes, budget_spec, ignored_specs,
-    metadata_specs, null_like, positive,
+    Budget, Ignored, Metadata, MetadataParams, at_least_one, positive,
 };
+use mkrefs_support::params::{Declare, Kind, Param, null_like};
 
 use crate::compute::{ErrType, Statistic};
 
 /// Upstream parameters whose job is done otherwise here; accepted so that jwst_reffiles
 /// configurations keep working, and logged when given.
-pub const IGNORED: &[IgnoredParam] = &[
-    (
+pub const IGNORED: &[Ignored] = &[
+    Ignored::new(
         "max_equivalent_groups",
-        ParamKind::Int,
+        Kind::Int,
         "Accepted for jwst_reffiles compatibility and ignored: memory_budget_mb sizes the \
          blocks.",
     ),
-    (
+    Ignored::new(
         "output_file",
-        ParamKind::String,
+        Kind::String,
         "Accepted for jwst_reffiles compatibility and ignored: mkrefs names the output.",
     ),
-    (
+    Ignored::new(
         "contribution_file",
-        ParamKind::String,
+        Kind::String,
         "Accepted for jwst_reffiles compatibility and ignored: set counts_file: true for the \
          good-value counts (<output stem>_counts.fits beside the output).",
     ),
@@ -40,83 +41,80 @@ pub const DEFAULT_BUDGET_MB: i64 = 256;
 /// writes unless told otherwise.
 pub const DEFAULT_DESCRIPTION: &str = "Dark current per group (mkrefs)";
 
-pub fn specs() -> Vec<ParamSpec> {
-    let s = ParamValue::str;
-    let mut v = vec![
-        ParamSpec::new(
-            "sigma_threshold",
-            ParamKind::Float,
-            ParamValue::Float(3.0),
-            "Sigma of the per-pixel, per-group clip across integrations.",
-        ),
-        ParamSpec::new(
-            "maxiters",
-            ParamKind::Int,
-            ParamValue::Int(5),
-            "Maximum iterations of that clip (upstream silently uses astropy's default, 5).",
-        ),
-        ParamSpec::new(
-            "sigma_clip_inputs",
-            ParamKind::Bool,
-            ParamValue::Bool(true),
-            "Sigma-clip the values of each pixel and group before the statistic.",
-        ),
-        ParamSpec::new(
-            "statistic",
-            ParamKind::String,
-            s("mean"),
-            "'mean' (default, as jwst_reffiles 1.0.1) or 'median' (as its master branch) of \
-             the clipped values.",
-        ),
-        ParamSpec::new(
-            "err_type",
-            ParamKind::String,
-            s("error"),
-            "'error': ERR is the uncertainty of SCI (scatter/sqrt(n), times sqrt(pi/2) for the \
-             median). 'scatter': the scatter of single integrations, as jwst_reffiles.",
-        ),
-        ParamSpec::new(
-            "min_good_values",
-            ParamKind::Int,
-            ParamValue::Int(2),
-            "A pixel with a group of fewer values used is flagged UNRELIABLE_DARK (with none: \
-             also DO_NOT_USE, and SCI = ERR = 0 there).",
-        ),
-        ParamSpec::new(
-            "counts_file",
-            ParamKind::Bool,
-            ParamValue::Bool(false),
-            "Also write the number of values used per pixel and group to <output \
-             stem>_counts.fits beside the output.",
-        ),
-        ParamSpec::new(
-            "descrip",
-            ParamKind::String,
-            ParamValue::Null,
-            "jwst_reffiles' name for description; when given it is used instead.",
-        ),
-        ParamSpec::new(
-            "use_after",
-            ParamKind::String,
-            ParamValue::Null,
-            "jwst_reffiles' name for useafter; when given it is used instead.",
-        ),
-    ];
-    for mut p in metadata_specs(DEFAULT_DESCRIPTION, "2000-01-01T00:00:00") {
-        if p.name.as_str() == "readpatt" {
-            p.help = "READPATT keyword; null takes it from the first input (a dark applies to \
-                      its readout pattern)."
-                .into();
-        }
-        v.push(p);
-    }
-    v.push(budget_spec(
-        DEFAULT_BUDGET_MB,
-        "the row band of SCI values of every integration",
-    ));
-    v.extend(ignored_specs(IGNORED));
-    v
-}
+pub const SIGMA_THRESHOLD: Param<f64> = Param::new(
+    "sigma_threshold",
+    3.0,
+    "Sigma of the per-pixel, per-group clip across integrations.",
+);
+pub const MAXITERS: Param<i64> = Param::new(
+    "maxiters",
+    5,
+    "Maximum iterations of that clip (upstream silently uses astropy's default, 5).",
+);
+pub const SIGMA_CLIP_INPUTS: Param<bool> = Param::new(
+    "sigma_clip_inputs",
+    true,
+    "Sigma-clip the values of each pixel and group before the statistic.",
+);
+pub const STATISTIC: Param<String> = Param::new(
+    "statistic",
+    "mean",
+    "'mean' (default, as jwst_reffiles 1.0.1) or 'median' (as its master branch) of \
+     the clipped values.",
+);
+pub const ERR_TYPE: Param<String> = Param::new(
+    "err_type",
+    "error",
+    "'error': ERR is the uncertainty of SCI (scatter/sqrt(n), times sqrt(pi/2) for the \
+     median). 'scatter': the scatter of single integrations, as jwst_reffiles.",
+);
+pub const MIN_GOOD_VALUES: Param<i64> = Param::new(
+    "min_good_values",
+    2,
+    "A pixel with a group of fewer values used is flagged UNRELIABLE_DARK (with none: \
+     also DO_NOT_USE, and SCI = ERR = 0 there).",
+);
+pub const COUNTS_FILE: Param<bool> = Param::new(
+    "counts_file",
+    false,
+    "Also write the number of values used per pixel and group to <output \
+     stem>_counts.fits beside the output.",
+);
+pub const DESCRIP: Param<Option<String>> = Param::new(
+    "descrip",
+    None,
+    "jwst_reffiles' name for description; when given it is used instead.",
+);
+pub const USE_AFTER: Param<Option<String>> = Param::new(
+    "use_after",
+    None,
+    "jwst_reffiles' name for useafter; when given it is used instead.",
+);
+pub const METADATA: Metadata = Metadata::new(DEFAULT_DESCRIPTION, "2000-01-01T00:00:00")
+    .with_readpatt_help(
+        "READPATT keyword; null takes it from the first input (a dark applies to \
+         its readout pattern).",
+    );
+pub const BUDGET: Budget = Budget::new(
+    DEFAULT_BUDGET_MB,
+    "the row band of SCI values of every integration",
+);
+
+/// Every parameter the generator accepts, in the order `mkrefs describe` lists them.
+pub const PARAMS: &[&dyn Declare] = &[
+    &SIGMA_THRESHOLD,
+    &MAXITERS,
+    &SIGMA_CLIP_INPUTS,
+    &STATISTIC,
+    &ERR_TYPE,
+    &MIN_GOOD_VALUES,
+    &COUNTS_FILE,
+    &DESCRIP,
+    &USE_AFTER,
+    &METADATA,
+    &BUDGET,
+    &IGNORED,
+];
 
 /// The checked parameters of one job.
 #[derive(Clone, Debug, PartialEq)]
@@ -135,39 +133,39 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_job(job: &Job<'_>) -> Result<Settings, GeneratorError> {
-        let st = job.string_param("statistic")?;
+    pub fn from_job(job: &JobView<'_>) -> Result<Settings, GeneratorError> {
+        let st = job.get(&STATISTIC)?;
         let statistic = Statistic::parse(&st).ok_or_else(|| {
             GeneratorError::invalid_parameter(format!(
                 "statistic must be 'mean' or 'median', got '{st}'"
             ))
         })?;
-        let e = job.string_param("err_type")?;
+        let e = job.get(&ERR_TYPE)?;
         let err = ErrType::parse(&e).ok_or_else(|| {
             GeneratorError::invalid_parameter(format!(
                 "err_type must be 'error' or 'scatter', got '{e}'"
             ))
         })?;
-        let mut meta = MetadataParams::from_job(job)?;
-        if let Some(d) = null_like(job.opt_string_param("descrip")?) {
+        let mut meta = METADATA.read(job)?;
+        if let Some(d) = null_like(job.get(&DESCRIP)?) {
             meta.description = d;
         }
-        if let Some(u) = null_like(job.opt_string_param("use_after")?) {
+        if let Some(u) = null_like(job.get(&USE_AFTER)?) {
             meta.useafter = u;
         }
         // MetadataParams writes 'ANY' for a null readpatt; the dark takes the input's instead.
         let readpatt = meta.readpatt.clone();
         Ok(Settings {
-            sigma: positive(job, "sigma_threshold")?,
-            maxiters: at_least_one(job, "maxiters")?,
-            clip: job.bool_param("sigma_clip_inputs")?,
+            sigma: positive(job, &SIGMA_THRESHOLD)?,
+            maxiters: at_least_one(job, &MAXITERS)?,
+            clip: job.get(&SIGMA_CLIP_INPUTS)?,
             statistic,
             err,
-            min_good: at_least_one(job, "min_good_values")?,
-            counts_file: job.bool_param("counts_file")?,
+            min_good: at_least_one(job, &MIN_GOOD_VALUES)?,
+            counts_file: job.get(&COUNTS_FILE)?,
             meta,
             readpatt,
-            budget_bytes: budget_bytes(job)?,
+            budget_bytes: BUDGET.bytes(job)?,
         })
     }
 
@@ -180,24 +178,25 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mkrefs_support::params::{Value, specs};
 
     #[test]
     fn specs_have_upstream_names_and_defaults() {
-        let v = specs();
+        let v = specs(PARAMS);
         let get = |n: &str| {
             v.iter()
-                .find(|p| p.name.as_str() == n)
+                .find(|p| p.name == n)
                 .unwrap_or_else(|| panic!("no {n}"))
                 .default
                 .clone()
         };
-        assert_eq!(get("sigma_threshold"), ParamValue::Float(3.0));
-        assert_eq!(get("maxiters"), ParamValue::Int(5));
-        assert_eq!(get("statistic"), ParamValue::str("mean"));
-        assert_eq!(get("sigma_clip_inputs"), ParamValue::Bool(true));
-        assert_eq!(get("max_equivalent_groups"), ParamValue::Null);
-        assert_eq!(get("memory_budget_mb"), ParamValue::Int(DEFAULT_BUDGET_MB));
-        assert_eq!(get("readpatt"), ParamValue::Null);
+        assert_eq!(get("sigma_threshold"), Value::Float(3.0));
+        assert_eq!(get("maxiters"), Value::Int(5));
+        assert_eq!(get("statistic"), Value::Str("mean".into()));
+        assert_eq!(get("sigma_clip_inputs"), Value::Bool(true));
+        assert_eq!(get("max_equivalent_groups"), Value::Null);
+        assert_eq!(get("memory_budget_mb"), Value::Int(DEFAULT_BUDGET_MB));
+        assert_eq!(get("readpatt"), Value::Null);
         for name in [
             "pedigree",
             "author",
@@ -208,7 +207,7 @@ mod tests {
         ] {
             get(name);
         }
-        let mut names: Vec<_> = v.iter().map(|p| p.name.to_string()).collect();
+        let mut names: Vec<_> = v.iter().map(|p| p.name).collect();
         names.sort();
         names.dedup();
         assert_eq!(names.len(), v.len());

@@ -1,30 +1,32 @@
 //! One dark job: open and check the inputs (SCI and GROUPDQ of each), stream the reduction,
 //! write the DARK file (SCI streamed into the file, ERR and counts through scratch files) and,
-//! if asked, the counts file (algos.md §3, §4).
+//! if asked, the counts file.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use mkrefs_plugin_api::{GeneratorError, Job, JobReport};
+use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::budget::thread_pool;
 use mkrefs_support::dq::dq_def_for;
 use mkrefs_support::fits::{FitsErrorKind, FitsWriter, ImageReader, Pixel};
+use mkrefs_support::generator::Report;
 use mkrefs_support::geometry::Instrument;
 use mkrefs_support::header::HeaderValue;
+use mkrefs_support::job::{JobView, open_ramps};
 use mkrefs_support::jobparams::report_ignored;
-use mkrefs_support::ramps::{FitsRamp, RampSource, fits_error, open_all};
+use mkrefs_support::ramps::{FitsRamp, RampSource, fits_error};
 use mkrefs_support::reffile::RefMeta;
 
 use crate::compute::{
-    Band, DarkSource, FEW_VALUES, NO_VALUE, Options, OutputInts, RampDims, reduce_darks,
+    Band, DarkSource, FEW_VALUES, NO_VALUE, Options, OutputInts, RampDims, Summary, reduce_darks,
 };
 use crate::params::{IGNORED, Settings};
 
 /// At least this many values per cell (per output integration): one value has no scatter.
 pub const MIN_SAMPLES: usize = 2;
 
-/// Header keywords that must agree between inputs besides those `open_all` checks: a dark is
+/// Header keywords that must agree between inputs besides those `open_ramps` checks: a dark is
 /// per group, so the group timing must be the same.
 pub const SAME_TIMING: &[&str] = &["READPATT", "NFRAMES", "GROUPGAP"];
 
@@ -93,8 +95,8 @@ impl DarkSource for FitsDark {
 }
 
 /// Opens every input (SCI and GROUPDQ) and checks they can be stacked group by group.
-pub fn open_darks(job: &Job<'_>) -> Result<Vec<FitsDark>, GeneratorError> {
-    let ramps = open_all(job)?;
+pub fn open_darks(job: &JobView<'_>) -> Result<Vec<FitsDark>, GeneratorError> {
+    let ramps = open_ramps(job)?;
     let first = &ramps[0];
     for r in &ramps[1..] {
         let (a, b) = (first.dims().ngroups, r.dims().ngroups);
@@ -128,7 +130,7 @@ pub fn open_darks(job: &Job<'_>) -> Result<Vec<FitsDark>, GeneratorError> {
 /// the rest) when the inputs give each at least [`MIN_SAMPLES`] values; otherwise, and for NIR,
 /// one. Fails when even the pooled integrations are too few.
 pub fn output_ints(
-    job: &Job<'_>,
+    job: &JobView<'_>,
     instrument: Instrument,
     darks: &[FitsDark],
 ) -> Result<OutputInts, GeneratorError> {
@@ -264,8 +266,8 @@ pub fn counts_path(output: &Path) -> PathBuf {
 }
 
 /// The directory for scratch files: the job's (created if needed), else the output's.
-fn scratch_dir(job: &Job<'_>, output: &Path) -> PathBuf {
-    let dir = PathBuf::from(job.scratch_dir.as_str());
+fn scratch_dir(job: &JobView<'_>, output: &Path) -> PathBuf {
+    let dir = job.scratch_dir.clone();
     if !dir.as_os_str().is_empty() && std::fs::create_dir_all(&dir).is_ok() {
         return dir;
     }
@@ -289,97 +291,19 @@ fn exp_type(header_value: Option<String>, instrument: Instrument, detector: &str
 }
 
 /// Makes `job.output` from `job.inputs`.
-pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
+pub fn run(job: &JobView<'_>) -> Result<Report, GeneratorError> {
     let s = Settings::from_job(job)?;
     report_ignored(job, IGNORED);
     let mut darks = open_darks(job)?;
-    let header = darks[0].ramp.header.clone();
-    let inst_name = darks[0].ramp.key("INSTRUME").unwrap_or_default();
-    let instrument = Instrument::from_header(&inst_name).ok_or_else(|| {
-        GeneratorError::invalid_input(format!(
-            "{}: INSTRUME is '{inst_name}', not a JWST instrument",
-            darks[0].ramp.path.display()
-        ))
-    })?;
+    let instrument = instrument_of(&darks[0])?;
     let out_ints = output_ints(job, instrument, &darks)?;
-    for d in &darks {
-        if d.ramp.key("S_JUMP").as_deref() != Some("COMPLETE") {
-            job.warn(&format!(
-                "{} has not been through the jump step (S_JUMP is not COMPLETE): no cosmic ray \
-                 is excluded from it; the dark expects ramps calibrated through jump",
-                d.ramp.path.display()
-            ));
-        }
-    }
+    warn_without_jump_step(job, &darks);
+    // Metadata first, so bad parameters fail before any work.
+    let meta = metadata(&s, &darks, instrument)?;
+    let samples: usize = darks.iter().map(|d| d.dims().nints).sum();
     let RampDims {
         ngroups, ny, nx, ..
     } = darks[0].dims();
-    let n_out = out_ints.count();
-    let datamodel = if instrument == Instrument::Miri {
-        "DarkMIRIModel"
-    } else {
-        "DarkModel"
-    };
-
-    // Metadata first, so bad parameters fail before any work.
-    let mut meta = RefMeta::from_header("DARK", datamodel, &header, (ny, nx))
-        .map_err(GeneratorError::invalid_input)?;
-    let paths: Vec<&Path> = darks.iter().map(|d| d.ramp.path.as_path()).collect();
-    s.meta.apply(&mut meta, "dark", &paths)?;
-    meta.readpatt = Some(match &s.readpatt {
-        Some(r) => r.to_ascii_uppercase(),
-        None => darks[0].ramp.key("READPATT").ok_or_else(|| {
-            GeneratorError::invalid_input(format!(
-                "{}: no READPATT keyword; give the readpatt parameter",
-                darks[0].ramp.path.display()
-            ))
-        })?,
-    });
-    meta.exp_type = Some(exp_type(
-        darks[0].ramp.key("EXP_TYPE"),
-        instrument,
-        &meta.detector,
-    ));
-    let int_key = |key: &str| header.get(key).and_then(HeaderValue::as_i64);
-    if instrument.is_nir() {
-        match int_key("NOUTPUTS") {
-            Some(n) => meta.extra.push((
-                "NOUTPUTS".into(),
-                n.into(),
-                "Number of detector outputs used".into(),
-            )),
-            None if instrument == Instrument::NirCam => {
-                return Err(GeneratorError::invalid_input(format!(
-                    "{}: no integer NOUTPUTS keyword; NIRCam darks are selected by NOUTPUTS, \
-                     so the inputs must carry it",
-                    darks[0].ramp.path.display()
-                )));
-            }
-            None => {}
-        }
-    }
-    meta.extra.push((
-        "NGROUPS".into(),
-        (ngroups as i64).into(),
-        "Number of groups in the dark".into(),
-    ));
-    for (key, comment) in [
-        ("NFRAMES", "Number of frames per group"),
-        ("GROUPGAP", "Number of frames dropped between groups"),
-    ] {
-        if let Some(v) = int_key(key) {
-            meta.extra.push((key.into(), v.into(), comment.into()));
-        }
-    }
-    if instrument.is_nir()
-        && let Some(v) = header.get("GAINFACT").and_then(HeaderValue::as_f64)
-    {
-        meta.extra
-            .push(("GAINFACT".into(), v.into(), "Gain scale factor".into()));
-    }
-    meta.validate().map_err(GeneratorError::invalid_parameter)?;
-
-    let samples: usize = darks.iter().map(|d| d.dims().nints).sum();
     job.info(&format!(
         "dark: {} input(s), {samples} integration(s) of {ngroups} groups, {ny}x{nx} pixels; \
          clipped {} ({}), {} output integration(s)",
@@ -389,30 +313,235 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
             Some((sigma, it)) => format!("sigma {sigma}, at most {it} iterations"),
             None => "no clipping".into(),
         },
-        n_out
+        out_ints.count()
     ));
 
-    let output = PathBuf::from(job.output.as_str());
-    let cube: Vec<usize> = if n_out == 1 && instrument != Instrument::Miri {
+    let cube = cube_shape(instrument, out_ints, darks[0].dims());
+    let scratch = scratch_dir(job, &job.output);
+    let mut out = DarkFile::create(&job.output, &scratch, &meta, cube, s.counts_file)?;
+    let summary = reduce_into(job, &s, out_ints, &mut darks, &mut out)?;
+    job.info(&format!(
+        "excluded {} group value(s) from the first JUMP_DET group on and {} more flagged \
+         SATURATED or DO_NOT_USE",
+        summary.excluded_jump, summary.excluded_flags
+    ));
+    let DarkFile {
+        writer,
+        err,
+        counts,
+        cube,
+        last_group,
+    } = out;
+    let dq = finish_dark(writer, err, &cube, &summary)?;
+    let unreliable = report_flags(job, &dq, s.min_good);
+
+    let mut extra_outputs = Vec::new();
+    if let Some(mut spool) = counts {
+        let path = counts_path(&job.output);
+        write_counts(&path, &meta, &cube, &mut spool)?;
+        job.info(&format!("good-value counts written to {}", path.display()));
+        extra_outputs.push(path);
+    }
+    Ok(Report {
+        summary: format!(
+            "median dark {:.2} DN in group {ngroups} ({} of {samples} integrations); \
+             {unreliable} pixel(s) UNRELIABLE_DARK",
+            median_finite(last_group),
+            s.statistic.name(),
+        ),
+        extra_outputs,
+    })
+}
+
+/// The instrument of the first input.
+fn instrument_of(first: &FitsDark) -> Result<Instrument, GeneratorError> {
+    let name = first.ramp.key("INSTRUME").unwrap_or_default();
+    Instrument::from_header(&name).ok_or_else(|| {
+        GeneratorError::invalid_input(format!(
+            "{}: INSTRUME is '{name}', not a JWST instrument",
+            first.ramp.path.display()
+        ))
+    })
+}
+
+/// Cosmic rays are excluded through the jump step's flags; an input without them is used, with
+/// a warning.
+fn warn_without_jump_step(job: &JobView<'_>, darks: &[FitsDark]) {
+    for d in darks {
+        if d.ramp.key("S_JUMP").as_deref() != Some("COMPLETE") {
+            job.warn(&format!(
+                "{} has not been through the jump step (S_JUMP is not COMPLETE): no cosmic ray \
+                 is excluded from it; the dark expects ramps calibrated through jump",
+                d.ramp.path.display()
+            ));
+        }
+    }
+}
+
+/// The primary header of the output: the shared metadata, READPATT and EXP_TYPE, then the
+/// exposure keywords of the first input, validated.
+fn metadata(
+    s: &Settings,
+    darks: &[FitsDark],
+    instrument: Instrument,
+) -> Result<RefMeta, GeneratorError> {
+    let first = &darks[0].ramp;
+    let RampDims { ny, nx, .. } = first.dims();
+    let datamodel = if instrument == Instrument::Miri {
+        "DarkMIRIModel"
+    } else {
+        "DarkModel"
+    };
+    let mut meta = RefMeta::from_header("DARK", datamodel, &first.header, (ny, nx))
+        .map_err(GeneratorError::invalid_input)?;
+    let paths: Vec<&Path> = darks.iter().map(|d| d.ramp.path.as_path()).collect();
+    s.meta.apply(&mut meta, "dark", &paths)?;
+    meta.readpatt = Some(match &s.readpatt {
+        Some(r) => r.to_ascii_uppercase(),
+        None => first.key("READPATT").ok_or_else(|| {
+            GeneratorError::invalid_input(format!(
+                "{}: no READPATT keyword; give the readpatt parameter",
+                first.path.display()
+            ))
+        })?,
+    });
+    meta.exp_type = Some(exp_type(first.key("EXP_TYPE"), instrument, &meta.detector));
+    meta.extra.extend(exposure_keywords(first, instrument)?);
+    meta.validate().map_err(GeneratorError::invalid_parameter)?;
+    Ok(meta)
+}
+
+/// NOUTPUTS (NIR; NIRCam darks are selected by it), NGROUPS, NFRAMES, GROUPGAP and GAINFACT
+/// (NIR) as the first input has them.
+fn exposure_keywords(
+    first: &FitsRamp,
+    instrument: Instrument,
+) -> Result<Vec<(String, HeaderValue, String)>, GeneratorError> {
+    let header = &first.header;
+    let int_key = |key: &str| header.get(key).and_then(HeaderValue::as_i64);
+    let mut extra = Vec::new();
+    if instrument.is_nir() {
+        match int_key("NOUTPUTS") {
+            Some(n) => extra.push((
+                "NOUTPUTS".into(),
+                n.into(),
+                "Number of detector outputs used".into(),
+            )),
+            None if instrument == Instrument::NirCam => {
+                return Err(GeneratorError::invalid_input(format!(
+                    "{}: no integer NOUTPUTS keyword; NIRCam darks are selected by NOUTPUTS, \
+                     so the inputs must carry it",
+                    first.path.display()
+                )));
+            }
+            None => {}
+        }
+    }
+    extra.push((
+        "NGROUPS".into(),
+        (first.dims().ngroups as i64).into(),
+        "Number of groups in the dark".into(),
+    ));
+    for (key, comment) in [
+        ("NFRAMES", "Number of frames per group"),
+        ("GROUPGAP", "Number of frames dropped between groups"),
+    ] {
+        if let Some(v) = int_key(key) {
+            extra.push((key.into(), v.into(), comment.into()));
+        }
+    }
+    if instrument.is_nir()
+        && let Some(v) = header.get("GAINFACT").and_then(HeaderValue::as_f64)
+    {
+        extra.push(("GAINFACT".into(), v.into(), "Gain scale factor".into()));
+    }
+    Ok(extra)
+}
+
+/// SCI and ERR: `(ngroups, ny, nx)` for a NIR dark, `(nints, ngroups, ny, nx)` for MIRI.
+fn cube_shape(instrument: Instrument, out_ints: OutputInts, dims: RampDims) -> Vec<usize> {
+    let RampDims {
+        ngroups, ny, nx, ..
+    } = dims;
+    let n_out = out_ints.count();
+    if n_out == 1 && instrument != Instrument::Miri {
         vec![ngroups, ny, nx]
     } else {
         vec![n_out, ngroups, ny, nx]
-    };
-    let n_cube: usize = cube.iter().product();
-    let scratch = scratch_dir(job, &output);
-    let mut err_spool = Spool::new(&scratch, "ERR")?;
-    let mut count_spool = if s.counts_file {
-        Some(Spool::new(&scratch, "the counts")?)
-    } else {
-        None
-    };
-    let mut w = FitsWriter::create(&output).map_err(fits_error)?;
-    meta.write_primary(&mut w).map_err(fits_error)?;
-    w.create_image::<f32>("SCI", &cube).map_err(fits_error)?;
-    w.set_key("BUNIT", &"DN".into(), "").map_err(fits_error)?;
+    }
+}
 
-    // The last group of output integration 0, for the summary.
-    let mut last_group = vec![0f32; ny * nx];
+/// The DARK file while the reduction runs: SCI goes straight into the file, ERR and the counts
+/// into scratch files; the last group of output integration 0 is kept for the summary.
+struct DarkFile {
+    writer: FitsWriter,
+    err: Spool,
+    counts: Option<Spool>,
+    cube: Vec<usize>,
+    last_group: Vec<f32>,
+}
+
+impl DarkFile {
+    fn create(
+        output: &Path,
+        scratch: &Path,
+        meta: &RefMeta,
+        cube: Vec<usize>,
+        counts: bool,
+    ) -> Result<DarkFile, GeneratorError> {
+        let err = Spool::new(scratch, "ERR")?;
+        let counts = if counts {
+            Some(Spool::new(scratch, "the counts")?)
+        } else {
+            None
+        };
+        let mut writer = FitsWriter::create(output).map_err(fits_error)?;
+        meta.write_primary(&mut writer).map_err(fits_error)?;
+        writer
+            .create_image::<f32>("SCI", &cube)
+            .map_err(fits_error)?;
+        writer
+            .set_key("BUNIT", &"DN".into(), "")
+            .map_err(fits_error)?;
+        let [.., ny, nx] = cube[..] else {
+            unreachable!("a cube has at least 3 axes")
+        };
+        Ok(DarkFile {
+            writer,
+            err,
+            counts,
+            last_group: vec![0f32; ny * nx],
+            cube,
+        })
+    }
+
+    /// Stores one band of the reduction.
+    fn put(&mut self, b: Band<'_>) -> Result<(), GeneratorError> {
+        let [.., ngroups, ny, nx] = self.cube[..] else {
+            unreachable!("a cube has at least 3 axes")
+        };
+        let at = ((b.out_int * ngroups + b.group) * ny + b.y0) * nx;
+        self.writer.write_pixels(at, b.sci).map_err(fits_error)?;
+        self.err.put(at, b.err)?;
+        if let Some(c) = self.counts.as_mut() {
+            c.put(at, b.count)?;
+        }
+        if b.out_int == 0 && b.group + 1 == ngroups {
+            self.last_group[b.y0 * nx..b.y1 * nx].copy_from_slice(b.sci);
+        }
+        Ok(())
+    }
+}
+
+/// Runs the reduction with the job's threads, every band into `out`; fails when an input gave
+/// no finite value.
+fn reduce_into(
+    job: &JobView<'_>,
+    s: &Settings,
+    out_ints: OutputInts,
+    darks: &mut [FitsDark],
+    out: &mut DarkFile,
+) -> Result<Summary, GeneratorError> {
     let opts = Options {
         statistic: s.statistic,
         err: s.err,
@@ -421,21 +550,9 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
         out_ints,
         budget_bytes: s.budget_bytes,
     };
-    let mut sink = |b: Band<'_>| -> Result<(), GeneratorError> {
-        let at = ((b.out_int * ngroups + b.group) * ny + b.y0) * nx;
-        w.write_pixels(at, b.sci).map_err(fits_error)?;
-        err_spool.put(at, b.err)?;
-        if let Some(c) = count_spool.as_mut() {
-            c.put(at, b.count)?;
-        }
-        if b.out_int == 0 && b.group + 1 == ngroups {
-            last_group[b.y0 * nx..b.y1 * nx].copy_from_slice(b.sci);
-        }
-        Ok(())
-    };
-    let pool = thread_pool(job.threads as usize).map_err(GeneratorError::internal)?;
+    let pool = thread_pool(job.threads).map_err(GeneratorError::internal)?;
     let progress = |done: usize, total: usize| job.progress("dark", done as u64, total as u64);
-    let summary = reduce_darks(&mut darks, &opts, &pool, &mut sink, &progress)?;
+    let summary = reduce_darks(darks, &opts, &pool, &mut |b| out.put(b), &progress)?;
     job.debug(&format!(
         "blocks of {} row(s) x {} group(s) within {} MiB",
         summary.plan.rows,
@@ -454,19 +571,26 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
             names.join(", ")
         )));
     }
-    job.info(&format!(
-        "excluded {} group value(s) from the first JUMP_DET group on and {} more flagged \
-         SATURATED or DO_NOT_USE",
-        summary.excluded_jump, summary.excluded_flags
-    ));
+    Ok(summary)
+}
 
-    w.create_image::<f32>("ERR", &cube).map_err(fits_error)?;
+/// Appends ERR (from its scratch file), DQ and DQ_DEF and closes the file; returns the DQ.
+fn finish_dark(
+    mut w: FitsWriter,
+    mut err: Spool,
+    cube: &[usize],
+    summary: &Summary,
+) -> Result<Vec<u32>, GeneratorError> {
+    w.create_image::<f32>("ERR", cube).map_err(fits_error)?;
     w.set_key("BUNIT", &"DN".into(), "").map_err(fits_error)?;
-    err_spool.copy_into::<f32>(&mut w, n_cube)?;
-    drop(err_spool);
+    err.copy_into::<f32>(&mut w, cube.iter().product())?;
+    drop(err);
     let dq: Vec<u32> = summary.dq.concat();
+    let [.., ny, nx] = cube[..] else {
+        unreachable!("a cube has at least 3 axes")
+    };
     let dq_shape: Vec<usize> = if cube.len() == 4 {
-        vec![n_out, 1, ny, nx]
+        vec![cube[0], 1, ny, nx]
     } else {
         vec![ny, nx]
     };
@@ -475,7 +599,11 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
     w.write_dq_def(&dq_def_for(&["DO_NOT_USE", "UNRELIABLE_DARK"]))
         .map_err(fits_error)?;
     w.finish().map_err(fits_error)?;
+    Ok(dq)
+}
 
+/// Logs the pixels flagged for missing or few values; returns how many are flagged.
+fn report_flags(job: &JobView<'_>, dq: &[u32], min_good: usize) -> usize {
     let no_value = dq.iter().filter(|&&d| d == NO_VALUE).count();
     let few = dq.iter().filter(|&&d| d == FEW_VALUES).count();
     if no_value > 0 {
@@ -486,36 +614,21 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
     }
     if few > 0 {
         job.info(&format!(
-            "{few} pixel(s) have a group with fewer than {} value(s) used: UNRELIABLE_DARK",
-            s.min_good
+            "{few} pixel(s) have a group with fewer than {min_good} value(s) used: \
+             UNRELIABLE_DARK"
         ));
     }
+    no_value + few
+}
 
-    let mut extra = Vec::new();
-    if let Some(mut spool) = count_spool {
-        let path = counts_path(&output);
-        write_counts(&path, &meta, &cube, &mut spool)?;
-        job.info(&format!("good-value counts written to {}", path.display()));
-        extra.push(path.to_string_lossy().into_owned().into());
+/// The median of the finite values (for the summary line); NaN if there is none.
+fn median_finite(v: Vec<f32>) -> f32 {
+    let mut finite: Vec<f32> = v.into_iter().filter(|v| v.is_finite()).collect();
+    if finite.is_empty() {
+        return f32::NAN;
     }
-
-    let mut finite: Vec<f32> = last_group.into_iter().filter(|v| v.is_finite()).collect();
-    let median = if finite.is_empty() {
-        f32::NAN
-    } else {
-        let mid = finite.len() / 2;
-        *finite.select_nth_unstable_by(mid, f32::total_cmp).1
-    };
-    Ok(JobReport {
-        extra_outputs: extra.into(),
-        summary: format!(
-            "median dark {median:.2} DN in group {ngroups} ({} of {samples} integrations); {} \
-             pixel(s) UNRELIABLE_DARK",
-            s.statistic.name(),
-            no_value + few
-        )
-        .into(),
-    })
+    let mid = finite.len() / 2;
+    *finite.select_nth_unstable_by(mid, f32::total_cmp).1
 }
 
 /// The counts file: an empty primary with the identifying keywords and a `COUNTS` u16 image

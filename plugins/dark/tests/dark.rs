@@ -11,6 +11,7 @@ use mkrefs_sim::{
     DefectFractions, Product, ProductSet, SATURATED_IN_ALL_GROUPS, SimConfig, Truth, write_dataset,
 };
 use mkrefs_support::fits::{FitsWriter, ImageReader, read_primary_header};
+use mkrefs_support::generator::Exported;
 use mkrefs_support::geometry::Subarray;
 use tempfile::TempDir;
 
@@ -114,7 +115,7 @@ fn rates_match_the_truth_and_the_file_validates() {
     let (inputs, truth) = jump_files(&dir.path().join("in"), &cfg, 6);
     let out = dir.path().join("dark.fits");
     let o = run_job(
-        &DarkGenerator,
+        &Exported(DarkGenerator),
         &inputs,
         &out,
         &[
@@ -200,7 +201,7 @@ fn jumps_are_excluded_without_clipping_and_the_median_works() {
     // about 15% of the integrations) out of the means.
     let out = dir.path().join("noclip.fits");
     run_job(
-        &DarkGenerator,
+        &Exported(DarkGenerator),
         &inputs,
         &out,
         &[
@@ -215,7 +216,7 @@ fn jumps_are_excluded_without_clipping_and_the_median_works() {
     // less for 10), and its ERR carries that factor.
     let med = dir.path().join("median.fits");
     run_job(
-        &DarkGenerator,
+        &Exported(DarkGenerator),
         &inputs,
         &med,
         &[
@@ -236,7 +237,7 @@ fn jumps_are_excluded_without_clipping_and_the_median_works() {
     );
     let scat = dir.path().join("scatter.fits");
     run_job(
-        &DarkGenerator,
+        &Exported(DarkGenerator),
         &inputs,
         &scat,
         &[("err_type", ParamValue::str("scatter"))],
@@ -270,7 +271,7 @@ fn saturated_pixels_are_flagged_and_zero() {
     };
     let (inputs, truth) = jump_files(&dir.path().join("in"), &cfg, 3);
     let out = dir.path().join("sat.fits");
-    let o = run_job(&DarkGenerator, &inputs, &out, &[]);
+    let o = run_job(&Exported(DarkGenerator), &inputs, &out, &[]);
     o.ok();
     assert!(o.logged(LogLevel::Warn, "no usable value"));
     let (sci, _) = read_cube(&out, "SCI");
@@ -299,7 +300,7 @@ fn miri_writes_a_two_integration_dark_miri_model() {
         .with_ramp(2, 5);
     let (inputs, _) = jump_files(&dir.path().join("in"), &cfg, 3);
     let out = dir.path().join("miri.fits");
-    run_job(&DarkGenerator, &inputs, &out, &[]).ok();
+    run_job(&Exported(DarkGenerator), &inputs, &out, &[]).ok();
     let r = validate(&out);
     assert_eq!(r["model"], "DarkMIRIModel");
     let py = python_eval(
@@ -324,7 +325,7 @@ fn miri_writes_a_two_integration_dark_miri_model() {
     let cfg3 = cfg.clone().with_ramp(3, 5);
     let (one, _) = jump_files(&dir.path().join("one"), &cfg3, 1);
     let out1 = dir.path().join("miri1.fits");
-    let o = run_job(&DarkGenerator, &one, &out1, &[]);
+    let o = run_job(&Exported(DarkGenerator), &one, &out1, &[]);
     o.ok();
     assert!(o.logged(LogLevel::Warn, "one integration pooling all 3"));
     let (_, shape) = read_cube(&out1, "SCI");
@@ -354,7 +355,7 @@ fn inputs_from_different_detectors_or_subarrays_are_rejected() {
     let (b, _) = jump_files(&dir.path().join("b"), &small("NRCA2"), 1);
     let out = dir.path().join("never.fits");
     let inputs = [a[0].clone(), b[0].clone()];
-    let o = run_job(&DarkGenerator, &inputs, &out, &[]);
+    let o = run_job(&Exported(DarkGenerator), &inputs, &out, &[]);
     let (na, nb) = (a[0].display().to_string(), b[0].display().to_string());
     assert_error(&o, ErrorKind::INVALID_INPUT, &["DETECTOR", &na, &nb]);
 
@@ -366,7 +367,12 @@ fn inputs_from_different_detectors_or_subarrays_are_rejected() {
         ny: 32,
     });
     let (c, _) = jump_files(&dir.path().join("c"), &moved, 1);
-    let o = run_job(&DarkGenerator, &[a[0].clone(), c[0].clone()], &out, &[]);
+    let o = run_job(
+        &Exported(DarkGenerator),
+        &[a[0].clone(), c[0].clone()],
+        &out,
+        &[],
+    );
     let nc = c[0].display().to_string();
     assert_error(&o, ErrorKind::INVALID_INPUT, &["SUBSTRT1", &na, &nc]);
     assert!(!out.exists());
@@ -384,7 +390,7 @@ fn a_rate_file_is_rejected() {
     let rate = dir.path().join(m.exposures[1].file(Product::Rate).unwrap());
     let jump = dir.path().join(m.exposures[0].file(Product::Jump).unwrap());
     let o = run_job(
-        &DarkGenerator,
+        &Exported(DarkGenerator),
         &[jump, rate.clone()],
         &dir.path().join("x.fits"),
         &[],
@@ -408,7 +414,7 @@ fn a_ramp_without_groupdq_is_rejected() {
     let a = sim.write(&dir.path().join("a_uncal.fits"), 1);
     let b = sim.write(&dir.path().join("b_uncal.fits"), 2);
     let o = run_job(
-        &DarkGenerator,
+        &Exported(DarkGenerator),
         &[a.clone(), b],
         &dir.path().join("x.fits"),
         &[],
@@ -424,7 +430,12 @@ fn a_ramp_without_groupdq_is_rejected() {
 fn too_few_integrations_are_rejected_with_the_number_needed() {
     let dir = TempDir::new().unwrap();
     let (one, _) = jump_files(dir.path(), &small("NRCA1"), 1);
-    let o = run_job(&DarkGenerator, &one, &dir.path().join("x.fits"), &[]);
+    let o = run_job(
+        &Exported(DarkGenerator),
+        &one,
+        &dir.path().join("x.fits"),
+        &[],
+    );
     assert_error(
         &o,
         ErrorKind::INVALID_INPUT,
@@ -458,7 +469,7 @@ fn a_nan_filled_input_is_rejected_and_no_file_is_left() {
     }
     let files = [files[0].clone(), nan, files[2].clone()];
     let out = dir.path().join("x.fits");
-    let o = run_job(&DarkGenerator, &files, &out, &[]);
+    let o = run_job(&Exported(DarkGenerator), &files, &out, &[]);
     assert_error(
         &o,
         ErrorKind::INVALID_INPUT,
@@ -484,7 +495,7 @@ fn few_values_are_flagged_unreliable() {
     let (one, _) = jump_files(dir.path(), &cfg, 1);
     let out = dir.path().join("few.fits");
     let o = run_job(
-        &DarkGenerator,
+        &Exported(DarkGenerator),
         &one,
         &out,
         &[("counts_file", ParamValue::Bool(true))],
@@ -511,7 +522,7 @@ fn few_values_are_flagged_unreliable() {
 #[test]
 fn describe_and_parameters() {
     use mkrefs_plugin_api::ReferenceGenerator;
-    let info = DarkGenerator.info();
+    let info = Exported(DarkGenerator).info();
     assert_eq!(info.default_imtypes.as_str(), "D+");
     assert_eq!(
         info.default_ssbsteps.as_str(),
@@ -528,7 +539,7 @@ fn describe_and_parameters() {
     }
     // A bad statistic is a parameter error before anything is read.
     let o = run_job(
-        &DarkGenerator,
+        &Exported(DarkGenerator),
         &[PathBuf::from("/nonexistent.fits")],
         Path::new("/tmp/x.fits"),
         &[("statistic", ParamValue::str("mode"))],

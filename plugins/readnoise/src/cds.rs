@@ -1,4 +1,5 @@
-//! Which group differences (CDS frames) each integration contributes (algos.md §1.2, §5.11).
+//! Which group differences (CDS frames) each integration contributes (see UPSTREAM.md, 'CDS
+//! frames').
 
 use std::fmt;
 

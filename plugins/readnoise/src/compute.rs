@@ -1,13 +1,13 @@
 //! The streaming readnoise map: row blocks of CDS frames from every input, per-pixel clipped
-//! statistics in parallel over rows (algos.md §1.2–§1.4, §6.2).
+//! statistics in parallel over rows (see UPSTREAM.md, 'CDS frames' and 'Methods').
 //!
 //! Per block of rows `y0..y1`, every input's CDS frames are formed from row bands of its groups
 //! (one read per group: the band of the lower group is kept and reused when the next pair starts
-//! with it, as consecutive differences do) into one buffer of `N` planes, in upstream's stack
-//! order (files, integrations, CDS index), so that the f32 mean numerators of §0.3 are summed in
-//! the same order as numpy's. Inputs are read in parallel, one reader each. Then each row is
-//! reduced on its own: a tile of up to [`TILE`] pixels is transposed so that each pixel's `N`
-//! samples are contiguous, and the support statistics are applied to them.
+//! with it, as consecutive differences do) into one buffer of `N` planes, in upstream's stack order
+//! (files, integrations, CDS index), so that the f32 mean numerators (UPSTREAM.md, 'Stack
+//! statistics') are summed in the same order as numpy's. Inputs are read in parallel, one reader
+//! each. Then each row is reduced on its own: a tile of up to [`TILE`] pixels is transposed so that
+//! each pixel's `N` samples are contiguous, and the support statistics are applied to them.
 //!
 //! Memory is `rows × (N + 2·files) × nx × 4` bytes for the band plus one tile per thread, and the
 //! number of rows is chosen so that this stays within the budget: it does not grow with the
@@ -29,9 +29,9 @@ pub use mkrefs_support::ramps::{RampDims, RampSource};
 /// How the CDS stack of a pixel becomes its read noise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// Clipped std of all CDS frames of all inputs together (§1.3).
+    /// Clipped std of all CDS frames of all inputs together.
     Stack,
-    /// Clipped std per input, then the clipped mean of those (§1.4).
+    /// Clipped std per input, then the clipped mean of those.
     Ramp,
 }
 
@@ -179,7 +179,7 @@ pub fn readnoise_map<S: RampSource>(
 }
 
 /// Fills `out` (`nints × pairs` planes of `(y1-y0) × nx`) with the CDS frames of one input,
-/// integration-major, subtracting in f32 (§5.3). `lo`/`hi` are band-sized scratch buffers; the
+/// integration-major, subtracting in f32. `lo`/`hi` are band-sized scratch buffers; the
 /// band of the most recently read group is kept in `lo` so that it is not read twice.
 #[allow(clippy::too_many_arguments)]
 fn fill_cds<'a, S: RampSource>(
@@ -275,12 +275,12 @@ fn reduce_row(
     }
 }
 
-/// §1.3: the clipped std (ddof 0) of all CDS samples; NaN when none is finite.
+/// `stack`: the clipped std (ddof 0) of all CDS samples; NaN when none is finite.
 pub fn stack_noise(samples: &[f32], opts: &MapOptions, clip: &mut Vec<f64>) -> f64 {
     clipped_mean_std_f32(samples, opts.sigma, opts.maxiters, clip).map_or(f64::NAN, |s| s.std)
 }
 
-/// §1.4: the clipped std of each input's samples, then the clipped mean of those. An input with
+/// `ramp`: the clipped std of each input's samples, then the clipped mean of those. An input with
 /// no finite sample gives NaN, which the second clip leaves out (upstream would count it as 0.0).
 pub fn ramp_noise(
     samples: &[f32],
@@ -327,7 +327,8 @@ mod tests {
         }
     }
 
-    /// The whole CDS stack of pixel (y, x), built directly from the definition in §1.2.
+    /// The whole CDS stack of pixel (y, x), built directly from the definition (UPSTREAM.md,
+    /// 'CDS frames').
     fn naive_stack(ramps: &[MemRamp], plans: &[CdsPlan], y: usize, x: usize) -> Vec<Vec<f32>> {
         ramps
             .iter()

@@ -1,5 +1,5 @@
 //! The bundled `readnoise` generator: a READNOISE reference file (CDS noise in DN) from dark
-//! ramps, re-implementing jwst_reffiles' `readnoise.py` (algos.md §1) with its bugs fixed and its
+//! ramps, re-implementing jwst_reffiles' `readnoise.py` (UPSTREAM.md) with its bugs fixed and its
 //! differences documented in [`DESCRIPTION`], which `mkrefs describe readnoise` prints.
 //!
 //! Layout: [`cds`] plans the group differences, [`compute`] streams row blocks and reduces each
@@ -12,9 +12,10 @@ pub mod params;
 mod run;
 pub mod single;
 
-use mkrefs_plugin_api::{
-    GeneratorError, GeneratorInfo, Job, JobReport, ParamSpec, ReferenceGenerator,
-};
+use mkrefs_plugin_api::GeneratorError;
+use mkrefs_support::generator::{Exported, Generator, Report};
+use mkrefs_support::job::JobView;
+use mkrefs_support::params::Declare;
 
 pub use cds::{CdsPlan, GroupDiff};
 pub use compute::{MapOptions, MapResult, Method, RampDims, RampSource, readnoise_map};
@@ -67,33 +68,18 @@ number of inputs. Upstream's nproc, slice_width, save_tmp and outfile are accept
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReadnoiseGenerator;
 
-impl ReferenceGenerator for ReadnoiseGenerator {
-    fn reflabel(&self) -> String {
-        "readnoise".into()
-    }
+impl Generator for ReadnoiseGenerator {
+    const REFLABEL: &'static str = "readnoise";
+    const REFTYPE: &'static str = "READNOISE";
+    const DESCRIPTION: &'static str = DESCRIPTION;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    // One or more darks; only SCI is read, so raw uncal files need no calibration.
+    const DEFAULT_IMTYPES: &'static str = "D+";
+    const PARAMS: &'static [&'static dyn Declare] = params::PARAMS;
 
-    fn reftype(&self) -> String {
-        "READNOISE".into()
-    }
-
-    fn extra_optional_arguments(&self) -> Vec<ParamSpec> {
-        params::specs()
-    }
-
-    fn info(&self) -> GeneratorInfo {
-        GeneratorInfo {
-            description: DESCRIPTION.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            // One or more darks; only SCI is read, so raw uncal files need no calibration.
-            default_imtypes: "D+".into(),
-            default_ssbsteps: "".into(),
-            default_ssb_save_steps: "".into(),
-        }
-    }
-
-    fn call_algorithm(&self, job: &Job<'_>) -> Result<JobReport, GeneratorError> {
+    fn run(&self, job: &JobView<'_>) -> Result<Report, GeneratorError> {
         run::run(job)
     }
 }
 
-mkrefs_plugin_api::export_generator!(ReadnoiseGenerator);
+mkrefs_plugin_api::export_generator!(Exported(ReadnoiseGenerator));

@@ -1,27 +1,29 @@
 //! One readnoise job: open the inputs, plan the CDS frames, stream the map, write the
-//! READNOISE file (algos.md §1.5–§1.6, §4).
+//! READNOISE file.
 
 use std::path::Path;
 
-use mkrefs_plugin_api::{GeneratorError, Job, JobReport};
+use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::budget::thread_pool;
 use mkrefs_support::fits::FitsWriter;
+use mkrefs_support::generator::Report;
 use mkrefs_support::geometry::{Subarray, detector_info, reference_pixel_mask};
 use mkrefs_support::header::HeaderValue;
+use mkrefs_support::job::{JobView, open_ramps};
+use mkrefs_support::jobparams::report_ignored;
+use mkrefs_support::ramps::{FitsRamp, fits_error};
 use mkrefs_support::reffile::RefMeta;
 
 use crate::cds::CdsPlan;
 use crate::compute::{MapOptions, Method, RampSource, readnoise_map};
 use crate::params::{IGNORED, Settings};
 use crate::single::single_value;
-use mkrefs_support::jobparams::report_ignored;
-use mkrefs_support::ramps::{FitsRamp, fits_error, open_all};
 
 /// Makes `job.output` from `job.inputs`.
-pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
+pub fn run(job: &JobView<'_>) -> Result<Report, GeneratorError> {
     let s = Settings::from_job(job)?;
     report_ignored(job, IGNORED);
-    let mut ramps = open_all(job)?;
+    let mut ramps = open_ramps(job)?;
     let plans = plan_all(job, &ramps, &s)?;
     let n_total: usize = ramps
         .iter()
@@ -47,7 +49,7 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
         maxiters: s.maxiters,
         budget_bytes: s.budget_bytes,
     };
-    let pool = thread_pool(job.threads as usize).map_err(GeneratorError::internal)?;
+    let pool = thread_pool(job.threads).map_err(GeneratorError::internal)?;
     let progress = |done: usize, total: usize| job.progress("readnoise", done as u64, total as u64);
     let result = pool.install(|| readnoise_map(&mut ramps, &plans, &opts, &progress))?;
     job.debug(&format!(
@@ -113,24 +115,23 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
     s.meta.apply(&mut meta, "readnoise", &paths)?;
 
     let sci: Vec<f32> = map.iter().map(|&v| v as f32).collect();
-    write_file(Path::new(job.output.as_str()), &meta, &sci, ny, nx)?;
+    write_file(&job.output, &meta, &sci, ny, nx)?;
 
     let median = median_finite(&map);
-    Ok(JobReport {
-        extra_outputs: Default::default(),
+    Ok(Report {
         summary: format!(
             "median readnoise {median:.3} DN ({}, {} CDS frames per pixel{})",
             s.method.name(),
             n_total,
             if s.single_value { ", single value" } else { "" }
-        )
-        .into(),
+        ),
+        extra_outputs: Vec::new(),
     })
 }
 
 /// The CDS plan of each input, with a log line for left-out groups.
 fn plan_all(
-    job: &Job<'_>,
+    job: &JobView<'_>,
     ramps: &[FitsRamp],
     s: &Settings,
 ) -> Result<Vec<CdsPlan>, GeneratorError> {
@@ -194,7 +195,7 @@ fn check_sample_counts(
 
 /// The pipeline expects the CDS noise of single frames; groups that average several frames have
 /// less. Not an error (upstream does not check), but worth a warning.
-fn warn_averaged_groups(job: &Job<'_>, ramps: &[FitsRamp]) {
+fn warn_averaged_groups(job: &JobView<'_>, ramps: &[FitsRamp]) {
     for r in ramps {
         if let Some(nf) = r.header.get("NFRAMES").and_then(HeaderValue::as_i64)
             && nf > 1

@@ -1,4 +1,5 @@
-//! `single_value`: one clipped-mean read noise for the whole file (algos.md §1.5, §5.7).
+//! `single_value`: one clipped-mean read noise for the whole file (see UPSTREAM.md,
+//! 'single_value').
 
 use mkrefs_support::geometry::{Flip, dms_to_detector_flip, flip_image};
 use mkrefs_support::stats::clipped_mean_std_flat;
@@ -16,7 +17,8 @@ pub struct SingleValue {
 /// GENERIC) the first quarter of the columns in detector orientation (one readout amplifier),
 /// otherwise the whole image. Unlike upstream, pixels marked in `reference` are left out: their
 /// noise is not that of the light-sensitive pixels the value stands for. NaN pixels never take
-/// part. The clip is §0.2 B on f64, as upstream clips the f64 map.
+/// part. The clip is the flattened one of UPSTREAM.md, 'Sigma clipping', on f64, as upstream clips
+/// the f64 map.
 #[allow(clippy::too_many_arguments)]
 pub fn single_value(
     map: &[f64],

@@ -4,6 +4,7 @@
 use mkref_readnoise::ReadnoiseGenerator;
 use mkrefs_plugin_api::{ErrorKind, LogLevel, ParamValue};
 use mkrefs_sim::testkit::*;
+use mkrefs_support::generator::Exported;
 use tempfile::TempDir;
 
 fn write_set(dir: &TempDir, sim: &Sim, n: usize, tag: &str) -> Vec<std::path::PathBuf> {
@@ -40,7 +41,7 @@ fn stack_recovers_the_truth_and_validates() {
     let sim = Sim::nircam(2, 8);
     let inputs = write_set(&dir, &sim, 4, "dark");
     let out = dir.path().join("readnoise.fits");
-    let o = run_job(&ReadnoiseGenerator, &inputs, &out, &[]);
+    let o = run_job(&Exported(ReadnoiseGenerator), &inputs, &out, &[]);
     let report = o.ok();
     assert!(
         report.summary.contains("32 CDS frames"),
@@ -83,7 +84,7 @@ fn consecutive_and_ramp_are_sane_and_ramp_is_lower() {
     let inputs = write_set(&dir, &sim, 4, "dark");
     let run = |name: &str, params: &[(&str, ParamValue)]| {
         let out = dir.path().join(name);
-        run_job(&ReadnoiseGenerator, &inputs, &out, params).ok();
+        run_job(&Exported(ReadnoiseGenerator), &inputs, &out, params).ok();
         read_image(&out, "SCI").0
     };
     let stack = run("stack.fits", &[]);
@@ -119,7 +120,7 @@ fn single_value_is_constant_and_leaves_reference_pixels_out() {
     let inputs = write_set(&dir, &sim, 3, "dark");
     let out = dir.path().join("single.fits");
     let o = run_job(
-        &ReadnoiseGenerator,
+        &Exported(ReadnoiseGenerator),
         &inputs,
         &out,
         &[("single_value", ParamValue::Bool(true))],
@@ -159,19 +160,19 @@ fn odd_group_count_leaves_out_the_last_group() {
         })
         .collect();
     let (a, b) = (dir.path().join("a.fits"), dir.path().join("b.fits"));
-    let o = run_job(&ReadnoiseGenerator, &full, &a, &[]);
+    let o = run_job(&Exported(ReadnoiseGenerator), &full, &a, &[]);
     o.ok();
     assert!(
         o.logged(LogLevel::Warn, "leave out the last group (6)"),
         "{:?}",
         o.log
     );
-    run_job(&ReadnoiseGenerator, &cut, &b, &[]).ok();
+    run_job(&Exported(ReadnoiseGenerator), &cut, &b, &[]).ok();
     assert_eq!(read_image(&a, "SCI").0, read_image(&b, "SCI").0);
     // Consecutive mode uses all 7 groups: a different result.
     let c = dir.path().join("c.fits");
     run_job(
-        &ReadnoiseGenerator,
+        &Exported(ReadnoiseGenerator),
         &full,
         &c,
         &[("group_diff_type", ParamValue::str("consecutive"))],
@@ -206,7 +207,7 @@ fn miri_drops_the_first_five_and_last_group() {
         })
         .collect();
     let out = dir.path().join("miri.fits");
-    run_job(&ReadnoiseGenerator, &inputs, &out, &[]).ok();
+    run_job(&Exported(ReadnoiseGenerator), &inputs, &out, &[]).ok();
     let (map, ny, nx) = read_image(&out, "SCI");
     assert_eq!((ny, nx), (72, 64));
     // Groups 5..11: 3 independent pairs x 4 files = 12 frames.
@@ -221,7 +222,7 @@ fn subarray_input_keeps_its_window() {
     let sim = Sim::nircam_sized(1, 6, 40, 48, "GENERIC", (101, 201));
     let inputs = write_set(&dir, &sim, 3, "sub");
     let out = dir.path().join("sub.fits");
-    run_job(&ReadnoiseGenerator, &inputs, &out, &[]).ok();
+    run_job(&Exported(ReadnoiseGenerator), &inputs, &out, &[]).ok();
     let keys = python_eval(
         "import sys; from astropy.io import fits; h=fits.open(sys.argv[1])[0].header; \
          print(h['SUBARRAY'], h['SUBSTRT1'], h['SUBSTRT2'], h['SUBSIZE1'], h['SUBSIZE2'])",
@@ -242,7 +243,7 @@ fn bad_inputs_are_clear_errors() {
     let small = Sim::nircam_sized(1, 4, 32, 64, "SUB64P", (1, 1));
     let other = small.write(&dir.path().join("small_uncal.fits"), 5);
     let e = run_job(
-        &ReadnoiseGenerator,
+        &Exported(ReadnoiseGenerator),
         &[good[0].clone(), other.clone()],
         &out,
         &[],
@@ -255,13 +256,18 @@ fn bad_inputs_are_clear_errors() {
     let mut b1 = sim.clone();
     b1.detector = "NRCB1";
     let det = b1.write(&dir.path().join("b1_uncal.fits"), 6);
-    let o = run_job(&ReadnoiseGenerator, &[good[0].clone(), det], &out, &[]);
+    let o = run_job(
+        &Exported(ReadnoiseGenerator),
+        &[good[0].clone(), det],
+        &out,
+        &[],
+    );
     assert!(o.err().message.contains("DETECTOR"), "{}", o.err());
 
     // A 3-D SCI.
     let flat = dir.path().join("rate.fits");
     sim.write_data(&flat, &[4, 64, 64], &vec![1.0f32; 4 * 64 * 64]);
-    let o = run_job(&ReadnoiseGenerator, &[flat], &out, &[]);
+    let o = run_job(&Exported(ReadnoiseGenerator), &[flat], &out, &[]);
     assert!(o.err().message.contains("4-D"), "{}", o.err());
 
     // No SCI extension.
@@ -271,23 +277,33 @@ fn bad_inputs_are_clear_errors() {
     w.write_image::<f32>("ERR", &[1, 2, 64, 64], &vec![0.0; 2 * 4096])
         .unwrap();
     w.finish().unwrap();
-    let o = run_job(&ReadnoiseGenerator, &[nosci], &out, &[]);
+    let o = run_job(&Exported(ReadnoiseGenerator), &[nosci], &out, &[]);
     assert_eq!(o.err().kind, ErrorKind::INVALID_INPUT);
     assert!(o.err().message.contains("SCI"), "{}", o.err());
 
     // NaN-filled input.
     let nan = dir.path().join("nan.fits");
     sim.write_data(&nan, &[1, 4, 64, 64], &vec![f32::NAN; 4 * 4096]);
-    let o = run_job(&ReadnoiseGenerator, &[good[0].clone(), nan], &out, &[]);
+    let o = run_job(
+        &Exported(ReadnoiseGenerator),
+        &[good[0].clone(), nan],
+        &out,
+        &[],
+    );
     assert!(o.err().message.contains("NaN-filled"), "{}", o.err());
     assert!(o.err().message.contains("nan.fits"), "{}", o.err());
 
     // Too few frames: one ramp of 2 groups gives 1 CDS frame.
     let short = Sim::nircam(1, 2).write(&dir.path().join("short_uncal.fits"), 1);
-    let o = run_job(&ReadnoiseGenerator, std::slice::from_ref(&short), &out, &[]);
+    let o = run_job(
+        &Exported(ReadnoiseGenerator),
+        std::slice::from_ref(&short),
+        &out,
+        &[],
+    );
     assert!(o.err().message.contains("at least 2"), "{}", o.err());
     let o = run_job(
-        &ReadnoiseGenerator,
+        &Exported(ReadnoiseGenerator),
         &[short, good[0].clone()],
         &out,
         &[("method", ParamValue::str("ramp"))],
@@ -296,14 +312,14 @@ fn bad_inputs_are_clear_errors() {
 
     // Parameters.
     let o = run_job(
-        &ReadnoiseGenerator,
+        &Exported(ReadnoiseGenerator),
         &good,
         &out,
         &[("method", ParamValue::str("median"))],
     );
     assert_eq!(o.err().kind, ErrorKind::INVALID_PARAMETER);
     let o = run_job(
-        &ReadnoiseGenerator,
+        &Exported(ReadnoiseGenerator),
         &good,
         &out,
         &[("description", ParamValue::str("x".repeat(66)))],
@@ -329,7 +345,7 @@ fn ignored_upstream_parameters_are_logged() {
     let inputs = write_set(&dir, &Sim::nircam(1, 4), 2, "d");
     let out = dir.path().join("rn.fits");
     let o = run_job(
-        &ReadnoiseGenerator,
+        &Exported(ReadnoiseGenerator),
         &inputs,
         &out,
         &[
@@ -354,7 +370,7 @@ fn recovers_the_simulator_truth() {
         .with_seed(11);
     let (inputs, truth) = simulated_darks(dir.path(), &cfg, 4);
     let out = dir.path().join("readnoise.fits");
-    run_job(&ReadnoiseGenerator, &inputs, &out, &[]).ok();
+    run_job(&Exported(ReadnoiseGenerator), &inputs, &out, &[]).ok();
     let (map, ny, nx) = read_image(&out, "SCI");
     assert_eq!((ny, nx), (truth.ny, truth.nx));
     // Pixels without injected defects (reference pixels have their own, known read noise).

@@ -1,5 +1,6 @@
 //! The streaming superbias: row bands of group 0 from every input, the clipped mean and scatter
-//! of each pixel's stack in parallel over rows (algos.md §2.2), and the UNRELIABLE_BIAS flags.
+//! of each pixel's stack in parallel over rows (see UPSTREAM.md, 'Statistics'), and the
+//! UNRELIABLE_BIAS flags.
 //!
 //! Only the bands of the frames used are read (group 0 of the first or of every integration),
 //! never whole files: for 5 full-frame inputs that is 5–10 frames of 8 MB, whatever the ramps'
@@ -181,9 +182,9 @@ pub fn superbias_maps<S: RampSource>(
     })
 }
 
-/// The UNRELIABLE_BIAS threshold of §2.2 step 4.3: the clipped mean plus `threshold` clipped
-/// stds of the scatter image (flattened clip §0.2 B, NaN left out, reference pixels included as
-/// upstream). `None` when no scatter is finite.
+/// The UNRELIABLE_BIAS threshold (UPSTREAM.md, 'UNRELIABLE_BIAS'): the clipped mean plus
+/// `threshold` clipped stds of the scatter image (flattened clip, NaN left out, reference pixels
+/// included as upstream). `None` when no scatter is finite.
 pub fn unreliable_threshold(
     scatter: &[f64],
     sigma: f64,

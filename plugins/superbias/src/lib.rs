@@ -1,5 +1,5 @@
 //! The bundled `superbias` generator: a SUPERBIAS reference file from the first group of dark
-//! ramps, re-implementing jwst_reffiles' `superbias.py` (algos.md §2) with its differences
+//! ramps, re-implementing jwst_reffiles' `superbias.py` (UPSTREAM.md) with its differences
 //! documented in [`DESCRIPTION`], which `mkrefs describe superbias` prints.
 //!
 //! Layout: [`compute`] streams row bands of group 0 and reduces each pixel, then flags;
@@ -10,9 +10,10 @@ pub mod compute;
 pub mod params;
 mod run;
 
-use mkrefs_plugin_api::{
-    GeneratorError, GeneratorInfo, Job, JobReport, ParamSpec, ReferenceGenerator,
-};
+use mkrefs_plugin_api::GeneratorError;
+use mkrefs_support::generator::{Exported, Generator, Report};
+use mkrefs_support::job::JobView;
+use mkrefs_support::params::Declare;
 
 pub use compute::{
     BiasMaps, FLAGGED, Integrations, RampDims, RampSource, dq_map, superbias_maps,
@@ -69,33 +70,18 @@ grow with the number of inputs.";
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SuperbiasGenerator;
 
-impl ReferenceGenerator for SuperbiasGenerator {
-    fn reflabel(&self) -> String {
-        "superbias".into()
-    }
+impl Generator for SuperbiasGenerator {
+    const REFLABEL: &'static str = "superbias";
+    const REFTYPE: &'static str = "SUPERBIAS";
+    const DESCRIPTION: &'static str = DESCRIPTION;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    // Two or more darks; only group 0 of SCI is read, so raw uncal files are right.
+    const DEFAULT_IMTYPES: &'static str = "D+";
+    const PARAMS: &'static [&'static dyn Declare] = params::PARAMS;
 
-    fn reftype(&self) -> String {
-        "SUPERBIAS".into()
-    }
-
-    fn extra_optional_arguments(&self) -> Vec<ParamSpec> {
-        params::specs()
-    }
-
-    fn info(&self) -> GeneratorInfo {
-        GeneratorInfo {
-            description: DESCRIPTION.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            // Two or more darks; only group 0 of SCI is read, so raw uncal files are right.
-            default_imtypes: "D+".into(),
-            default_ssbsteps: "".into(),
-            default_ssb_save_steps: "".into(),
-        }
-    }
-
-    fn call_algorithm(&self, job: &Job<'_>) -> Result<JobReport, GeneratorError> {
+    fn run(&self, job: &JobView<'_>) -> Result<Report, GeneratorError> {
         run::run(job)
     }
 }
 
-mkrefs_plugin_api::export_generator!(SuperbiasGenerator);
+mkrefs_plugin_api::export_generator!(Exported(SuperbiasGenerator));

@@ -1,27 +1,28 @@
-//! The parameters of the superbias generator: upstream's names and defaults (§2.1), the
+//! The parameters of the superbias generator: upstream's names and defaults, the
 //! additions of mkrefs, and their checked values for one job.
 
-use mkrefs_plugin_api::{GeneratorError, Job, ParamKind, ParamSpec, ParamValue};
+use mkrefs_plugin_api::GeneratorError;
+use mkrefs_support::job::JobView;
 use mkrefs_support::jobparams::{
-    IgnoredParam, MetadataParams, at_least_one, budget_bytes, budget_spec, ignored_specs,
-    metadata_specs, positive,
+    Budget, Ignored, Metadata, MetadataParams, at_least_one, positive,
 };
+use mkrefs_support::params::{Declare, Kind, Param};
 
 use crate::compute::Integrations;
 
 /// Upstream parameters whose job the host does now; accepted so that jwst_reffiles
 /// configurations keep working, and ignored with a log line when given. `plot`, `save_filled`
 /// and `box_width` (side products) are not implemented and therefore not accepted.
-pub const IGNORED: &[IgnoredParam] = &[
-    (
+pub const IGNORED: &[Ignored] = &[
+    Ignored::new(
         "save_reffile",
-        ParamKind::Bool,
+        Kind::Bool,
         "Accepted for jwst_reffiles compatibility and ignored: an mkrefs job always writes its \
          reference file.",
     ),
-    (
+    Ignored::new(
         "outfile",
-        ParamKind::String,
+        Kind::String,
         "Accepted for jwst_reffiles compatibility and ignored: mkrefs names the output.",
     ),
 ];
@@ -50,64 +51,61 @@ impl ErrorKind {
     }
 }
 
-pub fn specs() -> Vec<ParamSpec> {
-    let s = |v: &str| ParamValue::str(v);
-    let mut v = vec![
-        ParamSpec::new(
-            "clipping_sigma",
-            ParamKind::Float,
-            ParamValue::Float(3.0),
-            "Sigma of the per-pixel clip of the group-0 stack (mean and ERR).",
-        ),
-        ParamSpec::new(
-            "max_clipping_iters",
-            ParamKind::Int,
-            ParamValue::Int(3),
-            "Maximum iterations of the per-pixel clip.",
-        ),
-        ParamSpec::new(
-            "bad_clipping_sigma",
-            ParamKind::Float,
-            ParamValue::Float(3.0),
-            "Sigma of the clip of the single-frame scatter image that sets the UNRELIABLE_BIAS \
-             threshold.",
-        ),
-        ParamSpec::new(
-            "bad_max_clipping_iters",
-            ParamKind::Int,
-            ParamValue::Int(3),
-            "Maximum iterations of that clip.",
-        ),
-        ParamSpec::new(
-            "bad_sigma_threshold",
-            ParamKind::Float,
-            ParamValue::Float(5.0),
-            "Flag DO_NOT_USE + UNRELIABLE_BIAS where the scatter exceeds the clipped mean plus \
-             this many clipped stds.",
-        ),
-        ParamSpec::new(
-            "integrations",
-            ParamKind::String,
-            s("first"),
-            "'first': group 0 of integration 0 of each input, as jwst_reffiles. 'all': group 0 \
-             of every integration (more samples; only if all integrations share the bias state).",
-        ),
-        ParamSpec::new(
-            "err_type",
-            ParamKind::String,
-            s("mean"),
-            "'mean': ERR is the error of the clipped mean (scatter/sqrt(n)), the uncertainty of \
-             SCI. 'scatter': the single-frame scatter, as jwst_reffiles.",
-        ),
-    ];
-    v.extend(metadata_specs("Super Bias Image", "2000-01-01T00:00:00"));
-    v.push(budget_spec(
-        DEFAULT_BUDGET_MB,
-        "the row band of group-0 frames",
-    ));
-    v.extend(ignored_specs(IGNORED));
-    v
-}
+pub const CLIPPING_SIGMA: Param<f64> = Param::new(
+    "clipping_sigma",
+    3.0,
+    "Sigma of the per-pixel clip of the group-0 stack (mean and ERR).",
+);
+pub const MAX_CLIPPING_ITERS: Param<i64> = Param::new(
+    "max_clipping_iters",
+    3,
+    "Maximum iterations of the per-pixel clip.",
+);
+pub const BAD_CLIPPING_SIGMA: Param<f64> = Param::new(
+    "bad_clipping_sigma",
+    3.0,
+    "Sigma of the clip of the single-frame scatter image that sets the UNRELIABLE_BIAS \
+     threshold.",
+);
+pub const BAD_MAX_CLIPPING_ITERS: Param<i64> = Param::new(
+    "bad_max_clipping_iters",
+    3,
+    "Maximum iterations of that clip.",
+);
+pub const BAD_SIGMA_THRESHOLD: Param<f64> = Param::new(
+    "bad_sigma_threshold",
+    5.0,
+    "Flag DO_NOT_USE + UNRELIABLE_BIAS where the scatter exceeds the clipped mean plus \
+     this many clipped stds.",
+);
+pub const INTEGRATIONS: Param<String> = Param::new(
+    "integrations",
+    "first",
+    "'first': group 0 of integration 0 of each input, as jwst_reffiles. 'all': group 0 \
+     of every integration (more samples; only if all integrations share the bias state).",
+);
+pub const ERR_TYPE: Param<String> = Param::new(
+    "err_type",
+    "mean",
+    "'mean': ERR is the error of the clipped mean (scatter/sqrt(n)), the uncertainty of \
+     SCI. 'scatter': the single-frame scatter, as jwst_reffiles.",
+);
+pub const METADATA: Metadata = Metadata::new("Super Bias Image", "2000-01-01T00:00:00");
+pub const BUDGET: Budget = Budget::new(DEFAULT_BUDGET_MB, "the row band of group-0 frames");
+
+/// Every parameter the generator accepts, in the order `mkrefs describe` lists them.
+pub const PARAMS: &[&dyn Declare] = &[
+    &CLIPPING_SIGMA,
+    &MAX_CLIPPING_ITERS,
+    &BAD_CLIPPING_SIGMA,
+    &BAD_MAX_CLIPPING_ITERS,
+    &BAD_SIGMA_THRESHOLD,
+    &INTEGRATIONS,
+    &ERR_TYPE,
+    &METADATA,
+    &BUDGET,
+    &IGNORED,
+];
 
 /// The checked parameters of one job.
 #[derive(Clone, Debug, PartialEq)]
@@ -124,35 +122,35 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_job(job: &Job<'_>) -> Result<Settings, GeneratorError> {
-        let ints = job.string_param("integrations")?;
+    pub fn from_job(job: &JobView<'_>) -> Result<Settings, GeneratorError> {
+        let ints = job.get(&INTEGRATIONS)?;
         let integrations = Integrations::parse(&ints).ok_or_else(|| {
             GeneratorError::invalid_parameter(format!(
                 "integrations must be 'first' or 'all', got '{ints}'"
             ))
         })?;
-        let err_s = job.string_param("err_type")?;
+        let err_s = job.get(&ERR_TYPE)?;
         let err = ErrorKind::parse(&err_s).ok_or_else(|| {
             GeneratorError::invalid_parameter(format!(
                 "err_type must be 'mean' or 'scatter', got '{err_s}'"
             ))
         })?;
-        let bad_threshold = job.float_param("bad_sigma_threshold")?;
+        let bad_threshold = job.get(&BAD_SIGMA_THRESHOLD)?;
         if !bad_threshold.is_finite() {
             return Err(GeneratorError::invalid_parameter(format!(
                 "bad_sigma_threshold must be a finite number, got {bad_threshold}"
             )));
         }
         Ok(Settings {
-            sigma: positive(job, "clipping_sigma")?,
-            maxiters: at_least_one(job, "max_clipping_iters")?,
-            bad_sigma: positive(job, "bad_clipping_sigma")?,
-            bad_maxiters: at_least_one(job, "bad_max_clipping_iters")?,
+            sigma: positive(job, &CLIPPING_SIGMA)?,
+            maxiters: at_least_one(job, &MAX_CLIPPING_ITERS)?,
+            bad_sigma: positive(job, &BAD_CLIPPING_SIGMA)?,
+            bad_maxiters: at_least_one(job, &BAD_MAX_CLIPPING_ITERS)?,
             bad_threshold,
             integrations,
             err,
-            meta: MetadataParams::from_job(job)?,
-            budget_bytes: budget_bytes(job)?,
+            meta: METADATA.read(job)?,
+            budget_bytes: BUDGET.bytes(job)?,
         })
     }
 }
@@ -160,24 +158,20 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mkrefs_support::params::{Value, specs};
 
     #[test]
     fn specs_have_upstream_defaults() {
-        let v = specs();
-        let get = |n: &str| {
-            v.iter()
-                .find(|p| p.name.as_str() == n)
-                .unwrap()
-                .default
-                .clone()
-        };
-        assert_eq!(get("bad_sigma_threshold"), ParamValue::Float(5.0));
-        assert_eq!(get("bad_max_clipping_iters"), ParamValue::Int(3));
-        assert_eq!(get("description"), ParamValue::str("Super Bias Image"));
-        assert_eq!(get("useafter"), ParamValue::str("2000-01-01T00:00:00"));
-        assert_eq!(get("integrations"), ParamValue::str("first"));
-        assert_eq!(get("subarray"), ParamValue::Null);
-        let mut names: Vec<_> = v.iter().map(|p| p.name.to_string()).collect();
+        let v = specs(PARAMS);
+        let get = |n: &str| v.iter().find(|p| p.name == n).unwrap().default.clone();
+        let s = |t: &str| Value::Str(t.into());
+        assert_eq!(get("bad_sigma_threshold"), Value::Float(5.0));
+        assert_eq!(get("bad_max_clipping_iters"), Value::Int(3));
+        assert_eq!(get("description"), s("Super Bias Image"));
+        assert_eq!(get("useafter"), s("2000-01-01T00:00:00"));
+        assert_eq!(get("integrations"), s("first"));
+        assert_eq!(get("subarray"), Value::Null);
+        let mut names: Vec<_> = v.iter().map(|p| p.name).collect();
         names.sort();
         names.dedup();
         assert_eq!(names.len(), v.len());

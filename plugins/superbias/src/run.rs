@@ -1,30 +1,32 @@
 //! One superbias job: open the inputs, stream the group-0 statistics, flag unreliable pixels,
-//! write the SUPERBIAS file (algos.md §2.2, §2.4, §4).
+//! write the SUPERBIAS file.
 
 use std::path::Path;
 
-use mkrefs_plugin_api::{GeneratorError, Job, JobReport};
+use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::budget::thread_pool;
 use mkrefs_support::dq::dq_def_for;
 use mkrefs_support::fits::FitsWriter;
+use mkrefs_support::generator::Report;
+use mkrefs_support::job::{JobView, open_ramps};
+use mkrefs_support::jobparams::report_ignored;
+use mkrefs_support::ramps::fits_error;
 use mkrefs_support::reffile::RefMeta;
 
 use crate::compute::{
     FLAGGED, Integrations, RampSource, dq_map, superbias_maps, unreliable_threshold,
 };
 use crate::params::{ErrorKind, IGNORED, Settings};
-use mkrefs_support::jobparams::report_ignored;
-use mkrefs_support::ramps::{fits_error, open_all};
 
 /// At least this many group-0 frames per pixel: one frame has no scatter, so neither ERR nor the
 /// UNRELIABLE_BIAS test would mean anything.
 pub const MIN_SAMPLES: usize = 2;
 
 /// Makes `job.output` from `job.inputs`.
-pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
+pub fn run(job: &JobView<'_>) -> Result<Report, GeneratorError> {
     let s = Settings::from_job(job)?;
     report_ignored(job, IGNORED);
-    let mut ramps = open_all(job)?;
+    let mut ramps = open_ramps(job)?;
     let samples: usize = ramps
         .iter()
         .map(|r| s.integrations.count(r.dims().nints))
@@ -55,7 +57,7 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
         dims.nx
     ));
 
-    let pool = thread_pool(job.threads as usize).map_err(GeneratorError::internal)?;
+    let pool = thread_pool(job.threads).map_err(GeneratorError::internal)?;
     let progress = |done: usize, total: usize| job.progress("superbias", done as u64, total as u64);
     let (maps, dq, limit) = pool.install(|| {
         let maps = superbias_maps(
@@ -112,7 +114,7 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
         ErrorKind::Mean => maps.error_of_mean().iter().map(|&v| v as f32).collect(),
         ErrorKind::Scatter => maps.scatter.iter().map(|&v| v as f32).collect(),
     };
-    let mut w = FitsWriter::create(Path::new(job.output.as_str())).map_err(fits_error)?;
+    let mut w = FitsWriter::create(&job.output).map_err(fits_error)?;
     meta.write_primary(&mut w).map_err(fits_error)?;
     w.write_image::<f32>("SCI", &[ny, nx], &sci)
         .map_err(fits_error)?;
@@ -136,12 +138,11 @@ pub fn run(job: &Job<'_>) -> Result<JobReport, GeneratorError> {
         let mid = finite.len() / 2;
         *finite.select_nth_unstable_by(mid, f64::total_cmp).1
     };
-    Ok(JobReport {
-        extra_outputs: Default::default(),
+    Ok(Report {
         summary: format!(
             "median superbias {median:.2} DN from {samples} frame(s) per pixel; {flagged} \
              pixel(s) flagged UNRELIABLE_BIAS"
-        )
-        .into(),
+        ),
+        extra_outputs: Vec::new(),
     })
 }

@@ -4,6 +4,7 @@
 use mkref_superbias::{FLAGGED, SuperbiasGenerator};
 use mkrefs_plugin_api::{ErrorKind, LogLevel, ParamValue};
 use mkrefs_sim::testkit::*;
+use mkrefs_support::generator::Exported;
 use tempfile::TempDir;
 
 fn write_set(dir: &TempDir, sim: &Sim, n: usize, tag: &str) -> Vec<std::path::PathBuf> {
@@ -33,7 +34,7 @@ fn recovers_the_bias_within_the_error_of_the_mean_and_flags_noisy_pixels() {
     }
     let inputs = write_set(&dir, &sim, 8, "dark");
     let out = dir.path().join("superbias.fits");
-    let o = run_job(&SuperbiasGenerator, &inputs, &out, &[]);
+    let o = run_job(&Exported(SuperbiasGenerator), &inputs, &out, &[]);
     let report = o.ok();
     assert!(report.summary.contains("8 frame(s)"), "{}", report.summary);
 
@@ -99,7 +100,7 @@ fn first_integration_by_default_all_on_request_and_scatter_err() {
     let inputs = write_set(&dir, &sim, 4, "dark");
     let run = |name: &str, params: &[(&str, ParamValue)]| {
         let out = dir.path().join(name);
-        let o = run_job(&SuperbiasGenerator, &inputs, &out, params);
+        let o = run_job(&Exported(SuperbiasGenerator), &inputs, &out, params);
         o.ok();
         (read_image(&out, "SCI").0, read_image(&out, "ERR").0)
     };
@@ -123,7 +124,7 @@ fn subarray_input_validates() {
     let inputs = write_set(&dir, &sim, 3, "sub");
     let out = dir.path().join("sub.fits");
     run_job(
-        &SuperbiasGenerator,
+        &Exported(SuperbiasGenerator),
         &inputs,
         &out,
         &[("subarray", ParamValue::str("generic"))],
@@ -147,14 +148,19 @@ fn bad_inputs_are_clear_errors() {
     let out = dir.path().join("never.fits");
 
     // One frame per pixel is not enough.
-    let o = run_job(&SuperbiasGenerator, &good[..1], &out, &[]);
+    let o = run_job(&Exported(SuperbiasGenerator), &good[..1], &out, &[]);
     assert_eq!(o.err().kind, ErrorKind::INVALID_INPUT);
     assert!(o.err().message.contains("at least 2"), "{}", o.err());
 
     // Different size, both files named.
     let small = Sim::nircam_sized(1, 2, 64, 32, "SUB64P", (1, 1))
         .write(&dir.path().join("narrow_uncal.fits"), 3);
-    let o = run_job(&SuperbiasGenerator, &[good[0].clone(), small], &out, &[]);
+    let o = run_job(
+        &Exported(SuperbiasGenerator),
+        &[good[0].clone(), small],
+        &out,
+        &[],
+    );
     assert!(
         o.err().message.contains("good_0_uncal.fits") && o.err().message.contains("narrow_uncal"),
         "{}",
@@ -165,14 +171,19 @@ fn bad_inputs_are_clear_errors() {
     let mut moved = sim.clone();
     moved.substrt = (5, 1);
     let moved = moved.write(&dir.path().join("moved_uncal.fits"), 4);
-    let o = run_job(&SuperbiasGenerator, &[good[0].clone(), moved], &out, &[]);
+    let o = run_job(
+        &Exported(SuperbiasGenerator),
+        &[good[0].clone(), moved],
+        &out,
+        &[],
+    );
     assert!(o.err().message.contains("SUBSTRT1"), "{}", o.err());
 
     // NaN-filled group 0.
     let nan = dir.path().join("nan.fits");
     sim.write_data(&nan, &[1, 2, 64, 64], &vec![f32::NAN; 2 * 4096]);
     let o = run_job(
-        &SuperbiasGenerator,
+        &Exported(SuperbiasGenerator),
         &[good[0].clone(), good[1].clone(), nan],
         &out,
         &[],
@@ -182,19 +193,24 @@ fn bad_inputs_are_clear_errors() {
     // 2-D SCI.
     let img = dir.path().join("image.fits");
     sim.write_data(&img, &[64, 64], &vec![0.0f32; 4096]);
-    let o = run_job(&SuperbiasGenerator, &[img, good[0].clone()], &out, &[]);
+    let o = run_job(
+        &Exported(SuperbiasGenerator),
+        &[img, good[0].clone()],
+        &out,
+        &[],
+    );
     assert!(o.err().message.contains("4-D"), "{}", o.err());
 
     // Parameters.
     let o = run_job(
-        &SuperbiasGenerator,
+        &Exported(SuperbiasGenerator),
         &good,
         &out,
         &[("integrations", ParamValue::str("second"))],
     );
     assert_eq!(o.err().kind, ErrorKind::INVALID_PARAMETER);
     let o = run_job(
-        &SuperbiasGenerator,
+        &Exported(SuperbiasGenerator),
         &good,
         &out,
         &[("pedigree", ParamValue::str("SOMETIMES"))],
@@ -215,7 +231,7 @@ fn recovers_the_simulator_truth_and_flags_telegraph_pixels() {
         .with_seed(21);
     let (inputs, truth) = simulated_darks(dir.path(), &cfg, 8);
     let out = dir.path().join("superbias.fits");
-    run_job(&SuperbiasGenerator, &inputs, &out, &[]).ok();
+    run_job(&Exported(SuperbiasGenerator), &inputs, &out, &[]).ok();
     let (sci, ny, nx) = read_image(&out, "SCI");
     let (err, ..) = read_image(&out, "ERR");
     let (dq, ..) = read_image(&out, "DQ");

@@ -1,127 +1,215 @@
 //! Job parameters every generator shares: the reference-file metadata (AUTHOR, DESCRIP,
-//! PEDIGREE, USEAFTER, HISTORY, SUBARRAY, READPATT), upstream parameters that are accepted and
-//! ignored, and checked readers for clipping and memory parameters.
+//! PEDIGREE, USEAFTER, HISTORY, SUBARRAY, READPATT), the memory budget, upstream parameters
+//! that are accepted and ignored, and checked readers for numeric parameters.
 
 use std::path::Path;
 
-use mkrefs_plugin_api::{GeneratorError, Job, ParamKind, ParamSpec, ParamValue};
+use mkrefs_plugin_api::GeneratorError;
 
+use crate::job::JobView;
+use crate::params::{Declare, Kind, Param, Spec, Value, null_like};
 use crate::reffile::{MAX_DESCRIPTION_LEN, RefMeta, history_entries};
 
-/// An upstream parameter whose work the host now does: name, kind and help.
-pub type IgnoredParam = (&'static str, ParamKind, &'static str);
-
-/// The metadata parameters, with upstream's names; `description` and `useafter` defaults
-/// differ per reference type.
-pub fn metadata_specs(description: &str, useafter: &str) -> Vec<ParamSpec> {
-    let s = ParamValue::str;
-    vec![
-        ParamSpec::new("author", ParamKind::String, s("mkrefs"), "AUTHOR keyword."),
-        ParamSpec::new(
-            "description",
-            ParamKind::String,
-            s(description),
-            "DESCRIP keyword, at most 65 characters.",
-        ),
-        ParamSpec::new(
-            "pedigree",
-            ParamKind::String,
-            s("GROUND"),
-            "PEDIGREE: SIMULATION, GROUND, DUMMY or 'INFLIGHT YYYY-MM-DD YYYY-MM-DD'.",
-        ),
-        ParamSpec::new(
-            "useafter",
-            ParamKind::String,
-            s(useafter),
-            "USEAFTER, YYYY-MM-DDThh:mm:ss (a date alone gets T00:00:00).",
-        ),
-        ParamSpec::new(
-            "history",
-            ParamKind::String,
-            s(""),
-            "Text added as the last HISTORY entry.",
-        ),
-        ParamSpec::new(
-            "subarray",
-            ParamKind::String,
-            ParamValue::Null,
-            "SUBARRAY keyword; null takes it from the first input.",
-        ),
-        ParamSpec::new(
-            "readpatt",
-            ParamKind::String,
-            ParamValue::Null,
-            "READPATT keyword; null writes 'ANY' (the file then applies to every pattern).",
-        ),
-    ]
+/// An upstream parameter whose work the host now does: declared (default null, so that giving
+/// one is noticed) and reported, never read.
+#[derive(Clone, Copy, Debug)]
+pub struct Ignored {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
 }
 
-/// Declarations of ignored upstream parameters (default null, so giving one is noticed).
-pub fn ignored_specs(ignored: &[IgnoredParam]) -> Vec<ParamSpec> {
-    ignored
-        .iter()
-        .map(|&(name, kind, help)| ParamSpec::new(name, kind, ParamValue::Null, help))
-        .collect()
+impl Ignored {
+    pub const fn new(name: &'static str, kind: Kind, help: &'static str) -> Ignored {
+        Ignored { name, kind, help }
+    }
+}
+
+impl Declare for &[Ignored] {
+    fn declare(&self, out: &mut Vec<Spec>) {
+        out.extend(self.iter().map(|p| Spec {
+            name: p.name,
+            kind: p.kind,
+            default: Value::Null,
+            help: p.help.to_string(),
+        }));
+    }
 }
 
 /// Logs each ignored upstream parameter the job was given.
-pub fn report_ignored(job: &Job<'_>, ignored: &[IgnoredParam]) {
-    for (name, ..) in ignored {
-        if job.param(name).is_some_and(|v| !v.is_null()) {
+pub fn report_ignored(job: &JobView<'_>, ignored: &[Ignored]) {
+    for p in ignored {
+        if job.value(p.name).is_some_and(|v| !v.is_null()) {
             job.info(&format!(
-                "parameter '{name}' is accepted for jwst_reffiles compatibility and ignored"
+                "parameter '{}' is accepted for jwst_reffiles compatibility and ignored",
+                p.name
             ));
         }
     }
 }
 
-/// The memory-budget parameter of streaming generators.
-pub fn budget_spec(default_mb: i64, what: &str) -> ParamSpec {
-    ParamSpec::new(
-        "memory_budget_mb",
-        ParamKind::Int,
-        ParamValue::Int(default_mb),
-        &format!("Memory for {what}, MiB. The result does not depend on it."),
-    )
+/// The memory-budget parameter of streaming generators (`memory_budget_mb`).
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    param: Param<i64>,
+    /// What the budget holds, for the help text.
+    what: &'static str,
 }
 
-/// `None` for a null, empty, "none" or "null" value. Upstream nulls any string *containing*
-/// "none"; only whole values are taken as null here, so a name containing "none" survives.
-pub fn null_like(v: Option<String>) -> Option<String> {
-    v.filter(|s| {
-        let t = s.trim();
-        !(t.is_empty() || t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case("null"))
-    })
-    .map(|s| s.trim().to_string())
+impl Budget {
+    pub const fn new(default_mb: i64, what: &'static str) -> Budget {
+        Budget {
+            param: Param::new("memory_budget_mb", default_mb, ""),
+            what,
+        }
+    }
+
+    /// The budget in bytes.
+    pub fn bytes(&self, job: &JobView<'_>) -> Result<usize, GeneratorError> {
+        Ok(at_least_one(job, &self.param)?.saturating_mul(1024 * 1024))
+    }
+}
+
+impl Declare for Budget {
+    fn declare(&self, out: &mut Vec<Spec>) {
+        out.push(Spec {
+            help: format!(
+                "Memory for {}, MiB. The result does not depend on it.",
+                self.what
+            ),
+            ..self.param.spec()
+        });
+    }
 }
 
 /// A finite positive float parameter.
-pub fn positive(job: &Job<'_>, name: &str) -> Result<f64, GeneratorError> {
-    let v = job.float_param(name)?;
+pub fn positive(job: &JobView<'_>, param: &Param<f64>) -> Result<f64, GeneratorError> {
+    let v = job.get(param)?;
     if v.is_finite() && v > 0.0 {
         Ok(v)
     } else {
         Err(GeneratorError::invalid_parameter(format!(
-            "{name} must be a positive number, got {v}"
+            "{} must be a positive number, got {v}",
+            param.name
+        )))
+    }
+}
+
+/// A finite float parameter.
+pub fn finite(job: &JobView<'_>, param: &Param<f64>) -> Result<f64, GeneratorError> {
+    let v = job.get(param)?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(GeneratorError::invalid_parameter(format!(
+            "{} must be a finite number, got {v}",
+            param.name
         )))
     }
 }
 
 /// An integer parameter of at least 1.
-pub fn at_least_one(job: &Job<'_>, name: &str) -> Result<usize, GeneratorError> {
-    let v = job.int_param(name)?;
+pub fn at_least_one(job: &JobView<'_>, param: &Param<i64>) -> Result<usize, GeneratorError> {
+    let v = job.get(param)?;
     if v >= 1 {
         Ok(v as usize)
     } else {
         Err(GeneratorError::invalid_parameter(format!(
-            "{name} must be at least 1, got {v}"
+            "{} must be at least 1, got {v}",
+            param.name
         )))
     }
 }
 
-/// `memory_budget_mb` in bytes.
-pub fn budget_bytes(job: &Job<'_>) -> Result<usize, GeneratorError> {
-    Ok(at_least_one(job, "memory_budget_mb")?.saturating_mul(1024 * 1024))
+/// The metadata parameters, with upstream's names; the `description` and `useafter` defaults
+/// differ per reference type.
+#[derive(Clone, Copy, Debug)]
+pub struct Metadata {
+    pub author: Param<String>,
+    pub description: Param<String>,
+    pub pedigree: Param<String>,
+    pub useafter: Param<String>,
+    pub history: Param<String>,
+    pub subarray: Param<Option<String>>,
+    pub readpatt: Param<Option<String>>,
+}
+
+impl Metadata {
+    pub const fn new(description: &'static str, useafter: &'static str) -> Metadata {
+        Metadata {
+            author: Param::new("author", "mkrefs", "AUTHOR keyword."),
+            description: Param::new(
+                "description",
+                description,
+                "DESCRIP keyword, at most 65 characters.",
+            ),
+            pedigree: Param::new(
+                "pedigree",
+                "GROUND",
+                "PEDIGREE: SIMULATION, GROUND, DUMMY or 'INFLIGHT YYYY-MM-DD YYYY-MM-DD'.",
+            ),
+            useafter: Param::new(
+                "useafter",
+                useafter,
+                "USEAFTER, YYYY-MM-DDThh:mm:ss (a date alone gets T00:00:00).",
+            ),
+            history: Param::new("history", "", "Text added as the last HISTORY entry."),
+            subarray: Param::new(
+                "subarray",
+                None,
+                "SUBARRAY keyword; null takes it from the first input.",
+            ),
+            readpatt: Param::new(
+                "readpatt",
+                None,
+                "READPATT keyword; null writes 'ANY' (the file then applies to every pattern).",
+            ),
+        }
+    }
+
+    /// The same with another help text for `readpatt` (for a generator that does not write 'ANY').
+    pub const fn with_readpatt_help(mut self, help: &'static str) -> Metadata {
+        self.readpatt.help = help;
+        self
+    }
+
+    /// The metadata parameters of one job, checked.
+    pub fn read(&self, job: &JobView<'_>) -> Result<MetadataParams, GeneratorError> {
+        let description = job.get(&self.description)?;
+        let len = description.chars().count();
+        if len > MAX_DESCRIPTION_LEN {
+            return Err(GeneratorError::invalid_parameter(format!(
+                "description must be at most {MAX_DESCRIPTION_LEN} characters (DESCRIP), got \
+                 {len}: '{description}'"
+            )));
+        }
+        Ok(MetadataParams {
+            author: job.get(&self.author)?,
+            description,
+            pedigree: job.get(&self.pedigree)?,
+            useafter: job.get(&self.useafter)?,
+            history: job.get(&self.history)?,
+            subarray: null_like(job.get(&self.subarray)?),
+            readpatt: null_like(job.get(&self.readpatt)?),
+        })
+    }
+}
+
+impl Declare for Metadata {
+    fn declare(&self, out: &mut Vec<Spec>) {
+        let all: [&dyn Declare; 7] = [
+            &self.author,
+            &self.description,
+            &self.pedigree,
+            &self.useafter,
+            &self.history,
+            &self.subarray,
+            &self.readpatt,
+        ];
+        for p in all {
+            p.declare(out);
+        }
+    }
 }
 
 /// The metadata parameters of one job, checked.
@@ -137,26 +225,6 @@ pub struct MetadataParams {
 }
 
 impl MetadataParams {
-    pub fn from_job(job: &Job<'_>) -> Result<MetadataParams, GeneratorError> {
-        let description = job.string_param("description")?;
-        let len = description.chars().count();
-        if len > MAX_DESCRIPTION_LEN {
-            return Err(GeneratorError::invalid_parameter(format!(
-                "description must be at most {MAX_DESCRIPTION_LEN} characters (DESCRIP), got \
-                 {len}: '{description}'"
-            )));
-        }
-        Ok(MetadataParams {
-            author: job.string_param("author")?,
-            description,
-            pedigree: job.string_param("pedigree")?,
-            useafter: job.string_param("useafter")?,
-            history: job.string_param("history")?,
-            subarray: null_like(job.opt_string_param("subarray")?),
-            readpatt: null_like(job.opt_string_param("readpatt")?),
-        })
-    }
-
     /// Sets SUBARRAY (if given), DESCRIP, AUTHOR, PEDIGREE, USEAFTER, READPATT ('ANY' unless
     /// given) and the HISTORY naming `creator` and the inputs, then validates the result.
     pub fn apply(
@@ -186,25 +254,16 @@ impl MetadataParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn null_like_values() {
-        assert_eq!(null_like(None), None);
-        assert_eq!(null_like(Some(" None ".into())), None);
-        assert_eq!(null_like(Some("".into())), None);
-        assert_eq!(null_like(Some("null".into())), None);
-        assert_eq!(null_like(Some("SUBNONE".into())), Some("SUBNONE".into()));
-        assert_eq!(null_like(Some(" RAPID".into())), Some("RAPID".into()));
-    }
+    use crate::params::specs;
 
     #[test]
     fn metadata_specs_have_unique_names_and_the_given_defaults() {
-        let v = metadata_specs("Super Bias Image", "2000-01-01T00:00:00");
-        let mut names: Vec<_> = v.iter().map(|p| p.name.to_string()).collect();
+        let v = specs(&[&Metadata::new("Super Bias Image", "2000-01-01T00:00:00")]);
+        let mut names: Vec<_> = v.iter().map(|p| p.name).collect();
         names.sort();
         names.dedup();
         assert_eq!(names.len(), v.len());
-        let d = v.iter().find(|p| p.name.as_str() == "description").unwrap();
-        assert_eq!(d.default, ParamValue::str("Super Bias Image"));
+        let d = v.iter().find(|p| p.name == "description").unwrap();
+        assert_eq!(d.default, Value::Str("Super Bias Image".into()));
     }
 }

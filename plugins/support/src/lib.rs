@@ -1,6 +1,9 @@
 //! Shared machinery of the bundled mkrefs generators, and of the host where it reads the same
 //! files: what does not cross the plugin ABI.
 //!
+//! - [`generator`]: the trait a generator implements, and its export to the host.
+//! - [`job`]: the job a generator runs, in plain Rust.
+//! - [`params`]: parameters declared once, read back typed.
 //! - [`header`]: typed FITS header values.
 //! - [`fits`]: reading headers and ramps/images in row bands; writing FITS files atomically.
 //! - [`ramps`]: the input ramps of a generator job, read in row bands.
@@ -17,9 +20,12 @@ pub mod budget;
 pub mod dq;
 pub mod fits;
 pub mod fits_layout;
+pub mod generator;
 pub mod geometry;
 pub mod header;
+pub mod job;
 pub mod jobparams;
+pub mod params;
 pub mod pipeline_steps;
 pub mod ramps;
 pub mod reffile;

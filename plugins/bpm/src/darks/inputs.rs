@@ -9,7 +9,23 @@ use mkrefs_support::fits::{FitsError, ImageReader, hdu_names, read_primary_heade
 use mkrefs_support::geometry::{Instrument, Subarray, detector_info, reference_pixel_mask};
 use mkrefs_support::header::{Header, HeaderValue};
 
-use super::DarkInputs;
+/// One dark exposure's files (the host resolves them from the configuration's
+/// ssbsteps/ssb_save_steps).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DarkInputs {
+    /// A short name for messages (usually the exposure's base name).
+    pub label: String,
+    /// rate (2-D) or rateints (3-D) product.
+    pub slope: PathBuf,
+    /// The rateints product when `slope` is a rate file (per-integration slopes).
+    pub rateints: Option<PathBuf>,
+    /// The jump product (GROUPDQ with JUMP_DET / SATURATED per group).
+    pub jump: Option<PathBuf>,
+    /// The fitopt product (PEDESTAL).
+    pub fitopt: Option<PathBuf>,
+    /// The raw ramp (MIRI's second group).
+    pub uncal: PathBuf,
+}
 
 /// A FITS failure as a generator error; the FITS error already names file, HDU and key.
 pub(crate) fn fits_err(e: FitsError) -> GeneratorError {
@@ -24,7 +40,7 @@ pub(crate) struct Exposure {
     pub slopes: PathBuf,
     pub jump: PathBuf,
     pub fitopt: PathBuf,
-    /// MIRI only: the raw ramp whose second group replaces the pedestal (§3.10).
+    /// MIRI only: the raw ramp whose second group replaces the pedestal.
     pub uncal: Option<PathBuf>,
     pub nints: usize,
     pub ngroups: usize,
@@ -65,167 +81,36 @@ fn bad(msg: String) -> GeneratorError {
     GeneratorError::invalid_input(msg)
 }
 
+/// The first file seen: its path, primary header and image size; every other file must show
+/// the same window.
+type First = Option<(PathBuf, Header, (usize, usize))>;
+
 /// Checks all inputs and resolves the files each statistic reads.
 pub(crate) fn open(inputs: &[DarkInputs]) -> Result<(Geometry, Vec<Exposure>), GeneratorError> {
-    let mut first: Option<(PathBuf, Header, (usize, usize))> = None;
+    let mut first: First = None;
     let mut exposures = Vec::with_capacity(inputs.len());
     let mut miri = false;
     for inp in inputs {
-        let label = &inp.label;
-        let jump = inp.jump.clone().ok_or_else(|| {
-            bad(format!(
-                "dark {label} ({}): no jump product; the RC and TELEGRAPH searches read its \
-                 GROUPDQ; add 'jump' to the dark's ssb_save_steps so the host keeps it",
-                inp.slope.display()
-            ))
-        })?;
-        let fitopt = inp.fitopt.clone().ok_or_else(|| {
-            bad(format!(
-                "dark {label} ({}): no fitopt product; the RC and low-pedestal searches read \
-                 its PEDESTAL; have ramp fitting save its optional output (fitopt)",
-                inp.slope.display()
-            ))
-        })?;
-
-        // The slope file must be a rate or rateints product, not a ramp.
-        let slope_hdus = hdu_names(&inp.slope).map_err(fits_err)?;
-        let is_ramp = slope_hdus.iter().any(|h| h == "GROUPDQ")
-            || (slope_hdus.iter().any(|h| h == "SCI") && shape_of(&inp.slope, "SCI")?.len() == 4);
-        if is_ramp {
-            return Err(bad(format!(
-                "{}: is a ramp (4-D SCI / GROUPDQ), but a rate or rateints product (2-D or 3-D \
-                 slopes) is needed here for dark {label}",
-                inp.slope.display()
-            )));
-        }
-        let slope_shape = shape_of(&inp.slope, "SCI")?;
-        if !(2..=3).contains(&slope_shape.len()) {
-            return Err(bad(format!(
-                "{} [SCI]: shape {slope_shape:?}; a rate (2-D) or rateints (3-D) product is \
-                 needed for dark {label}",
-                inp.slope.display()
-            )));
-        }
-        // The jump file must be a ramp with a 4-D GROUPDQ.
-        let names = hdu_names(&jump).map_err(fits_err)?;
-        if !names.iter().any(|h| h == "GROUPDQ") {
-            return Err(bad(format!(
-                "{}: has no GROUPDQ extension, so it is not a ramp (jump product); the dark \
-                 search needs the ramp after the jump step for dark {label}",
-                jump.display()
-            )));
-        }
-        let gshape = shape_of(&jump, "GROUPDQ")?;
-        if gshape.len() != 4 {
-            return Err(bad(format!(
-                "{} [GROUPDQ]: shape {gshape:?}, expected 4-D (nints, ngroups, ny, nx)",
-                jump.display()
-            )));
-        }
-        let (nints, ngroups, ny, nx) = (gshape[0], gshape[1], gshape[2], gshape[3]);
-        // Per-integration slopes: a 3-D slope file, else the rateints, else a rate of a
-        // one-integration exposure.
-        let slopes = if slope_shape.len() == 3 {
-            inp.slope.clone()
-        } else if let Some(ri) = &inp.rateints {
-            ri.clone()
-        } else if nints == 1 {
-            inp.slope.clone()
-        } else {
-            return Err(bad(format!(
-                "{}: a rate file of {nints} integrations; the dark search needs the slope of \
-                 every integration: give the rateints product of dark {label}",
-                inp.slope.display()
-            )));
-        };
-        let sshape = shape_of(&slopes, "SCI")?;
-        let s_nints = if sshape.len() == 3 { sshape[0] } else { 1 };
-        if sshape.len() == 4 || sshape.len() < 2 {
-            return Err(bad(format!(
-                "{} [SCI]: shape {sshape:?}; per-integration slopes (rateints, 3-D) are needed",
-                slopes.display()
-            )));
-        }
-        let eshape = shape_of(&slopes, "ERR")?;
-        if eshape != sshape {
-            return Err(bad(format!(
-                "{} [ERR]: shape {eshape:?} differs from SCI {sshape:?}",
-                slopes.display()
-            )));
-        }
-        if s_nints != nints || sshape[sshape.len() - 2..] != [ny, nx] {
-            return Err(bad(format!(
-                "{} [SCI] has shape {sshape:?} but the jump product {} has {nints} integrations \
-                 of {ny}x{nx}; they must come from the same exposure",
-                slopes.display(),
-                jump.display()
-            )));
-        }
-        let pshape = shape_of(&fitopt, "PEDESTAL")?;
-        let p_ok = match pshape.len() {
-            3 => pshape == [nints, ny, nx],
-            2 => nints == 1 && pshape == [ny, nx],
-            _ => false,
-        };
-        if !p_ok {
-            return Err(bad(format!(
-                "{} [PEDESTAL]: shape {pshape:?}, expected ({nints}, {ny}, {nx}) to match the \
-                 jump product {}",
-                fitopt.display(),
-                jump.display()
-            )));
-        }
-
-        // Same detector window in every file.
+        let (jump, fitopt) = products(inp)?;
+        let slope_shape = slope_product_shape(inp)?;
+        let [nints, ngroups, ny, nx] = groupdq_shape(&jump, &inp.label)?;
+        let slopes = slopes_file(inp, &slope_shape, nints)?;
+        check_slopes_match(&slopes, &jump, nints, ny, nx)?;
+        check_pedestal(&fitopt, &jump, nints, ny, nx)?;
         for path in [&inp.slope, &slopes, &jump, &fitopt] {
-            let h = read_primary_header(path).map_err(fits_err)?;
-            match &first {
-                None => first = Some((path.clone(), h, (ny, nx))),
-                Some((p0, h0, shape0)) => {
-                    for key in IDENTITY_KEYS {
-                        let (a, b) = (key_text(h0, key), key_text(&h, key));
-                        if a != b {
-                            return Err(bad(format!(
-                                "darks from different detectors or windows: {} has {key} = {} \
-                                 but {} has {key} = {}; give darks of one detector and subarray \
-                                 per job",
-                                p0.display(),
-                                a.as_deref().unwrap_or("(missing)"),
-                                path.display(),
-                                b.as_deref().unwrap_or("(missing)")
-                            )));
-                        }
-                    }
-                    if *shape0 != (ny, nx) {
-                        return Err(bad(format!(
-                            "darks of different sizes: {} is {}x{} but {} is {ny}x{nx}",
-                            p0.display(),
-                            shape0.0,
-                            shape0.1,
-                            path.display()
-                        )));
-                    }
-                }
-            }
+            check_same_window(&mut first, path, (ny, nx))?;
         }
         let h0 = &first.as_ref().expect("set above").1;
         miri = key_text(h0, "INSTRUME").and_then(|s| Instrument::from_header(&s))
             == Some(Instrument::Miri);
         let (uncal, uncal_ngroups) = if miri {
-            let ushape = shape_of(&inp.uncal, "SCI")?;
-            if ushape.len() != 4 || ushape[0] != nints || ushape[1] < 2 || ushape[2..] != [ny, nx] {
-                return Err(bad(format!(
-                    "{} [SCI]: shape {ushape:?}; MIRI's dark search needs the raw ramp \
-                     ({nints}, >= 2 groups, {ny}, {nx}) for its second group",
-                    inp.uncal.display()
-                )));
-            }
-            (Some(inp.uncal.clone()), ushape[1])
+            let g = miri_uncal_groups(&inp.uncal, nints, ny, nx)?;
+            (Some(inp.uncal.clone()), g)
         } else {
             (None, 0)
         };
         exposures.push(Exposure {
-            label: label.clone(),
+            label: inp.label.clone(),
             slopes,
             jump,
             fitopt,
@@ -238,7 +123,220 @@ pub(crate) fn open(inputs: &[DarkInputs]) -> Result<(Geometry, Vec<Exposure>), G
     let Some((p0, h0, (ny, nx))) = first else {
         return Err(bad("no dark exposures given".to_string()));
     };
-    let det_name = key_text(&h0, "DETECTOR").unwrap_or_default();
+    Ok((window_geometry(&p0, &h0, ny, nx, miri)?, exposures))
+}
+
+/// The jump and fitopt products, which the searches cannot do without.
+fn products(inp: &DarkInputs) -> Result<(PathBuf, PathBuf), GeneratorError> {
+    let label = &inp.label;
+    let jump = inp.jump.clone().ok_or_else(|| {
+        bad(format!(
+            "dark {label} ({}): no jump product; the RC and TELEGRAPH searches read its \
+             GROUPDQ; add 'jump' to the dark's ssb_save_steps so the host keeps it",
+            inp.slope.display()
+        ))
+    })?;
+    let fitopt = inp.fitopt.clone().ok_or_else(|| {
+        bad(format!(
+            "dark {label} ({}): no fitopt product; the RC and low-pedestal searches read \
+             its PEDESTAL; have ramp fitting save its optional output (fitopt)",
+            inp.slope.display()
+        ))
+    })?;
+    Ok((jump, fitopt))
+}
+
+/// The SCI shape of the slope file, which must be a rate or rateints product, not a ramp.
+fn slope_product_shape(inp: &DarkInputs) -> Result<Vec<usize>, GeneratorError> {
+    let label = &inp.label;
+    let slope_hdus = hdu_names(&inp.slope).map_err(fits_err)?;
+    let is_ramp = slope_hdus.iter().any(|h| h == "GROUPDQ")
+        || (slope_hdus.iter().any(|h| h == "SCI") && shape_of(&inp.slope, "SCI")?.len() == 4);
+    if is_ramp {
+        return Err(bad(format!(
+            "{}: is a ramp (4-D SCI / GROUPDQ), but a rate or rateints product (2-D or 3-D \
+             slopes) is needed here for dark {label}",
+            inp.slope.display()
+        )));
+    }
+    let slope_shape = shape_of(&inp.slope, "SCI")?;
+    if !(2..=3).contains(&slope_shape.len()) {
+        return Err(bad(format!(
+            "{} [SCI]: shape {slope_shape:?}; a rate (2-D) or rateints (3-D) product is \
+             needed for dark {label}",
+            inp.slope.display()
+        )));
+    }
+    Ok(slope_shape)
+}
+
+/// `(nints, ngroups, ny, nx)` of the jump product, which must be a ramp with a 4-D GROUPDQ.
+fn groupdq_shape(jump: &Path, label: &str) -> Result<[usize; 4], GeneratorError> {
+    let names = hdu_names(jump).map_err(fits_err)?;
+    if !names.iter().any(|h| h == "GROUPDQ") {
+        return Err(bad(format!(
+            "{}: has no GROUPDQ extension, so it is not a ramp (jump product); the dark \
+             search needs the ramp after the jump step for dark {label}",
+            jump.display()
+        )));
+    }
+    let gshape = shape_of(jump, "GROUPDQ")?;
+    match gshape[..] {
+        [nints, ngroups, ny, nx] => Ok([nints, ngroups, ny, nx]),
+        _ => Err(bad(format!(
+            "{} [GROUPDQ]: shape {gshape:?}, expected 4-D (nints, ngroups, ny, nx)",
+            jump.display()
+        ))),
+    }
+}
+
+/// The file of per-integration slopes: a 3-D slope file, else the rateints, else a rate of a
+/// one-integration exposure.
+fn slopes_file(
+    inp: &DarkInputs,
+    slope_shape: &[usize],
+    nints: usize,
+) -> Result<PathBuf, GeneratorError> {
+    if slope_shape.len() == 3 {
+        Ok(inp.slope.clone())
+    } else if let Some(ri) = &inp.rateints {
+        Ok(ri.clone())
+    } else if nints == 1 {
+        Ok(inp.slope.clone())
+    } else {
+        Err(bad(format!(
+            "{}: a rate file of {nints} integrations; the dark search needs the slope of \
+             every integration: give the rateints product of dark {}",
+            inp.slope.display(),
+            inp.label
+        )))
+    }
+}
+
+/// The slopes (SCI and ERR) must be per integration and of the jump product's exposure.
+fn check_slopes_match(
+    slopes: &Path,
+    jump: &Path,
+    nints: usize,
+    ny: usize,
+    nx: usize,
+) -> Result<(), GeneratorError> {
+    let sshape = shape_of(slopes, "SCI")?;
+    let s_nints = if sshape.len() == 3 { sshape[0] } else { 1 };
+    if sshape.len() == 4 || sshape.len() < 2 {
+        return Err(bad(format!(
+            "{} [SCI]: shape {sshape:?}; per-integration slopes (rateints, 3-D) are needed",
+            slopes.display()
+        )));
+    }
+    let eshape = shape_of(slopes, "ERR")?;
+    if eshape != sshape {
+        return Err(bad(format!(
+            "{} [ERR]: shape {eshape:?} differs from SCI {sshape:?}",
+            slopes.display()
+        )));
+    }
+    if s_nints != nints || sshape[sshape.len() - 2..] != [ny, nx] {
+        return Err(bad(format!(
+            "{} [SCI] has shape {sshape:?} but the jump product {} has {nints} integrations \
+             of {ny}x{nx}; they must come from the same exposure",
+            slopes.display(),
+            jump.display()
+        )));
+    }
+    Ok(())
+}
+
+/// PEDESTAL must be per integration (2-D only for one integration) of the jump product's size.
+fn check_pedestal(
+    fitopt: &Path,
+    jump: &Path,
+    nints: usize,
+    ny: usize,
+    nx: usize,
+) -> Result<(), GeneratorError> {
+    let pshape = shape_of(fitopt, "PEDESTAL")?;
+    let p_ok = match pshape.len() {
+        3 => pshape == [nints, ny, nx],
+        2 => nints == 1 && pshape == [ny, nx],
+        _ => false,
+    };
+    if !p_ok {
+        return Err(bad(format!(
+            "{} [PEDESTAL]: shape {pshape:?}, expected ({nints}, {ny}, {nx}) to match the \
+             jump product {}",
+            fitopt.display(),
+            jump.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Every file must show the window of the first one (identity keywords and size).
+fn check_same_window(
+    first: &mut First,
+    path: &Path,
+    shape: (usize, usize),
+) -> Result<(), GeneratorError> {
+    let h = read_primary_header(path).map_err(fits_err)?;
+    let Some((p0, h0, shape0)) = first else {
+        *first = Some((path.to_path_buf(), h, shape));
+        return Ok(());
+    };
+    for key in IDENTITY_KEYS {
+        let (a, b) = (key_text(h0, key), key_text(&h, key));
+        if a != b {
+            return Err(bad(format!(
+                "darks from different detectors or windows: {} has {key} = {} but {} has \
+                 {key} = {}; give darks of one detector and subarray per job",
+                p0.display(),
+                a.as_deref().unwrap_or("(missing)"),
+                path.display(),
+                b.as_deref().unwrap_or("(missing)")
+            )));
+        }
+    }
+    if *shape0 != shape {
+        return Err(bad(format!(
+            "darks of different sizes: {} is {}x{} but {} is {}x{}",
+            p0.display(),
+            shape0.0,
+            shape0.1,
+            path.display(),
+            shape.0,
+            shape.1
+        )));
+    }
+    Ok(())
+}
+
+/// The groups of a MIRI exposure's raw ramp, whose second group the pedestal tests use.
+fn miri_uncal_groups(
+    uncal: &Path,
+    nints: usize,
+    ny: usize,
+    nx: usize,
+) -> Result<usize, GeneratorError> {
+    let ushape = shape_of(uncal, "SCI")?;
+    if ushape.len() != 4 || ushape[0] != nints || ushape[1] < 2 || ushape[2..] != [ny, nx] {
+        return Err(bad(format!(
+            "{} [SCI]: shape {ushape:?}; MIRI's dark search needs the raw ramp \
+             ({nints}, >= 2 groups, {ny}, {nx}) for its second group",
+            uncal.display()
+        )));
+    }
+    Ok(ushape[1])
+}
+
+/// The detector window of the first file's header and its reference pixels.
+fn window_geometry(
+    p0: &Path,
+    h0: &Header,
+    ny: usize,
+    nx: usize,
+    miri: bool,
+) -> Result<Geometry, GeneratorError> {
+    let det_name = key_text(h0, "DETECTOR").unwrap_or_default();
     let det = detector_info(&det_name).ok_or_else(|| {
         bad(format!(
             "{}: DETECTOR = {det_name:?} is not a known JWST detector, so its reference pixels \
@@ -249,7 +347,7 @@ pub(crate) fn open(inputs: &[DarkInputs]) -> Result<(Geometry, Vec<Exposure>), G
     let start = |key: &str| h0.get_i64(key).filter(|&v| v >= 1).map(|v| v as usize);
     let sub = match (start("SUBSTRT1"), start("SUBSTRT2")) {
         (Some(xs), Some(ys)) => Subarray {
-            name: key_text(&h0, "SUBARRAY").unwrap_or_default(),
+            name: key_text(h0, "SUBARRAY").unwrap_or_default(),
             xstart: xs,
             ystart: ys,
             nx,
@@ -267,17 +365,14 @@ pub(crate) fn open(inputs: &[DarkInputs]) -> Result<(Geometry, Vec<Exposure>), G
     sub.check(&det)
         .map_err(|e| bad(format!("{}: {e}", p0.display())))?;
     let reference = reference_pixel_mask(&det, &sub);
-    Ok((
-        Geometry {
-            ny,
-            nx,
-            miri,
-            reference,
-            describe: format!(
-                "{} {} ({}x{} at SUBSTRT1={}, SUBSTRT2={})",
-                det.name, sub.name, nx, ny, sub.xstart, sub.ystart
-            ),
-        },
-        exposures,
-    ))
+    Ok(Geometry {
+        ny,
+        nx,
+        miri,
+        reference,
+        describe: format!(
+            "{} {} ({}x{} at SUBSTRT1={}, SUBSTRT2={})",
+            det.name, sub.name, nx, ny, sub.xstart, sub.ystart
+        ),
+    })
 }

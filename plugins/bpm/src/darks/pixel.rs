@@ -1,10 +1,12 @@
-//! Per-pixel and per-image building blocks of the dark search (bpm.md §3.6–3.8), public so that
-//! the acceptance cases of upstream's `tests/test_badpix_from_darks.py` (§5.3) can be run
-//! against them with their explicit arrays.
+//! Per-pixel and per-image building blocks of the dark search (UPSTREAM.md, 'Darks:
+//! per-integration tests' and 'Darks: jumps'), public so that the acceptance cases of upstream's
+//! `tests/test_badpix_from_darks.py` can be run against them with their explicit arrays.
 
 use mkrefs_support::dq;
+use statrs::distribution::{Binomial, DiscreteCDF};
+use statrs::function::erf::erfc;
 
-/// What the jump flags of one pixel in one integration say (upstream `many_jumps`, §3.6).
+/// What the jump flags of one pixel in one integration say (upstream `many_jumps`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JumpSummary {
     /// Number of groups flagged JUMP_DET.
@@ -16,7 +18,7 @@ pub struct JumpSummary {
 }
 
 /// Jump-count limits, with the user's values (upstream calls its function with the literals
-/// 10, 5 and 0.25 whatever the user asked for, §7).
+/// 10, 5 and 0.25 whatever the user asked for).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct JumpLimits {
     pub max_jump_limit: usize,
@@ -65,7 +67,7 @@ pub fn saturated_in_all_groups(first_group_dq: u8) -> bool {
     u32::from(first_group_dq) & dq::SATURATED != 0
 }
 
-/// scipy.stats.sigmaclip(low, high) as upstream applies it to a PEDESTAL image (§3.6): mean
+/// scipy.stats.sigmaclip(low, high) as upstream applies it to a PEDESTAL image: mean
 /// centre, population sd, inclusive bounds, iterated until nothing is removed. Returns the
 /// mean and sd of the survivors. Unlike upstream, non-finite values are dropped first, so one
 /// NaN no longer makes every value drop out (which disabled RC and low-pedestal detection).
@@ -145,30 +147,12 @@ impl CleanSlopes {
     }
 }
 
-/// The upper tail of the standard normal distribution, P(Z > z) (W. J. Cody's rational
-/// approximation of erfc via the complementary error function, relative error < 1.2e-7).
+/// The upper tail of the standard normal distribution, P(Z > z).
 pub fn normal_upper_tail(z: f64) -> f64 {
     0.5 * erfc(z / std::f64::consts::SQRT_2)
 }
 
-/// erfc(x), Numerical Recipes' `erfcc` (fractional error < 1.2e-7 everywhere).
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let r = t * poly.exp();
-    if x >= 0.0 { r } else { 2.0 - r }
-}
-
-/// P(X >= k) for X ~ Binomial(n, p), summed in log space (no overflow for thousands of
-/// integrations).
+/// P(X >= k) for X ~ Binomial(n, p).
 pub fn binomial_upper_tail(n: usize, k: usize, p: f64) -> f64 {
     if k == 0 {
         return 1.0;
@@ -179,22 +163,8 @@ pub fn binomial_upper_tail(n: usize, k: usize, p: f64) -> f64 {
     if p >= 1.0 {
         return 1.0;
     }
-    let (lp, lq) = (p.ln(), (1.0 - p).ln());
-    let ln_choose = |i: usize| -> f64 {
-        (1..=i)
-            .map(|j| ((n - i + j) as f64).ln() - (j as f64).ln())
-            .sum()
-    };
-    let mut total = 0.0;
-    let mut lc = ln_choose(k);
-    for i in k..=n {
-        total += (lc + i as f64 * lp + (n - i) as f64 * lq).exp();
-        if i < n {
-            // C(n, i+1) = C(n, i) · (n − i) / (i + 1)
-            lc += ((n - i) as f64).ln() - ((i + 1) as f64).ln();
-        }
-    }
-    total.min(1.0)
+    let binomial = Binomial::new(p, n as u64).expect("0 < p < 1");
+    binomial.sf(k as u64 - 1)
 }
 
 /// The smallest number of jump-affected integrations (out of `n`) that a pixel whose
@@ -204,23 +174,6 @@ pub fn frequent_jump_limit(n: usize, p: f64, alpha: f64) -> usize {
     (1..=n)
         .find(|&k| binomial_upper_tail(n, k, p) <= alpha)
         .unwrap_or(n + 1)
-}
-
-/// Places a science-region map into a larger frame with zero borders (upstream `add_refpix`,
-/// §3.8): `left`, `right`, `bottom`, `top` pixels are added around the `ny × nx` map.
-pub fn add_refpix<T: Copy + Default>(
-    map: &[T],
-    ny: usize,
-    nx: usize,
-    (left, right, bottom, top): (usize, usize, usize, usize),
-) -> (Vec<T>, usize, usize) {
-    let (fy, fx) = (ny + bottom + top, nx + left + right);
-    let mut out = vec![T::default(); fy * fx];
-    for y in 0..ny {
-        let dst = (y + bottom) * fx + left;
-        out[dst..dst + nx].copy_from_slice(&map[y * nx..(y + 1) * nx]);
-    }
-    (out, fy, fx)
 }
 
 #[cfg(test)]

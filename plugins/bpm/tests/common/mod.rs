@@ -8,8 +8,16 @@ use std::path::{Path, PathBuf};
 use mkref_bpm::BpmGenerator;
 use mkrefs_plugin_api::ParamValue;
 use mkrefs_sim::testkit::{Outcome, TestInput, run_job_with};
-use mkrefs_support::fits::FitsWriter;
+use mkrefs_support::fits::{FitsWriter, ImageReader};
+use mkrefs_support::generator::Exported;
 use mkrefs_support::header::HeaderValue;
+
+/// The DQ of a written mask and its size `(ny, nx)`.
+pub fn read_mask(path: &Path) -> (Vec<u32>, usize, usize) {
+    let mut r = ImageReader::open(path, "DQ").unwrap();
+    let (ny, nx) = (r.ny(), r.nx());
+    (r.read_plane::<u32>(0).unwrap(), ny, nx)
+}
 
 /// One input of a test job (the support test kit's).
 pub type In = TestInput;
@@ -19,7 +27,7 @@ pub type In = TestInput;
 pub fn run_bpm(inputs: &[In], output: &Path, overrides: &[(&str, ParamValue)]) -> Outcome {
     let mut all: Vec<(&str, ParamValue)> = vec![("manual_flag_file", ParamValue::str(""))];
     all.extend(overrides.iter().cloned());
-    run_job_with(&BpmGenerator, inputs, output, &all)
+    run_job_with(&Exported(BpmGenerator), inputs, output, &all)
 }
 
 /// Header of a hand-made file.
