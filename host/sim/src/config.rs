@@ -261,11 +261,6 @@ impl SimConfig {
         self
     }
 
-    pub fn with_start(mut self, iso: &str) -> Self {
-        self.start = iso.to_string();
-        self
-    }
-
     /// Checks the configuration and resolves the detector, window and times.
     pub(crate) fn resolve(&self) -> Result<Resolved, SimError> {
         let bad = |m: String| Err(SimError::Config(m));

@@ -132,18 +132,6 @@ pub fn flag_value(name: &str) -> Option<u32> {
         .map(|&(_, v)| v)
 }
 
-/// The names of the flags set in `value`, from bit 0 upwards; `["GOOD"]` for 0.
-pub fn flag_names(value: u32) -> Vec<&'static str> {
-    if value == 0 {
-        return vec!["GOOD"];
-    }
-    PIXEL_FLAGS
-        .iter()
-        .filter(|&&(_, v)| v != 0 && value & v != 0)
-        .map(|&(n, _)| n)
-        .collect()
-}
-
 fn row(name: &str, value: u32) -> DqDefRow {
     DqDefRow {
         bit: if value == 0 {
@@ -224,16 +212,6 @@ mod tests {
         assert_eq!(flag_value("Reference_Pixel"), Some(REFERENCE_PIXEL));
         assert_eq!(flag_value("GOOD"), Some(0));
         assert_eq!(flag_value("NOT_A_FLAG"), None);
-        assert_eq!(flag_names(0), vec!["GOOD"]);
-        assert_eq!(
-            flag_names(DO_NOT_USE | UNRELIABLE_BIAS),
-            vec!["DO_NOT_USE", "UNRELIABLE_BIAS"]
-        );
-        assert_eq!(
-            flag_names(REFERENCE_PIXEL | DEAD),
-            vec!["DEAD", "REFERENCE_PIXEL"]
-        );
-        assert_eq!(flag_names(u32::MAX).len(), 32);
     }
 
     #[test]

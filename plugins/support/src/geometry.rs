@@ -103,11 +103,6 @@ const DETECTORS: &[(&str, Instrument, i32, i32)] = &[
     ("MIRIFUSHORT", Instrument::Miri, 1, 2),
 ];
 
-/// All known DETECTOR names, canonical spelling.
-pub fn detector_names() -> impl Iterator<Item = &'static str> {
-    DETECTORS.iter().map(|d| d.0)
-}
-
 /// Facts about a detector by DETECTOR value (case-insensitive). `NRCA5`/`NRCB5`, the numbering used
 /// in some file names, are accepted for NRCALONG/NRCBLONG. `None` for an unknown name.
 pub fn detector_info(name: &str) -> Option<DetectorInfo> {
@@ -288,7 +283,7 @@ mod tests {
 
     #[test]
     fn detector_table() {
-        assert_eq!(detector_names().count(), 18);
+        assert_eq!(DETECTORS.len(), 18);
         let axes = |n: &str| {
             let d = detector_info(n).unwrap();
             (d.fastaxis, d.slowaxis)
