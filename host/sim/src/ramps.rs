@@ -10,7 +10,7 @@
 use std::f64::consts::SQRT_2;
 
 use crate::config::{Kind, Resolved, SimConfig};
-use crate::rng::stream;
+use crate::rng::{Counts, stream};
 use crate::truth::{RC_TAU_FRAMES, TAG_EVENTS, TAG_NOISE, TELEGRAPH_SWITCH_PROB, Truth};
 use mkrefs_support::dq;
 use mkrefs_support::geometry::Instrument;
@@ -121,6 +121,7 @@ pub(crate) fn realise_row(ctx: &ExposureCtx, y: usize) -> RowRamp {
         Kind::Flat => cfg.flat_illumination,
     };
     let ids = |tag: u64, i: usize| [tag, ctx.kind.id(), ctx.index as u64, i as u64, y as u64];
+    let cosmic_rays = Counts::new(ctx.cr_lambda);
     for i in 0..ctx.nints {
         let mut ev = stream(seed, &ids(TAG_EVENTS, i));
         let mut noise = stream(seed, &ids(TAG_NOISE, i));
@@ -131,7 +132,7 @@ pub(crate) fn realise_row(ctx: &ExposureCtx, y: usize) -> RowRamp {
             // Events first, from their own stream.
             hits.clear();
             if !is_ref && ctx.cr_lambda > 0.0 {
-                let n = ev.poisson(ctx.cr_lambda);
+                let n = ev.counts(&cosmic_rays);
                 for _ in 0..n {
                     let f = ctx.nframes + ev.below((ctx.frames - ctx.nframes) as u64) as usize;
                     let amp = (ln_lo + (ln_hi - ln_lo) * ev.uniform()).exp();
@@ -154,7 +155,7 @@ pub(crate) fn realise_row(ctx: &ExposureCtx, y: usize) -> RowRamp {
             } else {
                 f64::from(t.dark[p]) + illum * f64::from(t.qe[p])
             };
-            let lambda_frame = rate_dn * cfg.gain * ctx.tframe;
+            let shot = Counts::new(rate_dn * cfg.gain * ctx.tframe);
             let sigma = f64::from(t.readnoise[p]) / SQRT_2;
             let bias = f64::from(t.bias[p]);
             let ped = f64::from(t.pedestal[p]);
@@ -166,7 +167,7 @@ pub(crate) fn realise_row(ctx: &ExposureCtx, y: usize) -> RowRamp {
             let mut acc = 0.0;
             let mut tele_acc = 0.0;
             for (f, &up) in state.iter().enumerate() {
-                charge += noise.poisson(lambda_frame) as f64;
+                charge += noise.counts(&shot) as f64;
                 while next_hit < hits.len() && hits[next_hit].0 == f {
                     cr_sum += hits[next_hit].1;
                     next_hit += 1;
