@@ -4,19 +4,17 @@
 //! Everything that can be known to fail is checked before the first step runs, so a job that
 //! cannot finish fails in seconds and leaves no partial products:
 //!
-//! - the steps must be steps of the exposure's instrument (framework.md §5.1; they are run in
-//!   that instrument's pipeline order whatever order they are given in, as `ssbsteps` is a set,
-//!   §5.2);
-//! - the input's completed steps (S_* = 'COMPLETE', §5.3) are never re-applied; a completed step
-//!   the request does not contain is an error (a file cannot be un-calibrated), and so is a step
-//!   still to run that comes before a completed one (it would be applied out of order);
+//! - the steps must be steps of the exposure's instrument; they are run in that instrument's
+//!   pipeline order whatever order they are given in (the crate's `UPSTREAM.md`, "Step order");
+//! - the input's completed steps (S_* = 'COMPLETE', `UPSTREAM.md`, "Completed steps") are never
+//!   re-applied; a completed step the request does not contain is an error (a file cannot be
+//!   un-calibrated), and so is a step still to run that comes before a completed one (it would
+//!   be applied out of order);
 //! - steps this engine does not implement natively ([`StepName::is_native`]) are refused, naming
-//!   the jwst backend;
-//!
-//! For MIRI the steps are jwst 3.0.0's MIRI order: firstframe and lastframe, the MIRI dark
-//! (one dark per integration, [`crate::reffiles::read_dark_miri`]) and the MIRI refpix
-//! algorithm ([`crate::steps::refpix_miri`]) run natively; emicorr, ipc, reset and rscd are
-//! left to the jwst backend; superbias and persistence are not MIRI steps.
+//!   the jwst backend (for MIRI: firstframe and lastframe, the MIRI dark, one dark per
+//!   integration, [`crate::reffiles::read_dark_miri`], and the MIRI refpix algorithm,
+//!   [`crate::steps::refpix_miri`], run natively; emicorr, ipc, reset and rscd are left to the
+//!   jwst backend; superbias and persistence are not MIRI steps);
 //! - every reference file a step to run needs must be given ([`References`]; the error names the
 //!   step, the reftype and the `reffile4ssb.<reftype>` config key) and is checked (REFTYPE,
 //!   DETECTOR, window) without reading its data;
@@ -106,7 +104,7 @@ impl EngineStep for StepName {
     }
 }
 
-/// The instrument's steps in pipeline order (framework.md §5.1).
+/// The instrument's steps in pipeline order (`UPSTREAM.md`, "Step order").
 pub fn pipeline_order(instrument: Instrument) -> &'static [StepName] {
     instrument.steps()
 }

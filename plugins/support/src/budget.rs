@@ -1,7 +1,7 @@
 //! Row blocks within a memory budget, and thread pools.
 //!
 //! Generators process images in bands of whole rows so that memory stays bounded whatever the
-//! number of input files (algos.md §6): the caller states how many bytes one row of its working set
+//! number of input files: the caller states how many bytes one row of its working set
 //! takes (all files, groups and scratch for that row) and gets a number of rows per block.
 
 /// Rows per block so that `rows * bytes_per_row <= budget_bytes`, but at least 1 (a single row

@@ -9,7 +9,8 @@ pub struct DqDefRow {
     pub description: String,
 }
 
-/// The JWST pixel flags (`dqflags.pixel` of current stdatamodels/stcal, bpm.md §1.1), in the
+/// The JWST pixel flags (`dqflags.pixel` of current stdatamodels/stcal, `UPSTREAM.md`, "DQ
+/// flags"), in the
 /// dictionary order the DQ_DEF tables use: GOOD = 0 first, then bits 0 to 31.
 pub const PIXEL_FLAGS: &[(&str, u32)] = &[
     ("GOOD", 0),
@@ -145,8 +146,9 @@ fn row(name: &str, value: u32) -> DqDefRow {
     }
 }
 
-/// The full standard DQ_DEF table (bpm.md §1.2): 33 rows in [`PIXEL_FLAGS`] order, BIT =
-/// log2(VALUE), GOOD with BIT 0 and VALUE 0 (so BIT 0 appears twice, as upstream writes it).
+/// The full standard DQ_DEF table (`UPSTREAM.md`, "DQ flags"): 33 rows in [`PIXEL_FLAGS`]
+/// order, BIT = log2(VALUE), GOOD with BIT 0 and VALUE 0 (so BIT 0 appears twice, as upstream
+/// writes it).
 pub fn standard_dq_def() -> Vec<DqDefRow> {
     PIXEL_FLAGS.iter().map(|&(n, v)| row(n, v)).collect()
 }
