@@ -13,7 +13,7 @@
 //! - steps this engine does not implement natively ([`StepName::is_native`]) are refused, naming
 //!   the jwst backend (for MIRI: firstframe and lastframe, the MIRI dark, one dark per
 //!   integration, [`crate::reffiles::read_dark_miri`], and the MIRI refpix algorithm,
-//!   [`crate::steps::refpix_miri`], run natively; emicorr, ipc, reset and rscd are left to the
+//!   [`crate::steps::refpix_miri()`], run natively; emicorr, ipc, reset and rscd are left to the
 //!   jwst backend; superbias and persistence are not MIRI steps);
 //! - every reference file a step to run needs must be given ([`References`]; the error names the
 //!   step, the reftype and the `reffile4ssb.<reftype>` config key) and is checked (REFTYPE,
@@ -243,7 +243,7 @@ pub struct Calibrated {
     pub final_product: PathBuf,
     /// The saved products, in the order written.
     pub saved: Vec<(SaveAt, PathBuf)>,
-    /// Wall seconds of each phase, in order ("read", each step, "write <product>"), for the
+    /// Wall seconds of each phase, in order ("read", each step, "write" and the product), for the
     /// job's log: where a slow calibration spends its time.
     pub timings: Vec<(String, f64)>,
 }

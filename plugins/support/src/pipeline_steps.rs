@@ -7,7 +7,7 @@ use crate::geometry::Instrument;
 
 /// One calwebb_detector1 step. The derived order is upstream's documentation order
 /// (`PIPE_STEPS`), with the MIRI steps upstream did not know (emicorr, reset) placed where MIRI
-/// runs them; use [`in_pipeline_order`] for an instrument's real order (MIRI runs refpix after
+/// runs them; use [`Instrument::steps`] for an instrument's real order (MIRI runs refpix after
 /// dark_current).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Step {

@@ -8,7 +8,7 @@
 //!   ([`crate::reffiles::dark_integration`]). A segmented exposure (INTSTART ≠ 1) uses the
 //!   last dark integration throughout, as stcal does: its first integration is not the one
 //!   after the detector's idle resets.
-//! - Groups are matched as for the near-infrared darks ([`crate::steps::dark_current`]): group
+//! - Groups are matched as for the near-infrared darks ([`crate::steps::dark_current()`]): group
 //!   `g` of the dark integration is subtracted from group `g` when the dark has the exposure's
 //!   NFRAMES and GROUPGAP; a frame-resolved dark (NFRAMES = 1, GROUPGAP = 0) is averaged to the
 //!   exposure's readout; anything else, and a dark with fewer frames than the exposure spans,
