@@ -286,6 +286,53 @@ pub fn jump(
     gain: &[f32],
     params: &JumpParams,
 ) -> Result<JumpSummary, JumpError> {
+    check_shapes(ramp, readnoise, gain)?;
+    let nframes = header_nframes(ramp)?;
+    if ramp.ngroups <= 2 {
+        ramp.header.set("S_JUMP", "SKIPPED");
+        return Ok(JumpSummary {
+            skipped: true,
+            ..JumpSummary::default()
+        });
+    }
+    if ramp.nints >= params.minimum_sigclip_groups {
+        return Err(JumpError::Unsupported(format!(
+            "{} integrations: stcal switches to sigma clipping across integrations from \
+             minimum_sigclip_groups = {}, which this engine does not implement",
+            ramp.nints, params.minimum_sigclip_groups
+        )));
+    }
+    let min_usable_groups = ramp.ngroups - most_groups_unused_everywhere(ramp);
+    let search = Search {
+        ramp,
+        readnoise,
+        gain,
+        nframes,
+        params,
+        search: min_usable_groups >= params.minimum_groups,
+        single_pass: min_usable_groups.saturating_sub(1) >= params.min_diffs_single_pass,
+    };
+    let found: Vec<RowFound> = (0..ramp.ny)
+        .into_par_iter()
+        .map(|y| search.row(y))
+        .collect();
+    let mut summary = JumpSummary::default();
+    for &(i, g, p) in found.iter().flat_map(|f| &f.new) {
+        let k = group_index(ramp, i, g, p);
+        ramp.groupdq[k] |= JUMP;
+        summary.primary += 1;
+    }
+    for &(i, g, p) in found.iter().flat_map(|f| &f.spread) {
+        summary.neighbours += flag_neighbours(ramp, i, g, p);
+    }
+    drop_jumps_on_unused_groups(&mut ramp.groupdq);
+    flag_bad_gain(&mut ramp.pixeldq, gain);
+    ramp.header.set("S_JUMP", "COMPLETE");
+    Ok(summary)
+}
+
+/// The read noise and gain must cover the frame, SCI and GROUPDQ the ramp.
+fn check_shapes(ramp: &Ramp, readnoise: &[f32], gain: &[f32]) -> Result<(), JumpError> {
     let (nints, ng, ny, nx) = (ramp.nints, ramp.ngroups, ramp.ny, ramp.nx);
     let npix = ny * nx;
     if readnoise.len() != npix || gain.len() != npix {
@@ -303,175 +350,225 @@ pub fn jump(
             ramp.groupdq.len()
         )));
     }
-    let nframes = match ramp.header.get("NFRAMES") {
-        None => 1.0,
-        Some(v) => match v.as_i64() {
-            Some(k) if k >= 1 => k as f64,
-            _ => {
-                return Err(JumpError::Header(format!(
-                    "NFRAMES = {v} is not a positive integer"
-                )));
-            }
-        },
-    };
-    if ng <= 2 {
-        ramp.header.set("S_JUMP", "SKIPPED");
-        return Ok(JumpSummary {
-            skipped: true,
-            ..JumpSummary::default()
-        });
-    }
-    if nints >= params.minimum_sigclip_groups {
-        return Err(JumpError::Unsupported(format!(
-            "{nints} integrations: stcal switches to sigma clipping across integrations from \
-             minimum_sigclip_groups = {}, which this engine does not implement",
-            params.minimum_sigclip_groups
-        )));
-    }
+    Ok(())
+}
 
-    let idx = |i: usize, g: usize, p: usize| (i * ng + g) * npix + p;
-    // Groups flagged DO_NOT_USE on every pixel do not count as usable (`groups_all_set_dnu`).
+/// NFRAMES of the primary header, 1 when absent.
+fn header_nframes(ramp: &Ramp) -> Result<f64, JumpError> {
+    match ramp.header.get("NFRAMES") {
+        None => Ok(1.0),
+        Some(v) => match v.as_i64() {
+            Some(k) if k >= 1 => Ok(k as f64),
+            _ => Err(JumpError::Header(format!(
+                "NFRAMES = {v} is not a positive integer"
+            ))),
+        },
+    }
+}
+
+/// Index of pixel `p` of group `g` of integration `i` in SCI and GROUPDQ.
+fn group_index(ramp: &Ramp, i: usize, g: usize, p: usize) -> usize {
+    (i * ramp.ngroups + g) * ramp.frame_len() + p
+}
+
+/// The most groups of any integration that are DO_NOT_USE on every pixel: they do not count
+/// as usable (stcal's `groups_all_set_dnu`).
+fn most_groups_unused_everywhere(ramp: &Ramp) -> usize {
+    let npix = ramp.frame_len();
     let dnu = dq::DO_NOT_USE as u8;
-    let max_dnu_groups = (0..nints)
+    (0..ramp.nints)
         .map(|i| {
-            (0..ng)
+            (0..ramp.ngroups)
                 .filter(|&g| {
-                    ramp.groupdq[idx(i, g, 0)..idx(i, g, 0) + npix]
-                        .iter()
-                        .all(|q| q & dnu != 0)
+                    let k = group_index(ramp, i, g, 0);
+                    ramp.groupdq[k..k + npix].iter().all(|q| q & dnu != 0)
                 })
                 .count()
         })
         .max()
-        .unwrap_or(0);
-    let min_usable_groups = ng - max_dnu_groups;
-    let search = min_usable_groups >= params.minimum_groups;
-    let single_pass = min_usable_groups.saturating_sub(1) >= params.min_diffs_single_pass;
+        .unwrap_or(0)
+}
 
-    let good_gain = |g: f32| g > 0.0 && g.is_finite();
-    let sci = &ramp.sci;
-    let gdq = &ramp.groupdq;
-    let per = nints * (ng - 1);
-    // Per row: the new jumps (int, group, pixel) and the jumps whose neighbours get flagged.
-    type RowFound = (Vec<(usize, usize, usize)>, Vec<(usize, usize, usize)>);
-    let found: Vec<RowFound> = (0..ny)
-        .into_par_iter()
-        .map(|y| {
-            let (mut new, mut spread) = (Vec::new(), Vec::new());
-            // The row's first differences in electrons, `[x][i][k]`, from contiguous rows of
-            // the frames; electrons in float32 as stcal's `data * gain_2d`.
-            let mut row_diffs = vec![f64::NAN; nx * per];
-            for i in 0..nints {
-                for k in 0..ng - 1 {
-                    let (a, b) = (idx(i, k, y * nx), idx(i, k + 1, y * nx));
-                    let (sa, sb) = (&sci[a..a + nx], &sci[b..b + nx]);
-                    let (qa, qb) = (&gdq[a..a + nx], &gdq[b..b + nx]);
-                    let o = i * (ng - 1) + k;
-                    for x in 0..nx {
-                        let g = gain[y * nx + x];
-                        if (qa[x] | qb[x]) & BAD == 0 {
-                            row_diffs[x * per + o] = f64::from(sb[x] * g - sa[x] * g);
-                        }
-                    }
-                }
-            }
-            let mut scratch = CrScratch::default();
-            let mut crs: Vec<usize> = Vec::new();
-            let mut jumped = vec![false; per];
-            for x in 0..nx {
-                let p = y * nx + x;
-                let g = gain[p];
-                if !good_gain(g) {
-                    continue;
-                }
-                let rn_e = readnoise[p] * g;
-                let rn2_e = f64::from(rn_e * rn_e);
-                let diffs = &row_diffs[x * per..(x + 1) * per];
-                let group_of = |o: usize| (o / (ng - 1), o % (ng - 1) + 1);
-                for (o, j) in jumped.iter_mut().enumerate() {
-                    let (i, g) = group_of(o);
-                    *j = gdq[idx(i, g, p)] & JUMP != 0;
-                }
-                if search {
-                    find_crs_into(
-                        diffs,
-                        rn2_e,
-                        nframes,
-                        single_pass,
-                        params,
-                        &mut scratch,
-                        &mut crs,
-                    );
-                    for &o in &crs {
-                        if !jumped[o] {
-                            jumped[o] = true;
-                            let (i, g) = group_of(o);
-                            new.push((i, g, p));
-                        }
-                    }
-                }
-                if params.flag_4_neighbors && jumped.iter().any(|&j| j) {
-                    // Against the plain median of all differences (stcal's `median_diffs`).
-                    let med = nan_median(diffs, &mut scratch.med);
-                    let sigma = sigma_of(med, rn2_e, nframes);
-                    for (o, _) in jumped.iter().enumerate().filter(|(_, j)| **j) {
-                        let ratio = (diffs[o] - med).abs() / sigma;
-                        if ratio < params.max_jump_to_flag_neighbors
-                            && ratio > params.min_jump_to_flag_neighbors
-                        {
-                            let (i, g) = group_of(o);
-                            spread.push((i, g, p));
-                        }
-                    }
-                }
-            }
-            (new, spread)
-        })
-        .collect();
+/// What the search found in one row, as (integration, group, pixel).
+struct RowFound {
+    /// Groups newly flagged JUMP_DET.
+    new: Vec<(usize, usize, usize)>,
+    /// Jumps (new or old) whose 4 neighbours get JUMP_DET.
+    spread: Vec<(usize, usize, usize)>,
+}
 
-    let mut summary = JumpSummary::default();
-    let gdq = &mut ramp.groupdq;
-    for &(i, g, p) in found.iter().flat_map(|(new, _)| new) {
-        gdq[idx(i, g, p)] |= JUMP;
-        summary.primary += 1;
+/// The search over the exposure (steps 1 to 6), row by row.
+struct Search<'a> {
+    ramp: &'a Ramp,
+    readnoise: &'a [f32],
+    gain: &'a [f32],
+    nframes: f64,
+    params: &'a JumpParams,
+    /// Enough usable groups to search at all.
+    search: bool,
+    /// Enough usable differences for the single pass.
+    single_pass: bool,
+}
+
+impl Search<'_> {
+    /// Differences per pixel: `nints × (ngroups - 1)`.
+    fn per(&self) -> usize {
+        self.ramp.nints * (self.ramp.ngroups - 1)
     }
-    for &(i, g, p) in found.iter().flat_map(|(_, spread)| spread) {
-        let (y, x) = (p / nx, p % nx);
-        let mut neigh = [None; 4];
-        if y > 0 {
-            neigh[0] = Some(p - nx);
+
+    /// (integration, group) of the group that ends difference `o` of a pixel.
+    fn group_of(&self, o: usize) -> (usize, usize) {
+        let nd = self.ramp.ngroups - 1;
+        (o / nd, o % nd + 1)
+    }
+
+    /// The first differences of row `y` in electrons, `[x][i][k]`, from contiguous rows of the
+    /// frames (electrons in float32, as stcal's `data * gain_2d`); NaN where a difference
+    /// touches a SATURATED or DO_NOT_USE group.
+    fn row_differences(&self, y: usize) -> Vec<f64> {
+        let (r, nx, per) = (self.ramp, self.ramp.nx, self.per());
+        let mut row_diffs = vec![f64::NAN; nx * per];
+        for i in 0..r.nints {
+            for k in 0..r.ngroups - 1 {
+                let (a, b) = (
+                    group_index(r, i, k, y * nx),
+                    group_index(r, i, k + 1, y * nx),
+                );
+                let (sa, sb) = (&r.sci[a..a + nx], &r.sci[b..b + nx]);
+                let (qa, qb) = (&r.groupdq[a..a + nx], &r.groupdq[b..b + nx]);
+                let o = i * (r.ngroups - 1) + k;
+                for x in 0..nx {
+                    let g = self.gain[y * nx + x];
+                    if (qa[x] | qb[x]) & BAD == 0 {
+                        row_diffs[x * per + o] = f64::from(sb[x] * g - sa[x] * g);
+                    }
+                }
+            }
         }
-        if y + 1 < ny {
-            neigh[1] = Some(p + nx);
+        row_diffs
+    }
+
+    /// Searches every pixel of row `y` with a usable gain.
+    fn row(&self, y: usize) -> RowFound {
+        let nx = self.ramp.nx;
+        let per = self.per();
+        let mut found = RowFound {
+            new: Vec::new(),
+            spread: Vec::new(),
+        };
+        let row_diffs = self.row_differences(y);
+        let mut scratch = CrScratch::default();
+        let mut crs: Vec<usize> = Vec::new();
+        let mut jumped = vec![false; per];
+        for x in 0..nx {
+            let p = y * nx + x;
+            let g = self.gain[p];
+            if !(g > 0.0 && g.is_finite()) {
+                continue;
+            }
+            let rn_e = self.readnoise[p] * g;
+            let rn2_e = f64::from(rn_e * rn_e);
+            let diffs = &row_diffs[x * per..(x + 1) * per];
+            for (o, j) in jumped.iter_mut().enumerate() {
+                let (i, g) = self.group_of(o);
+                *j = self.ramp.groupdq[group_index(self.ramp, i, g, p)] & JUMP != 0;
+            }
+            if self.search {
+                find_crs_into(
+                    diffs,
+                    rn2_e,
+                    self.nframes,
+                    self.single_pass,
+                    self.params,
+                    &mut scratch,
+                    &mut crs,
+                );
+                for &o in &crs {
+                    if !jumped[o] {
+                        jumped[o] = true;
+                        let (i, g) = self.group_of(o);
+                        found.new.push((i, g, p));
+                    }
+                }
+            }
+            if self.params.flag_4_neighbors && jumped.iter().any(|&j| j) {
+                self.jumps_to_spread(diffs, rn2_e, &jumped, p, &mut scratch, &mut found);
+            }
         }
-        if x > 0 {
-            neigh[2] = Some(p - 1);
-        }
-        if x + 1 < nx {
-            neigh[3] = Some(p + 1);
-        }
-        for q in neigh.into_iter().flatten() {
-            let k = idx(i, g, q);
-            if gdq[k] & (BAD | JUMP) == 0 {
-                gdq[k] |= JUMP;
-                summary.neighbours += 1;
+        found
+    }
+
+    /// Step 6 for one pixel: the jumps whose ratio against the plain median of all the pixel's
+    /// differences (stcal's `median_diffs`) lies strictly between the two limits.
+    fn jumps_to_spread(
+        &self,
+        diffs: &[f64],
+        rn2_e: f64,
+        jumped: &[bool],
+        p: usize,
+        scratch: &mut CrScratch,
+        found: &mut RowFound,
+    ) {
+        let med = nan_median(diffs, &mut scratch.med);
+        let sigma = sigma_of(med, rn2_e, self.nframes);
+        for (o, _) in jumped.iter().enumerate().filter(|(_, j)| **j) {
+            let ratio = (diffs[o] - med).abs() / sigma;
+            if ratio < self.params.max_jump_to_flag_neighbors
+                && ratio > self.params.min_jump_to_flag_neighbors
+            {
+                let (i, g) = self.group_of(o);
+                found.spread.push((i, g, p));
             }
         }
     }
-    // A group that is not to be used carries no jump (stcal removes the redundant bit).
+}
+
+/// JUMP_DET on the 4 neighbours of pixel `p` in group `g` of integration `i`, where their group
+/// is neither unusable nor already a jump; returns how many got it.
+fn flag_neighbours(ramp: &mut Ramp, i: usize, g: usize, p: usize) -> usize {
+    let (ny, nx) = (ramp.ny, ramp.nx);
+    let (y, x) = (p / nx, p % nx);
+    let mut neigh = [None; 4];
+    if y > 0 {
+        neigh[0] = Some(p - nx);
+    }
+    if y + 1 < ny {
+        neigh[1] = Some(p + nx);
+    }
+    if x > 0 {
+        neigh[2] = Some(p - 1);
+    }
+    if x + 1 < nx {
+        neigh[3] = Some(p + 1);
+    }
+    let mut flagged = 0;
+    for q in neigh.into_iter().flatten() {
+        let k = group_index(ramp, i, g, q);
+        if ramp.groupdq[k] & (BAD | JUMP) == 0 {
+            ramp.groupdq[k] |= JUMP;
+            flagged += 1;
+        }
+    }
+    flagged
+}
+
+/// A group that is not to be used carries no jump (stcal removes the redundant bit).
+fn drop_jumps_on_unused_groups(gdq: &mut [u8]) {
     for q in gdq.iter_mut() {
         if *q & JUMP != 0 && *q & BAD != 0 {
             *q &= !JUMP;
         }
     }
+}
+
+/// NO_GAIN_VALUE | DO_NOT_USE in PIXELDQ where the gain is not positive (or NaN).
+fn flag_bad_gain(pixeldq: &mut [u32], gain: &[f32]) {
     let bad_gain = dq::NO_GAIN_VALUE | dq::DO_NOT_USE;
-    for (q, &g) in ramp.pixeldq.iter_mut().zip(gain) {
+    for (q, &g) in pixeldq.iter_mut().zip(gain) {
         if g <= 0.0 || g.is_nan() {
             *q |= bad_gain;
         }
     }
-    ramp.header.set("S_JUMP", "COMPLETE");
-    Ok(summary)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! A native calwebb_detector1 engine (issue 4, being written): the steps reference-file
-//! generation needs, following the jwst/stcal documentation of each step, on ramps in the jwst
-//! data formats.
+//! A native calwebb_detector1 engine: the steps reference-file generation needs, following
+//! jwst 3.0.0 and stcal 1.20 (the crate's `UPSTREAM.md` says what of them and where), on ramps
+//! in the jwst data formats.
 //!
 //! - [`ramp::Ramp`]: the exposure in memory (SCI f32 `[int][group][y][x]`, GROUPDQ, PIXELDQ,
 //!   primary header), read from an uncal or RampModel file and written as a RampModel file;

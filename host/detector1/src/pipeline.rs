@@ -4,19 +4,17 @@
 //! Everything that can be known to fail is checked before the first step runs, so a job that
 //! cannot finish fails in seconds and leaves no partial products:
 //!
-//! - the steps must be steps of the exposure's instrument (framework.md §5.1; they are run in
-//!   that instrument's pipeline order whatever order they are given in, as `ssbsteps` is a set,
-//!   §5.2);
-//! - the input's completed steps (S_* = 'COMPLETE', §5.3) are never re-applied; a completed step
-//!   the request does not contain is an error (a file cannot be un-calibrated), and so is a step
-//!   still to run that comes before a completed one (it would be applied out of order);
+//! - the steps must be steps of the exposure's instrument; they are run in that instrument's
+//!   pipeline order whatever order they are given in (the crate's `UPSTREAM.md`, "Step order");
+//! - the input's completed steps (S_* = 'COMPLETE', `UPSTREAM.md`, "Completed steps") are never
+//!   re-applied; a completed step the request does not contain is an error (a file cannot be
+//!   un-calibrated), and so is a step still to run that comes before a completed one (it would
+//!   be applied out of order);
 //! - steps this engine does not implement natively ([`StepName::is_native`]) are refused, naming
-//!   the jwst backend;
-//!
-//! For MIRI the steps are jwst 3.0.0's MIRI order: firstframe and lastframe, the MIRI dark
-//! (one dark per integration, [`crate::reffiles::read_dark_miri`]) and the MIRI refpix
-//! algorithm ([`crate::steps::refpix_miri`]) run natively; emicorr, ipc, reset and rscd are
-//! left to the jwst backend; superbias and persistence are not MIRI steps.
+//!   the jwst backend (for MIRI: firstframe and lastframe, the MIRI dark, one dark per
+//!   integration, [`crate::reffiles::read_dark_miri`], and the MIRI refpix algorithm,
+//!   [`crate::steps::refpix_miri()`], run natively; emicorr, ipc, reset and rscd are left to the
+//!   jwst backend; superbias and persistence are not MIRI steps);
 //! - every reference file a step to run needs must be given ([`References`]; the error names the
 //!   step, the reftype and the `reffile4ssb.<reftype>` config key) and is checked (REFTYPE,
 //!   DETECTOR, window) without reading its data;
@@ -106,7 +104,7 @@ impl EngineStep for StepName {
     }
 }
 
-/// The instrument's steps in pipeline order (framework.md §5.1).
+/// The instrument's steps in pipeline order (`UPSTREAM.md`, "Step order").
 pub fn pipeline_order(instrument: Instrument) -> &'static [StepName] {
     instrument.steps()
 }
@@ -245,7 +243,7 @@ pub struct Calibrated {
     pub final_product: PathBuf,
     /// The saved products, in the order written.
     pub saved: Vec<(SaveAt, PathBuf)>,
-    /// Wall seconds of each phase, in order ("read", each step, "write <product>"), for the
+    /// Wall seconds of each phase, in order ("read", each step, "write" and the product), for the
     /// job's log: where a slow calibration spends its time.
     pub timings: Vec<(String, f64)>,
 }
@@ -302,48 +300,12 @@ fn plan(
         step,
         message: format!("{}: {message}", input.display()),
     };
-    let instrument = match header.get_str("INSTRUME") {
-        Some(v) => Instrument::from_header(v).ok_or_else(|| {
-            request_err(
-                "calibrate",
-                format!("INSTRUME = {v:?} is not a JWST instrument this engine knows"),
-            )
-        })?,
-        None => {
-            return Err(request_err(
-                "calibrate",
-                "the primary header has no INSTRUME, which decides the pipeline's steps and \
-                 their order"
-                    .into(),
-            ));
-        }
-    };
+    let instrument = instrument_of(header).map_err(|m| request_err("calibrate", m))?;
     let order = pipeline_order(instrument);
-    let pos = |s: StepName| order.iter().position(|o| *o == s);
-    let names = |v: &[StepName]| v.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ");
-    let mut wanted: Vec<StepName> = steps
-        .iter()
-        .copied()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if let Some(&s) = wanted.iter().find(|&&s| pos(s).is_none()) {
-        return Err(request_err(
-            s.name(),
-            format!(
-                "{s} is not a {} pipeline step; its steps are: {}",
-                instrument.name(),
-                names(order)
-            ),
-        ));
-    }
-    wanted.sort_by_key(|&s| pos(s));
-
-    // Completed steps, over every S_* keyword (a step done is done, whatever the instrument).
-    let done: Vec<StepName> = StepName::ALL
-        .into_iter()
-        .filter(|s| header.get_str(s.keyword()).map(str::trim) == Some("COMPLETE"))
-        .collect();
+    let wanted = in_pipeline_order(steps, instrument).map_err(|(s, m)| request_err(s, m))?;
+    let done = completed_steps(header);
+    let (already_done, to_run): (Vec<StepName>, Vec<StepName>) =
+        wanted.iter().partition(|s| done.contains(s));
     let extra: Vec<StepName> = done
         .iter()
         .copied()
@@ -361,31 +323,7 @@ fn plan(
             ),
         ));
     }
-    let to_run: Vec<StepName> = wanted
-        .iter()
-        .copied()
-        .filter(|s| !done.contains(s))
-        .collect();
-    let already_done: Vec<StepName> = wanted
-        .iter()
-        .copied()
-        .filter(|s| done.contains(s))
-        .collect();
-    for &s in &to_run {
-        // group_scale that would skip itself changes nothing, wherever it runs.
-        if s == StepName::GroupScale && !group_scale_would_scale(header) {
-            continue;
-        }
-        if let Some(&later) = done.iter().find(|&&d| pos(d) > pos(s)) {
-            return Err(request_err(
-                s.name(),
-                format!(
-                    "the input already has {later}, which comes after {s} in the pipeline; \
-                     running {s} now would apply it out of order: start from the uncal file"
-                ),
-            ));
-        }
-    }
+    check_not_out_of_order(&to_run, &done, order, header).map_err(|(s, m)| request_err(s, m))?;
     if let Some(&s) = to_run.iter().find(|s| !s.is_native()) {
         return Err(StepError::Unsupported {
             step: s.name(),
@@ -403,6 +341,103 @@ fn plan(
     if !absent.is_empty() {
         return Err(missing(&absent));
     }
+    check_saved_products(save, outputs, &to_run, &already_done)
+        .map_err(|(s, m)| request_err(s, m))?;
+    Ok(Plan {
+        instrument,
+        already_done,
+        to_run,
+    })
+}
+
+/// A refusal of the request: the step it concerns and why.
+type Refusal = (&'static str, String);
+
+/// Comma list of step names.
+fn names(v: &[StepName]) -> String {
+    v.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// The instrument of INSTRUME, which decides the steps and their order.
+fn instrument_of(header: &Header) -> Result<Instrument, String> {
+    match header.get_str("INSTRUME") {
+        Some(v) => Instrument::from_header(v)
+            .ok_or_else(|| format!("INSTRUME = {v:?} is not a JWST instrument this engine knows")),
+        None => Err(
+            "the primary header has no INSTRUME, which decides the pipeline's steps and \
+                     their order"
+                .into(),
+        ),
+    }
+}
+
+/// The requested steps without repeats in the instrument's pipeline order (the request is a
+/// set, as `ssbsteps` is); a step that is not one of the instrument's is refused.
+fn in_pipeline_order(steps: &[StepName], instrument: Instrument) -> Result<Vec<StepName>, Refusal> {
+    let order = pipeline_order(instrument);
+    let pos = |s: StepName| order.iter().position(|o| *o == s);
+    let mut wanted: Vec<StepName> = steps
+        .iter()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if let Some(&s) = wanted.iter().find(|&&s| pos(s).is_none()) {
+        return Err((
+            s.name(),
+            format!(
+                "{s} is not a {} pipeline step; its steps are: {}",
+                instrument.name(),
+                names(order)
+            ),
+        ));
+    }
+    wanted.sort_by_key(|&s| pos(s));
+    Ok(wanted)
+}
+
+/// The completed steps, over every S_* keyword (a step done is done, whatever the instrument).
+fn completed_steps(header: &Header) -> Vec<StepName> {
+    StepName::ALL
+        .into_iter()
+        .filter(|s| header.get_str(s.keyword()).map(str::trim) == Some("COMPLETE"))
+        .collect()
+}
+
+/// A step still to run must not come before a completed one (it would be applied out of
+/// order); group_scale that would skip itself changes nothing, wherever it runs.
+fn check_not_out_of_order(
+    to_run: &[StepName],
+    done: &[StepName],
+    order: &[StepName],
+    header: &Header,
+) -> Result<(), Refusal> {
+    let pos = |s: StepName| order.iter().position(|o| *o == s);
+    for &s in to_run {
+        if s == StepName::GroupScale && !group_scale_would_scale(header) {
+            continue;
+        }
+        if let Some(&later) = done.iter().find(|&&d| pos(d) > pos(s)) {
+            return Err((
+                s.name(),
+                format!(
+                    "the input already has {later}, which comes after {s} in the pipeline; \
+                     running {s} now would apply it out of order: start from the uncal file"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every product to save must be made by a step that runs, and have a path of its own (the
+/// final product's path only if it is the final product).
+fn check_saved_products(
+    save: &[SaveAt],
+    outputs: &Outputs,
+    to_run: &[StepName],
+    already_done: &[StepName],
+) -> Result<(), Refusal> {
     let mut paths: BTreeMap<&Path, String> = BTreeMap::new();
     paths.insert(outputs.final_product.as_path(), "the final product".into());
     for p in save.iter().copied().collect::<BTreeSet<_>>() {
@@ -413,21 +448,21 @@ fn plan(
             } else {
                 "that step is not requested"
             };
-            return Err(request_err(
+            return Err((
                 step.name(),
                 format!("the {p} product cannot be saved: {why}"),
             ));
         }
         let path = outputs.saved.get(&p).ok_or_else(|| {
-            request_err(
+            (
                 step.name(),
                 format!("the {p} product is to be saved but no output path was given for it"),
             )
         })?;
         if let Some(other) = paths.insert(path, format!("the {p} product"))
-            && !(other == "the final product" && is_final(p, &to_run))
+            && !(other == "the final product" && is_final(p, to_run))
         {
-            return Err(request_err(
+            return Err((
                 step.name(),
                 format!(
                     "the {p} product and {other} would both be written to {}",
@@ -436,11 +471,7 @@ fn plan(
             ));
         }
     }
-    Ok(Plan {
-        instrument,
-        already_done,
-        to_run,
-    })
+    Ok(())
 }
 
 /// Whether `p` is the final product itself (saving it under the final path is no conflict).

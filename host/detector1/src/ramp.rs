@@ -196,11 +196,6 @@ impl Ramp {
         };
         self.header.set(r_keyword, value);
     }
-
-    /// An integer primary keyword, if present.
-    pub fn header_int(&self, key: &str) -> Option<i64> {
-        self.header.get_i64(key)
-    }
 }
 
 /// Keys cfitsio writes itself for each HDU; copying them into the primary header would clash.

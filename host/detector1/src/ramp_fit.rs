@@ -38,15 +38,16 @@
 //!   slope × TFRAME × (NFRAMES + 1) / 2 (0 where the first group is saturated, `calc_pedestal`);
 //!   CRMAG `(nints, max jumps, ny, nx)` = jump group difference minus the median-rate
 //!   difference, in DN. Unused entries are 0. SIGSLOPE is `√(var_p + var_r)` of the segment,
-//!   WEIGHTS `1/var_r` (the slope's weight, as stcal), SIGYINT the read-noise-only error of the weighted intercept.
+//!   WEIGHTS `1/var_r` (the slope's weight, as stcal), SIGYINT the read-noise-only error of the
+//!   weighted intercept.
 //!
 //! Memory and time: [`ramp_fit_parts`] makes the optional output only when asked for, and holds
 //! it compactly ([`FitOptParts`]: full planes for each pixel's first segment and first jump, a
 //! list for the few further ones) since its 4-D arrays are sized for the worst pixel (one pixel
-//! with 5 segments makes them 5 planes deep); [`write_fitopt_parts`] writes it plane by plane.
-//! The pipeline driver uses these; [`ramp_fit`] and [`write_fitopt`] keep the full arrays.
-//! Rows are gathered into per-pixel group vectors and fitted in parallel without per-pixel
-//! allocations; the weights `|(k - m)/m|^P` are tabulated once per exposure.
+//! with 5 segments makes them 5 planes deep); [`write_fitopt_parts`] writes it plane by plane,
+//! and [`FitOptParts::expand`] gives the full arrays ([`FitOpt`]) to look at. Rows are gathered
+//! into per-pixel group vectors and fitted in parallel without per-pixel allocations; the
+//! weights `|(k - m)/m|^P` are tabulated once per exposure.
 
 use std::path::{Path, PathBuf};
 
@@ -84,7 +85,7 @@ pub struct Slopes {
     pub var_rnoise: Vec<f32>,
 }
 
-/// The optional output (RampFitOutputModel).
+/// The optional output (RampFitOutputModel) as full arrays ([`FitOptParts::expand`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FitOpt {
     pub nints: usize,
@@ -106,16 +107,6 @@ pub struct FitOpt {
     pub pedestal: Vec<f32>,
     /// `(nints, ncr, ny, nx)`.
     pub crmag: Vec<f32>,
-}
-
-/// Everything ramp fitting produces.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RampFitOutput {
-    /// All integrations combined (ImageModel, the `rate` product).
-    pub rate: Slopes,
-    /// Per integration (CubeModel, `rateints`).
-    pub rateints: Slopes,
-    pub fitopt: FitOpt,
 }
 
 /// One fitted segment.
@@ -375,8 +366,6 @@ fn fit_pixel_into(
     table: &WeightTable,
     s: &mut PixelScratch,
 ) {
-    let bad = (dq::SATURATED | dq::DO_NOT_USE) as u8;
-    let jump = dq::JUMP_DET as u8;
     let sigma = readnoise_cds / std::f64::consts::SQRT_2 / (t.nframes as f64).sqrt();
     let usable_pixel = pixeldq & dq::DO_NOT_USE == 0
         && gain > 0.0
@@ -387,107 +376,25 @@ fn fit_pixel_into(
     s.segs.clear();
     s.pedestal.clear();
     s.crmag.clear();
-
-    // The pixel's median rate, as stcal's OLS_C computes it (`median_rate_default`): per
-    // integration, the median of the first differences (DN per group) that involve no
-    // SATURATED or DO_NOT_USE group and do not end in a JUMP_DET group; an integration with
-    // no such difference gives its first group's value when that group is usable, else 0;
-    // the pixel's value is the mean over all integrations. (Pooling the differences of all
-    // integrations into one median, as this engine did before, changes the Poisson variance
-    // and so the weights of multi-segment ramps: the fidelity test found 5 % of the rates of
-    // a flat with cosmic rays and saturation more than 1 % of their ERR away from jwst's.)
-    let mut med_sum = 0.0;
-    for i in 0..nints {
-        let (di, qi) = (&d[i * ng..(i + 1) * ng], &q[i * ng..(i + 1) * ng]);
-        s.fd.clear();
-        for g in 1..ng {
-            if (qi[g - 1] | qi[g]) & bad == 0 && qi[g] & jump == 0 {
-                s.fd.push(di[g] - di[g - 1]);
-            }
-        }
-        let m = if !s.fd.is_empty() {
-            median(&mut s.fd)
-        } else if ng > 0 && qi[0] & bad == 0 {
-            di[0]
-        } else {
-            0.0
-        };
-        if m.is_finite() {
-            med_sum += m;
-        }
-    }
-    let med_diff = if nints > 0 {
-        med_sum / nints as f64
-    } else {
-        0.0
+    let med_diff = median_difference(d, q, nints, ng, &mut s.fd);
+    let model = SegmentModel {
+        table,
+        t,
+        sigma,
+        gain,
+        med_rate: (med_diff / t.tgroup).max(0.0),
     };
-    let med_rate = (med_diff / t.tgroup).max(0.0);
-
     let mut all = Accum::default();
-    // stcal `dq_compress_final`: the OR of the integrations' DQ without DO_NOT_USE and
-    // SATURATED, which are set only when every integration has them.
-    let mut rate_dq = pixeldq & !(dq::DO_NOT_USE | dq::SATURATED);
-    let (mut all_dnu_or_sat, mut all_sat) = (true, true);
+    let mut rate_dq = ExposureDq::new(pixeldq);
     for i in 0..nints {
         let (di, qi) = (&d[i * ng..(i + 1) * ng], &q[i * ng..(i + 1) * ng]);
-        let mut flags = pixeldq;
-        for g in 0..ng {
-            if qi[g] & jump != 0 {
-                flags |= dq::JUMP_DET;
-                let c = if g > 0 && (qi[g - 1] | qi[g]) & bad == 0 {
-                    di[g] - di[g - 1] - med_diff.max(0.0)
-                } else {
-                    0.0
-                };
-                s.crmag.push((i, c));
-            }
-        }
-        // stcal `dq_compress_sect`: DO_NOT_USE when every group is SATURATED or DO_NOT_USE;
-        // SATURATED | DO_NOT_USE when group 0 is saturated.
-        if qi.iter().all(|&g| g & bad != 0) {
-            flags |= dq::DO_NOT_USE;
-        }
-        if ng > 0 && qi[0] & dq::SATURATED as u8 != 0 {
-            flags |= dq::SATURATED | dq::DO_NOT_USE;
-        }
-        // Segments: runs of good groups, a JUMP_DET group starting a new one.
-        s.runs.clear();
-        let mut start: Option<usize> = None;
-        for (g, &qg) in qi.iter().enumerate() {
-            let good = qg & bad == 0;
-            if !good {
-                if let Some(a) = start.take() {
-                    s.runs.push((a, g));
-                }
-                continue;
-            }
-            if qg & jump != 0
-                && let Some(a) = start.take()
-            {
-                s.runs.push((a, g));
-            }
-            if start.is_none() {
-                start = Some(g);
-            }
-        }
-        if let Some(a) = start {
-            s.runs.push((a, ng));
-        }
+        let mut flags = pixeldq | jump_magnitudes(i, di, qi, med_diff, &mut s.crmag);
+        flags |= unusable_integration_flags(qi);
+        segment_runs(qi, &mut s.runs);
         let mut acc = Accum::default();
         if usable_pixel {
             for &(a, b) in s.runs.iter().filter(|(a, b)| b - a >= 2) {
-                let n = (b - a) as f64;
-                let (slope, yint, sigyint) =
-                    fit_segment_with(table, &di[a..b], a, t.tgroup, sigma, gain);
-                let var_r = 12.0 * sigma * sigma / ((n * n * n - n) * t.tgroup * t.tgroup);
-                let var_p = med_rate / (gain * t.tgroup * (n - 1.0));
-                let seg = Segment {
-                    slope,
-                    yint,
-                    sigyint,
-                    var_poisson: var_p,
-                    var_rnoise: var_r,
-                };
+                let seg = model.fit(di, a, b);
                 acc.add(&seg);
                 all.add(&seg);
                 s.segs.push((i, seg));
@@ -497,26 +404,191 @@ fn fit_pixel_into(
             flags |= dq::DO_NOT_USE;
         }
         let (slope, vp, vr) = acc.result();
-        let p = if ng == 0 || qi[0] & dq::SATURATED as u8 != 0 {
-            0.0
-        } else {
-            let sl = if slope.is_finite() { slope } else { 0.0 };
-            di[0] - sl * t.tframe * (t.nframes as f64 + 1.0) / 2.0
-        };
-        s.pedestal.push(p);
-        rate_dq |= flags & !(dq::DO_NOT_USE | dq::SATURATED);
-        all_dnu_or_sat &= flags & (dq::DO_NOT_USE | dq::SATURATED) != 0;
-        all_sat &= flags & dq::SATURATED != 0;
+        s.pedestal.push(pedestal(di, qi, slope, t));
+        rate_dq.add(flags);
         s.ints.push((slope, vp, vr, flags));
     }
-    if all_dnu_or_sat || all.n == 0 {
-        rate_dq |= dq::DO_NOT_USE;
-    }
-    if all_sat {
-        rate_dq |= dq::DO_NOT_USE | dq::SATURATED;
-    }
     let (sl, vp, vr) = all.result();
-    s.rate = (sl, vp, vr, rate_dq);
+    s.rate = (sl, vp, vr, rate_dq.finish(all.n));
+}
+
+const BAD: u8 = (dq::SATURATED | dq::DO_NOT_USE) as u8;
+const JUMP: u8 = dq::JUMP_DET as u8;
+
+/// The pixel's median difference per group (DN), as stcal's OLS_C computes the median rate
+/// (`median_rate_default`): per integration, the median of the first differences that involve
+/// no SATURATED or DO_NOT_USE group and do not end in a JUMP_DET group; an integration with no
+/// such difference gives its first group's value when that group is usable, else 0; the
+/// pixel's value is the mean over all integrations. (Pooling the differences of all
+/// integrations into one median, as this engine did before, changes the Poisson variance and so
+/// the weights of multi-segment ramps: the fidelity test found 5 % of the rates of a flat with
+/// cosmic rays and saturation more than 1 % of their ERR away from jwst's.)
+fn median_difference(d: &[f64], q: &[u8], nints: usize, ng: usize, fd: &mut Vec<f64>) -> f64 {
+    let mut med_sum = 0.0;
+    for i in 0..nints {
+        let (di, qi) = (&d[i * ng..(i + 1) * ng], &q[i * ng..(i + 1) * ng]);
+        fd.clear();
+        for g in 1..ng {
+            if (qi[g - 1] | qi[g]) & BAD == 0 && qi[g] & JUMP == 0 {
+                fd.push(di[g] - di[g - 1]);
+            }
+        }
+        let m = if !fd.is_empty() {
+            median(fd)
+        } else if ng > 0 && qi[0] & BAD == 0 {
+            di[0]
+        } else {
+            0.0
+        };
+        if m.is_finite() {
+            med_sum += m;
+        }
+    }
+    if nints > 0 {
+        med_sum / nints as f64
+    } else {
+        0.0
+    }
+}
+
+/// CRMAG of every jump of integration `i` (the jump's group difference minus the median
+/// difference; 0 where a group of the difference is unusable), pushed to `crmag`; returns
+/// JUMP_DET if there is one.
+fn jump_magnitudes(
+    i: usize,
+    di: &[f64],
+    qi: &[u8],
+    med_diff: f64,
+    crmag: &mut Vec<(usize, f64)>,
+) -> u32 {
+    let mut flags = 0;
+    for g in 0..qi.len() {
+        if qi[g] & JUMP != 0 {
+            flags |= dq::JUMP_DET;
+            let c = if g > 0 && (qi[g - 1] | qi[g]) & BAD == 0 {
+                di[g] - di[g - 1] - med_diff.max(0.0)
+            } else {
+                0.0
+            };
+            crmag.push((i, c));
+        }
+    }
+    flags
+}
+
+/// stcal `dq_compress_sect`: DO_NOT_USE when every group is SATURATED or DO_NOT_USE;
+/// SATURATED | DO_NOT_USE when group 0 is saturated.
+fn unusable_integration_flags(qi: &[u8]) -> u32 {
+    let mut flags = 0;
+    if qi.iter().all(|&g| g & BAD != 0) {
+        flags |= dq::DO_NOT_USE;
+    }
+    if !qi.is_empty() && qi[0] & dq::SATURATED as u8 != 0 {
+        flags |= dq::SATURATED | dq::DO_NOT_USE;
+    }
+    flags
+}
+
+/// The segments of one integration into `runs` as (first, end) group: runs of usable groups,
+/// a JUMP_DET group starting a new one.
+fn segment_runs(qi: &[u8], runs: &mut Vec<(usize, usize)>) {
+    runs.clear();
+    let mut start: Option<usize> = None;
+    for (g, &qg) in qi.iter().enumerate() {
+        let good = qg & BAD == 0;
+        if !good {
+            if let Some(a) = start.take() {
+                runs.push((a, g));
+            }
+            continue;
+        }
+        if qg & JUMP != 0
+            && let Some(a) = start.take()
+        {
+            runs.push((a, g));
+        }
+        if start.is_none() {
+            start = Some(g);
+        }
+    }
+    if let Some(a) = start {
+        runs.push((a, qi.len()));
+    }
+}
+
+/// What a segment fit of one pixel needs besides its groups.
+struct SegmentModel<'a> {
+    table: &'a WeightTable,
+    t: &'a Timing,
+    /// Read noise of one group (DN).
+    sigma: f64,
+    gain: f64,
+    /// The pixel's median rate (DN/s), for the Poisson variance.
+    med_rate: f64,
+}
+
+impl SegmentModel<'_> {
+    /// The segment of groups `a..b` of `di`, with its read-noise and Poisson variances.
+    fn fit(&self, di: &[f64], a: usize, b: usize) -> Segment {
+        let (sigma, tg) = (self.sigma, self.t.tgroup);
+        let n = (b - a) as f64;
+        let (slope, yint, sigyint) =
+            fit_segment_with(self.table, &di[a..b], a, tg, sigma, self.gain);
+        Segment {
+            slope,
+            yint,
+            sigyint,
+            var_poisson: self.med_rate / (self.gain * tg * (n - 1.0)),
+            var_rnoise: 12.0 * sigma * sigma / ((n * n * n - n) * tg * tg),
+        }
+    }
+}
+
+/// PEDESTAL of one integration (`calc_pedestal`): the first group minus slope × TFRAME ×
+/// (NFRAMES + 1) / 2, 0 where the first group is saturated.
+fn pedestal(di: &[f64], qi: &[u8], slope: f64, t: &Timing) -> f64 {
+    if qi.is_empty() || qi[0] & dq::SATURATED as u8 != 0 {
+        0.0
+    } else {
+        let sl = if slope.is_finite() { slope } else { 0.0 };
+        di[0] - sl * t.tframe * (t.nframes as f64 + 1.0) / 2.0
+    }
+}
+
+/// stcal `dq_compress_final`: the exposure's DQ is the OR of the integrations' DQ without
+/// DO_NOT_USE and SATURATED, which are set only when every integration has them.
+struct ExposureDq {
+    dq: u32,
+    all_dnu_or_sat: bool,
+    all_sat: bool,
+}
+
+impl ExposureDq {
+    fn new(pixeldq: u32) -> ExposureDq {
+        ExposureDq {
+            dq: pixeldq & !(dq::DO_NOT_USE | dq::SATURATED),
+            all_dnu_or_sat: true,
+            all_sat: true,
+        }
+    }
+
+    fn add(&mut self, flags: u32) {
+        self.dq |= flags & !(dq::DO_NOT_USE | dq::SATURATED);
+        self.all_dnu_or_sat &= flags & (dq::DO_NOT_USE | dq::SATURATED) != 0;
+        self.all_sat &= flags & dq::SATURATED != 0;
+    }
+
+    /// The DQ, given how many segments of the exposure were fitted.
+    fn finish(self, fitted: usize) -> u32 {
+        let mut dq = self.dq;
+        if self.all_dnu_or_sat || fitted == 0 {
+            dq |= dq::DO_NOT_USE;
+        }
+        if self.all_sat {
+            dq |= dq::DO_NOT_USE | dq::SATURATED;
+        }
+        dq
+    }
 }
 
 /// Combination of segments (stcal OLS_C, `ramp_fit_pixel_integration`): slopes weighted by
@@ -700,46 +772,50 @@ pub struct RampFitParts {
     pub fitopt: Option<FitOptParts>,
 }
 
-/// Fits every pixel of `ramp` (see the module documentation). `readnoise` is the CDS read noise
-/// (DN) and `gain` e-/DN per pixel `[y][x]`. Rows are fitted in parallel with rayon. Group and
-/// frame times come from the header ([`Timing::from_header`]).
-pub fn ramp_fit(
-    ramp: &Ramp,
-    readnoise: &[f32],
-    gain: &[f32],
-) -> Result<RampFitOutput, RampFitError> {
-    let parts = ramp_fit_parts(ramp, readnoise, gain, true)?;
-    let fitopt = parts
-        .fitopt
-        .as_ref()
-        .map(FitOptParts::expand)
-        .ok_or_else(|| RampFitError::Shape("the optional output was not made".into()))?;
-    Ok(RampFitOutput {
-        rate: parts.rate,
-        rateints: parts.rateints,
-        fitopt,
-    })
-}
-
-/// One row's results.
-struct RowFit {
-    rate: Vec<IntFit>,
-    /// `[i][x]`.
-    ints: Vec<IntFit>,
-    pedestal: Vec<f32>,
-    /// (i, x, k, values).
-    segs: Vec<(usize, usize, usize, [f32; 7])>,
-    /// (i, x, k, CRMAG).
-    crs: Vec<(usize, usize, usize, f32)>,
-}
-
-/// [`ramp_fit`] with the optional output compact, and made only when `with_fitopt`.
+/// Fits every pixel of `ramp` (see the module documentation), making the optional output only
+/// when `with_fitopt`. `readnoise` is the CDS read noise (DN) and `gain` e-/DN per pixel
+/// `[y][x]`. Rows are fitted in parallel with rayon. Group and frame times come from the header
+/// ([`Timing::from_header`]).
 pub fn ramp_fit_parts(
     ramp: &Ramp,
     readnoise: &[f32],
     gain: &[f32],
     with_fitopt: bool,
 ) -> Result<RampFitParts, RampFitError> {
+    check_shapes(ramp, readnoise, gain)?;
+    let fitter = RowFitter {
+        ramp,
+        readnoise,
+        gain,
+        t: Timing::from_header(&ramp.header)?,
+        table: WeightTable::new(ramp.ngroups),
+        with_fitopt,
+    };
+    let mut out = Collector::new(ramp, with_fitopt);
+    // Bands of rows bound the memory of the per-row intermediate results; each band is merged
+    // into the outputs while the next one is fitted.
+    const BAND_ROWS: usize = 64;
+    let mut pending: Option<(usize, Vec<RowFit>)> = None;
+    for y0 in (0..ramp.ny).step_by(BAND_ROWS) {
+        let y1 = (y0 + BAND_ROWS).min(ramp.ny);
+        let (band, ()) = rayon::join(
+            || fitter.band(y0, y1),
+            || {
+                if let Some((py, b)) = pending.take() {
+                    out.merge(py, &b);
+                }
+            },
+        );
+        pending = Some((y0, band));
+    }
+    if let Some((py, b)) = pending.take() {
+        out.merge(py, &b);
+    }
+    Ok(out.finish())
+}
+
+/// SCI and GROUPDQ must hold the (non-empty) ramp, the read noise, gain and PIXELDQ one frame.
+fn check_shapes(ramp: &Ramp, readnoise: &[f32], gain: &[f32]) -> Result<(), RampFitError> {
     let (nints, ng, ny, nx) = (ramp.nints, ramp.ngroups, ramp.ny, ramp.nx);
     let npix = ny * nx;
     if readnoise.len() != npix || gain.len() != npix || ramp.pixeldq.len() != npix {
@@ -758,190 +834,263 @@ pub fn ramp_fit_parts(
             ramp.groupdq.len()
         )));
     }
-    let t = Timing::from_header(&ramp.header)?;
-    let table = WeightTable::new(ng);
-    let alloc = |nplanes: usize| Slopes {
-        nplanes,
-        ny,
-        nx,
-        sci: vec![0.0; nplanes * npix],
-        err: vec![0.0; nplanes * npix],
-        dq: vec![0; nplanes * npix],
-        var_poisson: vec![0.0; nplanes * npix],
-        var_rnoise: vec![0.0; nplanes * npix],
-    };
-    let mut rate = alloc(1);
-    let mut rateints = alloc(nints);
-    let opt_len = if with_fitopt { nints * npix } else { 0 };
-    let mut pedestal = vec![0f32; opt_len];
-    let mut seg0: [Vec<f32>; 7] = std::array::from_fn(|_| vec![0f32; opt_len]);
-    let mut cr0 = vec![0f32; opt_len];
-    let mut seg_more: Vec<(usize, usize, [f32; 7])> = Vec::new();
-    let mut cr_more: Vec<(usize, usize, f32)> = Vec::new();
-    let (mut nseg, mut ncr) = (1, 1);
-    // Bands of rows bound the memory of the per-row intermediate results.
-    const BAND_ROWS: usize = 64;
-    let compute = |y0: usize, y1: usize| -> Vec<RowFit> {
-        (y0..y1)
-            .into_par_iter()
-            .map(|y| {
-                // The row's groups gathered per pixel: [x][i][g].
-                let per = nints * ng;
-                let mut d = vec![0f64; nx * per];
-                let mut q = vec![0u8; nx * per];
-                for i in 0..nints {
-                    for g in 0..ng {
-                        let k0 = ramp.index(i, g, y, 0);
-                        let (srow, qrow) = (&ramp.sci[k0..k0 + nx], &ramp.groupdq[k0..k0 + nx]);
-                        let o = i * ng + g;
-                        for x in 0..nx {
-                            d[x * per + o] = f64::from(srow[x]);
-                            q[x * per + o] = qrow[x];
-                        }
-                    }
-                }
-                let mut s = PixelScratch::new(nints, ng);
-                let mut row = RowFit {
-                    rate: Vec::with_capacity(nx),
-                    ints: vec![(0.0, 0.0, 0.0, 0); nints * nx],
-                    pedestal: vec![0.0; if with_fitopt { nints * nx } else { 0 }],
-                    segs: Vec::new(),
-                    crs: Vec::new(),
-                };
+    Ok(())
+}
+
+/// One row's results.
+struct RowFit {
+    rate: Vec<IntFit>,
+    /// `[i][x]`.
+    ints: Vec<IntFit>,
+    pedestal: Vec<f32>,
+    /// (i, x, k, values).
+    segs: Vec<(usize, usize, usize, [f32; 7])>,
+    /// (i, x, k, CRMAG).
+    crs: Vec<(usize, usize, usize, f32)>,
+}
+
+impl RowFit {
+    /// The optional output of pixel `x` from its fit `s`: pedestals, and each segment and jump
+    /// numbered `k` within its integration.
+    fn push_fitopt(&mut self, x: usize, nx: usize, s: &PixelScratch) {
+        for (i, &p) in s.pedestal.iter().enumerate() {
+            self.pedestal[i * nx + x] = p as f32;
+        }
+        let mut k = 0;
+        for (j, &(i, sg)) in s.segs.iter().enumerate() {
+            k = if j > 0 && s.segs[j - 1].0 == i {
+                k + 1
+            } else {
+                0
+            };
+            let v = sg.var_poisson + sg.var_rnoise;
+            let vals = [
+                sg.slope,
+                v.sqrt(),
+                sg.var_poisson,
+                sg.var_rnoise,
+                sg.yint,
+                sg.sigyint,
+                // stcal's WEIGHTS: the weight the segment's slope got.
+                1.0 / sg.var_rnoise,
+            ]
+            .map(|x| x as f32);
+            self.segs.push((i, x, k, vals));
+        }
+        let mut k = 0;
+        for (j, &(i, c)) in s.crmag.iter().enumerate() {
+            k = if j > 0 && s.crmag[j - 1].0 == i {
+                k + 1
+            } else {
+                0
+            };
+            self.crs.push((i, x, k, c as f32));
+        }
+    }
+}
+
+/// Fits rows of one exposure.
+struct RowFitter<'a> {
+    ramp: &'a Ramp,
+    readnoise: &'a [f32],
+    gain: &'a [f32],
+    t: Timing,
+    table: WeightTable,
+    with_fitopt: bool,
+}
+
+impl RowFitter<'_> {
+    /// Rows `y0..y1`, in parallel.
+    fn band(&self, y0: usize, y1: usize) -> Vec<RowFit> {
+        (y0..y1).into_par_iter().map(|y| self.row(y)).collect()
+    }
+
+    /// The row's groups gathered per pixel: `[x][i][g]`, data (DN) and flags.
+    fn gather(&self, y: usize) -> (Vec<f64>, Vec<u8>) {
+        let r = self.ramp;
+        let (nints, ng, nx) = (r.nints, r.ngroups, r.nx);
+        let per = nints * ng;
+        let mut d = vec![0f64; nx * per];
+        let mut q = vec![0u8; nx * per];
+        for i in 0..nints {
+            for g in 0..ng {
+                let k0 = r.index(i, g, y, 0);
+                let (srow, qrow) = (&r.sci[k0..k0 + nx], &r.groupdq[k0..k0 + nx]);
+                let o = i * ng + g;
                 for x in 0..nx {
-                    let p = y * nx + x;
-                    fit_pixel_into(
-                        &d[x * per..(x + 1) * per],
-                        &q[x * per..(x + 1) * per],
-                        nints,
-                        ng,
-                        ramp.pixeldq[p],
-                        f64::from(readnoise[p]),
-                        f64::from(gain[p]),
-                        &t,
-                        &table,
-                        &mut s,
-                    );
-                    row.rate.push(s.rate);
-                    for i in 0..nints {
-                        row.ints[i * nx + x] = s.ints[i];
-                    }
-                    if with_fitopt {
-                        for i in 0..nints {
-                            row.pedestal[i * nx + x] = s.pedestal[i] as f32;
-                        }
-                        let mut k = 0;
-                        for (j, &(i, sg)) in s.segs.iter().enumerate() {
-                            k = if j > 0 && s.segs[j - 1].0 == i {
-                                k + 1
-                            } else {
-                                0
-                            };
-                            let v = sg.var_poisson + sg.var_rnoise;
-                            let vals = [
-                                sg.slope,
-                                v.sqrt(),
-                                sg.var_poisson,
-                                sg.var_rnoise,
-                                sg.yint,
-                                sg.sigyint,
-                                // stcal's WEIGHTS: the weight the segment's slope got.
-                                1.0 / sg.var_rnoise,
-                            ]
-                            .map(|x| x as f32);
-                            row.segs.push((i, x, k, vals));
-                        }
-                        let mut k = 0;
-                        for (j, &(i, c)) in s.crmag.iter().enumerate() {
-                            k = if j > 0 && s.crmag[j - 1].0 == i {
-                                k + 1
-                            } else {
-                                0
-                            };
-                            row.crs.push((i, x, k, c as f32));
-                        }
-                    }
-                }
-                row
-            })
-            .collect()
-    };
-    let mut merge = |y0: usize, band: Vec<RowFit>| {
-        for (y, row) in (y0..).zip(&band) {
-            let p0 = y * nx;
-            for x in 0..nx {
-                put(&mut rate, p0 + x, row.rate[x]);
-                for i in 0..nints {
-                    put(&mut rateints, i * npix + p0 + x, row.ints[i * nx + x]);
-                }
-            }
-            if !with_fitopt {
-                continue;
-            }
-            for i in 0..nints {
-                pedestal[i * npix + p0..i * npix + p0 + nx]
-                    .copy_from_slice(&row.pedestal[i * nx..(i + 1) * nx]);
-            }
-            for &(i, x, k, ref vals) in &row.segs {
-                let ip = i * npix + p0 + x;
-                nseg = nseg.max(k + 1);
-                if k == 0 {
-                    for (a, &v) in seg0.iter_mut().zip(vals) {
-                        a[ip] = v;
-                    }
-                } else {
-                    seg_more.push((ip, k, *vals));
-                }
-            }
-            for &(i, x, k, c) in &row.crs {
-                let ip = i * npix + p0 + x;
-                ncr = ncr.max(k + 1);
-                if k == 0 {
-                    cr0[ip] = c;
-                } else {
-                    cr_more.push((ip, k, c));
+                    d[x * per + o] = f64::from(srow[x]);
+                    q[x * per + o] = qrow[x];
                 }
             }
         }
-    };
-    // Each band is merged into the outputs while the next one is fitted.
-    let mut pending: Option<(usize, Vec<RowFit>)> = None;
-    for y0 in (0..ny).step_by(BAND_ROWS) {
-        let y1 = (y0 + BAND_ROWS).min(ny);
-        let (band, ()) = rayon::join(
-            || compute(y0, y1),
-            || {
-                if let Some((py, b)) = pending.take() {
-                    merge(py, b);
+        (d, q)
+    }
+
+    fn row(&self, y: usize) -> RowFit {
+        let r = self.ramp;
+        let (nints, ng, nx) = (r.nints, r.ngroups, r.nx);
+        let per = nints * ng;
+        let (d, q) = self.gather(y);
+        let mut s = PixelScratch::new(nints, ng);
+        let mut row = RowFit {
+            rate: Vec::with_capacity(nx),
+            ints: vec![(0.0, 0.0, 0.0, 0); nints * nx],
+            pedestal: vec![0.0; if self.with_fitopt { nints * nx } else { 0 }],
+            segs: Vec::new(),
+            crs: Vec::new(),
+        };
+        for x in 0..nx {
+            let p = y * nx + x;
+            fit_pixel_into(
+                &d[x * per..(x + 1) * per],
+                &q[x * per..(x + 1) * per],
+                nints,
+                ng,
+                r.pixeldq[p],
+                f64::from(self.readnoise[p]),
+                f64::from(self.gain[p]),
+                &self.t,
+                &self.table,
+                &mut s,
+            );
+            row.rate.push(s.rate);
+            for i in 0..nints {
+                row.ints[i * nx + x] = s.ints[i];
+            }
+            if self.with_fitopt {
+                row.push_fitopt(x, nx, &s);
+            }
+        }
+        row
+    }
+}
+
+/// The products, filled band by band.
+struct Collector {
+    nints: usize,
+    ny: usize,
+    nx: usize,
+    with_fitopt: bool,
+    rate: Slopes,
+    rateints: Slopes,
+    pedestal: Vec<f32>,
+    seg0: [Vec<f32>; 7],
+    cr0: Vec<f32>,
+    seg_more: Vec<(usize, usize, [f32; 7])>,
+    cr_more: Vec<(usize, usize, f32)>,
+    nseg: usize,
+    ncr: usize,
+}
+
+impl Slopes {
+    fn zeros(nplanes: usize, ny: usize, nx: usize) -> Slopes {
+        let n = nplanes * ny * nx;
+        Slopes {
+            nplanes,
+            ny,
+            nx,
+            sci: vec![0.0; n],
+            err: vec![0.0; n],
+            dq: vec![0; n],
+            var_poisson: vec![0.0; n],
+            var_rnoise: vec![0.0; n],
+        }
+    }
+}
+
+impl Collector {
+    fn new(ramp: &Ramp, with_fitopt: bool) -> Collector {
+        let (nints, ny, nx) = (ramp.nints, ramp.ny, ramp.nx);
+        let opt_len = if with_fitopt { nints * ny * nx } else { 0 };
+        Collector {
+            nints,
+            ny,
+            nx,
+            with_fitopt,
+            rate: Slopes::zeros(1, ny, nx),
+            rateints: Slopes::zeros(nints, ny, nx),
+            pedestal: vec![0f32; opt_len],
+            seg0: std::array::from_fn(|_| vec![0f32; opt_len]),
+            cr0: vec![0f32; opt_len],
+            seg_more: Vec::new(),
+            cr_more: Vec::new(),
+            nseg: 1,
+            ncr: 1,
+        }
+    }
+
+    /// The rows of `band`, the first being row `y0`.
+    fn merge(&mut self, y0: usize, band: &[RowFit]) {
+        let (nints, nx) = (self.nints, self.nx);
+        let npix = self.ny * nx;
+        for (y, row) in (y0..).zip(band) {
+            let p0 = y * nx;
+            for x in 0..nx {
+                put(&mut self.rate, p0 + x, row.rate[x]);
+                for i in 0..nints {
+                    put(&mut self.rateints, i * npix + p0 + x, row.ints[i * nx + x]);
                 }
-            },
-        );
-        pending = Some((y0, band));
+            }
+            if self.with_fitopt {
+                self.merge_fitopt(p0, row);
+            }
+        }
     }
-    if let Some((py, b)) = pending.take() {
-        merge(py, b);
+
+    /// The optional output of the row starting at pixel `p0`: segment and jump 0 into the
+    /// planes, further ones into the lists.
+    fn merge_fitopt(&mut self, p0: usize, row: &RowFit) {
+        let (nints, nx) = (self.nints, self.nx);
+        let npix = self.ny * nx;
+        for i in 0..nints {
+            self.pedestal[i * npix + p0..i * npix + p0 + nx]
+                .copy_from_slice(&row.pedestal[i * nx..(i + 1) * nx]);
+        }
+        for &(i, x, k, ref vals) in &row.segs {
+            let ip = i * npix + p0 + x;
+            self.nseg = self.nseg.max(k + 1);
+            if k == 0 {
+                for (a, &v) in self.seg0.iter_mut().zip(vals) {
+                    a[ip] = v;
+                }
+            } else {
+                self.seg_more.push((ip, k, *vals));
+            }
+        }
+        for &(i, x, k, c) in &row.crs {
+            let ip = i * npix + p0 + x;
+            self.ncr = self.ncr.max(k + 1);
+            if k == 0 {
+                self.cr0[ip] = c;
+            } else {
+                self.cr_more.push((ip, k, c));
+            }
+        }
     }
-    // Sorted by (segment or jump index, integration × npix + pixel), so that each plane's
-    // entries are one contiguous run (see `FitOptParts::seg_plane`).
-    seg_more.sort_unstable_by_key(|&(ip, k, _)| (k, ip));
-    cr_more.sort_unstable_by_key(|&(ip, k, _)| (k, ip));
-    let fitopt = with_fitopt.then_some(FitOptParts {
-        nints,
-        nseg,
-        ncr,
-        ny,
-        nx,
-        seg0,
-        seg_more,
-        cr0,
-        cr_more,
-        pedestal,
-    });
-    Ok(RampFitParts {
-        rate,
-        rateints,
-        fitopt,
-    })
+
+    fn finish(mut self) -> RampFitParts {
+        // Sorted by (segment or jump index, integration × npix + pixel), so that each plane's
+        // entries are one contiguous run (see `FitOptParts::seg_plane`).
+        self.seg_more.sort_unstable_by_key(|&(ip, k, _)| (k, ip));
+        self.cr_more.sort_unstable_by_key(|&(ip, k, _)| (k, ip));
+        let fitopt = self.with_fitopt.then_some(FitOptParts {
+            nints: self.nints,
+            nseg: self.nseg,
+            ncr: self.ncr,
+            ny: self.ny,
+            nx: self.nx,
+            seg0: self.seg0,
+            seg_more: self.seg_more,
+            cr0: self.cr0,
+            cr_more: self.cr_more,
+            pedestal: self.pedestal,
+        });
+        RampFitParts {
+            rate: self.rate,
+            rateints: self.rateints,
+            fitopt,
+        }
+    }
 }
 
 /// Stores one slope at flat index `j`; slopes with DO_NOT_USE are NaN, as in current jwst.
@@ -1031,7 +1180,7 @@ fn write_slopes(
 }
 
 /// Writes the `rate` product (ImageModel: SCI, ERR, DQ, VAR_POISSON, VAR_RNOISE, 2-D) from
-/// the `rate` of [`ramp_fit`] or [`ramp_fit_parts`].
+/// the `rate` of [`ramp_fit_parts`].
 pub fn write_rate(path: &Path, header: &Header, rate: &Slopes) -> Result<PathBuf, RampFitError> {
     write_slopes(path, header, rate, &[rate.ny, rate.nx], "ImageModel")
 }
@@ -1046,8 +1195,10 @@ pub fn write_rateints(
     write_slopes(path, header, rateints, &shape, "CubeModel")
 }
 
-/// Writes the optional output as [`write_fitopt`] does, plane by plane from the compact form
-/// (the full 4-D arrays are never held in memory).
+/// Writes the optional output (RampFitOutputModel, `rampfitoutput.schema` of stdatamodels: float32
+/// SLOPE, SIGSLOPE, VAR_POISSON, VAR_RNOISE, YINT, SIGYINT (4-D), PEDESTAL (3-D), WEIGHTS, CRMAG
+/// (4-D), in the schema's order), plane by plane from the compact form (the full 4-D arrays are
+/// never held in memory).
 pub fn write_fitopt_parts(
     path: &Path,
     header: &Header,
@@ -1094,47 +1245,6 @@ pub fn write_fitopt_parts(
         }
     }
     w.set_key("BUNIT", &"DN".into(), "units of the data")?;
-    Ok(w.finish()?)
-}
-
-/// Writes the optional output (RampFitOutputModel, `rampfitoutput.schema` of stdatamodels: float32
-/// SLOPE, SIGSLOPE, VAR_POISSON, VAR_RNOISE, YINT, SIGYINT (4-D), PEDESTAL (3-D), WEIGHTS, CRMAG
-/// (4-D), in the schema's order).
-pub fn write_fitopt(
-    path: &Path,
-    header: &Header,
-    out: &RampFitOutput,
-) -> Result<PathBuf, RampFitError> {
-    let o = &out.fitopt;
-    let seg = [o.nints, o.nseg, o.ny, o.nx];
-    let mut w = start(path, header, "RampFitOutputModel")?;
-    image(&mut w, "SLOPE", &seg, &o.slope, Some("DN/s"))?;
-    image(&mut w, "SIGSLOPE", &seg, &o.sigslope, Some("DN/s"))?;
-    image(
-        &mut w,
-        "VAR_POISSON",
-        &seg,
-        &o.var_poisson,
-        Some("DN^2/s^2"),
-    )?;
-    image(&mut w, "VAR_RNOISE", &seg, &o.var_rnoise, Some("DN^2/s^2"))?;
-    image(&mut w, "YINT", &seg, &o.yint, Some("DN"))?;
-    image(&mut w, "SIGYINT", &seg, &o.sigyint, Some("DN"))?;
-    image(
-        &mut w,
-        "PEDESTAL",
-        &[o.nints, o.ny, o.nx],
-        &o.pedestal,
-        Some("DN"),
-    )?;
-    image(&mut w, "WEIGHTS", &seg, &o.weights, None)?;
-    image(
-        &mut w,
-        "CRMAG",
-        &[o.nints, o.ncr, o.ny, o.nx],
-        &o.crmag,
-        Some("DN"),
-    )?;
     Ok(w.finish()?)
 }
 

@@ -489,11 +489,22 @@ impl MiriDarkRef {
     }
 }
 
+/// The dark integration (0-based, in a dark of `dark_nints`) that corrects the exposure's
+/// integration `int`; `intstart` is the exposure's INTSTART (1 for an unsegmented exposure).
+/// The rule of stcal's MIRI dark subtraction; it lives with the reader, which reads only the
+/// integrations it assigns.
+pub fn dark_integration(int: usize, dark_nints: usize, intstart: i64) -> usize {
+    if int < dark_nints && intstart == 1 {
+        int
+    } else {
+        dark_nints.saturating_sub(1)
+    }
+}
+
 /// Reads a MIRI DARK reference file (4-D SCI) for `target`: for each of the exposure's
-/// `sci_nints` integrations the dark integration [`crate::steps::dark_current_miri::dark_integration`]
-/// assigns to it (`intstart` is the exposure's INTSTART), and of each at most `max_groups`
-/// groups, so a long dark does not have to fit in memory. The primary header must give
-/// NFRAMES and GROUPGAP.
+/// `sci_nints` integrations the dark integration [`dark_integration`] assigns to it
+/// (`intstart` is the exposure's INTSTART), and of each at most `max_groups` groups, so a long
+/// dark does not have to fit in memory. The primary header must give NFRAMES and GROUPGAP.
 pub fn read_dark_miri(
     path: &Path,
     target: &Target,
@@ -525,7 +536,7 @@ pub fn read_dark_miri(
         return Err(f.err("NFRAMES is 0".into()));
     }
     let mut wanted: Vec<usize> = (0..sci_nints)
-        .map(|i| crate::steps::dark_current_miri::dark_integration(i, file_nints, intstart))
+        .map(|i| dark_integration(i, file_nints, intstart))
         .collect();
     wanted.sort_unstable();
     wanted.dedup();

@@ -261,11 +261,6 @@ impl SimConfig {
         self
     }
 
-    pub fn with_start(mut self, iso: &str) -> Self {
-        self.start = iso.to_string();
-        self
-    }
-
     /// Checks the configuration and resolves the detector, window and times.
     pub(crate) fn resolve(&self) -> Result<Resolved, SimError> {
         let bad = |m: String| Err(SimError::Config(m));
@@ -327,7 +322,7 @@ impl SimConfig {
     /// The frame time this config uses, in seconds.
     ///
     /// NIR: the SIDECAR readout time `(nx / outputs + 12) × (ny + 1) × 10 µs` (12 pixel times of
-    /// line overhead, one extra row), with the outputs of [`reads_with_four_outputs`] (4 at full
+    /// line overhead, one extra row), with the outputs of `reads_with_four_outputs` (4 at full
     /// frame and for full-width windows such as NIRCam's SUBGRISM64, 1 otherwise). This gives the
     /// real 10.737 s for a NIRCam full frame and within 2 % of the real SUB640/SUB160/SUB64P
     /// times. MIRI: the full-frame 2.775 s scaled by the number of pixels.

@@ -21,7 +21,7 @@
 //! Reproducibility: every random number comes from [`crate::rng::stream`] keyed by what it is
 //! for (truth map and row; exposure, integration and row for the ramps), so the bytes written do
 //! not depend on the number of threads or on the order in which rows are computed. Memory stays
-//! bounded: ramps are generated and written in bands of rows (see [`products`]).
+//! bounded: ramps are generated and written in bands of rows.
 //!
 //! [`testkit`]: a job runner for generators, the stdatamodels validator (found through this
 //! crate's source path, so it serves tests in this workspace), small CRDS caches.

@@ -7,9 +7,10 @@
 //! extension of every product; those pieces go to scratch files (native-endian, in FITS pixel
 //! order, beside the outputs) that are copied into the products at the end and then removed.
 //!
-//! Product names follow framework.md §5.4: `<stem>_<steps applied, in pipeline order>`, with
-//! `_rate` spelt `_0_ramp_fit` as upstream does, `_1_ramp_fit` for the per-integration rates
-//! and `_fitopt` for the optional fit output. For NIR detectors:
+//! Product names follow jwst_reffiles (`plugins/support/UPSTREAM.md`, "Calibration steps"):
+//! `<stem>_<steps applied, in pipeline order>`, with `_rate` spelt `_0_ramp_fit` as upstream
+//! does, `_1_ramp_fit` for the per-integration rates and `_fitopt` for the optional fit output.
+//! For NIR detectors:
 //!
 //! - jump: `<stem>_dq_init_saturation_superbias_refpix_linearity_jump.fits`
 //! - rate: `<stem>_dq_init_saturation_superbias_refpix_linearity_jump_0_ramp_fit.fits`
@@ -34,6 +35,7 @@ use mkrefs_support::budget::{row_blocks, rows_per_block};
 use mkrefs_support::fits::{FitsWriter, Pixel};
 use mkrefs_support::geometry::Instrument;
 use mkrefs_support::header::HeaderValue;
+use mkrefs_support::pipeline_steps::Step;
 
 /// Memory for one band of rows (raw ramps, calibrated ramps and fits of every row in it).
 pub const BAND_BUDGET_BYTES: usize = 64 * 1024 * 1024;
@@ -93,85 +95,48 @@ impl ProductSet {
     }
 }
 
-/// A calibration step: its name in mkrefs and the S_* keyword that records it.
-type Step = (&'static str, &'static str);
-
-/// The instrument's steps in pipeline order (framework.md §5.1, §5.3).
-fn pipeline_steps(instrument: Instrument) -> Vec<Step> {
-    match instrument {
-        Instrument::Miri => vec![
-            ("group_scale", "S_GRPSCL"),
-            ("dq_init", "S_DQINIT"),
-            ("emicorr", "S_MIREMI"),
-            ("saturation", "S_SATURA"),
-            ("ipc", "S_IPC"),
-            ("firstframe", "S_FRSTFR"),
-            ("lastframe", "S_LASTFR"),
-            ("reset", "S_RESET"),
-            ("linearity", "S_LINEAR"),
-            ("rscd", "S_RSCD"),
-            ("dark_current", "S_DARK"),
-            ("refpix", "S_REFPIX"),
-            ("jump", "S_JUMP"),
-            ("rate", "S_RAMP"),
-        ],
-        i => {
-            let mut s = vec![
-                ("group_scale", "S_GRPSCL"),
-                ("dq_init", "S_DQINIT"),
-                ("saturation", "S_SATURA"),
-                ("ipc", "S_IPC"),
-                ("superbias", "S_SUPERB"),
-                ("refpix", "S_REFPIX"),
-                ("linearity", "S_LINEAR"),
-                ("persistence", "S_PERSIS"),
-                ("dark_current", "S_DARK"),
-                ("jump", "S_JUMP"),
-                ("rate", "S_RAMP"),
-            ];
-            if i == Instrument::NirSpec {
-                s.retain(|st| st.0 != "persistence");
-            }
-            s
-        }
-    }
-}
-
 /// Whether the simulated products have had `step` applied. What they stand for: the dark
 /// reference file's ssbsteps (dq_init, saturation, superbias, refpix, linearity, jump) plus ramp
 /// fitting. group_scale (NFRAMES is a power of 2 here), ipc, persistence, dark_current and the
 /// MIRI-only frame steps are recorded as SKIPPED.
-fn applied(step: &str, instrument: Instrument) -> bool {
+fn applied(step: Step, instrument: Instrument) -> bool {
     match step {
-        "dq_init" | "saturation" | "refpix" | "linearity" | "jump" | "rate" => true,
-        "superbias" => instrument.is_nir(),
+        Step::DqInit
+        | Step::Saturation
+        | Step::Refpix
+        | Step::Linearity
+        | Step::Jump
+        | Step::Rate => true,
+        Step::Superbias => instrument.is_nir(),
         _ => false,
     }
 }
 
-/// The S_* keys of a product whose last step is `last` (jump or rate).
-fn step_keys(instrument: Instrument, last: &str) -> Vec<(&'static str, &'static str)> {
-    let steps = pipeline_steps(instrument);
-    let end = steps.iter().position(|s| s.0 == last).map_or(0, |p| p + 1);
+/// The S_* keys of a product whose last step is `last` (jump or rate), for every step of the
+/// instrument's pipeline up to it.
+fn step_keys(instrument: Instrument, last: Step) -> Vec<(&'static str, &'static str)> {
+    let steps = instrument.steps();
+    let end = instrument.position(last).map_or(0, |p| p + 1);
     steps[..end]
         .iter()
-        .map(|&(name, key)| {
-            let state = if applied(name, instrument) {
+        .map(|&step| {
+            let state = if applied(step, instrument) {
                 "COMPLETE"
             } else {
                 "SKIPPED"
             };
-            (key, state)
+            (step.keyword(), state)
         })
         .collect()
 }
 
 fn name_for(r: &Resolved, info: &ExposureInfo, product: Product) -> String {
     let inst = r.det.instrument;
-    let steps: Vec<&str> = pipeline_steps(inst)
+    let steps: Vec<&str> = inst
+        .steps()
         .iter()
-        .filter(|s| s.0 != "rate" && applied(s.0, inst))
-        .map(|s| s.0)
+        .filter(|&&s| s != Step::Rate && applied(s, inst))
+        .map(|s| s.name())
         .collect();
     let base = format!("{}_{}", info.stem, steps.join("_"));
     match product {
@@ -997,10 +962,10 @@ impl Scratch {
         let (nints, ng, ny, nx) = self.shape;
         let (model, last) = match product {
             Product::Uncal => unreachable!("the uncal file is written directly"),
-            Product::Jump => ("RampModel", "jump"),
-            Product::Rate => ("ImageModel", "rate"),
-            Product::Rateints => ("CubeModel", "rate"),
-            Product::Fitopt => ("RampFitOutputModel", "rate"),
+            Product::Jump => ("RampModel", Step::Jump),
+            Product::Rate => ("ImageModel", Step::Rate),
+            Product::Rateints => ("CubeModel", Step::Rate),
+            Product::Fitopt => ("RampFitOutputModel", Step::Rate),
         };
         let mut w = FitsWriter::create(path)?;
         write_primary(

@@ -10,7 +10,7 @@
 use std::f64::consts::SQRT_2;
 
 use crate::config::{Kind, Resolved, SimConfig};
-use crate::rng::stream;
+use crate::rng::{Counts, stream};
 use crate::truth::{RC_TAU_FRAMES, TAG_EVENTS, TAG_NOISE, TELEGRAPH_SWITCH_PROB, Truth};
 use mkrefs_support::dq;
 use mkrefs_support::geometry::Instrument;
@@ -121,6 +121,7 @@ pub(crate) fn realise_row(ctx: &ExposureCtx, y: usize) -> RowRamp {
         Kind::Flat => cfg.flat_illumination,
     };
     let ids = |tag: u64, i: usize| [tag, ctx.kind.id(), ctx.index as u64, i as u64, y as u64];
+    let cosmic_rays = Counts::new(ctx.cr_lambda);
     for i in 0..ctx.nints {
         let mut ev = stream(seed, &ids(TAG_EVENTS, i));
         let mut noise = stream(seed, &ids(TAG_NOISE, i));
@@ -131,7 +132,7 @@ pub(crate) fn realise_row(ctx: &ExposureCtx, y: usize) -> RowRamp {
             // Events first, from their own stream.
             hits.clear();
             if !is_ref && ctx.cr_lambda > 0.0 {
-                let n = ev.poisson(ctx.cr_lambda);
+                let n = ev.counts(&cosmic_rays);
                 for _ in 0..n {
                     let f = ctx.nframes + ev.below((ctx.frames - ctx.nframes) as u64) as usize;
                     let amp = (ln_lo + (ln_hi - ln_lo) * ev.uniform()).exp();
@@ -154,7 +155,7 @@ pub(crate) fn realise_row(ctx: &ExposureCtx, y: usize) -> RowRamp {
             } else {
                 f64::from(t.dark[p]) + illum * f64::from(t.qe[p])
             };
-            let lambda_frame = rate_dn * cfg.gain * ctx.tframe;
+            let shot = Counts::new(rate_dn * cfg.gain * ctx.tframe);
             let sigma = f64::from(t.readnoise[p]) / SQRT_2;
             let bias = f64::from(t.bias[p]);
             let ped = f64::from(t.pedestal[p]);
@@ -166,7 +167,7 @@ pub(crate) fn realise_row(ctx: &ExposureCtx, y: usize) -> RowRamp {
             let mut acc = 0.0;
             let mut tele_acc = 0.0;
             for (f, &up) in state.iter().enumerate() {
-                charge += noise.poisson(lambda_frame) as f64;
+                charge += noise.counts(&shot) as f64;
                 while next_hit < hits.len() && hits[next_hit].0 == f {
                     cr_sum += hits[next_hit].1;
                     next_hit += 1;
@@ -272,27 +273,53 @@ pub(crate) struct RowProducts {
 /// (runs of one group are not used), runs combined with inverse-variance weights, integrations
 /// likewise. Slopes whose DQ has DO_NOT_USE are NaN, as in jwst rate files.
 pub(crate) fn calibrate_row(ctx: &ExposureCtx, y: usize, row: &RowRamp) -> RowProducts {
-    let (nx, ng, nints) = (ctx.nx, ctx.ngroups, ctx.nints);
-    let t = ctx.truth;
-    let sat_flag = (dq::SATURATED | dq::DO_NOT_USE) as u8;
-    let jump_flag = dq::JUMP_DET as u8;
-    let mut sci = vec![0f32; nints * ng * nx];
-    let mut groupdq = vec![0u8; nints * ng * nx];
-    let pixeldq: Vec<u32> = (0..nx)
+    let pixeldq = initial_pixeldq(ctx, y);
+    let (sci, groupdq) = calibrated_groups(ctx, y, row);
+    let (mut segments, ranges) = fit_segments(ctx, y, &sci, &groupdq);
+    set_poisson_variances(ctx, &mut segments);
+    let (ints, pedestal) = integration_slopes(ctx, &sci, &groupdq, &pixeldq, &segments, &ranges);
+    let rate = exposure_slopes(ctx, &pixeldq, &ints);
+    RowProducts {
+        sci,
+        groupdq,
+        pixeldq,
+        ints,
+        pedestal,
+        rate,
+        segments,
+        events: row.events.clone(),
+    }
+}
+
+const SAT_FLAG: u8 = (dq::SATURATED | dq::DO_NOT_USE) as u8;
+const JUMP_FLAG: u8 = dq::JUMP_DET as u8;
+
+/// dq_init: REFERENCE_PIXEL | DO_NOT_USE on reference pixels.
+fn initial_pixeldq(ctx: &ExposureCtx, y: usize) -> Vec<u32> {
+    let nx = ctx.nx;
+    (0..nx)
         .map(|x| {
-            if t.is_reference(y * nx + x) {
+            if ctx.truth.is_reference(y * nx + x) {
                 dq::REFERENCE_PIXEL | dq::DO_NOT_USE
             } else {
                 0
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The jump step's SCI and GROUPDQ of the row: saturation flags from the first group at 65535
+/// on, the true bias subtracted (unless kept), JUMP_DET where an event first shows.
+fn calibrated_groups(ctx: &ExposureCtx, y: usize, row: &RowRamp) -> (Vec<f32>, Vec<u8>) {
+    let (nx, ng, nints) = (ctx.nx, ctx.ngroups, ctx.nints);
+    let mut sci = vec![0f32; nints * ng * nx];
+    let mut groupdq = vec![0u8; nints * ng * nx];
     for i in 0..nints {
         for x in 0..nx {
             let bias = if ctx.keep_bias {
                 0.0
             } else {
-                t.bias[y * nx + x]
+                ctx.truth.bias[y * nx + x]
             };
             let mut saturated = false;
             for g in 0..ng {
@@ -300,7 +327,7 @@ pub(crate) fn calibrate_row(ctx: &ExposureCtx, y: usize, row: &RowRamp) -> RowPr
                 let v = row.raw[k];
                 saturated |= f64::from(v) >= SATURATION_DN;
                 if saturated {
-                    groupdq[k] = sat_flag;
+                    groupdq[k] = SAT_FLAG;
                 }
                 sci[k] = f32::from(v) - bias;
             }
@@ -308,38 +335,32 @@ pub(crate) fn calibrate_row(ctx: &ExposureCtx, y: usize, row: &RowRamp) -> RowPr
     }
     for e in &row.events {
         let k = (e.int * ng + e.group) * nx + e.x;
-        if groupdq[k] & sat_flag == 0 {
-            groupdq[k] |= jump_flag;
+        if groupdq[k] & SAT_FLAG == 0 {
+            groupdq[k] |= JUMP_FLAG;
         }
     }
+    (sci, groupdq)
+}
 
-    let sigma_read = |x: usize| f64::from(t.readnoise[y * nx + x]) / SQRT_2;
-    // Straight lines through the runs of groups, first with read noise only.
+/// Straight lines through the runs of groups between jumps, with read noise only so far: the
+/// segments in (integration, x) order and, per `[i * nx + x]`, the range of its segments.
+fn fit_segments(
+    ctx: &ExposureCtx,
+    y: usize,
+    sci: &[f32],
+    groupdq: &[u8],
+) -> (Vec<Segment>, Vec<std::ops::Range<usize>>) {
+    let (nx, ng, nints) = (ctx.nx, ctx.ngroups, ctx.nints);
     let mut segments = Vec::new();
     let mut ranges = Vec::with_capacity(nints * nx);
     for i in 0..nints {
         for x in 0..nx {
             let k0 = i * ng * nx + x;
             let d = |g: usize| f64::from(sci[k0 + g * nx]);
-            let q = |g: usize| groupdq[k0 + g * nx];
-            let sigma_g = sigma_read(x) / (ctx.nframes as f64).sqrt();
-            let mut runs = Vec::new();
-            let mut start = 0;
-            let mut end = ng;
-            for g in 0..ng {
-                if q(g) & sat_flag != 0 {
-                    end = g;
-                    break;
-                }
-                if g > 0 && q(g) & jump_flag != 0 {
-                    runs.push((start, g));
-                    start = g;
-                }
-            }
-            if start < end {
-                runs.push((start, end));
-            }
+            let sigma_read = f64::from(ctx.truth.readnoise[y * nx + x]) / SQRT_2;
+            let sigma_g = sigma_read / (ctx.nframes as f64).sqrt();
             let first_seg = segments.len();
+            let runs = unsaturated_runs(ng, |g| groupdq[k0 + g * nx]);
             for (a, b) in runs.into_iter().filter(|(a, b)| b - a >= 2) {
                 let n = (b - a) as f64;
                 let xs = |g: usize| g as f64 * ctx.tgroup;
@@ -366,21 +387,60 @@ pub(crate) fn calibrate_row(ctx: &ExposureCtx, y: usize, row: &RowRamp) -> RowPr
             ranges.push(first_seg..segments.len());
         }
     }
-    // Poisson variances from the pixel's read-noise-weighted mean rate over all integrations
-    // (like jwst, which uses one rate per pixel): a segment's own slope would give its upward
-    // noise fluctuations less weight and bias the combined rate low.
-    let mut mean_rate = vec![(0.0f64, 0.0f64); nx];
-    for s in &segments {
+    (segments, ranges)
+}
+
+/// The (first, end) groups of the runs before the first saturated group, a JUMP_DET group
+/// starting a new run; `q(g)` is the flag of group `g`.
+fn unsaturated_runs(ng: usize, q: impl Fn(usize) -> u8) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut end = ng;
+    for g in 0..ng {
+        if q(g) & SAT_FLAG != 0 {
+            end = g;
+            break;
+        }
+        if g > 0 && q(g) & JUMP_FLAG != 0 {
+            runs.push((start, g));
+            start = g;
+        }
+    }
+    if start < end {
+        runs.push((start, end));
+    }
+    runs
+}
+
+/// Poisson variances from the pixel's read-noise-weighted mean rate over all integrations
+/// (like jwst, which uses one rate per pixel): a segment's own slope would give its upward
+/// noise fluctuations less weight and bias the combined rate low.
+fn set_poisson_variances(ctx: &ExposureCtx, segments: &mut [Segment]) {
+    let mut mean_rate = vec![(0.0f64, 0.0f64); ctx.nx];
+    for s in segments.iter() {
         mean_rate[s.x].0 += s.slope / s.var_rnoise;
         mean_rate[s.x].1 += 1.0 / s.var_rnoise;
     }
-    for s in &mut segments {
+    for s in segments.iter_mut() {
         let (num, den) = mean_rate[s.x];
         let r0 = if den > 0.0 { (num / den).max(0.0) } else { 0.0 };
-        s.var_poisson = r0 / (t.gain * (s.groups - 1) as f64 * ctx.tgroup);
+        s.var_poisson = r0 / (ctx.truth.gain * (s.groups - 1) as f64 * ctx.tgroup);
         s.sigslope = (s.var_rnoise + s.var_poisson).sqrt();
         s.weight = 1.0 / (s.var_rnoise + s.var_poisson);
     }
+}
+
+/// The slope of every integration `[i * nx + x]` (its segments combined, DQ the OR of PIXELDQ
+/// and the group flags without DO_NOT_USE) and its pedestal.
+fn integration_slopes(
+    ctx: &ExposureCtx,
+    sci: &[f32],
+    groupdq: &[u8],
+    pixeldq: &[u32],
+    segments: &[Segment],
+    ranges: &[std::ops::Range<usize>],
+) -> (Vec<Slope>, Vec<f32>) {
+    let (nx, ng, nints) = (ctx.nx, ctx.ngroups, ctx.nints);
     let mut ints = Vec::with_capacity(nints * nx);
     let mut pedestal = Vec::with_capacity(nints * nx);
     for i in 0..nints {
@@ -397,7 +457,7 @@ pub(crate) fn calibrate_row(ctx: &ExposureCtx, y: usize, row: &RowRamp) -> RowPr
                     .map(|s| (s.slope, s.var_poisson, s.var_rnoise)),
                 flags,
             );
-            let p = if q(0) & sat_flag != 0 {
+            let p = if q(0) & SAT_FLAG != 0 {
                 0.0
             } else {
                 let fitted = if s.fitted.is_finite() { s.fitted } else { 0.0 };
@@ -407,7 +467,13 @@ pub(crate) fn calibrate_row(ctx: &ExposureCtx, y: usize, row: &RowRamp) -> RowPr
             ints.push(s.slope);
         }
     }
-    let rate = (0..nx)
+    (ints, pedestal)
+}
+
+/// The exposure's slope per pixel: the usable integrations combined.
+fn exposure_slopes(ctx: &ExposureCtx, pixeldq: &[u32], ints: &[Slope]) -> Vec<Slope> {
+    let (nx, nints) = (ctx.nx, ctx.nints);
+    (0..nx)
         .map(|x| {
             let per_int = (0..nints).map(|i| ints[i * nx + x]);
             let flags = per_int.clone().fold(pixeldq[x], |a, s| a | s.dq) & !dq::DO_NOT_USE;
@@ -420,17 +486,7 @@ pub(crate) fn calibrate_row(ctx: &ExposureCtx, y: usize, row: &RowRamp) -> RowPr
             });
             combine(parts, flags | pixeldq[x]).slope
         })
-        .collect();
-    RowProducts {
-        sci,
-        groupdq,
-        pixeldq,
-        ints,
-        pedestal,
-        rate,
-        segments,
-        events: row.events.clone(),
-    }
+        .collect()
 }
 
 struct Combined {

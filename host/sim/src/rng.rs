@@ -1,10 +1,15 @@
 //! Deterministic random numbers for the simulator.
 //!
-//! The generator is written out here (xoshiro256++ seeded through splitmix64, both by Blackman and
-//! Vigna) rather than taken from a crate, so that simulated test data stay bit-identical whatever
-//! crate versions are resolved. [`stream`] derives an independent generator from a seed and a list of
-//! identifiers (file index, integration, row, ...): each piece of work gets its own stream, so data
-//! can be generated in parallel and in any order and still be reproducible.
+//! The generator is xoshiro256++ (`rand_xoshiro`), seeded through splitmix64 as its authors
+//! recommend (`seed_from_u64`); uniform, normal and Poisson deviates come from `rand` and
+//! `rand_distr`. Cargo.lock pins those crates, so simulated data change only when the lock file
+//! does. [`stream`] derives an independent generator from a seed and a list of identifiers (file
+//! index, integration, row, ...): each piece of work gets its own stream, so data can be generated
+//! in parallel and in any order and still be reproducible.
+
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, Poisson, StandardNormal};
+use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// The splitmix64 output function: a bijective 64-bit mixer.
 #[inline]
@@ -16,23 +21,13 @@ fn mix64(mut z: u64) -> u64 {
 
 const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// One step of splitmix64: advances `state` and returns the next output.
-#[inline]
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(GOLDEN);
-    mix64(*state)
-}
-
-/// A xoshiro256++ generator with a cached second normal deviate.
+/// One stream of random numbers (see [`stream`]).
 #[derive(Clone, Debug)]
-pub struct Rng {
-    s: [u64; 4],
-    cached_normal: Option<f64>,
-}
+pub struct Rng(Xoshiro256PlusPlus);
 
 /// The generator for `(seed, ids)`. Different id lists (including lists that differ only in length,
 /// such as `[1]` and `[1, 0]`) give unrelated streams: every id is mixed in with its position and the
-/// length is mixed in last, then the result seeds splitmix64, which fills the xoshiro state.
+/// length is mixed in last; the result seeds the generator.
 pub fn stream(seed: u64, ids: &[u64]) -> Rng {
     let mut h = mix64(seed ^ GOLDEN);
     for (k, &id) in ids.iter().enumerate() {
@@ -40,103 +35,54 @@ pub fn stream(seed: u64, ids: &[u64]) -> Rng {
         h = mix64(h ^ mix64(id.wrapping_add(position)));
     }
     h = mix64(h ^ (ids.len() as u64).wrapping_mul(0xd1b5_4a32_d192_ed03));
-    Rng::from_seed(h)
+    Rng(Xoshiro256PlusPlus::seed_from_u64(h))
 }
 
 impl Rng {
-    /// Seed the four state words with consecutive splitmix64 outputs (the seeding the xoshiro authors
-    /// recommend; it cannot produce the forbidden all-zero state in practice).
-    pub fn from_seed(seed: u64) -> Rng {
-        let mut sm = seed;
-        let s = [
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-        ];
-        Rng {
-            s,
-            cached_normal: None,
-        }
-    }
-
-    /// The next 64 random bits (xoshiro256++).
-    #[inline]
-    pub fn next_u64(&mut self) -> u64 {
-        let s = &mut self.s;
-        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
-    }
-
-    /// Uniform in [0, 1) with 53 random bits.
+    /// Uniform in [0, 1).
     #[inline]
     pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        self.0.random()
     }
 
-    /// A standard normal deviate (Marsaglia's polar method). Each accepted pair yields two deviates;
-    /// the second is cached and returned by the next call, so the sequence stays deterministic.
+    /// A standard normal deviate.
+    #[inline]
     pub fn normal(&mut self) -> f64 {
-        if let Some(z) = self.cached_normal.take() {
-            return z;
-        }
-        loop {
-            let u = 2.0 * self.uniform() - 1.0;
-            let v = 2.0 * self.uniform() - 1.0;
-            let s = u * u + v * v;
-            if s > 0.0 && s < 1.0 {
-                let f = (-2.0 * s.ln() / s).sqrt();
-                self.cached_normal = Some(v * f);
-                return u * f;
-            }
-        }
+        self.0.sample(StandardNormal)
     }
 
-    /// A Poisson deviate with mean `lambda`.
-    ///
-    /// - `lambda <= 0` or NaN gives 0.
-    /// - `lambda < 30`: exact, by Knuth's product-of-uniforms method (cost grows with lambda, which
-    ///   is why it is used only for small means).
-    /// - `lambda >= 30`: normal approximation with continuity correction,
-    ///   `floor(lambda + sqrt(lambda)·z + 0.5)` clamped at 0. The skew it ignores is about
-    ///   `1/sqrt(lambda)` of a count (≤ 0.18 at the switch), far below the read noise this simulates.
+    /// A Poisson deviate with mean `lambda` (0 when `lambda` is not positive and finite). For a
+    /// mean drawn from many times, build its [`Counts`] once and use [`Rng::counts`].
     pub fn poisson(&mut self, lambda: f64) -> u64 {
-        if lambda.is_nan() || lambda <= 0.0 {
-            return 0;
-        }
-        if lambda < 30.0 {
-            let limit = (-lambda).exp();
-            let mut k = 0u64;
-            let mut p = self.uniform();
-            while p > limit {
-                k += 1;
-                p *= self.uniform();
-            }
-            k
-        } else {
-            let x = (lambda + lambda.sqrt() * self.normal() + 0.5).floor();
-            if x <= 0.0 { 0 } else { x as u64 }
+        self.counts(&Counts::new(lambda))
+    }
+
+    /// A deviate of `counts`.
+    #[inline]
+    pub fn counts(&mut self, counts: &Counts) -> u64 {
+        match &counts.0 {
+            Some(p) => p.sample(&mut self.0) as u64,
+            None => 0,
         }
     }
 
-    /// Uniform integer in `[0, n)` without modulo bias (Lemire's multiply-and-reject).
-    /// Panics if `n == 0`, which has no valid result.
+    /// Uniform integer in `[0, n)`, without modulo bias. Panics if `n == 0`, which has no valid
+    /// result.
     pub fn below(&mut self, n: u64) -> u64 {
         assert!(n > 0, "Rng::below(0): empty range");
-        let threshold = n.wrapping_neg() % n;
-        loop {
-            let m = u128::from(self.next_u64()) * u128::from(n);
-            if (m as u64) >= threshold {
-                return (m >> 64) as u64;
-            }
-        }
+        self.0.random_range(0..n)
+    }
+}
+
+/// The Poisson distribution of one mean, set up once: building it costs more than a draw for
+/// large means, and a pixel's charge per frame is drawn once per frame with the same mean.
+#[derive(Clone, Copy, Debug)]
+pub struct Counts(Option<Poisson<f64>>);
+
+impl Counts {
+    /// Counts with mean `lambda`; always 0 when `lambda` is not positive and finite.
+    pub fn new(lambda: f64) -> Counts {
+        Counts(Poisson::new(lambda).ok())
     }
 }
 
@@ -144,31 +90,17 @@ impl Rng {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reference_vectors() {
-        // splitmix64 from state 0: first output 0xe220a8397b1dcdaf (Vigna's reference code).
-        let mut sm = 0u64;
-        assert_eq!(splitmix64(&mut sm), 0xe220_a839_7b1d_cdaf);
-        // xoshiro256++ from state [1, 2, 3, 4]: first output rotl(1 + 4, 23) + 1.
-        let mut r = Rng {
-            s: [1, 2, 3, 4],
-            cached_normal: None,
-        };
-        assert_eq!(r.next_u64(), 41_943_041);
+    fn draws(mut r: Rng, n: usize) -> Vec<f64> {
+        (0..n).map(|_| r.uniform()).collect()
     }
 
     #[test]
     fn reproducible_and_distinct() {
-        let a: Vec<u64> = (0..16)
-            .map({
-                let mut r = stream(42, &[3, 1]);
-                move |_| r.next_u64()
-            })
-            .collect();
-        let mut r = stream(42, &[3, 1]);
-        let b: Vec<u64> = (0..16).map(|_| r.next_u64()).collect();
-        assert_eq!(a, b);
-        let first = |seed, ids: &[u64]| stream(seed, ids).next_u64();
+        assert_eq!(
+            draws(stream(42, &[3, 1]), 16),
+            draws(stream(42, &[3, 1]), 16)
+        );
+        let first = |seed, ids: &[u64]| stream(seed, ids).uniform();
         let x = first(42, &[3, 1]);
         assert_ne!(x, first(42, &[1, 3]));
         assert_ne!(x, first(43, &[3, 1]));
@@ -225,8 +157,17 @@ mod tests {
                 "lambda {lambda}: var {var}"
             );
         }
-        assert_eq!(r.poisson(0.0), 0);
-        assert_eq!(r.poisson(-3.0), 0);
-        assert_eq!(r.poisson(f64::NAN), 0);
+        for lambda in [0.0, -3.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(r.poisson(lambda), 0, "{lambda}");
+        }
+    }
+
+    #[test]
+    fn counts_built_once_draw_like_poisson() {
+        let (mut a, mut b) = (stream(4, &[1]), stream(4, &[1]));
+        let c = Counts::new(37.5);
+        for _ in 0..1000 {
+            assert_eq!(a.counts(&c), b.poisson(37.5));
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Helpers for the tests of generators (here and in third-party crates): small uncal ramps with
+//! Helpers for the tests of the generators in this workspace: small uncal ramps with
 //! a known truth written as real FITS files, a job runner that drives a generator through
 //! `ReferenceGenerator::call_algorithm` with a recording host, and the stdatamodels validator
 //! (`tests/python/validate_reffile.py` of the mkrefs tree, run by the test venv's Python).
@@ -439,7 +439,7 @@ pub fn read_image(path: &Path, hdu: &str) -> (Vec<f64>, usize, usize) {
     (r.read_plane::<f64>(0).unwrap(), ny, nx)
 }
 
-/// A data set of the support simulator: `darks` uncal darks of `cfg` and its truth.
+/// A simulated data set: `darks` uncal darks of `cfg` and its truth.
 pub fn simulated_darks(
     dir: &Path,
     cfg: &crate::SimConfig,

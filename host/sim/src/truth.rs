@@ -18,9 +18,9 @@ pub(crate) const TAG_DEFECTS: u64 = 2;
 pub(crate) const TAG_NOISE: u64 = 3;
 pub(crate) const TAG_EVENTS: u64 = 4;
 
-/// DEFECTS value of a pixel saturated in all groups. bpm.md §3.8 (variant T) flags such pixels
-/// with the 'hot' flag, so they carry HOT like the unsaturated hot pixels; the extra SATURATED bit
-/// tells the two apart.
+/// DEFECTS value of a pixel saturated in all groups. The bad-pixel search of darks flags such
+/// pixels HOT, so they carry HOT like the unsaturated hot pixels; the extra SATURATED bit tells
+/// the two apart.
 pub const SATURATED_IN_ALL_GROUPS: u32 = dq::HOT | dq::SATURATED;
 
 /// RC decay time in frame times: the excess falls to 1/e in 1.5 frames, so it dominates group 0
@@ -28,7 +28,8 @@ pub const SATURATED_IN_ALL_GROUPS: u32 = dq::HOT | dq::SATURATED;
 pub(crate) const RC_TAU_FRAMES: f64 = 1.5;
 
 /// Probability per frame that a telegraph pixel switches level: with 10 groups most
-/// integrations see several switches, so the pixel shows many jumps (bpm.md §3.6–3.7).
+/// integrations see several switches, so the pixel shows many jumps (which the bad-pixel search
+/// of darks flags TELEGRAPH).
 pub(crate) const TELEGRAPH_SWITCH_PROB: f64 = 0.25;
 
 /// The defect classes the simulator injects, as they appear in the DEFECTS map.
@@ -44,7 +45,7 @@ pub enum DefectClass {
     Saturated,
     Rc,
     Telegraph,
-    /// Low pedestal, flagged OTHER_BAD_PIXEL as the bad-pixel search does (bpm.md §3.1).
+    /// Low pedestal, flagged OTHER_BAD_PIXEL as the bad-pixel search does.
     LowPedestal,
     ReferencePixel,
 }
@@ -373,7 +374,7 @@ impl Truth {
 /// Places the defects one class after another from a single stream, so the layout is the same
 /// whatever the thread count. Every defect (an OPEN pixel with its 4 ADJ_OPEN neighbours counts
 /// as one) keeps a free ring of one pixel around it, so the bad-pixel searches see each one with
-/// normal neighbours (the OPEN test looks at the 4 neighbours, bpm.md §2.9).
+/// normal neighbours (the OPEN test looks at the 4 neighbours).
 fn place_defects(cfg: &SimConfig, r: &Resolved, t: &mut Truth) -> Result<(), SimError> {
     let (y0, y1, x0, x1) = science_region(&r.det, &r.sub);
     let (h, w) = (y1.saturating_sub(y0), x1.saturating_sub(x0));

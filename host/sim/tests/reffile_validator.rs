@@ -50,7 +50,7 @@ fn input_header(instrument: &str, detector: &str) -> Header {
 fn meta(reftype: &str, model: &str) -> RefMeta {
     let mut m =
         RefMeta::from_header(reftype, model, &input_header("NIRCAM", "NRCA1"), (NY, NX)).unwrap();
-    m.description = format!("{reftype} written by the mkrefs-support tests");
+    m.description = format!("{reftype} written by the mkrefs-sim tests");
     m.author = "mkrefs test suite".into();
     m.pedigree = "GROUND".into();
     m.useafter = "2022-01-01".into();
@@ -70,7 +70,7 @@ fn sci() -> Vec<f32> {
     (0..NY * NX).map(|i| 5.0 + (i % 7) as f32 * 0.25).collect()
 }
 
-/// The standard JWST DQ_DEF table (bpm.md §1.1–1.2): GOOD, then one row per bit.
+/// The standard JWST DQ_DEF table: GOOD, then one row per bit.
 fn standard_dq_def() -> Vec<DqDefRow> {
     const NAMES: [&str; 32] = [
         "DO_NOT_USE",
@@ -207,7 +207,7 @@ fn write_dark(path: &Path, miri: bool) -> PathBuf {
         let mut h = input_header("MIRI", "MIRIMAGE");
         h.set("FASTAXIS", 1i64);
         let mut m = RefMeta::from_header("DARK", "DarkMIRIModel", &h, (NY, NX)).unwrap();
-        m.description = "MIRI dark written by the mkrefs-support tests".into();
+        m.description = "MIRI dark written by the mkrefs-sim tests".into();
         m.author = "mkrefs test suite".into();
         m.pedigree = "INFLIGHT 2022-07-01 2022-08-01".into();
         m.useafter = "2022-07-01T00:00:00".into();

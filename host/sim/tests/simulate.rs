@@ -386,22 +386,72 @@ fn robust(v: &[f64]) -> (f64, f64) {
     (med, 1.4826 * d[d.len() / 2])
 }
 
+/// The products of one dark and one flat exposure of a 160x160 subarray with many defects.
+struct Fixture {
+    dir: tempfile::TempDir,
+    cfg: SimConfig,
+    truth: Truth,
+    darks: Vec<(Product, PathBuf)>,
+    flats: Vec<(Product, PathBuf)>,
+    n: usize,
+    ng: usize,
+    nint: usize,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = small(160).with_defect_fraction(0.002).with_ramp(2, 10);
+        let truth = Truth::generate(&cfg).unwrap();
+        let (_, darks) =
+            write_products(dir.path(), &cfg, &truth, Kind::Dark, 0, ProductSet::ALL).unwrap();
+        let (_, flats) =
+            write_products(dir.path(), &cfg, &truth, Kind::Flat, 0, ProductSet::ALL).unwrap();
+        Fixture {
+            dir,
+            cfg,
+            truth,
+            darks,
+            flats,
+            n: 160,
+            ng: 10,
+            nint: 2,
+        }
+    }
+
+    fn npix(&self) -> usize {
+        self.n * self.n
+    }
+
+    fn dark(&self, p: Product) -> PathBuf {
+        file(&self.darks, p)
+    }
+}
+
+fn file(set: &[(Product, PathBuf)], p: Product) -> PathBuf {
+    set.iter().find(|f| f.0 == p).unwrap().1.clone()
+}
+
 #[test]
 fn products_carry_the_truth() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = small(160).with_defect_fraction(0.002).with_ramp(2, 10);
-    let truth = Truth::generate(&cfg).unwrap();
-    let (_, darks) =
-        write_products(dir.path(), &cfg, &truth, Kind::Dark, 0, ProductSet::ALL).unwrap();
-    let (_, flats) =
-        write_products(dir.path(), &cfg, &truth, Kind::Flat, 0, ProductSet::ALL).unwrap();
-    let file =
-        |set: &[(Product, PathBuf)], p: Product| set.iter().find(|f| f.0 == p).unwrap().1.clone();
-    let (n, ng, nint) = (160usize, 10usize, 2usize);
-    let npix = n * n;
+    let f = Fixture::new();
+    headers_and_extensions_name_the_steps(&f);
+    let (gdq, cr_jumps) = jump_product_is_the_bias_free_ramp_with_its_events(&f);
+    // CRMAG holds the amplitudes of the flagged jumps.
+    let crmag = read_all_f32(&f.dark(Product::Fitopt), "CRMAG");
+    let ncr = crmag.0[1];
+    let mags = crmag.1.iter().filter(|&&m| m != 0.0).count();
+    assert!(mags >= cr_jumps, "{mags} magnitudes for {cr_jumps} jumps");
+    assert!(ncr >= 1);
+    rates_agree_with_the_truth_within_their_errors(&f);
+    pedestals_show_rc_and_low_pedestal_pixels(&f);
+    telegraph_pixels_jump_and_hot_pixels_have_their_rate(&f, &gdq);
+}
 
-    // Headers: S_* keys complete for the steps claimed, the rest skipped.
-    let jh = read_primary_header(&file(&darks, Product::Jump)).unwrap();
+/// S_* keys complete for the steps claimed, the rest skipped; the products' extensions; no
+/// scratch files left behind.
+fn headers_and_extensions_name_the_steps(f: &Fixture) {
+    let jh = read_primary_header(&f.dark(Product::Jump)).unwrap();
     for k in [
         "S_DQINIT", "S_SATURA", "S_SUPERB", "S_REFPIX", "S_LINEAR", "S_JUMP",
     ] {
@@ -414,12 +464,12 @@ fn products_carry_the_truth() {
     assert_eq!(jh.get_str("DATAMODL"), Some("RampModel"));
     assert_eq!(jh.get_str("EXP_TYPE"), Some("NRC_DARK"));
     for p in [Product::Rate, Product::Rateints, Product::Fitopt] {
-        let h = read_primary_header(&file(&darks, p)).unwrap();
+        let h = read_primary_header(&f.dark(p)).unwrap();
         assert_eq!(h.get_str("S_RAMP"), Some("COMPLETE"));
         assert_eq!(h.get_str("S_JUMP"), Some("COMPLETE"));
     }
     assert_eq!(
-        hdu_names(&file(&darks, Product::Fitopt)).unwrap(),
+        hdu_names(&f.dark(Product::Fitopt)).unwrap(),
         [
             "PRIMARY",
             "SLOPE",
@@ -434,23 +484,26 @@ fn products_carry_the_truth() {
         ]
     );
     assert_eq!(
-        hdu_names(&file(&darks, Product::Rate)).unwrap(),
+        hdu_names(&f.dark(Product::Rate)).unwrap(),
         ["PRIMARY", "SCI", "ERR", "DQ", "VAR_POISSON", "VAR_RNOISE"]
     );
-    // No scratch files are left behind.
-    let left: Vec<_> = std::fs::read_dir(dir.path())
+    let left: Vec<_> = std::fs::read_dir(f.dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.'))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
 
-    // The jump SCI is the uncal ramp minus the true bias, and GROUPDQ flags every event.
-    let raw = read_all::<u16>(&file(&darks, Product::Uncal), "SCI");
-    let (shape, sci) = read_all_f32(&file(&darks, Product::Jump), "SCI");
+/// The jump SCI is the uncal ramp minus the true bias, and GROUPDQ flags every event. Returns
+/// the dark's GROUPDQ and the number of cosmic-ray jumps flagged on normal pixels.
+fn jump_product_is_the_bias_free_ramp_with_its_events(f: &Fixture) -> (Vec<u8>, usize) {
+    let (truth, n, ng, nint, npix) = (&f.truth, f.n, f.ng, f.nint, f.npix());
+    let raw = read_all::<u16>(&f.dark(Product::Uncal), "SCI");
+    let (shape, sci) = read_all_f32(&f.dark(Product::Jump), "SCI");
     assert_eq!(shape, [nint, ng, n, n]);
-    let gdq = read_all::<u8>(&file(&darks, Product::Jump), "GROUPDQ");
-    let pdq = read_all::<u32>(&file(&darks, Product::Jump), "PIXELDQ");
+    let gdq = read_all::<u8>(&f.dark(Product::Jump), "GROUPDQ");
+    let pdq = read_all::<u32>(&f.dark(Product::Jump), "PIXELDQ");
     for k in 0..raw.len() {
         assert_eq!(sci[k], f32::from(raw[k]) - truth.bias[k % npix]);
     }
@@ -495,7 +548,7 @@ fn products_carry_the_truth() {
         }
     }
     // Cosmic rays: about rate × (hit window) × pixel-integrations (Poisson, 5 σ).
-    let tframe = cfg.frame_time().unwrap();
+    let tframe = f.cfg.frame_time().unwrap();
     let normal = truth.defects.iter().filter(|&&v| v == 0).count();
     let expect = 1.6e-5 * tframe * 9.0 * (normal * nint) as f64;
     assert!(
@@ -503,29 +556,21 @@ fn products_carry_the_truth() {
         "{cr_jumps} jumps, {expect} expected"
     );
     assert!(cr_pixels_ints <= cr_jumps);
+    (gdq, cr_jumps)
+}
 
-    // CRMAG holds the amplitudes of the flagged jumps.
-    let crmag = read_all_f32(&file(&darks, Product::Fitopt), "CRMAG");
-    let ncr = crmag.0[1];
-    let mags = crmag.1.iter().filter(|&&m| m != 0.0).count();
-    assert!(mags >= cr_jumps, "{mags} magnitudes for {cr_jumps} jumps");
-    assert!(ncr >= 1);
-
-    // Rates: darks ≈ DARK, flats ≈ illumination × QE + DARK, with z-scores of unit spread.
-    let rate_of = |set: &[(Product, PathBuf)]| {
-        let f = file(set, Product::Rate);
-        (
-            read_all::<f32>(&f, "SCI"),
-            read_all::<f32>(&f, "ERR"),
-            read_all::<u32>(&f, "DQ"),
-        )
-    };
-    for (set, illum) in [(&darks, 0.0), (&flats, 100.0)] {
-        let (rate, err, rdq) = rate_of(set);
+/// Rates: darks ≈ DARK, flats ≈ illumination × QE + DARK, with z-scores of unit spread.
+fn rates_agree_with_the_truth_within_their_errors(f: &Fixture) {
+    let truth = &f.truth;
+    for (set, illum) in [(&f.darks, 0.0), (&f.flats, 100.0)] {
+        let rate_file = file(set, Product::Rate);
+        let rate = read_all::<f32>(&rate_file, "SCI");
+        let err = read_all::<f32>(&rate_file, "ERR");
+        let rdq = read_all::<u32>(&rate_file, "DQ");
         // Residuals against the truth: their mean is within 5 standard errors of 0 and their
         // z-scores have unit spread (ERR is right to a few per cent).
         let (mut sum, mut var, mut z2, mut count) = (0.0, 0.0, 0.0, 0usize);
-        for p in 0..npix {
+        for p in 0..f.npix() {
             let v = truth.defects[p];
             if truth.is_reference(p) {
                 assert!(rate[p].is_nan() && rdq[p] & dq::REFERENCE_PIXEL != 0);
@@ -556,19 +601,23 @@ fn products_carry_the_truth() {
         let rms = (z2 / count as f64).sqrt();
         assert!((rms - 1.0).abs() < 0.05, "illum {illum}: rms z {rms}");
     }
+}
 
-    // PEDESTAL: high for RC, low for low-pedestal pixels, 0 where saturated in all groups, in
-    // every integration; measured against the spread of normal pixels as bpm.md §3.6 does.
-    let ped = read_all::<f32>(&file(&darks, Product::Fitopt), "PEDESTAL");
-    for i in 0..nint {
+/// PEDESTAL: high for RC, low for low-pedestal pixels, 0 where saturated in all groups, in
+/// every integration; measured against the robust spread of normal pixels, as the bad-pixel
+/// search measures it.
+fn pedestals_show_rc_and_low_pedestal_pixels(f: &Fixture) {
+    let npix = f.npix();
+    let ped = read_all::<f32>(&f.dark(Product::Fitopt), "PEDESTAL");
+    for i in 0..f.nint {
         let plane = &ped[i * npix..(i + 1) * npix];
         let normal: Vec<f64> = (0..npix)
-            .filter(|&p| truth.defects[p] == 0)
+            .filter(|&p| f.truth.defects[p] == 0)
             .map(|p| f64::from(plane[p]))
             .collect();
         let (med, sd) = robust(&normal);
         for p in 0..npix {
-            let v = truth.defects[p];
+            let v = f.truth.defects[p];
             let x = f64::from(plane[p]);
             if DefectClass::Rc.matches(v) {
                 assert!(x > med + 5.0 * sd, "RC pedestal {x}");
@@ -579,14 +628,18 @@ fn products_carry_the_truth() {
             }
         }
     }
-    // Telegraph pixels jump in most integrations; hot pixels have their dark rate.
-    let rints = read_all::<f32>(&file(&darks, Product::Rateints), "SCI");
-    let rints_err = read_all::<f32>(&file(&darks, Product::Rateints), "ERR");
+}
+
+/// Telegraph pixels jump in most integrations; hot pixels have their dark rate.
+fn telegraph_pixels_jump_and_hot_pixels_have_their_rate(f: &Fixture, gdq: &[u8]) {
+    let (ng, npix) = (f.ng, f.npix());
+    let rints = read_all::<f32>(&f.dark(Product::Rateints), "SCI");
+    let rints_err = read_all::<f32>(&f.dark(Product::Rateints), "ERR");
     let mut tele_ints = 0;
     let mut tele_jumping = 0;
     for p in 0..npix {
-        let v = truth.defects[p];
-        for i in 0..nint {
+        let v = f.truth.defects[p];
+        for i in 0..f.nint {
             if DefectClass::Telegraph.matches(v) {
                 tele_ints += 1;
                 let jumps = (1..ng)
@@ -597,9 +650,9 @@ fn products_carry_the_truth() {
             if DefectClass::Hot.matches(v) {
                 let (r, e) = (rints[i * npix + p], rints_err[i * npix + p]);
                 assert!(
-                    (r - truth.dark[p]).abs() < 6.0 * e,
+                    (r - f.truth.dark[p]).abs() < 6.0 * e,
                     "hot {r} vs {}",
-                    truth.dark[p]
+                    f.truth.dark[p]
                 );
             }
         }

@@ -1,13 +1,8 @@
 //! Row blocks within a memory budget, and thread pools.
 //!
 //! Generators process images in bands of whole rows so that memory stays bounded whatever the
-//! number of input files (algos.md §6): the caller states how many bytes one row of its working set
+//! number of input files: the caller states how many bytes one row of its working set
 //! takes (all files, groups and scratch for that row) and gets a number of rows per block.
-
-/// Default working-set budget: 512 MiB. Small enough to leave room for several concurrent jobs and
-/// the OS cache on a 4–8 GiB machine, large enough that a 2048-column band of a few dozen files
-/// still spans many rows, so per-block overhead (FITS seeks, thread start-up) stays negligible.
-pub const DEFAULT_BUDGET_BYTES: usize = 512 * 1024 * 1024;
 
 /// Rows per block so that `rows * bytes_per_row <= budget_bytes`, but at least 1 (a single row
 /// is processed even if it alone exceeds the budget) and at most `ny` (also at least 1 when `ny == 0`).
@@ -54,7 +49,6 @@ mod tests {
         assert_eq!(rows_per_block(1000, usize::MAX, 2048), 2048);
         assert_eq!(rows_per_block(0, 10, 7), 7);
         assert_eq!(rows_per_block(10, 100, 0), 1);
-        assert_eq!(DEFAULT_BUDGET_BYTES, 536_870_912);
     }
 
     #[test]

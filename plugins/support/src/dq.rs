@@ -9,7 +9,8 @@ pub struct DqDefRow {
     pub description: String,
 }
 
-/// The JWST pixel flags (`dqflags.pixel` of current stdatamodels/stcal, bpm.md §1.1), in the
+/// The JWST pixel flags (`dqflags.pixel` of current stdatamodels/stcal, `UPSTREAM.md`, "DQ
+/// flags"), in the
 /// dictionary order the DQ_DEF tables use: GOOD = 0 first, then bits 0 to 31.
 pub const PIXEL_FLAGS: &[(&str, u32)] = &[
     ("GOOD", 0),
@@ -132,18 +133,6 @@ pub fn flag_value(name: &str) -> Option<u32> {
         .map(|&(_, v)| v)
 }
 
-/// The names of the flags set in `value`, from bit 0 upwards; `["GOOD"]` for 0.
-pub fn flag_names(value: u32) -> Vec<&'static str> {
-    if value == 0 {
-        return vec!["GOOD"];
-    }
-    PIXEL_FLAGS
-        .iter()
-        .filter(|&&(_, v)| v != 0 && value & v != 0)
-        .map(|&(n, _)| n)
-        .collect()
-}
-
 fn row(name: &str, value: u32) -> DqDefRow {
     DqDefRow {
         bit: if value == 0 {
@@ -157,8 +146,9 @@ fn row(name: &str, value: u32) -> DqDefRow {
     }
 }
 
-/// The full standard DQ_DEF table (bpm.md §1.2): 33 rows in [`PIXEL_FLAGS`] order, BIT =
-/// log2(VALUE), GOOD with BIT 0 and VALUE 0 (so BIT 0 appears twice, as upstream writes it).
+/// The full standard DQ_DEF table (`UPSTREAM.md`, "DQ flags"): 33 rows in [`PIXEL_FLAGS`]
+/// order, BIT = log2(VALUE), GOOD with BIT 0 and VALUE 0 (so BIT 0 appears twice, as upstream
+/// writes it).
 pub fn standard_dq_def() -> Vec<DqDefRow> {
     PIXEL_FLAGS.iter().map(|&(n, v)| row(n, v)).collect()
 }
@@ -224,16 +214,6 @@ mod tests {
         assert_eq!(flag_value("Reference_Pixel"), Some(REFERENCE_PIXEL));
         assert_eq!(flag_value("GOOD"), Some(0));
         assert_eq!(flag_value("NOT_A_FLAG"), None);
-        assert_eq!(flag_names(0), vec!["GOOD"]);
-        assert_eq!(
-            flag_names(DO_NOT_USE | UNRELIABLE_BIAS),
-            vec!["DO_NOT_USE", "UNRELIABLE_BIAS"]
-        );
-        assert_eq!(
-            flag_names(REFERENCE_PIXEL | DEAD),
-            vec!["DEAD", "REFERENCE_PIXEL"]
-        );
-        assert_eq!(flag_names(u32::MAX).len(), 32);
     }
 
     #[test]

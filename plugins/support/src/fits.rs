@@ -145,17 +145,6 @@ impl FitsError {
         self.key = Some(key.into());
         self
     }
-
-    /// A required key is absent from a header read from `path`/`hdu`. `hint` says what to do.
-    pub fn missing_key(path: &Path, hdu: &str, key: &str, hint: &str) -> Self {
-        FitsError::new(
-            FitsErrorKind::MissingKey,
-            path,
-            format!("the header has no {key} keyword; {hint}"),
-        )
-        .in_hdu(hdu)
-        .for_key(key)
-    }
 }
 
 impl fmt::Display for FitsError {
@@ -1360,16 +1349,7 @@ impl FitsWriter {
     /// Adds HISTORY cards to the primary header: the text wrapped at word boundaries into
     /// lines of at most 72 characters (words longer than that are cut); `\n` forces a break.
     pub fn add_history(&mut self, text: &str) -> Result<(), FitsError> {
-        self.add_commentary(text, true)
-    }
-
-    /// Adds COMMENT cards to the primary header, wrapped like [`FitsWriter::add_history`].
-    pub fn add_comment(&mut self, text: &str) -> Result<(), FitsError> {
-        self.add_commentary(text, false)
-    }
-
-    fn add_commentary(&mut self, text: &str, history: bool) -> Result<(), FitsError> {
-        let kw = if history { "HISTORY" } else { "COMMENT" };
+        let kw = "HISTORY";
         let text = text.replace('\t', " ");
         if let Some(c) = text
             .chars()
@@ -1392,14 +1372,8 @@ impl FitsWriter {
             let mut status = 0;
             for line in &lines {
                 let c = c_string(line);
-                // SAFETY: line is at most 72 characters, so ffphis/ffpcom write one card.
-                unsafe {
-                    if history {
-                        sys::ffphis(raw, c.as_ptr(), &mut status);
-                    } else {
-                        sys::ffpcom(raw, c.as_ptr(), &mut status);
-                    }
-                }
+                // SAFETY: line is at most 72 characters, so ffphis writes one card.
+                unsafe { sys::ffphis(raw, c.as_ptr(), &mut status) };
                 if line.is_empty() {
                     // cfitsio writes nothing for an empty string; write a blank card instead.
                     let card = c_string(kw);

@@ -1,6 +1,7 @@
 //! Detector knowledge: instruments, detectors, subarrays, reference pixels and orientation.
 //!
-//! Conventions. Images are row-major `[y][x]` in DMS/science orientation (algos.md §0.1).
+//! Conventions. Images are row-major `[y][x]` in DMS/science orientation (`UPSTREAM.md`,
+//! "Array layout").
 //! A [`Subarray`] is placed by SUBSTRT1 (`xstart`) and SUBSTRT2 (`ystart`), **1-based** full-frame
 //! coordinates of its first pixel in the same DMS orientation, as in JWST headers; SUBSIZE1/2 are
 //! `nx`/`ny`. Subarray pixel `(y, x)` is full-frame pixel `(ystart - 1 + y, xstart - 1 + x)`.
@@ -71,7 +72,7 @@ pub struct DetectorInfo {
     /// DETECTOR keyword value (canonical upper case, e.g. `NRCALONG`).
     pub name: &'static str,
     pub instrument: Instrument,
-    /// FASTAXIS/SLOWAXIS of the detector (algos.md §4).
+    /// FASTAXIS/SLOWAXIS of the detector (`UPSTREAM.md`, "Reference-file metadata").
     pub fastaxis: i32,
     pub slowaxis: i32,
     /// Full-frame size in DMS orientation, reference pixels included.
@@ -102,11 +103,6 @@ const DETECTORS: &[(&str, Instrument, i32, i32)] = &[
     ("MIRIFULONG", Instrument::Miri, 1, 2),
     ("MIRIFUSHORT", Instrument::Miri, 1, 2),
 ];
-
-/// All known DETECTOR names, canonical spelling.
-pub fn detector_names() -> impl Iterator<Item = &'static str> {
-    DETECTORS.iter().map(|d| d.0)
-}
 
 /// Facts about a detector by DETECTOR value (case-insensitive). `NRCA5`/`NRCB5`, the numbering used
 /// in some file names, are accepted for NRCALONG/NRCBLONG. `None` for an unknown name.
@@ -220,7 +216,7 @@ pub fn reference_pixel_mask(det: &DetectorInfo, sub: &Subarray) -> Vec<bool> {
 }
 
 /// The flip that takes a DMS-oriented image to detector (readout) orientation, as the readnoise
-/// single_value option applies it (algos.md §1.5).
+/// single_value option applies it (`UPSTREAM.md`, "Readout orientation").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flip {
     None,
@@ -230,7 +226,7 @@ pub enum Flip {
     Y,
 }
 
-/// Per algos.md §1.5: x for NRCA1, NRCA3, NRCALONG, NRCB2, NRCB4; y for NRCA2, NRCA4, NRCB1, NRCB3,
+/// x for NRCA1, NRCA3, NRCALONG, NRCB2, NRCB4; y for NRCA2, NRCA4, NRCB1, NRCB3,
 /// NRCBLONG; none for any other detector (upstream leaves those as they are, with a message).
 pub fn dms_to_detector_flip(detector: &str) -> Flip {
     match detector.trim().to_ascii_uppercase().as_str() {
@@ -288,7 +284,7 @@ mod tests {
 
     #[test]
     fn detector_table() {
-        assert_eq!(detector_names().count(), 18);
+        assert_eq!(DETECTORS.len(), 18);
         let axes = |n: &str| {
             let d = detector_info(n).unwrap();
             (d.fastaxis, d.slowaxis)

@@ -7,7 +7,7 @@ use crate::geometry::Instrument;
 
 /// One calwebb_detector1 step. The derived order is upstream's documentation order
 /// (`PIPE_STEPS`), with the MIRI steps upstream did not know (emicorr, reset) placed where MIRI
-/// runs them; use [`in_pipeline_order`] for an instrument's real order (MIRI runs refpix after
+/// runs them; use [`Instrument::steps`] for an instrument's real order (MIRI runs refpix after
 /// dark_current).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Step {
@@ -82,7 +82,7 @@ impl Step {
         }
     }
 
-    /// The primary-header keyword whose value `COMPLETE` says the step was done (§5.3; emicorr
+    /// The primary-header keyword whose value `COMPLETE` says the step was done (emicorr
     /// and reset as stdatamodels' `meta.cal_step` schema names them).
     pub fn keyword(self) -> &'static str {
         match self {
@@ -124,7 +124,8 @@ impl fmt::Display for Step {
 }
 
 impl Instrument {
-    /// The instrument's calwebb_detector1 steps in pipeline order (framework.md §5.1). The MIRI
+    /// The instrument's calwebb_detector1 steps in pipeline order (`UPSTREAM.md`, "Calibration
+    /// steps"). The MIRI
     /// order is that of jwst 3.0.0's `Detector1Pipeline`: emicorr after dq_init, reset after
     /// lastframe, and rscd, dark_current, refpix after linearity.
     pub fn steps(self) -> &'static [Step] {

@@ -1,7 +1,8 @@
 //! CRDS reference-file metadata and HISTORY, shared by every generator.
 //!
 //! [`RefMeta`] holds the primary keywords every JWST reference file needs (jwst docs
-//! `standard_keywords`, `references_general`; spec algos.md §0.4, §4; bpm.md §4.2–4.3).
+//! `standard_keywords`, `references_general`; the crate's `UPSTREAM.md`, "Reference-file
+//! metadata").
 //! [`RefMeta::validate`] applies the CRDS conventions and the stdatamodels 6.0.0 enumerations,
 //! so a generator can reject bad metadata before it computes anything, and
 //! [`RefMeta::write_primary`] writes the keywords and HISTORY in the order stdatamodels does.
@@ -10,11 +11,13 @@ use std::path::Path;
 
 use crate::fits::{FitsError, FitsErrorKind, FitsWriter};
 use crate::header::{Header, HeaderValue};
+use crate::timeutil::now_utc_iso;
 
 /// The longest DESCRIP jwst_reffiles accepts (it raises ValueError beyond 65 characters).
 pub const MAX_DESCRIPTION_LEN: usize = 65;
 
-/// Input file names are cut into pieces of this many characters in HISTORY (algos.md §0.5).
+/// Input file names are cut into pieces of this many characters in HISTORY, as jwst_reffiles
+/// does (`UPSTREAM.md`, "HISTORY").
 const NAME_PIECE: usize = 60;
 
 /// INSTRUME values allowed by stdatamodels 6.0.0 (`referencefile.schema`).
@@ -136,8 +139,9 @@ pub struct RefMeta {
 impl RefMeta {
     /// Metadata for a new reference file from the primary header of the first input file:
     /// INSTRUME, DETECTOR (both upper-cased), SUBARRAY, SUBSTRT1/2, FASTAXIS and SLOWAXIS.
-    /// SUBSIZE1/2 come from the output data shape `(ny, nx)`, not from the header (algos.md
-    /// §0.4). Description, author, pedigree and useafter are left empty for the caller to set.
+    /// SUBSIZE1/2 come from the output data shape `(ny, nx)`, not from the header, so a generator
+    /// that trims or pads the image still describes it. Description, author, pedigree and
+    /// useafter are left empty for the caller to set.
     pub fn from_header(
         reftype: &str,
         datamodel: &str,
@@ -472,7 +476,7 @@ impl RefMeta {
     }
 }
 
-/// The HISTORY entries of a new reference file (algos.md §0.5, jwst `references_general`):
+/// The HISTORY entries of a new reference file (`UPSTREAM.md`, "HISTORY"):
 /// how it was created, DOCUMENT, SOFTWARE, DATA USED with each input's basename cut into
 /// 60-character pieces, DIFFERENCES, then the user's text if any. Characters that FITS headers
 /// cannot hold are replaced by `?` in file names.
@@ -568,37 +572,6 @@ fn is_pedigree(v: &str) -> bool {
                 && parts[1] <= parts[2]
         }
     }
-}
-
-/// The current UTC time as `YYYY-MM-DDThh:mm:ss.sss` (astropy's `isot`, as stdatamodels
-/// writes DATE).
-fn now_utc_iso() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    iso_from_unix_millis(now.as_millis() as i64)
-}
-
-fn iso_from_unix_millis(ms: i64) -> String {
-    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let s = ms_of_day / 1000;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        ms_of_day % 1000
-    )
 }
 
 #[cfg(test)]
@@ -757,16 +730,7 @@ mod tests {
     }
 
     #[test]
-    fn iso_dates() {
-        assert_eq!(iso_from_unix_millis(0), "1970-01-01T00:00:00.000");
-        assert_eq!(
-            iso_from_unix_millis(951_782_400_000 + 3_723_456),
-            "2000-02-29T01:02:03.456"
-        );
-        assert_eq!(
-            iso_from_unix_millis(1_798_761_599_999),
-            "2026-12-31T23:59:59.999"
-        );
+    fn date_keyword_is_a_useafter_with_milliseconds() {
         assert!(is_useafter(&now_utc_iso()[..19]));
     }
 }

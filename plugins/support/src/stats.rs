@@ -1,16 +1,17 @@
-//! Astropy-compatible sigma clipping and the statistics of clipped data (algos.md §0.2, §0.3).
+//! Astropy-compatible sigma clipping and the statistics of clipped data (the crate's
+//! `UPSTREAM.md`, "Sigma clipping" and "Statistics of a clipped stack").
 //!
 //! Two clipping flavours exist upstream and both are reproduced here:
 //!
-//! - **Per-pixel (stack) clipping**, astropy's compiled path for `axis=0` (§0.2 A): [`clip_bounds`],
-//!   then [`clipped_mean_std_f32`] / [`clipped_mean_std_f64`] for the numpy masked-array mean and std
-//!   of one pixel's stack (§0.3). All bound arithmetic is f64. The median is the same order
-//!   statistic as astropy's, found by a faster selection than its Wirth algorithm; the mean/sd sums
+//! - **Per-pixel (stack) clipping**, astropy's compiled path for `axis=0`: [`clip_bounds`], then
+//!   [`clipped_mean_std_f32`] / [`clipped_mean_std_f64`] for the numpy masked-array mean and std
+//!   of one pixel's stack. All bound arithmetic is f64. The median is the same order statistic
+//!   as astropy's, found by a faster selection than its Wirth algorithm; the mean/sd sums
 //!   therefore run over the survivors in a different order, so bounds can differ from astropy's in
 //!   the last bit (~1e-16 relative), which decides a value's fate only if it sits exactly on a
 //!   bound. The kept sets and statistics agree with astropy otherwise (tests compare with values
 //!   computed by astropy 8.0.2).
-//! - **Flattened clipping** (`axis=None`, §0.2 B): [`clip_bounds_flat`] and [`clipped_mean_std_flat`].
+//! - **Flattened clipping** (`axis=None`): [`clip_bounds_flat`] and [`clipped_mean_std_flat`].
 //!   There astropy calls `np.nanmedian`/`np.nanstd`, which compute in the *input dtype* with numpy's
 //!   pairwise summation; [`FlatFloat`] carries that arithmetic for f32 and f64 so the bounds match numpy
 //!   bit for bit (for f32 data they are f32 values).
@@ -121,7 +122,7 @@ pub fn median_in_place(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Per-pixel sigma-clip bounds, astropy's compiled path (algos.md §0.2 A).
+/// Per-pixel sigma-clip bounds, astropy's compiled path for `axis=0`.
 ///
 /// Only finite values take part. Each evaluation takes centre = median, sd = population sd about
 /// the *mean*, bounds `median ∓ sigma·sd`, keeps `lo <= s <= hi`, and stops when nothing changed,
@@ -176,7 +177,7 @@ pub fn clip_bounds(
     }
 }
 
-/// Clipped mean and std of one pixel's f32 stack, as numpy masked arrays compute them (§0.3):
+/// Clipped mean and std of one pixel's f32 stack, as numpy masked arrays compute them:
 /// the mean numerator is an f32 sum in stack order over the kept values, divided in f64; the std is
 /// f64 about that mean, ddof 0. `None` when nothing survives (upstream: masked, value 0.0).
 pub fn clipped_mean_std_f32(
@@ -411,7 +412,7 @@ fn numpy_std<T: FlatFloat>(v: &[T]) -> T {
     div_count(ss, n).sqrt()
 }
 
-/// Sigma-clip bounds over a whole flattened array, as astropy's `axis=None` path (§0.2 B).
+/// Sigma-clip bounds over a whole flattened array, as astropy's `axis=None` path.
 ///
 /// Non-finite values are dropped once; then, while something changed and fewer than `maxiters`
 /// evaluations were made: centre = `np.nanmedian`, sd = `np.nanstd`, bounds `centre ∓ sigma·sd`,
@@ -420,7 +421,7 @@ fn numpy_std<T: FlatFloat>(v: &[T]) -> T {
 ///
 /// One deviation, for a degenerate case only: if an evaluation removes every value, astropy would
 /// evaluate once more on the empty array and get NaN bounds (masking nothing finite); here the loop
-/// stops and returns the bounds that removed everything, as the per-pixel path (§0.2 A) does.
+/// stops and returns the bounds that removed everything, as the per-pixel path does.
 ///
 /// Cost: one copy of the finite values plus one scratch copy per evaluation for the O(n) selection.
 pub fn clip_bounds_flat<T: FlatFloat>(

@@ -1,110 +1,52 @@
-//! ISO dates, MJD and the current UTC time, without a date crate.
+//! ISO dates, MJD and the current UTC time, on the `time` crate.
 //!
 //! Input dates are UTC, as the JWST DATE-OBS/TIME-OBS (or DATE-END/TIME-END) keywords are, and the
-//! MJD is computed the way astropy's `Time(..., format='isot', scale='utc').mjd` does for ordinary
-//! times (framework.md §3.3): whole days since 1858-11-17 plus the fraction of an 86400 s day.
-//! Leap seconds (`23:59:60`) are rejected rather than given astropy's stretched-day treatment.
+//! MJD is the one astropy's `Time(..., format='isot', scale='utc').mjd` gives for ordinary times
+//! (the crate's `UPSTREAM.md`, "Dates"): whole days since 1858-11-17 plus the fraction of an
+//! 86400 s day. Fractions of a second are read to the nanosecond (further digits are dropped).
+//!
+//! Leap seconds: `23:59:60` is refused, with an error that says why. astropy accepts it on a day
+//! that ends in a leap second, and then spreads that whole day over 86401 s, which moves every
+//! time of the day by up to a second; to do the same, mkrefs would need a table of leap seconds
+//! (the `time` crate has none). No JWST exposure needs one: the last leap second was inserted at
+//! the end of 2016, five years before JWST's launch, and none has been announced since.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use time::error::{Parse, ParseFromDescription, TryFromParsed};
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 
-/// MJD of 1970-01-01, the Unix epoch.
-const MJD_UNIX_EPOCH: i64 = 40_587;
+/// Julian day number of MJD 0 (1858-11-17).
+const JD_OF_MJD0: i32 = 2_400_001;
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+const DATE: &[BorrowedFormatItem<'_>] = format_description!("[year]-[month]-[day]");
+const TIME: &[BorrowedFormatItem<'_>] =
+    format_description!("[hour]:[minute]:[second][optional [.[subsecond]]]");
+const ISO_MILLIS: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]");
 
-/// The proleptic Gregorian date `(year, month, day)` of a day count since 1970-01-01.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if is_leap(y) => 29,
-        _ => 28,
+/// An error message for `text` (a `what`, expected in `form`) that `time` could not parse.
+fn explain(what: &str, text: &str, form: &str, e: Parse) -> String {
+    match e {
+        Parse::TryFromParsed(TryFromParsed::ComponentRange(r)) => {
+            format!("{what} {text:?} is out of range: {r}")
+        }
+        Parse::ParseFromDescription(ParseFromDescription::InvalidComponent(c)) => {
+            format!("{what} {text:?} has an invalid {c}; expected {form}")
+        }
+        _ => format!("{what} {text:?} is not of the form {form}"),
     }
 }
 
-fn digits(s: &str, what: &str, full: &str) -> Result<u32, String> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("bad {what} {s:?} in {full:?}"));
-    }
-    s.parse()
-        .map_err(|_| format!("bad {what} {s:?} in {full:?}"))
-}
-
-fn parse_date(date: &str) -> Result<(i64, u32, u32), String> {
-    let expected = || format!("date {date:?} is not of the form YYYY-MM-DD");
-    let parts: Vec<&str> = date.split('-').collect();
-    if parts.len() != 3 || parts[0].len() != 4 || parts[1].len() != 2 || parts[2].len() != 2 {
-        return Err(expected());
-    }
-    let y = i64::from(digits(parts[0], "year", date).map_err(|_| expected())?);
-    let m = digits(parts[1], "month", date).map_err(|_| expected())?;
-    let d = digits(parts[2], "day", date).map_err(|_| expected())?;
-    if !(1..=12).contains(&m) {
-        return Err(format!("month {m} out of range 1-12 in {date:?}"));
-    }
-    if d < 1 || d > days_in_month(y, m) {
+fn parse_time(time: &str) -> Result<Time, String> {
+    let form = "hh:mm:ss[.fff]";
+    if time.get(6..8) == Some("60") {
         return Err(format!(
-            "day {d} out of range for {y:04}-{m:02} in {date:?}"
+            "time {time:?} is a leap second, which mkrefs does not take (none has occurred \
+             since JWST's launch); expected {form} with ss 00-59"
         ));
     }
-    Ok((y, m, d))
-}
-
-/// Seconds since midnight of `hh:mm:ss[.fff]`.
-fn parse_time(time: &str) -> Result<f64, String> {
-    let expected = || format!("time {time:?} is not of the form hh:mm:ss[.fff]");
-    let parts: Vec<&str> = time.split(':').collect();
-    if parts.len() != 3 || parts[0].len() != 2 || parts[1].len() != 2 {
-        return Err(expected());
-    }
-    let h = digits(parts[0], "hour", time).map_err(|_| expected())?;
-    let mi = digits(parts[1], "minute", time).map_err(|_| expected())?;
-    let (whole, frac) = match parts[2].split_once('.') {
-        Some((w, f)) => (w, Some(f)),
-        None => (parts[2], None),
-    };
-    if whole.len() != 2 {
-        return Err(expected());
-    }
-    let s = digits(whole, "second", time).map_err(|_| expected())?;
-    let mut sec = f64::from(s);
-    if let Some(f) = frac {
-        digits(f, "fraction of a second", time).map_err(|_| expected())?;
-        let f: f64 = format!("0.{f}").parse().map_err(|_| expected())?;
-        sec += f;
-    }
-    if h > 23 || mi > 59 || s > 59 {
-        return Err(format!(
-            "time {time:?} out of range (hh 00-23, mm 00-59, ss 00-59)"
-        ));
-    }
-    Ok(f64::from(h * 3600 + mi * 60) + sec)
+    Time::parse(time, TIME).map_err(|e| explain("time", time, form, e))
 }
 
 /// MJD (UTC) of `YYYY-MM-DD`, `YYYY-MM-DDThh:mm:ss[.fff]`, or a date plus a separate
@@ -122,24 +64,37 @@ pub fn iso_to_mjd(date: &str, time: Option<&str>) -> Result<f64, String> {
         }
         None => (date, time.map(str::trim)),
     };
-    let (y, m, dd) = parse_date(d)?;
+    let day = Date::parse(d, DATE).map_err(|e| explain("date", d, "YYYY-MM-DD", e))?;
     let secs = match t {
-        Some(t) => parse_time(t)?,
+        Some(t) => {
+            let (h, m, s, ns) = parse_time(t)?.as_hms_nano();
+            // Whole minutes, then the seconds with their fraction, as before the `time` crate.
+            f64::from(u32::from(h) * 3600 + u32::from(m) * 60)
+                + (f64::from(s) + f64::from(ns) / 1e9)
+        }
         None => 0.0,
     };
-    let days = days_from_civil(y, m, dd) + MJD_UNIX_EPOCH;
-    Ok(days as f64 + secs / 86_400.0)
+    Ok(f64::from(day.to_julian_day() - JD_OF_MJD0) + secs / 86_400.0)
 }
 
-/// Format a count of milliseconds since MJD 0 as `YYYY-MM-DDThh:mm:ss.sss`.
+/// `YYYY-MM-DDThh:mm:ss.sss` of a count of milliseconds since MJD 0, clamped to the years
+/// -9999..=9999 that `time` represents.
 fn iso_from_millis_since_mjd0(ms: i64) -> String {
     let day = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(day - MJD_UNIX_EPOCH);
+    let jd = (day + i64::from(JD_OF_MJD0)).clamp(
+        i64::from(Date::MIN.to_julian_day()),
+        i64::from(Date::MAX.to_julian_day()),
+    );
+    let date = Date::from_julian_day(jd as i32).expect("clamped to the representable days");
     let (h, rem) = (rem / 3_600_000, rem % 3_600_000);
-    let (mi, rem) = (rem / 60_000, rem % 60_000);
+    let (m, rem) = (rem / 60_000, rem % 60_000);
     let (s, milli) = (rem / 1000, rem % 1000);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}")
+    let time = Time::from_hms_milli(h as u8, m as u8, s as u8, milli as u16)
+        .expect("a time of day from a remainder of one day");
+    PrimitiveDateTime::new(date, time)
+        .format(ISO_MILLIS)
+        .expect("a date, a time and literals always format")
 }
 
 /// `YYYY-MM-DDThh:mm:ss.sss` (UTC) of an MJD, rounded to the nearest millisecond (a rounding that
@@ -148,13 +103,12 @@ pub fn mjd_to_iso(mjd: f64) -> String {
     iso_from_millis_since_mjd0((mjd * 86_400_000.0).round() as i64)
 }
 
-/// The current UTC time as `YYYY-MM-DDThh:mm:ss.sss`, from the system clock.
+/// The current UTC time as `YYYY-MM-DDThh:mm:ss.sss`, from the system clock (truncated to the
+/// millisecond).
 pub fn now_utc_iso() -> String {
-    let ms = match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
-    };
-    iso_from_millis_since_mjd0(ms + MJD_UNIX_EPOCH * 86_400_000)
+    OffsetDateTime::now_utc()
+        .format(ISO_MILLIS)
+        .expect("a date, a time and literals always format")
 }
 
 #[cfg(test)]
@@ -183,6 +137,14 @@ mod tests {
         let a = iso_to_mjd("2016-01-02", Some("03:04:05")).unwrap();
         assert_eq!(a, iso_to_mjd("2016-01-02T03:04:05", None).unwrap());
         assert_eq!(iso_to_mjd("1858-11-16", None).unwrap(), -1.0);
+        assert_eq!(
+            iso_to_mjd(" 2016-01-02 ", Some(" 12:00:00.123456789 ")).unwrap(),
+            57389.0 + (43_200.0 + 0.123456789) / 86_400.0
+        );
+        assert_eq!(
+            iso_to_mjd("2016-01-02T12:00:00.1234567899", None).unwrap(),
+            iso_to_mjd("2016-01-02T12:00:00.123456789", None).unwrap()
+        );
     }
 
     #[test]
@@ -192,27 +154,22 @@ mod tests {
         let e = iso_to_mjd("2016-01-02", Some("3:04:05")).unwrap_err();
         assert!(e.contains("hh:mm:ss"), "{e}");
         assert!(iso_to_mjd("2016-01-02T03:04:05", Some("03:04:05")).is_err());
-        assert!(
-            iso_to_mjd("2023-02-29", None)
-                .unwrap_err()
-                .contains("out of range")
-        );
+        let e = iso_to_mjd("2023-02-29", None).unwrap_err();
+        assert!(e.contains("out of range") && e.contains("day"), "{e}");
         assert!(iso_to_mjd("2016-13-01", None).is_err());
+        assert!(iso_to_mjd("16-01-02", None).is_err());
         assert!(iso_to_mjd("2016-01-02T24:00:00", None).is_err());
-        assert!(iso_to_mjd("2016-01-02T23:59:60", None).is_err());
+        assert!(iso_to_mjd("2016-01-02T23:60:00", None).is_err());
         assert!(iso_to_mjd("2016-01-02T23:59:5x", None).is_err());
         assert!(iso_to_mjd("2016-01-02T23:59:59.", None).is_err());
     }
 
     #[test]
-    fn civil_round_trip_over_four_centuries() {
-        for z in -200_000..200_000i64 {
-            let (y, m, d) = civil_from_days(z);
-            assert!(d >= 1 && d <= days_in_month(y, m));
-            assert_eq!(days_from_civil(y, m, d), z);
+    fn leap_seconds_are_refused_with_the_reason() {
+        for s in ["2016-12-31T23:59:60", "2016-01-02T23:59:60.5"] {
+            let e = iso_to_mjd(s, None).unwrap_err();
+            assert!(e.contains("leap second"), "{e}");
         }
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 
     #[test]
@@ -220,6 +177,7 @@ mod tests {
         assert_eq!(mjd_to_iso(51544.0), "2000-01-01T00:00:00.000");
         assert_eq!(mjd_to_iso(57389.12783564815), "2016-01-02T03:04:05.000");
         assert_eq!(mjd_to_iso(0.0), "1858-11-17T00:00:00.000");
+        assert_eq!(mjd_to_iso(-1.0), "1858-11-16T00:00:00.000");
         // 0.4 ms before midnight rounds up into the next day.
         assert_eq!(
             mjd_to_iso(51544.0 - 0.4e-3 / 86_400.0),
@@ -227,6 +185,29 @@ mod tests {
         );
         let s = "2024-02-29T23:59:59.999";
         assert_eq!(mjd_to_iso(iso_to_mjd(s, None).unwrap()), s);
+        assert_eq!(mjd_to_iso(1.0e8), "9999-12-31T00:00:00.000");
+    }
+
+    #[test]
+    fn milliseconds_are_formatted_exactly() {
+        let unix0 = 40_587 * 86_400_000;
+        assert_eq!(iso_from_millis_since_mjd0(unix0), "1970-01-01T00:00:00.000");
+        assert_eq!(
+            iso_from_millis_since_mjd0(unix0 + 951_782_400_000 + 3_723_456),
+            "2000-02-29T01:02:03.456"
+        );
+        assert_eq!(
+            iso_from_millis_since_mjd0(unix0 + 1_798_761_599_999),
+            "2026-12-31T23:59:59.999"
+        );
+    }
+
+    #[test]
+    fn whole_days_round_trip_over_centuries() {
+        for day in (-200_000..200_000).step_by(7) {
+            let iso = mjd_to_iso(f64::from(day));
+            assert_eq!(iso_to_mjd(&iso, None).unwrap(), f64::from(day), "{iso}");
+        }
     }
 
     #[test]

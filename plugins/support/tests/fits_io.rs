@@ -234,7 +234,6 @@ fn headers_round_trip_with_types_and_history_wraps() {
     let history = "This file was created using the readnoise generator within the mkrefs package, from a very long list of words.";
     w.add_history(history).unwrap();
     w.add_history("DATA USED:").unwrap();
-    w.add_comment("a comment card").unwrap();
     w.write_image("SCI", &[2, 2], &[1f32, 2., 3., 4.]).unwrap();
     w.set_key("BUNIT", &HeaderValue::Str("DN".into()), "units")
         .unwrap();
@@ -283,11 +282,6 @@ fn headers_round_trip_with_types_and_history_wraps() {
             "package, from a very long list of words.",
             "DATA USED:",
         ]
-    );
-    assert!(
-        cards
-            .iter()
-            .any(|c| c.trim_end() == "COMMENT a comment card")
     );
 }
 
@@ -631,14 +625,6 @@ fn errors_for_missing_hdus_keys_and_wrong_requests() {
     let e = ImageReader::open(&path, "PRIMARY").err().unwrap();
     assert_eq!(e.kind, FitsErrorKind::WrongShape);
 
-    let e = mkrefs_support::fits::FitsError::missing_key(&path, "PRIMARY", "NGROUPS", "use a ramp");
-    assert_eq!(
-        e.to_string(),
-        format!(
-            "{} [HDU PRIMARY] key NGROUPS: missing — the header has no NGROUPS keyword; use a ramp",
-            path.display()
-        )
-    );
     let e = read_dq_def(&valid_file_without_table(dir.path())).unwrap_err();
     assert_eq!(e.kind, FitsErrorKind::MissingHdu);
 

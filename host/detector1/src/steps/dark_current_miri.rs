@@ -4,10 +4,11 @@
 //! one dark ramp per integration, SCI of (integrations, groups, rows, columns).
 //!
 //! - Integration `i` of the exposure is corrected with dark integration `i` while the dark has
-//!   one, and with the dark's **last** integration after that ([`dark_integration`]). A
-//!   segmented exposure (INTSTART ≠ 1) uses the last dark integration throughout, as stcal
-//!   does: its first integration is not the one after the detector's idle resets.
-//! - Groups are matched as for the near-infrared darks ([`crate::steps::dark_current`]): group
+//!   one, and with the dark's **last** integration after that
+//!   ([`crate::reffiles::dark_integration`]). A segmented exposure (INTSTART ≠ 1) uses the
+//!   last dark integration throughout, as stcal does: its first integration is not the one
+//!   after the detector's idle resets.
+//! - Groups are matched as for the near-infrared darks ([`crate::steps::dark_current()`]): group
 //!   `g` of the dark integration is subtracted from group `g` when the dark has the exposure's
 //!   NFRAMES and GROUPGAP; a frame-resolved dark (NFRAMES = 1, GROUPGAP = 0) is averaged to the
 //!   exposure's readout; anything else, and a dark with fewer frames than the exposure spans,
@@ -21,18 +22,8 @@ use rayon::prelude::*;
 
 use crate::error::StepError;
 use crate::ramp::Ramp;
-use crate::reffiles::MiriDarkRef;
+use crate::reffiles::{MiriDarkRef, dark_integration};
 use crate::steps::dark_current::{REF_KEYWORD, STEP_KEYWORD};
-
-/// The dark integration (0-based, in a dark of `dark_nints`) that corrects the exposure's
-/// integration `int`; `intstart` is the exposure's INTSTART (1 for an unsegmented exposure).
-pub fn dark_integration(int: usize, dark_nints: usize, intstart: i64) -> usize {
-    if int < dark_nints && intstart == 1 {
-        int
-    } else {
-        dark_nints.saturating_sub(1)
-    }
-}
 
 /// The exposure's INTSTART, 1 when the header has none (stcal's default).
 pub fn intstart(ramp: &Ramp) -> i64 {

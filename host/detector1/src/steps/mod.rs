@@ -1,9 +1,9 @@
 //! The calwebb_detector1 steps, one module each, in pipeline order for the near-infrared
-//! detectors (framework.md §5.1): group_scale, dq_init, saturation, superbias, refpix,
-//! linearity, dark_current; and the MIRI-only steps and variants: firstframe, lastframe, the
-//! MIRI dark (one dark per integration) and the MIRI refpix algorithm. Each updates a [`crate::ramp::Ramp`] in place and records itself in
-//! the S_* keyword and its reference file (if it has one) in the R_* keyword, as the jwst steps
-//! do.
+//! detectors (the crate's `UPSTREAM.md`, "Step order"): group_scale, dq_init, saturation,
+//! superbias, refpix, linearity, dark_current; and the MIRI-only steps and variants:
+//! firstframe, lastframe, the MIRI dark (one dark per integration) and the MIRI refpix
+//! algorithm. Each updates a [`crate::ramp::Ramp`] in place and records itself in the S_*
+//! keyword and its reference file (if it has one) in the R_* keyword, as the jwst steps do.
 
 pub mod dark_current;
 pub mod dark_current_miri;

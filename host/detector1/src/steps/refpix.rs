@@ -791,7 +791,7 @@ mod tests {
     #[test]
     fn one_output_corner_subarray_removes_per_group_odd_even_offsets() {
         let clean = corner_ramp(3);
-        assert_eq!(clean.header_int("NOUTPUTS"), Some(1));
+        assert_eq!(clean.header.get_i64("NOUTPUTS"), Some(1));
         let (ny, nx) = (clean.ny, clean.nx);
         let off =
             |g: usize, x: usize| 40.0 * g as f32 + if x.is_multiple_of(2) { 3.0 } else { -5.0 };

@@ -116,6 +116,30 @@ pub fn saturation(
     sat: &SaturationRef,
     params: &SaturationParams,
 ) -> Result<(), StepError> {
+    check_inputs(ramp, sat)?;
+    let limits = Thresholds::new(sat);
+    let nframes = ramp.header.get_i64("NFRAMES").unwrap_or(1).max(1) as usize;
+    let read_pattern = params
+        .use_readpatt
+        .then(|| ReadPattern::new(ramp.ngroups, nframes));
+    let mut work = Planes::new(ramp.frame_len());
+    for int in 0..ramp.nints {
+        flag_saturated_groups(ramp, int, &limits, params.n_pix_grow_sat, &mut work);
+        if let Some(rp) = &read_pattern {
+            flag_diluted_groups(ramp, int, &limits, rp, params.n_pix_grow_sat, &mut work);
+            flag_group_2(ramp, int, &limits, rp);
+        }
+    }
+    for (p, &d) in ramp.pixeldq.iter_mut().zip(&limits.dq) {
+        *p |= d;
+    }
+    ramp.set_step_complete(STEP_KEYWORD);
+    ramp.set_reference(REF_KEYWORD, &sat.path);
+    Ok(())
+}
+
+/// Refuses IRS2 readouts and a saturation map of another frame size.
+fn check_inputs(ramp: &Ramp, sat: &SaturationRef) -> Result<(), StepError> {
     if ramp
         .header
         .get_str("READPATT")
@@ -139,132 +163,202 @@ pub fn saturation(
             ),
         });
     }
-    let (ny, nx, ng) = (ramp.ny, ramp.nx, ramp.ngroups);
-    let mut sat_dq = sat.dq.clone();
-    let mut no_check = vec![false; n];
-    let mut thresh = sat.sci.clone();
-    for p in 0..n {
-        if thresh[p].is_nan() {
-            sat_dq[p] |= dq::NO_SAT_CHECK;
-        }
-        if sat_dq[p] & dq::NO_SAT_CHECK != 0 {
-            no_check[p] = true;
-            thresh[p] = ATOD_LIMIT + 1.0;
-        }
-    }
-    let nframes = ramp.header.get_i64("NFRAMES").unwrap_or(1).max(1) as usize;
-    // The 1-based frames of each group.
-    let read_pattern: Option<Vec<Vec<usize>>> = params.use_readpatt.then(|| {
-        (0..ng)
-            .map(|g| (0..nframes).map(|k| k + 1 + g * nframes).collect())
-            .collect()
-    });
-    let satf = dq::SATURATED as u8;
-    let dnu = dq::DO_NOT_USE as u8;
-    let floor = (dq::AD_FLOOR | dq::DO_NOT_USE) as u8;
-    let grow_n = params.n_pix_grow_sat;
-    // Working planes, allocated once.
-    let mut grow_rows: Vec<bool> = Vec::new();
-    let mut sticky = vec![false; n];
-    let mut flags = vec![0u8; n];
-    for int in 0..ramp.nints {
-        sticky.fill(false);
-        for g in 0..ng {
-            let s0 = ramp.frame_start(int, g);
-            let (sci, gdq) = (&ramp.sci[s0..s0 + n], &mut ramp.groupdq[s0..s0 + n]);
-            gdq.par_chunks_mut(nx.max(1))
-                .zip(sticky.par_chunks_mut(nx.max(1)))
-                .zip(sci.par_chunks(nx.max(1)).zip(thresh.par_chunks(nx.max(1))))
-                .for_each(|((gdq, sticky), (sci, thresh))| {
-                    for p in 0..gdq.len() {
-                        if sci[p] >= thresh[p] {
-                            sticky[p] = true;
-                        }
-                        if sticky[p] {
-                            gdq[p] |= satf;
-                        }
-                        if sci[p] <= 0.0 {
-                            gdq[p] |= floor;
-                        }
-                    }
-                });
-            grow_with(gdq, ny, nx, satf, grow_n, &mut grow_rows);
-        }
-        let Some(rp) = &read_pattern else { continue };
-        let mean = |g: usize| rp[g].iter().sum::<usize>() as f64 / rp[g].len() as f64;
-        // Backward pass for groups that saturated mid-group.
-        for g in (0..ng.saturating_sub(1)).rev() {
-            let dilution = mean(g) / *rp[g].last().expect("nframes >= 1") as f64;
-            let s0 = ramp.frame_start(int, g);
-            flags.fill(0);
-            {
-                let (sci, gdq) = (&ramp.sci[s0..s0 + n], &ramp.groupdq[s0..s0 + 2 * n]);
-                let (this_dq, next_dq) = gdq.split_at(n);
-                flags
-                    .par_chunks_mut(nx.max(1))
-                    .enumerate()
-                    .for_each(|(y, f)| {
-                        let r = y * nx;
-                        for (x, fx) in f.iter_mut().enumerate() {
-                            let p = r + x;
-                            let d = if no_check[p] { 1.0 } else { dilution };
-                            let this = this_dq[p];
-                            let next = next_dq[p];
-                            if f64::from(sci[p]) >= f64::from(thresh[p]) * d
-                                && this & satf == 0
-                                && this & dnu == 0
-                                && next & satf != 0
-                            {
-                                *fx = dnu;
-                            }
-                        }
-                    });
-            }
-            grow_with(&mut flags, ny, nx, dnu, grow_n, &mut grow_rows);
-            ramp.groupdq[s0..s0 + n]
-                .par_chunks_mut(nx.max(1))
-                .zip(flags.par_chunks(nx.max(1)))
-                .for_each(|(q, f)| {
-                    for (q, f) in q.iter_mut().zip(f) {
-                        *q |= f;
-                    }
-                });
-        }
-        // Group-2 check.
-        if ng > 2 {
-            let (s1, s2, s3) = (
-                ramp.frame_start(int, 0),
-                ramp.frame_start(int, 1),
-                ramp.frame_start(int, 2),
-            );
-            let last3 = *rp[2].last().expect("nframes >= 1") as f64;
-            let len2 = rp[1].len() as f64;
-            let (sci1, sci2) = (&ramp.sci[s1..s1 + n], &ramp.sci[s2..s2 + n]);
-            let (dq2, dq3) = ramp.groupdq[s2..s3 + n].split_at_mut(n);
-            let (m0, cw) = (mean(0), nx.max(1));
-            dq2.par_chunks_mut(cw)
-                .zip(dq3.par_chunks(cw))
-                .zip(thresh.par_chunks(cw))
-                .enumerate()
-                .for_each(|(y, ((dq2, dq3), th))| {
-                    for x in 0..dq2.len() {
-                        let p = y * cw + x;
-                        let t = f64::from(th[x]);
-                        let expect_ok = f64::from(sci1[p]) / m0 * last3 < t;
-                        let big2 = f64::from(sci2[p]) > t / len2;
-                        if expect_ok && big2 && dq3[x] & satf != 0 && dq2[x] & satf == 0 {
-                            dq2[x] |= dnu;
-                        }
-                    }
-                });
-        }
-    }
-    for (p, &d) in ramp.pixeldq.iter_mut().zip(&sat_dq) {
-        *p |= d;
-    }
-    ramp.set_step_complete(STEP_KEYWORD);
-    ramp.set_reference(REF_KEYWORD, &sat.path);
     Ok(())
+}
+
+const SATF: u8 = dq::SATURATED as u8;
+const DNU: u8 = dq::DO_NOT_USE as u8;
+
+/// The thresholds per pixel (step 1): the reference SCI, or above the A-to-D limit where the
+/// pixel is not to be checked.
+struct Thresholds {
+    thresh: Vec<f32>,
+    no_check: Vec<bool>,
+    /// The reference DQ with NO_SAT_CHECK added for NaN thresholds (ORed into PIXELDQ).
+    dq: Vec<u32>,
+}
+
+impl Thresholds {
+    fn new(sat: &SaturationRef) -> Thresholds {
+        let mut dq = sat.dq.clone();
+        let mut no_check = vec![false; dq.len()];
+        let mut thresh = sat.sci.clone();
+        for p in 0..dq.len() {
+            if thresh[p].is_nan() {
+                dq[p] |= dq::NO_SAT_CHECK;
+            }
+            if dq[p] & dq::NO_SAT_CHECK != 0 {
+                no_check[p] = true;
+                thresh[p] = ATOD_LIMIT + 1.0;
+            }
+        }
+        Thresholds {
+            thresh,
+            no_check,
+            dq,
+        }
+    }
+}
+
+/// The 1-based frames of each group, as jwst builds the read pattern (GROUPGAP left out).
+struct ReadPattern(Vec<Vec<usize>>);
+
+impl ReadPattern {
+    fn new(ng: usize, nframes: usize) -> ReadPattern {
+        ReadPattern(
+            (0..ng)
+                .map(|g| (0..nframes).map(|k| k + 1 + g * nframes).collect())
+                .collect(),
+        )
+    }
+
+    /// The mean frame number of group `g`.
+    fn mean(&self, g: usize) -> f64 {
+        self.0[g].iter().sum::<usize>() as f64 / self.0[g].len() as f64
+    }
+
+    /// The last frame number of group `g`.
+    fn last(&self, g: usize) -> f64 {
+        *self.0[g].last().expect("nframes >= 1") as f64
+    }
+
+    /// The number of frames of group `g`.
+    fn len(&self, g: usize) -> f64 {
+        self.0[g].len() as f64
+    }
+}
+
+/// Working planes of one frame, allocated once per exposure.
+struct Planes {
+    grow_rows: Vec<bool>,
+    sticky: Vec<bool>,
+    flags: Vec<u8>,
+}
+
+impl Planes {
+    fn new(n: usize) -> Planes {
+        Planes {
+            grow_rows: Vec::new(),
+            sticky: vec![false; n],
+            flags: vec![0u8; n],
+        }
+    }
+}
+
+/// Step 2, the forward pass: SATURATED from the first group at or above the threshold on
+/// (grown into the neighbours group by group), AD_FLOOR | DO_NOT_USE where SCI <= 0.
+fn flag_saturated_groups(
+    ramp: &mut Ramp,
+    int: usize,
+    limits: &Thresholds,
+    grow_n: usize,
+    work: &mut Planes,
+) {
+    let (n, ny, nx) = (ramp.frame_len(), ramp.ny, ramp.nx);
+    let cw = nx.max(1);
+    let floor = (dq::AD_FLOOR | dq::DO_NOT_USE) as u8;
+    work.sticky.fill(false);
+    for g in 0..ramp.ngroups {
+        let s0 = ramp.frame_start(int, g);
+        let (sci, gdq) = (&ramp.sci[s0..s0 + n], &mut ramp.groupdq[s0..s0 + n]);
+        gdq.par_chunks_mut(cw)
+            .zip(work.sticky.par_chunks_mut(cw))
+            .zip(sci.par_chunks(cw).zip(limits.thresh.par_chunks(cw)))
+            .for_each(|((gdq, sticky), (sci, thresh))| {
+                for p in 0..gdq.len() {
+                    if sci[p] >= thresh[p] {
+                        sticky[p] = true;
+                    }
+                    if sticky[p] {
+                        gdq[p] |= SATF;
+                    }
+                    if sci[p] <= 0.0 {
+                        gdq[p] |= floor;
+                    }
+                }
+            });
+        grow_with(gdq, ny, nx, SATF, grow_n, &mut work.grow_rows);
+    }
+}
+
+/// Step 3, the backward pass for groups that saturated mid-group: DO_NOT_USE (grown) on an
+/// unflagged group whose next group is SATURATED and whose value reaches the threshold times
+/// the dilution `mean(frames)/last frame`.
+fn flag_diluted_groups(
+    ramp: &mut Ramp,
+    int: usize,
+    limits: &Thresholds,
+    rp: &ReadPattern,
+    grow_n: usize,
+    work: &mut Planes,
+) {
+    let (n, ny, nx) = (ramp.frame_len(), ramp.ny, ramp.nx);
+    let cw = nx.max(1);
+    for g in (0..ramp.ngroups.saturating_sub(1)).rev() {
+        let dilution = rp.mean(g) / rp.last(g);
+        let s0 = ramp.frame_start(int, g);
+        let flags = &mut work.flags;
+        flags.fill(0);
+        let (sci, gdq) = (&ramp.sci[s0..s0 + n], &ramp.groupdq[s0..s0 + 2 * n]);
+        let (this_dq, next_dq) = gdq.split_at(n);
+        flags.par_chunks_mut(cw).enumerate().for_each(|(y, f)| {
+            let r = y * nx;
+            for (x, fx) in f.iter_mut().enumerate() {
+                let p = r + x;
+                let d = if limits.no_check[p] { 1.0 } else { dilution };
+                let (this, next) = (this_dq[p], next_dq[p]);
+                if f64::from(sci[p]) >= f64::from(limits.thresh[p]) * d
+                    && this & SATF == 0
+                    && this & DNU == 0
+                    && next & SATF != 0
+                {
+                    *fx = DNU;
+                }
+            }
+        });
+        grow_with(flags, ny, nx, DNU, grow_n, &mut work.grow_rows);
+        ramp.groupdq[s0..s0 + n]
+            .par_chunks_mut(cw)
+            .zip(flags.par_chunks(cw))
+            .for_each(|(q, f)| {
+                for (q, f) in q.iter_mut().zip(f) {
+                    *q |= f;
+                }
+            });
+    }
+}
+
+/// Step 3, the group-2 check (stcal's 1-based groups 1, 2, 3 are groups 0, 1, 2 here):
+/// DO_NOT_USE on group 2 when group 3 is SATURATED but group 2 is not, group 2 exceeds
+/// threshold/NFRAMES and group 1 extrapolated to the end of group 3 stays below the threshold.
+fn flag_group_2(ramp: &mut Ramp, int: usize, limits: &Thresholds, rp: &ReadPattern) {
+    if ramp.ngroups <= 2 {
+        return;
+    }
+    let (n, cw) = (ramp.frame_len(), ramp.nx.max(1));
+    let (s1, s2, s3) = (
+        ramp.frame_start(int, 0),
+        ramp.frame_start(int, 1),
+        ramp.frame_start(int, 2),
+    );
+    let (last3, len2, m0) = (rp.last(2), rp.len(1), rp.mean(0));
+    let (sci1, sci2) = (&ramp.sci[s1..s1 + n], &ramp.sci[s2..s2 + n]);
+    let (dq2, dq3) = ramp.groupdq[s2..s3 + n].split_at_mut(n);
+    dq2.par_chunks_mut(cw)
+        .zip(dq3.par_chunks(cw))
+        .zip(limits.thresh.par_chunks(cw))
+        .enumerate()
+        .for_each(|(y, ((dq2, dq3), th))| {
+            for x in 0..dq2.len() {
+                let p = y * cw + x;
+                let t = f64::from(th[x]);
+                let expect_ok = f64::from(sci1[p]) / m0 * last3 < t;
+                let big2 = f64::from(sci2[p]) > t / len2;
+                if expect_ok && big2 && dq3[x] & SATF != 0 && dq2[x] & SATF == 0 {
+                    dq2[x] |= DNU;
+                }
+            }
+        });
 }
 
 #[cfg(test)]
