@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mkrefs_plugin_api::{GeneratorError, Job};
+use mkrefs_plugin_api::GeneratorError;
 
 use crate::fits::{FitsError, FitsErrorKind, ImageReader, read_primary_header};
 use crate::header::Header;
@@ -167,23 +167,6 @@ impl RampSource for FitsRamp {
 
 /// The keywords that must agree between inputs for their pixels to be the same pixels.
 pub const SAME_KEYS: &[&str] = &["INSTRUME", "DETECTOR", "SUBARRAY", "SUBSTRT1", "SUBSTRT2"];
-
-/// Opens every input of the job, in group order, and checks they can be stacked.
-pub fn open_all(job: &Job<'_>) -> Result<Vec<FitsRamp>, GeneratorError> {
-    if job.inputs.is_empty() {
-        return Err(GeneratorError::invalid_input(format!(
-            "job {} of '{}' has no input files",
-            job.cmd_id, job.reflabel
-        )));
-    }
-    let ramps = job
-        .inputs
-        .iter()
-        .map(|i| FitsRamp::open(Path::new(i.path.as_str())))
-        .collect::<Result<Vec<_>, _>>()?;
-    check_compatible(&ramps)?;
-    Ok(ramps)
-}
 
 /// Fails, naming both files, when an input differs from the first in image size or in one of
 /// [`SAME_KEYS`].
