@@ -1121,8 +1121,14 @@ fn structural(key: &str) -> bool {
 }
 
 /// Starts a product: the input primary header's keys (structure keys left out), FILENAME of the
-/// product, DATAMODL and S_RAMP = 'COMPLETE'.
-fn start(path: &Path, header: &Header, datamodel: &str) -> Result<FitsWriter, RampFitError> {
+/// product, DATAMODL, and S_RAMP = 'COMPLETE' when `fitted` (rate and rateints; the optional
+/// output carries the state before ramp fitting, as jwst writes it).
+fn start(
+    path: &Path,
+    header: &Header,
+    datamodel: &str,
+    fitted: bool,
+) -> Result<FitsWriter, RampFitError> {
     let mut w = FitsWriter::create(path)?;
     for (k, v) in header.iter() {
         if structural(k) || matches!(k, "S_RAMP" | "DATAMODL" | "FILENAME") {
@@ -1139,7 +1145,9 @@ fn start(path: &Path, header: &Header, datamodel: &str) -> Result<FitsWriter, Ra
         &HeaderValue::from(datamodel),
         "type of data model",
     )?;
-    w.set_primary_key("S_RAMP", &"COMPLETE".into(), "ramp fitting")?;
+    if fitted {
+        w.set_primary_key("S_RAMP", &"COMPLETE".into(), "ramp fitting")?;
+    }
     Ok(w)
 }
 
@@ -1164,7 +1172,7 @@ fn write_slopes(
     shape: &[usize],
     model: &str,
 ) -> Result<PathBuf, RampFitError> {
-    let mut w = start(path, header, model)?;
+    let mut w = start(path, header, model, true)?;
     image(&mut w, "SCI", shape, &s.sci, Some("DN/s"))?;
     image(&mut w, "ERR", shape, &s.err, Some("DN/s"))?;
     image(&mut w, "DQ", shape, &s.dq, None)?;
@@ -1206,7 +1214,7 @@ pub fn write_fitopt_parts(
 ) -> Result<PathBuf, RampFitError> {
     let npix = o.npix();
     let seg = [o.nints, o.nseg, o.ny, o.nx];
-    let mut w = start(path, header, "RampFitOutputModel")?;
+    let mut w = start(path, header, "RampFitOutputModel", false)?;
     let mut buf = vec![0f32; npix];
     let seg_image = |w: &mut FitsWriter,
                      buf: &mut [f32],

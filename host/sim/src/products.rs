@@ -965,7 +965,8 @@ impl Scratch {
             Product::Jump => ("RampModel", Step::Jump),
             Product::Rate => ("ImageModel", Step::Rate),
             Product::Rateints => ("CubeModel", Step::Rate),
-            Product::Fitopt => ("RampFitOutputModel", Step::Rate),
+            // jwst writes the optional output with the state before ramp fitting.
+            Product::Fitopt => ("RampFitOutputModel", Step::Jump),
         };
         let mut w = FitsWriter::create(path)?;
         write_primary(

@@ -4,6 +4,7 @@
 pub(crate) mod classify;
 pub(crate) mod discover;
 pub(crate) mod error;
+pub(crate) mod exposure;
 pub(crate) mod geometry;
 pub(crate) mod group;
 pub(crate) mod read;

@@ -49,6 +49,9 @@ pub struct InputRow {
     pub exp_type: Option<String>,
     /// Steps already done (its S_* keywords), kept so headers are read once.
     pub completed: BTreeSet<Step>,
+    /// Other files of the same exposure given as inputs too (its pipeline products), which
+    /// the product search tries first (see `inputs::exposure`).
+    pub products: Vec<PathBuf>,
 }
 
 fn value_str(v: &HeaderValue) -> String {
@@ -192,6 +195,7 @@ pub fn read_inputs(
                 detector,
                 exp_type,
                 completed: completed_steps(&header),
+                products: Vec::new(),
             });
         }
     }
@@ -223,6 +227,24 @@ pub fn completed_steps(header: &Header) -> BTreeSet<Step> {
 /// The MJD of one header: `mjdobs` when set, present and numeric; otherwise the date key (a
 /// date, or a full ISO date-time) plus the time key when the date has no time of its own.
 fn header_mjd(header: &Header, keys: &InputKeys) -> Result<f64, String> {
+    configured_mjd(header, keys).or_else(|e| exposure_time_mjd(header, keys).ok_or(e))
+}
+
+/// The MJD every JWST product keeps when the date keys do not give one: jwst 3.0.0 writes its
+/// rate, rateints and fitopt products without TIME-END, but with EXPEND (and EXPSTART), the
+/// same instant as an MJD. Used for `DATE-END` (EXPEND) and `DATE-OBS`/`DATE-BEG` (EXPSTART)
+/// only, so the fallback means what the configured keys mean.
+fn exposure_time_mjd(header: &Header, keys: &InputKeys) -> Option<f64> {
+    let key = match keys.dateobs.to_ascii_uppercase().as_str() {
+        "DATE-END" => "EXPEND",
+        "DATE-OBS" | "DATE-BEG" => "EXPSTART",
+        _ => return None,
+    };
+    header.get(key)?.as_f64().filter(|x| x.is_finite())
+}
+
+/// The MJD the configured keys give: `mjdobs_fitskey`, else the date and time keys.
+fn configured_mjd(header: &Header, keys: &InputKeys) -> Result<f64, String> {
     let mut why_not_mjd = String::new();
     if let Some(k) = &keys.mjdobs {
         match header.get(k) {
@@ -281,6 +303,7 @@ pub(crate) mod tests {
             detector: detector.to_string(),
             exp_type: None,
             completed: BTreeSet::new(),
+            products: Vec::new(),
         }
     }
 
@@ -473,6 +496,30 @@ pub(crate) mod tests {
                 .starts_with("not an exposure (neither EXP_TYPE"),
             "{list:?}"
         );
+    }
+
+    #[test]
+    fn a_product_without_the_time_key_takes_the_exposure_time_in_mjd() {
+        // jwst writes rate products without TIME-END but with EXPEND.
+        let mut h = Header::new();
+        for (k, v) in good("NRCA1", "2024-01-01", "NRC_DARK").iter() {
+            if k != "TIME-END" {
+                h.set(k, v.clone());
+            }
+        }
+        let no_mjd = InputKeys {
+            mjdobs: None,
+            ..keys()
+        };
+        assert!(header_mjd(&h, &no_mjd).is_err());
+        h.set("EXPEND", 60310.5);
+        assert_eq!(header_mjd(&h, &no_mjd), Ok(60310.5));
+        // EXPEND stands for DATE-END only.
+        let start = InputKeys {
+            dateobs: "DATE-OBS".into(),
+            ..no_mjd
+        };
+        assert!(header_mjd(&h, &start).is_err());
     }
 
     #[test]

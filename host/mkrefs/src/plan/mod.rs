@@ -20,7 +20,7 @@ use crate::exec::jobfile::StrunCrds;
 use crate::inputs::classify::{ClassifyRules, ImageKind};
 use crate::inputs::group::{self, Group, MjdLimits};
 use crate::inputs::read::{self, InputKeys, InputRow};
-use crate::inputs::{discover, geometry};
+use crate::inputs::{discover, exposure, geometry};
 use crate::layout::{RunLayout, absolute};
 use crate::plan::instrument::instrument_of;
 use crate::plan::jobs::{CalibrationRun, job_for, link_jobs};
@@ -170,7 +170,15 @@ fn read_rows(settings: &Settings, tokens: &[String]) -> Result<Inputs, String> {
             list.join("; ")
         );
     }
-    let rows = inventory.rows;
+    let given = inventory.rows.len();
+    let rows = exposure::merge_exposures(inventory.rows);
+    if rows.len() < given {
+        tracing::info!(
+            "{} of the {given} exposure file(s) are products of exposures also given; each \
+             exposure counts once, its raw file or products used as each state needs",
+            given - rows.len()
+        );
+    }
     check_geometry(&rows)?;
     let mut columns: Vec<String> = Vec::new();
     for key in inf.requiredfitskeys.iter().chain(&inf.optionalfitskeys) {

@@ -163,9 +163,10 @@ pub fn plan_jobs(
             }
         }
         for (state, members) in chains {
+            let hint = nearby_hint(resolved, &members, &state);
             match chain_job(rows, resolved, ctx, row, state, members) {
                 Ok(draft) => drafts.push(draft),
-                Err(e) => problems.push(e),
+                Err(e) => problems.push(format!("{e}{hint}")),
             }
         }
     }
@@ -175,6 +176,64 @@ pub fn plan_jobs(
     resolve_crds(&mut drafts, ctx);
     jobs.extend(drafts.into_iter().map(Draft::finish));
     Ok(jobs)
+}
+
+/// When an exposure that would have to be calibrated has products at other states, what they
+/// are and how to use them instead (appended to the reason the calibration cannot be
+/// planned); empty when there are none.
+fn nearby_hint(resolved: &[ResolvedInput], members: &[usize], wanted: &[Step]) -> String {
+    let mut nearby: Vec<&(PathBuf, Vec<Step>)> = Vec::new();
+    for &m in members {
+        for n in &resolved[m].nearby {
+            if !nearby.iter().any(|o| o.0 == n.0) {
+                nearby.push(n);
+            }
+        }
+    }
+    let Some(&first) = members.first() else {
+        return String::new();
+    };
+    if nearby.is_empty() {
+        return String::new();
+    }
+    let names = |steps: &[Step]| -> String {
+        if steps.is_empty() {
+            "none".to_string()
+        } else {
+            steps
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let mut text = format!(
+        "\n  {} has products at other states than the wanted one ({}); another ssbsteps would \
+         use them instead of calibrating:",
+        resolved[first].raw.display(),
+        names(wanted)
+    );
+    for (file, steps) in nearby {
+        let lacks: Vec<Step> = wanted
+            .iter()
+            .copied()
+            .filter(|s| !steps.contains(s))
+            .collect();
+        let extra: Vec<Step> = steps
+            .iter()
+            .copied()
+            .filter(|s| !wanted.contains(s))
+            .collect();
+        text.push_str(&format!(
+            "\n    {} has {}: it lacks {}, and has {} besides; to use it, set ssbsteps: {}",
+            file.display(),
+            names(steps),
+            names(&lacks),
+            names(&extra),
+            names(steps)
+        ));
+    }
+    text
 }
 
 /// A job whose reference files may still wait for CRDS.

@@ -19,31 +19,18 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::inputs::exposure::exposure_stem;
 use crate::inputs::read::{InputRow, ReadHeader, completed_steps};
 use crate::prep::steps::{Instrument, SaveProduct, Step, in_pipeline_order, join_steps};
 
-/// The name products of `raw` start with: the basename up to the last `.fits` (or the last
-/// `.` when there is no `.fits`), with `_uncal` removed only when it ends that stem.
-pub fn product_stem(raw: &Path) -> String {
-    let name = raw
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let lower = name.to_ascii_lowercase();
-    let stem = match lower.rfind(".fits").or_else(|| lower.rfind('.')) {
-        Some(i) if i > 0 => &name[..i],
-        _ => name.as_str(),
-    };
-    stem.strip_suffix("_uncal").unwrap_or(stem).to_string()
-}
-
 /// The file name of `raw`'s product with `steps` done: `<stem>_<steps in pipeline order joined
-/// by _>.fits`, `<stem>_uncal.fits` for none. With ramp fitting the trailing `_rate` is written
+/// by _>.fits`, `<stem>_uncal.fits` for none, where the stem is the exposure's
+/// ([`exposure_stem`]: the name without `.fits` and without product endings). With ramp fitting the trailing `_rate` is written
 /// `_0_ramp_fit`, the name the jwst pipeline gives the slope file when told the output name
 /// `<stem>_<...>_jump`, so products of upstream runs are recognised. Unlike upstream, `_uncal` and
 /// `_rate` are replaced only at the end, never inside the stem.
 pub fn product_name(raw: &Path, steps: &[Step], instrument: Instrument) -> String {
-    let stem = product_stem(raw);
+    let stem = exposure_stem(raw);
     let steps = in_pipeline_order(steps.iter().copied(), instrument);
     if steps.is_empty() {
         return format!("{stem}_uncal.fits");
@@ -93,10 +80,12 @@ fn scan_dirs(search_dirs: &[PathBuf]) -> Result<ProductScan, String> {
 /// Cached S_* states of candidate products, so each header is read once per run.
 type StateCache = HashMap<PathBuf, Result<BTreeSet<Step>, String>>;
 
-/// Outcome of a search: the product, or why candidates were refused when they could not be read.
+/// Outcome of a search: the product, or why candidates were refused when they could not be
+/// read, and the products of the exposure found at other states (for messages).
 struct Search {
     found: Option<PathBuf>,
     unreadable: Vec<(PathBuf, String)>,
+    others: Vec<(PathBuf, BTreeSet<Step>)>,
 }
 
 /// Which files of an input can hold what is looked for.
@@ -116,18 +105,37 @@ impl Want {
             Want::Side(endings) => endings.iter().any(|s| stem.ends_with(s)),
         }
     }
+
+    /// Whether a candidate's S_* state is the one wanted. jwst writes ramp fitting's optional
+    /// output (fitopt) with the state before ramp fitting, so it is matched without `rate`
+    /// (and with it, as earlier mkrefs versions wrote it).
+    fn state_fits(self, state: &BTreeSet<Step>, required: &BTreeSet<Step>) -> bool {
+        if state == required {
+            return true;
+        }
+        let fitopt = matches!(self, Want::Side(endings) if endings == FITOPT_ENDINGS);
+        fitopt && required.contains(&Step::Rate) && {
+            let mut before = required.clone();
+            before.remove(&Step::Rate);
+            *state == before
+        }
+    }
 }
 
-fn search(
+/// Looks through `files` (the exposure's own products given as inputs first, then the
+/// search directories' files) for the first one of `raw`'s exposure that `want` accepts at
+/// the `required` state.
+fn search<'f>(
     raw: &Path,
     required: &BTreeSet<Step>,
     want: Want,
-    files: &[PathBuf],
+    files: impl IntoIterator<Item = &'f PathBuf>,
     reader: &ReadHeader<'_>,
     cache: &mut StateCache,
 ) -> Search {
-    let prefix = format!("{}_", product_stem(raw));
+    let prefix = format!("{}_", exposure_stem(raw));
     let mut unreadable = Vec::new();
+    let mut others = Vec::new();
     for file in files {
         let Some(name) = file.file_name().map(|n| n.to_string_lossy()) else {
             continue;
@@ -144,25 +152,31 @@ fn search(
             .entry(file.clone())
             .or_insert_with(|| reader(file).map(|h| completed_steps(&h)));
         match state {
-            Ok(state) if state == required => {
+            Ok(state) if want.state_fits(state, required) => {
                 return Search {
                     found: Some(file.clone()),
                     unreadable,
+                    others,
                 };
             }
-            Ok(_) => {}
+            Ok(state) => {
+                if matches!(want, Want::Product) && !others.iter().any(|(f, _)| f == file) {
+                    others.push((file.clone(), state.clone()));
+                }
+            }
             Err(e) => unreadable.push((file.clone(), e.clone())),
         }
     }
     Search {
         found: None,
         unreadable,
+        others,
     }
 }
 
 /// Looks for a product of `raw` at exactly the `required` state in `search_dirs` (ssbdir first,
 /// then `output.pipeline_prod_search_dir`), recursively. A candidate's name starts with the
-/// raw stem (see [`product_stem`]) and `_`; side products (`_fitopt`, `_rateints`,
+/// exposure's stem (see [`exposure_stem`]) and `_`; side products (`_fitopt`, `_rateints`,
 /// `_1_ramp_fit`, `_trapsfilled`) are ignored. The first match wins: earlier directories first,
 /// then sorted path order. Unreadable candidates are skipped, and reported only when nothing
 /// is found. (The plan searches through [`plan_inputs`]; this single search is for tests.)
@@ -243,6 +257,9 @@ pub struct ResolvedInput {
     pub reflabels: Vec<String>,
     /// `None` for the input at its state; `Some` for an intermediate product of it.
     pub product: Option<SaveProduct>,
+    /// For a product to make: the exposure's products found at other states, which a
+    /// different `ssbsteps` would use (for messages).
+    pub nearby: Vec<(PathBuf, Vec<Step>)>,
 }
 
 /// The file to read for input `row` at state `steps`, from a plan made by [`plan_inputs`].
@@ -377,6 +394,92 @@ pub struct ProductSearch {
     pub reuse: bool,
 }
 
+/// Where and how products are looked for.
+struct Where<'a> {
+    instrument: Instrument,
+    search: &'a ProductSearch,
+    /// The search directories' files.
+    files: &'a [PathBuf],
+    reader: &'a ReadHeader<'a>,
+}
+
+/// The file one (input, state, product) is read from.
+struct Found {
+    file: PathBuf,
+    source: Source,
+    nearby: Vec<(PathBuf, Vec<Step>)>,
+}
+
+/// Resolves one (input, state, product): the input itself when it is at the state, else the
+/// first product found (the exposure's own products given as inputs, then the search
+/// directories) that passes `product_check`, else a product to make; or the steps the input
+/// has and the state must not.
+fn resolve_target(
+    input: &InputRow,
+    state: &[Step],
+    product: Option<SaveProduct>,
+    at: &Where<'_>,
+    cache: &mut StateCache,
+) -> Result<Found, StateProblemKind> {
+    let required: BTreeSet<Step> = state.iter().copied().collect();
+    let extra: Vec<Step> = in_pipeline_order(
+        input.completed.difference(&required).copied(),
+        at.instrument,
+    );
+    if !extra.is_empty() {
+        return Err(StateProblemKind::Extra { steps: extra });
+    }
+    let side = matches!(product, Some(SaveProduct::Rateints | SaveProduct::Fitopt));
+    if required.is_subset(&input.completed) && !side {
+        return Ok(Found {
+            file: input.path.clone(),
+            source: Source::Raw,
+            nearby: Vec::new(),
+        });
+    }
+    let candidates = input.products.iter().chain(at.files);
+    let found = search(
+        &input.path,
+        &required,
+        want_for(product),
+        candidates,
+        at.reader,
+        cache,
+    );
+    if !found.unreadable.is_empty() {
+        tracing::warn!(
+            "{}: candidate products that could not be read were passed over: {}",
+            input.path.display(),
+            describe_unreadable(&found.unreadable)
+        );
+    }
+    Ok(match found.found {
+        Some(p) => {
+            let source = match crate::prep::check::check_product(&p, &input.path, state, product) {
+                Ok(()) => Source::Product,
+                Err(why) => Source::Broken(why),
+            };
+            Found {
+                file: p,
+                source,
+                nearby: Vec::new(),
+            }
+        }
+        None => Found {
+            file: at
+                .search
+                .ssbdir
+                .join(expected_name(&input.path, state, product, at.instrument)),
+            source: Source::ToMake,
+            nearby: found
+                .others
+                .into_iter()
+                .map(|(f, st)| (f, in_pipeline_order(st, at.instrument)))
+                .collect(),
+        },
+    })
+}
+
 /// Decides, for every (input, state) the requests need, which file a job reads: the input
 /// itself when its S_* state equals the wanted one, else an existing product (see
 /// [`find_product`]) that passes `product_check`, else a product to make in ssbdir
@@ -430,60 +533,29 @@ pub fn plan_inputs(
                     None => {}
                 }
                 let input = &rows[row];
-                let required: BTreeSet<Step> = state.iter().copied().collect();
-                let extra: Vec<Step> =
-                    in_pipeline_order(input.completed.difference(&required).copied(), instrument);
-                let missing = !required.is_subset(&input.completed);
-                let side = matches!(product, Some(SaveProduct::Rateints | SaveProduct::Fitopt));
-                let outcome = if !extra.is_empty() {
-                    Err(StateProblemKind::Extra { steps: extra })
-                } else if !missing && !side {
-                    Ok((input.path.clone(), Source::Raw))
-                } else {
-                    let found = search(
-                        &input.path,
-                        &required,
-                        want_for(product),
-                        &scan.files,
+                let outcome = resolve_target(
+                    input,
+                    state,
+                    product,
+                    &Where {
+                        instrument,
+                        search: where_,
+                        files: &scan.files,
                         reader,
-                        &mut cache,
-                    );
-                    if !found.unreadable.is_empty() {
-                        tracing::warn!(
-                            "{}: candidate products that could not be read were passed over: {}",
-                            input.path.display(),
-                            describe_unreadable(&found.unreadable)
-                        );
-                    }
-                    Ok(match found.found {
-                        Some(p) => {
-                            match crate::prep::check::check_product(&p, &input.path, state, product)
-                            {
-                                Ok(()) => (p, Source::Product),
-                                Err(why) => (p, Source::Broken(why)),
-                            }
-                        }
-                        None => (
-                            where_.ssbdir.join(expected_name(
-                                &input.path,
-                                state,
-                                product,
-                                instrument,
-                            )),
-                            Source::ToMake,
-                        ),
-                    })
-                };
+                    },
+                    &mut cache,
+                );
                 let entry = match outcome {
-                    Ok((file, source)) => {
+                    Ok(found) => {
                         resolved.push(ResolvedInput {
                             row,
                             raw: input.path.clone(),
                             steps: state.clone(),
-                            file,
-                            source,
+                            file: found.file,
+                            source: found.source,
                             reflabels: vec![req.reflabel.clone()],
                             product,
+                            nearby: found.nearby,
                         });
                         Ok(resolved.len() - 1)
                     }
@@ -598,11 +670,11 @@ mod tests {
             "a_uncal_rate_b_dq_init_0_ramp_fit.fits"
         );
         assert_eq!(
-            product_stem(Path::new("jw00000999888_test_file_cal.fits")),
+            exposure_stem(Path::new("jw00000999888_test_file_cal.fits")),
             "jw00000999888_test_file_cal"
         );
-        assert_eq!(product_stem(Path::new("x.FITS")), "x");
-        assert_eq!(product_stem(Path::new("noext")), "noext");
+        assert_eq!(exposure_stem(Path::new("x.FITS")), "x");
+        assert_eq!(exposure_stem(Path::new("noext")), "noext");
     }
 
     /// Writes empty files and a reader that serves headers by file name.
