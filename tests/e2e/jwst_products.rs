@@ -55,7 +55,7 @@ fn key(exposures: &[PathBuf]) -> String {
     let mut h = DefaultHasher::new();
     for n in exposures {
         n.file_name().hash(&mut h);
-        std::fs::read(&n).unwrap().hash(&mut h);
+        std::fs::read(n).unwrap().hash(&mut h);
     }
     let script = workspace_root().join("tests/python/jwst_products.py");
     std::fs::read(script).unwrap().hash(&mut h);
