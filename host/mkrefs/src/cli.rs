@@ -218,8 +218,8 @@ pub struct SimulateArgs {
     /// rateints, fitopt, or `all` (the default when the option has no value).
     #[arg(long, value_name = "LIST", num_args = 0..=1, default_missing_value = "all", value_delimiter = ',')]
     pub products: Vec<String>,
-    /// Write jump and fitopt products with only what the bad-pixel search reads (no 4-D SCI in
-    /// jump, PEDESTAL only in fitopt): much smaller for full frames, but not valid datamodels.
+    /// Write fitopt products with only what the bad-pixel search reads (PEDESTAL): much smaller
+    /// for full frames, but not valid datamodels.
     #[arg(long)]
     pub lean: bool,
     /// Also write the reference files the calibration steps read (mask, saturation,

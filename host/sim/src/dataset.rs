@@ -88,7 +88,7 @@ pub fn write_dataset(
     write_dataset_with(dir, cfg, darks, flats, products, Layout::Full)
 }
 
-/// [`write_dataset`] with complete or [`Layout::Lean`] jump and fitopt products (lean ones are
+/// [`write_dataset`] with complete or [`Layout::Lean`] fitopt products (lean ones hold only
 /// what the bad-pixel search reads, for large data sets; not valid datamodels).
 pub fn write_dataset_with(
     dir: &Path,

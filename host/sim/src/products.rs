@@ -289,10 +289,10 @@ pub enum Layout {
     /// Complete JWST products (every extension the datamodel has).
     #[default]
     Full,
-    /// Only what the bad-pixel search from darks reads: the jump product without its 4-D SCI
-    /// (PIXELDQ and GROUPDQ kept) and the fitopt product with PEDESTAL only (no per-segment or
-    /// CRMAG arrays). Rate and rateints are complete. For large test sets (a full-frame fitopt
-    /// is over a gigabyte); such jump and fitopt files are not valid datamodels.
+    /// The fitopt product with only what the bad-pixel search reads, PEDESTAL (no per-segment
+    /// or CRMAG arrays): a full-frame fitopt is over a gigabyte. Jump, rate and rateints are
+    /// complete (mkrefs refuses a jump product without its SCI ramp). Such fitopt files are not
+    /// valid datamodels.
     Lean,
 }
 
@@ -802,7 +802,7 @@ impl Scratch {
         let plane = |v: &[f32], p: usize| v[p * nx..(p + 1) * nx].to_vec();
         let wants = self.wants;
         let lean = self.layout == Layout::Lean;
-        if wants.jump && !lean {
+        if wants.jump {
             self.put_planes("SCI4", 0, y0, rows, nints * ng, |r, p| plane(&r.sci, p))?;
         }
         if wants.jump {
@@ -980,9 +980,7 @@ impl Scratch {
             Product::Uncal => unreachable!(),
             Product::Jump => {
                 let shape = [nints, ng, ny, nx];
-                if self.layout == Layout::Full {
-                    self.image::<f32>(&mut w, "SCI4", "SCI", &shape, Some("DN"))?;
-                }
+                self.image::<f32>(&mut w, "SCI4", "SCI", &shape, Some("DN"))?;
                 self.image::<u32>(&mut w, "PIXELDQ", "PIXELDQ", &[ny, nx], None)?;
                 self.image::<u8>(&mut w, "GROUPDQ", "GROUPDQ", &shape, None)?;
             }
@@ -1022,10 +1020,10 @@ mod tests {
     use super::*;
     use mkrefs_support::fits::hdu_names;
 
-    /// The lean layout keeps what the dark search reads (GROUPDQ, PEDESTAL, the complete
-    /// rateints) and leaves the rest out; no uncal file unless asked.
+    /// The lean layout keeps only PEDESTAL in the fitopt product; the other products are
+    /// complete; no uncal file unless asked.
     #[test]
-    fn lean_layout_writes_only_what_the_dark_search_reads() {
+    fn lean_layout_cuts_the_fitopt_product_to_what_the_dark_search_reads() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = SimConfig::default()
             .with_square_subarray(32)
@@ -1043,7 +1041,7 @@ mod tests {
         .unwrap();
         assert!(!dir.path().join(info.uncal_name()).exists());
         let names = |p: Product| hdu_names(&files.iter().find(|f| f.0 == p).unwrap().1).unwrap();
-        assert_eq!(names(Product::Jump), ["PRIMARY", "PIXELDQ", "GROUPDQ"]);
+        assert_eq!(names(Product::Jump), ["PRIMARY", "SCI", "PIXELDQ", "GROUPDQ"]);
         assert_eq!(names(Product::Fitopt), ["PRIMARY", "PEDESTAL"]);
         assert_eq!(
             names(Product::Rateints),
