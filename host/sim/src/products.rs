@@ -1041,7 +1041,10 @@ mod tests {
         .unwrap();
         assert!(!dir.path().join(info.uncal_name()).exists());
         let names = |p: Product| hdu_names(&files.iter().find(|f| f.0 == p).unwrap().1).unwrap();
-        assert_eq!(names(Product::Jump), ["PRIMARY", "SCI", "PIXELDQ", "GROUPDQ"]);
+        assert_eq!(
+            names(Product::Jump),
+            ["PRIMARY", "SCI", "PIXELDQ", "GROUPDQ"]
+        );
         assert_eq!(names(Product::Fitopt), ["PRIMARY", "PEDESTAL"]);
         assert_eq!(
             names(Product::Rateints),
