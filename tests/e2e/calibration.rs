@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use mkrefs_e2e::{all_files, assert_valid, fits_outputs, mkrefs, run};
+use mkrefs_e2e::{CalibrationData, all_files, assert_valid, fits_outputs, mkrefs, run};
 use mkrefs_sim::{
-    Kind, ProductSet, SimConfig, StepReference, Truth, write_dataset, write_step_references,
+    ProductSet, SimConfig, StepReference, Truth, write_dataset, write_step_references,
 };
 use mkrefs_support::fits::{FitsWriter, read_primary_header};
 use mkrefs_support::geometry::Subarray;
@@ -18,32 +18,13 @@ struct Data {
     refs: Vec<(String, PathBuf)>,
 }
 
-/// Uncal darks and flats of a 64x64 NIRCam subarray at the detector corner (so refpix has
-/// reference pixels), and the steps' reference files from the truth.
+/// Uncal darks and flats of a 64x64 NIRCam subarray, and the steps' reference files.
 fn dataset(dir: &Path, darks: usize, flats: usize) -> Data {
-    std::fs::create_dir_all(dir).unwrap();
-    let cfg = SimConfig::default()
-        .with_square_subarray(64)
-        .with_ramp(2, 10)
-        .with_seed(33);
-    let manifest = write_dataset(dir, &cfg, darks, flats, ProductSet::NONE).unwrap();
-    let uncal: Vec<String> = [Kind::Dark, Kind::Flat]
-        .into_iter()
-        .flat_map(|k| {
-            manifest
-                .of_kind(k)
-                .map(|e| e.files[0].file.clone())
-                .collect::<Vec<_>>()
-        })
-        .map(|f| dir.join(f).display().to_string())
-        .collect();
-    let truth = Truth::read(&dir.join(&manifest.truth)).unwrap();
-    let refs = write_step_references(dir, Path::new(&uncal[0]), &truth, &StepReference::ALL)
-        .unwrap()
-        .into_iter()
-        .map(|(r, p)| (r.to_ascii_lowercase(), p))
-        .collect();
-    Data { uncal, refs }
+    let d = CalibrationData::write(dir, (darks, flats), 64, 10, 33);
+    Data {
+        uncal: d.uncal(),
+        refs: d.refs,
+    }
 }
 
 /// `--pp reffile4ssb <reftype> <file>` for every reference file except `except`.

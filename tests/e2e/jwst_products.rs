@@ -10,9 +10,8 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mkrefs_e2e::{assert_valid, fits_outputs, mkrefs, python, run, workspace_root};
-use mkrefs_sim::{
-    Kind, ProductSet, SimConfig, StepReference, Truth, write_dataset, write_step_references,
+use mkrefs_e2e::{
+    CalibrationData, assert_valid, fits_outputs, mkrefs, python, run, workspace_root,
 };
 
 /// The steps jwst runs, and the products it saves besides rate and rateints.
@@ -28,25 +27,8 @@ struct JwstSet {
 }
 
 fn simulate(raw: &Path) -> (Vec<PathBuf>, Vec<PathBuf>, Vec<(String, PathBuf)>) {
-    let cfg = SimConfig::default()
-        .with_square_subarray(64)
-        .with_ramp(2, 10)
-        .with_seed(55);
-    let manifest = write_dataset(raw, &cfg, 3, 2, ProductSet::NONE).unwrap();
-    let files = |kind: Kind| -> Vec<PathBuf> {
-        manifest
-            .of_kind(kind)
-            .map(|e| raw.join(&e.files[0].file))
-            .collect()
-    };
-    let (darks, flats) = (files(Kind::Dark), files(Kind::Flat));
-    let truth = Truth::read(&raw.join(&manifest.truth)).unwrap();
-    let refs = write_step_references(raw, &darks[0], &truth, &StepReference::ALL)
-        .unwrap()
-        .into_iter()
-        .map(|(r, p)| (r.to_ascii_lowercase(), p))
-        .collect();
-    (darks, flats, refs)
+    let d = CalibrationData::write(raw, (3, 2), 64, 10, 55);
+    (d.darks, d.flats, d.refs)
 }
 
 /// The key of a data set: the simulated exposures, the script and the recipe (the reference

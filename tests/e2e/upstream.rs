@@ -3,32 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use mkrefs_e2e::{mkrefs, run, workspace_root};
-use mkrefs_sim::{
-    Kind, ProductSet, SimConfig, StepReference, Truth, write_dataset, write_step_references,
-};
+use mkrefs_e2e::{CalibrationData, mkrefs, run, workspace_root};
 use mkrefs_support::fits::{FitsWriter, read_primary_header};
 use mkrefs_support::header::HeaderValue;
 
 /// Three uncal darks of a 64x64 NIRCam subarray and every step reference file, by reftype.
 fn darks(dir: &Path) -> (Vec<String>, Vec<(String, PathBuf)>) {
-    std::fs::create_dir_all(dir).unwrap();
-    let cfg = SimConfig::default()
-        .with_square_subarray(64)
-        .with_ramp(2, 6)
-        .with_seed(71);
-    let manifest = write_dataset(dir, &cfg, 3, 0, ProductSet::NONE).unwrap();
-    let uncal: Vec<String> = manifest
-        .of_kind(Kind::Dark)
-        .map(|e| dir.join(&e.files[0].file).display().to_string())
-        .collect();
-    let truth = Truth::read(&dir.join(&manifest.truth)).unwrap();
-    let refs = write_step_references(dir, Path::new(&uncal[0]), &truth, &StepReference::ALL)
-        .unwrap()
-        .into_iter()
-        .map(|(r, p)| (r.to_ascii_lowercase(), p))
-        .collect();
-    (uncal, refs)
+    let d = CalibrationData::write(dir, (3, 0), 64, 6, 71);
+    (d.uncal(), d.refs)
 }
 
 /// A `reffile4ssb` mapping with upstream's keys (`bpm`, `rdnoise`, `gainreffile`) where they

@@ -162,6 +162,61 @@ pub fn small_dataset(
     (files(Kind::Dark), files(Kind::Flat))
 }
 
+/// Simulated uncal exposures of a `size`x`size` NIRCam subarray at the detector corner (so
+/// refpix has reference pixels), with the calibration steps' reference files made from the
+/// truth.
+pub struct CalibrationData {
+    pub darks: Vec<PathBuf>,
+    pub flats: Vec<PathBuf>,
+    /// (reftype in lower case, file) of every step reference file.
+    pub refs: Vec<(String, PathBuf)>,
+}
+
+impl CalibrationData {
+    /// Writes `darks` darks and `flats` flats of 2 integrations x `ngroups` groups into `dir`.
+    pub fn write(
+        dir: &Path,
+        (darks, flats): (usize, usize),
+        size: usize,
+        ngroups: usize,
+        seed: u64,
+    ) -> CalibrationData {
+        use mkrefs_sim::{
+            Kind, ProductSet, SimConfig, StepReference, Truth, write_dataset, write_step_references,
+        };
+        std::fs::create_dir_all(dir).unwrap();
+        let cfg = SimConfig::default()
+            .with_square_subarray(size)
+            .with_ramp(2, ngroups)
+            .with_seed(seed);
+        let manifest = write_dataset(dir, &cfg, darks, flats, ProductSet::NONE).unwrap();
+        let files = |kind: Kind| -> Vec<PathBuf> {
+            manifest
+                .of_kind(kind)
+                .map(|e| dir.join(&e.files[0].file))
+                .collect()
+        };
+        let (darks, flats) = (files(Kind::Dark), files(Kind::Flat));
+        let example = darks.first().or(flats.first()).expect("an exposure");
+        let truth = Truth::read(&dir.join(&manifest.truth)).unwrap();
+        let refs = write_step_references(dir, example, &truth, &StepReference::ALL)
+            .unwrap()
+            .into_iter()
+            .map(|(r, p)| (r.to_ascii_lowercase(), p))
+            .collect();
+        CalibrationData { darks, flats, refs }
+    }
+
+    /// The darks, then the flats, as command-line words.
+    pub fn uncal(&self) -> Vec<String> {
+        self.darks
+            .iter()
+            .chain(&self.flats)
+            .map(|p| p.display().to_string())
+            .collect()
+    }
+}
+
 /// The reference files (`*.fits`) under a run's output tree, sorted.
 pub fn fits_outputs(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
