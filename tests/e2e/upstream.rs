@@ -307,3 +307,36 @@ fn an_image_that_does_not_fit_its_detector_stops_the_plan_naming_the_keywords() 
     );
     assert!(!dir.path().join("out").exists(), "nothing runs: {out:?}");
 }
+
+#[test]
+fn a_calibration_limit_holds_back_the_rest_and_the_jobs_that_need_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uncal, refs) = darks(&dir.path().join("data"));
+    let mut args: Vec<String> = vec!["--outrootdir".into(), "out".into(), "dark".into()];
+    args.extend(uncal);
+    for (reftype, path) in &refs {
+        args.extend([
+            "--pp".into(),
+            "reffile4ssb".into(),
+            reftype.clone(),
+            path.display().to_string(),
+        ]);
+    }
+    args.extend(["--maxNstrun".into(), "1".into(), "-j".into(), "1".into()]);
+    let out = run(mkrefs(dir.path()).args(&args));
+    assert!(out.ok(), "held-back jobs are not failures: {out:?}");
+    assert!(
+        out.stdout
+            .contains("4 job(s): 1 ok, 0 skipped, 0 failed, 3 held back for a later run"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("held back: --maxNstrun 1 reached"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains("cmd0 dark NRCA1 held back: it needs cal"),
+        "{out:?}"
+    );
+}
