@@ -7,13 +7,13 @@
 //!   also took files with extra steps done, which can apply a correction twice.
 //! - An input that is already at the wanted state is used as it is (upstream handed the plugin a
 //!   product name in ssbdir that nothing created).
-//! - Candidates must start with the input's stem followed by `_`, so `foo_1` no longer matches
-//!   `foo_10_...`; ssbdir and every `output.pipeline_prod_search_dir` entry are
-//!   searched recursively (upstream searched the top of ssbdir only).
+//! - Candidates must start with the exposure's stem followed by `_`, so `foo_1` no longer
+//!   matches `foo_10_...`; the exposure's own products given as inputs are tried first, then
+//!   ssbdir and every `output.pipeline_prod_search_dir` entry, searched recursively (upstream
+//!   searched the top of ssbdir only).
 //! - An (input, state) with no usable product is planned as a product to make in ssbdir under
-//!   the name [`product_name`] gives (see `calibration` for the jobs that make them); a product
-//!   found but cut short or contradicting its S_* state is reported, not used
-//!   (`product_check`).
+//!   the name [`product_name`] gives (`prep::jobs` plans the jobs that make them); a product
+//!   found but cut short or contradicting its S_* state is reported, not used (`prep::check`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -25,10 +25,11 @@ use crate::prep::steps::{Instrument, SaveProduct, Step, in_pipeline_order, join_
 
 /// The file name of `raw`'s product with `steps` done: `<stem>_<steps in pipeline order joined
 /// by _>.fits`, `<stem>_uncal.fits` for none, where the stem is the exposure's
-/// ([`exposure_stem`]: the name without `.fits` and without product endings). With ramp fitting the trailing `_rate` is written
-/// `_0_ramp_fit`, the name the jwst pipeline gives the slope file when told the output name
-/// `<stem>_<...>_jump`, so products of upstream runs are recognised. Unlike upstream, `_uncal` and
-/// `_rate` are replaced only at the end, never inside the stem.
+/// ([`exposure_stem`]: the name without `.fits` and without product endings). With ramp
+/// fitting the trailing `_rate` is written `_0_ramp_fit`, the name the jwst pipeline gives the
+/// slope file when told the output name `<stem>_<...>_jump`, so products of upstream runs are
+/// recognised. Unlike upstream, `_uncal` and `_rate` are removed only at the end, never inside
+/// the stem.
 pub fn product_name(raw: &Path, steps: &[Step], instrument: Instrument) -> String {
     let stem = exposure_stem(raw);
     let steps = in_pipeline_order(steps.iter().copied(), instrument);
