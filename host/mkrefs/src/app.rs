@@ -9,7 +9,13 @@ use crate::registry::{Registry, plugin_search_path};
 
 pub fn main() -> ExitCode {
     restore_sigpipe();
-    let argv: Vec<String> = std::env::args().collect();
+    let argv = match utf8_arguments() {
+        Ok(argv) => argv,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     // Generators are discovered first: their parameters are options of `run`.
     let plugin_dirs = plugin_search_path(&cli::prescan_plugin_dirs(&argv));
     let registry = Registry::discover(&plugin_dirs);
@@ -63,6 +69,23 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line as text. Every argument mkrefs takes is a name, a number or a path it
+/// writes into messages and job files, so one that is not UTF-8 is refused, naming it.
+fn utf8_arguments() -> Result<Vec<String>, String> {
+    std::env::args_os()
+        .enumerate()
+        .map(|(i, a)| {
+            a.into_string().map_err(|bad| {
+                format!(
+                    "argument {i} ({}) is not valid UTF-8; rename the file or directory, or \
+                     give it through a symbolic link with a UTF-8 name",
+                    bad.to_string_lossy()
+                )
+            })
+        })
+        .collect()
 }
 
 /// Rust ignores SIGPIPE, which turns `mkrefs describe x | head` into a panic on the closed

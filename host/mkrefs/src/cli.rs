@@ -115,7 +115,8 @@ pub struct RunArgs {
     #[arg(long = "runID", alias = "run-id", value_name = "ID")]
     pub run_id: Option<String>,
     /// Digits of the zero-padded run ID (overrides output.runIDNdigits).
-    #[arg(long = "runIDNdigits", alias = "run-id-ndigits", value_name = "N")]
+    #[arg(long = "runIDNdigits", alias = "run-id-ndigits", value_name = "N",
+          value_parser = run_id_digits)]
     pub run_id_ndigits: Option<usize>,
     /// With runID AUTO: start a new run (latest + 1) instead of reusing the latest.
     #[arg(short = 'n', long = "newrunID", alias = "new-run-id")]
@@ -148,10 +149,10 @@ pub struct RunArgs {
     #[arg(short = 'b', long = "batchmode")]
     pub batchmode: bool,
     /// Jobs run at the same time (default: the number of cores).
-    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = at_least_one)]
     pub jobs: Option<usize>,
     /// Threads each job may use (default: cores / jobs, at least 1).
-    #[arg(long = "threads", value_name = "N")]
+    #[arg(long = "threads", value_name = "N", value_parser = at_least_one)]
     pub threads: Option<usize>,
     /// Redo jobs whose output exists and whose job file is unchanged.
     #[arg(long = "force", alias = "force_redo_ref")]
@@ -187,8 +188,24 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 4)]
     pub flats: usize,
     /// Jobs run at the same time.
-    #[arg(short = 'j', long = "jobs")]
+    #[arg(short = 'j', long = "jobs", value_parser = at_least_one)]
     pub jobs: Option<usize>,
+}
+
+/// A count of at least 1 (jobs, threads), as the configuration's counts are checked.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{text}' is not a whole number of at least 1")),
+    }
+}
+
+/// runIDNdigits: 1 to 9, as output.runIDNdigits in the configuration.
+fn run_id_digits(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=9).contains(&n) => Ok(n),
+        _ => Err(format!("'{text}' is not a number of digits from 1 to 9")),
+    }
 }
 
 #[derive(Args, Debug, Clone)]

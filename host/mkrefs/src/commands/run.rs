@@ -1,10 +1,12 @@
 //! `mkrefs run`: settings, plan, (dry run or) execution, summary.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::atomic;
 use crate::cli::{GlobalOptions, RunArgs};
 use crate::commands::tables;
+use crate::config::envsubst::{self, ExpandError};
 use crate::config::{self, Backend, CliParam, LoadOptions, Settings};
 use crate::exec::executor::{self, ExecOptions, JobStatus};
 use crate::plan::options::{OutputOverrides, RunOptions};
@@ -113,6 +115,17 @@ pub fn run(
     })
 }
 
+/// `$NAME` and `${NAME}` in a command-line value, expanded as in configuration values.
+fn expand(option: &str, value: &str) -> Result<String, String> {
+    envsubst::expand_str(value, &config::process_env).map_err(|e| match e {
+        ExpandError::Unset(var) => format!(
+            "{option} {value}: the environment variable ${var} is not set; set it, or write $$ \
+             for a literal '$'"
+        ),
+        ExpandError::Syntax(message) => format!("{option} {value}: {message}"),
+    })
+}
+
 /// What the command line decides about the run, for the planning stages.
 fn run_options(args: &RunArgs, cli_params: &[CliParam]) -> Result<RunOptions, String> {
     let backend = match &args.backend {
@@ -121,18 +134,26 @@ fn run_options(args: &RunArgs, cli_params: &[CliParam]) -> Result<RunOptions, St
         })?),
         None => None,
     };
+    let path = |option: &str, p: &Option<PathBuf>| -> Result<Option<PathBuf>, String> {
+        p.as_ref()
+            .map(|p| expand(option, &p.to_string_lossy()).map(PathBuf::from))
+            .transpose()
+    };
+    let text = |option: &str, t: &Option<String>| -> Result<Option<String>, String> {
+        t.as_ref().map(|t| expand(option, t)).transpose()
+    };
     Ok(RunOptions {
         items: args.items.clone(),
         params: cli_params.to_vec(),
         output: OutputOverrides {
-            outrootdir: args.outrootdir.clone(),
-            outsubdir: args.outsubdir.clone(),
+            outrootdir: path("--outrootdir", &args.outrootdir)?,
+            outsubdir: text("--outsubdir", &args.outsubdir)?,
             run_id: args.run_id.clone(),
             run_id_ndigits: args.run_id_ndigits,
             new_run_id: args.new_run_id,
-            ssbdir: args.ssbdir.clone(),
+            ssbdir: path("--ssbdir", &args.ssbdir)?,
             skip_run_id_ssbdir: args.skip_run_id_ssbdir,
-            addsuffix: args.addsuffix.clone(),
+            addsuffix: text("--addsuffix", &args.addsuffix)?,
         },
         backend,
         recalibrate: args.recalibrate,

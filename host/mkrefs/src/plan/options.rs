@@ -37,7 +37,8 @@ pub(crate) struct OutputOverrides {
 }
 
 impl OutputOverrides {
-    /// The output options: config values overridden by the command line.
+    /// The output options: config values overridden by the command line. Every name that
+    /// becomes a directory or file name inside the output root must stay inside it.
     pub(crate) fn resolve(&self, settings: &Settings) -> Result<OutputOptions, String> {
         let out = &settings.output;
         let run_id = match &self.run_id {
@@ -48,6 +49,16 @@ impl OutputOverrides {
                 RunIdSetting::None => RunIdChoice::None,
             },
         };
+        if self.new_run_id && run_id != RunIdChoice::Auto {
+            return Err(format!(
+                "-n/--newrunID starts a new run after the latest one, which needs runID AUTO, \
+                 but the runID is {}; leave -n out, or use --runID AUTO",
+                match run_id {
+                    RunIdChoice::Fixed(n) => n.to_string(),
+                    _ => "empty (no run directory level)".to_string(),
+                }
+            ));
+        }
         let outrootdir = match &self.outrootdir {
             Some(dir) => dir.clone(),
             None if out.outrootdir.trim().is_empty() => {
@@ -58,9 +69,13 @@ impl OutputOverrides {
             }
             None => PathBuf::from(&out.outrootdir),
         };
+        let outsubdir = self.outsubdir.clone().or_else(|| out.outsubdir.clone());
+        if let Some(sub) = &outsubdir {
+            plain_name(sub, "outsubdir")?;
+        }
         Ok(OutputOptions {
             outrootdir,
-            outsubdir: self.outsubdir.clone().or_else(|| out.outsubdir.clone()),
+            outsubdir,
             run_id,
             run_id_ndigits: self.run_id_ndigits.unwrap_or(out.run_id_ndigits),
             new_run_id: self.new_run_id,
@@ -81,11 +96,40 @@ fn checked_suffix(suffix: Option<&String>) -> Result<Option<String>, String> {
     let Some(s) = suffix.map(|s| s.trim()).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
-    if s.contains(['/', '\\']) || s == "." || s == ".." {
+    plain_name(s, "addsuffix")?;
+    Ok(Some(s.to_string()))
+}
+
+/// A name mkrefs puts into a path below the output root (outsubdir, addsuffix, a reflabel, a
+/// reftype) must not lead out of it: one plain word, no separator, not `.` or `..`.
+pub(crate) fn plain_name(name: &str, what: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
         return Err(format!(
-            "addsuffix '{s}' is not a file-name word: it is added to reference-file names, so \
-             it may not contain a path separator or be '.' or '..'"
+            "{what} '{name}' is not a plain name: it becomes a directory or file name inside \
+             the output root, so it may not be empty, contain a path separator, or be '.' or \
+             '..'; choose a plain name (use --outrootdir to write somewhere else)"
         ));
     }
-    Ok(Some(s.to_string()))
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_names_may_become_path_components() {
+        for good in ["test1", "bpm", "MASK", "v1.2", "a_b-c"] {
+            assert!(plain_name(good, "x").is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "../up", "/abs", "a/b", "a\\b", "nul\0"] {
+            let err = plain_name(bad, "reftype of generator g").unwrap_err();
+            assert!(
+                err.starts_with(&format!(
+                    "reftype of generator g '{bad}' is not a plain name"
+                )),
+                "{err}"
+            );
+        }
+    }
 }

@@ -8,6 +8,7 @@ use crate::config::settings::ReflabelSection;
 use crate::config::value::{Param, ParamSpec};
 use crate::config::{self, CliParam, Settings};
 use crate::inputs::group::ImTypes;
+use crate::plan::options::plain_name;
 use crate::prep::steps::{self, Instrument, SaveProduct, Step};
 use crate::registry::{Entry, Registry};
 
@@ -145,6 +146,12 @@ pub(crate) fn configure<'r>(
     instrument: Instrument,
     params: Vec<Param>,
 ) -> Result<Selected<'r>, String> {
+    // Both become directory and file names below the run directory.
+    plain_name(&entry.reflabel, "reflabel")?;
+    plain_name(
+        &entry.reftype,
+        &format!("the reftype of generator {reflabel}"),
+    )?;
     let section = settings.section(reflabel);
     let info = &entry.info;
     let imtypes = section_key(

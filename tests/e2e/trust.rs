@@ -1,0 +1,107 @@
+//! Runs a careful user can trust, through the `mkrefs` binary: nothing written outside the
+//! output root, command-line values checked as the configuration's are.
+
+use std::path::Path;
+
+use mkrefs_e2e::{CalibrationData, all_files, mkrefs, run};
+
+fn raw_darks(dir: &Path) -> Vec<String> {
+    CalibrationData::write(&dir.join("data"), (2, 0), 32, 4, 5).uncal()
+}
+
+#[test]
+fn names_that_would_lead_out_of_the_output_root_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let uncal = raw_darks(dir.path());
+    let root = dir.path().join("root");
+    for (option, value) in [
+        ("--outsubdir", "../../escape"),
+        ("--outsubdir", "/tmp/elsewhere"),
+        ("--outsubdir", "a/b"),
+        ("--addsuffix", "../x"),
+    ] {
+        let out = run(mkrefs(dir.path()).arg("superbias").args(&uncal).args([
+            "--outrootdir",
+            root.to_str().unwrap(),
+            option,
+            value,
+        ]));
+        assert!(!out.ok(), "{option} {value}: {out:?}");
+        assert!(
+            out.stderr
+                .contains(&format!("'{value}' is not a plain name")),
+            "{option} {value}: {out:?}"
+        );
+    }
+    assert!(
+        all_files(dir.path())
+            .iter()
+            .all(|f| f.starts_with(dir.path().join("data")))
+    );
+}
+
+#[test]
+fn command_line_counts_and_run_ids_are_checked_as_the_configuration_checks_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let uncal = raw_darks(dir.path());
+    for (args, says) in [
+        (vec!["-j", "0"], "'0' is not a whole number of at least 1"),
+        (
+            vec!["--threads", "0"],
+            "'0' is not a whole number of at least 1",
+        ),
+        (
+            vec!["--runIDNdigits", "0"],
+            "'0' is not a number of digits from 1 to 9",
+        ),
+        (
+            vec!["-n", "--runID", "3"],
+            "-n/--newrunID starts a new run after the latest one, which needs runID AUTO",
+        ),
+    ] {
+        let out = run(mkrefs(dir.path())
+            .args(["superbias", "--outrootdir", "out"])
+            .args(&uncal)
+            .args(&args));
+        assert!(!out.ok(), "{args:?}: {out:?}");
+        assert!(out.stderr.contains(says), "{args:?}: {out:?}");
+    }
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn environment_variables_in_command_line_paths_are_expanded_like_config_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let uncal = raw_darks(dir.path());
+    let out = run(mkrefs(dir.path())
+        .env("MKREFS_TEST_ROOT", dir.path().join("expanded"))
+        .args(["superbias", "--outrootdir", "${MKREFS_TEST_ROOT}/out"])
+        .args(&uncal));
+    assert!(out.ok(), "{out:?}");
+    assert!(dir.path().join("expanded/out/run000").is_dir(), "{out:?}");
+    let out = run(mkrefs(dir.path())
+        .env_remove("MKREFS_NOT_SET")
+        .args(["superbias", "--outrootdir", "$MKREFS_NOT_SET/out"])
+        .args(&uncal));
+    assert!(!out.ok(), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("the environment variable $MKREFS_NOT_SET is not set"),
+        "{out:?}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn an_argument_that_is_not_utf8_is_named_not_a_crash() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bad = std::ffi::OsStr::from_bytes(b"dark_\xff_uncal.fits");
+    let out = run(mkrefs(dir.path()).arg("superbias").arg(bad));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("argument 2 (dark_\u{fffd}_uncal.fits) is not valid UTF-8"),
+        "{out:?}"
+    );
+}
