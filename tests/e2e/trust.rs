@@ -105,3 +105,28 @@ fn an_argument_that_is_not_utf8_is_named_not_a_crash() {
         "{out:?}"
     );
 }
+
+#[test]
+fn an_output_tree_inside_the_input_directory_is_not_read_back_as_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    raw_darks(dir.path());
+    let data = dir.path().join("data");
+    // Dangling and looping links are passed over (named with -v).
+    std::os::unix::fs::symlink(data.join("gone.fits"), data.join("dangling_uncal.fits")).unwrap();
+    std::os::unix::fs::symlink(data.join("loop.fits"), data.join("loop.fits")).unwrap();
+    let first =
+        run(mkrefs(dir.path()).args(["-v", "superbias", "data", "--outrootdir", "data/out"]));
+    assert!(first.ok(), "{first:?}");
+    assert!(first.stderr.contains("dangling_uncal.fits"), "{first:?}");
+    // The rerun finds the first run's superbias under data/out, and leaves it out.
+    let second =
+        run(mkrefs(dir.path()).args(["-v", "superbias", "data", "--outrootdir", "data/out"]));
+    assert!(second.ok(), "{second:?}");
+    assert!(
+        second.stderr.contains("data/out: it is in the output tree"),
+        "{second:?}"
+    );
+    assert!(second.stdout.contains("1 skipped"), "{second:?}");
+    let images = std::fs::read_to_string(data.join("out/run000/run000.im.txt")).unwrap();
+    assert_eq!(images.lines().count(), 3, "two darks, no output: {images}");
+}

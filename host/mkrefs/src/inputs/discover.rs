@@ -18,20 +18,31 @@ use regex::Regex;
 use crate::inputs::error::InputError;
 
 /// Every `*.fits` file below `dir` (extension compared ignoring case), following symlinks but
-/// visiting each directory once. Unsorted.
-pub(crate) fn fits_files_below(dir: &Path) -> io::Result<Vec<PathBuf>> {
+/// visiting each directory once, and not entering the directories of `exclude` below `dir`
+/// (canonical paths: the output tree, so a rerun never reads its own outputs as inputs; a
+/// directory given itself is searched wherever it is). Unsorted.
+pub(crate) fn fits_files_below(dir: &Path, exclude: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut visited = HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        if !visited.insert(fs::canonicalize(&d)?) {
+        let canonical = fs::canonicalize(&d)?;
+        if d != dir && exclude.iter().any(|x| canonical.starts_with(x)) {
+            tracing::debug!("not searching {}: it is in the output tree", d.display());
+            continue;
+        }
+        if !visited.insert(canonical) {
             continue;
         }
         for entry in fs::read_dir(&d)? {
             let path = entry?.path();
-            // metadata follows symlinks; a dangling link is skipped.
-            let Ok(meta) = fs::metadata(&path) else {
-                continue;
+            // metadata follows symlinks: a link that leads nowhere (or in a loop) is passed over.
+            let meta = match fs::metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    tracing::debug!("passing over {}: {e}", path.display());
+                    continue;
+                }
             };
             if meta.is_dir() {
                 stack.push(path);
@@ -52,14 +63,14 @@ fn has_glob_meta(token: &str) -> bool {
 }
 
 /// The files of one token, or a message naming it.
-fn expand_token(token: &str) -> Result<Vec<PathBuf>, String> {
+fn expand_token(token: &str, exclude: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let path = Path::new(token);
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
     if path.is_dir() {
-        let mut files =
-            fits_files_below(path).map_err(|e| format!("cannot search directory {token}: {e}"))?;
+        let mut files = fits_files_below(path, exclude)
+            .map_err(|e| format!("cannot search directory {token}: {e}"))?;
         if files.is_empty() {
             return Err(format!("directory {token} contains no .fits files"));
         }
@@ -76,10 +87,10 @@ fn expand_token(token: &str) -> Result<Vec<PathBuf>, String> {
         let p = entry.map_err(|e| format!("pattern {token}: {e}"))?;
         if p.is_dir() {
             files.extend(
-                fits_files_below(&p)
+                fits_files_below(&p, exclude)
                     .map_err(|e| format!("cannot search directory {}: {e}", p.display()))?,
             );
-        } else if p.is_file() {
+        } else if p.is_file() && !in_output_tree(&p, exclude) {
             files.push(p);
         }
     }
@@ -90,17 +101,23 @@ fn expand_token(token: &str) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
+fn in_output_tree(file: &Path, exclude: &[PathBuf]) -> bool {
+    fs::canonicalize(file).is_ok_and(|c| exclude.iter().any(|x| c.starts_with(x)))
+}
+
 /// Turns input tokens into files, in token order: an existing file; a directory, searched
 /// recursively for `*.fits` (sorted; `.fits.gz` is not searched for, give such files by name);
 /// or a glob pattern (sorted matches; directories it matches are searched like directories).
 /// Paths are made absolute with symlinks resolved, and duplicates are dropped keeping the first
 /// occurrence. Every unusable token is listed in one error.
-pub fn expand_inputs(tokens: &[String]) -> Result<Vec<PathBuf>, InputError> {
+/// Directory and pattern searches leave out the output tree `exclude` (files given by name are
+/// taken wherever they are).
+pub fn expand_inputs(tokens: &[String], exclude: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
     let mut files = Vec::new();
     let mut seen = HashSet::new();
     let mut problems = Vec::new();
     for token in tokens {
-        match expand_token(token) {
+        match expand_token(token, exclude) {
             Ok(found) => {
                 for f in found {
                     match fs::canonicalize(&f) {
@@ -200,7 +217,7 @@ mod tests {
             // The same file again through `..`: dropped.
             s(&root.join("sub/../a_uncal.fits")),
         ];
-        let got = expand_inputs(&tokens).unwrap();
+        let got = expand_inputs(&tokens, &[]).unwrap();
         assert_eq!(got, vec![canon(&b), canon(&c), canon(&a)]);
         assert!(got.iter().all(|p| p.is_absolute()));
     }
@@ -215,7 +232,7 @@ mod tests {
             s(&tmp.path().join("*.nothing")),
             s(&empty),
         ];
-        let InputError::Tokens(list) = expand_inputs(&tokens).unwrap_err() else {
+        let InputError::Tokens(list) = expand_inputs(&tokens, &[]).unwrap_err() else {
             panic!("wrong error kind");
         };
         assert_eq!(list.len(), 3, "{list:?}");

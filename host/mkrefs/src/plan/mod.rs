@@ -56,7 +56,8 @@ pub(crate) fn make_plan<'r>(
 ) -> Result<RunPlan<'r>, String> {
     let words = select::split_words(registry, settings, &opts.items)?;
     let params = select::resolve_params(settings, &words.generators, &opts.params)?;
-    let inputs = read_rows(settings, &words.inputs)?;
+    let output = opts.output.resolve(settings)?;
+    let inputs = read_rows(settings, &words.inputs, &output.outrootdir)?;
     let instrument = instrument_of(settings, &inputs.rows)?;
     let selected = words
         .generators
@@ -71,7 +72,7 @@ pub(crate) fn make_plan<'r>(
     if groups.is_empty() {
         return Err(format!("nothing to do: {}", grouped.notes.join("; ")));
     }
-    let layout = RunLayout::resolve(&opts.output.resolve(settings)?);
+    let layout = RunLayout::resolve(&output);
     let resolved = resolve_inputs(settings, opts, &layout, &inputs.rows, &grouped, instrument)?;
     let (cal_jobs, how) = calibration_jobs(
         settings,
@@ -124,10 +125,14 @@ struct Inputs {
     skipped: Vec<PathBuf>,
 }
 
-/// Finds the input files and reads their headers (`inputfiles` section).
-fn read_rows(settings: &Settings, tokens: &[String]) -> Result<Inputs, String> {
+/// Finds the input files and reads their headers (`inputfiles` section). Searches leave out
+/// the output tree below `outrootdir`.
+fn read_rows(settings: &Settings, tokens: &[String], outrootdir: &Path) -> Result<Inputs, String> {
     let inf = &settings.inputfiles;
-    let paths = discover::expand_inputs(tokens).map_err(|e| e.to_string())?;
+    let output_tree: Vec<PathBuf> = std::fs::canonicalize(absolute(outrootdir))
+        .into_iter()
+        .collect();
+    let paths = discover::expand_inputs(tokens, &output_tree).map_err(|e| e.to_string())?;
     let filtered = discover::filter_basenames(paths, inf.basenamepattern.as_deref())
         .map_err(|e| format!("inputfiles.basenamepattern: {e}"))?;
     if filtered.kept.is_empty() {

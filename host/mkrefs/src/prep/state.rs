@@ -70,7 +70,7 @@ fn scan_dirs(search_dirs: &[PathBuf]) -> Result<ProductScan, String> {
         if !dir.is_dir() {
             continue;
         }
-        let mut found = crate::inputs::discover::fits_files_below(dir)
+        let mut found = crate::inputs::discover::fits_files_below(dir, &[])
             .map_err(|e| format!("cannot search {} for products: {e}", dir.display()))?;
         found.sort();
         files.extend(found.into_iter().filter(|f| seen.insert(f.clone())));
