@@ -130,3 +130,174 @@ fn an_output_tree_inside_the_input_directory_is_not_read_back_as_inputs() {
     let images = std::fs::read_to_string(data.join("out/run000/run000.im.txt")).unwrap();
     assert_eq!(images.lines().count(), 3, "two darks, no output: {images}");
 }
+
+/// 3 darks and 2 flats with the steps' reference files, and the arguments of a `dark,bpm` run
+/// from the uncal files (5 calibration jobs, then 2 generator jobs).
+fn campaign(dir: &Path) -> Vec<String> {
+    let d = CalibrationData::write(&dir.join("data"), (3, 2), 64, 10, 17);
+    let mut args: Vec<String> = vec!["dark,bpm".into()];
+    args.extend(d.uncal());
+    for (reftype, path) in &d.refs {
+        args.extend([
+            "--pp".into(),
+            "reffile4ssb".into(),
+            reftype.clone(),
+            path.display().to_string(),
+        ]);
+    }
+    args
+}
+
+/// Every file below `root` whose name marks it as a temporary.
+fn temporaries(root: &Path) -> Vec<std::path::PathBuf> {
+    all_files(root)
+        .into_iter()
+        .filter(|f| f.file_name().unwrap().to_string_lossy().contains(".part-"))
+        .collect()
+}
+
+#[test]
+fn temporaries_of_dead_processes_are_removed_when_a_run_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let uncal = raw_darks(dir.path());
+    // A process that has ended.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let left = [
+        dir.path()
+            .join(format!("out/run000/superbias/.superbias.fits.part-{pid}-0")),
+        dir.path()
+            .join(format!("out/ssb/.x_dq_init.fits.part-{pid}-3")),
+    ];
+    for f in &left {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, vec![0u8; 4096]).unwrap();
+    }
+    let out = run(mkrefs(dir.path())
+        .args(["superbias", "--outrootdir", "out"])
+        .args(&uncal));
+    assert!(out.ok(), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("removed 2 temporary file(s) left by processes that no longer run"),
+        "{out:?}"
+    );
+    assert!(temporaries(dir.path()).is_empty());
+}
+
+/// Starts `mkrefs` in a process group of its own.
+fn spawn_group(dir: &Path, args: &[String]) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    mkrefs(dir)
+        .args(args)
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn sigterm_stops_the_jobs_reports_and_exits_143() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = campaign(dir.path());
+    args.extend(["--outrootdir".into(), "out".into(), "-j".into(), "1".into()]);
+    let child = spawn_group(dir.path(), &args);
+    // Wait until the first calibration job has started, then stop the run (not its children).
+    let logs = dir.path().join("out/run000/calibration");
+    let t0 = std::time::Instant::now();
+    while !logs.is_dir() && t0.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling the child this test started.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("the run was stopped by SIGTERM"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    assert!(
+        temporaries(dir.path()).is_empty(),
+        "{:?}",
+        temporaries(dir.path())
+    );
+    // Rerun: finishes what was left.
+    let again = run(mkrefs(dir.path()).args(&args));
+    assert!(again.ok(), "{again:?}");
+}
+
+/// The data of every HDU and the header cards of each reference file below `a` and `b`,
+/// compared with astropy (DATE, which is the time of writing, aside).
+fn same_reference_files(a: &Path, b: &Path) {
+    let files = |root: &Path| -> Vec<std::path::PathBuf> {
+        let mut f = mkrefs_e2e::fits_outputs(root);
+        f.sort();
+        f
+    };
+    let (fa, fb) = (files(a), files(b));
+    assert_eq!(fa.len(), fb.len(), "{fa:?} vs {fb:?}");
+    assert!(!fa.is_empty());
+    let code = r#"
+import sys, numpy as np
+from astropy.io import fits
+a, b = fits.open(sys.argv[1]), fits.open(sys.argv[2])
+assert [h.name for h in a] == [h.name for h in b]
+skip = ('DATE', 'CHECKSUM', 'DATASUM')
+for x, y in zip(a, b):
+    kx = [(k, v) for k, v in x.header.items() if k not in skip]
+    ky = [(k, v) for k, v in y.header.items() if k not in skip]
+    assert kx == ky, (x.name, set(kx) ^ set(ky))
+    if x.data is not None:
+        assert np.asarray(x.data).tobytes() == np.asarray(y.data).tobytes(), x.name
+print('same')
+"#;
+    for (x, y) in fa.iter().zip(&fb) {
+        let out = std::process::Command::new(mkrefs_e2e::python())
+            .args(["-c", code])
+            .args([x, y])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("same"),
+            "{} and {} differ: {}",
+            x.display(),
+            y.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn killing_the_whole_run_at_any_moment_then_rerunning_gives_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = campaign(dir.path());
+    let with_root = |root: &str| {
+        let mut a = args.clone();
+        a.extend(["--outrootdir".into(), root.into(), "-j".into(), "2".into()]);
+        a
+    };
+    let clean = run(mkrefs(dir.path()).args(with_root("clean")));
+    assert!(clean.ok(), "{clean:?}");
+    for (n, ms) in [150u64, 600, 1200, 2500].into_iter().enumerate() {
+        let root = format!("killed{n}");
+        let child = spawn_group(dir.path(), &with_root(&root));
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        // SAFETY: killing the process group this test started (the run and its jobs).
+        unsafe {
+            libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+        }
+        let _ = child.wait_with_output();
+        let again = run(mkrefs(dir.path()).args(with_root(&root)));
+        assert!(again.ok(), "after a kill at {ms} ms: {again:?}");
+        let root = dir.path().join(&root);
+        assert!(temporaries(&root).is_empty(), "{:?}", temporaries(&root));
+        same_reference_files(&dir.path().join("clean"), &root);
+    }
+}

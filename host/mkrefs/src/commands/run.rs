@@ -9,6 +9,7 @@ use crate::commands::tables;
 use crate::config::envsubst::{self, ExpandError};
 use crate::config::{self, Backend, CliParam, LoadOptions, Settings};
 use crate::exec::executor::{self, ExecOptions, JobStatus};
+use crate::exec::interrupt;
 use crate::plan::options::{OutputOverrides, RunOptions};
 use crate::plan::{self, RunPlan};
 use crate::registry::Registry;
@@ -79,6 +80,20 @@ pub fn run(
         return Ok(ExitCode::SUCCESS);
     }
     prepare_run_dir(&plan)?;
+    let outputs = [plan.layout.basedir.clone(), plan.layout.ssbdir.clone()];
+    let stale = interrupt::remove_temporaries(&outputs);
+    if !stale.is_empty() {
+        tracing::info!(
+            "removed {} temporary file(s) left by processes that no longer run: {}",
+            stale.len(),
+            stale
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    interrupt::install();
     let jobs = args.jobs.unwrap_or_else(cores).max(1);
     let threads = args
         .threads
@@ -104,6 +119,17 @@ pub fn run(
     let summary = tables::summary_table(&results);
     print!("{summary}");
     atomic::write(&plan.layout.summary(), summary.as_bytes())?;
+    if let Some(signal) = interrupt::received() {
+        // The children are gone: what they were writing is of no use.
+        let left = interrupt::remove_temporaries(&outputs);
+        tracing::warn!(
+            "stopped by {}; removed {} temporary file(s); run the same command again to \
+             finish (what finished is kept)",
+            interrupt::signal_name(signal),
+            left.len()
+        );
+        return Ok(ExitCode::from((128 + signal) as u8));
+    }
     // Jobs held back by --maxNstrun/--maxNref are left for a later run, not failures.
     let failed = results
         .iter()

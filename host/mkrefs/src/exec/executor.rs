@@ -18,6 +18,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::atomic;
+use crate::exec::interrupt;
 use crate::exec::jobfile::{CalibrationSpec, JobFile, JobSpec};
 use crate::exec::protocol::{JobReportFile, PROGRESS_PREFIX};
 use crate::logging;
@@ -207,12 +208,31 @@ fn up_to_date(job: &PreparedJob, text: &str) -> bool {
 pub fn execute(jobs: Vec<PreparedJob>, opts: &ExecOptions) -> Vec<JobResult> {
     let overall = logging::progress_bar(jobs.len() as u64, "jobs");
     let started = Started::default();
-    let results = schedule(&jobs, opts.jobs, |job| {
-        let result = run_one(job, opts, &started);
-        if let Some(bar) = &overall {
-            bar.inc(1);
-        }
-        result
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    let results = std::thread::scope(|scope| {
+        // Passes a SIGINT/SIGTERM on to the running children (the workers wait for them).
+        scope.spawn(|| {
+            while !finished.load(Ordering::SeqCst) {
+                if let Some(signal) = interrupt::received() {
+                    tracing::warn!(
+                        "{}: stopping the running jobs and starting no more",
+                        interrupt::signal_name(signal)
+                    );
+                    interrupt::stop_children();
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        let results = schedule(&jobs, opts.jobs, |job| {
+            let result = run_one(job, opts, &started);
+            if let Some(bar) = &overall {
+                bar.inc(1);
+            }
+            result
+        });
+        finished.store(true, Ordering::SeqCst);
+        results
     });
     if let Some(bar) = overall {
         bar.finish_and_clear();
@@ -247,6 +267,9 @@ fn schedule(
                 loop {
                     let (states, results) = &mut *guard;
                     block_dependents(jobs, states, results);
+                    if let Some(signal) = interrupt::received() {
+                        stop_waiting(jobs, states, results, signal);
+                    }
                     let ready = (0..total).find(|&i| {
                         states[i] == State::Waiting
                             && jobs[i]
@@ -285,7 +308,11 @@ fn schedule(
                         changed.notify_all();
                         break;
                     }
-                    guard = changed.wait(guard).expect("scheduler lock");
+                    // Woken by a finished job, or after a while to notice a signal.
+                    guard = changed
+                        .wait_timeout(guard, std::time::Duration::from_millis(200))
+                        .expect("scheduler lock")
+                        .0;
                 }
             });
         }
@@ -295,6 +322,22 @@ fn schedule(
         .into_iter()
         .map(|r| r.expect("every job produces a result"))
         .collect()
+}
+
+/// After a signal, the jobs that have not started are not started.
+fn stop_waiting(
+    jobs: &[PreparedJob],
+    states: &mut [State],
+    results: &mut [Option<JobResult>],
+    signal: i32,
+) {
+    for i in 0..jobs.len() {
+        if states[i] == State::Waiting {
+            let why = format!("the run was stopped by {}", interrupt::signal_name(signal));
+            results[i] = Some(not_run(&jobs[i], why));
+            states[i] = State::Done { ok: false };
+        }
+    }
 }
 
 /// Marks, transitively, the waiting dependents of failed jobs as not run.
@@ -428,13 +471,14 @@ fn launch(job: &PreparedJob, text: &str, opts: &ExecOptions) -> Result<JobReport
         .stderr(Stdio::from(log))
         .spawn()
         .map_err(|e| format!("cannot start the job process: {e}"))?;
+    interrupt::register(child.id());
     let bar = logging::progress_bar(0, &job.title());
     if let Some(stdout) = child.stdout.take() {
         forward_stdout(stdout, job.log(), bar.as_ref());
     }
-    let status = child
-        .wait()
-        .map_err(|e| format!("lost the job process: {e}"))?;
+    let status = child.wait();
+    interrupt::unregister(child.id());
+    let status = status.map_err(|e| format!("lost the job process: {e}"))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -445,7 +489,10 @@ fn launch(job: &PreparedJob, text: &str, opts: &ExecOptions) -> Result<JobReport
             "the job process ended without writing its report {}",
             job.report().display()
         )),
-        (false, None) => Err(describe_exit(status)),
+        (false, None) => Err(match interrupt::received() {
+            Some(signal) => format!("stopped by {}", interrupt::signal_name(signal)),
+            None => describe_exit(status),
+        }),
     }
 }
 

@@ -2,5 +2,6 @@
 //! order.
 
 pub(crate) mod executor;
+pub(crate) mod interrupt;
 pub(crate) mod jobfile;
 pub(crate) mod protocol;
