@@ -301,3 +301,45 @@ fn killing_the_whole_run_at_any_moment_then_rerunning_gives_the_same_files() {
         same_reference_files(&dir.path().join("clean"), &root);
     }
 }
+
+#[test]
+fn readout_keywords_that_contradict_the_ramp_are_named_before_anything_runs() {
+    use mkrefs_support::fits::{FitsWriter, read_primary_header};
+    use mkrefs_support::header::HeaderValue;
+    let dir = tempfile::tempdir().unwrap();
+    let uncal = raw_darks(dir.path());
+    let header = read_primary_header(Path::new(&uncal[0])).unwrap();
+    let mut bad = Vec::new();
+    for (name, value) in [
+        ("ten", HeaderValue::from("ten")),
+        ("frac", HeaderValue::Float(2.5)),
+        ("huge", HeaderValue::Int(100_000_000)),
+    ] {
+        let key = if name == "frac" { "NINTS" } else { "NGROUPS" };
+        let path = dir.path().join(format!("{name}_uncal.fits"));
+        let mut w = FitsWriter::create(&path).unwrap();
+        for (k, v) in header.iter() {
+            if ["SIMPLE", "BITPIX", "NAXIS", "EXTEND"].contains(&k) {
+                continue;
+            }
+            w.set_primary_key(k, if k == key { &value } else { v }, "")
+                .unwrap();
+        }
+        w.write_image("SCI", &[2, 4, 32, 32], &vec![1000u16; 2 * 4 * 32 * 32])
+            .unwrap();
+        w.finish().unwrap();
+        bad.push(path);
+    }
+    let out = run(mkrefs(dir.path())
+        .args(["readnoise", "--outrootdir", "out"])
+        .args(&bad));
+    assert!(!out.ok(), "{out:?}");
+    for says in [
+        "ten_uncal.fits: NGROUPS is 'ten', not a whole number (the SCI data hold 4 groups)",
+        "frac_uncal.fits: NINTS is '2.5', not a whole number (the SCI data hold 2 integrations)",
+        "huge_uncal.fits: NGROUPS is 100000000 but the SCI data hold 4 groups",
+    ] {
+        assert!(out.stderr.contains(says), "{says}: {out:?}");
+    }
+    assert!(!dir.path().join("out").exists());
+}

@@ -1,6 +1,7 @@
-//! Whether each input's image fits its detector and its subarray keywords, checked before
-//! anything is planned: a file whose keywords contradict its data would otherwise give a
-//! reference file that claims the wrong window. The full-frame sizes come from a lookup
+//! Whether each input's data fit its keywords, checked before anything is planned: the image
+//! against its detector and subarray keywords (a file whose keywords contradict its data would
+//! otherwise give a reference file that claims the wrong window), and a ramp's integrations and
+//! groups against NINTS and NGROUPS (which the steps and generators trust). The full-frame sizes come from a lookup
 //! (`support::geometry` for JWST's detectors; an instrument profile can supply others), so this
 //! module knows no instrument itself.
 
@@ -77,6 +78,43 @@ pub(crate) fn check(
     problems
 }
 
+/// The problems of one input's readout keywords: NINTS and NGROUPS must be whole numbers and,
+/// for a ramp (4-D SCI) or per-integration slopes (3-D), the sizes of its SCI.
+pub(crate) fn check_readout(path: &Path, header: &Header, layout: &[HduLayout]) -> Vec<String> {
+    let Some(sci) = layout.iter().find(|h| h.name.eq_ignore_ascii_case("SCI")) else {
+        return Vec::new();
+    };
+    let file = path.display();
+    let axes: &[(&str, usize)] = match sci.naxes.len() {
+        4 => &[("NGROUPS", 2), ("NINTS", 3)],
+        3 => &[("NINTS", 2)],
+        _ => &[],
+    };
+    let mut problems = Vec::new();
+    for &(key, axis) in axes {
+        let have = sci.naxes[axis];
+        let what = if key == "NINTS" {
+            "integrations"
+        } else {
+            "groups"
+        };
+        match header.get(key) {
+            None => {}
+            Some(v) => match v.as_i64() {
+                Some(n) if n == have as i64 => {}
+                Some(n) => problems.push(format!(
+                    "{file}: {key} is {n} but the SCI data hold {have} {what}; the keyword \
+                     or the data are wrong"
+                )),
+                None => problems.push(format!(
+                    "{file}: {key} is '{v}', not a whole number (the SCI data hold {have} {what})"
+                )),
+            },
+        }
+    }
+    problems
+}
+
 /// The full frame of a JWST detector.
 pub(crate) fn jwst_frame(detector: &str) -> Option<(usize, usize)> {
     mkrefs_support::geometry::detector_info(detector).map(|d| (d.full_nx, d.full_ny))
@@ -85,6 +123,7 @@ pub(crate) fn jwst_frame(detector: &str) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mkrefs_support::header::HeaderValue;
 
     fn sci(nx: u64, ny: u64) -> Vec<HduLayout> {
         vec![HduLayout {
@@ -134,6 +173,32 @@ mod tests {
               NRCA1; check DETECTOR, or the file is not an exposure of that detector"
             ]
         );
+    }
+
+    #[test]
+    fn readout_keywords_must_be_whole_numbers_that_fit_the_ramp() {
+        let ramp = sci(64, 64); // 10 groups x 2 integrations
+        let with = |key: &str, v: HeaderValue| {
+            let mut h = header("SUB64P", None);
+            h.set(key, v);
+            check_readout(Path::new("/d/x.fits"), &h, &ramp)
+        };
+        assert!(with("NGROUPS", HeaderValue::Int(10)).is_empty());
+        assert!(with("NINTS", HeaderValue::Float(2.0)).is_empty());
+        let p = with("NGROUPS", HeaderValue::from("ten"));
+        assert_eq!(
+            p,
+            ["/d/x.fits: NGROUPS is 'ten', not a whole number (the SCI data hold 10 groups)"]
+        );
+        let p = with("NINTS", HeaderValue::Float(2.5));
+        assert!(p[0].contains("NINTS is '2.5', not a whole number"), "{p:?}");
+        for bad in [100_000_000i64, -3] {
+            let p = with("NGROUPS", HeaderValue::Int(bad));
+            assert!(
+                p[0].contains(&format!("NGROUPS is {bad} but the SCI data hold 10 groups")),
+                "{p:?}"
+            );
+        }
     }
 
     #[test]

@@ -214,12 +214,13 @@ fn check_geometry(rows: &[InputRow]) -> Result<(), String> {
             &layout,
             &geometry::jwst_frame,
         ));
+        problems.extend(geometry::check_readout(&row.path, &header, &layout));
     }
     if problems.is_empty() {
         Ok(())
     } else {
         Err(format!(
-            "{} input(s) whose image does not fit their keywords (nothing was run):\n  {}",
+            "{} problem(s) of inputs whose data do not fit their keywords (nothing was run):\n  {}",
             problems.len(),
             problems.join("\n  ")
         ))
