@@ -343,3 +343,37 @@ fn readout_keywords_that_contradict_the_ramp_are_named_before_anything_runs() {
     }
     assert!(!dir.path().join("out").exists());
 }
+
+#[test]
+fn a_job_is_skipped_only_while_what_it_read_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let uncal = raw_darks(dir.path());
+    let superbias = |extra: &[&str]| {
+        run(mkrefs(dir.path())
+            .args(["superbias", "--outrootdir", "out"])
+            .args(&uncal)
+            .args(extra))
+    };
+    assert!(superbias(&[]).ok());
+    let again = superbias(&[]);
+    assert!(again.stdout.contains("1 skipped"), "{again:?}");
+    // The same file name with other data (another seed), written in place.
+    let other = CalibrationData::write(&dir.path().join("other"), (2, 0), 32, 4, 99);
+    std::fs::copy(&other.darks[0], &uncal[0]).unwrap();
+    let edited = superbias(&[]);
+    assert!(edited.ok(), "{edited:?}");
+    assert!(edited.stdout.contains("1 ok, 0 skipped"), "{edited:?}");
+    assert!(
+        edited
+            .stderr
+            .contains(&format!("made again: {} changed since", uncal[0])),
+        "{edited:?}"
+    );
+    let param = superbias(&["--superbias.clipping_sigma", "4.5"]);
+    assert!(
+        param
+            .stderr
+            .contains("made again: parameter clipping_sigma changed"),
+        "{param:?}"
+    );
+}

@@ -64,6 +64,8 @@ pub struct OutputOptions {
 /// The resolved directories and name stem of one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunLayout {
+    /// `<outrootdir>[/<outsubdir>]`: where the run directories (and by default the ssbdir) are.
+    pub root: PathBuf,
     pub basedir: PathBuf,
     pub stem: String,
     pub run_label: Option<String>,
@@ -124,6 +126,7 @@ impl RunLayout {
             None => basedir.join("ssb"),
         };
         RunLayout {
+            root: parent.clone(),
             basedir,
             stem,
             run_label,

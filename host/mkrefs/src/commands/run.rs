@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use crate::atomic;
 use crate::cli::{GlobalOptions, RunArgs};
@@ -10,6 +11,7 @@ use crate::config::envsubst::{self, ExpandError};
 use crate::config::{self, Backend, CliParam, LoadOptions, Settings};
 use crate::exec::executor::{self, ExecOptions, JobStatus};
 use crate::exec::interrupt;
+use crate::inputs::fingerprint::Fingerprints;
 use crate::plan::options::{OutputOverrides, RunOptions};
 use crate::plan::{self, RunPlan};
 use crate::registry::Registry;
@@ -94,6 +96,7 @@ pub fn run(
         );
     }
     interrupt::install();
+    let fingerprints = Arc::new(Fingerprints::in_dir(&plan.layout.root));
     let jobs = args.jobs.unwrap_or_else(cores).max(1);
     let threads = args
         .threads
@@ -114,8 +117,12 @@ pub fn run(
             child_flags: child_flags(global),
             max_calibrations: args.max_calibrations,
             max_generators: args.max_generators,
+            fingerprints: Arc::clone(&fingerprints),
         },
     );
+    if let Err(e) = fingerprints.save() {
+        tracing::warn!("{e} (the next run hashes its inputs again)");
+    }
     let summary = tables::summary_table(&results);
     print!("{summary}");
     atomic::write(&plan.layout.summary(), summary.as_bytes())?;

@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,6 +21,7 @@ use crate::atomic;
 use crate::exec::interrupt;
 use crate::exec::jobfile::{CalibrationSpec, JobFile, JobSpec};
 use crate::exec::protocol::{JobReportFile, PROGRESS_PREFIX};
+use crate::inputs::fingerprint::Fingerprints;
 use crate::logging;
 
 /// What a job does.
@@ -107,6 +108,35 @@ impl PreparedJob {
     pub fn title(&self) -> String {
         format!("{} {} {}", self.id(), self.label(), self.detector())
     }
+
+    /// Every file the job reads.
+    fn files_read(&self) -> Vec<PathBuf> {
+        match &self.work {
+            Work::Generate(s) => s
+                .inputs
+                .iter()
+                .map(|i| i.path.clone())
+                .chain(s.products.iter().map(|p| p.path.clone()))
+                .chain(s.library.clone())
+                .collect(),
+            Work::Calibrate(s) => std::iter::once(s.input.clone())
+                .chain(s.references.iter().map(|r| r.path.clone()))
+                .collect(),
+        }
+    }
+
+    /// The job with the fingerprints of the files it reads, as they are now.
+    fn stamped(&self, fingerprints: &Fingerprints) -> Result<PreparedJob, String> {
+        let files = self.files_read();
+        let prints = fingerprints.of_all(&files)?;
+        let stamped: Vec<_> = files.into_iter().zip(prints).collect();
+        let mut job = self.clone();
+        match &mut job.work {
+            Work::Generate(s) => s.made_from.files = stamped,
+            Work::Calibrate(s) => s.made_from.files = stamped,
+        }
+        Ok(job)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -165,6 +195,8 @@ pub struct ExecOptions {
     pub max_calibrations: Option<usize>,
     /// At most this many generator jobs run (`--maxNref`).
     pub max_generators: Option<usize>,
+    /// Fingerprints of the files jobs read, recorded in their job files.
+    pub fingerprints: Arc<Fingerprints>,
 }
 
 /// How many jobs of each kind have been started, against `ExecOptions`' limits.
@@ -193,15 +225,31 @@ impl Started {
     }
 }
 
-/// Whether an earlier run already made this job's output from the same job file.
-/// Calibration jobs are planned only for products that are missing, so they always run.
-fn up_to_date(job: &PreparedJob, text: &str) -> bool {
-    if matches!(job.work, Work::Calibrate(_)) {
-        return false;
-    }
-    let same_job = std::fs::read_to_string(&job.job_file).is_ok_and(|old| old == text);
+/// Whether an earlier run already made this job's output from the same job file (the same
+/// generator, parameters and files, by content). Otherwise, when there was an earlier
+/// output, why it is made again. Calibration jobs are planned only for products that are
+/// missing, so they always run.
+fn up_to_date(job: &PreparedJob, text: &str) -> Result<(), Option<String>> {
+    let Work::Generate(spec) = &job.work else {
+        return Err(None);
+    };
+    let Ok(old_text) = std::fs::read_to_string(&job.job_file) else {
+        return Err(None);
+    };
     let report_ok = JobReportFile::read(job.report()).is_some_and(|r| r.ok);
-    same_job && report_ok && job.output().is_file()
+    if !report_ok || !job.output().is_file() {
+        return Err(None);
+    }
+    if old_text == text {
+        return Ok(());
+    }
+    let why = match JobSpec::read_text(&old_text, &job.job_file) {
+        Ok(old) => spec.changes_from(&old),
+        Err(_) => Some("its job file is from another version of mkrefs".to_string()),
+    };
+    Err(Some(
+        why.unwrap_or_else(|| "its job file changed".to_string()),
+    ))
 }
 
 /// Runs every job and returns one result per job, in the order given.
@@ -415,10 +463,24 @@ fn run_one(job: &PreparedJob, opts: &ExecOptions, started: &Started) -> JobResul
         result.status = JobStatus::Failed(why.clone());
         return result;
     }
+    let job = match job.stamped(&opts.fingerprints) {
+        Ok(j) => j,
+        Err(why) => {
+            result.status = JobStatus::Failed(why);
+            return result;
+        }
+    };
+    let job = &job;
     let text = job.to_json();
-    if !opts.force && up_to_date(job, &text) {
-        result.status = JobStatus::Skipped;
-        return result;
+    match up_to_date(job, &text) {
+        Ok(()) if !opts.force => {
+            result.status = JobStatus::Skipped;
+            return result;
+        }
+        Err(Some(why)) if !opts.force => {
+            tracing::info!("{}: made again: {why}", job.title());
+        }
+        _ => {}
     }
     if let Err(why) = started.admit(job, opts) {
         result.status = JobStatus::Held(why);
@@ -568,6 +630,7 @@ mod tests {
                 inputs: Vec::new(),
                 products: Vec::new(),
                 params: Vec::new(),
+                made_from: Default::default(),
             }),
             job_file: p.with_extension("job.json"),
             after: after.to_vec(),

@@ -1,6 +1,8 @@
 //! The job file: one JSON document per job in the run directory. It holds everything that
-//! determines the job's output (and nothing that does not, such as the thread count), so an
-//! unchanged job file means the existing output is still the right one.
+//! determines the job's output (and nothing that does not, such as the thread count): the
+//! generator and its version, the parameters, and the fingerprint of every file the job reads,
+//! taken when it starts. So an unchanged job file means the existing output is still the right
+//! one, and a changed one says what changed ([`JobSpec::changes_from`]).
 
 use std::path::{Path, PathBuf};
 
@@ -9,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::value::ParamValue;
+use crate::inputs::fingerprint::Fingerprint;
 
 /// Version of the job-file layout.
-pub const JOB_FORMAT: u32 = 1;
+pub const JOB_FORMAT: u32 = 2;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct JobSpec {
@@ -32,6 +35,18 @@ pub struct JobSpec {
     #[serde(default)]
     pub products: Vec<JobProduct>,
     pub params: Vec<JobParam>,
+    /// The generator (`<reflabel> <version>`) and what the job read.
+    pub made_from: MadeFrom,
+}
+
+/// What a job's output is made from, besides its parameters.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct MadeFrom {
+    /// The program that makes it: the generator and its version, or the calibration backend.
+    pub program: String,
+    /// Every file the job reads (inputs, products, reference files, a drop-in library), with
+    /// its fingerprint when the job started; filled in by the executor.
+    pub files: Vec<(PathBuf, Fingerprint)>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -96,6 +111,8 @@ pub struct CalibrationSpec {
     pub log: PathBuf,
     pub report: PathBuf,
     pub scratch_dir: PathBuf,
+    /// The backend and what the job read.
+    pub made_from: MadeFrom,
 }
 
 /// A configured CRDS for strun (see `crds::configuration`).
@@ -136,7 +153,12 @@ pub trait JobFile: Serialize + DeserializeOwned {
     fn read(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read job file {}: {e}", path.display()))?;
-        let spec: Self = serde_json::from_str(&text)
+        Self::read_text(&text, path)
+    }
+
+    /// A job file's text (read from `path`).
+    fn read_text(text: &str, path: &Path) -> Result<Self, String> {
+        let spec: Self = serde_json::from_str(text)
             .map_err(|e| format!("job file {} is not valid: {e}", path.display()))?;
         if spec.format() != JOB_FORMAT {
             return Err(format!(
@@ -159,6 +181,46 @@ impl JobFile for JobSpec {
 impl JobFile for CalibrationSpec {
     fn format(&self) -> u32 {
         self.format
+    }
+}
+
+impl JobSpec {
+    /// Why an earlier job file no longer describes this job, in one line; `None` when the two
+    /// agree on everything that decides the output.
+    pub fn changes_from(&self, old: &JobSpec) -> Option<String> {
+        if old.made_from.program != self.made_from.program {
+            return Some(format!(
+                "the generator changed ({} -> {})",
+                old.made_from.program, self.made_from.program
+            ));
+        }
+        for p in &self.params {
+            match old.params.iter().find(|o| o.name == p.name) {
+                Some(o) if o.value == p.value => {}
+                Some(o) => {
+                    return Some(format!(
+                        "parameter {} changed ({} -> {})",
+                        p.name, o.value, p.value
+                    ));
+                }
+                None => return Some(format!("parameter {} is new", p.name)),
+            }
+        }
+        let old_files: Vec<&PathBuf> = old.made_from.files.iter().map(|f| &f.0).collect();
+        for (path, fp) in &self.made_from.files {
+            match old.made_from.files.iter().find(|f| &f.0 == path) {
+                Some((_, o)) if o.xxh3 == fp.xxh3 => {}
+                Some(_) => return Some(format!("{} changed since", path.display())),
+                None => return Some(format!("it now reads {}", path.display())),
+            }
+        }
+        if let Some(gone) = old_files
+            .iter()
+            .find(|p| !self.made_from.files.iter().any(|f| &&f.0 == *p))
+        {
+            return Some(format!("it no longer reads {}", gone.display()));
+        }
+        (old != self).then(|| "its job file changed".to_string())
     }
 }
 

@@ -5,6 +5,7 @@ pub(crate) mod classify;
 pub(crate) mod discover;
 pub(crate) mod error;
 pub(crate) mod exposure;
+pub(crate) mod fingerprint;
 pub(crate) mod geometry;
 pub(crate) mod group;
 pub(crate) mod read;

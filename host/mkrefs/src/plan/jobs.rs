@@ -8,7 +8,7 @@ use crate::config::Backend;
 use crate::config::value::header_json;
 use crate::exec::executor::{PreparedJob, Work};
 use crate::exec::jobfile::{
-    CalibrationSpec, JOB_FORMAT, JobInput, JobParam, JobProduct, JobSpec, SavedProduct,
+    CalibrationSpec, JOB_FORMAT, JobInput, JobParam, JobProduct, JobSpec, MadeFrom, SavedProduct,
     StepReference, StrunCrds,
 };
 use crate::inputs::group::CmdGroup;
@@ -79,6 +79,13 @@ fn calibration_job(
         log: with_ext(&base, "log"),
         report: with_ext(&base, "report.json"),
         scratch_dir: layout.calibration_scratch(id),
+        made_from: MadeFrom {
+            program: match backend {
+                Backend::Native => format!("mkrefs {} native engine", env!("CARGO_PKG_VERSION")),
+                Backend::Jwst => format!("jwst pipeline through {}", how.strun),
+            },
+            files: Vec::new(),
+        },
     };
     PreparedJob {
         work: Work::Calibrate(spec),
@@ -310,6 +317,15 @@ pub(crate) fn job_for(
             .iter()
             .map(|p| JobParam::new(p.name.as_str(), &p.value))
             .collect(),
+        made_from: MadeFrom {
+            program: format!(
+                "{} {} ({})",
+                sel.reflabel,
+                sel.entry.info.version,
+                sel.entry.origin.describe()
+            ),
+            files: Vec::new(),
+        },
     };
     Ok(PreparedJob {
         job_file: with_ext(&outbase, "job.json"),
@@ -363,6 +379,7 @@ mod tests {
                 inputs: Vec::new(),
                 products: Vec::new(),
                 params: Vec::new(),
+                made_from: MadeFrom::default(),
             }),
             job_file: with_ext(&base, "job.json"),
             after: Vec::new(),
@@ -378,6 +395,7 @@ mod tests {
             crds: None,
         };
         let layout = RunLayout {
+            root: PathBuf::from("/"),
             basedir: PathBuf::from("/run"),
             stem: "run000".into(),
             run_label: Some("run000".into()),
