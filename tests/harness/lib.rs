@@ -52,6 +52,7 @@ pub fn mkrefs(cwd: &Path) -> Command {
         .env_remove("JWST_MKREFS_CONFIGFILE")
         .env_remove("MKREFS_PLUGIN_PATH")
         .env("XDG_DATA_HOME", cwd.join("xdg-data"))
+        .env("XDG_CACHE_HOME", cwd.join("xdg-cache"))
         .env("NO_COLOR", "1");
     cmd
 }

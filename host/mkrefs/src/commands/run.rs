@@ -11,7 +11,7 @@ use crate::config::envsubst::{self, ExpandError};
 use crate::config::{self, Backend, CliParam, LoadOptions, Settings};
 use crate::exec::executor::{self, ExecOptions, JobStatus};
 use crate::exec::interrupt;
-use crate::inputs::fingerprint::Fingerprints;
+use crate::inputs::fingerprint::{self, Fingerprints};
 use crate::plan::options::{OutputOverrides, RunOptions};
 use crate::plan::{self, RunPlan};
 use crate::registry::Registry;
@@ -96,7 +96,9 @@ pub fn run(
         );
     }
     interrupt::install();
-    let fingerprints = Arc::new(Fingerprints::in_dir(&plan.layout.root));
+    let fingerprints = Arc::new(Fingerprints::in_dir(
+        &fingerprint::cache_dir().unwrap_or_else(|| plan.layout.root.clone()),
+    ));
     let jobs = args.jobs.unwrap_or_else(cores).max(1);
     let threads = args
         .threads

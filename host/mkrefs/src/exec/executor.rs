@@ -259,7 +259,7 @@ pub fn execute(jobs: Vec<PreparedJob>, opts: &ExecOptions) -> Vec<JobResult> {
     let finished = std::sync::atomic::AtomicBool::new(false);
     let results = std::thread::scope(|scope| {
         // Passes a SIGINT/SIGTERM on to the running children (the workers wait for them).
-        scope.spawn(|| {
+        let watcher = scope.spawn(|| {
             while !finished.load(Ordering::SeqCst) {
                 if let Some(signal) = interrupt::received() {
                     tracing::warn!(
@@ -269,7 +269,7 @@ pub fn execute(jobs: Vec<PreparedJob>, opts: &ExecOptions) -> Vec<JobResult> {
                     interrupt::stop_children();
                     return;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(100));
+                std::thread::park_timeout(std::time::Duration::from_millis(100));
             }
         });
         let results = schedule(&jobs, opts.jobs, |job| {
@@ -280,6 +280,7 @@ pub fn execute(jobs: Vec<PreparedJob>, opts: &ExecOptions) -> Vec<JobResult> {
             result
         });
         finished.store(true, Ordering::SeqCst);
+        watcher.thread().unpark();
         results
     });
     if let Some(bar) = overall {
@@ -534,6 +535,10 @@ fn launch(job: &PreparedJob, text: &str, opts: &ExecOptions) -> Result<JobReport
         .spawn()
         .map_err(|e| format!("cannot start the job process: {e}"))?;
     interrupt::register(child.id());
+    if interrupt::received().is_some() {
+        // Started just as the run was being stopped: the watcher may have passed it by.
+        interrupt::stop_children();
+    }
     let bar = logging::progress_bar(0, &job.title());
     if let Some(stdout) = child.stdout.take() {
         forward_stdout(stdout, job.log(), bar.as_ref());

@@ -3,9 +3,10 @@
 //! only while those still match (see the README, "Reruns").
 //!
 //! Hashing reads every byte, which for full-frame ramps is gigabytes, so hashes are kept in a
-//! cache beside the run directories (`.mkrefs-fingerprints.json`) and reused while a file's
-//! size, modification time and inode are unchanged: a file edited in place gets a new time and
-//! is hashed again.
+//! per-user cache (`$XDG_CACHE_HOME/mkrefs/fingerprints.json`, by default under
+//! `~/.cache`) and reused while a file's size, modification time and inode are unchanged: a
+//! file edited in place gets a new time and is hashed again. The cache is shared by every
+//! output root, so a new run on the same data hashes nothing.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -69,10 +70,19 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
     Ok(format!("{:032x}", hasher.digest128()))
 }
 
+/// The per-user cache directory, `$XDG_CACHE_HOME/mkrefs` or `~/.cache/mkrefs`.
+pub fn cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("mkrefs"))
+}
+
 impl Fingerprints {
     /// The cache kept in `dir` (created when saved); an unreadable cache is started afresh.
     pub fn in_dir(dir: &Path) -> Fingerprints {
-        let file = dir.join(".mkrefs-fingerprints.json");
+        let file = dir.join("fingerprints.json");
         let cache = std::fs::read_to_string(&file)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
@@ -122,10 +132,13 @@ impl Fingerprints {
         paths.par_iter().map(|p| self.of(p)).collect()
     }
 
-    /// Writes the cache (under a temporary name, renamed when complete).
+    /// Writes the cache (under a temporary name, renamed when complete), without the files
+    /// that no longer exist. Another run saving at the same time may drop some entries: they
+    /// are hashed again when needed.
     pub fn save(&self) -> Result<(), String> {
         let text = {
-            let cache = self.cache.lock().expect("fingerprint cache");
+            let mut cache = self.cache.lock().expect("fingerprint cache");
+            cache.retain(|path, _| path.exists());
             serde_json::to_string(&*cache).expect("the cache serializes")
         };
         crate::atomic::write(&self.file, text.as_bytes())
