@@ -109,31 +109,21 @@ impl PreparedJob {
         format!("{} {} {}", self.id(), self.label(), self.detector())
     }
 
-    /// Every file the job reads.
-    fn files_read(&self) -> Vec<PathBuf> {
-        match &self.work {
-            Work::Generate(s) => s
+    /// A generator job with the fingerprints of the files it reads, as they are now (what
+    /// decides whether its output is up to date). Calibration jobs always run, so they are
+    /// not fingerprinted.
+    fn stamped(&self, fingerprints: &Fingerprints) -> Result<PreparedJob, String> {
+        let mut job = self.clone();
+        if let Work::Generate(s) = &mut job.work {
+            let files: Vec<PathBuf> = s
                 .inputs
                 .iter()
                 .map(|i| i.path.clone())
                 .chain(s.products.iter().map(|p| p.path.clone()))
                 .chain(s.library.clone())
-                .collect(),
-            Work::Calibrate(s) => std::iter::once(s.input.clone())
-                .chain(s.references.iter().map(|r| r.path.clone()))
-                .collect(),
-        }
-    }
-
-    /// The job with the fingerprints of the files it reads, as they are now.
-    fn stamped(&self, fingerprints: &Fingerprints) -> Result<PreparedJob, String> {
-        let files = self.files_read();
-        let prints = fingerprints.of_all(&files)?;
-        let stamped: Vec<_> = files.into_iter().zip(prints).collect();
-        let mut job = self.clone();
-        match &mut job.work {
-            Work::Generate(s) => s.made_from.files = stamped,
-            Work::Calibrate(s) => s.made_from.files = stamped,
+                .collect();
+            let prints = fingerprints.of_all(&files)?;
+            s.made_from.files = files.into_iter().zip(prints).collect();
         }
         Ok(job)
     }

@@ -42,10 +42,10 @@ pub struct JobSpec {
 /// What a job's output is made from, besides its parameters.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct MadeFrom {
-    /// The program that makes it: the generator and its version, or the calibration backend.
+    /// The program that makes it: the generator and its version.
     pub program: String,
-    /// Every file the job reads (inputs, products, reference files, a drop-in library), with
-    /// its fingerprint when the job started; filled in by the executor.
+    /// Every file the job reads (inputs, products, a drop-in library), with its fingerprint
+    /// when the job started; filled in by the executor.
     pub files: Vec<(PathBuf, Fingerprint)>,
 }
 
@@ -111,8 +111,6 @@ pub struct CalibrationSpec {
     pub log: PathBuf,
     pub report: PathBuf,
     pub scratch_dir: PathBuf,
-    /// The backend and what the job read.
-    pub made_from: MadeFrom,
 }
 
 /// A configured CRDS for strun (see `crds::configuration`).

@@ -4,40 +4,47 @@
 //! its products used as the state a generator needs requires.
 
 use std::path::Path;
+use std::sync::OnceLock;
+
+use mkrefs_support::pipeline_steps::Step;
 
 use crate::inputs::read::InputRow;
 
-/// Name endings of pipeline products, longest first: jwst's suffixes (`_uncal`, `_rate`,
-/// `_rateints`, `_jump`, `_fitopt`, `_ramp`, `_trapsfilled`, one per step when a step's result
-/// is saved) and the names upstream gave ramp fitting's outputs (`_0_ramp_fit`, `_1_ramp_fit`).
-const PRODUCT_ENDINGS: &[&str] = &[
+/// Name endings of pipeline products that are not a step's name in mkrefs' vocabulary: jwst's
+/// suffixes (`_uncal`, `_rateints`, `_fitopt`, `_ramp`, `_trapsfilled`, and the result of its
+/// charge_migration step, which mkrefs does not name) and the names upstream gave ramp
+/// fitting's outputs (`_0_ramp_fit`, `_1_ramp_fit`).
+const OTHER_ENDINGS: &[&str] = &[
     "_0_ramp_fit",
     "_1_ramp_fit",
     "_ramp_fit_1",
-    "_ramp_fit",
     "_trapsfilled",
     "_rateints",
-    "_rate",
     "_fitopt",
     "_uncal",
     "_ramp",
-    "_jump",
-    "_group_scale",
-    "_dq_init",
-    "_emicorr",
-    "_saturation",
-    "_ipc",
-    "_firstframe",
-    "_lastframe",
-    "_reset",
-    "_superbias",
-    "_refpix",
-    "_linearity",
-    "_rscd",
-    "_persistence",
-    "_dark_current",
     "_charge_migration",
 ];
+
+/// Every product ending, longest first (so `_0_ramp_fit` goes before `_ramp_fit`): the ones
+/// above and `_<step>` for each calwebb_detector1 step, under its mkrefs and its jwst name
+/// (a saved step result is `<stem>_<step>.fits`).
+fn product_endings() -> &'static [String] {
+    static ENDINGS: OnceLock<Vec<String>> = OnceLock::new();
+    ENDINGS.get_or_init(|| {
+        let mut all: Vec<String> = OTHER_ENDINGS.iter().map(|e| e.to_string()).collect();
+        for step in Step::ALL {
+            for name in [step.name(), step.pipeline_name()] {
+                let ending = format!("_{name}");
+                if !all.contains(&ending) {
+                    all.push(ending);
+                }
+            }
+        }
+        all.sort_by_key(|e| std::cmp::Reverse(e.len()));
+        all
+    })
+}
 
 /// The name every file of an exposure starts with: the basename without `.fits` and without
 /// the product endings it carries (`jw01_nrca1_dq_init_saturation_0_ramp_fit.fits` and
@@ -54,7 +61,7 @@ pub fn exposure_stem(path: &Path) -> String {
         _ => name.clone(),
     };
     'strip: loop {
-        for ending in PRODUCT_ENDINGS {
+        for ending in product_endings() {
             if stem.len() > ending.len() && stem.to_ascii_lowercase().ends_with(ending) {
                 stem.truncate(stem.len() - ending.len());
                 continue 'strip;
@@ -110,7 +117,6 @@ mod tests {
     use super::*;
     use crate::inputs::classify::ImageKind;
     use crate::inputs::read::tests::row;
-    use mkrefs_support::pipeline_steps::Step;
 
     #[test]
     fn the_stem_drops_every_product_ending_and_nothing_else() {
@@ -126,6 +132,8 @@ mod tests {
         assert_eq!(stem("foo_1_uncal.fits"), "foo_1");
         assert_eq!(stem("foo_10_jump.fits"), "foo_10");
         assert_eq!(stem("_uncal.fits"), "_uncal");
+        assert_eq!(stem("jw01_nrca1_linearity.fits"), "jw01_nrca1");
+        assert_eq!(stem("jw01_nrca1_dark_current.fits"), "jw01_nrca1");
     }
 
     fn steps_row(path: &str, steps: &[Step]) -> InputRow {

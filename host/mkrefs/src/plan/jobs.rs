@@ -79,13 +79,6 @@ fn calibration_job(
         log: with_ext(&base, "log"),
         report: with_ext(&base, "report.json"),
         scratch_dir: layout.calibration_scratch(id),
-        made_from: MadeFrom {
-            program: match backend {
-                Backend::Native => format!("mkrefs {} native engine", env!("CARGO_PKG_VERSION")),
-                Backend::Jwst => format!("jwst pipeline through {}", how.strun),
-            },
-            files: Vec::new(),
-        },
     };
     PreparedJob {
         work: Work::Calibrate(spec),
