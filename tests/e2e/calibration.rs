@@ -151,17 +151,12 @@ fn all_reference_files_from_uncal_with_self_superbias() {
         .unwrap();
     checked_jump_product(&dir.path().join("out"), superbias);
 
-    // A second run finds every product: no calibration job, every generator job up to date.
+    // A second run checks every product against its record and every generator job against
+    // its job file: all up to date, nothing runs.
     let again = run(&mut args(&[]));
     assert!(again.ok(), "{again:?}");
-    assert_eq!(
-        again.stdout.matches(" calibrate ").count(),
-        0,
-        "{}",
-        again.stdout
-    );
     assert!(
-        again.stdout.contains("4 job(s): 0 ok, 4 skipped"),
+        again.stdout.contains("11 job(s): 0 ok, 11 skipped"),
         "{}",
         again.stdout
     );
@@ -406,8 +401,13 @@ fn dark_run(dir: &Path, data: &Data, outroot: &str) -> mkrefs_e2e::Ran {
         .args(ref_args(data, &[])))
 }
 
+/// The record mkrefs keeps beside a product it made.
+fn record_of(product: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.made_from.json", product.display()))
+}
+
 #[test]
-fn a_truncated_product_in_ssbdir_fails_the_jobs_that_need_it() {
+fn a_truncated_product_is_remade_when_mkrefs_made_it_and_fails_its_jobs_when_the_user_did() {
     let dir = tempfile::tempdir().unwrap();
     let data = dataset(&dir.path().join("data"), 3, 0);
     let first = dark_run(dir.path(), &data, "a");
@@ -418,11 +418,28 @@ fn a_truncated_product_in_ssbdir_fails_the_jobs_that_need_it() {
         .find(|p| p.to_string_lossy().ends_with("_jump.fits"))
         .unwrap();
     let len = std::fs::metadata(victim).unwrap().len();
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(victim)
-        .unwrap();
-    f.set_len(len / 2).unwrap();
+    let truncate = || {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(victim)
+            .unwrap();
+        f.set_len(len / 2).unwrap();
+    };
+    // Made by mkrefs: its record no longer matches, so it is made again.
+    truncate();
+    let remade = dark_run(dir.path(), &data, "a");
+    assert!(remade.ok(), "{remade:?}");
+    assert!(
+        remade.stderr.contains(&format!(
+            "made again: {} was changed after it was made",
+            victim.display()
+        )),
+        "{remade:?}"
+    );
+    assert_eq!(std::fs::metadata(victim).unwrap().len(), len);
+    // Without a record it is the user's product: used as found, so checked, and refused.
+    truncate();
+    std::fs::remove_file(record_of(victim)).unwrap();
     let out = dark_run(dir.path(), &data, "b");
     assert!(!out.ok(), "{out:?}");
     assert!(out.stdout.contains("is truncated"), "{}", out.stdout);
@@ -458,6 +475,8 @@ fn a_product_whose_data_contradict_its_state_fails_the_jobs_that_need_it() {
         .unwrap();
     let header = read_primary_header(victim).unwrap();
     std::fs::remove_file(victim).unwrap();
+    // Without the record mkrefs kept, the product is taken as the user's own.
+    std::fs::remove_file(record_of(victim)).unwrap();
     let mut w = FitsWriter::create(victim).unwrap();
     for (key, value) in header.iter() {
         if !STRUCTURAL.contains(&key) {

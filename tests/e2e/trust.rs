@@ -377,3 +377,157 @@ fn a_job_is_skipped_only_while_what_it_read_is_unchanged() {
         "{param:?}"
     );
 }
+
+/// Two darks of 32x32 and the arguments of a `dark` run from them with every step's
+/// reference file (two calibration jobs, then one generator job).
+fn dark_from_uncal(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let d = CalibrationData::write(&dir.join("data"), (2, 0), 32, 4, 5);
+    let mut args: Vec<String> = vec!["dark".into()];
+    args.extend(d.uncal());
+    for (reftype, path) in &d.refs {
+        args.extend([
+            "--pp".into(),
+            "reffile4ssb".into(),
+            reftype.clone(),
+            path.display().to_string(),
+        ]);
+    }
+    (d.uncal(), args)
+}
+
+fn with(args: &[String], extra: &[&str]) -> Vec<String> {
+    let mut a = args.to_vec();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+#[test]
+fn other_data_under_the_same_names_remakes_the_calibrated_products() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uncal, args) = dark_from_uncal(dir.path());
+    let first = run(mkrefs(dir.path()).args(with(&args, &["--outrootdir", "out"])));
+    assert!(first.ok(), "{first:?}");
+    // Other exposures written over the same file names, then a new run (-n) into the same
+    // output root, whose ssbdir holds the first data's products.
+    let other = CalibrationData::write(&dir.path().join("other"), (2, 0), 32, 4, 99);
+    for (from, to) in other.darks.iter().zip(&uncal) {
+        std::fs::copy(from, to).unwrap();
+    }
+    let second = run(mkrefs(dir.path()).args(with(&args, &["--outrootdir", "out", "-n"])));
+    assert!(second.ok(), "{second:?}");
+    for u in &uncal {
+        assert!(
+            second
+                .stderr
+                .contains(&format!("made again: {u} changed since")),
+            "{u}: {second:?}"
+        );
+    }
+    assert!(
+        second.stdout.contains("3 job(s): 3 ok, 0 skipped"),
+        "{second:?}"
+    );
+    // Equal to a run on the new data with nothing made before.
+    let fresh =
+        run(mkrefs(dir.path()).args(with(&args, &["--outrootdir", "fresh", "--runID", "1"])));
+    assert!(fresh.ok(), "{fresh:?}");
+    same_reference_files(
+        &dir.path().join("out/run001"),
+        &dir.path().join("fresh/run001"),
+    );
+    // And a rerun with nothing changed reuses everything.
+    let again = run(mkrefs(dir.path()).args(with(&args, &["--outrootdir", "out"])));
+    assert!(
+        again.stdout.contains("3 job(s): 0 ok, 3 skipped"),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn a_run_waits_for_another_run_in_its_run_directory_or_stops_with_no_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, args) = dark_from_uncal(dir.path());
+    let args = with(&args, &["--outrootdir", "out"]);
+    // Another process holds the run directory.
+    let run_dir = dir.path().join("out/run000");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let lock = std::fs::File::create(run_dir.join(".mkrefs.lock")).unwrap();
+    lock.lock().unwrap();
+    let refused = run(mkrefs(dir.path()).args(with(&args, &["--no-wait"])));
+    assert!(!refused.ok(), "{refused:?}");
+    assert!(
+        refused.stderr.contains(&format!(
+            "the run directory {} is in use by",
+            run_dir.display()
+        )),
+        "{refused:?}"
+    );
+    assert!(refused.stderr.contains("--no-wait"), "{refused:?}");
+    assert!(!dir.path().join("out/ssb").exists(), "nothing was made");
+    // Without --no-wait it waits until the lock is free, then runs.
+    let mut waiting = spawn_group(dir.path(), &args);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(waiting.try_wait().unwrap().is_none(), "it waits");
+    drop(lock);
+    let out = waiting.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("waiting for it to finish"), "{stderr}");
+}
+
+/// The number of calibration jobs of a run's summary with this status.
+fn calibrations(stdout: &str, status: &str) -> usize {
+    stdout
+        .lines()
+        .filter(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.get(1) == Some(&"calibrate") && w.get(3) == Some(&status)
+        })
+        .count()
+}
+
+#[test]
+fn concurrent_runs_sharing_a_run_directory_or_an_ssbdir_make_each_product_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = campaign(dir.path());
+    // Two runs into one run directory, started together: both finish.
+    let same = with(&args, &["--outrootdir", "same", "-j", "2"]);
+    let (a, b) = (
+        spawn_group(dir.path(), &same),
+        spawn_group(dir.path(), &same),
+    );
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert!(temporaries(&dir.path().join("same")).is_empty());
+    // Two runs into different roots sharing one ssbdir: each product is made by one of them,
+    // and the other finds it up to date.
+    let shared = |root: &str| {
+        with(
+            &args,
+            &["--outrootdir", root, "--ssbdir", "shared", "-j", "2"],
+        )
+    };
+    let (a, b) = (
+        spawn_group(dir.path(), &shared("a")),
+        spawn_group(dir.path(), &shared("b")),
+    );
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success(), "{a:?}\n{b:?}");
+    let (sa, sb) = (
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&b.stdout),
+    );
+    assert_eq!(
+        calibrations(&sa, "ok") + calibrations(&sb, "ok"),
+        5,
+        "{sa}\n{sb}"
+    );
+    assert_eq!(
+        calibrations(&sa, "skipped") + calibrations(&sb, "skipped"),
+        5,
+        "{sa}\n{sb}"
+    );
+    same_reference_files(&dir.path().join("a"), &dir.path().join("b"));
+}

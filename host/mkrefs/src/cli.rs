@@ -154,17 +154,21 @@ pub struct RunArgs {
     /// Threads each job may use (default: cores / jobs, at least 1).
     #[arg(long = "threads", value_name = "N", value_parser = at_least_one)]
     pub threads: Option<usize>,
-    /// Redo jobs whose output exists and whose job file is unchanged.
+    /// Redo generator jobs whose output is up to date.
     #[arg(long = "force", alias = "force_redo_ref")]
     pub force: bool,
+    /// When another run holds the run directory or a calibrated product this run needs, stop
+    /// instead of waiting for it to finish.
+    #[arg(long = "no-wait")]
+    pub no_wait: bool,
     /// Print the inputs, groups and jobs, and write nothing.
     #[arg(long = "dry-run", alias = "onlyshow")]
     pub dry_run: bool,
     /// Backend of the calibration steps: native or jwst (overrides calibration.backend).
     #[arg(long = "backend", value_name = "NAME")]
     pub backend: Option<String>,
-    /// Remake the calibrated products this run needs even if they are in ssbdir (products in
-    /// output.pipeline_prod_search_dir are not used either).
+    /// Remake the calibrated products this run needs even if those in ssbdir are up to date
+    /// (products in output.pipeline_prod_search_dir are not used either).
     #[arg(long = "recalibrate", alias = "force_redo_strun")]
     pub recalibrate: bool,
     /// Only bring the inputs to their calibration states (the products in ssbdir); make no

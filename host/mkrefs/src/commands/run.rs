@@ -11,6 +11,7 @@ use crate::config::envsubst::{self, ExpandError};
 use crate::config::{self, Backend, CliParam, LoadOptions, Settings};
 use crate::exec::executor::{self, ExecOptions, JobStatus};
 use crate::exec::interrupt;
+use crate::exec::lock::{self, Lock};
 use crate::inputs::fingerprint::{self, Fingerprints};
 use crate::plan::options::{OutputOverrides, RunOptions};
 use crate::plan::{self, RunPlan};
@@ -81,7 +82,7 @@ pub fn run(
         print_dry_run(&plan);
         return Ok(ExitCode::SUCCESS);
     }
-    prepare_run_dir(&plan)?;
+    let _run_lock = prepare_run_dir(&plan, args.no_wait)?;
     let outputs = [plan.layout.basedir.clone(), plan.layout.ssbdir.clone()];
     let stale = interrupt::remove_temporaries(&outputs);
     if !stale.is_empty() {
@@ -120,6 +121,8 @@ pub fn run(
             max_calibrations: args.max_calibrations,
             max_generators: args.max_generators,
             fingerprints: Arc::clone(&fingerprints),
+            recalibrate: args.recalibrate,
+            no_wait: args.no_wait,
         },
     );
     if let Err(e) = fingerprints.save() {
@@ -223,9 +226,10 @@ fn print_dry_run(plan: &RunPlan<'_>) {
     println!("Jobs:\n{}", tables::job_table(plan));
 }
 
-/// Creates the run directory and writes the input and group tables. A run directory made
-/// from other inputs is not reused (its outputs would be mixed up with this run's).
-fn prepare_run_dir(plan: &RunPlan<'_>) -> Result<(), String> {
+/// Creates and locks the run directory (a run already using it is waited for, or with
+/// `no_wait` refused) and writes the input and group tables. A run directory made from other
+/// inputs is not reused (its outputs would be mixed up with this run's).
+fn prepare_run_dir(plan: &RunPlan<'_>, no_wait: bool) -> Result<Lock, String> {
     let layout = &plan.layout;
     std::fs::create_dir_all(&layout.basedir).map_err(|e| {
         format!(
@@ -234,6 +238,8 @@ fn prepare_run_dir(plan: &RunPlan<'_>) -> Result<(), String> {
             layout.basedir.display()
         )
     })?;
+    let what = format!("the run directory {}", layout.basedir.display());
+    let lock = lock::acquire(&layout.basedir.join(".mkrefs.lock"), &what, no_wait)?;
     let inputs = tables::input_table(plan);
     if let Ok(old) = std::fs::read_to_string(layout.input_table())
         && old != inputs
@@ -247,5 +253,5 @@ fn prepare_run_dir(plan: &RunPlan<'_>) -> Result<(), String> {
     }
     atomic::write(&layout.input_table(), inputs.as_bytes())?;
     atomic::write(&layout.group_table(), tables::group_table(plan).as_bytes())?;
-    Ok(())
+    Ok(lock)
 }

@@ -1,6 +1,8 @@
 //! Runs jobs as child processes (`mkrefs run-job`), `jobs` at a time, so that a crash, abort
-//! or leak in one generator fails that job only. Jobs whose output exists and whose job file
-//! is unchanged (and whose last report says ok) are skipped unless forced.
+//! or leak in one generator fails that job only. A job whose outputs exist and were made from
+//! what it would read now is skipped unless forced: a generator job by its job file, a
+//! calibration job by its products' records. A calibration job holds a lock on its products
+//! while it checks and makes them, since the ssbdir is shared between runs.
 //!
 //! Jobs form a dependency graph: a job starts only when every job it depends on has finished
 //! well (calibration before the generators that read its products; a reference file made in
@@ -20,9 +22,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::atomic;
 use crate::exec::interrupt;
 use crate::exec::jobfile::{CalibrationSpec, JobFile, JobSpec};
+use crate::exec::lock::{self, Lock};
 use crate::exec::protocol::{JobReportFile, PROGRESS_PREFIX};
 use crate::inputs::fingerprint::Fingerprints;
 use crate::logging;
+use crate::prep::record::{Ingredient, ProductRecord, RECORD_FORMAT};
 
 /// What a job does.
 #[derive(Debug, Clone)]
@@ -109,24 +113,71 @@ impl PreparedJob {
         format!("{} {} {}", self.id(), self.label(), self.detector())
     }
 
-    /// A generator job with the fingerprints of the files it reads, as they are now (what
-    /// decides whether its output is up to date). Calibration jobs always run, so they are
-    /// not fingerprinted.
+    /// The job with the fingerprints of the files it reads, as they are now: what decides
+    /// whether its outputs are up to date.
     fn stamped(&self, fingerprints: &Fingerprints) -> Result<PreparedJob, String> {
         let mut job = self.clone();
-        if let Work::Generate(s) = &mut job.work {
-            let files: Vec<PathBuf> = s
-                .inputs
-                .iter()
-                .map(|i| i.path.clone())
-                .chain(s.products.iter().map(|p| p.path.clone()))
-                .chain(s.library.clone())
-                .collect();
-            let prints = fingerprints.of_all(&files)?;
-            s.made_from.files = files.into_iter().zip(prints).collect();
+        match &mut job.work {
+            Work::Generate(s) => {
+                let files: Vec<PathBuf> = s
+                    .inputs
+                    .iter()
+                    .map(|i| i.path.clone())
+                    .chain(s.products.iter().map(|p| p.path.clone()))
+                    .chain(s.library.clone())
+                    .collect();
+                let prints = fingerprints.of_all(&files)?;
+                s.made_from.files = files.into_iter().zip(prints).collect();
+            }
+            Work::Calibrate(s) => s.made_from = Some(calibration_record(s, fingerprints)?),
         }
         Ok(job)
     }
+
+    /// Every file the job writes besides its log and report.
+    fn outputs(&self) -> Vec<&Path> {
+        match &self.work {
+            Work::Generate(s) => vec![&s.output],
+            Work::Calibrate(s) => std::iter::once(&s.final_product)
+                .chain(s.saves.iter().map(|p| &p.path))
+                .map(PathBuf::as_path)
+                .collect(),
+        }
+    }
+}
+
+/// What a calibration job's products are made from: the engine, the steps, and the
+/// fingerprints of the file the steps start from and of each reference file.
+fn calibration_record(
+    spec: &CalibrationSpec,
+    fingerprints: &Fingerprints,
+) -> Result<ProductRecord, String> {
+    let mut roles = vec![("input".to_string(), spec.input.clone())];
+    for r in &spec.references {
+        roles.push((format!("{} {}", r.step, r.reftype), r.path.clone()));
+    }
+    let paths: Vec<PathBuf> = roles.iter().map(|(_, p)| p.clone()).collect();
+    let prints = fingerprints.of_all(&paths)?;
+    let program = match &spec.strun {
+        Some(strun) if spec.backend == "jwst" => format!("the jwst pipeline ({strun})"),
+        _ => format!("the native engine of mkrefs {}", env!("CARGO_PKG_VERSION")),
+    };
+    Ok(ProductRecord {
+        format: RECORD_FORMAT,
+        program,
+        run: spec.run.clone(),
+        state: spec.state.clone(),
+        ingredients: roles
+            .into_iter()
+            .zip(prints)
+            .map(|((role, path), fingerprint)| Ingredient {
+                role,
+                path,
+                fingerprint,
+            })
+            .collect(),
+        written: None,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -187,6 +238,10 @@ pub struct ExecOptions {
     pub max_generators: Option<usize>,
     /// Fingerprints of the files jobs read, recorded in their job files.
     pub fingerprints: Arc<Fingerprints>,
+    /// Calibration jobs run even when their products are up to date (`--recalibrate`).
+    pub recalibrate: bool,
+    /// Stop instead of waiting for a product another run is making (`--no-wait`).
+    pub no_wait: bool,
 }
 
 /// How many jobs of each kind have been started, against `ExecOptions`' limits.
@@ -215,14 +270,25 @@ impl Started {
     }
 }
 
-/// Whether an earlier run already made this job's output from the same job file (the same
-/// generator, parameters and files, by content). Otherwise, when there was an earlier
-/// output, why it is made again. Calibration jobs are planned only for products that are
-/// missing, so they always run.
+/// Whether an earlier run already made this job's outputs from the same things. Otherwise,
+/// when there were earlier outputs, why they are made again.
 fn up_to_date(job: &PreparedJob, text: &str) -> Result<(), Option<String>> {
-    let Work::Generate(spec) = &job.work else {
-        return Err(None);
-    };
+    match &job.work {
+        Work::Generate(spec) => generator_up_to_date(job, spec, text),
+        Work::Calibrate(spec) => {
+            let record = spec.made_from.as_ref().expect("the job is stamped");
+            job.outputs().iter().try_for_each(|p| record.check(p))
+        }
+    }
+}
+
+/// A generator job is up to date when its output exists, its last report says ok and its job
+/// file (the generator, parameters and files it read, by content) is unchanged.
+fn generator_up_to_date(
+    job: &PreparedJob,
+    spec: &JobSpec,
+    text: &str,
+) -> Result<(), Option<String>> {
     let Ok(old_text) = std::fs::read_to_string(&job.job_file) else {
         return Err(None);
     };
@@ -240,6 +306,23 @@ fn up_to_date(job: &PreparedJob, text: &str) -> Result<(), Option<String>> {
     Err(Some(
         why.unwrap_or_else(|| "its job file changed".to_string()),
     ))
+}
+
+/// Locks the job's outputs that other runs may share (calibrated products), in name order so
+/// that two runs never wait on each other.
+fn lock_outputs(job: &PreparedJob, opts: &ExecOptions) -> Result<Vec<Lock>, String> {
+    if !matches!(job.work, Work::Calibrate(_)) {
+        return Ok(Vec::new());
+    }
+    let mut outputs = job.outputs();
+    outputs.sort();
+    outputs
+        .into_iter()
+        .map(|p| {
+            let what = format!("{}: the product {}", job.title(), p.display());
+            lock::acquire(&lock::beside(p), &what, opts.no_wait)
+        })
+        .collect()
 }
 
 /// Runs every job and returns one result per job, in the order given.
@@ -454,6 +537,13 @@ fn run_one(job: &PreparedJob, opts: &ExecOptions, started: &Started) -> JobResul
         result.status = JobStatus::Failed(why.clone());
         return result;
     }
+    let _locks = match lock_outputs(job, opts) {
+        Ok(locks) => locks,
+        Err(why) => {
+            result.status = JobStatus::Failed(why);
+            return result;
+        }
+    };
     let job = match job.stamped(&opts.fingerprints) {
         Ok(j) => j,
         Err(why) => {
@@ -463,12 +553,16 @@ fn run_one(job: &PreparedJob, opts: &ExecOptions, started: &Started) -> JobResul
     };
     let job = &job;
     let text = job.to_json();
+    let forced = match job.work {
+        Work::Generate(_) => opts.force,
+        Work::Calibrate(_) => opts.recalibrate,
+    };
     match up_to_date(job, &text) {
-        Ok(()) if !opts.force => {
+        Ok(()) if !forced => {
             result.status = JobStatus::Skipped;
             return result;
         }
-        Err(Some(why)) if !opts.force => {
+        Err(Some(why)) if !forced => {
             tracing::info!("{}: made again: {why}", job.title());
         }
         _ => {}
@@ -482,7 +576,7 @@ fn run_one(job: &PreparedJob, opts: &ExecOptions, started: &Started) -> JobResul
         Ok(report) => {
             result.summary = report.summary.clone();
             if report.ok {
-                JobStatus::Ok
+                record_products(job).map_or_else(JobStatus::Failed, |()| JobStatus::Ok)
             } else {
                 JobStatus::Failed(report.error.unwrap_or_else(|| "unknown error".into()))
             }
@@ -493,13 +587,29 @@ fn run_one(job: &PreparedJob, opts: &ExecOptions, started: &Started) -> JobResul
     result
 }
 
+/// Completes the records of a calibration job's products (see [`crate::prep::record`]).
+fn record_products(job: &PreparedJob) -> Result<(), String> {
+    let Work::Calibrate(spec) = &job.work else {
+        return Ok(());
+    };
+    let record = spec.made_from.as_ref().expect("the job is stamped");
+    job.outputs().iter().try_for_each(|p| record.write_made(p))
+}
+
 /// Writes the job file, runs the child and reads its report.
 fn launch(job: &PreparedJob, text: &str, opts: &ExecOptions) -> Result<JobReportFile, String> {
-    // A stale output or report must not survive a job that is being redone.
-    for stale in [job.output(), job.report()] {
+    // A stale output or report must not survive a job that is being redone, and a product
+    // is marked as being made until the job has succeeded.
+    for stale in job.outputs().into_iter().chain([job.report()]) {
         if stale.exists() {
             std::fs::remove_file(stale)
                 .map_err(|e| format!("cannot remove the old {}: {e}", stale.display()))?;
+        }
+    }
+    if let Work::Calibrate(spec) = &job.work {
+        let record = spec.made_from.as_ref().expect("the job is stamped");
+        for product in job.outputs() {
+            record.write_pending(product)?;
         }
     }
     for file in [&job.job_file, job.log()] {

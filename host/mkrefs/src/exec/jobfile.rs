@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::config::value::ParamValue;
 use crate::inputs::fingerprint::Fingerprint;
+use crate::prep::record::ProductRecord;
 
 /// Version of the job-file layout.
 pub const JOB_FORMAT: u32 = 2;
@@ -111,6 +112,11 @@ pub struct CalibrationSpec {
     pub log: PathBuf,
     pub report: PathBuf,
     pub scratch_dir: PathBuf,
+    /// What the products are made from (the program and the fingerprints of the input and the
+    /// reference files), filled in by the executor when the job starts and kept beside each
+    /// product (see [`crate::prep::record`]).
+    #[serde(default)]
+    pub made_from: Option<ProductRecord>,
 }
 
 /// A configured CRDS for strun (see `crds::configuration`).

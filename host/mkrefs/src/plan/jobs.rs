@@ -79,6 +79,7 @@ fn calibration_job(
         log: with_ext(&base, "log"),
         report: with_ext(&base, "report.json"),
         scratch_dir: layout.calibration_scratch(id),
+        made_from: None,
     };
     PreparedJob {
         work: Work::Calibrate(spec),

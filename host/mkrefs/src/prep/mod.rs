@@ -7,6 +7,7 @@
 //! - [`references`]: the reference files of the steps (`reffile4ssb`);
 //! - [`crds`]: reference files chosen by the crds client or a local CRDS cache;
 //! - `jobs`: one calibration job per exposure and chain of states;
+//! - `record`: what each calibrated product was made from, kept beside it;
 //! - [`jwst`]: the jwst backend (strun's argument vector and products).
 //!
 //! `steps`, `references`, `crds` and `jwst` are public for the host's integration tests.
@@ -15,6 +16,7 @@ pub(crate) mod check;
 pub mod crds;
 pub(crate) mod jobs;
 pub mod jwst;
+pub(crate) mod record;
 pub mod references;
 pub(crate) mod state;
 pub mod steps;

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::inputs::exposure::exposure_stem;
 use crate::inputs::read::{InputRow, ReadHeader, completed_steps};
+use crate::prep::record;
 use crate::prep::steps::{Instrument, SaveProduct, Step, in_pipeline_order, join_steps};
 
 /// The file name of `raw`'s product with `steps` done: `<stem>_<steps in pipeline order joined
@@ -233,9 +234,11 @@ pub struct StateRequest {
 pub enum Source {
     /// The input itself is already at the state.
     Raw,
-    /// An existing pipeline product at the state.
+    /// An existing pipeline product at the state that mkrefs did not make (it has no record,
+    /// see [`crate::prep::record`]): the user's own, used as found.
     Product,
-    /// Nothing usable exists: a calibration job of this run makes the file.
+    /// A calibration job of this run makes the file, or finds that the one mkrefs made before
+    /// is still up to date.
     ToMake,
     /// A product at the state exists but cannot be used (truncated, or its data contradict
     /// its S_* keywords); the reason names the file and what to do.
@@ -455,6 +458,19 @@ fn resolve_target(
         );
     }
     Ok(match found.found {
+        // Made by mkrefs: its calibration job checks it against its record, and remakes it
+        // (in ssbdir) unless it is up to date.
+        Some(p) if record::has_record(&p) => Found {
+            file: if p.starts_with(&at.search.ssbdir) {
+                p
+            } else {
+                at.search
+                    .ssbdir
+                    .join(expected_name(&input.path, state, product, at.instrument))
+            },
+            source: Source::ToMake,
+            nearby: Vec::new(),
+        },
         Some(p) => {
             let source = match crate::prep::check::check_product(&p, &input.path, state, product) {
                 Ok(()) => Source::Product,
