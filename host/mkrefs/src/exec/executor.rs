@@ -129,7 +129,9 @@ impl PreparedJob {
                 let prints = fingerprints.of_all(&files)?;
                 s.made_from.files = files.into_iter().zip(prints).collect();
             }
-            Work::Calibrate(s) => s.made_from = Some(calibration_record(s, fingerprints)?),
+            Work::Calibrate(s) => {
+                s.made_from = Some(Box::new(calibration_record(s, fingerprints)?))
+            }
         }
         Ok(job)
     }

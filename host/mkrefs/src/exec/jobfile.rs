@@ -116,7 +116,7 @@ pub struct CalibrationSpec {
     /// reference files), filled in by the executor when the job starts and kept beside each
     /// product (see [`crate::prep::record`]).
     #[serde(default)]
-    pub made_from: Option<ProductRecord>,
+    pub made_from: Option<Box<ProductRecord>>,
 }
 
 /// A configured CRDS for strun (see `crds::configuration`).
