@@ -224,6 +224,10 @@ fn print_dry_run(plan: &RunPlan<'_>) {
     println!("\nInputs:\n{}", tables::input_table(plan));
     println!("Groups:\n{}", tables::group_table(plan));
     println!("Jobs:\n{}", tables::job_table(plan));
+    println!(
+        "(When the run executes, a job whose outputs exist and are proven up to date is \
+         skipped; see Reruns in the README.)"
+    );
 }
 
 /// Creates and locks the run directory (a run already using it is waited for, or with
