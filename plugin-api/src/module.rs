@@ -87,11 +87,9 @@ impl std::error::Error for LoadError {}
 
 fn summarize(err: &LibraryError) -> String {
     match err {
-        LibraryError::OpenError { .. } => {
-            let text = err.to_string();
-            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-            format!("cannot be opened as a shared library ({})", first.trim())
-        }
+        // abi_stable's own text puts the cause on a later line, so its first line would say
+        // only "Could not open library at:"; the loader's message is what says why.
+        LibraryError::OpenError { path, err } => open_failure(path, &err.to_string()),
         LibraryError::GetSymbolError { .. } => {
             "is not an mkrefs plugin (it exports no abi_stable root module)".to_string()
         }
@@ -114,6 +112,41 @@ fn summarize(err: &LibraryError) -> String {
     }
 }
 
+/// Why the dynamic loader refused a library, from its message (`dlerror`), with what to do.
+/// The loader names the file it could not open: the library itself (its own path is left
+/// out), or a library it depends on (kept: that is the file to install).
+fn open_failure(path: &Path, cause: &str) -> String {
+    let cause = cause.trim();
+    let own = format!("{}: ", path.display());
+    let Some(rest) = cause.strip_prefix(&own) else {
+        if let Some((dependency, why)) = cause.split_once(": cannot open shared object file: ") {
+            return format!(
+                "cannot be opened as a shared library: it needs {dependency}, which the loader \
+                 cannot find ({why}); install it or add its directory to LD_LIBRARY_PATH"
+            );
+        }
+        if cause.is_empty() {
+            return "cannot be opened as a shared library (the loader gave no reason)".into();
+        }
+        return format!("cannot be opened as a shared library: {cause}");
+    };
+    let lower = rest.to_ascii_lowercase();
+    let hint = if lower.contains("no such file") {
+        "; the file is gone (a dangling symbolic link?)"
+    } else if lower.contains("permission denied") {
+        "; make the file readable by this user (chmod a+r)"
+    } else if lower.contains("wrong elf class") || lower.contains("elf machine") {
+        "; it was built for another architecture or word size: rebuild it for this machine"
+    } else if lower.contains("invalid elf header") || lower.contains("file too short") {
+        "; it is not a shared library: rebuild the plugin or remove the file"
+    } else if lower.contains("undefined symbol") {
+        "; rebuild the plugin against the libraries installed here"
+    } else {
+        ""
+    };
+    format!("cannot be opened as a shared library: {rest}{hint}")
+}
+
 /// Loads a drop-in generator library through its abi_stable library header. Unlike
 /// `RootModule::load_from_file`, which caches one module per type, this loads any number of
 /// different libraries. Libraries are never unloaded (abi_stable does not support it).
@@ -129,4 +162,27 @@ pub fn load_library(path: &Path) -> Result<GeneratorBox, LoadError> {
     (module.new_generator())()
         .into_result()
         .map_err(LoadError::Constructor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_failures_name_the_cause() {
+        let lib = Path::new("/p/libmkref_x.so");
+        let said = |cause: &str| open_failure(lib, cause);
+        assert_eq!(
+            said("/p/libmkref_x.so: invalid ELF header"),
+            "cannot be opened as a shared library: invalid ELF header; it is not a shared \
+             library: rebuild the plugin or remove the file"
+        );
+        let missing =
+            said("libfoo.so.1: cannot open shared object file: No such file or directory");
+        assert!(missing.contains("it needs libfoo.so.1"), "{missing}");
+        assert!(missing.contains("LD_LIBRARY_PATH"), "{missing}");
+        let class = said("/p/libmkref_x.so: wrong ELF class: ELFCLASS32");
+        assert!(class.contains("wrong ELF class: ELFCLASS32"), "{class}");
+        assert!(said("").contains("gave no reason"));
+    }
 }

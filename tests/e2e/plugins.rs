@@ -287,3 +287,35 @@ export_generator!(Future);
     assert!(line[0].contains("2.0.0"), "{listed:?}");
     assert!(line[0].contains("1.0.0"), "{listed:?}");
 }
+
+#[test]
+fn a_library_that_cannot_be_opened_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::write(plugins.join("libmkref_garbage.so"), "not a library").unwrap();
+    std::os::unix::fs::symlink(
+        dir.path().join("nowhere.so"),
+        plugins.join("libmkref_gone.so"),
+    )
+    .unwrap();
+    let listed = run(mkrefs(dir.path())
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .arg("plugins"));
+    assert!(listed.ok(), "{listed:?}");
+    let line = |name: &str| -> String {
+        let found: Vec<&str> = listed.stderr.lines().filter(|l| l.contains(name)).collect();
+        assert_eq!(found.len(), 1, "{name}: {listed:?}");
+        found[0].to_string()
+    };
+    let garbage = line("libmkref_garbage.so");
+    assert!(!garbage.contains("Could not open library at"), "{garbage}");
+    assert!(
+        garbage.contains("cannot be opened as a shared library: ")
+            && (garbage.contains("invalid ELF header") || garbage.contains("file too short")),
+        "{garbage}"
+    );
+    let gone = line("libmkref_gone.so");
+    assert!(gone.contains("No such file or directory"), "{gone}");
+}
