@@ -261,3 +261,36 @@ fn header_values_keep_their_types() {
     let h = read_primary_header(&files[0]).unwrap();
     assert!(matches!(h.get("NGROUPS"), Some(HeaderValue::Int(4))));
 }
+
+#[test]
+fn an_unreadable_subdirectory_of_an_input_directory_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    darks(dir.path(), 1);
+    let data = dir.path().join("data");
+    let locked = data.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut cmd = mkrefs(dir.path());
+    cmd.args(["readnoise", "data", "--dry-run"]);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // root reads any directory: run mkrefs as `nobody`, for whom mode 000 is a barrier.
+        for p in [dir.path(), &data] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        cmd.uid(65534).gid(65534);
+    }
+    let out = run(&mut cmd);
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(!out.ok(), "{out:?}");
+    // The locked directory is named, as the search reached it (the token was `data`).
+    assert!(
+        out.stderr
+            .contains("searching directory data: cannot read directory data/locked: "),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+    assert!(out.stderr.contains("chmod u+rx"), "{out:?}");
+}

@@ -17,16 +17,61 @@ use regex::Regex;
 
 use crate::inputs::error::InputError;
 
+/// A directory a search could not read. It names that directory, not the one the search
+/// started from, since a locked subdirectory deep in a tree is what the user has to fix.
+#[derive(Debug)]
+pub(crate) struct UnreadableDir {
+    pub dir: PathBuf,
+    pub error: io::Error,
+}
+
+impl std::fmt::Display for UnreadableDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot read directory {}: {}",
+            self.dir.display(),
+            self.error
+        )?;
+        if self.error.kind() == io::ErrorKind::PermissionDenied {
+            write!(
+                f,
+                "; make it readable for this user (chmod u+rx {}), or move it out of the tree \
+                 searched and give the files you want by name",
+                self.dir.display()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The error of a search of `top`: the unreadable directory, and the search it stopped when
+/// that was a directory below `top`.
+pub(crate) fn search_failure(top: &Path, e: &UnreadableDir) -> String {
+    if e.dir == top {
+        e.to_string()
+    } else {
+        format!("searching directory {}: {e}", top.display())
+    }
+}
+
 /// Every `*.fits` file below `dir` (extension compared ignoring case), following symlinks but
 /// visiting each directory once, and not entering the directories of `exclude` below `dir`
 /// (canonical paths: the output tree, so a rerun never reads its own outputs as inputs; a
 /// directory given itself is searched wherever it is). Unsorted.
-pub(crate) fn fits_files_below(dir: &Path, exclude: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
+pub(crate) fn fits_files_below(
+    dir: &Path,
+    exclude: &[PathBuf],
+) -> Result<Vec<PathBuf>, UnreadableDir> {
     let mut out = Vec::new();
     let mut visited = HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let canonical = fs::canonicalize(&d)?;
+        let unreadable = |error: io::Error| UnreadableDir {
+            dir: d.clone(),
+            error,
+        };
+        let canonical = fs::canonicalize(&d).map_err(unreadable)?;
         if d != dir && exclude.iter().any(|x| canonical.starts_with(x)) {
             tracing::debug!("not searching {}: it is in the output tree", d.display());
             continue;
@@ -34,8 +79,8 @@ pub(crate) fn fits_files_below(dir: &Path, exclude: &[PathBuf]) -> io::Result<Ve
         if !visited.insert(canonical) {
             continue;
         }
-        for entry in fs::read_dir(&d)? {
-            let path = entry?.path();
+        for entry in fs::read_dir(&d).map_err(unreadable)? {
+            let path = entry.map_err(unreadable)?.path();
             // metadata follows symlinks: a link that leads nowhere (or in a loop) is passed over.
             let meta = match fs::metadata(&path) {
                 Ok(meta) => meta,
@@ -69,8 +114,7 @@ fn expand_token(token: &str, exclude: &[PathBuf]) -> Result<Vec<PathBuf>, String
         return Ok(vec![path.to_path_buf()]);
     }
     if path.is_dir() {
-        let mut files = fits_files_below(path, exclude)
-            .map_err(|e| format!("cannot search directory {token}: {e}"))?;
+        let mut files = fits_files_below(path, exclude).map_err(|e| search_failure(path, &e))?;
         if files.is_empty() {
             return Err(format!("directory {token} contains no .fits files"));
         }
@@ -86,10 +130,7 @@ fn expand_token(token: &str, exclude: &[PathBuf]) -> Result<Vec<PathBuf>, String
     for entry in entries {
         let p = entry.map_err(|e| format!("pattern {token}: {e}"))?;
         if p.is_dir() {
-            files.extend(
-                fits_files_below(&p, exclude)
-                    .map_err(|e| format!("cannot search directory {}: {e}", p.display()))?,
-            );
+            files.extend(fits_files_below(&p, exclude).map_err(|e| search_failure(&p, &e))?);
         } else if p.is_file() && !in_output_tree(&p, exclude) {
             files.push(p);
         }
@@ -220,6 +261,33 @@ mod tests {
         let got = expand_inputs(&tokens, &[]).unwrap();
         assert_eq!(got, vec![canon(&b), canon(&c), canon(&a)]);
         assert!(got.iter().all(|p| p.is_absolute()));
+    }
+
+    #[test]
+    fn an_unreadable_subdirectory_is_named_not_the_directory_searched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = UnreadableDir {
+            dir: tmp.path().join("data/locked"),
+            error: io::Error::from(io::ErrorKind::PermissionDenied),
+        };
+        let text = search_failure(&tmp.path().join("data"), &e);
+        assert!(text.starts_with("searching directory "), "{text}");
+        assert!(text.contains("cannot read directory "), "{text}");
+        assert!(text.contains("data/locked: "), "{text}");
+        assert!(text.contains("chmod u+rx"), "{text}");
+        // Searched for real, where mode 000 is a barrier (not for root, who reads anything:
+        // the e2e test runs mkrefs as another user then).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let locked = tmp.path().join("data/locked");
+        fs::create_dir_all(&locked).unwrap();
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+        let found = fits_files_below(&tmp.path().join("data"), &[]);
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(found.unwrap_err().dir, locked);
     }
 
     #[test]

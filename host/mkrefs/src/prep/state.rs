@@ -19,6 +19,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::inputs::discover;
 use crate::inputs::exposure::exposure_stem;
 use crate::inputs::read::{InputRow, ReadHeader, completed_steps};
 use crate::prep::record;
@@ -71,8 +72,12 @@ fn scan_dirs(search_dirs: &[PathBuf]) -> Result<ProductScan, String> {
         if !dir.is_dir() {
             continue;
         }
-        let mut found = crate::inputs::discover::fits_files_below(dir, &[])
-            .map_err(|e| format!("cannot search {} for products: {e}", dir.display()))?;
+        let mut found = discover::fits_files_below(dir, &[]).map_err(|e| {
+            format!(
+                "looking for calibrated products: {}",
+                discover::search_failure(dir, &e)
+            )
+        })?;
         found.sort();
         files.extend(found.into_iter().filter(|f| seen.insert(f.clone())));
     }
