@@ -47,6 +47,7 @@ const CASEINSEN: c_int = 0;
 // cfitsio status codes.
 const END_OF_FILE: c_int = 107;
 const READ_ERROR: c_int = 108;
+const MEMORY_ALLOCATION: c_int = 113;
 const KEY_NO_EXIST: c_int = 202;
 const BAD_HDU_NUM: c_int = 301;
 const NUM_OVERFLOW: c_int = 412;
@@ -88,6 +89,9 @@ pub enum FitsErrorKind {
     BadRequest,
     /// Creating, writing or renaming an output failed.
     Write,
+    /// cfitsio could not allocate memory: nothing is wrong with the file, the process needs
+    /// more memory than it has.
+    OutOfMemory,
     /// Any other cfitsio failure.
     Other,
 }
@@ -106,6 +110,7 @@ impl FitsErrorKind {
             FitsErrorKind::WrongType => "wrong type",
             FitsErrorKind::BadRequest => "bad request",
             FitsErrorKind::Write => "cannot write",
+            FitsErrorKind::OutOfMemory => "out of memory",
             FitsErrorKind::Other => "FITS error",
         }
     }
@@ -301,6 +306,9 @@ fn classify_open_failure(path: &Path, len: u64, e: fitsio::errors::Error) -> Fit
         fitsio::errors::Error::Fits(fe) => Some(fe.status),
         _ => None,
     };
+    if status == Some(MEMORY_ALLOCATION) {
+        return cfitsio_error(path, MEMORY_ALLOCATION, "opening the file").in_hdu("PRIMARY");
+    }
     if !fits && !gzip {
         let start = String::from_utf8_lossy(&head[..nread])
             .escape_debug()
@@ -388,26 +396,41 @@ fn move_to_hdu(f: &mut FitsFile, path: &Path, name: &str) -> Result<c_int, FitsE
     Ok(hdutype)
 }
 
-fn cfitsio_error(path: &Path, status: c_int, doing: &str) -> FitsError {
-    let kind = match status {
-        END_OF_FILE | READ_ERROR => FitsErrorKind::Truncated,
-        _ => FitsErrorKind::Other,
-    };
-    let hint = match kind {
-        FitsErrorKind::Truncated => {
+/// What to do when cfitsio runs out of memory: the file is fine, the run asks too much.
+const OUT_OF_MEMORY_ADVICE: &str = "the file is not at fault: this process ran out of \
+     memory. Run fewer jobs at a time (--jobs), lower the generator's memory_budget_mb \
+     (e.g. --readnoise.memory_budget_mb 500), or free memory, then run again";
+
+/// The kind of failure a cfitsio status code means, and the advice for it. Running out of
+/// memory or reaching the end of the file early is not damage, and says so.
+fn status_meaning(status: c_int) -> (FitsErrorKind, &'static str) {
+    match status {
+        END_OF_FILE | READ_ERROR => (
+            FitsErrorKind::Truncated,
             "the file ends early; it was cut short, probably by an interrupted copy or \
-             write; copy or create it again"
-        }
-        _ => "the file may be damaged; check it with astropy or fitsverify",
-    };
-    FitsError::new(
-        kind,
-        path,
-        format!(
+             write; copy or create it again",
+        ),
+        MEMORY_ALLOCATION => (FitsErrorKind::OutOfMemory, OUT_OF_MEMORY_ADVICE),
+        _ => (
+            FitsErrorKind::Other,
+            "the file may be damaged; check it with astropy or fitsverify",
+        ),
+    }
+}
+
+fn cfitsio_error(path: &Path, status: c_int, doing: &str) -> FitsError {
+    let (kind, hint) = status_meaning(status);
+    let message = match kind {
+        FitsErrorKind::OutOfMemory => format!(
+            "while {doing}: cfitsio status {status} ({}); {hint}",
+            status_text(status)
+        ),
+        _ => format!(
             "{doing} failed: cfitsio status {status} ({}); {hint}",
             status_text(status)
         ),
-    )
+    };
+    FitsError::new(kind, path, message)
 }
 
 fn list_hdu_names(f: &mut FitsFile, path: &Path) -> Result<Vec<String>, FitsError> {
@@ -1863,6 +1886,32 @@ mod tests {
         // A space exactly at the limit: the first line gets all 72 characters.
         let t = format!("{} {}", "a".repeat(72), "b");
         assert_eq!(wrap_text(&t, 72), vec!["a".repeat(72), "b".to_string()]);
+    }
+
+    #[test]
+    fn running_out_of_memory_is_not_called_damage() {
+        let e = cfitsio_error(
+            Path::new("/d/x_uncal.fits"),
+            MEMORY_ALLOCATION,
+            "reading rows",
+        )
+        .in_hdu("SCI");
+        assert_eq!(e.kind, FitsErrorKind::OutOfMemory);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("/d/x_uncal.fits [HDU SCI]: out of memory — while reading rows"),
+            "{text}"
+        );
+        assert!(!text.contains("damaged"), "{text}");
+        assert!(
+            text.contains("--jobs") && text.contains("memory_budget_mb"),
+            "{text}"
+        );
+        let cut = cfitsio_error(Path::new("/d/x.fits"), READ_ERROR, "reading rows");
+        assert_eq!(cut.kind, FitsErrorKind::Truncated);
+        let other = cfitsio_error(Path::new("/d/x.fits"), 252, "reading the header");
+        assert_eq!(other.kind, FitsErrorKind::Other);
+        assert!(other.to_string().contains("may be damaged"));
     }
 
     #[test]

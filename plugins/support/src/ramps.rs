@@ -98,9 +98,10 @@ pub struct FitsRamp {
 pub fn fits_error(e: FitsError) -> GeneratorError {
     let text = e.to_string();
     match e.kind {
-        FitsErrorKind::Write | FitsErrorKind::Unreadable | FitsErrorKind::Other => {
-            GeneratorError::io(text)
-        }
+        FitsErrorKind::Write
+        | FitsErrorKind::Unreadable
+        | FitsErrorKind::OutOfMemory
+        | FitsErrorKind::Other => GeneratorError::io(text),
         FitsErrorKind::BadRequest => GeneratorError::internal(text),
         _ => GeneratorError::invalid_input(text),
     }

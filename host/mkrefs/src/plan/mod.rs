@@ -10,7 +10,7 @@ pub(crate) mod select;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use mkrefs_support::fits::read_primary_header;
+use mkrefs_support::fits::{FitsErrorKind, read_primary_header};
 use mkrefs_support::fits_layout::read_layout;
 use mkrefs_support::header::Header;
 
@@ -111,6 +111,10 @@ pub(crate) fn make_plan<'r>(
 fn header_reader(path: &Path) -> Result<Header, String> {
     read_primary_header(path).map_err(|e| {
         let mut text = e.message.clone();
+        if e.kind == FitsErrorKind::OutOfMemory {
+            // Said first: without it the message reads like a problem of the file.
+            text = format!("out of memory {text}");
+        }
         if let Some(key) = &e.key {
             text = format!("key {key}: {text}");
         }
