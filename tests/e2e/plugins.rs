@@ -1,6 +1,8 @@
 //! Drop-in generators: the cargo-generate template, a bundled generator built as a drop-in,
-//! misbehaving generators (panic, error, abort) that must fail their own job only, and
-//! libraries that are not plugins or were built against another plugin-api major version.
+//! misbehaving generators (panic, error, abort) that must fail their own job only, libraries
+//! that are not plugins or were built against another plugin-api major version, a library that
+//! aborts as it is loaded (tried in a child process, so it costs its own line only), broken
+//! libraries named like a bundled generator, and the loader's reason for a library it refuses.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -286,6 +288,152 @@ export_generator!(Future);
     assert_eq!(line.len(), 1, "{listed:?}");
     assert!(line[0].contains("2.0.0"), "{listed:?}");
     assert!(line[0].contains("1.0.0"), "{listed:?}");
+}
+
+/// Builds the library whose constructor aborts as soon as it is loaded.
+fn aborting_lib() -> PathBuf {
+    build_cdylib(
+        &workspace_root().join("tests/fixtures/aborting-plugin"),
+        "mkref_aborting",
+        &[],
+    )
+}
+
+#[test]
+fn a_library_that_aborts_when_loaded_costs_only_its_own_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    install_plugin(&aborting_lib(), &plugins, "aborting");
+    install_plugin(&faulty_lib(), &plugins, "faulty");
+    // The per-user directory too: commands that need no generator never look at it.
+    install_plugin(
+        &aborting_lib(),
+        &dir.path().join("xdg-data/mkrefs/plugins"),
+        "aborting2",
+    );
+
+    let version = run(mkrefs(dir.path())
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .arg("--version"));
+    assert!(version.ok(), "{version:?}");
+    assert!(version.stdout.starts_with("mkrefs "), "{version:?}");
+    let simulated = run(mkrefs(dir.path())
+        .env("MKREFS_PLUGIN_PATH", &plugins)
+        .args(["simulate", "--out", "sim", "--darks", "1", "--size", "64"]));
+    assert!(simulated.ok(), "{simulated:?}");
+
+    let listed = run(mkrefs(dir.path())
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .arg("plugins"));
+    assert!(listed.ok(), "{listed:?}");
+    assert!(listed.stdout.contains("faulty"), "{listed:?}");
+    for name in ["libmkref_aborting.so", "libmkref_aborting2.so"] {
+        let lines: Vec<&str> = listed.stderr.lines().filter(|l| l.contains(name)).collect();
+        assert_eq!(lines.len(), 1, "{name}: {listed:?}");
+        assert!(
+            lines[0].contains("aborted the process (SIGABRT)"),
+            "{listed:?}"
+        );
+        assert!(lines[0].contains("WARN"), "{listed:?}");
+    }
+
+    let (darks, _) = small_dataset(&dir.path().join("data"), 1, 0, 64, 4, 10);
+    let fine = run(mkrefs(dir.path())
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .arg("faulty")
+        .args(strs(&darks))
+        .args(["--outrootdir", "out"]));
+    assert!(fine.ok(), "{fine:?}");
+    let chosen = run(mkrefs(dir.path())
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .arg("aborting")
+        .args(strs(&darks))
+        .args(["--outrootdir", "out2"]));
+    assert_eq!(chosen.status.code(), Some(1), "{chosen:?}");
+    assert!(
+        chosen.stderr.contains("generator 'aborting': library"),
+        "{chosen:?}"
+    );
+    assert!(chosen.stderr.contains("SIGABRT"), "{chosen:?}");
+}
+
+#[test]
+fn a_broken_library_named_like_a_bundled_generator_is_reported_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (darks, _) = small_dataset(&dir.path().join("data"), 2, 0, 64, 4, 12);
+    // On the per-user path: the bundled readnoise runs, and the log says so.
+    let user = dir.path().join("xdg-data/mkrefs/plugins");
+    std::fs::create_dir_all(&user).unwrap();
+    std::fs::write(user.join("libmkref_readnoise.so"), "not a library").unwrap();
+    let out = run(mkrefs(dir.path())
+        .arg("readnoise")
+        .args(strs(&darks))
+        .args(["--outrootdir", "user"]));
+    assert!(out.ok(), "{out:?}");
+    let line: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("libmkref_readnoise.so"))
+        .collect();
+    assert_eq!(line.len(), 1, "{out:?}");
+    assert!(line[0].contains("WARN"), "{out:?}");
+    assert!(
+        line[0].contains("failed to load (cannot be opened"),
+        "{out:?}"
+    );
+    assert!(
+        line[0].contains("the bundled readnoise runs instead"),
+        "{out:?}"
+    );
+    assert_eq!(fits_outputs(&dir.path().join("user")).len(), 1);
+    std::fs::remove_file(user.join("libmkref_readnoise.so")).unwrap();
+
+    // Named with --plugin-dir: the user asked for the replacement, so runs of it fail.
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::write(plugins.join("libmkref_readnoise.so"), "not a library").unwrap();
+    let with_dir = |args: &[String]| {
+        run(mkrefs(dir.path())
+            .arg("--plugin-dir")
+            .arg(&plugins)
+            .args(args))
+    };
+    let words = |w: &[&str]| -> Vec<String> { w.iter().map(|s| s.to_string()).collect() };
+    let mut args = words(&["readnoise"]);
+    args.extend(strs(&darks));
+    args.extend(words(&[
+        "--outrootdir",
+        "explicit",
+        "--readnoise.method",
+        "stack",
+    ]));
+    let refused = with_dir(&args);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(refused.stderr.contains("ERROR"), "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("generator 'readnoise': plugin library"),
+        "{refused:?}"
+    );
+    assert!(refused.stderr.contains("--plugin-dir"), "{refused:?}");
+    assert!(!dir.path().join("explicit").exists(), "{refused:?}");
+    let listed = with_dir(&words(&["plugins"]));
+    assert_eq!(listed.status.code(), Some(1), "{listed:?}");
+    assert!(
+        listed.stdout.contains("not used: its replacement failed"),
+        "{listed:?}"
+    );
+    // Other generators are not affected.
+    let mut args = words(&["superbias"]);
+    args.extend(strs(&darks));
+    args.extend(words(&["--outrootdir", "other"]));
+    let other = with_dir(&args);
+    assert!(other.ok(), "{other:?}");
 }
 
 #[test]

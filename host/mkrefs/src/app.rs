@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use crate::cli::{self, Cli, Commands};
 use crate::commands;
 use crate::logging;
-use crate::registry::{Registry, plugin_search_path};
+use crate::registry::{Fallback, Registry, plugin_search_path};
 
 pub fn main() -> ExitCode {
     restore_sigpipe();
@@ -16,9 +16,16 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Generators are discovered first: their parameters are options of `run`.
-    let plugin_dirs = plugin_search_path(&cli::prescan_plugin_dirs(&argv));
-    let registry = Registry::discover(&plugin_dirs);
+    // Generators are discovered before the full parse (their parameters are options of
+    // `run`), but only for the commands that use them: `--version`, `simulate` and the job
+    // children never load a drop-in.
+    let cli_dirs = cli::prescan_plugin_dirs(&argv);
+    let plugin_dirs = plugin_search_path(&cli_dirs);
+    let registry = if cli::needs_generators(&argv) {
+        Registry::discover(&plugin_dirs, &cli_dirs)
+    } else {
+        Registry::empty()
+    };
     let (cli, params) = match cli::parse(argv, &registry) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -31,19 +38,12 @@ pub fn main() -> ExitCode {
         }
     };
     let Cli { global, command } = cli;
-    let is_child = matches!(command, Commands::RunJob(_) | Commands::RunCalibration(_));
+    let is_child = matches!(
+        command,
+        Commands::RunJob(_) | Commands::RunCalibration(_) | Commands::ProbePlugin { .. }
+    );
     logging::init(logging::level(global.verbose, global.quiet), is_child);
-    if !is_child {
-        for w in registry.warnings() {
-            tracing::warn!("{w}");
-        }
-        for b in registry.broken() {
-            tracing::warn!("skipping plugin library {}: {}", b.path.display(), b.reason);
-            if !b.detail.is_empty() {
-                tracing::debug!("{}", b.detail);
-            }
-        }
-    }
+    report_discovery(&registry);
     let result = match command {
         Commands::Plugins => commands::plugins::run(&registry, &plugin_dirs),
         Commands::Describe { reflabel } => commands::describe::run(&registry, &global, &reflabel),
@@ -61,12 +61,33 @@ pub fn main() -> ExitCode {
                 args.threads,
             ) as u8);
         }
+        Commands::ProbePlugin { library } => {
+            return ExitCode::from(crate::child::probe_library(&library) as u8);
+        }
     };
     match result {
         Ok(code) => code,
         Err(message) => {
             tracing::error!("{message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs what discovering the generators found wrong: a library that was meant to replace a
+/// bundled generator and failed is an error, the rest warnings.
+fn report_discovery(registry: &Registry) {
+    for w in registry.warnings() {
+        tracing::warn!("{w}");
+    }
+    for b in registry.broken() {
+        if b.fallback == Fallback::Refused {
+            tracing::error!("{}", b.message());
+        } else {
+            tracing::warn!("{}", b.message());
+        }
+        if !b.detail.is_empty() {
+            tracing::debug!("{}", b.detail);
         }
     }
 }

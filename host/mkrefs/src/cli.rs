@@ -97,6 +97,13 @@ pub enum Commands {
     /// that must be calibrated first).
     #[command(hide = true)]
     RunCalibration(RunJobArgs),
+    /// Load one drop-in library in this process and print what it provides (what mkrefs
+    /// starts for each drop-in before loading it, so a library that crashes costs only this).
+    #[command(hide = true)]
+    ProbePlugin {
+        /// The library file.
+        library: PathBuf,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -267,8 +274,39 @@ const SUBCOMMANDS: &[&str] = &[
     "simulate",
     "run-job",
     "run-calibration",
+    "probe-plugin",
     "help",
 ];
+
+/// True if the command line's subcommand needs the generators: their parameters are options
+/// of `run`, and `plugins`, `describe` and `demo` show or use them. Every other command
+/// (`--version`, `simulate`, the job children, ...) runs without looking at a drop-in, so a
+/// broken library cannot stop it.
+pub fn needs_generators(argv: &[String]) -> bool {
+    let argv = normalize_argv(argv.to_vec(), &Cli::command());
+    let values = option_values(&Cli::command());
+    let mut skip = 0usize;
+    for arg in argv.iter().skip(1) {
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        if arg == "--" {
+            return false;
+        }
+        if arg.starts_with('-') && arg.len() > 1 {
+            if !arg.contains('=') {
+                skip = values.get(arg.as_str()).copied().unwrap_or(0);
+            }
+            continue;
+        }
+        return matches!(
+            arg.as_str(),
+            "run" | "plugins" | "describe" | "demo" | "help"
+        );
+    }
+    false
+}
 
 /// Puts `run` right after the program name when the command makes reference files: when the
 /// first positional word is `run`, or not a subcommand at all (upstream's `mkrefs readnoise
@@ -520,6 +558,28 @@ mod tests {
             v(&["mkrefs", "-v", "describe", "dark"])
         );
         assert_eq!(normalized(&["mkrefs", "-v"]), v(&["mkrefs", "-v"]));
+    }
+
+    #[test]
+    fn only_commands_that_use_generators_load_them() {
+        for words in [
+            &["mkrefs", "readnoise", "a.fits"][..],
+            &["mkrefs", "-c", "x.yaml", "run", "readnoise"],
+            &["mkrefs", "--plugin-dir", "/p", "plugins"],
+            &["mkrefs", "describe", "dark"],
+            &["mkrefs", "help", "run"],
+        ] {
+            assert!(needs_generators(&v(words)), "{words:?}");
+        }
+        for words in [
+            &["mkrefs", "--version"][..],
+            &["mkrefs"],
+            &["mkrefs", "--plugin-dir", "/p", "simulate", "--out", "x"],
+            &["mkrefs", "run-job", "j.json"],
+            &["mkrefs", "probe-plugin", "/p/libmkref_x.so"],
+        ] {
+            assert!(!needs_generators(&v(words)), "{words:?}");
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! drop-in libraries named `libmkref_<label>.so` on the plugin search path. Both are read
 //! through the same ABI trait object, once, into plain host types ([`Entry`]), so the rest of
 //! the host has one code path and never sees the ABI (the job child calls the generator).
+//! A drop-in is loaded here only after it loaded in a child process (`exec::probe`): one that
+//! aborts or crashes while loading is reported and skipped instead of ending mkrefs.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +11,7 @@ use mkrefs_plugin_api as abi;
 use mkrefs_plugin_api::{GeneratorBox, LoadError, bundled_generators, load_library};
 
 use crate::config::value::{ParamKind, ParamScalar, ParamSpec, ParamValue};
+use crate::exec::probe::probe_libraries;
 
 // Referencing the bundled generator crates links them, which runs their inventory submission.
 use mkref_bpm as _;
@@ -113,8 +116,22 @@ fn param_value(v: &abi::ParamValue) -> ParamValue {
     }
 }
 
+/// What stands in for a drop-in library that could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// Nothing: a run that selects its reflabel fails, saying why.
+    None,
+    /// The bundled generator of the same reflabel runs (the library came from
+    /// `$MKREFS_PLUGIN_PATH` or the per-user directory).
+    Bundled,
+    /// Nothing, although a bundled generator has the reflabel: the library is in a
+    /// `--plugin-dir` directory, so the user asked for it to replace the bundled one, and
+    /// running the bundled one instead would quietly give other results.
+    Refused,
+}
+
 /// A library on the search path that could not be used. Reported in one line; an error only
-/// if a run selects its reflabel.
+/// if a run selects its reflabel (or, for [`Fallback::Refused`], always at error level).
 #[derive(Debug, Clone)]
 pub struct BrokenLibrary {
     pub path: PathBuf,
@@ -123,6 +140,35 @@ pub struct BrokenLibrary {
     pub reason: String,
     /// The full loader report (abi_stable's layout reports run to hundreds of lines).
     pub detail: String,
+    pub fallback: Fallback,
+}
+
+impl BrokenLibrary {
+    /// The one log line about it.
+    pub fn message(&self) -> String {
+        let (path, label) = (self.path.display(), &self.reflabel);
+        match self.fallback {
+            Fallback::None => format!("skipping plugin library {path}: {}", self.reason),
+            Fallback::Bundled => format!(
+                "plugin library {path} failed to load ({}); the bundled {label} runs instead",
+                self.reason
+            ),
+            Fallback::Refused => format!(
+                "plugin library {path} failed to load ({}); it is in a --plugin-dir directory, \
+                 so it replaces the bundled {label}, and runs of {label} fail until the library \
+                 is fixed or removed (or the directory is left out)",
+                self.reason
+            ),
+        }
+    }
+}
+
+/// A drop-in library found on the search path, not yet loaded.
+struct Candidate {
+    path: PathBuf,
+    label: String,
+    /// In a directory given with `--plugin-dir`.
+    explicit: bool,
 }
 
 /// All generators known to this process.
@@ -166,14 +212,21 @@ pub fn library_reflabel(path: &Path) -> Option<String> {
 }
 
 impl Registry {
-    /// Bundled generators, then drop-ins from `dirs` in order. The first library for a
-    /// reflabel wins over later ones; a library replaces a bundled generator, with a warning.
-    pub fn discover(dirs: &[PathBuf]) -> Registry {
-        let mut registry = Registry {
+    /// No generator at all: for the commands that do not use them.
+    pub fn empty() -> Registry {
+        Registry {
             entries: Vec::new(),
             broken: Vec::new(),
             warnings: Vec::new(),
-        };
+        }
+    }
+
+    /// Bundled generators, then drop-ins from `dirs` in order. The first library for a
+    /// reflabel wins over later ones; a library replaces a bundled generator, with a warning.
+    /// Libraries in `explicit` directories (`--plugin-dir`) that fail to load are refused
+    /// rather than replaced by the bundled generator of their name.
+    pub fn discover(dirs: &[PathBuf], explicit: &[PathBuf]) -> Registry {
+        let mut registry = Registry::empty();
         for made in bundled_generators() {
             match made {
                 Ok(g) => registry.entries.push(Entry::new(&g, Origin::Bundled)),
@@ -182,7 +235,22 @@ impl Registry {
                     .push(format!("a bundled generator could not be created: {e}")),
             }
         }
-        let mut seen_libraries: Vec<(String, PathBuf)> = Vec::new();
+        let candidates = registry.candidates(dirs, explicit);
+        let paths: Vec<PathBuf> = candidates.iter().map(|c| c.path.clone()).collect();
+        for (candidate, probed) in candidates.into_iter().zip(probe_libraries(&paths)) {
+            match probed {
+                Ok(()) => registry.add_library(candidate),
+                Err(failure) => registry.add_broken(candidate, failure.reason, failure.detail),
+            }
+        }
+        registry.entries.sort_by(|a, b| a.reflabel.cmp(&b.reflabel));
+        registry
+    }
+
+    /// The libraries of `dirs` in search order, the first of each reflabel (later ones are
+    /// noted as shadowed).
+    fn candidates(&mut self, dirs: &[PathBuf], explicit: &[PathBuf]) -> Vec<Candidate> {
+        let mut out: Vec<Candidate> = Vec::new();
         for dir in dirs {
             let Ok(read) = std::fs::read_dir(dir) else {
                 continue; // a missing search directory is normal (e.g. the per-user one)
@@ -193,55 +261,67 @@ impl Registry {
                 let Some(label) = library_reflabel(&path) else {
                     continue;
                 };
-                if let Some((_, first)) = seen_libraries.iter().find(|(l, _)| *l == label) {
-                    registry.warnings.push(format!(
+                if let Some(first) = out.iter().find(|c| c.label == label) {
+                    self.warnings.push(format!(
                         "drop-in {} is shadowed by {} (earlier on the plugin path)",
                         path.display(),
-                        first.display()
+                        first.path.display()
                     ));
                     continue;
                 }
-                seen_libraries.push((label.clone(), path.clone()));
-                registry.add_library(path, label);
+                out.push(Candidate {
+                    path,
+                    label,
+                    explicit: explicit.contains(dir),
+                });
             }
         }
-        registry.entries.sort_by(|a, b| a.reflabel.cmp(&b.reflabel));
-        registry
+        out
     }
 
-    fn add_library(&mut self, path: PathBuf, label: String) {
-        let generator = match load_library(&path) {
+    /// Notes a library that cannot be used, and what runs in its place.
+    fn add_broken(&mut self, candidate: Candidate, reason: String, detail: String) {
+        let bundled = self
+            .entries
+            .iter()
+            .any(|e| e.reflabel == candidate.label && e.origin == Origin::Bundled);
+        let fallback = match (bundled, candidate.explicit) {
+            (false, _) => Fallback::None,
+            (true, false) => Fallback::Bundled,
+            (true, true) => Fallback::Refused,
+        };
+        self.broken.push(BrokenLibrary {
+            path: candidate.path,
+            reflabel: candidate.label,
+            reason,
+            detail,
+            fallback,
+        });
+    }
+
+    fn add_library(&mut self, candidate: Candidate) {
+        let generator = match load_library(&candidate.path) {
             Ok(g) => g,
             Err(e) => {
                 let detail = match &e {
                     LoadError::Library { detail, .. } => detail.clone(),
                     LoadError::Constructor(c) => c.to_string(),
                 };
-                self.broken.push(BrokenLibrary {
-                    reason: e.to_string(),
-                    detail,
-                    path,
-                    reflabel: label,
-                });
-                return;
+                return self.add_broken(candidate, e.to_string(), detail);
             }
         };
-        let entry = Entry::new(&generator, Origin::Library(path.clone()));
-        if entry.reflabel != label {
-            self.broken.push(BrokenLibrary {
-                reason: format!(
-                    "its generator calls itself '{}'; rename the file to {}mkref_{}{}",
-                    entry.reflabel,
-                    std::env::consts::DLL_PREFIX,
-                    entry.reflabel,
-                    std::env::consts::DLL_SUFFIX
-                ),
-                detail: String::new(),
-                path,
-                reflabel: label,
-            });
-            return;
+        let entry = Entry::new(&generator, Origin::Library(candidate.path.clone()));
+        if entry.reflabel != candidate.label {
+            let reason = format!(
+                "its generator calls itself '{}'; rename the file to {}mkref_{}{}",
+                entry.reflabel,
+                std::env::consts::DLL_PREFIX,
+                entry.reflabel,
+                std::env::consts::DLL_SUFFIX
+            );
+            return self.add_broken(candidate, reason, String::new());
         }
+        let (path, label) = (candidate.path, candidate.label);
         if let Some(pos) = self.entries.iter().position(|e| e.reflabel == label) {
             self.warnings.push(format!(
                 "drop-in {} replaces the {} '{}' generator",
@@ -272,8 +352,18 @@ impl Registry {
         self.entries.iter().find(|e| e.reflabel == reflabel)
     }
 
+    /// The library that failed to replace the bundled generator of `reflabel`, if any.
+    pub fn refused(&self, reflabel: &str) -> Option<&BrokenLibrary> {
+        self.broken
+            .iter()
+            .find(|b| b.reflabel == reflabel && b.fallback == Fallback::Refused)
+    }
+
     /// The generator for a selected reflabel, or an error that says why it is unavailable.
     pub fn get(&self, reflabel: &str) -> Result<&Entry, String> {
+        if let Some(b) = self.refused(reflabel) {
+            return Err(format!("generator '{reflabel}': {}", b.message()));
+        }
         if let Some(e) = self.find(reflabel) {
             return Ok(e);
         }

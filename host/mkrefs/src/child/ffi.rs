@@ -1,6 +1,6 @@
 //! The one place where a job meets the plugin ABI: the job file's plain values become the
 //! ABI's job, the generator is found (bundled or drop-in) and called, and its report comes
-//! back as plain values.
+//! back as plain values. Also the probe child, which only loads a drop-in.
 
 use std::io::Write;
 
@@ -13,6 +13,7 @@ use mkrefs_plugin_api::{
 use serde_json::Value;
 
 use crate::exec::jobfile::{JobParam, JobSpec};
+use crate::exec::probe::ProbeReport;
 use crate::exec::protocol::PROGRESS_PREFIX;
 
 /// What a generator reported about a finished job.
@@ -43,6 +44,28 @@ impl HostCallbacks for ChildHost {
         let _ = writeln!(out, "{PROGRESS_PREFIX}{done} {total} {stage}");
         let _ = out.flush();
     }
+}
+
+/// `mkrefs probe-plugin LIB`: loads the library and creates its generator, so that one that
+/// aborts or crashes while loading costs this process only (see `exec::probe`). Prints the
+/// report line; the exit status is 0 whenever the report was printed.
+pub(crate) fn probe_library(path: &std::path::Path) -> i32 {
+    let report = match load_library(path) {
+        Ok(g) => ProbeReport::Loaded {
+            reflabel: g.reflabel().into(),
+            reftype: g.reftype().into(),
+        },
+        Err(e) => ProbeReport::Refused {
+            reason: e.to_string(),
+            detail: match &e {
+                abi::LoadError::Library { detail, .. } => detail.clone(),
+                abi::LoadError::Constructor(c) => c.to_string(),
+            },
+        },
+    };
+    let mut out = std::io::stdout().lock();
+    let written = writeln!(out, "{}", report.line()).and_then(|()| out.flush());
+    if written.is_ok() { 0 } else { 2 }
 }
 
 /// The generator the job names: its drop-in library, or the bundled one of that reflabel.

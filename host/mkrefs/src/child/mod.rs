@@ -8,6 +8,8 @@ pub(crate) mod calibrate;
 mod ffi;
 pub(crate) mod generate;
 
+pub(crate) use ffi::probe_library;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -1,20 +1,26 @@
-//! `mkrefs plugins`: every generator, and every library that failed to load.
+//! `mkrefs plugins`: every generator, and every library that failed to load. The exit status
+//! is 1 when a library given with `--plugin-dir` to replace a bundled generator failed, since
+//! runs of that generator fail.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::registry::Registry;
+use crate::registry::{Fallback, Registry};
 
 pub fn run(registry: &Registry, search_path: &[PathBuf]) -> Result<ExitCode, String> {
     let rows: Vec<[String; 4]> = registry
         .entries()
         .iter()
         .map(|e| {
+            let source = match registry.refused(&e.reflabel) {
+                Some(_) => format!("{} (not used: its replacement failed)", e.origin.describe()),
+                None => e.origin.describe(),
+            };
             [
                 e.reflabel.clone(),
                 e.reftype.clone(),
                 e.info.version.to_string(),
-                e.origin.describe(),
+                source,
             ]
         })
         .collect();
@@ -45,8 +51,13 @@ pub fn run(registry: &Registry, search_path: &[PathBuf]) -> Result<ExitCode, Str
         println!("{}", line([&r[0], &r[1], &r[2], &r[3]]));
     }
     for b in registry.broken() {
+        let instead = match b.fallback {
+            Fallback::None => "",
+            Fallback::Bundled => "; the bundled one runs instead",
+            Fallback::Refused => "; error: it was to replace the bundled one",
+        };
         println!(
-            "{:w0$}  (not loaded: {} {})",
+            "{:w0$}  (not loaded: {} {}{instead})",
             b.reflabel,
             b.path.display(),
             b.reason,
@@ -58,5 +69,13 @@ pub fn run(registry: &Registry, search_path: &[PathBuf]) -> Result<ExitCode, Str
         .map(|p| p.display().to_string())
         .collect();
     println!("plugin path: {}", dirs.join(":"));
-    Ok(ExitCode::SUCCESS)
+    let refused = registry
+        .broken()
+        .iter()
+        .any(|b| b.fallback == Fallback::Refused);
+    Ok(if refused {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -1,8 +1,10 @@
 //! Execution: job files, the executor that runs them as child processes in dependency
-//! order, and the locks that keep concurrent runs apart.
+//! order, the locks that keep concurrent runs apart, and drop-in libraries tried in child
+//! processes before they are loaded (`probe`).
 
 pub(crate) mod executor;
 pub(crate) mod interrupt;
 pub(crate) mod jobfile;
 pub(crate) mod lock;
+pub(crate) mod probe;
 pub(crate) mod protocol;
