@@ -294,3 +294,78 @@ fn an_unreadable_subdirectory_of_an_input_directory_is_named() {
     assert!(out.stderr.contains("Permission denied"), "{out:?}");
     assert!(out.stderr.contains("chmod u+rx"), "{out:?}");
 }
+
+#[test]
+fn a_misspelt_reflabel_is_named_wherever_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = strs(&darks(dir.path(), 1));
+    let check = |out: &mkrefs_e2e::Ran, what: &str| {
+        assert!(!out.ok(), "{what}: {out:?}");
+        assert!(out.stderr.contains("'readnoyse'"), "{what}: {out:?}");
+        assert!(
+            out.stderr.contains("did you mean 'readnoise'")
+                || out.stderr.contains("did you mean the reflabel 'readnoise'"),
+            "{what}: {out:?}"
+        );
+    };
+    let alone = run(mkrefs(dir.path()).args(["run", "readnoyse"]).args(&files));
+    check(&alone, "the only reflabel");
+    let second = run(mkrefs(dir.path())
+        .args(["run", "superbias", "readnoyse"])
+        .args(&files));
+    check(&second, "a second reflabel word");
+    let listed = run(mkrefs(dir.path())
+        .args(["run", "superbias,readnoyse"])
+        .args(&files));
+    check(&listed, "a comma list");
+    let option = run(mkrefs(dir.path())
+        .args(["run", "readnoise"])
+        .args(&files)
+        .args(["--readnoyse.method", "stack"]));
+    check(&option, "an option");
+    assert!(option.stderr.contains("--readnoise.method"), "{option:?}");
+
+    let section = dir.path().join("section.yaml");
+    std::fs::write(&section, "readnoyse:\n  method: stack\n").unwrap();
+    let out = run(mkrefs(dir.path())
+        .args(["run", "readnoise", "--dry-run", "-e"])
+        .arg(&section)
+        .args(&files));
+    check(&out, "a config section");
+    assert!(out.stderr.contains("section.yaml"), "{out:?}");
+
+    let list = dir.path().join("list.yaml");
+    std::fs::write(
+        &list,
+        "reflabels: [readnoise, readnoyse]\ndefault_reflabels:\n  NOISE: readnoyse\n",
+    )
+    .unwrap();
+    let selected = run(mkrefs(dir.path())
+        .args(["run", "readnoyse", "--dry-run", "-e"])
+        .arg(&list)
+        .args(&files));
+    check(&selected, "a reflabels entry");
+    let alias = run(mkrefs(dir.path())
+        .args(["run", "NOISE", "--dry-run", "-e"])
+        .arg(&list)
+        .args(&files));
+    check(&alias, "a default_reflabels target");
+    // Not selected: the run goes on, and the log names both.
+    let fine = run(mkrefs(dir.path())
+        .args(["run", "readnoise", "--dry-run", "-e"])
+        .arg(&list)
+        .args(&files));
+    assert!(fine.ok(), "{fine:?}");
+    let warned: Vec<&str> = fine
+        .stderr
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("'readnoyse'"))
+        .collect();
+    assert_eq!(warned.len(), 2, "{fine:?}");
+    assert!(
+        warned
+            .iter()
+            .all(|l| l.contains("did you mean 'readnoise'")),
+        "{fine:?}"
+    );
+}

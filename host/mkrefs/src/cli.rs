@@ -9,6 +9,7 @@ use clap::{
 };
 
 use crate::config::CliParam;
+use crate::config::error::suggest;
 use crate::registry::Registry;
 
 /// Turns raw JWST detector exposures into calibration reference files.
@@ -485,8 +486,13 @@ pub fn command(registry: &Registry) -> Command {
 
 /// Parses the command line into the derived options and the generator parameters.
 pub fn parse(argv: Vec<String>, registry: &Registry) -> Result<(Cli, Vec<CliParam>), clap::Error> {
-    let cmd = command(registry);
+    let mut cmd = command(registry);
     let argv = normalize_argv(argv, &cmd);
+    if argv.get(1).is_some_and(|a| a == "run")
+        && let Some(message) = unknown_reflabel_option(&argv, registry)
+    {
+        return Err(cmd.error(clap::error::ErrorKind::UnknownArgument, message));
+    }
     let matches = cmd.try_get_matches_from(argv)?;
     let cli = Cli::from_arg_matches(&matches)?;
     let params = match matches.subcommand() {
@@ -494,6 +500,38 @@ pub fn parse(argv: Vec<String>, registry: &Registry) -> Result<(Cli, Vec<CliPara
         _ => Vec::new(),
     };
     Ok((cli, params))
+}
+
+/// A `--<reflabel>.<name>` option whose reflabel no generator has. clap would call it an
+/// unexpected argument at best; this names the reflabel and the closest one.
+fn unknown_reflabel_option(argv: &[String], registry: &Registry) -> Option<String> {
+    let labels: Vec<&str> = registry
+        .entries()
+        .iter()
+        .map(|e| e.reflabel.as_str())
+        .chain(registry.broken().iter().map(|b| b.reflabel.as_str()))
+        .collect();
+    for arg in argv.iter().skip(1).take_while(|a| *a != "--") {
+        let Some(option) = arg.strip_prefix("--") else {
+            continue;
+        };
+        let option = option.split('=').next().unwrap_or(option);
+        let Some((reflabel, name)) = option.split_once('.') else {
+            continue;
+        };
+        if reflabel.is_empty() || name.is_empty() || labels.contains(&reflabel) {
+            continue;
+        }
+        let hint = match suggest(reflabel, labels.iter().copied()) {
+            Some(s) => format!(" (did you mean '{s}'? then --{s}.{name})"),
+            None => format!("; generators: {}", labels.join(", ")),
+        };
+        return Some(format!(
+            "unknown option --{option}: no generator has the reflabel '{reflabel}'{hint}; \
+             generator parameters are --<reflabel>.<name> (see `mkrefs describe <reflabel>`)"
+        ));
+    }
+    None
 }
 
 fn param_args(matches: &ArgMatches) -> Vec<CliParam> {

@@ -130,12 +130,22 @@ pub enum ConfigErrorKind {
         available: Vec<String>,
     },
 
-    #[error("reflabel '{reflabel}'{via} has no generator; installed generators: {}; add one, or pick another reflabel", .available.join(", "))]
+    #[error("reflabel '{reflabel}'{via} has no generator{}; installed generators: {}; add one, or pick another reflabel", did_you_mean(.suggestion), .available.join(", "))]
     NoGenerator {
         reflabel: String,
         /// e.g. " (reftype 'bpm' in default_reflabels of <file>)"
         via: String,
+        suggestion: Option<String>,
         available: Vec<String>,
+    },
+
+    #[error(
+        "{origin}: section '{section}' is not the reflabel of any generator (did you mean '{suggestion}'?), so its keys would go unused; rename it, or list '{section}' in reflabels if it is for a generator not installed here"
+    )]
+    UnknownSection {
+        origin: Provenance,
+        section: String,
+        suggestion: String,
     },
 
     #[error("ambiguous: --{name} is a parameter of {}; use {}", .reflabels.join(" and "), .reflabels.iter().map(|r| format!("--{r}.{name}")).collect::<Vec<_>>().join(" or "))]

@@ -33,7 +33,9 @@ use std::path::PathBuf;
 pub(crate) use error::Result;
 pub(crate) use params::{CliParam, check_pall, resolve_params, route_cli_params};
 pub(crate) use provenance::Provenance;
-pub(crate) use reflabels::{is_reflabel_token, resolve_reflabels, suggest_reflabel};
+pub(crate) use reflabels::{
+    check_config_reflabels, is_reflabel_token, resolve_reflabels, suggest_reflabel,
+};
 pub(crate) use settings::{Backend, RunIdSetting, Settings};
 
 /// The configuration-related command-line options, as parsed by the CLI.

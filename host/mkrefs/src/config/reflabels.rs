@@ -8,6 +8,7 @@
 //! dropped, keeping the first occurrence, so no job runs twice.
 
 use super::error::{ConfigError, ConfigErrorKind, Result, suggest};
+use super::provenance::Provenance;
 use super::settings::Settings;
 
 /// `(reflabel, reftype)` of each installed generator.
@@ -96,6 +97,7 @@ pub fn resolve_reflabels(
             };
             if !known.iter().any(|(r, _)| *r == reflabel) {
                 return Err(ConfigError::from(ConfigErrorKind::NoGenerator {
+                    suggestion: close_generator(&reflabel, known),
                     reflabel,
                     via,
                     available: known.iter().map(|(r, _)| r.to_string()).collect(),
@@ -107,4 +109,65 @@ pub fn resolve_reflabels(
         }
     }
     Ok(out)
+}
+
+/// The installed generator a name that no generator has is probably a misspelling of.
+fn close_generator(name: &str, known: &KnownGenerators) -> Option<String> {
+    if known.iter().any(|(r, _)| *r == name) {
+        return None;
+    }
+    suggest(name, known.iter().map(|(r, _)| *r))
+}
+
+/// Reflabels the configuration names that no generator has, when one is close (a typo). A
+/// section is an error: the generator would run with its defaults while the keys meant for
+/// it go unused. Entries of `reflabels` and targets of `default_reflabels` are warnings, since
+/// they matter only when selected, and selecting one is an error that names it. Sections for
+/// generators not installed here are fine when `reflabels` lists them (upstream's configs
+/// have such sections).
+pub fn check_config_reflabels(settings: &Settings, known: &KnownGenerators) -> Result<Vec<String>> {
+    for section in settings.sections.values() {
+        if section.source == Provenance::BuiltinDefault
+            || settings.reflabels.contains(&section.name)
+        {
+            continue;
+        }
+        if let Some(suggestion) = close_generator(&section.name, known) {
+            return Err(ConfigError::from(ConfigErrorKind::UnknownSection {
+                origin: section.source.clone(),
+                section: section.name.clone(),
+                suggestion,
+            }));
+        }
+    }
+    // The key as written may differ in case from the one stored (reftypes are lowercased):
+    // then the section's origin is named.
+    let origin = |path: &str| {
+        let section = path.split('.').next().unwrap_or(path);
+        settings
+            .source_of(path)
+            .or_else(|| settings.source_of(section))
+            .map(|p| format!("{p}: "))
+            .unwrap_or_default()
+    };
+    let mut warnings = Vec::new();
+    for name in &settings.reflabels {
+        if let Some(s) = close_generator(name, known) {
+            warnings.push(format!(
+                "{}reflabels lists '{name}', which no installed generator has (did you mean \
+                 '{s}'?)",
+                origin("reflabels")
+            ));
+        }
+    }
+    for (reftype, target) in &settings.default_reflabels {
+        if let Some(s) = close_generator(target, known) {
+            warnings.push(format!(
+                "{}default_reflabels.{reftype} names '{target}', which no installed generator \
+                 has (did you mean '{s}'?)",
+                origin(&format!("default_reflabels.{reftype}"))
+            ));
+        }
+    }
+    Ok(warnings)
 }

@@ -42,26 +42,29 @@ pub(crate) fn split_words<'r>(
         .map(|e| (e.reflabel.as_str(), e.reftype.as_str()))
         .collect();
     known.extend(registry.broken().iter().map(|b| (b.reflabel.as_str(), "")));
+    for warning in config::check_config_reflabels(settings, &known).map_err(|e| e.to_string())? {
+        tracing::warn!("{warning}");
+    }
     let (labels, inputs): (Vec<String>, Vec<String>) = items
         .iter()
         .cloned()
         .partition(|t| config::is_reflabel_token(t, settings, &known));
+    let misspelt = misspelt_reflabels(&inputs, settings, &known);
     if labels.is_empty() {
         let available: Vec<&str> = registry
             .entries()
             .iter()
             .map(|e| e.reflabel.as_str())
             .collect();
-        let hint = inputs
-            .iter()
-            .find_map(|t| config::suggest_reflabel(t, settings, &known))
-            .map(|s| format!(" ({s})"))
-            .unwrap_or_default();
+        let why: String = misspelt.iter().map(|m| format!(": {m}")).collect();
         return Err(format!(
-            "no reflabel given{hint}: name what to make before the input files, e.g. `mkrefs run \
-             readnoise *_uncal.fits`; available: {}",
+            "no reflabel given{why}; name what to make before the input files, e.g. `mkrefs \
+             run readnoise *_uncal.fits`; available: {}",
             available.join(", ")
         ));
+    }
+    if !misspelt.is_empty() {
+        return Err(misspelt.join("\n"));
     }
     if inputs.is_empty() {
         return Err(
@@ -76,6 +79,26 @@ pub(crate) fn split_words<'r>(
         .map(|r| registry.get(&r).map(|e| (r, e)))
         .collect::<Result<_, _>>()?;
     Ok(Words { generators, inputs })
+}
+
+/// Positional words that name no file, directory or pattern but are close to a reflabel:
+/// misspelt reflabels, reported as such rather than as missing files.
+fn misspelt_reflabels(
+    inputs: &[String],
+    settings: &Settings,
+    known: &config::reflabels::KnownGenerators,
+) -> Vec<String> {
+    inputs
+        .iter()
+        .filter(|t| !t.contains(['/', '*', '?', '[']) && !std::path::Path::new(t).exists())
+        .filter_map(|t| {
+            let s = config::suggest_reflabel(t, settings, known)?;
+            Some(format!(
+                "'{t}' is neither a reflabel nor a file, directory or pattern (did you mean \
+                 the reflabel '{s}'?)"
+            ))
+        })
+        .collect()
 }
 
 /// Every selected generator's parameters, in the order of `generators`.
