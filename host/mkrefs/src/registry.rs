@@ -397,6 +397,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_broken_library_named_like_a_bundled_generator_is_replaced_unless_asked_for() {
+        let candidate = |label: &str, explicit| Candidate {
+            path: PathBuf::from(format!("/p/libmkref_{label}.so")),
+            label: label.to_string(),
+            explicit,
+        };
+        let mut from_path = Registry::discover(&[], &[]);
+        from_path.add_broken(
+            candidate("readnoise", false),
+            "broken".into(),
+            String::new(),
+        );
+        assert_eq!(from_path.get("readnoise").unwrap().origin, Origin::Bundled);
+        assert_eq!(from_path.broken()[0].fallback, Fallback::Bundled);
+        assert!(
+            from_path.broken()[0]
+                .message()
+                .ends_with("failed to load (broken); the bundled readnoise runs instead")
+        );
+
+        let mut asked = Registry::discover(&[], &[]);
+        asked.add_broken(candidate("readnoise", true), "broken".into(), String::new());
+        let refused = asked.get("readnoise").err().unwrap();
+        assert!(refused.contains("/p/libmkref_readnoise.so"), "{refused}");
+        assert!(refused.contains("--plugin-dir"), "{refused}");
+        // Its parameters stay options of the command line, so the run gets to say why.
+        assert!(asked.find("readnoise").is_some());
+
+        asked.add_broken(candidate("gain", true), "broken".into(), String::new());
+        assert_eq!(asked.broken()[1].fallback, Fallback::None);
+        assert!(asked.get("gain").err().unwrap().contains("libmkref_gain"));
+    }
+
+    #[test]
     fn library_names_follow_the_platform_convention() {
         let name = format!(
             "{}mkref_gain{}",

@@ -5,8 +5,8 @@
 //!
 //! The child prints one line `@@mkrefs-probe <json>` ([`ProbeReport`]) on stdout. Probes run
 //! in parallel, and a library that loaded is remembered in the per-user cache
-//! (`$XDG_CACHE_HOME/mkrefs/plugin-probes.json`) under its size, modification time and inode,
-//! so it is not probed again until it changes.
+//! (`$XDG_CACHE_HOME/mkrefs/plugin-probes.json`) under its size, modification time, inode and
+//! status change time, so it is not probed again until it changes.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -52,12 +52,15 @@ pub(crate) struct ProbeFailure {
     pub detail: String,
 }
 
-/// A library's identity in the cache: a file replaced or rebuilt gets another.
+/// A library's identity in the cache: a file replaced or rebuilt gets another. The status
+/// change time is kept too: unlike the modification time, no copy tool can set it back, so a
+/// file rewritten in place with its old size and time still counts as changed.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
     size: u64,
     modified_ns: i128,
     inode: u64,
+    changed_ns: i128,
 }
 
 fn stamp(path: &Path) -> Option<Stamp> {
@@ -68,13 +71,20 @@ fn stamp(path: &Path) -> Option<Stamp> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128);
     #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    let (inode, changed_ns) = {
+        use std::os::unix::fs::MetadataExt;
+        (
+            meta.ino(),
+            i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        )
+    };
     #[cfg(not(unix))]
-    let inode = 0;
+    let (inode, changed_ns) = (0, 0);
     Some(Stamp {
         size: meta.len(),
         modified_ns,
         inode,
+        changed_ns,
     })
 }
 
@@ -301,6 +311,31 @@ mod tests {
         let back: ProbeReport =
             serde_json::from_str(line.strip_prefix(PROBE_PREFIX).unwrap()).unwrap();
         assert_eq!(back, report);
+    }
+
+    #[test]
+    fn a_library_rewritten_in_place_is_probed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("libmkref_x.so");
+        std::fs::write(&lib, b"first").unwrap();
+        let before = stamp(&lib).unwrap();
+        let mut cache = ProbeCache {
+            file: None,
+            loaded: BTreeMap::new(),
+        };
+        cache.loaded.insert(lib.clone(), before);
+        assert!(cache.knows(&lib, stamp(&lib)));
+        // Same size, same inode, the old modification time put back: still a new stamp.
+        std::thread::sleep(Duration::from_millis(10));
+        std::fs::write(&lib, b"other").unwrap();
+        let file = std::fs::File::options().write(true).open(&lib).unwrap();
+        let old_time = std::time::UNIX_EPOCH
+            + Duration::from_nanos(u64::try_from(before.modified_ns).unwrap());
+        file.set_modified(old_time).unwrap();
+        let after = stamp(&lib).unwrap();
+        assert_eq!((after.size, after.inode), (before.size, before.inode));
+        assert_eq!(after.modified_ns, before.modified_ns);
+        assert!(!cache.knows(&lib, Some(after)));
     }
 
     #[test]
