@@ -333,7 +333,7 @@ fn a_library_that_aborts_when_loaded_costs_only_its_own_line() {
         let lines: Vec<&str> = listed.stderr.lines().filter(|l| l.contains(name)).collect();
         assert_eq!(lines.len(), 1, "{name}: {listed:?}");
         assert!(
-            lines[0].contains("aborted the process (SIGABRT)"),
+            lines[0].contains(&format!("{name}: aborted the process loading it (SIGABRT")),
             "{listed:?}"
         );
         assert!(lines[0].contains("WARN"), "{listed:?}");

@@ -188,8 +188,11 @@ fn probe(library: &Path) -> Result<(), ProbeFailure> {
         reason,
         detail: String::new(),
     };
-    let exe = std::env::current_exe()
-        .map_err(|e| fail(format!("cannot find the mkrefs executable to try it: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        fail(format!(
+            "could not be tried: cannot find the mkrefs executable: {e}"
+        ))
+    })?;
     let mut child = Command::new(exe)
         .arg("probe-plugin")
         .arg(library)
@@ -197,9 +200,12 @@ fn probe(library: &Path) -> Result<(), ProbeFailure> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| fail(format!("cannot start a process to try it: {e}")))?;
-    let (status, stdout, stderr) = wait_collecting(&mut child)
-        .map_err(|e| fail(format!("lost the process that tried it: {e}")))?;
+        .map_err(|e| fail(format!("could not be tried: cannot start a process: {e}")))?;
+    let (status, stdout, stderr) = wait_collecting(&mut child).map_err(|e| {
+        fail(format!(
+            "could not be tried: lost the process loading it: {e}"
+        ))
+    })?;
     let report = stdout
         .lines()
         .filter_map(|l| l.strip_prefix(PROBE_PREFIX))
@@ -210,8 +216,8 @@ fn probe(library: &Path) -> Result<(), ProbeFailure> {
             Err(ProbeFailure { reason, detail })
         }
         (None, _) => Err(fail(format!(
-            "loading it did not finish within {} s (a constructor in the library hangs?); \
-             fix or remove the library",
+            "did not finish loading within {} s (a constructor that hangs?); fix or remove \
+             the library",
             PROBE_TIMEOUT.as_secs()
         ))),
         (Some(status), None) => Err(ProbeFailure {
@@ -266,32 +272,33 @@ fn wait_collecting(child: &mut Child) -> std::io::Result<(Option<ExitStatus>, St
     Ok((status, stdout, stderr))
 }
 
-/// Why a probe child ended without its report: killed by a signal, or an exit status.
+/// Why a probe child ended without its report: killed by a signal, or an exit status. Said
+/// of the library ("library X <reason>").
 fn crashed(status: ExitStatus) -> String {
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
         if let Some(signal) = status.signal() {
             let what = match signal {
-                libc::SIGABRT => "its constructor aborted the process (SIGABRT)".to_string(),
-                libc::SIGSEGV => "it crashed the process while loading (SIGSEGV)".to_string(),
-                libc::SIGBUS => "it crashed the process while loading (SIGBUS)".to_string(),
+                libc::SIGABRT => "aborted the process loading it (SIGABRT: a constructor in it, \
+                     or its generator's, called abort())"
+                    .to_string(),
+                libc::SIGSEGV => "crashed the process loading it (SIGSEGV)".to_string(),
+                libc::SIGBUS => "crashed the process loading it (SIGBUS)".to_string(),
                 libc::SIGILL => {
-                    "it crashed the process while loading (SIGILL: built for another CPU?)"
-                        .to_string()
+                    "crashed the process loading it (SIGILL: built for another CPU?)".to_string()
                 }
-                libc::SIGKILL => "the process loading it was killed (SIGKILL)".to_string(),
-                other => format!("the process loading it was killed by signal {other}"),
+                libc::SIGKILL => {
+                    "got the process loading it killed (SIGKILL: out of memory?)".to_string()
+                }
+                other => format!("killed the process loading it (signal {other})"),
             };
-            return format!(
-                "{what}; it was tried in a separate process, so only it is skipped; fix or \
-                 remove the library"
-            );
+            return format!("{what}; fix or remove the library");
         }
     }
     format!(
-        "the process that tried it exited with status {} without a report; fix or remove \
-         the library (run `mkrefs -v plugins` for its output)",
+        "ended the process loading it with status {} and no report; fix or remove the library \
+         (`mkrefs -v plugins` shows what it printed)",
         status.code().unwrap_or(-1)
     )
 }
