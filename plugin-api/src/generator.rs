@@ -10,7 +10,9 @@ use abi_stable::{
 };
 
 use crate::job::Job;
-use crate::types::{ErrorKind, GeneratorError, GeneratorInfo, JobReport, ParamSpec};
+use crate::types::{
+    ErrorKind, GeneratorError, GeneratorInfo, JobReport, ParamConstraints, ParamSpec,
+};
 
 /// What a plugin author implements. Plain Rust types; panics are allowed and become job errors.
 pub trait ReferenceGenerator: Send + Sync + 'static {
@@ -24,6 +26,11 @@ pub trait ReferenceGenerator: Send + Sync + 'static {
     fn info(&self) -> GeneratorInfo;
     /// Makes the reference file `job.output` from `job.inputs`.
     fn call_algorithm(&self, job: &Job<'_>) -> Result<JobReport, GeneratorError>;
+    /// Choices and ranges of the parameters (1.1), so the host refuses bad values before any
+    /// job runs; parameters without an entry accept any value of their kind.
+    fn param_constraints(&self) -> Vec<ParamConstraints> {
+        Vec::new()
+    }
 }
 
 /// The trait object that crosses the ABI. Plugins never implement it directly: the export
@@ -37,6 +44,11 @@ pub trait Generator: Send + Sync {
     fn info(&self) -> GeneratorInfo;
     #[sabi(last_prefix_field)]
     fn call_algorithm(&self, job: &Job<'_>) -> RResult<JobReport, GeneratorError>;
+    /// Added in 1.1 after the prefix: a 1.0 library's vtable lacks it, and abi_stable then
+    /// calls this default instead of panicking, so old plugins report no constraints.
+    fn param_constraints(&self) -> RVec<ParamConstraints> {
+        RVec::new()
+    }
 }
 
 /// An owned generator, as the host holds it.
@@ -50,6 +62,7 @@ struct Guarded<G> {
     reftype: RString,
     arguments: RVec<ParamSpec>,
     info: GeneratorInfo,
+    constraints: RVec<ParamConstraints>,
 }
 
 impl<G: ReferenceGenerator> Generator for Guarded<G> {
@@ -64,6 +77,9 @@ impl<G: ReferenceGenerator> Generator for Guarded<G> {
     }
     fn info(&self) -> GeneratorInfo {
         self.info.clone()
+    }
+    fn param_constraints(&self) -> RVec<ParamConstraints> {
+        self.constraints.clone()
     }
     fn call_algorithm(&self, job: &Job<'_>) -> RResult<JobReport, GeneratorError> {
         match catch_unwind(AssertUnwindSafe(|| self.inner.call_algorithm(job))) {
@@ -97,11 +113,83 @@ pub fn into_ffi<G: ReferenceGenerator>(
             reftype: inner.reftype().into(),
             arguments: inner.extra_optional_arguments().into(),
             info: inner.info(),
+            constraints: inner.param_constraints().into(),
             inner,
         }
     }));
     match built {
         Ok(guarded) => ROk(Generator_TO::from_value(guarded, TD_Opaque)),
         Err(payload) => RErr(panic_error(&*payload)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::ParamKind;
+
+    struct Plain;
+
+    impl ReferenceGenerator for Plain {
+        fn reflabel(&self) -> String {
+            "plain".into()
+        }
+        fn reftype(&self) -> String {
+            "GAIN".into()
+        }
+        fn extra_optional_arguments(&self) -> Vec<ParamSpec> {
+            vec![ParamSpec::new(
+                "n",
+                ParamKind::Int,
+                crate::ParamValue::Int(1),
+                "",
+            )]
+        }
+        fn info(&self) -> GeneratorInfo {
+            GeneratorInfo::default()
+        }
+        fn call_algorithm(&self, _job: &Job<'_>) -> Result<JobReport, GeneratorError> {
+            Ok(JobReport::default())
+        }
+    }
+
+    struct Constrained;
+
+    impl ReferenceGenerator for Constrained {
+        fn reflabel(&self) -> String {
+            "constrained".into()
+        }
+        fn reftype(&self) -> String {
+            "GAIN".into()
+        }
+        fn extra_optional_arguments(&self) -> Vec<ParamSpec> {
+            Plain.extra_optional_arguments()
+        }
+        fn info(&self) -> GeneratorInfo {
+            GeneratorInfo::default()
+        }
+        fn call_algorithm(&self, _job: &Job<'_>) -> Result<JobReport, GeneratorError> {
+            Ok(JobReport::default())
+        }
+        fn param_constraints(&self) -> Vec<ParamConstraints> {
+            vec![ParamConstraints {
+                minimum: abi_stable::std_types::RSome(crate::ParamBound {
+                    value: 1.0,
+                    inclusive: true,
+                }),
+                ..ParamConstraints::new("n")
+            }]
+        }
+    }
+
+    #[test]
+    fn constraints_cross_the_boundary_and_default_to_none() {
+        let plain = into_ffi(|| Plain).unwrap();
+        assert!(plain.param_constraints().is_empty());
+        let constrained = into_ffi(|| Constrained).unwrap();
+        let c = constrained.param_constraints();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].name.as_str(), "n");
+        assert!(c[0].minimum.is_some() && c[0].maximum.is_none());
     }
 }

@@ -11,6 +11,9 @@
 //! strictly: 1.x versions only add trait methods after the last prefix field and new keys in the
 //! `extensions` lists; anything else is 2.0, and abi_stable refuses libraries built against
 //! another major version.
+//!
+//! 1.1 added [`ReferenceGenerator::param_constraints`] (choices and ranges of parameters): a
+//! defaulted method after the last prefix field, so a 1.0 library's generator reports none.
 #![allow(non_local_definitions, non_camel_case_types)]
 
 mod generator;
@@ -26,7 +29,7 @@ pub use module::{
 };
 pub use types::{
     ErrorKind, GeneratorError, GeneratorInfo, ImageKind, InputImage, JobReport, LogLevel, Param,
-    ParamKind, ParamScalar, ParamSpec, ParamValue,
+    ParamBound, ParamConstraints, ParamKind, ParamScalar, ParamSpec, ParamValue,
 };
 
 #[doc(hidden)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use mkrefs_plugin_api as abi;
 use mkrefs_plugin_api::{GeneratorBox, LoadError, bundled_generators, load_library};
 
-use crate::config::value::{ParamKind, ParamScalar, ParamSpec, ParamValue};
+use crate::config::value::{Bound, Constraints, ParamKind, ParamScalar, ParamSpec, ParamValue};
 
 // Referencing the bundled generator crates links them, which runs their inventory submission.
 use mkref_bpm as _;
@@ -71,13 +71,42 @@ impl Entry {
                 default_ssbsteps: info.default_ssbsteps.into(),
                 default_ssb_save_steps: info.default_ssb_save_steps.into(),
             },
-            params: generator
-                .extra_optional_arguments()
-                .iter()
-                .map(param_spec)
-                .collect(),
+            params: param_specs(generator),
             origin,
         }
+    }
+}
+
+/// The declarations with their constraints (1.1; a 1.0 library reports none). Constraints
+/// naming no declared parameter are ignored: there is nothing they could apply to.
+fn param_specs(generator: &GeneratorBox) -> Vec<ParamSpec> {
+    let constraints = generator.param_constraints();
+    generator
+        .extra_optional_arguments()
+        .iter()
+        .map(|spec| ParamSpec {
+            constraints: constraints
+                .iter()
+                .find(|c| c.name == spec.name)
+                .map(param_constraints)
+                .unwrap_or_default(),
+            ..param_spec(spec)
+        })
+        .collect()
+}
+
+fn param_constraints(c: &abi::ParamConstraints) -> Constraints {
+    let bound = |b: Option<&abi::ParamBound>| {
+        b.map(|b| Bound {
+            value: b.value,
+            inclusive: b.inclusive,
+        })
+    };
+    Constraints {
+        choices: c.choices.iter().map(|s| s.to_string()).collect(),
+        minimum: bound(c.minimum.as_ref().into_option()),
+        maximum: bound(c.maximum.as_ref().into_option()),
+        not_null: c.not_null,
     }
 }
 
@@ -93,6 +122,7 @@ fn param_spec(spec: &abi::ParamSpec) -> ParamSpec {
         },
         default: param_value(&spec.default),
         help: spec.help.to_string(),
+        constraints: Constraints::default(),
     }
 }
 
@@ -316,5 +346,24 @@ mod tests {
         assert_eq!(library_reflabel(Path::new(&name)).as_deref(), Some("gain"));
         assert_eq!(library_reflabel(Path::new("libother.so")), None);
         assert_eq!(library_reflabel(Path::new("mkref_gain.txt")), None);
+    }
+
+    #[test]
+    fn bundled_generators_declare_their_choices_and_ranges() {
+        let registry = Registry::discover(&[]);
+        let readnoise = registry.get("readnoise").unwrap();
+        let find = |name: &str| readnoise.params.iter().find(|p| p.name == name).unwrap();
+        assert_eq!(find("method").constraints.choices, ["stack", "ramp"]);
+        let sigma = &find("clipping_sigma").constraints;
+        assert_eq!(
+            sigma.minimum,
+            Some(Bound {
+                value: 0.0,
+                inclusive: false
+            })
+        );
+        assert_eq!(sigma.maximum, None);
+        // Ignored upstream parameters accept anything of their kind, null included.
+        assert_eq!(find("nproc").constraints, Constraints::default());
     }
 }

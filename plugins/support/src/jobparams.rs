@@ -1,13 +1,13 @@
 //! Job parameters every generator shares: the reference-file metadata (AUTHOR, DESCRIP,
 //! PEDIGREE, USEAFTER, HISTORY, SUBARRAY, READPATT), the memory budget, upstream parameters
-//! that are accepted and ignored, and checked readers for numeric parameters.
+//! that are accepted and ignored, and a reader for finite numbers.
 
 use std::path::Path;
 
 use mkrefs_plugin_api::GeneratorError;
 
 use crate::job::JobView;
-use crate::params::{Declare, Kind, Param, Spec, Value, null_like};
+use crate::params::{Constraints, Declare, Kind, Param, Spec, Value, null_like};
 use crate::reffile::{MAX_DESCRIPTION_LEN, RefMeta, history_entries};
 
 /// An upstream parameter whose work the host now does: declared (default null, so that giving
@@ -32,6 +32,7 @@ impl Declare for &[Ignored] {
             kind: p.kind,
             default: Value::Null,
             help: p.help.to_string(),
+            constraints: Constraints::default(),
         }));
     }
 }
@@ -59,14 +60,14 @@ pub struct Budget {
 impl Budget {
     pub const fn new(default_mb: i64, what: &'static str) -> Budget {
         Budget {
-            param: Param::new("memory_budget_mb", default_mb, ""),
+            param: Param::new("memory_budget_mb", default_mb, "").at_least(1.0),
             what,
         }
     }
 
     /// The budget in bytes.
     pub fn bytes(&self, job: &JobView<'_>) -> Result<usize, GeneratorError> {
-        Ok(at_least_one(job, &self.param)?.saturating_mul(1024 * 1024))
+        Ok(job.count(&self.param)?.saturating_mul(1024 * 1024))
     }
 }
 
@@ -82,19 +83,6 @@ impl Declare for Budget {
     }
 }
 
-/// A finite positive float parameter.
-pub fn positive(job: &JobView<'_>, param: &Param<f64>) -> Result<f64, GeneratorError> {
-    let v = job.get(param)?;
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
-    } else {
-        Err(GeneratorError::invalid_parameter(format!(
-            "{} must be a positive number, got {v}",
-            param.name
-        )))
-    }
-}
-
 /// A finite float parameter.
 pub fn finite(job: &JobView<'_>, param: &Param<f64>) -> Result<f64, GeneratorError> {
     let v = job.get(param)?;
@@ -103,19 +91,6 @@ pub fn finite(job: &JobView<'_>, param: &Param<f64>) -> Result<f64, GeneratorErr
     } else {
         Err(GeneratorError::invalid_parameter(format!(
             "{} must be a finite number, got {v}",
-            param.name
-        )))
-    }
-}
-
-/// An integer parameter of at least 1.
-pub fn at_least_one(job: &JobView<'_>, param: &Param<i64>) -> Result<usize, GeneratorError> {
-    let v = job.get(param)?;
-    if v >= 1 {
-        Ok(v as usize)
-    } else {
-        Err(GeneratorError::invalid_parameter(format!(
-            "{} must be at least 1, got {v}",
             param.name
         )))
     }
