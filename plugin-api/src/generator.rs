@@ -42,13 +42,11 @@ pub trait Generator: Send + Sync {
     fn reftype(&self) -> RString;
     fn extra_optional_arguments(&self) -> RVec<ParamSpec>;
     fn info(&self) -> GeneratorInfo;
+    // No method may be added here in 1.x: abi_stable refuses a library whose vtable has fewer
+    // methods than the host's, which would lock out every older plugin. 1.1's
+    // `param_constraints` crosses the boundary through `constraints_ffi` instead.
     #[sabi(last_prefix_field)]
     fn call_algorithm(&self, job: &Job<'_>) -> RResult<JobReport, GeneratorError>;
-    /// Added in 1.1 after the prefix: a 1.0 library's vtable lacks it, and abi_stable then
-    /// calls this default instead of panicking, so old plugins report no constraints.
-    fn param_constraints(&self) -> RVec<ParamConstraints> {
-        RVec::new()
-    }
 }
 
 /// An owned generator, as the host holds it.
@@ -62,7 +60,6 @@ struct Guarded<G> {
     reftype: RString,
     arguments: RVec<ParamSpec>,
     info: GeneratorInfo,
-    constraints: RVec<ParamConstraints>,
 }
 
 impl<G: ReferenceGenerator> Generator for Guarded<G> {
@@ -77,9 +74,6 @@ impl<G: ReferenceGenerator> Generator for Guarded<G> {
     }
     fn info(&self) -> GeneratorInfo {
         self.info.clone()
-    }
-    fn param_constraints(&self) -> RVec<ParamConstraints> {
-        self.constraints.clone()
     }
     fn call_algorithm(&self, job: &Job<'_>) -> RResult<JobReport, GeneratorError> {
         match catch_unwind(AssertUnwindSafe(|| self.inner.call_algorithm(job))) {
@@ -113,12 +107,23 @@ pub fn into_ffi<G: ReferenceGenerator>(
             reftype: inner.reftype().into(),
             arguments: inner.extra_optional_arguments().into(),
             info: inner.info(),
-            constraints: inner.param_constraints().into(),
             inner,
         }
     }));
     match built {
         Ok(guarded) => ROk(Generator_TO::from_value(guarded, TD_Opaque)),
+        Err(payload) => RErr(panic_error(&*payload)),
+    }
+}
+
+/// The constraints of the generator `make` builds, panics caught (plugin-api 1.1). Used by
+/// [`export_generator!`](crate::export_generator) for the bundled registry and the drop-in's
+/// constraints symbol.
+pub fn constraints_ffi<G: ReferenceGenerator>(
+    make: impl FnOnce() -> G,
+) -> RResult<RVec<ParamConstraints>, GeneratorError> {
+    match catch_unwind(AssertUnwindSafe(|| make().param_constraints())) {
+        Ok(c) => ROk(c.into()),
         Err(payload) => RErr(panic_error(&*payload)),
     }
 }
@@ -184,10 +189,8 @@ mod tests {
 
     #[test]
     fn constraints_cross_the_boundary_and_default_to_none() {
-        let plain = into_ffi(|| Plain).unwrap();
-        assert!(plain.param_constraints().is_empty());
-        let constrained = into_ffi(|| Constrained).unwrap();
-        let c = constrained.param_constraints();
+        assert!(constraints_ffi(|| Plain).unwrap().is_empty());
+        let c = constraints_ffi(|| Constrained).unwrap();
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].name.as_str(), "n");
         assert!(c[0].minimum.is_some() && c[0].maximum.is_none());

@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use mkrefs_plugin_api as abi;
-use mkrefs_plugin_api::{GeneratorBox, LoadError, bundled_generators, load_library};
+use mkrefs_plugin_api::{
+    GeneratorBox, LoadError, bundled_generators_with_constraints, library_constraints, load_library,
+};
 
 use crate::config::value::{Bound, Constraints, ParamKind, ParamScalar, ParamSpec, ParamValue};
 
@@ -59,7 +61,11 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn new(generator: &GeneratorBox, origin: Origin) -> Entry {
+    fn new(
+        generator: &GeneratorBox,
+        constraints: &[abi::ParamConstraints],
+        origin: Origin,
+    ) -> Entry {
         let info = generator.info();
         Entry {
             reflabel: generator.reflabel().into(),
@@ -71,7 +77,7 @@ impl Entry {
                 default_ssbsteps: info.default_ssbsteps.into(),
                 default_ssb_save_steps: info.default_ssb_save_steps.into(),
             },
-            params: param_specs(generator),
+            params: param_specs(generator, constraints),
             origin,
         }
     }
@@ -79,8 +85,7 @@ impl Entry {
 
 /// The declarations with their constraints (1.1; a 1.0 library reports none). Constraints
 /// naming no declared parameter are ignored: there is nothing they could apply to.
-fn param_specs(generator: &GeneratorBox) -> Vec<ParamSpec> {
-    let constraints = generator.param_constraints();
+fn param_specs(generator: &GeneratorBox, constraints: &[abi::ParamConstraints]) -> Vec<ParamSpec> {
     generator
         .extra_optional_arguments()
         .iter()
@@ -204,9 +209,9 @@ impl Registry {
             broken: Vec::new(),
             warnings: Vec::new(),
         };
-        for made in bundled_generators() {
+        for made in bundled_generators_with_constraints() {
             match made {
-                Ok(g) => registry.entries.push(Entry::new(&g, Origin::Bundled)),
+                Ok((g, c)) => registry.entries.push(Entry::new(&g, &c, Origin::Bundled)),
                 Err(e) => registry
                     .warnings
                     .push(format!("a bundled generator could not be created: {e}")),
@@ -240,7 +245,8 @@ impl Registry {
     }
 
     fn add_library(&mut self, path: PathBuf, label: String) {
-        let generator = match load_library(&path) {
+        let loaded = load_library(&path).and_then(|g| Ok((library_constraints(&path)?, g)));
+        let (constraints, generator) = match loaded {
             Ok(g) => g,
             Err(e) => {
                 let detail = match &e {
@@ -256,7 +262,7 @@ impl Registry {
                 return;
             }
         };
-        let entry = Entry::new(&generator, Origin::Library(path.clone()));
+        let entry = Entry::new(&generator, &constraints, Origin::Library(path.clone()));
         if entry.reflabel != label {
             self.broken.push(BrokenLibrary {
                 reason: format!(
