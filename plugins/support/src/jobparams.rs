@@ -104,7 +104,8 @@ pub struct Metadata {
     pub description: Param<String>,
     pub pedigree: Param<String>,
     pub useafter: Param<String>,
-    pub history: Param<String>,
+    /// Nullable: upstream configurations write `history: None` for "no entry".
+    pub history: Param<Option<String>>,
     pub subarray: Param<Option<String>>,
     pub readpatt: Param<Option<String>>,
 }
@@ -128,7 +129,11 @@ impl Metadata {
                 useafter,
                 "USEAFTER, YYYY-MM-DDThh:mm:ss (a date alone gets T00:00:00).",
             ),
-            history: Param::new("history", "", "Text added as the last HISTORY entry."),
+            history: Param::new(
+                "history",
+                None,
+                "Text added as the last HISTORY entry; null or empty adds none.",
+            ),
             subarray: Param::new(
                 "subarray",
                 None,
@@ -163,7 +168,7 @@ impl Metadata {
             description,
             pedigree: job.get(&self.pedigree)?,
             useafter: job.get(&self.useafter)?,
-            history: job.get(&self.history)?,
+            history: null_like(job.get(&self.history)?).unwrap_or_default(),
             subarray: null_like(job.get(&self.subarray)?),
             readpatt: null_like(job.get(&self.readpatt)?),
         })
