@@ -10,7 +10,9 @@ use abi_stable::{
 };
 
 use crate::job::Job;
-use crate::types::{ErrorKind, GeneratorError, GeneratorInfo, JobReport, ParamSpec};
+use crate::types::{
+    ErrorKind, GeneratorError, GeneratorInfo, JobReport, ParamConstraints, ParamSpec,
+};
 
 /// What a plugin author implements. Plain Rust types; panics are allowed and become job errors.
 pub trait ReferenceGenerator: Send + Sync + 'static {
@@ -24,6 +26,11 @@ pub trait ReferenceGenerator: Send + Sync + 'static {
     fn info(&self) -> GeneratorInfo;
     /// Makes the reference file `job.output` from `job.inputs`.
     fn call_algorithm(&self, job: &Job<'_>) -> Result<JobReport, GeneratorError>;
+    /// Choices and ranges of the parameters (1.1), so the host refuses bad values before any
+    /// job runs; parameters without an entry accept any value of their kind.
+    fn param_constraints(&self) -> Vec<ParamConstraints> {
+        Vec::new()
+    }
 }
 
 /// The trait object that crosses the ABI. Plugins never implement it directly: the export
@@ -35,6 +42,9 @@ pub trait Generator: Send + Sync {
     fn reftype(&self) -> RString;
     fn extra_optional_arguments(&self) -> RVec<ParamSpec>;
     fn info(&self) -> GeneratorInfo;
+    // No method may be added here in 1.x: abi_stable refuses a library whose vtable has fewer
+    // methods than the host's, which would lock out every older plugin. 1.1's
+    // `param_constraints` crosses the boundary through `constraints_ffi` instead.
     #[sabi(last_prefix_field)]
     fn call_algorithm(&self, job: &Job<'_>) -> RResult<JobReport, GeneratorError>;
 }
@@ -103,5 +113,86 @@ pub fn into_ffi<G: ReferenceGenerator>(
     match built {
         Ok(guarded) => ROk(Generator_TO::from_value(guarded, TD_Opaque)),
         Err(payload) => RErr(panic_error(&*payload)),
+    }
+}
+
+/// The constraints of the generator `make` builds, panics caught (plugin-api 1.1). Used by
+/// [`export_generator!`](crate::export_generator) for the bundled registry and the drop-in's
+/// constraints symbol.
+pub fn constraints_ffi<G: ReferenceGenerator>(
+    make: impl FnOnce() -> G,
+) -> RResult<RVec<ParamConstraints>, GeneratorError> {
+    match catch_unwind(AssertUnwindSafe(|| make().param_constraints())) {
+        Ok(c) => ROk(c.into()),
+        Err(payload) => RErr(panic_error(&*payload)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::ParamKind;
+
+    struct Plain;
+
+    impl ReferenceGenerator for Plain {
+        fn reflabel(&self) -> String {
+            "plain".into()
+        }
+        fn reftype(&self) -> String {
+            "GAIN".into()
+        }
+        fn extra_optional_arguments(&self) -> Vec<ParamSpec> {
+            vec![ParamSpec::new(
+                "n",
+                ParamKind::Int,
+                crate::ParamValue::Int(1),
+                "",
+            )]
+        }
+        fn info(&self) -> GeneratorInfo {
+            GeneratorInfo::default()
+        }
+        fn call_algorithm(&self, _job: &Job<'_>) -> Result<JobReport, GeneratorError> {
+            Ok(JobReport::default())
+        }
+    }
+
+    struct Constrained;
+
+    impl ReferenceGenerator for Constrained {
+        fn reflabel(&self) -> String {
+            "constrained".into()
+        }
+        fn reftype(&self) -> String {
+            "GAIN".into()
+        }
+        fn extra_optional_arguments(&self) -> Vec<ParamSpec> {
+            Plain.extra_optional_arguments()
+        }
+        fn info(&self) -> GeneratorInfo {
+            GeneratorInfo::default()
+        }
+        fn call_algorithm(&self, _job: &Job<'_>) -> Result<JobReport, GeneratorError> {
+            Ok(JobReport::default())
+        }
+        fn param_constraints(&self) -> Vec<ParamConstraints> {
+            vec![ParamConstraints {
+                minimum: abi_stable::std_types::RSome(crate::ParamBound {
+                    value: 1.0,
+                    inclusive: true,
+                }),
+                ..ParamConstraints::new("n")
+            }]
+        }
+    }
+
+    #[test]
+    fn constraints_cross_the_boundary_and_default_to_none() {
+        assert!(constraints_ffi(|| Plain).unwrap().is_empty());
+        let c = constraints_ffi(|| Constrained).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].name.as_str(), "n");
+        assert!(c[0].minimum.is_some() && c[0].maximum.is_none());
     }
 }

@@ -8,9 +8,15 @@
 //!
 //! Everything that crosses the library boundary is `#[repr(C)]` and derives `StableAbi`, so
 //! abi_stable checks the layout of every type when a library is loaded. This crate follows semver
-//! strictly: 1.x versions only add trait methods after the last prefix field and new keys in the
-//! `extensions` lists; anything else is 2.0, and abi_stable refuses libraries built against
-//! another major version.
+//! strictly: 1.x versions only add new types, new exported symbols that older libraries may
+//! lack, and new keys in the `extensions` lists; anything else is 2.0, and abi_stable refuses
+//! libraries built against another major version.
+//!
+//! 1.1 added [`ReferenceGenerator::param_constraints`] (choices and ranges of parameters). It
+//! does not extend the generator vtable or the root module: abi_stable refuses a library whose
+//! prefix types have fewer fields than the host's, which would lock out every 1.0 plugin.
+//! Drop-ins export the constraints under a symbol of their own ([`CONSTRAINTS_SYMBOL`]), which
+//! a 1.0 library lacks, so its generator simply has none.
 #![allow(non_local_definitions, non_camel_case_types)]
 
 mod generator;
@@ -18,15 +24,18 @@ mod job;
 mod module;
 mod types;
 
-pub use generator::{Generator, Generator_TO, GeneratorBox, ReferenceGenerator, into_ffi};
+pub use generator::{
+    Generator, Generator_TO, GeneratorBox, ReferenceGenerator, constraints_ffi, into_ffi,
+};
 pub use job::{HostCallbacks, HostCallbacks_TO, HostRef, Job, PRODUCT_PREFIX};
 pub use module::{
-    BundledGenerator, GeneratorModule, GeneratorModuleRef, LoadError, bundled_generators,
-    load_library, root_module,
+    BundledGenerator, CONSTRAINTS_SYMBOL, ConstraintsExport, ConstraintsFn, ConstraintsResult,
+    GeneratorModule, GeneratorModuleRef, LoadError, bundled_generators,
+    bundled_generators_with_constraints, library_constraints, load_library, root_module,
 };
 pub use types::{
     ErrorKind, GeneratorError, GeneratorInfo, ImageKind, InputImage, JobReport, LogLevel, Param,
-    ParamKind, ParamScalar, ParamSpec, ParamValue,
+    ParamBound, ParamConstraints, ParamKind, ParamScalar, ParamSpec, ParamValue,
 };
 
 #[doc(hidden)]
@@ -54,14 +63,26 @@ macro_rules! export_generator {
             $crate::into_ffi(|| $make)
         }
 
+        #[doc(hidden)]
+        pub extern "C" fn __mkrefs_param_constraints() -> $crate::ConstraintsResult {
+            $crate::constraints_ffi(|| $make)
+        }
+
         $crate::inventory::submit! {
-            $crate::BundledGenerator::new(__mkrefs_new_generator)
+            $crate::BundledGenerator::new(__mkrefs_new_generator, __mkrefs_param_constraints)
         }
 
         #[cfg(feature = "dropin")]
         #[$crate::abi_stable::export_root_module]
         pub fn __mkrefs_root_module() -> $crate::GeneratorModuleRef {
             $crate::root_module(__mkrefs_new_generator)
+        }
+
+        /// plugin-api 1.1: the parameter constraints, under a symbol a 1.0 library lacks.
+        #[cfg(feature = "dropin")]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn mkrefs_param_constraints_v1() -> $crate::ConstraintsExport {
+            $crate::ConstraintsExport::new(__mkrefs_param_constraints)
         }
     };
 }

@@ -5,21 +5,52 @@ use std::path::Path;
 
 use abi_stable::{
     StableAbi, declare_root_module_statics,
-    library::{LibraryError, RootModule, lib_header_from_path},
+    library::{LibraryError, RawLibrary, RootModule, lib_header_from_path},
     package_version_strings,
     prefix_type::PrefixTypeTrait,
     sabi_types::VersionStrings,
-    std_types::RResult,
+    std_types::{RResult, RVec},
+    type_layout::TypeLayout,
 };
 
 use crate::generator::GeneratorBox;
-use crate::types::GeneratorError;
+use crate::types::{GeneratorError, ParamConstraints};
 
 /// The constructor every plugin exports.
 pub type NewGeneratorFn = extern "C" fn() -> RResult<GeneratorBox, GeneratorError>;
 
-/// The root module of a drop-in library. A prefix type: later 1.x versions may append fields,
-/// and a host reading an older library sees them as absent.
+/// What the constraints function returns (plugin-api 1.1).
+pub type ConstraintsResult = RResult<RVec<ParamConstraints>, GeneratorError>;
+
+/// The parameter constraints of a plugin's generator (plugin-api 1.1).
+pub type ConstraintsFn = extern "C" fn() -> ConstraintsResult;
+
+/// The symbol under which a 1.1 drop-in exports its [`ConstraintsExport`] function.
+pub const CONSTRAINTS_SYMBOL: &str = "mkrefs_param_constraints_v1";
+
+/// What a 1.1 drop-in's constraints symbol returns. A symbol of its own rather than a field
+/// of the root module or a method of the generator: abi_stable refuses a library whose prefix
+/// types have fewer fields than the host's, so growing those would lock out every 1.0 library,
+/// while a missing symbol just means "no constraints".
+#[repr(C)]
+pub struct ConstraintsExport {
+    /// The layout of [`ConstraintsResult`] the library was built with, checked by the host.
+    pub layout: &'static TypeLayout,
+    pub param_constraints: ConstraintsFn,
+}
+
+impl ConstraintsExport {
+    pub const fn new(param_constraints: ConstraintsFn) -> Self {
+        ConstraintsExport {
+            layout: <ConstraintsResult as StableAbi>::LAYOUT,
+            param_constraints,
+        }
+    }
+}
+
+/// The root module of a drop-in library. A prefix type, as abi_stable wants root modules, but
+/// frozen for 1.x: abi_stable refuses a library whose root module has fewer fields than the
+/// host's, so 1.x additions get symbols of their own (see [`ConstraintsExport`]).
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = GeneratorModuleRef)))]
@@ -45,11 +76,15 @@ pub fn root_module(new_generator: NewGeneratorFn) -> GeneratorModuleRef {
 /// A generator linked into the binary, registered with `inventory`.
 pub struct BundledGenerator {
     pub new_generator: NewGeneratorFn,
+    pub param_constraints: ConstraintsFn,
 }
 
 impl BundledGenerator {
-    pub const fn new(new_generator: NewGeneratorFn) -> Self {
-        BundledGenerator { new_generator }
+    pub const fn new(new_generator: NewGeneratorFn, param_constraints: ConstraintsFn) -> Self {
+        BundledGenerator {
+            new_generator,
+            param_constraints,
+        }
     }
 }
 
@@ -61,6 +96,18 @@ pub fn bundled_generators() -> Vec<Result<GeneratorBox, GeneratorError>> {
     inventory::iter::<BundledGenerator>
         .into_iter()
         .map(|b| (b.new_generator)().into_result())
+        .collect()
+}
+
+/// Every bundled generator with its parameter constraints, or the error of its constructor.
+pub fn bundled_generators_with_constraints()
+-> Vec<Result<(GeneratorBox, RVec<ParamConstraints>), GeneratorError>> {
+    inventory::iter::<BundledGenerator>
+        .into_iter()
+        .map(|b| {
+            let generator = (b.new_generator)().into_result()?;
+            Ok((generator, (b.param_constraints)().into_result()?))
+        })
         .collect()
 }
 
@@ -160,6 +207,40 @@ pub fn load_library(path: &Path) -> Result<GeneratorBox, LoadError> {
         .init_root_module::<GeneratorModuleRef>()
         .map_err(as_load_error)?;
     (module.new_generator())()
+        .into_result()
+        .map_err(LoadError::Constructor)
+}
+
+/// The parameter constraints a drop-in exports (plugin-api 1.1); none for a 1.0 library, which
+/// lacks the symbol. Call after [`load_library`] succeeded: that keeps the library loaded, and
+/// with it the code that frees the returned vector.
+pub fn library_constraints(path: &Path) -> Result<RVec<ParamConstraints>, LoadError> {
+    let as_load_error = |e: LibraryError| LoadError::Library {
+        summary: summarize(&e),
+        detail: e.to_string(),
+    };
+    let library = RawLibrary::load_at(path).map_err(as_load_error)?;
+    let symbol = format!("{CONSTRAINTS_SYMBOL}\0");
+    // SAFETY: a library that exports this symbol was built by `export_generator!`, which
+    // exports it as this function type; what it returns is checked below before use.
+    let export =
+        match unsafe { library.get::<extern "C" fn() -> ConstraintsExport>(symbol.as_bytes()) } {
+            Ok(f) => f(),
+            Err(_) => return Ok(RVec::new()),
+        };
+    abi_stable::abi_stability::abi_checking::check_layout_compatibility(
+        <ConstraintsResult as StableAbi>::LAYOUT,
+        export.layout,
+    )
+    .map_err(|e| LoadError::Library {
+        summary: "has parameter constraints of a plugin-api layout that does not match this \
+                  mkrefs; rebuild the plugin against this mkrefs-plugin-api"
+            .to_string(),
+        detail: e.to_string(),
+    })?;
+    // The library stays loaded for the life of the process, as load_library leaves it.
+    std::mem::forget(library);
+    (export.param_constraints)()
         .into_result()
         .map_err(LoadError::Constructor)
 }

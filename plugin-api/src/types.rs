@@ -2,7 +2,7 @@
 
 use abi_stable::{
     StableAbi,
-    std_types::{RString, RVec},
+    std_types::{ROption, RString, RVec},
 };
 use std::fmt;
 
@@ -168,6 +168,45 @@ impl ParamSpec {
             kind,
             default,
             help: help.into(),
+        }
+    }
+}
+
+/// One end of a numeric parameter's range (plugin-api 1.1).
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq)]
+pub struct ParamBound {
+    pub value: f64,
+    /// Whether `value` itself is accepted (`>=`/`<=` rather than `>`/`<`).
+    pub inclusive: bool,
+}
+
+/// What values a parameter accepts beyond its kind (plugin-api 1.1). The host checks every
+/// value against them when it plans a run, so a bad value stops the run before any job starts.
+/// A separate type rather than new `ParamSpec` fields, so that 1.0 layouts stay valid.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, Default, PartialEq)]
+pub struct ParamConstraints {
+    /// The parameter (a name of `extra_optional_arguments`).
+    pub name: RString,
+    /// The accepted texts of a string parameter, or of each element of a list; empty: any.
+    /// Compared ignoring ASCII case and surrounding spaces, as generators parse them.
+    pub choices: RVec<RString>,
+    /// Bounds of a number, or of each number in a list. A bound also refuses NaN and
+    /// infinities.
+    pub minimum: ROption<ParamBound>,
+    pub maximum: ROption<ParamBound>,
+    /// The generator needs a value: null is refused (without constraints it is allowed).
+    pub not_null: bool,
+    /// Named values added by later 1.x versions; hosts ignore keys they do not know.
+    pub extensions: RVec<Param>,
+}
+
+impl ParamConstraints {
+    pub fn new(name: &str) -> Self {
+        ParamConstraints {
+            name: name.into(),
+            ..ParamConstraints::default()
         }
     }
 }

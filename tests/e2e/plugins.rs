@@ -132,6 +132,20 @@ fn a_bundled_generator_built_as_a_drop_in_gives_the_same_file() {
         without_date(&a[0]) == without_date(&b[0]),
         "bundled and drop-in outputs differ beyond DATE"
     );
+    // The drop-in's parameter constraints (its own exported symbol) reach the host.
+    let described = run(mkrefs(dir.path())
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .args(["describe", "readnoise"]));
+    assert!(described.ok(), "{described:?}");
+    assert!(
+        described.stdout.contains("libmkref_readnoise"),
+        "{described:?}"
+    );
+    assert!(
+        described.stdout.contains("string  stack|ramp  default"),
+        "{described:?}"
+    );
 }
 
 #[test]
@@ -287,7 +301,45 @@ export_generator!(Future);
         .collect();
     assert_eq!(line.len(), 1, "{listed:?}");
     assert!(line[0].contains("2.0.0"), "{listed:?}");
-    assert!(line[0].contains("1.0.0"), "{listed:?}");
+    assert!(line[0].contains("1.1.0"), "{listed:?}");
+}
+
+#[test]
+fn a_plugin_built_against_plugin_api_1_0_loads_and_runs() {
+    // The fixture's plugin-api is a frozen copy of 1.0.0: its generator vtable ends at
+    // call_algorithm, so this host (1.1) must take "no constraints" for the missing method.
+    let lib = build_cdylib(
+        &workspace_root().join("tests/fixtures/old-plugin"),
+        "mkref_old",
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    install_plugin(&lib, &plugins, "old");
+    let described = run(mkrefs(dir.path())
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .args(["describe", "old"]));
+    assert!(described.ok(), "{described:?}");
+    assert!(
+        described.stdout.contains("mode  string  default \"copy\""),
+        "{described:?}"
+    );
+    let (darks, _) = small_dataset(&dir.path().join("data"), 1, 0, 64, 4, 9);
+    let out = run(mkrefs(dir.path())
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .arg("old")
+        .args(strs(&darks))
+        .args(["--outrootdir", "out", "--mode", "anything"]));
+    assert!(out.ok(), "{out:?}");
+    let outputs = fits_outputs(&dir.path().join("out"));
+    assert_eq!(outputs.len(), 1, "{out:?}");
+    let job = std::fs::read_to_string(outputs[0].with_extension("job.json")).unwrap();
+    assert!(
+        job.contains("anything"),
+        "the parameter reached the job: {job}"
+    );
 }
 
 /// Builds the library whose constructor aborts as soon as it is loaded.

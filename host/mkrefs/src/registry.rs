@@ -8,9 +8,11 @@
 use std::path::{Path, PathBuf};
 
 use mkrefs_plugin_api as abi;
-use mkrefs_plugin_api::{GeneratorBox, LoadError, bundled_generators, load_library};
+use mkrefs_plugin_api::{
+    GeneratorBox, LoadError, bundled_generators_with_constraints, library_constraints, load_library,
+};
 
-use crate::config::value::{ParamKind, ParamScalar, ParamSpec, ParamValue};
+use crate::config::value::{Bound, Constraints, ParamKind, ParamScalar, ParamSpec, ParamValue};
 use crate::exec::probe::probe_libraries;
 
 // Referencing the bundled generator crates links them, which runs their inventory submission.
@@ -62,7 +64,11 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn new(generator: &GeneratorBox, origin: Origin) -> Entry {
+    fn new(
+        generator: &GeneratorBox,
+        constraints: &[abi::ParamConstraints],
+        origin: Origin,
+    ) -> Entry {
         let info = generator.info();
         Entry {
             reflabel: generator.reflabel().into(),
@@ -74,13 +80,41 @@ impl Entry {
                 default_ssbsteps: info.default_ssbsteps.into(),
                 default_ssb_save_steps: info.default_ssb_save_steps.into(),
             },
-            params: generator
-                .extra_optional_arguments()
-                .iter()
-                .map(param_spec)
-                .collect(),
+            params: param_specs(generator, constraints),
             origin,
         }
+    }
+}
+
+/// The declarations with their constraints (1.1; a 1.0 library reports none). Constraints
+/// naming no declared parameter are ignored: there is nothing they could apply to.
+fn param_specs(generator: &GeneratorBox, constraints: &[abi::ParamConstraints]) -> Vec<ParamSpec> {
+    generator
+        .extra_optional_arguments()
+        .iter()
+        .map(|spec| ParamSpec {
+            constraints: constraints
+                .iter()
+                .find(|c| c.name == spec.name)
+                .map(param_constraints)
+                .unwrap_or_default(),
+            ..param_spec(spec)
+        })
+        .collect()
+}
+
+fn param_constraints(c: &abi::ParamConstraints) -> Constraints {
+    let bound = |b: Option<&abi::ParamBound>| {
+        b.map(|b| Bound {
+            value: b.value,
+            inclusive: b.inclusive,
+        })
+    };
+    Constraints {
+        choices: c.choices.iter().map(|s| s.to_string()).collect(),
+        minimum: bound(c.minimum.as_ref().into_option()),
+        maximum: bound(c.maximum.as_ref().into_option()),
+        not_null: c.not_null,
     }
 }
 
@@ -96,6 +130,7 @@ fn param_spec(spec: &abi::ParamSpec) -> ParamSpec {
         },
         default: param_value(&spec.default),
         help: spec.help.to_string(),
+        constraints: Constraints::default(),
     }
 }
 
@@ -227,9 +262,9 @@ impl Registry {
     /// rather than replaced by the bundled generator of their name.
     pub fn discover(dirs: &[PathBuf], explicit: &[PathBuf]) -> Registry {
         let mut registry = Registry::empty();
-        for made in bundled_generators() {
+        for made in bundled_generators_with_constraints() {
             match made {
-                Ok(g) => registry.entries.push(Entry::new(&g, Origin::Bundled)),
+                Ok((g, c)) => registry.entries.push(Entry::new(&g, &c, Origin::Bundled)),
                 Err(e) => registry
                     .warnings
                     .push(format!("a bundled generator could not be created: {e}")),
@@ -300,7 +335,9 @@ impl Registry {
     }
 
     fn add_library(&mut self, candidate: Candidate) {
-        let generator = match load_library(&candidate.path) {
+        let loaded = load_library(&candidate.path)
+            .and_then(|g| Ok((library_constraints(&candidate.path)?, g)));
+        let (constraints, generator) = match loaded {
             Ok(g) => g,
             Err(e) => {
                 let detail = match &e {
@@ -310,7 +347,11 @@ impl Registry {
                 return self.add_broken(candidate, e.to_string(), detail);
             }
         };
-        let entry = Entry::new(&generator, Origin::Library(candidate.path.clone()));
+        let entry = Entry::new(
+            &generator,
+            &constraints,
+            Origin::Library(candidate.path.clone()),
+        );
         if entry.reflabel != candidate.label {
             let reason = format!(
                 "its generator calls itself '{}'; rename the file to {}mkref_{}{}",
@@ -440,5 +481,24 @@ mod tests {
         assert_eq!(library_reflabel(Path::new(&name)).as_deref(), Some("gain"));
         assert_eq!(library_reflabel(Path::new("libother.so")), None);
         assert_eq!(library_reflabel(Path::new("mkref_gain.txt")), None);
+    }
+
+    #[test]
+    fn bundled_generators_declare_their_choices_and_ranges() {
+        let registry = Registry::discover(&[]);
+        let readnoise = registry.get("readnoise").unwrap();
+        let find = |name: &str| readnoise.params.iter().find(|p| p.name == name).unwrap();
+        assert_eq!(find("method").constraints.choices, ["stack", "ramp"]);
+        let sigma = &find("clipping_sigma").constraints;
+        assert_eq!(
+            sigma.minimum,
+            Some(Bound {
+                value: 0.0,
+                inclusive: false
+            })
+        );
+        assert_eq!(sigma.maximum, None);
+        // Ignored upstream parameters accept anything of their kind, null included.
+        assert_eq!(find("nproc").constraints, Constraints::default());
     }
 }

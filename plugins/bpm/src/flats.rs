@@ -21,6 +21,7 @@
 
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::dq;
+use mkrefs_support::params::Choices;
 use mkrefs_support::stats::{clipped_mean_std_f32, numpy_sum};
 use rayon::prelude::*;
 
@@ -39,27 +40,31 @@ impl Normalization {
     /// Case-insensitive, as upstream. `fit2d` is documented upstream but not implemented there
     /// either; it gets its own message.
     pub fn parse(s: &str) -> Result<Normalization, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "smoothed" => Ok(Normalization::Smoothed),
-            "mean" => Ok(Normalization::Mean),
-            "none" => Ok(Normalization::None),
-            "fit2d" => Err(
-                "flat_mean_normalization_method 'fit2d' is documented by jwst_reffiles \
-                 but not implemented there (nor here); use 'smoothed', 'mean' or 'none'"
-                    .into(),
-            ),
-            _ => Err(format!(
-                "flat_mean_normalization_method must be 'smoothed', 'mean' or 'none', got '{s}'"
-            )),
+        if let Some(n) = Self::CHOICES.parse(s) {
+            return Ok(n);
         }
+        if s.trim().eq_ignore_ascii_case("fit2d") {
+            return Err(format!(
+                "flat_mean_normalization_method 'fit2d' is documented by jwst_reffiles but not \
+                 implemented there (nor here); use {}",
+                Self::CHOICES.listed()
+            ));
+        }
+        Err(format!(
+            "flat_mean_normalization_method must be {}, got '{s}'",
+            Self::CHOICES.listed()
+        ))
     }
 
+    /// The names `flat_mean_normalization_method` accepts; its declaration lists the same.
+    pub const CHOICES: Choices<Normalization> = Choices::new(&[
+        ("smoothed", Normalization::Smoothed),
+        ("mean", Normalization::Mean),
+        ("none", Normalization::None),
+    ]);
+
     pub fn name(self) -> &'static str {
-        match self {
-            Normalization::Smoothed => "smoothed",
-            Normalization::Mean => "mean",
-            Normalization::None => "none",
-        }
+        Self::CHOICES.name(self)
     }
 }
 
@@ -75,20 +80,22 @@ impl SmoothingType {
     /// exact string 'Median' and silently uses Box2D for anything else (including the 'median'
     /// its documentation shows); here both spellings work and anything else is an error.
     pub fn parse(s: &str) -> Result<SmoothingType, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "box2d" => Ok(SmoothingType::Box2D),
-            "median" => Ok(SmoothingType::Median),
-            _ => Err(format!(
-                "smoothing_type must be 'Box2D' or 'Median', got '{s}'"
-            )),
-        }
+        Self::CHOICES.parse(s).ok_or_else(|| {
+            format!(
+                "smoothing_type must be {}, got '{s}'",
+                Self::CHOICES.listed()
+            )
+        })
     }
 
+    /// The names `smoothing_type` accepts; its declaration lists the same.
+    pub const CHOICES: Choices<SmoothingType> = Choices::new(&[
+        ("Box2D", SmoothingType::Box2D),
+        ("Median", SmoothingType::Median),
+    ]);
+
     pub fn name(self) -> &'static str {
-        match self {
-            SmoothingType::Box2D => "Box2D",
-            SmoothingType::Median => "Median",
-        }
+        Self::CHOICES.name(self)
     }
 }
 
@@ -103,20 +110,22 @@ pub enum DeadSearchType {
 
 impl DeadSearchType {
     pub fn parse(s: &str) -> Result<DeadSearchType, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "sigma_rate" => Ok(DeadSearchType::SigmaRate),
-            "absolute_rate" => Ok(DeadSearchType::AbsoluteRate),
-            _ => Err(format!(
-                "dead_search_type must be 'sigma_rate' or 'absolute_rate', got '{s}'"
-            )),
-        }
+        Self::CHOICES.parse(s).ok_or_else(|| {
+            format!(
+                "dead_search_type must be {}, got '{s}'",
+                Self::CHOICES.listed()
+            )
+        })
     }
 
+    /// The names `dead_search_type` accepts; its declaration lists the same.
+    pub const CHOICES: Choices<DeadSearchType> = Choices::new(&[
+        ("sigma_rate", DeadSearchType::SigmaRate),
+        ("absolute_rate", DeadSearchType::AbsoluteRate),
+    ]);
+
     pub fn name(self) -> &'static str {
-        match self {
-            DeadSearchType::SigmaRate => "sigma_rate",
-            DeadSearchType::AbsoluteRate => "absolute_rate",
-        }
+        Self::CHOICES.name(self)
     }
 }
 

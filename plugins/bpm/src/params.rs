@@ -7,9 +7,7 @@ use std::path::PathBuf;
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::dq;
 use mkrefs_support::job::JobView;
-use mkrefs_support::jobparams::{
-    Budget, Ignored, Metadata, MetadataParams, at_least_one, finite, positive,
-};
+use mkrefs_support::jobparams::{Budget, Ignored, Metadata, MetadataParams, finite};
 use mkrefs_support::params::{Declare, Kind, Param, null_like};
 
 use crate::darks::{DarkParams, FlagValues};
@@ -46,30 +44,35 @@ pub const DEAD_SEARCH_TYPE: Param<String> = Param::new(
     "sigma_rate",
     "'sigma_rate': DEAD below the clipped mean minus dead_sigma_threshold clipped stds \
      of the normalised flat; 'absolute_rate': DEAD below max_dead_norm_signal.",
-);
+)
+.one_of(&DeadSearchType::CHOICES);
 pub const FLAT_MEAN_SIGMA_THRESHOLD: Param<f64> = Param::new(
     "flat_mean_sigma_threshold",
     3.0,
     "Sigma of the per-pixel clip of the flat slopes and of the clip of the normalised \
      image's statistics.",
-);
+)
+.above(0.0);
 pub const FLAT_MEAN_NORMALIZATION_METHOD: Param<String> = Param::new(
     "flat_mean_normalization_method",
     "smoothed",
     "How the mean flat is normalised: 'smoothed' (divided by a smoothed copy), 'mean' \
      (by its clipped mean) or 'none'.",
-);
+)
+.one_of(&Normalization::CHOICES);
 pub const SMOOTHING_BOX_WIDTH: Param<f64> = Param::new(
     "smoothing_box_width",
     15.0,
     "Width in pixels of the smoothing kernel ('smoothed' normalisation).",
-);
+)
+.at_least(1.0);
 pub const SMOOTHING_TYPE: Param<String> = Param::new(
     "smoothing_type",
     "Box2D",
     "'Box2D' (mean over the box, astropy convolve) or 'Median' (median filter); \
      case-insensitive.",
-);
+)
+.one_of(&SmoothingType::CHOICES);
 pub const DEAD_SIGMA_THRESHOLD: Param<f64> = Param::new(
     "dead_sigma_threshold",
     5.0,
@@ -122,19 +125,22 @@ pub const FLAT_DO_NOT_USE: Param<Vec<String>> = Param::list(
     &[],
     "Flags from the flats (and manual file, REFERENCE_PIXEL) that also get DO_NOT_USE, \
      e.g. [DEAD, OPEN, ADJ_OPEN].",
-);
+)
+.one_of(&dq::PIXEL_FLAG_CHOICES);
 
 // Darks (upstream's dark-search parameters, as its wrapper names them).
 pub const DARK_STDEV_CLIPPING_SIGMA: Param<f64> = Param::new(
     "dark_stdev_clipping_sigma",
     5.0,
     "Sigma of the clip of the clean-slope std image (noisy pixels).",
-);
+)
+.above(0.0);
 pub const DARK_MAX_CLIPPING_ITERS: Param<i64> = Param::new(
     "dark_max_clipping_iters",
     5,
     "Maximum iterations of that clip.",
-);
+)
+.at_least(1.0);
 pub const DARK_NOISY_THRESHOLD: Param<f64> = Param::new(
     "dark_noisy_threshold",
     5.0,
@@ -144,12 +150,14 @@ pub const MAX_SATURATED_FRACTION: Param<f64> = Param::new(
     "max_saturated_fraction",
     0.5,
     "Fraction of integrations saturated in every group at which a pixel is HOT.",
-);
+)
+.fraction();
 pub const MAX_JUMP_LIMIT: Param<i64> = Param::new(
     "max_jump_limit",
     10,
     "Jumps in one integration at which a pixel is a high-jump pixel.",
-);
+)
+.at_least(1.0);
 pub const JUMP_RATIO_THRESHOLD: Param<f64> = Param::new(
     "jump_ratio_threshold",
     5.0,
@@ -159,7 +167,9 @@ pub const EARLY_CUTOFF_FRACTION: Param<f64> = Param::new(
     "early_cutoff_fraction",
     0.25,
     "Fraction of the groups counted as early (and as late) in the jump-rate ratio.",
-);
+)
+.above(0.0)
+.at_most(0.5);
 pub const PEDESTAL_SIGMA_THRESHOLD: Param<f64> = Param::new(
     "pedestal_sigma_threshold",
     5.0,
@@ -169,17 +179,20 @@ pub const RC_FRACTION_THRESHOLD: Param<f64> = Param::new(
     "rc_fraction_threshold",
     0.8,
     "Fraction of integrations in which a pixel must look RC to be flagged.",
-);
+)
+.fraction();
 pub const LOW_PEDESTAL_FRACTION: Param<f64> = Param::new(
     "low_pedestal_fraction",
     0.8,
     "Fraction of integrations with a low pedestal to be flagged.",
-);
+)
+.fraction();
 pub const HIGH_CR_FRACTION: Param<f64> = Param::new(
     "high_cr_fraction",
     0.8,
     "Fraction of integrations with many jumps to be flagged high_cr.",
-);
+)
+.fraction();
 pub const DARK_HOT_SIGMA_THRESHOLD: Param<f64> = Param::new(
     "dark_hot_sigma_threshold",
     5.0,
@@ -191,7 +204,8 @@ pub const HOT_PIX_FRAC_THRESHOLD: Param<f64> = Param::new(
     0.75,
     "HOT from slopes: fraction of integrations (with a finite slope) in which the slope \
      must be hot.",
-);
+)
+.fraction();
 pub const FLAG_VALUES: Param<String> = Param::new(
     "flag_values",
     DEFAULT_FLAG_VALUES,
@@ -287,19 +301,6 @@ pub struct Settings {
     pub budget_bytes: usize,
 }
 
-/// A float parameter between 0 and 1.
-fn fraction(job: &JobView<'_>, param: &Param<f64>) -> Result<f64, GeneratorError> {
-    let v = job.get(param)?;
-    if v.is_finite() && (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(GeneratorError::invalid_parameter(format!(
-            "{} must be a fraction between 0 and 1, got {v}",
-            param.name
-        )))
-    }
-}
-
 /// Parses `flag_values` (a JSON object of class → list of mnemonics, or a single mnemonic).
 /// Every class the dark search uses must be present; errors name the key or mnemonic.
 pub fn parse_flag_values(text: &str) -> Result<FlagValues, GeneratorError> {
@@ -386,7 +387,7 @@ fn flat_params(job: &JobView<'_>) -> Result<FlatParams, GeneratorError> {
         Normalization::parse(&job.get(&FLAT_MEAN_NORMALIZATION_METHOD)?).map_err(inv)?;
     let smoothing_type = SmoothingType::parse(&job.get(&SMOOTHING_TYPE)?).map_err(inv)?;
     let dead_search_type = DeadSearchType::parse(&job.get(&DEAD_SEARCH_TYPE)?).map_err(inv)?;
-    let smoothing_box_width = positive(job, &SMOOTHING_BOX_WIDTH)?;
+    let smoothing_box_width = job.get(&SMOOTHING_BOX_WIDTH)?;
     if smoothing_type == SmoothingType::Median && smoothing_box_width.fract() != 0.0 {
         return Err(inv(format!(
             "smoothing_box_width must be a whole number for the Median filter, got \
@@ -410,7 +411,7 @@ fn flat_params(job: &JobView<'_>) -> Result<FlatParams, GeneratorError> {
         dead_search: job.get(&DEAD_SEARCH)?,
         low_qe_and_open_search: job.get(&LOW_QE_AND_OPEN_SEARCH)?,
         dead_search_type,
-        sigma_threshold: positive(job, &FLAT_MEAN_SIGMA_THRESHOLD)?,
+        sigma_threshold: job.get(&FLAT_MEAN_SIGMA_THRESHOLD)?,
         normalization,
         smoothing_box_width,
         smoothing_type,
@@ -438,27 +439,20 @@ fn dark_params(job: &JobView<'_>) -> Result<DarkParams, GeneratorError> {
         }
         dark_do_not_use.push(c);
     }
-    let early = job.get(&EARLY_CUTOFF_FRACTION)?;
-    if !(early > 0.0 && early <= 0.5) {
-        return Err(inv(format!(
-            "early_cutoff_fraction must be above 0 and at most 0.5, got {early}"
-        )));
-    }
-    let max_jump_limit = at_least_one(job, &MAX_JUMP_LIMIT)?;
     Ok(DarkParams {
-        clipping_sigma: positive(job, &DARK_STDEV_CLIPPING_SIGMA)?,
-        max_clipping_iters: at_least_one(job, &DARK_MAX_CLIPPING_ITERS)?,
+        clipping_sigma: job.get(&DARK_STDEV_CLIPPING_SIGMA)?,
+        max_clipping_iters: job.count(&DARK_MAX_CLIPPING_ITERS)?,
         noisy_threshold: finite(job, &DARK_NOISY_THRESHOLD)?,
-        max_saturated_fraction: fraction(job, &MAX_SATURATED_FRACTION)?,
-        max_jump_limit,
+        max_saturated_fraction: job.get(&MAX_SATURATED_FRACTION)?,
+        max_jump_limit: job.count(&MAX_JUMP_LIMIT)?,
         jump_ratio_threshold: finite(job, &JUMP_RATIO_THRESHOLD)?,
-        early_cutoff_fraction: early,
+        early_cutoff_fraction: job.get(&EARLY_CUTOFF_FRACTION)?,
         pedestal_sigma_threshold: finite(job, &PEDESTAL_SIGMA_THRESHOLD)?,
-        rc_fraction_threshold: fraction(job, &RC_FRACTION_THRESHOLD)?,
-        low_pedestal_fraction: fraction(job, &LOW_PEDESTAL_FRACTION)?,
-        high_cr_fraction: fraction(job, &HIGH_CR_FRACTION)?,
+        rc_fraction_threshold: job.get(&RC_FRACTION_THRESHOLD)?,
+        low_pedestal_fraction: job.get(&LOW_PEDESTAL_FRACTION)?,
+        high_cr_fraction: job.get(&HIGH_CR_FRACTION)?,
         hot_sigma_threshold: finite(job, &DARK_HOT_SIGMA_THRESHOLD)?,
-        hot_fraction_threshold: fraction(job, &HOT_PIX_FRAC_THRESHOLD)?,
+        hot_fraction_threshold: job.get(&HOT_PIX_FRAC_THRESHOLD)?,
         flag_values,
         do_not_use: dark_do_not_use,
     })

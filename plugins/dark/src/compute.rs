@@ -12,6 +12,7 @@
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::budget::row_blocks;
 use mkrefs_support::dq::{DO_NOT_USE, JUMP_DET, SATURATED, UNRELIABLE_DARK};
+use mkrefs_support::params::Choices;
 use rayon::prelude::*;
 
 pub use mkrefs_support::ramps::RampDims;
@@ -68,18 +69,15 @@ pub enum Statistic {
 }
 
 impl Statistic {
+    /// The names the `statistic` parameter accepts; its declaration lists the same.
+    pub const CHOICES: Choices<Statistic> =
+        Choices::new(&[("mean", Statistic::Mean), ("median", Statistic::Median)]);
+
     pub fn parse(s: &str) -> Option<Statistic> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "mean" => Some(Statistic::Mean),
-            "median" => Some(Statistic::Median),
-            _ => None,
-        }
+        Self::CHOICES.parse(s)
     }
     pub fn name(self) -> &'static str {
-        match self {
-            Statistic::Mean => "mean",
-            Statistic::Median => "median",
-        }
+        Self::CHOICES.name(self)
     }
 }
 
@@ -93,12 +91,12 @@ pub enum ErrType {
 }
 
 impl ErrType {
+    /// The names the `err_type` parameter accepts; its declaration lists the same.
+    pub const CHOICES: Choices<ErrType> =
+        Choices::new(&[("error", ErrType::Error), ("scatter", ErrType::Scatter)]);
+
     pub fn parse(s: &str) -> Option<ErrType> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "error" => Some(ErrType::Error),
-            "scatter" => Some(ErrType::Scatter),
-            _ => None,
-        }
+        Self::CHOICES.parse(s)
     }
 }
 

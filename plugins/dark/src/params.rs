@@ -3,9 +3,7 @@
 
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::job::JobView;
-use mkrefs_support::jobparams::{
-    Budget, Ignored, Metadata, MetadataParams, at_least_one, positive,
-};
+use mkrefs_support::jobparams::{Budget, Ignored, Metadata, MetadataParams};
 use mkrefs_support::params::{Declare, Kind, Param, null_like};
 
 use crate::compute::{ErrType, Statistic};
@@ -45,12 +43,14 @@ pub const SIGMA_THRESHOLD: Param<f64> = Param::new(
     "sigma_threshold",
     3.0,
     "Sigma of the per-pixel, per-group clip across integrations.",
-);
+)
+.above(0.0);
 pub const MAXITERS: Param<i64> = Param::new(
     "maxiters",
     5,
     "Maximum iterations of that clip (upstream silently uses astropy's default, 5).",
-);
+)
+.at_least(1.0);
 pub const SIGMA_CLIP_INPUTS: Param<bool> = Param::new(
     "sigma_clip_inputs",
     true,
@@ -61,19 +61,22 @@ pub const STATISTIC: Param<String> = Param::new(
     "mean",
     "'mean' (default, as jwst_reffiles 1.0.1) or 'median' (as its master branch) of \
      the clipped values.",
-);
+)
+.one_of(&Statistic::CHOICES);
 pub const ERR_TYPE: Param<String> = Param::new(
     "err_type",
     "error",
     "'error': ERR is the uncertainty of SCI (scatter/sqrt(n), times sqrt(pi/2) for the \
      median). 'scatter': the scatter of single integrations, as jwst_reffiles.",
-);
+)
+.one_of(&ErrType::CHOICES);
 pub const MIN_GOOD_VALUES: Param<i64> = Param::new(
     "min_good_values",
     2,
     "A pixel with a group of fewer values used is flagged UNRELIABLE_DARK (with none: \
      also DO_NOT_USE, and SCI = ERR = 0 there).",
-);
+)
+.at_least(1.0);
 pub const COUNTS_FILE: Param<bool> = Param::new(
     "counts_file",
     false,
@@ -137,13 +140,15 @@ impl Settings {
         let st = job.get(&STATISTIC)?;
         let statistic = Statistic::parse(&st).ok_or_else(|| {
             GeneratorError::invalid_parameter(format!(
-                "statistic must be 'mean' or 'median', got '{st}'"
+                "statistic must be {}, got '{st}'",
+                Statistic::CHOICES.listed()
             ))
         })?;
         let e = job.get(&ERR_TYPE)?;
         let err = ErrType::parse(&e).ok_or_else(|| {
             GeneratorError::invalid_parameter(format!(
-                "err_type must be 'error' or 'scatter', got '{e}'"
+                "err_type must be {}, got '{e}'",
+                ErrType::CHOICES.listed()
             ))
         })?;
         let mut meta = METADATA.read(job)?;
@@ -156,12 +161,12 @@ impl Settings {
         // MetadataParams writes 'ANY' for a null readpatt; the dark takes the input's instead.
         let readpatt = meta.readpatt.clone();
         Ok(Settings {
-            sigma: positive(job, &SIGMA_THRESHOLD)?,
-            maxiters: at_least_one(job, &MAXITERS)?,
+            sigma: job.get(&SIGMA_THRESHOLD)?,
+            maxiters: job.count(&MAXITERS)?,
             clip: job.get(&SIGMA_CLIP_INPUTS)?,
             statistic,
             err,
-            min_good: at_least_one(job, &MIN_GOOD_VALUES)?,
+            min_good: job.count(&MIN_GOOD_VALUES)?,
             counts_file: job.get(&COUNTS_FILE)?,
             meta,
             readpatt,

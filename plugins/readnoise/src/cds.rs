@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use mkrefs_support::params::Choices;
+
 /// How group pairs are formed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupDiff {
@@ -13,19 +15,18 @@ pub enum GroupDiff {
 }
 
 impl GroupDiff {
+    /// The names the `group_diff_type` parameter accepts; its declaration lists the same.
+    pub const CHOICES: Choices<GroupDiff> = Choices::new(&[
+        ("independent", GroupDiff::Independent),
+        ("consecutive", GroupDiff::Consecutive),
+    ]);
+
     pub fn parse(s: &str) -> Option<GroupDiff> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "independent" => Some(GroupDiff::Independent),
-            "consecutive" => Some(GroupDiff::Consecutive),
-            _ => None,
-        }
+        Self::CHOICES.parse(s)
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            GroupDiff::Independent => "independent",
-            GroupDiff::Consecutive => "consecutive",
-        }
+        Self::CHOICES.name(self)
     }
 }
 

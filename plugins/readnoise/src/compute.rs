@@ -15,6 +15,7 @@
 
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::budget::{row_blocks, rows_per_block};
+use mkrefs_support::params::Choices;
 use mkrefs_support::stats::{clipped_mean_std_f32, clipped_mean_std_f64};
 use rayon::prelude::*;
 
@@ -36,19 +37,16 @@ pub enum Method {
 }
 
 impl Method {
+    /// The names the `method` parameter accepts; its declaration lists the same.
+    pub const CHOICES: Choices<Method> =
+        Choices::new(&[("stack", Method::Stack), ("ramp", Method::Ramp)]);
+
     pub fn parse(s: &str) -> Option<Method> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "stack" => Some(Method::Stack),
-            "ramp" => Some(Method::Ramp),
-            _ => None,
-        }
+        Self::CHOICES.parse(s)
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Method::Stack => "stack",
-            Method::Ramp => "ramp",
-        }
+        Self::CHOICES.name(self)
     }
 }
 

@@ -3,9 +3,7 @@
 
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::job::JobView;
-use mkrefs_support::jobparams::{
-    Budget, Ignored, Metadata, MetadataParams, at_least_one, positive,
-};
+use mkrefs_support::jobparams::{Budget, Ignored, Metadata, MetadataParams};
 use mkrefs_support::params::{Declare, Kind, Param};
 
 use crate::cds::GroupDiff;
@@ -16,23 +14,27 @@ pub const METHOD: Param<String> = Param::new(
     "stack",
     "'stack': the sigma-clipped std of the CDS frames of all inputs together. 'ramp': \
      the clipped std per input, then the clipped mean of those (slightly lower).",
-);
+)
+.one_of(&Method::CHOICES);
 pub const GROUP_DIFF_TYPE: Param<String> = Param::new(
     "group_diff_type",
     "independent",
     "'independent': CDS pairs (1-0), (3-2), ... (an odd last group is left out). \
      'consecutive': (1-0), (2-1), ... (correlated neighbours).",
-);
+)
+.one_of(&GroupDiff::CHOICES);
 pub const CLIPPING_SIGMA: Param<f64> = Param::new(
     "clipping_sigma",
     3.0,
     "Sigma of every sigma clip (astropy semantics: median centre, std spread).",
-);
+)
+.above(0.0);
 pub const MAX_CLIPPING_ITERS: Param<i64> = Param::new(
     "max_clipping_iters",
     3,
     "Maximum number of clipping iterations.",
-);
+)
+.at_least(1.0);
 pub const SINGLE_VALUE: Param<bool> = Param::new(
     "single_value",
     false,
@@ -107,20 +109,22 @@ impl Settings {
         let method_s = job.get(&METHOD)?;
         let method = Method::parse(&method_s).ok_or_else(|| {
             GeneratorError::invalid_parameter(format!(
-                "method must be 'stack' or 'ramp', got '{method_s}'"
+                "method must be {}, got '{method_s}'",
+                Method::CHOICES.listed()
             ))
         })?;
         let diff_s = job.get(&GROUP_DIFF_TYPE)?;
         let diff = GroupDiff::parse(&diff_s).ok_or_else(|| {
             GeneratorError::invalid_parameter(format!(
-                "group_diff_type must be 'independent' or 'consecutive', got '{diff_s}'"
+                "group_diff_type must be {}, got '{diff_s}'",
+                GroupDiff::CHOICES.listed()
             ))
         })?;
         Ok(Settings {
             method,
             diff,
-            sigma: positive(job, &CLIPPING_SIGMA)?,
-            maxiters: at_least_one(job, &MAX_CLIPPING_ITERS)?,
+            sigma: job.get(&CLIPPING_SIGMA)?,
+            maxiters: job.count(&MAX_CLIPPING_ITERS)?,
             single_value: job.get(&SINGLE_VALUE)?,
             meta: METADATA.read(job)?,
             budget_bytes: BUDGET.bytes(job)?,

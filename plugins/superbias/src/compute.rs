@@ -10,6 +10,7 @@
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::budget::{row_blocks, rows_per_block};
 use mkrefs_support::dq::{DO_NOT_USE, UNRELIABLE_BIAS};
+use mkrefs_support::params::Choices;
 use mkrefs_support::stats::{clipped_mean_std_f64, clipped_mean_std_flat};
 use rayon::prelude::*;
 
@@ -32,12 +33,12 @@ pub enum Integrations {
 }
 
 impl Integrations {
+    /// The names the `integrations` parameter accepts; its declaration lists the same.
+    pub const CHOICES: Choices<Integrations> =
+        Choices::new(&[("first", Integrations::First), ("all", Integrations::All)]);
+
     pub fn parse(s: &str) -> Option<Integrations> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "first" => Some(Integrations::First),
-            "all" => Some(Integrations::All),
-            _ => None,
-        }
+        Self::CHOICES.parse(s)
     }
 
     /// How many frames an input of `nints` integrations contributes.

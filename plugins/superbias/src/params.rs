@@ -3,10 +3,8 @@
 
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::job::JobView;
-use mkrefs_support::jobparams::{
-    Budget, Ignored, Metadata, MetadataParams, at_least_one, positive,
-};
-use mkrefs_support::params::{Declare, Kind, Param};
+use mkrefs_support::jobparams::{Budget, Ignored, Metadata, MetadataParams};
+use mkrefs_support::params::{Choices, Declare, Kind, Param};
 
 use crate::compute::Integrations;
 
@@ -42,12 +40,12 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The names the `err_type` parameter accepts; its declaration lists the same.
+    pub const CHOICES: Choices<ErrorKind> =
+        Choices::new(&[("mean", ErrorKind::Mean), ("scatter", ErrorKind::Scatter)]);
+
     pub fn parse(s: &str) -> Option<ErrorKind> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "mean" => Some(ErrorKind::Mean),
-            "scatter" => Some(ErrorKind::Scatter),
-            _ => None,
-        }
+        Self::CHOICES.parse(s)
     }
 }
 
@@ -55,23 +53,27 @@ pub const CLIPPING_SIGMA: Param<f64> = Param::new(
     "clipping_sigma",
     3.0,
     "Sigma of the per-pixel clip of the group-0 stack (mean and ERR).",
-);
+)
+.above(0.0);
 pub const MAX_CLIPPING_ITERS: Param<i64> = Param::new(
     "max_clipping_iters",
     3,
     "Maximum iterations of the per-pixel clip.",
-);
+)
+.at_least(1.0);
 pub const BAD_CLIPPING_SIGMA: Param<f64> = Param::new(
     "bad_clipping_sigma",
     3.0,
     "Sigma of the clip of the single-frame scatter image that sets the UNRELIABLE_BIAS \
      threshold.",
-);
+)
+.above(0.0);
 pub const BAD_MAX_CLIPPING_ITERS: Param<i64> = Param::new(
     "bad_max_clipping_iters",
     3,
     "Maximum iterations of that clip.",
-);
+)
+.at_least(1.0);
 pub const BAD_SIGMA_THRESHOLD: Param<f64> = Param::new(
     "bad_sigma_threshold",
     5.0,
@@ -83,13 +85,15 @@ pub const INTEGRATIONS: Param<String> = Param::new(
     "first",
     "'first': group 0 of integration 0 of each input, as jwst_reffiles. 'all': group 0 \
      of every integration (more samples; only if all integrations share the bias state).",
-);
+)
+.one_of(&Integrations::CHOICES);
 pub const ERR_TYPE: Param<String> = Param::new(
     "err_type",
     "mean",
     "'mean': ERR is the error of the clipped mean (scatter/sqrt(n)), the uncertainty of \
      SCI. 'scatter': the single-frame scatter, as jwst_reffiles.",
-);
+)
+.one_of(&ErrorKind::CHOICES);
 pub const METADATA: Metadata = Metadata::new("Super Bias Image", "2000-01-01T00:00:00");
 pub const BUDGET: Budget = Budget::new(DEFAULT_BUDGET_MB, "the row band of group-0 frames");
 
@@ -126,13 +130,15 @@ impl Settings {
         let ints = job.get(&INTEGRATIONS)?;
         let integrations = Integrations::parse(&ints).ok_or_else(|| {
             GeneratorError::invalid_parameter(format!(
-                "integrations must be 'first' or 'all', got '{ints}'"
+                "integrations must be {}, got '{ints}'",
+                Integrations::CHOICES.listed()
             ))
         })?;
         let err_s = job.get(&ERR_TYPE)?;
         let err = ErrorKind::parse(&err_s).ok_or_else(|| {
             GeneratorError::invalid_parameter(format!(
-                "err_type must be 'mean' or 'scatter', got '{err_s}'"
+                "err_type must be {}, got '{err_s}'",
+                ErrorKind::CHOICES.listed()
             ))
         })?;
         let bad_threshold = job.get(&BAD_SIGMA_THRESHOLD)?;
@@ -142,10 +148,10 @@ impl Settings {
             )));
         }
         Ok(Settings {
-            sigma: positive(job, &CLIPPING_SIGMA)?,
-            maxiters: at_least_one(job, &MAX_CLIPPING_ITERS)?,
-            bad_sigma: positive(job, &BAD_CLIPPING_SIGMA)?,
-            bad_maxiters: at_least_one(job, &BAD_MAX_CLIPPING_ITERS)?,
+            sigma: job.get(&CLIPPING_SIGMA)?,
+            maxiters: job.count(&MAX_CLIPPING_ITERS)?,
+            bad_sigma: job.get(&BAD_CLIPPING_SIGMA)?,
+            bad_maxiters: job.count(&BAD_MAX_CLIPPING_ITERS)?,
             bad_threshold,
             integrations,
             err,

@@ -1,5 +1,7 @@
 //! JWST data-quality flags and DQ_DEF tables.
 
+use crate::params::Choices;
+
 /// One row of a DQ_DEF binary table: bit number, value (2^bit, 0 for GOOD), name, description.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DqDefRow {
@@ -124,13 +126,12 @@ fn description(name: &str) -> &'static str {
     }
 }
 
+/// The flag names as a parameter's choices (lists of mnemonics), read as [`flag_value`] reads.
+pub const PIXEL_FLAG_CHOICES: Choices<u32> = Choices::new(PIXEL_FLAGS);
+
 /// The value of a standard flag name, case-insensitively (`"hot"` → 2048). `None` if unknown.
 pub fn flag_value(name: &str) -> Option<u32> {
-    let name = name.trim();
-    PIXEL_FLAGS
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|&(_, v)| v)
+    PIXEL_FLAG_CHOICES.parse(name)
 }
 
 fn row(name: &str, value: u32) -> DqDefRow {

@@ -9,12 +9,12 @@
 use std::path::PathBuf;
 
 use mkrefs_plugin_api::{
-    GeneratorError, GeneratorInfo, Job, JobReport, ParamKind, ParamScalar, ParamSpec, ParamValue,
-    ReferenceGenerator,
+    GeneratorError, GeneratorInfo, Job, JobReport, ParamBound, ParamConstraints, ParamKind,
+    ParamScalar, ParamSpec, ParamValue, ReferenceGenerator,
 };
 
 use crate::job::JobView;
-use crate::params::{Declare, Kind, Scalar, Spec, Value, specs};
+use crate::params::{Bound, Declare, Kind, Scalar, Spec, Value, specs};
 
 /// A reference-file generator.
 pub trait Generator: Send + Sync + 'static {
@@ -63,6 +63,14 @@ impl<G: Generator> ReferenceGenerator for Exported<G> {
 
     fn extra_optional_arguments(&self) -> Vec<ParamSpec> {
         specs(G::PARAMS).into_iter().map(param_spec).collect()
+    }
+
+    fn param_constraints(&self) -> Vec<ParamConstraints> {
+        specs(G::PARAMS)
+            .into_iter()
+            .filter(|s| !s.constraints.is_empty())
+            .map(|s| param_constraints(&s))
+            .collect()
     }
 
     fn info(&self) -> GeneratorInfo {
@@ -117,4 +125,21 @@ fn param_spec(s: Spec) -> ParamSpec {
         ),
     };
     ParamSpec::new(s.name, kind, default, &s.help)
+}
+
+fn param_constraints(s: &Spec) -> ParamConstraints {
+    let bound = |b: Option<Bound>| {
+        b.map(|b| ParamBound {
+            value: b.value,
+            inclusive: b.inclusive,
+        })
+        .into()
+    };
+    ParamConstraints {
+        choices: s.constraints.choices.iter().map(|c| (*c).into()).collect(),
+        minimum: bound(s.constraints.minimum),
+        maximum: bound(s.constraints.maximum),
+        not_null: s.constraints.not_null,
+        ..ParamConstraints::new(s.name)
+    }
 }

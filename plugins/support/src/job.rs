@@ -142,13 +142,26 @@ impl<'j> JobView<'j> {
                 self.reflabel
             ))
         })?;
-        T::read(name, value).map_err(|m| match m {
+        let read = T::read(name, value).map_err(|m| match m {
             Mismatch::Kind => GeneratorError::invalid_parameter(format!(
                 "parameter '{name}' of '{}' must be a {}, got '{value}'",
                 self.reflabel,
                 T::EXPECTED
             )),
             Mismatch::Other(message) => GeneratorError::invalid_parameter(message),
+        })?;
+        // The host checked this already; a job file written by hand may not have been.
+        match param.constraints().violation(name, value) {
+            Some(message) => Err(GeneratorError::invalid_parameter(message)),
+            None => Ok(read),
+        }
+    }
+
+    /// A count parameter (declared `.at_least(0.0)` or more), as `usize`.
+    pub fn count(&self, param: &Param<i64>) -> Result<usize, GeneratorError> {
+        let v = self.get(param)?;
+        usize::try_from(v).map_err(|_| {
+            GeneratorError::invalid_parameter(format!("{} must be at least 0, got {v}", param.name))
         })
     }
 

@@ -1,13 +1,13 @@
 //! Job parameters every generator shares: the reference-file metadata (AUTHOR, DESCRIP,
 //! PEDIGREE, USEAFTER, HISTORY, SUBARRAY, READPATT), the memory budget, upstream parameters
-//! that are accepted and ignored, and checked readers for numeric parameters.
+//! that are accepted and ignored, and a reader for finite numbers.
 
 use std::path::Path;
 
 use mkrefs_plugin_api::GeneratorError;
 
 use crate::job::JobView;
-use crate::params::{Declare, Kind, Param, Spec, Value, null_like};
+use crate::params::{Constraints, Declare, Kind, Param, Spec, Value, null_like};
 use crate::reffile::{MAX_DESCRIPTION_LEN, RefMeta, history_entries};
 
 /// An upstream parameter whose work the host now does: declared (default null, so that giving
@@ -32,6 +32,7 @@ impl Declare for &[Ignored] {
             kind: p.kind,
             default: Value::Null,
             help: p.help.to_string(),
+            constraints: Constraints::default(),
         }));
     }
 }
@@ -59,14 +60,14 @@ pub struct Budget {
 impl Budget {
     pub const fn new(default_mb: i64, what: &'static str) -> Budget {
         Budget {
-            param: Param::new("memory_budget_mb", default_mb, ""),
+            param: Param::new("memory_budget_mb", default_mb, "").at_least(1.0),
             what,
         }
     }
 
     /// The budget in bytes.
     pub fn bytes(&self, job: &JobView<'_>) -> Result<usize, GeneratorError> {
-        Ok(at_least_one(job, &self.param)?.saturating_mul(1024 * 1024))
+        Ok(job.count(&self.param)?.saturating_mul(1024 * 1024))
     }
 }
 
@@ -79,19 +80,6 @@ impl Declare for Budget {
             ),
             ..self.param.spec()
         });
-    }
-}
-
-/// A finite positive float parameter.
-pub fn positive(job: &JobView<'_>, param: &Param<f64>) -> Result<f64, GeneratorError> {
-    let v = job.get(param)?;
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
-    } else {
-        Err(GeneratorError::invalid_parameter(format!(
-            "{} must be a positive number, got {v}",
-            param.name
-        )))
     }
 }
 
@@ -108,19 +96,6 @@ pub fn finite(job: &JobView<'_>, param: &Param<f64>) -> Result<f64, GeneratorErr
     }
 }
 
-/// An integer parameter of at least 1.
-pub fn at_least_one(job: &JobView<'_>, param: &Param<i64>) -> Result<usize, GeneratorError> {
-    let v = job.get(param)?;
-    if v >= 1 {
-        Ok(v as usize)
-    } else {
-        Err(GeneratorError::invalid_parameter(format!(
-            "{} must be at least 1, got {v}",
-            param.name
-        )))
-    }
-}
-
 /// The metadata parameters, with upstream's names; the `description` and `useafter` defaults
 /// differ per reference type.
 #[derive(Clone, Copy, Debug)]
@@ -129,7 +104,8 @@ pub struct Metadata {
     pub description: Param<String>,
     pub pedigree: Param<String>,
     pub useafter: Param<String>,
-    pub history: Param<String>,
+    /// Nullable: upstream configurations write `history: None` for "no entry".
+    pub history: Param<Option<String>>,
     pub subarray: Param<Option<String>>,
     pub readpatt: Param<Option<String>>,
 }
@@ -153,7 +129,11 @@ impl Metadata {
                 useafter,
                 "USEAFTER, YYYY-MM-DDThh:mm:ss (a date alone gets T00:00:00).",
             ),
-            history: Param::new("history", "", "Text added as the last HISTORY entry."),
+            history: Param::new(
+                "history",
+                None,
+                "Text added as the last HISTORY entry; null or empty adds none.",
+            ),
             subarray: Param::new(
                 "subarray",
                 None,
@@ -188,7 +168,7 @@ impl Metadata {
             description,
             pedigree: job.get(&self.pedigree)?,
             useafter: job.get(&self.useafter)?,
-            history: job.get(&self.history)?,
+            history: null_like(job.get(&self.history)?).unwrap_or_default(),
             subarray: null_like(job.get(&self.subarray)?),
             readpatt: null_like(job.get(&self.readpatt)?),
         })

@@ -46,11 +46,14 @@ impl HostCallbacks for ChildHost {
     }
 }
 
-/// `mkrefs probe-plugin LIB`: loads the library and creates its generator, so that one that
-/// aborts or crashes while loading costs this process only (see `exec::probe`). Prints the
-/// report line; the exit status is 0 whenever the report was printed.
+/// `mkrefs probe-plugin LIB`: loads the library, creates its generator and reads its parameter
+/// constraints, so that one that aborts or crashes while loading costs this process only (see
+/// `exec::probe`). Prints the report line; the exit status is 0 whenever the report was
+/// printed.
 pub(crate) fn probe_library(path: &std::path::Path) -> i32 {
-    let report = match load_library(path) {
+    // The parameter constraints are read too: the host reads them after loading.
+    let loaded = load_library(path).and_then(|g| abi::library_constraints(path).map(|_| g));
+    let report = match loaded {
         Ok(g) => ProbeReport::Loaded {
             reflabel: g.reflabel().into(),
             reftype: g.reftype().into(),

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use crate::config::value::ParamValue;
+use crate::config::constraints::allowed;
+use crate::config::value::{ParamSpec, ParamValue};
 
 use crate::cli::GlobalOptions;
 use crate::registry::Registry;
@@ -48,15 +49,32 @@ pub fn run(registry: &Registry, global: &GlobalOptions, label: &str) -> Result<E
     );
     let width = e.params.iter().map(|p| p.name.len()).max().unwrap_or(0);
     for p in &e.params {
-        println!(
-            "  {:width$}  {:6}  default {}",
-            p.name.as_str(),
-            p.kind.name(),
-            show_default(&p.default)
-        );
+        println!("{}", param_line(p, width));
         println!("{}", textwrap(p.help.as_str(), 88, "      "));
+        if let Some(long) = allowed(p).filter(|a| a.len() > LONG_ALLOWED) {
+            // Spaced so that the list wraps.
+            let spaced = long.replace('|', " | ");
+            println!("{}", textwrap(&format!("accepts: {spaced}"), 88, "      "));
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Choice lists longer than this (DQ mnemonics) go below the help, not in the header line.
+const LONG_ALLOWED: usize = 40;
+
+/// `  method  string  stack|ramp  default "stack"`: name, kind, what it accepts, default.
+fn param_line(p: &ParamSpec, width: usize) -> String {
+    let accepts = allowed(p)
+        .filter(|a| a.len() <= LONG_ALLOWED)
+        .map(|a| format!("{a}  "))
+        .unwrap_or_default();
+    format!(
+        "  {:width$}  {:6}  {accepts}default {}",
+        p.name.as_str(),
+        p.kind.name(),
+        show_default(&p.default)
+    )
 }
 
 /// A reftype alias (`default_reflabels`) names its reflabel; without a loadable
@@ -97,4 +115,47 @@ fn textwrap(text: &str, width: usize, indent: &str) -> String {
         lines.push(format!("{indent}{line}"));
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::value::{Bound, Constraints, ParamKind};
+
+    #[test]
+    fn a_parameter_line_shows_what_it_accepts() {
+        let method = ParamSpec {
+            name: "method".into(),
+            kind: ParamKind::String,
+            default: ParamValue::str("stack"),
+            help: String::new(),
+            constraints: Constraints {
+                choices: vec!["stack".into(), "ramp".into()],
+                ..Constraints::default()
+            },
+        };
+        assert_eq!(
+            param_line(&method, 8),
+            "  method    string  stack|ramp  default \"stack\""
+        );
+        let iters = ParamSpec {
+            name: "iters".into(),
+            kind: ParamKind::Int,
+            default: ParamValue::Int(3),
+            help: String::new(),
+            constraints: Constraints {
+                minimum: Some(Bound {
+                    value: 1.0,
+                    inclusive: true,
+                }),
+                ..Constraints::default()
+            },
+        };
+        assert_eq!(param_line(&iters, 5), "  iters  int     >= 1  default 3");
+        let free = ParamSpec {
+            constraints: Constraints::default(),
+            ..iters
+        };
+        assert_eq!(param_line(&free, 5), "  iters  int     default 3");
+    }
 }

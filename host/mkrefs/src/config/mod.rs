@@ -17,6 +17,7 @@
 //! default < config section < command line.
 
 pub(crate) mod aliases;
+pub(crate) mod constraints;
 pub(crate) mod envsubst;
 pub(crate) mod error;
 pub(crate) mod load;

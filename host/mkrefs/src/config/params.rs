@@ -1,6 +1,6 @@
 //! Generator parameters: routing command-line options to generators, and resolving each
 //! parameter's value as generator default < config section (including `--pall`/`--pp`) <
-//! command line, checked against the declared kind.
+//! command line, checked against the declared kind, choices and range.
 //!
 //! Upstream merged same-named plugin options into one argparse option whose value went to every
 //! plugin, and passed all values as untyped strings (UPSTREAM.md, "Reflabels and generator parameters"). Here a bare
@@ -20,6 +20,7 @@
 //! A config string for a non-string kind is read like a command-line value (`"5"` is fine for
 //! an int), because upstream configs and plugins passed everything as text.
 
+use super::constraints;
 use super::error::{ConfigError, ConfigErrorKind, Result, suggest};
 use super::provenance::Provenance;
 use super::settings::{ReflabelSection, Settings, parse_bool_text};
@@ -180,21 +181,7 @@ pub fn resolve_params(
     cli: &[CliParam],
 ) -> Result<Vec<ResolvedParam>> {
     let names = spec_names(specs);
-    let mut out = Vec::with_capacity(specs.len());
-    for spec in specs {
-        if !default_fits(spec) {
-            return Err(ConfigError::from(ConfigErrorKind::BadGeneratorDefault {
-                reflabel: reflabel.to_string(),
-                name: spec.name.to_string(),
-                kind: spec.kind.to_string(),
-                default: spec.default.to_string(),
-            }));
-        }
-        out.push(ResolvedParam {
-            param: Param::new(spec.name.as_str(), spec.default.clone()),
-            source: Provenance::GeneratorDefault(reflabel.to_string()),
-        });
-    }
+    let mut out = defaults(reflabel, specs)?;
     let index = |name: &str| specs.iter().position(|s| s.name.as_str() == name);
 
     if let Some(section) = section {
@@ -210,16 +197,22 @@ pub fn resolve_params(
                 }));
             };
             let path = format!("{}.{key}", section.name);
+            let value = from_node(&specs[i], reflabel, node, &path)?;
             out[i] = ResolvedParam {
-                param: Param::new(key, from_node(&specs[i], reflabel, node, &path)?),
+                param: Param::new(
+                    key,
+                    admitted(&specs[i], reflabel, value, &node.source, &path)?,
+                ),
                 source: node.source.clone(),
             };
         }
         for (key, node) in &section.pall {
             if let Some(i) = index(key) {
                 let path = format!("--pall {key}");
+                let value = from_node(&specs[i], reflabel, node, &path)?;
+                let value = admitted(&specs[i], reflabel, value, &node.source, &path)?;
                 out[i] = ResolvedParam {
-                    param: Param::new(key, from_node(&specs[i], reflabel, node, &path)?),
+                    param: Param::new(key, value),
                     source: node.source.clone(),
                 };
             }
@@ -241,12 +234,66 @@ pub fn resolve_params(
                 known: names.clone(),
             }));
         };
+        let value = from_text(&specs[i], reflabel, &c.raw, &origin)?;
+        let value = admitted(&specs[i], reflabel, value, &origin, &c.option())?;
         out[i] = ResolvedParam {
-            param: Param::new(&c.name, from_text(&specs[i], reflabel, &c.raw, &origin)?),
+            param: Param::new(&c.name, value),
             source: origin,
         };
     }
     Ok(out)
+}
+
+/// Every parameter at its generator's default, which must fit the generator's own declaration.
+fn defaults(reflabel: &str, specs: &[ParamSpec]) -> Result<Vec<ResolvedParam>> {
+    let mut out = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let bad = |kind: String| {
+            ConfigError::from(ConfigErrorKind::BadGeneratorDefault {
+                reflabel: reflabel.to_string(),
+                name: spec.name.to_string(),
+                kind,
+                default: spec.default.to_string(),
+            })
+        };
+        if !default_fits(spec) {
+            return Err(bad(spec.kind.to_string()));
+        }
+        let value = constraints::admit(spec, spec.default.clone())
+            .map_err(|r| bad(format!("{} ({})", spec.kind, r.expected)))?;
+        out.push(ResolvedParam {
+            param: Param::new(spec.name.as_str(), value),
+            source: Provenance::GeneratorDefault(reflabel.to_string()),
+        });
+    }
+    Ok(out)
+}
+
+/// A value of the declared kind, checked against the declared choices and range; the error
+/// names where it came from and, for a misspelt choice, the closest one.
+fn admitted(
+    spec: &ParamSpec,
+    reflabel: &str,
+    value: ParamValue,
+    origin: &Provenance,
+    path: &str,
+) -> Result<ParamValue> {
+    constraints::admit(spec, value).map_err(|r| {
+        ConfigError::from(ConfigErrorKind::InvalidValue {
+            origin: origin.clone(),
+            key_path: path.to_string(),
+            expected: format!(
+                "{} (parameter '{}' of generator '{reflabel}')",
+                r.expected, spec.name
+            ),
+            found: r.found,
+            hint: match r.suggestion {
+                Some(s) => format!("did you mean '{s}'?"),
+                None if spec.help.is_empty() => String::new(),
+                None => format!("{}: {}", spec.name, spec.help),
+            },
+        })
+    })
 }
 
 fn default_fits(spec: &ParamSpec) -> bool {

@@ -72,6 +72,7 @@ fn spec(name: &str, kind: ParamKind, default: ParamValue) -> ParamSpec {
         kind,
         default,
         help: String::new(),
+        constraints: Default::default(),
     }
 }
 
@@ -1193,4 +1194,98 @@ fn a_mapping_reaches_a_text_parameter_as_json() {
     let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(parsed["hot"][0], "HOT");
     assert_eq!(parsed["rc"][1], "DO_NOT_USE");
+}
+
+// ---- choices and ranges ----
+
+fn method_spec() -> ParamSpec {
+    ParamSpec {
+        constraints: super::value::Constraints {
+            choices: vec!["stack".into(), "ramp".into()],
+            not_null: true,
+            ..Default::default()
+        },
+        ..spec("method", ParamKind::String, ParamValue::str("stack"))
+    }
+}
+
+fn sigma_spec() -> ParamSpec {
+    ParamSpec {
+        constraints: super::value::Constraints {
+            minimum: Some(super::value::Bound {
+                value: 0.0,
+                inclusive: false,
+            }),
+            ..Default::default()
+        },
+        ..spec("clipping_sigma", ParamKind::Float, ParamValue::Float(3.0))
+    }
+}
+
+#[test]
+fn a_command_line_choice_is_checked_with_a_suggestion() {
+    let specs = [method_spec()];
+    let msg = resolve_params("readnoise", &specs, None, &[cli(None, "method", "rampp")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        msg,
+        "command line --method: the value is 'rampp', expected one of stack|ramp (parameter \
+         'method' of generator 'readnoise'); did you mean 'ramp'?"
+    );
+    let r = resolve_params("readnoise", &specs, None, &[cli(None, "method", "RAMP")]).unwrap();
+    assert_eq!(r[0].param.value, ParamValue::str("RAMP"));
+    let msg = resolve_params("readnoise", &specs, None, &[cli(None, "method", "")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("is null, expected a value: stack|ramp"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_config_value_out_of_range_names_file_line_and_section() {
+    let dir = Dir::new();
+    let s = load(&opts_with_main(&dir, MAIN), &no_env).unwrap();
+    // MAIN sets readnoise.clipping_sigma: 1.0, which is fine.
+    resolve_params("readnoise", &[sigma_spec()], s.section("readnoise"), &[]).unwrap();
+    let text = MAIN.replace("clipping_sigma: 1.0", "clipping_sigma: -2");
+    let s = load(&opts_with_main(&dir, &text), &no_env).unwrap();
+    let msg = resolve_params("readnoise", &[sigma_spec()], s.section("readnoise"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("main.yaml:7: key 'clipping_sigma' in section 'readnoise'"),
+        "{msg}"
+    );
+    assert!(msg.contains("is -2.0, expected a number > 0"), "{msg}");
+    // --pall reaches the same check.
+    let mut opts = opts_with_main(&dir, MAIN);
+    opts.pall.push(("clipping_sigma".into(), "0".into()));
+    let s = load(&opts, &no_env).unwrap();
+    let msg = resolve_params("superbias", &[sigma_spec()], s.section("superbias"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("--pall clipping_sigma"), "{msg}");
+}
+
+#[test]
+fn a_default_outside_its_own_constraints_is_a_generator_bug() {
+    let mut bad = method_spec();
+    bad.default = ParamValue::str("fast");
+    let msg = resolve_params("g", &[bad], None, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("bug in the generator"), "{msg}");
+    assert!(msg.contains("one of stack|ramp"), "{msg}");
+}
+
+#[test]
+fn null_is_the_none_choice_of_a_parameter_that_has_one() {
+    let mut norm = method_spec();
+    norm.constraints.choices = vec!["smoothed".into(), "none".into()];
+    norm.default = ParamValue::str("smoothed");
+    let r = resolve_params("bpm", &[norm], None, &[cli(None, "method", "none")]).unwrap();
+    assert_eq!(r[0].param.value, ParamValue::str("none"));
 }

@@ -129,6 +129,29 @@ pub(crate) struct ParamSpec {
     /// `Null` means "no value unless the user gives one".
     pub default: ParamValue,
     pub help: String,
+    /// Choices and range (plugin-api 1.1); empty for a 1.0 plugin.
+    pub constraints: Constraints,
+}
+
+/// One end of a numeric range.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Bound {
+    pub value: f64,
+    pub inclusive: bool,
+}
+
+/// What a parameter accepts beyond its kind; checked by `config::constraints` when a run is
+/// planned, so a bad value stops the run before any job starts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Constraints {
+    /// Accepted texts of a string or of each list element, ignoring ASCII case and
+    /// surrounding spaces; empty: any.
+    pub choices: Vec<String>,
+    /// Bounds of a number or of each number of a list; a bound also refuses NaN and infinities.
+    pub minimum: Option<Bound>,
+    pub maximum: Option<Bound>,
+    /// Null is refused.
+    pub not_null: bool,
 }
 
 /// A named value.
