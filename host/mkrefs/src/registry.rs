@@ -485,7 +485,7 @@ mod tests {
 
     #[test]
     fn bundled_generators_declare_their_choices_and_ranges() {
-        let registry = Registry::discover(&[]);
+        let registry = Registry::discover(&[], &[]);
         let readnoise = registry.get("readnoise").unwrap();
         let find = |name: &str| readnoise.params.iter().find(|p| p.name == name).unwrap();
         assert_eq!(find("method").constraints.choices, ["stack", "ramp"]);
