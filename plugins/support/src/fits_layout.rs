@@ -42,6 +42,24 @@ fn card_str(card: &str) -> Option<String> {
     Some(inner[..end].trim_end().to_string())
 }
 
+/// The most axes a FITS HDU may have (NAXIS is 0 to 999).
+const MAX_NAXIS: i64 = 999;
+
+/// The size of an HDU's data and that size padded to whole blocks, or `None` when the header
+/// announces more bytes than a `u64` counts (a damaged header must not overflow).
+fn data_size(bitpix: i64, gcount: u64, pcount: u64, naxes: &[u64]) -> Option<(u64, u64)> {
+    let elements = if naxes.is_empty() {
+        0
+    } else {
+        naxes.iter().try_fold(1u64, |acc, &n| acc.checked_mul(n))?
+    };
+    let data_bytes = (bitpix.unsigned_abs() / 8)
+        .checked_mul(gcount)?
+        .checked_mul(elements.checked_add(pcount)?)?;
+    let padded = data_bytes.div_ceil(BLOCK).checked_mul(BLOCK)?;
+    Some((data_bytes, padded))
+}
+
 /// Reads every header of `path` and checks that the file is long enough for all the data they
 /// announce. Errors say which HDU is cut short and by how much.
 pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
@@ -79,7 +97,15 @@ pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
                     }
                     "BITPIX" => bitpix = card_int(&card),
                     "NAXIS" => {
-                        naxis = card_int(&card).unwrap_or(0).max(0) as usize;
+                        let n = card_int(&card).unwrap_or(0).max(0);
+                        if n > MAX_NAXIS {
+                            return Err(format!(
+                                "{}: HDU {index} has NAXIS = {n}, but FITS allows at most \
+                                 {MAX_NAXIS} axes; the header is damaged",
+                                path.display()
+                            ));
+                        }
+                        naxis = n as usize;
                         naxes = vec![0; naxis];
                     }
                     "PCOUNT" => pcount = card_int(&card).unwrap_or(0).max(0) as u64,
@@ -102,13 +128,6 @@ pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
                 path.display()
             ));
         };
-        let elements: u64 = if naxis == 0 {
-            0
-        } else {
-            naxes.iter().product()
-        };
-        let data_bytes = (bitpix.unsigned_abs() / 8) * gcount * (elements + pcount);
-        let padded = data_bytes.div_ceil(BLOCK) * BLOCK;
         let name = name.unwrap_or_else(|| {
             if index == 0 {
                 "PRIMARY".to_string()
@@ -116,7 +135,15 @@ pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
                 format!("HDU {index}")
             }
         });
-        if offset + data_bytes > len {
+        let Some((data_bytes, padded)) = data_size(bitpix, gcount, pcount, &naxes) else {
+            return Err(format!(
+                "{}: HDU {index} ({name}) announces more data than a file can hold (NAXISn \
+                 {naxes:?}, BITPIX {bitpix}, PCOUNT {pcount}, GCOUNT {gcount}); the header is \
+                 damaged",
+                path.display()
+            ));
+        };
+        if offset.saturating_add(data_bytes) > len {
             return Err(format!(
                 "{} is truncated: HDU {index} ({name}) needs {} bytes of data but the file ends \
                  {} bytes after its header",
@@ -132,7 +159,7 @@ pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
             data_start: offset,
             data_bytes,
         });
-        offset += padded;
+        offset = offset.saturating_add(padded);
     }
     if hdus.is_empty() {
         return Err(format!("{} is empty", path.display()));
@@ -164,6 +191,50 @@ mod tests {
         assert_eq!(layout[1].shape(), [2, 3, 4, 5]);
         assert_eq!(layout[1].bitpix, -32);
         assert_eq!(layout[2].data_bytes, 120);
+    }
+
+    /// A primary header of the given cards, END and blank padding to one block.
+    fn header_only(dir: &Path, cards: &[&str]) -> std::path::PathBuf {
+        let mut bytes: Vec<u8> = Vec::new();
+        for c in cards.iter().chain(&["END"]) {
+            bytes.extend(format!("{c:<80}").bytes());
+        }
+        bytes.resize(BLOCK as usize, b' ');
+        let path = dir.join("h.fits");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Found by the fuzz target (tests/fits_fuzz.rs): a huge NAXIS made the reader allocate
+    /// 32 GiB for the axis list and abort the process.
+    #[test]
+    fn an_impossible_naxis_is_an_error_not_an_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = header_only(
+            dir.path(),
+            &["SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 4294967297"],
+        );
+        let e = read_layout(&path).unwrap_err();
+        assert!(e.contains("NAXIS = 4294967297") && e.contains("999"), "{e}");
+    }
+
+    /// Seen while fixing the case above: axis lengths whose product overflows made the size
+    /// computation panic (debug) or wrap to a small size (release).
+    #[test]
+    fn axes_that_overflow_the_data_size_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = header_only(
+            dir.path(),
+            &[
+                "SIMPLE  = T",
+                "BITPIX  = 16",
+                "NAXIS   = 2",
+                "NAXIS1  = 9223372036854775807",
+                "NAXIS2  = 4",
+            ],
+        );
+        let e = read_layout(&path).unwrap_err();
+        assert!(e.contains("more data than a file can hold"), "{e}");
     }
 
     #[test]
