@@ -12,7 +12,7 @@ use mkref_bpm::params::parse_flag_values;
 use mkrefs_plugin_api::GeneratorError;
 use proptest::prelude::*;
 
-/// `PROPTEST_CASES` when set, else `cases` (chosen so that a target takes about 5 s in a
+/// `PROPTEST_CASES` when set, else `cases` (chosen so that a target takes 2 to 5 s in a
 /// debug build on a 2-core machine); no regression files in the source tree.
 fn config(cases: u32) -> ProptestConfig {
     let mut c = ProptestConfig::default();

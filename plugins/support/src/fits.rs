@@ -271,6 +271,9 @@ fn path_text(path: &Path) -> Result<&str, FitsError> {
 /// the file and its length on disk.
 fn open_read(path: &Path) -> Result<(FitsFile, u64), FitsError> {
     let len = check_input_path(path)?;
+    // Before cfitsio walks the HDUs: a size it cannot count makes it loop forever.
+    crate::fits_layout::check_sizes(path)
+        .map_err(|m| FitsError::new(FitsErrorKind::BadValue, path, m))?;
     match FitsFile::open(path) {
         Ok(f) => Ok((f, len)),
         Err(e) => Err(classify_open_failure(path, len, e)),

@@ -57,16 +57,40 @@ fn data_size(bitpix: i64, gcount: u64, pcount: u64, naxes: &[u64]) -> Option<(u6
         .checked_mul(gcount)?
         .checked_mul(elements.checked_add(pcount)?)?;
     let padded = data_bytes.div_ceil(BLOCK).checked_mul(BLOCK)?;
-    Some((data_bytes, padded))
+    // cfitsio counts bytes in a signed 64-bit integer: a larger size turns negative there and
+    // makes it walk back to the same header forever.
+    (padded <= i64::MAX as u64).then_some((data_bytes, padded))
+}
+
+/// Checks that no header of `path` announces an impossible size (more than 999 axes, more
+/// data than a signed 64-bit count holds), which cfitsio would loop on or overflow with. A file
+/// that is cut short or not FITS passes: the reader that follows says what is wrong with it.
+pub fn check_sizes(path: &Path) -> Result<(), String> {
+    match layout(path) {
+        Err(Problem::Damaged(message)) => Err(message),
+        _ => Ok(()),
+    }
+}
+
+/// Why [`layout`] stopped: a header that announces the impossible, or anything else.
+enum Problem {
+    Damaged(String),
+    Other(String),
 }
 
 /// Reads every header of `path` and checks that the file is long enough for all the data they
 /// announce. Errors say which HDU is cut short and by how much.
 pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
-    let mut file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    layout(path).map_err(|(Problem::Damaged(m) | Problem::Other(m))| m)
+}
+
+fn layout(path: &Path) -> Result<Vec<HduLayout>, Problem> {
+    let other = |m: String| Problem::Other(m);
+    let mut file =
+        File::open(path).map_err(|e| other(format!("cannot open {}: {e}", path.display())))?;
     let len = file
         .metadata()
-        .map_err(|e| format!("cannot stat {}: {e}", path.display()))?
+        .map_err(|e| other(format!("cannot stat {}: {e}", path.display())))?
         .len();
     let mut hdus = Vec::new();
     let mut offset = 0u64;
@@ -81,10 +105,10 @@ pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
             file.seek(SeekFrom::Start(offset))
                 .and_then(|_| file.read_exact(&mut block))
                 .map_err(|_| {
-                    format!(
+                    other(format!(
                         "{} is truncated: the header of HDU {index} is cut off at byte {len}",
                         path.display()
-                    )
+                    ))
                 })?;
             offset += BLOCK;
             for raw in block.chunks(CARD) {
@@ -99,11 +123,11 @@ pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
                     "NAXIS" => {
                         let n = card_int(&card).unwrap_or(0).max(0);
                         if n > MAX_NAXIS {
-                            return Err(format!(
+                            return Err(Problem::Damaged(format!(
                                 "{}: HDU {index} has NAXIS = {n}, but FITS allows at most \
                                  {MAX_NAXIS} axes; the header is damaged",
                                 path.display()
-                            ));
+                            )));
                         }
                         naxis = n as usize;
                         naxes = vec![0; naxis];
@@ -123,10 +147,10 @@ pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
             }
         }
         let Some(bitpix) = bitpix else {
-            return Err(format!(
+            return Err(other(format!(
                 "{}: HDU {index} has no BITPIX; the file is damaged",
                 path.display()
-            ));
+            )));
         };
         let name = name.unwrap_or_else(|| {
             if index == 0 {
@@ -136,21 +160,21 @@ pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
             }
         });
         let Some((data_bytes, padded)) = data_size(bitpix, gcount, pcount, &naxes) else {
-            return Err(format!(
+            return Err(Problem::Damaged(format!(
                 "{}: HDU {index} ({name}) announces more data than a file can hold (NAXISn \
                  {naxes:?}, BITPIX {bitpix}, PCOUNT {pcount}, GCOUNT {gcount}); the header is \
                  damaged",
                 path.display()
-            ));
+            )));
         };
         if offset.saturating_add(data_bytes) > len {
-            return Err(format!(
+            return Err(other(format!(
                 "{} is truncated: HDU {index} ({name}) needs {} bytes of data but the file ends \
                  {} bytes after its header",
                 path.display(),
                 data_bytes,
                 len - offset
-            ));
+            )));
         }
         hdus.push(HduLayout {
             name,
@@ -162,7 +186,7 @@ pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
         offset = offset.saturating_add(padded);
     }
     if hdus.is_empty() {
-        return Err(format!("{} is empty", path.display()));
+        return Err(other(format!("{} is empty", path.display())));
     }
     Ok(hdus)
 }

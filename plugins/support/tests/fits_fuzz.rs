@@ -13,7 +13,7 @@ use mkrefs_support::fits::{FitsError, ImageReader, hdu_names, read_header, read_
 use mkrefs_support::fits_layout::read_layout;
 use proptest::prelude::*;
 
-/// `PROPTEST_CASES` when set, else `cases` (chosen so that a target takes about 5 s in a
+/// `PROPTEST_CASES` when set, else `cases` (chosen so that a target takes 2 to 5 s in a
 /// debug build on a 2-core machine); no regression files in the source tree.
 fn config(cases: u32) -> ProptestConfig {
     let mut c = ProptestConfig::default();
@@ -249,6 +249,41 @@ fn an_image_larger_than_any_file_is_an_error() {
     let path = dir.path().join("huge.fits");
     std::fs::write(&path, &file).unwrap();
     let e = ImageReader::open(&path, "SCI").map(|_| ()).unwrap_err();
+    assert!(e.message.contains("more data than a file can hold"), "{e}");
+    read_all(&path);
+}
+
+/// Found by the input stage's target (host inputs::fuzz): a SCI extension of 2048 x (2^63-1) x 2
+/// 16-bit pixels, a size cfitsio's signed byte count turns negative, made it walk back to the
+/// same header forever while looking for an HDU (read_primary_header never returned).
+#[test]
+fn a_size_cfitsio_cannot_count_is_an_error_not_a_hang() {
+    let mut file = Vec::new();
+    let primary = ["SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 0", "END"];
+    let sci = [
+        "XTENSION= 'IMAGE'",
+        "BITPIX  = 16",
+        "NAXIS   = 3",
+        "NAXIS1  = 2048",
+        "NAXIS2  = 9223372036854775807",
+        "NAXIS3  = 2",
+        "EXTNAME = 'SCI'",
+        "END",
+    ];
+    for cards in [&primary[..], &sci[..]] {
+        cards
+            .iter()
+            .for_each(|c| file.extend(format!("{c:<80}").bytes()));
+        file.resize(file.len().div_ceil(BLOCK) * BLOCK, b' ');
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("loop.fits");
+    std::fs::write(&path, &file).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || tx.send(read_primary_header(&p)));
+    let r = rx.recv_timeout(std::time::Duration::from_secs(20));
+    let e = r.expect("read_primary_header returns").unwrap_err();
     assert!(e.message.contains("more data than a file can hold"), "{e}");
     read_all(&path);
 }

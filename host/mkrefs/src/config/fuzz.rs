@@ -17,7 +17,7 @@ use super::{CliParam, LoadOptions, Settings};
 use crate::inputs::classify::ClassifyRules;
 use crate::plan::options::OutputOverrides;
 
-/// `PROPTEST_CASES` when set, else `cases` (chosen so that a target takes about 5 s in a
+/// `PROPTEST_CASES` when set, else `cases` (chosen so that a target takes 2 to 5 s in a
 /// debug build on a 2-core machine); no regression files in the source tree.
 fn config(cases: u32) -> ProptestConfig {
     let mut c = ProptestConfig::default();

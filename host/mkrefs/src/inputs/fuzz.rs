@@ -21,7 +21,7 @@ use crate::inputs::exposure::merge_exposures;
 use crate::inputs::geometry;
 use crate::inputs::read::{InputKeys, completed_steps, read_inputs};
 
-/// `PROPTEST_CASES` when set, else `cases` (chosen so that a target takes about 5 s in a
+/// `PROPTEST_CASES` when set, else `cases` (chosen so that a target takes 2 to 5 s in a
 /// debug build on a 2-core machine); no regression files in the source tree.
 fn config(cases: u32) -> ProptestConfig {
     let mut c = ProptestConfig::default();
