@@ -223,14 +223,22 @@ fn parse_cell(cell: &str, dim: usize) -> Result<Range<usize>, String> {
             format!("'{cell}' is not a pixel index or range (an integer >= 0, or a:b, a:, :b, :)")
         })
     };
+    let outside = || {
+        format!(
+            "'{cell}' lies outside the full frame (indices 0..{})",
+            dim.saturating_sub(1)
+        )
+    };
+    // The inclusive end made exclusive; usize::MAX has no next index and is past any frame.
+    let end_of = |v: usize| v.checked_add(1).ok_or_else(outside);
     let (a, b) = match cell.split_once(':') {
         None => {
             let v = num(cell)?;
-            (v, v + 1)
+            (v, end_of(v)?)
         }
         Some((s, e)) => {
             let a = if s.is_empty() { 0 } else { num(s)? };
-            let b = if e.is_empty() { dim } else { num(e)? + 1 };
+            let b = if e.is_empty() { dim } else { end_of(num(e)?)? };
             (a, b)
         }
     };
@@ -240,10 +248,7 @@ fn parse_cell(cell: &str, dim: usize) -> Result<Range<usize>, String> {
         ));
     }
     if b > dim {
-        return Err(format!(
-            "'{cell}' lies outside the full frame (indices 0..{})",
-            dim.saturating_sub(1)
-        ));
+        return Err(outside());
     }
     Ok(a..b)
 }
@@ -370,6 +375,23 @@ mod tests {
         );
         let e = parse("x y flag\n-1 2 DEAD\n", "f", 10, 10, &[]).unwrap_err();
         assert!(e.message.contains("column 1"), "{e}");
+    }
+
+    /// Found by the fuzz target (tests/manual_fuzz.rs): the largest index overflowed when its
+    /// inclusive end was made exclusive (a panic in debug builds, an "empty range" in release).
+    #[test]
+    fn the_largest_index_is_outside_the_frame_not_an_overflow() {
+        let e = parse(
+            "x y flag\n0:+3 0:18446744073709551615 DEAD \n",
+            "f",
+            1,
+            4,
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.message.contains("outside the full frame"), "{e}");
+        let e = parse("x y flag\n18446744073709551615 0 DEAD\n", "f", 4, 4, &[]).unwrap_err();
+        assert!(e.message.contains("outside the full frame"), "{e}");
     }
 
     #[test]

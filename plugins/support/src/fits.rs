@@ -276,6 +276,9 @@ fn path_text(path: &Path) -> Result<&str, FitsError> {
 /// the file and its length on disk.
 fn open_read(path: &Path) -> Result<(FitsFile, u64), FitsError> {
     let len = check_input_path(path)?;
+    // Before cfitsio walks the HDUs: a size it cannot count makes it loop forever.
+    crate::fits_layout::check_sizes(path)
+        .map_err(|m| FitsError::new(FitsErrorKind::BadValue, path, m))?;
     match FitsFile::open(path) {
         Ok(f) => Ok((f, len)),
         Err(e) => Err(classify_open_failure(path, len, e)),
@@ -790,7 +793,26 @@ impl ImageReader {
         if status != 0 {
             return Err(cfitsio_error(&self.path, status, "locating the data").in_hdu(&self.hdu));
         }
-        let needed = data as u64 + self.n_pixels() as u64 * self.bytes_per_stored_pixel();
+        // Checked: a damaged header may announce more bytes than a u64 counts.
+        let needed = self
+            .shape
+            .iter()
+            .try_fold(self.bytes_per_stored_pixel(), |acc, &n| {
+                acc.checked_mul(n as u64)
+            })
+            .and_then(|bytes| bytes.checked_add(data as u64));
+        let Some(needed) = needed else {
+            return Err(FitsError::new(
+                FitsErrorKind::WrongShape,
+                &self.path,
+                format!(
+                    "HDU {} announces a shape of {:?}, more data than a file can hold; the \
+                     header is damaged",
+                    self.hdu, self.shape
+                ),
+            )
+            .in_hdu(&self.hdu));
+        };
         if file_len < needed {
             return Err(FitsError::new(
                 FitsErrorKind::Truncated,

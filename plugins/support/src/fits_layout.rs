@@ -42,13 +42,55 @@ fn card_str(card: &str) -> Option<String> {
     Some(inner[..end].trim_end().to_string())
 }
 
+/// The most axes a FITS HDU may have (NAXIS is 0 to 999).
+const MAX_NAXIS: i64 = 999;
+
+/// The size of an HDU's data and that size padded to whole blocks, or `None` when the header
+/// announces more bytes than a `u64` counts (a damaged header must not overflow).
+fn data_size(bitpix: i64, gcount: u64, pcount: u64, naxes: &[u64]) -> Option<(u64, u64)> {
+    let elements = if naxes.is_empty() {
+        0
+    } else {
+        naxes.iter().try_fold(1u64, |acc, &n| acc.checked_mul(n))?
+    };
+    let data_bytes = (bitpix.unsigned_abs() / 8)
+        .checked_mul(gcount)?
+        .checked_mul(elements.checked_add(pcount)?)?;
+    let padded = data_bytes.div_ceil(BLOCK).checked_mul(BLOCK)?;
+    // cfitsio counts bytes in a signed 64-bit integer: a larger size turns negative there and
+    // makes it walk back to the same header forever.
+    (padded <= i64::MAX as u64).then_some((data_bytes, padded))
+}
+
+/// Checks that no header of `path` announces an impossible size (more than 999 axes, more
+/// data than a signed 64-bit count holds), which cfitsio would loop on or overflow with. A file
+/// that is cut short or not FITS passes: the reader that follows says what is wrong with it.
+pub fn check_sizes(path: &Path) -> Result<(), String> {
+    match layout(path) {
+        Err(Problem::Damaged(message)) => Err(message),
+        _ => Ok(()),
+    }
+}
+
+/// Why [`layout`] stopped: a header that announces the impossible, or anything else.
+enum Problem {
+    Damaged(String),
+    Other(String),
+}
+
 /// Reads every header of `path` and checks that the file is long enough for all the data they
 /// announce. Errors say which HDU is cut short and by how much.
 pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
-    let mut file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    layout(path).map_err(|(Problem::Damaged(m) | Problem::Other(m))| m)
+}
+
+fn layout(path: &Path) -> Result<Vec<HduLayout>, Problem> {
+    let other = |m: String| Problem::Other(m);
+    let mut file =
+        File::open(path).map_err(|e| other(format!("cannot open {}: {e}", path.display())))?;
     let len = file
         .metadata()
-        .map_err(|e| format!("cannot stat {}: {e}", path.display()))?
+        .map_err(|e| other(format!("cannot stat {}: {e}", path.display())))?
         .len();
     let mut hdus = Vec::new();
     let mut offset = 0u64;
@@ -63,10 +105,10 @@ pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
             file.seek(SeekFrom::Start(offset))
                 .and_then(|_| file.read_exact(&mut block))
                 .map_err(|_| {
-                    format!(
+                    other(format!(
                         "{} is truncated: the header of HDU {index} is cut off at byte {len}",
                         path.display()
-                    )
+                    ))
                 })?;
             offset += BLOCK;
             for raw in block.chunks(CARD) {
@@ -79,7 +121,15 @@ pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
                     }
                     "BITPIX" => bitpix = card_int(&card),
                     "NAXIS" => {
-                        naxis = card_int(&card).unwrap_or(0).max(0) as usize;
+                        let n = card_int(&card).unwrap_or(0).max(0);
+                        if n > MAX_NAXIS {
+                            return Err(Problem::Damaged(format!(
+                                "{}: HDU {index} has NAXIS = {n}, but FITS allows at most \
+                                 {MAX_NAXIS} axes; the header is damaged",
+                                path.display()
+                            )));
+                        }
+                        naxis = n as usize;
                         naxes = vec![0; naxis];
                     }
                     "PCOUNT" => pcount = card_int(&card).unwrap_or(0).max(0) as u64,
@@ -97,18 +147,11 @@ pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
             }
         }
         let Some(bitpix) = bitpix else {
-            return Err(format!(
+            return Err(other(format!(
                 "{}: HDU {index} has no BITPIX; the file is damaged",
                 path.display()
-            ));
+            )));
         };
-        let elements: u64 = if naxis == 0 {
-            0
-        } else {
-            naxes.iter().product()
-        };
-        let data_bytes = (bitpix.unsigned_abs() / 8) * gcount * (elements + pcount);
-        let padded = data_bytes.div_ceil(BLOCK) * BLOCK;
         let name = name.unwrap_or_else(|| {
             if index == 0 {
                 "PRIMARY".to_string()
@@ -116,14 +159,22 @@ pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
                 format!("HDU {index}")
             }
         });
-        if offset + data_bytes > len {
-            return Err(format!(
+        let Some((data_bytes, padded)) = data_size(bitpix, gcount, pcount, &naxes) else {
+            return Err(Problem::Damaged(format!(
+                "{}: HDU {index} ({name}) announces more data than a file can hold (NAXISn \
+                 {naxes:?}, BITPIX {bitpix}, PCOUNT {pcount}, GCOUNT {gcount}); the header is \
+                 damaged",
+                path.display()
+            )));
+        };
+        if offset.saturating_add(data_bytes) > len {
+            return Err(other(format!(
                 "{} is truncated: HDU {index} ({name}) needs {} bytes of data but the file ends \
                  {} bytes after its header",
                 path.display(),
                 data_bytes,
                 len - offset
-            ));
+            )));
         }
         hdus.push(HduLayout {
             name,
@@ -132,10 +183,10 @@ pub fn read_layout(path: &Path) -> Result<Vec<HduLayout>, String> {
             data_start: offset,
             data_bytes,
         });
-        offset += padded;
+        offset = offset.saturating_add(padded);
     }
     if hdus.is_empty() {
-        return Err(format!("{} is empty", path.display()));
+        return Err(other(format!("{} is empty", path.display())));
     }
     Ok(hdus)
 }
@@ -164,6 +215,50 @@ mod tests {
         assert_eq!(layout[1].shape(), [2, 3, 4, 5]);
         assert_eq!(layout[1].bitpix, -32);
         assert_eq!(layout[2].data_bytes, 120);
+    }
+
+    /// A primary header of the given cards, END and blank padding to one block.
+    fn header_only(dir: &Path, cards: &[&str]) -> std::path::PathBuf {
+        let mut bytes: Vec<u8> = Vec::new();
+        for c in cards.iter().chain(&["END"]) {
+            bytes.extend(format!("{c:<80}").bytes());
+        }
+        bytes.resize(BLOCK as usize, b' ');
+        let path = dir.join("h.fits");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Found by the fuzz target (tests/fits_fuzz.rs): a huge NAXIS made the reader allocate
+    /// 32 GiB for the axis list and abort the process.
+    #[test]
+    fn an_impossible_naxis_is_an_error_not_an_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = header_only(
+            dir.path(),
+            &["SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 4294967297"],
+        );
+        let e = read_layout(&path).unwrap_err();
+        assert!(e.contains("NAXIS = 4294967297") && e.contains("999"), "{e}");
+    }
+
+    /// Seen while fixing the case above: axis lengths whose product overflows made the size
+    /// computation panic (debug) or wrap to a small size (release).
+    #[test]
+    fn axes_that_overflow_the_data_size_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = header_only(
+            dir.path(),
+            &[
+                "SIMPLE  = T",
+                "BITPIX  = 16",
+                "NAXIS   = 2",
+                "NAXIS1  = 9223372036854775807",
+                "NAXIS2  = 4",
+            ],
+        );
+        let e = read_layout(&path).unwrap_err();
+        assert!(e.contains("more data than a file can hold"), "{e}");
     }
 
     #[test]

@@ -82,4 +82,6 @@ pub fn load(opts: &LoadOptions, env: &dyn Fn(&str) -> Option<String>) -> Result<
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

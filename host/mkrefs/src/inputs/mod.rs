@@ -6,6 +6,8 @@ pub(crate) mod discover;
 pub(crate) mod error;
 pub(crate) mod exposure;
 pub(crate) mod fingerprint;
+#[cfg(test)]
+mod fuzz;
 pub(crate) mod geometry;
 pub(crate) mod group;
 pub(crate) mod read;
