@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 
-use super::value::{ParamKind, ParamSpec, ParamValue};
+use super::value::{Bound, Constraints, ParamKind, ParamSpec, ParamValue};
 use super::{CliParam, LoadOptions, Settings};
 use crate::inputs::classify::ClassifyRules;
 use crate::plan::options::OutputOverrides;
@@ -577,18 +577,41 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 
 /// The generators a run could select, with one parameter of each kind.
 fn specs() -> Vec<ParamSpec> {
-    let spec = |name: &str, kind, default| ParamSpec {
+    let spec = |name: &str, kind, default, constraints| ParamSpec {
         name: name.into(),
         kind,
         default,
         help: String::new(),
+        constraints,
     };
+    let above_zero = Constraints {
+        minimum: Some(Bound {
+            value: 0.0,
+            inclusive: false,
+        }),
+        ..Constraints::default()
+    };
+    let choices = Constraints {
+        choices: vec!["stack".into(), "ramp".into()],
+        ..Constraints::default()
+    };
+    let none = Constraints::default();
     vec![
-        spec("clipping_sigma", ParamKind::Float, ParamValue::Float(3.0)),
-        spec("n_iter", ParamKind::Int, ParamValue::Int(2)),
-        spec("flag", ParamKind::Bool, ParamValue::Bool(false)),
-        spec("label", ParamKind::String, ParamValue::Null),
-        spec("names", ParamKind::List, ParamValue::List(Vec::new())),
+        spec(
+            "clipping_sigma",
+            ParamKind::Float,
+            ParamValue::Float(3.0),
+            above_zero,
+        ),
+        spec("n_iter", ParamKind::Int, ParamValue::Int(2), none.clone()),
+        spec(
+            "flag",
+            ParamKind::Bool,
+            ParamValue::Bool(false),
+            none.clone(),
+        ),
+        spec("label", ParamKind::String, ParamValue::Null, choices),
+        spec("names", ParamKind::List, ParamValue::List(Vec::new()), none),
     ]
 }
 
