@@ -135,7 +135,13 @@ fn an_output_tree_inside_the_input_directory_is_not_read_back_as_inputs() {
 /// from the uncal files (5 calibration jobs, then 2 generator jobs).
 fn campaign(dir: &Path) -> Vec<String> {
     let d = CalibrationData::write(&dir.join("data"), (3, 2), 64, 10, 17);
-    let mut args: Vec<String> = vec!["dark,bpm".into()];
+    from_uncal("dark,bpm", &d)
+}
+
+/// The arguments of a run of `reflabels` from the data's uncal files, with every step's
+/// reference file.
+fn from_uncal(reflabels: &str, d: &CalibrationData) -> Vec<String> {
+    let mut args: Vec<String> = vec![reflabels.into()];
     args.extend(d.uncal());
     for (reftype, path) in &d.refs {
         args.extend([
@@ -382,17 +388,7 @@ fn a_job_is_skipped_only_while_what_it_read_is_unchanged() {
 /// reference file (two calibration jobs, then one generator job).
 fn dark_from_uncal(dir: &Path) -> (Vec<String>, Vec<String>) {
     let d = CalibrationData::write(&dir.join("data"), (2, 0), 32, 4, 5);
-    let mut args: Vec<String> = vec!["dark".into()];
-    args.extend(d.uncal());
-    for (reftype, path) in &d.refs {
-        args.extend([
-            "--pp".into(),
-            "reffile4ssb".into(),
-            reftype.clone(),
-            path.display().to_string(),
-        ]);
-    }
-    (d.uncal(), args)
+    (d.uncal(), from_uncal("dark", &d))
 }
 
 fn with(args: &[String], extra: &[&str]) -> Vec<String> {

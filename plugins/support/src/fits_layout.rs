@@ -159,7 +159,14 @@ fn layout(path: &Path) -> Result<Vec<HduLayout>, Problem> {
                 format!("HDU {index}")
             }
         });
-        let Some((data_bytes, padded)) = data_size(bitpix, gcount, pcount, &naxes) else {
+        // cfitsio counts positions in the file in a signed 64-bit integer too: the end of this
+        // HDU's data must fit in one, or the position of the next HDU turns negative.
+        let sized = data_size(bitpix, gcount, pcount, &naxes).filter(|&(_, padded)| {
+            offset
+                .checked_add(padded)
+                .is_some_and(|e| e <= i64::MAX as u64)
+        });
+        let Some((data_bytes, padded)) = sized else {
             return Err(Problem::Damaged(format!(
                 "{}: HDU {index} ({name}) announces more data than a file can hold (NAXISn \
                  {naxes:?}, BITPIX {bitpix}, PCOUNT {pcount}, GCOUNT {gcount}); the header is \

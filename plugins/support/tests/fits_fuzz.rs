@@ -253,14 +253,36 @@ fn an_image_larger_than_any_file_is_an_error() {
     read_all(&path);
 }
 
+/// Writes a file of the given HDUs (cards without padding) and checks that reading its primary
+/// header returns, within 20 s, an error that says the header is damaged.
+fn refused_without_hanging(hdus: &[&[&str]], name: &str) {
+    let mut file = Vec::new();
+    for cards in hdus {
+        cards
+            .iter()
+            .for_each(|c| file.extend(format!("{c:<80}").bytes()));
+        file.resize(file.len().div_ceil(BLOCK) * BLOCK, b' ');
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, &file).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || tx.send(read_primary_header(&p)));
+    let r = rx.recv_timeout(std::time::Duration::from_secs(20));
+    let e = r.expect("read_primary_header returns").unwrap_err();
+    assert!(e.message.contains("more data than a file can hold"), "{e}");
+    read_all(&path);
+}
+
+const PRIMARY: &[&str] = &["SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 0", "END"];
+
 /// Found by the input stage's target (host inputs::fuzz): a SCI extension of 2048 x (2^63-1) x 2
 /// 16-bit pixels, a size cfitsio's signed byte count turns negative, made it walk back to the
 /// same header forever while looking for an HDU (read_primary_header never returned).
 #[test]
 fn a_size_cfitsio_cannot_count_is_an_error_not_a_hang() {
-    let mut file = Vec::new();
-    let primary = ["SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 0", "END"];
-    let sci = [
+    let sci: &[&str] = &[
         "XTENSION= 'IMAGE'",
         "BITPIX  = 16",
         "NAXIS   = 3",
@@ -270,22 +292,23 @@ fn a_size_cfitsio_cannot_count_is_an_error_not_a_hang() {
         "EXTNAME = 'SCI'",
         "END",
     ];
-    for cards in [&primary[..], &sci[..]] {
-        cards
-            .iter()
-            .for_each(|c| file.extend(format!("{c:<80}").bytes()));
-        file.resize(file.len().div_ceil(BLOCK) * BLOCK, b' ');
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("loop.fits");
-    std::fs::write(&path, &file).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let p = path.clone();
-    std::thread::spawn(move || tx.send(read_primary_header(&p)));
-    let r = rx.recv_timeout(std::time::Duration::from_secs(20));
-    let e = r.expect("read_primary_header returns").unwrap_err();
-    assert!(e.message.contains("more data than a file can hold"), "{e}");
-    read_all(&path);
+    refused_without_hanging(&[PRIMARY, sci], "loop.fits");
+}
+
+/// Found by the same target in a longer run: data whose size a signed 64-bit count still holds
+/// (a whole number of blocks just under 2^63), but whose end, counted from the start of the
+/// file, it does not: cfitsio's position of the next HDU turned negative and the walk looped.
+#[test]
+fn data_that_end_beyond_what_cfitsio_can_count_are_an_error_not_a_hang() {
+    let sci: &[&str] = &[
+        "XTENSION= 'IMAGE'",
+        "BITPIX  = 8",
+        "NAXIS   = 1",
+        "NAXIS1  = 9223372036854773760",
+        "EXTNAME = 'SCI'",
+        "END",
+    ];
+    refused_without_hanging(&[PRIMARY, sci], "end.fits");
 }
 
 proptest! {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 
+use super::settings::{INPUTFILES_KEYS, OUTPUT_KEYS};
 use super::value::{Bound, Constraints, ParamKind, ParamSpec, ParamValue};
 use super::{CliParam, LoadOptions, Settings};
 use crate::inputs::classify::ClassifyRules;
@@ -43,6 +44,11 @@ enum Y {
     Alias(String),
 }
 
+/// The keys of the inputfiles and output sections, as the loader knows them.
+fn section_keys() -> Vec<&'static str> {
+    INPUTFILES_KEYS.iter().chain(OUTPUT_KEYS).copied().collect()
+}
+
 const TOP_KEYS: &[&str] = &[
     "instrument",
     "reflabels",
@@ -61,46 +67,6 @@ const TOP_KEYS: &[&str] = &[
     "superbias",
     "dark",
     "bpm",
-];
-
-const SECTION_KEYS: &[&str] = &[
-    "dark_pattern",
-    "flat_pattern",
-    "basenamepattern",
-    "dateobs_fitskey",
-    "timeobs_fitskey",
-    "mjdobs_fitskey",
-    "requiredfitskeys",
-    "optionalfitskeys",
-    "dark_exp_types",
-    "flat_exp_types",
-    "outrootdir",
-    "outsubdir",
-    "runID",
-    "runIDNdigits",
-    "ssbdir",
-    "skip_runID_ssbdir",
-    "pipeline_prod_search_dir",
-    "addsuffix",
-    "max_Delta_MJD",
-    "backend",
-    "strun",
-    "crds_path",
-    "python",
-    "reftype",
-    "imtypes",
-    "ssbsteps",
-    "ssb_save_steps",
-    "reffile4ssb",
-    "bpm",
-    "mask",
-    "rdnoise",
-    "gainreffile",
-    "clipping_sigma",
-    "n_iter",
-    "flag",
-    "names",
-    "label",
 ];
 
 /// Scalars that YAML or the settings read specially: nulls, bools, huge and odd numbers,
@@ -196,7 +162,7 @@ const NASTY: &[&str] = &[
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => proptest::sample::select(TOP_KEYS).prop_map(str::to_string),
-        4 => proptest::sample::select(SECTION_KEYS).prop_map(str::to_string),
+        4 => proptest::sample::select(section_keys()).prop_map(str::to_string),
         1 => "[a-zA-Z_][a-zA-Z0-9_.-]{0,10}",
         1 => "\\PC{0,8}",
     ]

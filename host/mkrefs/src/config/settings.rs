@@ -41,7 +41,7 @@ pub const IGNORED_TOP_LEVEL: &[&str] = &[
 
 const TOP_LEVEL_SCALARS: &[&str] = &["instrument", "reflabels"];
 
-const INPUTFILES_KEYS: &[&str] = &[
+pub(super) const INPUTFILES_KEYS: &[&str] = &[
     "dark_pattern",
     "flat_pattern",
     "basenamepattern",
@@ -54,7 +54,7 @@ const INPUTFILES_KEYS: &[&str] = &[
     "flat_exp_types",
 ];
 
-const OUTPUT_KEYS: &[&str] = &[
+pub(super) const OUTPUT_KEYS: &[&str] = &[
     "outrootdir",
     "outsubdir",
     "runID",
