@@ -527,3 +527,41 @@ fn concurrent_runs_sharing_a_run_directory_or_an_ssbdir_make_each_product_once()
     );
     same_reference_files(&dir.path().join("a"), &dir.path().join("b"));
 }
+
+/// An allocator shim for LD_PRELOAD that refuses cfitsio the I/O buffers it allocates when it
+/// opens a file (40 x 2880 bytes), as if memory had run out there.
+const NO_CFITSIO_MEMORY: &str = r#"
+#include <stddef.h>
+extern void *__libc_calloc(size_t, size_t);
+void *calloc(size_t n, size_t size) {
+    if (n == 40 && size == 2880) return NULL;
+    return __libc_calloc(n, size);
+}
+"#;
+
+#[test]
+fn cfitsio_running_out_of_memory_is_named_and_not_called_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let uncal = raw_darks(dir.path());
+    let source = dir.path().join("shim.c");
+    std::fs::write(&source, NO_CFITSIO_MEMORY).unwrap();
+    let shim = dir.path().join("libnocfitsiomem.so");
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .args([&shim, &source])
+        .status()
+        .expect("a C compiler (cc) to build the allocator shim");
+    assert!(built.success());
+    let out = run(mkrefs(dir.path())
+        .env("LD_PRELOAD", &shim)
+        .args(["readnoise", "--outrootdir", "out"])
+        .args(&uncal));
+    assert!(!out.ok(), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("out of memory while opening the file: cfitsio status 113"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("the file is not at fault"), "{out:?}");
+    assert!(!out.stderr.contains("damaged"), "{out:?}");
+}

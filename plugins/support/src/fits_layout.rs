@@ -30,9 +30,11 @@ impl HduLayout {
     }
 }
 
+/// An integer value as cfitsio reads it: the first word of the value field (cfitsio ignores
+/// what follows a space), so that the sizes checked here are the sizes cfitsio will use.
 fn card_int(card: &str) -> Option<i64> {
-    let value = card.get(10..)?.split('/').next()?.trim();
-    value.parse().ok()
+    let value = card.get(10..)?.split('/').next()?;
+    value.split_whitespace().next()?.parse().ok()
 }
 
 fn card_str(card: &str) -> Option<String> {

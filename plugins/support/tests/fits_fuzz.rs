@@ -311,6 +311,30 @@ fn data_that_end_beyond_what_cfitsio_can_count_are_an_error_not_a_hang() {
     refused_without_hanging(&[PRIMARY, sci], "end.fits");
 }
 
+/// Found by the input stage's target in a longer run: a BITPIX card with text after its value
+/// (`8` then spaces and a comma), which cfitsio reads as 8 but the size check did not, so the
+/// check stopped before the SCI extension whose size overflows, and cfitsio walked forever.
+#[test]
+fn a_size_check_reads_values_as_cfitsio_does() {
+    let primary: &[&str] = &[
+        "SIMPLE  = T",
+        "BITPIX  = 8                                                       ,",
+        "NAXIS   = 0",
+        "END",
+    ];
+    let sci: &[&str] = &[
+        "XTENSION= 'IMAGE'",
+        "BITPIX  = 16",
+        "NAXIS   = 3",
+        "NAXIS1  = 2",
+        "NAXIS2  = 2048",
+        "NAXIS3  = 9223372036854775807",
+        "EXTNAME = 'SCI'",
+        "END",
+    ];
+    refused_without_hanging(&[primary, sci], "comma.fits");
+}
+
 proptest! {
     #![proptest_config(config(3000))]
 
