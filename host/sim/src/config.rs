@@ -50,7 +50,9 @@ pub struct DefectFractions {
     pub dead: f64,
     /// LOW_QE: QE 0.30–0.45.
     pub low_qe: f64,
-    /// OPEN (QE 0.30–0.45) with its 4 neighbours ADJ_OPEN (QE 1.10–1.30).
+    /// OPEN (QE 0.30–0.45); its 4 neighbours get the charge it loses (QE 1.10–1.30). The truth
+    /// flags the whole 3x3 box around it ADJ_OPEN, as jwst_reffiles (and the bpm by default)
+    /// define the flag; the 4 diagonal ones have a normal QE.
     pub open: f64,
     /// HOT, not saturating: dark current 0.5–50 DN/s, log-uniform (100 to 10,000 times the
     /// default mean dark current), with its shot noise. In the products: a high slope in every

@@ -372,7 +372,7 @@ impl Truth {
 }
 
 /// Places the defects one class after another from a single stream, so the layout is the same
-/// whatever the thread count. Every defect (an OPEN pixel with its 4 ADJ_OPEN neighbours counts
+/// whatever the thread count. Every defect (an OPEN pixel with its 4 brighter neighbours counts
 /// as one) keeps a free ring of one pixel around it, so the bad-pixel searches see each one with
 /// normal neighbours (the OPEN test looks at the 4 neighbours).
 fn place_defects(cfg: &SimConfig, r: &Resolved, t: &mut Truth) -> Result<(), SimError> {
@@ -445,6 +445,12 @@ fn place_defects(cfg: &SimConfig, r: &Resolved, t: &mut Truth) -> Result<(), Sim
                         let j = cy as usize * nx + cx as usize;
                         t.qe[j] = (1.10 + 0.20 * rng.uniform()) as f32;
                         t.defects[j] |= dq::ADJ_OPEN;
+                    }
+                    // The flag's 3x3 box. The diagonal pixels touch the 4 neighbours, so no other
+                    // defect can be placed on them; they are not marked occupied, which keeps the
+                    // layout of every other defect as it was.
+                    for (dy, dx) in [(-1, -1), (-1, 1), (1, -1), (1, 1)] {
+                        t.defects[(y + dy) as usize * nx + (x + dx) as usize] |= dq::ADJ_OPEN;
                     }
                 }
                 DefectClass::Hot => t.dark[i] = (0.5 * 100f64.powf(u)) as f32,

@@ -241,7 +241,8 @@ fn truth_file_round_trip_and_defect_counts() {
     ] {
         assert_eq!(truth.count(class), per_class, "{class:?}");
     }
-    assert_eq!(truth.count(DefectClass::AdjOpen), 4 * per_class);
+    // The 3x3 box around each OPEN pixel.
+    assert_eq!(truth.count(DefectClass::AdjOpen), 8 * per_class);
     assert_eq!(h.get_i64("N_DEAD"), Some(per_class as i64));
     assert_eq!(h.get_i64("N_SATALL"), Some(per_class as i64));
     assert_eq!(
@@ -265,14 +266,20 @@ fn truth_file_round_trip_and_defect_counts() {
                 assert!(qe < 0.05);
             } else if DefectClass::LowQe.matches(v) || DefectClass::Open.matches(v) {
                 assert!((0.3..0.45).contains(&qe));
-            } else if DefectClass::AdjOpen.matches(v) {
-                assert!((1.1..1.3).contains(&qe));
             }
             if DefectClass::Open.matches(v) {
-                // Every OPEN pixel has its 4 neighbours ADJ_OPEN and nothing else around.
-                for (dy, dx) in [(1, 0), (0, 1), (-1, 0), (0, -1)] {
-                    let j = ((y as isize + dy) as usize) * n + (x as isize + dx) as usize;
-                    assert_eq!(truth.defects[j], dq::ADJ_OPEN);
+                // Every OPEN pixel has its 3x3 box ADJ_OPEN and nothing else: the 4 neighbours
+                // brighter (the charge it loses), the diagonal ones with a normal QE.
+                for dy in -1..=1isize {
+                    for dx in -1..=1isize {
+                        if (dy, dx) == (0, 0) {
+                            continue;
+                        }
+                        let j = ((y as isize + dy) as usize) * n + (x as isize + dx) as usize;
+                        assert_eq!(truth.defects[j], dq::ADJ_OPEN);
+                        let brighter = (1.1..1.3).contains(&truth.qe[j]);
+                        assert_eq!(brighter, dy == 0 || dx == 0, "{dy} {dx}");
+                    }
                 }
             }
             if DefectClass::Hot.matches(v) {

@@ -9,8 +9,6 @@
 //! Deliberate differences from jwst_reffiles 1.0.1 (also in the generator's description):
 //! - the first flat is counted once, not twice;
 //! - an OPEN pixel on the first science row or column gets its ADJ_OPEN neighbours;
-//! - by default ADJ_OPEN is set on the 4 neighbours the OPEN test looks at, not on all 8
-//!   (`adj_open_neighbours: 8` restores upstream's box);
 //! - in `sigma_rate` mode a pixel found LOW_QE or OPEN is not also DEAD;
 //! - NIRCam's per-detector default dead threshold for `normalization: none` is looked up as
 //!   intended (upstream always returns 25);
@@ -597,7 +595,7 @@ pub struct FlatParams {
 }
 
 impl Default for FlatParams {
-    /// Upstream's defaults, with the 4-neighbour ADJ_OPEN of mkrefs.
+    /// Upstream's defaults.
     fn default() -> Self {
         FlatParams {
             dead_search: true,
@@ -611,7 +609,7 @@ impl Default for FlatParams {
             max_dead_norm_signal: None,
             max_low_qe_norm_signal: 0.5,
             max_open_adj_norm_signal: 1.05,
-            adj_open: AdjOpen::Four,
+            adj_open: AdjOpen::Eight,
         }
     }
 }

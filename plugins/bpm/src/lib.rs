@@ -68,8 +68,8 @@ twice). An OPEN pixel on the first science row or column gets its ADJ_OPEN neigh
 negative slice gave none). NIRCam's default dead threshold for normalisation 'none' is the \
 detector's (25; 30 NRCA3/NRCA4; 40 NRCALONG; 50 NRCBLONG; upstream always used 25). In \
 sigma_rate mode a LOW_QE or OPEN pixel is not also DEAD (upstream flagged nearly all of them \
-DEAD too). ADJ_OPEN goes on the 4 neighbours the OPEN test uses (upstream painted the 3x3 box; \
-adj_open_neighbours: 8 restores that). Reference pixels come from the geometry of the headers: \
+DEAD too). ADJ_OPEN goes on the 3x3 box around each OPEN pixel, as upstream paints it \
+(adj_open_neighbours: 4 flags only the 4 neighbours the OPEN test looks at). Reference pixels come from the geometry of the headers: \
 a subarray has them only where it overlaps the detector's reference strips (upstream assumed a \
 4-pixel border everywhere); MIRI has reference columns only. SUBARRAY/SUBSTRT/SUBSIZE are the \
 inputs' (upstream always wrote FULL). A darks-only mask gets REFERENCE_PIXEL and manual flags \

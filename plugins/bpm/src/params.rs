@@ -234,9 +234,9 @@ pub const QUALITY_CHECK: Param<bool> = Param::new(
 // mkrefs additions.
 pub const ADJ_OPEN_NEIGHBOURS: Param<i64> = Param::new(
     "adj_open_neighbours",
-    4,
-    "Neighbours of an OPEN pixel that get ADJ_OPEN: 4 (the ones the OPEN test uses) or \
-     8 (jwst_reffiles' 3x3 box).",
+    8,
+    "Neighbours of an OPEN pixel that get ADJ_OPEN: 8 (jwst_reffiles' 3x3 box, the default) \
+     or 4 (only the ones the OPEN test looks at).",
 );
 pub const METADATA: Metadata = Metadata::new("A bad pix mask", "2019-04-01 00:00:00");
 pub const BUDGET: Budget = Budget::new(DEFAULT_BUDGET_MB, "row bands of the slope products");

@@ -76,7 +76,7 @@ fn open_case_image() -> Vec<f64> {
     img
 }
 
-/// Upstream's flats test 2, with its 3×3 ADJ_OPEN box (`adj_open_neighbours: 8`).
+/// Upstream's flats test 2, with its 3×3 ADJ_OPEN box (the default, `adj_open_neighbours: 8`).
 #[test]
 fn find_open_and_low_qe_pixels_case() {
     let m = open_and_low_qe(&open_case_image(), 10, 10, 0.05, 0.5, 1.05, AdjOpen::Eight);
@@ -93,7 +93,7 @@ fn find_open_and_low_qe_pixels_case() {
     assert_eq!(m.adj_open, grid(10, &cells));
 }
 
-/// The default of mkrefs: ADJ_OPEN on the 4 neighbours the OPEN test looks at.
+/// The 4-neighbour option: ADJ_OPEN on the 4 neighbours the OPEN test looks at.
 #[test]
 fn adj_open_four_neighbours() {
     let m = open_and_low_qe(&open_case_image(), 10, 10, 0.05, 0.5, 1.05, AdjOpen::Four);
