@@ -20,6 +20,7 @@ use mkrefs_support::stats::{clipped_mean_std_f32, clipped_mean_std_f64};
 use rayon::prelude::*;
 
 use crate::cds::CdsPlan;
+use crate::unbiased::ClipCorrection;
 
 /// Pixels per transposed tile: 256 pixels × N samples × 4 bytes stays in L2 for N of a few
 /// hundred, while the row bands are still read sequentially.
@@ -56,6 +57,9 @@ pub struct MapOptions {
     pub method: Method,
     pub sigma: f64,
     pub maxiters: usize,
+    /// Keep jwst_reffiles' clipped std (ddof 0), which is low for normal noise, instead of
+    /// correcting it ([`crate::unbiased`]).
+    pub upstream_estimator: bool,
     /// Bytes the row band may take.
     pub budget_bytes: usize,
 }
@@ -104,6 +108,13 @@ pub fn readnoise_map<S: RampSource>(
         })
         .collect();
     let n_total: usize = per_input.iter().sum();
+    let expected = match opts.method {
+        Method::Stack => vec![n_total],
+        Method::Ramp => per_input.clone(),
+    };
+    let correction = (!opts.upstream_estimator)
+        .then(|| ClipCorrection::new(opts.sigma, opts.maxiters, &expected));
+    let correction = correction.as_ref();
     let bytes_per_row = (n_total + 2 * inputs.len()) * nx * std::mem::size_of::<f32>();
     let rows = rows_per_block(bytes_per_row, opts.budget_bytes, ny);
 
@@ -154,7 +165,8 @@ pub fn readnoise_map<S: RampSource>(
                 || PixelScratch::new(n_total, per_input.len()),
                 |s, (r, out_row)| {
                     reduce_row(
-                        band, plane, r, nx, n_total, &per_input, &offsets, opts, s, out_row,
+                        band, plane, r, nx, n_total, &per_input, &offsets, opts, correction, s,
+                        out_row,
                     )
                 },
             );
@@ -244,6 +256,7 @@ fn reduce_row(
     per_input: &[usize],
     offsets: &[usize],
     opts: &MapOptions,
+    correction: Option<&ClipCorrection>,
     s: &mut PixelScratch,
     out_row: &mut [f64],
 ) {
@@ -259,12 +272,13 @@ fn reduce_row(
         for j in 0..w {
             let samples = &s.tile[j * n..(j + 1) * n];
             out_row[x0 + j] = match opts.method {
-                Method::Stack => stack_noise(samples, opts, &mut s.clip),
+                Method::Stack => stack_noise(samples, opts, correction, &mut s.clip),
                 Method::Ramp => ramp_noise(
                     samples,
                     per_input,
                     offsets,
                     opts,
+                    correction,
                     &mut s.clip,
                     &mut s.per_input,
                 ),
@@ -273,27 +287,43 @@ fn reduce_row(
     }
 }
 
-/// `stack`: the clipped std (ddof 0) of all CDS samples; NaN when none is finite.
-pub fn stack_noise(samples: &[f32], opts: &MapOptions, clip: &mut Vec<f64>) -> f64 {
-    clipped_mean_std_f32(samples, opts.sigma, opts.maxiters, clip).map_or(f64::NAN, |s| s.std)
+/// The noise of one set of samples: their clipped std, corrected unless `correction` is `None`
+/// (the upstream estimator); NaN when none is finite.
+fn clipped_noise(
+    samples: &[f32],
+    opts: &MapOptions,
+    correction: Option<&ClipCorrection>,
+    clip: &mut Vec<f64>,
+) -> f64 {
+    clipped_mean_std_f32(samples, opts.sigma, opts.maxiters, clip).map_or(f64::NAN, |s| {
+        correction.map_or(s.std, |c| c.sigma(s.std, s.n))
+    })
 }
 
-/// `ramp`: the clipped std of each input's samples, then the clipped mean of those. An input with
-/// no finite sample gives NaN, which the second clip leaves out (upstream would count it as 0.0).
+/// `stack`: the noise of all CDS samples together.
+pub fn stack_noise(
+    samples: &[f32],
+    opts: &MapOptions,
+    correction: Option<&ClipCorrection>,
+    clip: &mut Vec<f64>,
+) -> f64 {
+    clipped_noise(samples, opts, correction, clip)
+}
+
+/// `ramp`: the noise of each input's samples, then the clipped mean of those. An input with no
+/// finite sample gives NaN, which the second clip leaves out (upstream would count it as 0.0).
 pub fn ramp_noise(
     samples: &[f32],
     per_input: &[usize],
     offsets: &[usize],
     opts: &MapOptions,
+    correction: Option<&ClipCorrection>,
     clip: &mut Vec<f64>,
     stds: &mut Vec<f64>,
 ) -> f64 {
     stds.clear();
     for (&o, &m) in offsets.iter().zip(per_input) {
-        stds.push(
-            clipped_mean_std_f32(&samples[o..o + m], opts.sigma, opts.maxiters, clip)
-                .map_or(f64::NAN, |s| s.std),
-        );
+        stds.push(clipped_noise(&samples[o..o + m], opts, correction, clip));
     }
     clipped_mean_std_f64(stds, opts.sigma, opts.maxiters, clip).map_or(f64::NAN, |s| s.mean)
 }
@@ -343,11 +373,23 @@ mod tests {
             .collect()
     }
 
+    /// The map with jwst_reffiles' estimator.
     fn run(ramps: &mut [MemRamp], plans: &[CdsPlan], method: Method, budget: usize) -> MapResult {
+        run_with(ramps, plans, method, budget, true)
+    }
+
+    fn run_with(
+        ramps: &mut [MemRamp],
+        plans: &[CdsPlan],
+        method: Method,
+        budget: usize,
+        upstream_estimator: bool,
+    ) -> MapResult {
         let opts = MapOptions {
             method,
             sigma: 3.0,
             maxiters: 3,
+            upstream_estimator,
             budget_bytes: budget,
         };
         readnoise_map(ramps, plans, &opts, &|_, _| {}).unwrap()
@@ -375,6 +417,7 @@ mod tests {
                     method,
                     sigma: 3.0,
                     maxiters: 3,
+                    upstream_estimator: true,
                     budget_bytes: 0,
                 };
                 let mut clip = Vec::new();
@@ -389,7 +432,7 @@ mod tests {
                             Method::Ramp => {
                                 let stds: Vec<f64> = per_file
                                     .iter()
-                                    .map(|v| stack_noise(v, &opts, &mut clip))
+                                    .map(|v| stack_noise(v, &opts, None, &mut clip))
                                     .collect();
                                 clipped_mean_std_f64(&stds, 3.0, 3, &mut clip).unwrap().mean
                             }
@@ -406,7 +449,23 @@ mod tests {
     }
 
     #[test]
-    fn recovers_the_cds_noise_and_ramp_is_lower() {
+    fn the_default_estimator_recovers_the_cds_noise_with_either_method() {
+        // Read noise 5 DN per read: CDS noise 5·√2.
+        let mut ramps: Vec<MemRamp> = (0..4).map(|s| noise(10 + s, dims(2, 8), 5.0)).collect();
+        let plans = vec![CdsPlan::new(8, false, GroupDiff::Independent).unwrap(); 4];
+        let truth = 5.0 * 2f64.sqrt();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        for method in [Method::Stack, Method::Ramp] {
+            let map = run_with(&mut ramps, &plans, method, usize::MAX, false).map;
+            // 2100 pixels of 32 samples: the mean is good to ~0.3 % (1/sqrt(2·32·2100)); the
+            // integer rounding of the data adds 1/(12·25) of variance, 0.2 % of the noise.
+            let ratio = mean(&map) / truth;
+            assert!((ratio - 1.0).abs() < 0.01, "{method:?}: {ratio}");
+        }
+    }
+
+    #[test]
+    fn the_upstream_estimator_is_low_and_ramp_lower() {
         // Read noise 5 DN per read: CDS noise 5·√2.
         let mut ramps: Vec<MemRamp> = (0..4).map(|s| noise(10 + s, dims(2, 8), 5.0)).collect();
         let plans = vec![CdsPlan::new(8, false, GroupDiff::Independent).unwrap(); 4];

@@ -11,6 +11,7 @@ pub mod compute;
 pub mod params;
 mod run;
 pub mod single;
+pub mod unbiased;
 
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::generator::{Exported, Generator, Report};
@@ -30,13 +31,20 @@ Makes a READNOISE reference file (ReadnoiseModel): the read noise of correlated 
 
 Methods. 'stack' (default): per pixel, the sigma-clipped standard deviation (ddof 0) of the CDS \
 frames of all inputs together, in the order files, integrations, pairs. 'ramp': the clipped std \
-of each input's frames, then the sigma-clipped mean of those per-input values; it averages \
-standard deviations, so it is systematically slightly lower than 'stack' (by the small-sample \
-bias of a std of few frames). Group differences: 'independent' pairs (1-0), (3-2), ...; \
+of each input's frames, then the sigma-clipped mean of those per-input values. Group \
+differences: 'independent' pairs (1-0), (3-2), ...; \
 'consecutive' uses every neighbour pair (G-1 correlated frames). Every clip follows astropy's \
 sigma_clip exactly (median centre, population std, inclusive bounds, at most max_clipping_iters \
 evaluations, final mask from the final bounds); the stack statistics reproduce numpy's masked \
 mean and std (f32 sums in stack order).
+
+Estimator. A clipped std (ddof 0) is lower than the noise that made the samples: by ddof 0, by \
+the square root, and by the clip, which cuts the normal distribution's tails with the outliers \
+(together 2-4 % for tens of samples; upstream's 'ramp', averaging stds of few frames, is lower \
+still). By default each clipped std is divided by the mean clipped std of standard-normal samples \
+of the same count, clipped the same way (measured once per count by a deterministic simulation), \
+so both methods give an unbiased estimate of the CDS noise for normal noise. \
+upstream_estimator: true keeps jwst_reffiles' numbers.
 
 Differences from jwst_reffiles. (1) An odd number of groups in 'independent' mode crashes \
 upstream; here the last group of each integration is left out, with a warning. (2) A pixel \

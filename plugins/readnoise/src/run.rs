@@ -47,6 +47,7 @@ pub fn run(job: &JobView<'_>) -> Result<Report, GeneratorError> {
         method: s.method,
         sigma: s.sigma,
         maxiters: s.maxiters,
+        upstream_estimator: s.upstream_estimator,
         budget_bytes: s.budget_bytes,
     };
     let pool = thread_pool(job.threads).map_err(GeneratorError::internal)?;
