@@ -296,7 +296,8 @@ fn clipped_noise(
     clip: &mut Vec<f64>,
 ) -> f64 {
     clipped_mean_std_f32(samples, opts.sigma, opts.maxiters, clip).map_or(f64::NAN, |s| {
-        correction.map_or(s.std, |c| c.sigma(s.std, s.n))
+        // The factor belongs to the number of values clipped, not to the number kept.
+        correction.map_or(s.std, |c| c.sigma(s.std, s.finite))
     })
 }
 

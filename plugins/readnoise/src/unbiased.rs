@@ -55,8 +55,8 @@ impl ClipCorrection {
         }
     }
 
-    /// σ of the normal noise whose `n` samples, clipped, have the std `std` (ddof 0); NaN for
-    /// fewer than 2 samples.
+    /// σ of the normal noise whose `n` finite samples (before the clip), clipped, have the std
+    /// `std` (ddof 0); NaN for fewer than 2 samples.
     pub fn sigma(&self, std: f64, n: usize) -> f64 {
         if n < 2 {
             return f64::NAN;
@@ -143,7 +143,7 @@ mod tests {
         for _ in 0..pixels {
             let xs: Vec<f32> = (0..n).map(|_| (7.0 * rng.normal()) as f32).collect();
             let s = clipped_mean_std_f32(&xs, sigma, maxiters, &mut scratch).unwrap();
-            est.push(c.sigma(s.std, s.n) / 7.0);
+            est.push(c.sigma(s.std, n) / 7.0);
             raw += s.std / 7.0;
         }
         let mean = est.iter().sum::<f64>() / pixels as f64;

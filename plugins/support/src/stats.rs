@@ -40,12 +40,14 @@ impl ClipBounds {
     }
 }
 
-/// Mean, population standard deviation (ddof 0) and count of the surviving values.
+/// Mean, population standard deviation (ddof 0) and count of the surviving values, and how
+/// many finite values the clip started from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StackStats {
     pub mean: f64,
     pub std: f64,
     pub n: usize,
+    pub finite: usize,
 }
 
 /// The k-th smallest value (0-based) of NaN-free `a`, permuting `a` so that every value left of
@@ -215,6 +217,7 @@ pub fn clipped_mean_std_f32(
         mean,
         std: (ss / n as f64).sqrt(),
         n,
+        finite: scratch.len(),
     })
 }
 
@@ -249,6 +252,7 @@ pub fn clipped_mean_std_f64(
         mean,
         std: (ss / n as f64).sqrt(),
         n,
+        finite: scratch.len(),
     })
 }
 
@@ -489,6 +493,7 @@ pub fn clipped_mean_std_flat<T: FlatFloat>(
         mean,
         std: (ss / n as f64).sqrt(),
         n,
+        finite: values.iter().filter(|x| x.to_f64().is_finite()).count(),
     })
 }
 
