@@ -43,7 +43,7 @@ pub struct Fingerprints {
 }
 
 /// Size, modification time and inode of a file.
-fn stat(path: &Path) -> std::io::Result<(u64, i128, u64)> {
+pub(crate) fn stat(path: &Path) -> std::io::Result<(u64, i128, u64)> {
     let meta = std::fs::metadata(path)?;
     let modified_ns = meta
         .modified()?

@@ -7,16 +7,16 @@
 //! would read now (by content: the same raw data and reference files under new paths, such as
 //! a superbias remade identically in a new run directory, still match). A product without a
 //! record is the user's own (made by the jwst pipeline, say) and is used as found. The record
-//! is written before the job starts ("being made") and completed with the product's size and
-//! modification time once the job succeeds, so a product left by an interrupted job, or
-//! edited afterwards, is made again.
+//! is written before the job starts ("being made") and completed with the product's size,
+//! modification time and inode once the job succeeds, so a product left by an interrupted job,
+//! edited afterwards or replaced by another file, is made again.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
-use crate::inputs::fingerprint::Fingerprint;
+use crate::inputs::fingerprint::{self, Fingerprint};
 
 /// Version of the record's layout; records of another version are not trusted.
 pub const RECORD_FORMAT: u32 = 1;
@@ -33,11 +33,13 @@ pub struct Ingredient {
     pub fingerprint: Fingerprint,
 }
 
-/// A product's size and modification time when it was made.
+/// A product's size, modification time and inode when it was made: any of them changing means
+/// the file is no longer the one the job wrote (edited, or another file put in its place).
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
     pub size: u64,
     pub modified_ns: i128,
+    pub inode: u64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -66,14 +68,11 @@ pub fn has_record(product: &Path) -> bool {
 }
 
 fn written(product: &Path) -> std::io::Result<Written> {
-    let meta = std::fs::metadata(product)?;
-    let modified_ns = meta
-        .modified()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128);
+    let (size, modified_ns, inode) = fingerprint::stat(product)?;
     Ok(Written {
-        size: meta.len(),
+        size,
         modified_ns,
+        inode,
     })
 }
 
