@@ -162,6 +162,45 @@ fn all_reference_files_from_uncal_with_self_superbias() {
     );
 }
 
+/// The case: a SELF superbias campaign, then `-n` on other exposures under the same
+/// names. The darks' products must be made again, through the new run's superbias.
+#[test]
+fn a_new_run_on_other_data_remakes_the_products_through_its_own_superbias() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"), 2, 0);
+    let campaign = |extra: &[&str]| {
+        run(mkrefs(dir.path())
+            .arg("superbias,dark")
+            .args(&data.uncal)
+            .args(["--outrootdir", "out"])
+            .args(ref_args(&data, &["superbias"]))
+            .args(["--pp", "reffile4ssb", "superbias", "SELF"])
+            .args(extra))
+    };
+    let first = campaign(&[]);
+    assert!(first.ok(), "{first:?}");
+    let other = CalibrationData::write(&dir.path().join("other"), (2, 0), 64, 10, 77);
+    for (from, to) in other.darks.iter().zip(&data.uncal) {
+        std::fs::copy(from, to).unwrap();
+    }
+    let second = campaign(&["-n"]);
+    assert!(second.ok(), "{second:?}");
+    for u in &data.uncal {
+        assert!(
+            second
+                .stderr
+                .contains(&format!("made again: {u} changed since")),
+            "{u}: {second:?}"
+        );
+    }
+    // The products now name the second run's superbias.
+    let superbias = reference_outputs(&dir.path().join("out/run001"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("_superbias.fits"))
+        .unwrap();
+    checked_jump_product(&dir.path().join("out"), &superbias);
+}
+
 #[test]
 fn a_missing_reference_file_stops_the_run_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
