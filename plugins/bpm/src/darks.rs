@@ -10,16 +10,21 @@
 //!    `sigmaclip`, 3σ, mean centre) and the clipped median/sd of the slopes (astropy, 3σ, 5
 //!    iterations), giving the RC / low-pedestal bounds `mean ± pedestal_sigma_threshold·sd`
 //!    and the hot threshold `median + hot_sigma_threshold·sd`. One plane is read at a time.
-//! 2. Per band of rows, every integration of every exposure: GROUPDQ (u8, all groups),
-//!    PEDESTAL, the slopes and their ERR are read for those rows only, and each pixel counts
-//!    the integrations that are saturated in all groups, have a high or a low pedestal, many
-//!    jumps, RC-like jumps, any jump, or a slope above the hot threshold; the slopes of
-//!    integrations without jumps ("clean") are accumulated without being stored.
-//! 3. Over the detector: the noise ratio of the clean slopes is clipped to find the noisy cut,
-//!    and the detector's rate of jump-hit integrations gives the frequent-jump limit.
+//! 2. Per band of rows, every integration of every exposure: GROUPDQ and SCI of the jump product
+//!    (all groups), PEDESTAL, the slopes with their ERR and VAR_POISSON are read for those rows
+//!    only; each pixel counts the integrations that are saturated in all groups, have a high or
+//!    a low pedestal, many jumps, RC-like jumps, or a slope above the hot threshold; the slopes
+//!    of integrations without jumps ("clean") are accumulated without being stored, and the
+//!    pixel's group differences over all integrations are analysed ([`differences`]): its own
+//!    jumps, told from the flags the jump step gives the neighbours of a hit, and a reset
+//!    transient repeated in every integration.
+//! 3. Over the detector (module `classify`): the typical noise of a clean slope and the rate of own
+//!    jumps; then each pixel's classes, decided so that one defect does not carry another
+//!    class's flag (the rules are in that module's documentation).
 //!
-//! Memory is the per-pixel counters (about 10 bytes a pixel) plus one band per thread, whatever
-//! the number of exposures; only science pixels (from the header geometry) are searched.
+//! Memory is the per-pixel counters and findings (about 40 bytes a pixel) plus one band per
+//! thread (which holds the band's group differences of every integration); only science pixels
+//! (from the header geometry) are searched.
 //!
 //! Deliberate differences from upstream, and why:
 //!
@@ -34,18 +39,25 @@
 //! - NaN in a PEDESTAL image is ignored by its statistics (upstream: one NaN disables RC and
 //!   low-pedestal detection for the whole integration); first-group-saturated pixels and
 //!   reference pixels are left out of them.
+//! - RC is also found from the ramp itself: an early-minus-late difference of one sign in more
+//!   than `rc_fraction_threshold` of the integrations (significant at
+//!   `pedestal_sigma_threshold`), which survives a superbias made from the same darks (that
+//!   superbias absorbs the high pedestal upstream looks for).
 //! - A pixel with fewer than 5 clean slopes is *not* automatically noisy (upstream sets its sd to
 //!   NaN, then flags it: every pixel hit by cosmic rays in most integrations became TELEGRAPH).
-//!   Instead the jump flags themselves are tested: a pixel whose number of jump-hit
-//!   integrations is improbable (one-sided probability below that of a `noisy_threshold`-σ
-//!   normal event) for the detector's own rate of jump-hit integrations is TELEGRAPH (class
-//!   `frequent_jumps`). Upstream's many-jumps test (`>= max_jump_limit` jumps in more than
-//!   `high_cr_fraction` of the integrations) is kept, and cannot fire for ramps shorter than
-//!   `max_jump_limit` groups.
-//! - The noisy test compares each pixel's clean-slope scatter with what its ramp fit's ERR
-//!   predicts (sqrt(unbiased variance / mean ERR²)) instead of the raw sd, so that hot pixels are
-//!   not called noisy (TELEGRAPH) for their shot noise; the cut is still the clipped mean plus
-//!   `noisy_threshold` clipped sd over the detector.
+//!   Instead a pixel whose number of *own* jumps is improbable (Poisson, one-sided probability
+//!   below that of a `noisy_threshold`-σ normal event) for the detector's rate of own jumps is
+//!   TELEGRAPH (class `frequent_jumps`). Counting the jump step's flags instead would count the
+//!   neighbours' cosmic rays (jwst flags the 4 neighbours of every large jump). Upstream's
+//!   many-jumps test (`>= max_jump_limit` jumps in more than `high_cr_fraction` of the
+//!   integrations) is kept, and cannot fire for ramps shorter than `max_jump_limit` groups.
+//! - Noisy pixels ([`noise`]) are tested against the detector's population (the clean-slope
+//!   variance against the typical pixel's plus the pixel's own shot noise, so a pixel the
+//!   READNOISE reference knows to be noisy is still found and a hot pixel is not called noisy)
+//!   and against the pixel's own ERR, each as a χ² test at the `noisy_threshold`-σ level with the
+//!   pixel's number of clean slopes, instead of upstream's cut of the std image at its clipped
+//!   mean plus `noisy_threshold` clipped sd. They get `flag_values['noisy']` when that key is
+//!   given, else `flag_values['high_cr']` (TELEGRAPH by default, as upstream).
 //! - Saturated in all groups is read from the first group's SATURATED flag (the saturation step
 //!   flags every later group); upstream also requires PEDESTAL == 0.
 //! - `flag_values` and `do_not_use` are never modified (upstream appends DO_NOT_USE to the
@@ -169,17 +181,22 @@ pub struct DarkResult {
     pub notes: Vec<String>,
 }
 
+pub mod differences;
+pub mod noise;
 pub mod pixel;
 
+mod classify;
 mod inputs;
+mod scan;
 
 pub use inputs::DarkInputs;
 use inputs::{Exposure, Geometry, fits_err};
-use mkrefs_support::budget::{row_blocks, rows_per_block};
+use mkrefs_support::budget::row_blocks;
 use mkrefs_support::fits::ImageReader;
 use mkrefs_support::stats::clip_bounds_flat;
-use pixel::{CleanSlopes, JumpLimits, saturated_in_all_groups, sigmaclip_mean_std};
+use pixel::{saturated_in_all_groups, sigmaclip_mean_std};
 use rayon::prelude::*;
+use scan::{read_band, tested_pedestal};
 
 /// Clean slopes a pixel needs for the noise test (upstream's `num_good < 5` rule).
 pub const MIN_CLEAN_SLOPES: usize = 5;
@@ -197,12 +214,13 @@ const PEDESTAL_CLIP_SIGMA: f64 = 3.0;
 /// (the TELEGRAPH class: `noisy` or `many_jumps` or `frequent_jumps`). Their parts, for reports:
 /// `rc_from_pedestal`, `rc_from_jumps`, `noisy`, `many_jumps`, `frequent_jumps`; and
 /// `reference_pixel`.
-pub const CLASS_NAMES: [&str; 11] = [
+pub const CLASS_NAMES: [&str; 12] = [
     "hot",
     "saturated",
     "rc",
     "rc_from_pedestal",
     "rc_from_jumps",
+    "rc_from_transient",
     "low_pedestal",
     "high_cr",
     "noisy",
@@ -219,24 +237,6 @@ struct IntStats {
     hot: f64,
 }
 
-// Bits of the per-pixel class word of step 2.
-const B_SAT: u8 = 1;
-const B_RCPED: u8 = 2;
-const B_RCJUMP: u8 = 4;
-const B_LOWPED: u8 = 8;
-const B_MANY: u8 = 16;
-const B_HOT: u8 = 32;
-
-/// What step 2 leaves per pixel.
-struct BandOut {
-    bits: Vec<u8>,
-    jumpy: Vec<u16>,
-    ratio: Vec<f32>,
-    /// Σ jump-hit integrations and Σ integrations over the band's unsaturated science pixels.
-    jump_hits: u64,
-    jump_trials: u64,
-}
-
 /// The DQ value of each flagged class, DO_NOT_USE included where asked.
 #[derive(Clone, Copy, Debug)]
 struct ClassValues {
@@ -245,12 +245,16 @@ struct ClassValues {
     rc: u32,
     low_pedestal: u32,
     high_cr: u32,
+    /// Noisy pixels: `flag_values['noisy']` when given, else `high_cr` (upstream).
+    noisy: u32,
 }
 
 impl ClassValues {
     fn new(p: &DarkParams) -> Result<Self, GeneratorError> {
         let fv = &p.flag_values;
-        let known = |c: &str| c == "saturated" || fv.0.keys().any(|k| k.eq_ignore_ascii_case(c));
+        let known = |c: &str| {
+            c == "saturated" || c == "noisy" || fv.0.keys().any(|k| k.eq_ignore_ascii_case(c))
+        };
         let mut dnu = Vec::new();
         for c in &p.do_not_use {
             let c = c.trim().to_ascii_lowercase();
@@ -270,7 +274,8 @@ impl ClassValues {
                 v
             })
         };
-        let has_sat = fv.0.keys().any(|k| k.eq_ignore_ascii_case("saturated"));
+        let has = |class: &str| fv.0.keys().any(|k| k.eq_ignore_ascii_case(class));
+        let has_sat = has("saturated");
         let hot = value("hot")?;
         let saturated = if has_sat {
             value("saturated")?
@@ -279,12 +284,21 @@ impl ClassValues {
         } else {
             hot
         };
+        let high_cr = value("high_cr")?;
+        let noisy = if has("noisy") {
+            value("noisy")?
+        } else if dnu.iter().any(|d| d == "noisy") {
+            high_cr | dq::DO_NOT_USE
+        } else {
+            high_cr
+        };
         Ok(ClassValues {
             hot,
             saturated,
             rc: value("rc")?,
             low_pedestal: value("low_pedestal")?,
-            high_cr: value("high_cr")?,
+            high_cr,
+            noisy,
         })
     }
 }
@@ -350,17 +364,16 @@ pub fn bad_pixels_from_darks(
     // Step 1: per-integration thresholds, one plane at a time.
     let stats = integration_thresholds(&exps, &geo, params)?;
     // Step 2: per-pixel counts, band by band.
-    let counts = scan_bands(&exps, &stats, &geo, params)?;
+    let counts = scan::scan_bands(&exps, &stats, &geo, params)?;
     // Step 3: detector-wide cuts and the classes.
-    let mut notes = Vec::new();
-    let noisy_cut = noisy_cut(&counts.ratio, &geo, params, &mut notes);
-    let k_frequent = frequent_jump_limit(&counts, total_ints, params, &mut notes);
+    let mut notes = vec![format!("{total_ints} integration(s)")];
+    let cuts = classify::Cuts::new(&counts, &geo, params, &mut notes);
     let hot_t: Vec<String> = stats.iter().map(|s| format!("{:.4}", s.hot)).collect();
     notes.push(format!(
         "hot slope thresholds per integration (DN/s): {}",
         hot_t.join(", ")
     ));
-    let (classes, dq) = classify(&counts, &geo, &values, noisy_cut, k_frequent);
+    let (classes, dq) = classify::classify(&counts, &geo, &values, &cuts);
     for c in CLASS_NAMES {
         let count = classes[c].iter().filter(|&&b| b).count();
         notes.push(format!("{c}: {count} pixels"));
@@ -427,230 +440,6 @@ fn integration_thresholds(
     jobs.par_iter()
         .map(|&(k, j)| integration_stats(&exps[k], j, geo, params))
         .collect()
-}
-
-/// What step 2 found over the whole window.
-struct Counts {
-    bits: Vec<u8>,
-    jumpy: Vec<u16>,
-    ratio: Vec<f32>,
-    /// Σ jump-hit integrations and Σ integrations over the unsaturated science pixels.
-    jump_hits: u64,
-    jump_trials: u64,
-}
-
-/// Step 2 over bands of rows, in parallel; the bands joined in row order.
-fn scan_bands(
-    exps: &[Exposure],
-    stats: &[IntStats],
-    geo: &Geometry,
-    params: &DarkParams,
-) -> Result<Counts, GeneratorError> {
-    let limits = JumpLimits {
-        max_jump_limit: params.max_jump_limit,
-        jump_ratio_threshold: params.jump_ratio_threshold,
-        early_cutoff_fraction: params.early_cutoff_fraction,
-    };
-    let (ny, nx) = (geo.ny, geo.nx);
-    let max_ng = exps.iter().map(|e| e.ngroups).max().unwrap_or(1);
-    let bytes_per_row = nx * (max_ng + 4 * 4 + 48);
-    let threads = rayon::current_num_threads().max(1);
-    let rows = rows_per_block(bytes_per_row, 16 << 20, ny).min(ny.div_ceil(2 * threads).max(8));
-    let blocks: Vec<(usize, usize)> = row_blocks(ny, rows).collect();
-    let first_stat: Vec<usize> = exps
-        .iter()
-        .scan(0, |acc, e| {
-            let s = *acc;
-            *acc += e.nints;
-            Some(s)
-        })
-        .collect();
-    let bands: Vec<BandOut> = blocks
-        .par_iter()
-        .map(|&(y0, y1)| process_band(exps, stats, &first_stat, geo, limits, params, (y0, y1)))
-        .collect::<Result<_, _>>()?;
-    let n = ny * nx;
-    let mut counts = Counts {
-        bits: Vec::with_capacity(n),
-        jumpy: Vec::with_capacity(n),
-        ratio: Vec::with_capacity(n),
-        jump_hits: 0,
-        jump_trials: 0,
-    };
-    for b in bands {
-        counts.bits.extend(b.bits);
-        counts.jumpy.extend(b.jumpy);
-        counts.ratio.extend(b.ratio);
-        counts.jump_hits += b.jump_hits;
-        counts.jump_trials += b.jump_trials;
-    }
-    Ok(counts)
-}
-
-/// The noisy cut: the clipped mean plus `noisy_threshold` clipped sd of the clean-slope noise
-/// ratios of the science pixels; infinite (nothing noisy) when no pixel has a ratio.
-fn noisy_cut(ratio: &[f32], geo: &Geometry, params: &DarkParams, notes: &mut Vec<String>) -> f64 {
-    let sci_ratio: Vec<f32> = ratio
-        .iter()
-        .zip(&geo.reference)
-        .filter(|&(r, &is_ref)| !is_ref && r.is_finite())
-        .map(|(&r, _)| r)
-        .collect();
-    let Some(b) = clip_bounds_flat(&sci_ratio, params.clipping_sigma, params.max_clipping_iters)
-    else {
-        notes.push(format!(
-            "noisy: no pixel has {MIN_CLEAN_SLOPES} clean slopes; noise search skipped"
-        ));
-        return f64::INFINITY;
-    };
-    let kept: Vec<f64> = sci_ratio
-        .iter()
-        .map(|&r| f64::from(r))
-        .filter(|&r| b.keeps(r))
-        .collect();
-    let m = kept.iter().sum::<f64>() / kept.len().max(1) as f64;
-    let sd = (kept.iter().map(|r| (r - m).powi(2)).sum::<f64>() / kept.len().max(1) as f64).sqrt();
-    let cut = m + sd * params.noisy_threshold;
-    notes.push(format!(
-        "noisy: clean-slope scatter / ramp-fit ERR of {} pixels with >= {MIN_CLEAN_SLOPES} \
-         clean slopes: clipped mean {m:.4}, sd {sd:.4}, cut {cut:.4}",
-        sci_ratio.len()
-    ));
-    cut
-}
-
-/// The number of jump-hit integrations (of `total_ints`) from which a pixel is TELEGRAPH: as
-/// improbable, for the detector's rate of jump-hit integrations, as a `noisy_threshold`-sigma
-/// normal event.
-fn frequent_jump_limit(
-    counts: &Counts,
-    total_ints: usize,
-    params: &DarkParams,
-    notes: &mut Vec<String>,
-) -> usize {
-    let p_hit = if counts.jump_trials > 0 {
-        counts.jump_hits as f64 / counts.jump_trials as f64
-    } else {
-        0.0
-    };
-    let alpha = pixel::normal_upper_tail(params.noisy_threshold);
-    let k_frequent = pixel::frequent_jump_limit(total_ints, p_hit, alpha);
-    notes.push(format!(
-        "frequent jumps: {:.3e} of the integrations of a pixel are hit by jumps; {k_frequent} \
-         or more of {total_ints} (probability <= {alpha:.2e}) make a pixel TELEGRAPH",
-        p_hit
-    ));
-    k_frequent
-}
-
-/// The class maps and the DQ map: each flagged class's value ORed in, reference pixels
-/// REFERENCE_PIXEL only.
-fn classify(
-    counts: &Counts,
-    geo: &Geometry,
-    values: &ClassValues,
-    noisy_cut: f64,
-    k_frequent: usize,
-) -> (BTreeMap<String, Vec<bool>>, Vec<u32>) {
-    let n = geo.ny * geo.nx;
-    let mut classes: BTreeMap<String, Vec<bool>> = CLASS_NAMES
-        .iter()
-        .map(|c| (c.to_string(), vec![false; n]))
-        .collect();
-    let mut dqmap = vec![0u32; n];
-    let mut m: BTreeMap<&str, &mut Vec<bool>> =
-        classes.iter_mut().map(|(k, v)| (k.as_str(), v)).collect();
-    for (i, v) in dqmap.iter_mut().enumerate() {
-        if geo.reference[i] {
-            m.get_mut("reference_pixel").unwrap()[i] = true;
-            *v = dq::REFERENCE_PIXEL;
-            continue;
-        }
-        let mut set = |name: &str| m.get_mut(name).unwrap()[i] = true;
-        let tests = PixelTests {
-            bits: counts.bits[i],
-            noisy: f64::from(counts.ratio[i]) > noisy_cut,
-            frequent: usize::from(counts.jumpy[i]) >= k_frequent,
-        };
-        *v = tests.classify(values, &mut set);
-    }
-    drop(m);
-    (classes, dqmap)
-}
-
-/// What the tests say of one science pixel.
-struct PixelTests {
-    /// The class word of step 2.
-    bits: u8,
-    noisy: bool,
-    frequent: bool,
-}
-
-impl PixelTests {
-    /// Marks the pixel's classes (`set`) and returns its DQ value.
-    fn classify(&self, values: &ClassValues, set: &mut dyn FnMut(&str)) -> u32 {
-        let b = self.bits;
-        let mut v = 0u32;
-        if b & B_SAT != 0 {
-            set("saturated");
-            v |= values.saturated;
-        }
-        if b & B_HOT != 0 {
-            set("hot");
-            v |= values.hot;
-        }
-        let (rp, rj) = (b & B_RCPED != 0, b & B_RCJUMP != 0);
-        if rp {
-            set("rc_from_pedestal");
-        }
-        if rj {
-            set("rc_from_jumps");
-        }
-        if rp || rj {
-            set("rc");
-            v |= values.rc;
-        }
-        if b & B_LOWPED != 0 {
-            set("low_pedestal");
-            v |= values.low_pedestal;
-        }
-        let many = b & B_MANY != 0;
-        if self.noisy {
-            set("noisy");
-        }
-        if many {
-            set("many_jumps");
-        }
-        if self.frequent {
-            set("frequent_jumps");
-        }
-        if self.noisy || many || self.frequent {
-            set("high_cr");
-            v |= values.high_cr;
-        }
-        v
-    }
-}
-
-/// Reads rows `y0..y1` of `plane` of an image as `T`.
-fn read_band<T: mkrefs_support::fits::Pixel>(
-    r: &mut ImageReader,
-    plane: usize,
-    y0: usize,
-    y1: usize,
-    buf: &mut Vec<T>,
-) -> Result<(), GeneratorError> {
-    buf.resize((y1 - y0) * r.nx(), T::default());
-    r.read_rows(plane, y0, y1, buf).map_err(fits_err)
-}
-
-/// The pedestal as the RC and low-pedestal tests see it: PEDESTAL, or for MIRI |group 2 − it|.
-fn tested_pedestal(ped: &mut [f32], g2: Option<&[f32]>) {
-    if let Some(g2) = g2 {
-        for (p, &g) in ped.iter_mut().zip(g2) {
-            *p = (g - *p).abs();
-        }
-    }
 }
 
 /// Step 1 for integration `j` of `e`: pedestal bounds and the hot threshold.
@@ -734,138 +523,4 @@ fn integration_stats(
         ped_hi: pm + psd * p.pedestal_sigma_threshold,
         hot: med + p.hot_sigma_threshold * sd,
     })
-}
-
-/// Step 2 for rows `y0..y1`.
-fn process_band(
-    exps: &[Exposure],
-    stats: &[IntStats],
-    first_stat: &[usize],
-    geo: &Geometry,
-    limits: JumpLimits,
-    p: &DarkParams,
-    (y0, y1): (usize, usize),
-) -> Result<BandOut, GeneratorError> {
-    let nx = geo.nx;
-    let m = (y1 - y0) * nx;
-    let mut sat = vec![0u16; m];
-    let mut rcped = vec![0u16; m];
-    let mut lowped = vec![0u16; m];
-    let mut many = vec![0u16; m];
-    let mut rcjump = vec![0u16; m];
-    let mut jumpy = vec![0u16; m];
-    let mut hot = vec![0u16; m];
-    let mut finite = vec![0u16; m];
-    let mut clean = vec![CleanSlopes::default(); m];
-    let (mut s_buf, mut e_buf, mut p_buf, mut g2_buf) = (
-        Vec::<f32>::new(),
-        Vec::<f32>::new(),
-        Vec::<f32>::new(),
-        Vec::<f32>::new(),
-    );
-    let mut g_buf: Vec<u8> = Vec::new();
-    let mut jumps: Vec<bool> = Vec::new();
-    let total: usize = exps.iter().map(|e| e.nints).sum();
-    for (k, e) in exps.iter().enumerate() {
-        let ng = e.ngroups;
-        let mut slope_r = ImageReader::open(&e.slopes, "SCI").map_err(fits_err)?;
-        let mut err_r = ImageReader::open(&e.slopes, "ERR").map_err(fits_err)?;
-        let mut ped_r = ImageReader::open(&e.fitopt, "PEDESTAL").map_err(fits_err)?;
-        let mut gdq_r = ImageReader::open(&e.jump, "GROUPDQ").map_err(fits_err)?;
-        let mut g2_r = match &e.uncal {
-            Some(u) => Some(ImageReader::open(u, "SCI").map_err(fits_err)?),
-            None => None,
-        };
-        let cube = |r: &ImageReader| r.shape().len() == 3;
-        let (s3, e3, p3) = (cube(&slope_r), cube(&err_r), cube(&ped_r));
-        let plane = |is3: bool, j: usize| if is3 { j } else { 0 };
-        for j in 0..e.nints {
-            let st = stats[first_stat[k] + j];
-            read_band(&mut slope_r, plane(s3, j), y0, y1, &mut s_buf)?;
-            read_band(&mut err_r, plane(e3, j), y0, y1, &mut e_buf)?;
-            read_band(&mut ped_r, plane(p3, j), y0, y1, &mut p_buf)?;
-            if let Some(r) = g2_r.as_mut() {
-                read_band(r, j * e.uncal_ngroups + 1, y0, y1, &mut g2_buf)?;
-            }
-            tested_pedestal(&mut p_buf, g2_r.as_ref().map(|_| g2_buf.as_slice()));
-            g_buf.resize(ng * m, 0);
-            for g in 0..ng {
-                gdq_r
-                    .read_rows(j * ng + g, y0, y1, &mut g_buf[g * m..(g + 1) * m])
-                    .map_err(fits_err)?;
-            }
-            for i in 0..m {
-                if geo.reference[y0 * nx + i] {
-                    continue;
-                }
-                let fg = g_buf[i];
-                let all_sat = saturated_in_all_groups(fg);
-                if all_sat {
-                    sat[i] += 1;
-                }
-                let ped = f64::from(p_buf[i]);
-                if !all_sat && ped.is_finite() {
-                    if ped > st.ped_hi {
-                        rcped[i] += 1;
-                    }
-                    if ped < st.ped_lo {
-                        lowped[i] += 1;
-                    }
-                }
-                jumps.clear();
-                jumps.extend((0..ng).map(|g| u32::from(g_buf[g * m + i]) & dq::JUMP_DET != 0));
-                let js = limits.summarise(&jumps);
-                if js.n > 0 {
-                    jumpy[i] += 1;
-                }
-                if js.many {
-                    many[i] += 1;
-                }
-                if js.rc {
-                    rcjump[i] += 1;
-                }
-                let s = f64::from(s_buf[i]);
-                if s.is_finite() {
-                    finite[i] += 1;
-                    if s >= st.hot {
-                        hot[i] += 1;
-                    }
-                    if js.n == 0 {
-                        clean[i].push(s, f64::from(e_buf[i]));
-                    }
-                }
-            }
-        }
-    }
-    let nf = total as f64;
-    let frac = |c: u16| f64::from(c) / nf;
-    let mut out = BandOut {
-        bits: vec![0; m],
-        jumpy,
-        ratio: vec![f32::NAN; m],
-        jump_hits: 0,
-        jump_trials: 0,
-    };
-    for i in 0..m {
-        if geo.reference[y0 * nx + i] {
-            continue;
-        }
-        let flag = |on: bool, b: u8| if on { b } else { 0 };
-        out.bits[i] = flag(frac(sat[i]) >= p.max_saturated_fraction, B_SAT)
-            | flag(frac(rcped[i]) > p.rc_fraction_threshold, B_RCPED)
-            | flag(frac(rcjump[i]) > p.rc_fraction_threshold, B_RCJUMP)
-            | flag(frac(lowped[i]) > p.low_pedestal_fraction, B_LOWPED)
-            | flag(frac(many[i]) > p.high_cr_fraction, B_MANY)
-            | flag(
-                finite[i] > 0
-                    && f64::from(hot[i]) / f64::from(finite[i]) >= p.hot_fraction_threshold,
-                B_HOT,
-            );
-        out.ratio[i] = clean[i].noise_ratio(MIN_CLEAN_SLOPES as u32) as f32;
-        if sat[i] == 0 {
-            out.jump_hits += u64::from(out.jumpy[i]);
-            out.jump_trials += total as u64;
-        }
-    }
-    Ok(out)
 }

@@ -132,7 +132,7 @@ pub const FLAT_DO_NOT_USE: Param<Vec<String>> = Param::list(
 pub const DARK_STDEV_CLIPPING_SIGMA: Param<f64> = Param::new(
     "dark_stdev_clipping_sigma",
     5.0,
-    "Sigma of the clip of the clean-slope std image (noisy pixels).",
+    "Sigma of the clip that finds the detector's typical clean-slope noise (noisy pixels).",
 )
 .above(0.0);
 pub const DARK_MAX_CLIPPING_ITERS: Param<i64> = Param::new(
@@ -144,7 +144,11 @@ pub const DARK_MAX_CLIPPING_ITERS: Param<i64> = Param::new(
 pub const DARK_NOISY_THRESHOLD: Param<f64> = Param::new(
     "dark_noisy_threshold",
     5.0,
-    "Noisy pixel: clean-slope std above the clipped mean plus this many clipped stds.",
+    "Significance (as a normal sigma) of the TELEGRAPH tests: a pixel is noisy when the \
+     scatter of its clean slopes is this improbable for the detector's typical pixel plus \
+     its own shot noise, or for its own ERR (a chi-square test with its number of clean \
+     slopes); it jumps too often when its own jumps (not its neighbours') are this \
+     improbable for the detector's rate.",
 );
 pub const MAX_SATURATED_FRACTION: Param<f64> = Param::new(
     "max_saturated_fraction",
@@ -210,7 +214,9 @@ pub const FLAG_VALUES: Param<String> = Param::new(
     "flag_values",
     DEFAULT_FLAG_VALUES,
     "JSON object mapping the dark classes hot, rc, low_pedestal, high_cr to lists of \
-     JWST DQ mnemonics (a YAML mapping in a config file becomes this text).",
+     JWST DQ mnemonics (a YAML mapping in a config file becomes this text). Optional keys: \
+     saturated (pixels saturated in every group; default: hot's flags) and noisy (noisy \
+     pixels; default: high_cr's flags, TELEGRAPH, as upstream).",
 );
 pub const DARK_DO_NOT_USE: Param<Vec<String>> = Param::list(
     "dark_do_not_use",
@@ -431,7 +437,7 @@ fn dark_params(job: &JobView<'_>) -> Result<DarkParams, GeneratorError> {
     let mut dark_do_not_use = Vec::new();
     for c in job.get(&DARK_DO_NOT_USE)? {
         let c = c.trim().to_ascii_lowercase();
-        if c != "saturated" && !flag_values.0.contains_key(&c) {
+        if c != "saturated" && c != "noisy" && !flag_values.0.contains_key(&c) {
             return Err(inv(format!(
                 "dark_do_not_use: '{c}' is not a class of flag_values (classes: {})",
                 flag_values.0.keys().cloned().collect::<Vec<_>>().join(", ")

@@ -46,6 +46,8 @@ pub(crate) struct Exposure {
     pub ngroups: usize,
     /// Groups of the uncal ramp (MIRI).
     pub uncal_ngroups: usize,
+    /// Whether the slope file has VAR_POISSON (the noise test's shot-noise part).
+    pub var_poisson: bool,
 }
 
 /// The detector window all inputs share.
@@ -94,7 +96,13 @@ pub(crate) fn open(inputs: &[DarkInputs]) -> Result<(Geometry, Vec<Exposure>), G
         let (jump, fitopt) = products(inp)?;
         let slope_shape = slope_product_shape(inp)?;
         let [nints, ngroups, ny, nx] = groupdq_shape(&jump, &inp.label)?;
+        check_ramp_data(&jump, [nints, ngroups, ny, nx])?;
         let slopes = slopes_file(inp, &slope_shape, nints)?;
+        let var_poisson = hdu_names(&slopes)
+            .map_err(fits_err)?
+            .iter()
+            .any(|h| h == "VAR_POISSON")
+            && shape_of(&slopes, "VAR_POISSON")? == shape_of(&slopes, "SCI")?;
         check_slopes_match(&slopes, &jump, nints, ny, nx)?;
         check_pedestal(&fitopt, &jump, nints, ny, nx)?;
         for path in [&inp.slope, &slopes, &jump, &fitopt] {
@@ -118,6 +126,7 @@ pub(crate) fn open(inputs: &[DarkInputs]) -> Result<(Geometry, Vec<Exposure>), G
             nints,
             ngroups,
             uncal_ngroups,
+            var_poisson,
         });
     }
     let Some((p0, h0, (ny, nx))) = first else {
@@ -188,6 +197,26 @@ fn groupdq_shape(jump: &Path, label: &str) -> Result<[usize; 4], GeneratorError>
             jump.display()
         ))),
     }
+}
+
+/// The jump product's SCI ramp, whose group differences tell a pixel's own jumps from its
+/// neighbours' flags, must have GROUPDQ's shape.
+fn check_ramp_data(jump: &Path, gshape: [usize; 4]) -> Result<(), GeneratorError> {
+    let names = hdu_names(jump).map_err(fits_err)?;
+    if !names.iter().any(|h| h == "SCI") {
+        return Err(bad(format!(
+            "{}: has no SCI extension; the dark search reads the ramp's group values to tell              a pixel's own jumps from flags the jump step gave it for a neighbour's; keep the              whole jump product",
+            jump.display()
+        )));
+    }
+    let sshape = shape_of(jump, "SCI")?;
+    if sshape != gshape {
+        return Err(bad(format!(
+            "{} [SCI]: shape {sshape:?} differs from GROUPDQ {gshape:?}",
+            jump.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The file of per-integration slopes: a 3-D slope file, else the rateints, else a rate of a

@@ -104,15 +104,27 @@ pub struct CleanSlopes {
     m2: f64,
     /// Sum of the squared ERR of the clean slopes (what the ramp fit expects their scatter to be).
     err2: f64,
+    /// Sum of their VAR_POISSON (the shot-noise part of that); NaN once one is unknown.
+    vp: f64,
 }
 
 impl CleanSlopes {
     /// Adds one clean slope and its ERR; a non-finite slope is skipped (not counted, as
     /// upstream's `nanmean` ignores NaN).
     pub fn push(&mut self, slope: f64, err: f64) {
+        self.push_with_poisson(slope, err, f64::NAN);
+    }
+
+    /// Adds one clean slope with its ERR and VAR_POISSON (NaN when the product has none).
+    pub fn push_with_poisson(&mut self, slope: f64, err: f64, var_poisson: f64) {
         if !slope.is_finite() {
             return;
         }
+        self.vp += if var_poisson.is_finite() {
+            var_poisson
+        } else {
+            f64::NAN
+        };
         self.n += 1;
         let d = slope - self.mean;
         self.mean += d / f64::from(self.n);
@@ -131,6 +143,22 @@ impl CleanSlopes {
             f64::NAN
         } else {
             (self.m2 / f64::from(self.n)).sqrt()
+        }
+    }
+
+    /// What the noise tests need: the count, the unbiased variance and the mean ERR² and
+    /// VAR_POISSON of the clean slopes (variance NaN with fewer than 2).
+    pub fn sample(&self) -> super::noise::NoiseSample {
+        let n = f64::from(self.n.max(1));
+        super::noise::NoiseSample {
+            n: self.n,
+            var: if self.n >= 2 {
+                (self.m2 / (n - 1.0)) as f32
+            } else {
+                f32::NAN
+            },
+            err2: (self.err2 / n) as f32,
+            vp: (self.vp / n) as f32,
         }
     }
 

@@ -1,0 +1,296 @@
+//! What a pixel's own group differences say (the jump product's SCI), beside its jump flags.
+//!
+//! The jump step's flags are not the pixel's own evidence: jwst flags the 4 neighbours of every
+//! large jump, so at cosmic-ray rates near 1e-3 per pixel per group a pixel collects several
+//! times more neighbours' flags than hits of its own, and an RC pixel's reset transient is
+//! flagged in every integration. So, per pixel, over all its integrations:
+//!
+//! 1. the *profile*: for each group difference, the median over the integrations. Whatever
+//!    repeats in every integration (the dark current's slope, an RC transient) is in it; a
+//!    cosmic ray or a telegraph switch, which come at random, is not;
+//! 2. the *residuals*: each integration's differences minus the profile, and their robust
+//!    scale σ (1.4826 × the median absolute residual of the unflagged differences);
+//! 3. an *own jump*: a flagged difference whose residual exceeds [`OWN_JUMP_SIGMA`] σ. A
+//!    neighbour's flag leaves an ordinary residual and is not counted;
+//! 4. a *transient*: per integration, the mean of the early differences minus the median of
+//!    the late ones (the windows of `early_cutoff_fraction`), significant beyond a threshold
+//!    in units of its own noise; the integrations with a significant transient of the
+//!    majority's sign are counted. An RC pixel shows one in every integration, whatever
+//!    superbias calibrated it; a telegraph switch shows one of either sign, now and then.
+
+/// Residuals beyond this many σ make a flagged difference the pixel's own jump (jwst's default
+/// `rejection_threshold` of the jump step).
+pub const OWN_JUMP_SIGMA: f64 = 4.0;
+
+/// Fewest unflagged differences from which the residual scale is estimated.
+const MIN_SCALE_SAMPLES: usize = 5;
+
+/// The group differences of one pixel: `d[t * ndiff + k]` is group `k + 1` minus group `k` of
+/// integration `t` (NaN where either group is saturated or absent), `flagged` the same shape
+/// (JUMP_DET on group `k + 1`).
+pub struct PixelDiffs<'a> {
+    pub d: &'a [f32],
+    pub flagged: &'a [bool],
+    pub ndiff: usize,
+}
+
+/// What the differences of one pixel say.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DiffFindings {
+    /// Finite differences (the trials of the own-jump rate).
+    pub diffs: u32,
+    /// Flagged differences whose residual is the pixel's own.
+    pub own_jumps: u32,
+    /// Integrations with a usable early and late window.
+    pub transient_trials: u32,
+    /// Integrations whose transient is significant with the majority's sign.
+    pub transients: u32,
+}
+
+/// The windows in difference indices: early differences `0..early`, late ones `late..ndiff`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Windows {
+    pub early: usize,
+    pub late: usize,
+}
+
+impl Windows {
+    /// From the group windows `(e, l)` of [`super::pixel::JumpLimits::windows`]: the early
+    /// differences are those into groups `1..=e`, the late ones those into groups `l..`.
+    pub fn from_groups((e, l): (usize, usize), ndiff: usize) -> Windows {
+        let early = e.clamp(1, ndiff.max(1));
+        let late = l.saturating_sub(1).max(early).min(ndiff);
+        Windows { early, late }
+    }
+}
+
+/// Scratch buffers reused from pixel to pixel.
+#[derive(Default)]
+pub struct Scratch {
+    column: Vec<f32>,
+    profile: Vec<f32>,
+    abs: Vec<f32>,
+}
+
+/// Analyses one pixel (see the module documentation). `transient_sigma` is the significance of
+/// a transient in units of its noise.
+pub fn analyse(
+    px: &PixelDiffs,
+    windows: Windows,
+    transient_sigma: f64,
+    s: &mut Scratch,
+) -> DiffFindings {
+    let nd = px.ndiff;
+    if nd == 0 {
+        return DiffFindings::default();
+    }
+    let nint = px.d.len() / nd;
+    s.profile.clear();
+    for k in 0..nd {
+        s.column.clear();
+        s.column.extend(
+            (0..nint)
+                .map(|t| px.d[t * nd + k])
+                .filter(|v| v.is_finite()),
+        );
+        s.profile
+            .push(median_in_place(&mut s.column).unwrap_or(f32::NAN));
+    }
+    s.abs.clear();
+    let mut diffs = 0u32;
+    for (i, (&v, &f)) in px.d.iter().zip(px.flagged).enumerate() {
+        let r = v - s.profile[i % nd];
+        if r.is_finite() {
+            diffs += 1;
+            if !f {
+                s.abs.push(r.abs());
+            }
+        }
+    }
+    let mut out = DiffFindings {
+        diffs,
+        ..DiffFindings::default()
+    };
+    if s.abs.len() < MIN_SCALE_SAMPLES {
+        return out;
+    }
+    let sigma = 1.4826 * f64::from(median_in_place(&mut s.abs).unwrap_or(f32::NAN));
+    if !(sigma.is_finite() && sigma > 0.0) {
+        return out;
+    }
+    for (i, (&v, &f)) in px.d.iter().zip(px.flagged).enumerate() {
+        let r = f64::from(v - s.profile[i % nd]);
+        if f && r.abs() > OWN_JUMP_SIGMA * sigma {
+            out.own_jumps += 1;
+        }
+    }
+    let (trials, transients) = transients(px, windows, sigma, transient_sigma, &mut s.column);
+    out.transient_trials = trials;
+    out.transients = transients;
+    out
+}
+
+/// Per integration, early mean minus late median of the differences, against its noise
+/// σ·sqrt(1/early + π/(2·late count)); returns the usable integrations and how many show a
+/// significant transient of the more common sign.
+fn transients(
+    px: &PixelDiffs,
+    w: Windows,
+    sigma: f64,
+    threshold: f64,
+    late: &mut Vec<f32>,
+) -> (u32, u32) {
+    let nd = px.ndiff;
+    let nint = px.d.len() / nd;
+    if w.late >= nd || w.early == 0 {
+        return (0, 0);
+    }
+    let (mut trials, mut up, mut down) = (0u32, 0u32, 0u32);
+    for t in 0..nint {
+        let row = &px.d[t * nd..(t + 1) * nd];
+        let early = &row[..w.early];
+        if early.iter().any(|v| !v.is_finite()) {
+            continue;
+        }
+        late.clear();
+        late.extend(row[w.late..].iter().copied().filter(|v| v.is_finite()));
+        let n_late = late.len();
+        let Some(late_median) = median_in_place(late) else {
+            continue;
+        };
+        trials += 1;
+        let early_mean = early.iter().map(|&v| f64::from(v)).sum::<f64>() / early.len() as f64;
+        let x = early_mean - f64::from(late_median);
+        let noise =
+            sigma * (1.0 / early.len() as f64 + std::f64::consts::FRAC_PI_2 / n_late as f64).sqrt();
+        if x > threshold * noise {
+            up += 1;
+        } else if x < -threshold * noise {
+            down += 1;
+        }
+    }
+    (trials, up.max(down))
+}
+
+/// The median of finite values (the mean of the two middle ones for an even count), reordering
+/// `v` in place: this runs for every pixel and difference, so it allocates nothing.
+fn median_in_place(v: &mut [f32]) -> Option<f32> {
+    let n = v.len();
+    if n == 0 {
+        return None;
+    }
+    let (_, &mut hi, _) = v.select_nth_unstable_by(n / 2, f32::total_cmp);
+    if n % 2 == 1 {
+        return Some(hi);
+    }
+    let lo = v[..n / 2].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    Some(0.5 * (lo + hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic stand-in for Gaussian noise (sum of uniforms from an LCG).
+    struct Lcg(u64);
+    impl Lcg {
+        fn normal(&mut self) -> f32 {
+            let mut s = 0.0;
+            for _ in 0..12 {
+                self.0 = self
+                    .0
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                s += (self.0 >> 11) as f64 / (1u64 << 53) as f64;
+            }
+            (s - 6.0) as f32
+        }
+    }
+
+    fn ramp(nint: usize, nd: usize, f: impl Fn(usize, usize, &mut Lcg) -> f32) -> Vec<f32> {
+        let mut rng = Lcg(7);
+        let mut d = Vec::new();
+        for t in 0..nint {
+            for k in 0..nd {
+                d.push(f(t, k, &mut rng));
+            }
+        }
+        d
+    }
+
+    fn run(d: &[f32], flagged: &[bool], nd: usize) -> DiffFindings {
+        let w = Windows::from_groups((2, 7), nd);
+        let px = PixelDiffs {
+            d,
+            flagged,
+            ndiff: nd,
+        };
+        analyse(&px, w, 5.0, &mut Scratch::default())
+    }
+
+    #[test]
+    fn a_neighbours_flag_is_not_an_own_jump_but_a_hit_is() {
+        let nd = 9;
+        let mut d = ramp(10, nd, |_, _, r| 5.0 + 14.0 * r.normal());
+        let mut flagged = vec![false; d.len()];
+        // A neighbour's flag on an ordinary difference, and a real hit of 400 DN.
+        flagged[3] = true;
+        flagged[25] = true;
+        d[25] += 400.0;
+        let f = run(&d, &flagged, nd);
+        assert_eq!(f.own_jumps, 1);
+        assert_eq!(f.diffs, 90);
+        assert_eq!(f.transients, 0);
+    }
+
+    #[test]
+    fn a_transient_in_every_integration_is_counted_and_not_taken_for_jumps() {
+        let nd = 9;
+        // An RC-like decay: the first differences far below the slope in every integration,
+        // each flagged by the jump step.
+        let d = ramp(10, nd, |_, k, r| {
+            let decay = [-300.0, -120.0, -40.0];
+            5.0 + 14.0 * r.normal() + decay.get(k).copied().unwrap_or(0.0)
+        });
+        let flagged: Vec<bool> = (0..d.len()).map(|i| i % nd < 2).collect();
+        let f = run(&d, &flagged, nd);
+        assert_eq!(f.own_jumps, 0, "the repeated decay is in the profile");
+        assert_eq!((f.transient_trials, f.transients), (10, 10));
+    }
+
+    #[test]
+    fn random_switches_of_both_signs_are_own_jumps_not_a_transient() {
+        let nd = 9;
+        let mut d = ramp(10, nd, |_, _, r| 14.0 * r.normal());
+        let mut flagged = vec![false; d.len()];
+        for (t, k, h) in [(0, 1, 150.0), (1, 4, -150.0), (3, 0, 150.0), (5, 6, -150.0)] {
+            d[t * nd + k] += h;
+            flagged[t * nd + k] = true;
+        }
+        let f = run(&d, &flagged, nd);
+        assert_eq!(f.own_jumps, 4);
+        // The two early up-switches are transients of one integration each, far from the
+        // 8 of 10 an RC pixel shows.
+        assert_eq!(f.transients, 2, "{f:?}");
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median_in_place(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median_in_place(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median_in_place(&mut []), None);
+    }
+
+    #[test]
+    fn saturated_differences_are_not_trials() {
+        let nd = 9;
+        let mut d = ramp(6, nd, |_, _, r| 14.0 * r.normal());
+        for v in d.iter_mut().skip(5 * nd) {
+            *v = f32::NAN;
+        }
+        let flagged = vec![false; d.len()];
+        let f = run(&d, &flagged, nd);
+        assert_eq!(f.diffs, 45);
+        assert_eq!(f.transient_trials, 5);
+    }
+}

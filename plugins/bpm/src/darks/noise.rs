@@ -1,0 +1,223 @@
+//! Noisy pixels from the scatter of their clean slopes (integrations without jumps).
+//!
+//! Two questions, each asked as a variance test with the pixel's own number of clean slopes:
+//!
+//! - **Against the detector's population** (upstream's `dark_noisy_threshold` search): is the
+//!   scatter improbable for a typical pixel of this detector with this pixel's shot noise? The
+//!   typical read-noise variance of a slope is the clipped mean, over the science pixels, of
+//!   `variance − VAR_POISSON` (the ramp fit's shot-noise part), so a hot pixel is not noisy
+//!   for its shot noise, and a pixel whose READNOISE reference already knows it is noisy is
+//!   still compared with its neighbours, not with its own ERR.
+//! - **Against its own ERR**: is the scatter improbable for what the ramp fit predicted, after
+//!   scaling ERR² by the detector's clipped mean ratio (ERR misses correlated noise the same
+//!   way on every pixel)? This catches extra noise the fit did not expect on any pixel, bright
+//!   or not.
+//!
+//! "Improbable" is a one-sided χ² test, `(n − 1)·s²/σ² ≥ χ²_{n−1}(α)` with α the tail of a
+//! `dark_noisy_threshold`-σ normal event. Upstream cuts the empirical std image at its clipped
+//! mean plus `noisy_threshold` clipped stds instead; with 5 to 10 clean slopes a pixel's std
+//! scatters by 25-35 %, skewed upwards, so that cut flags about 1 pixel in 1,000 for noise alone
+//! (measured on the simulator) while it misses noisy pixels whose READNOISE reference inflates
+//! their ERR. Without VAR_POISSON (a product that lacks it) the population test is skipped and
+//! only the ERR test runs.
+
+use statrs::distribution::{ChiSquared, ContinuousCDF};
+
+use mkrefs_support::stats::clip_bounds_flat;
+
+/// The clean-slope statistics of one pixel (from [`super::pixel::CleanSlopes::sample`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NoiseSample {
+    pub n: u32,
+    /// Unbiased variance of the clean slopes; NaN with fewer than 2.
+    pub var: f32,
+    /// Mean ERR² of the clean slopes.
+    pub err2: f32,
+    /// Mean VAR_POISSON of the clean slopes; NaN when the products have none.
+    pub vp: f32,
+}
+
+/// The detector-wide references of the two tests and the critical values.
+#[derive(Clone, Debug)]
+pub struct NoiseCuts {
+    /// Typical read-noise variance of a clean slope (population test); None without VAR_POISSON.
+    pub typical: Option<f64>,
+    /// Clipped mean of variance / ERR² (ERR test).
+    pub err_scale: Option<f64>,
+    /// Fewest clean slopes a pixel needs to be tested.
+    pub min_n: u32,
+    /// `crit[n]`: the critical value of (n − 1)·s²/σ² for `n` clean slopes.
+    crit: Vec<f64>,
+}
+
+/// What the two tests say of one pixel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoiseVerdict {
+    pub against_population: bool,
+    pub against_err: bool,
+}
+
+impl NoiseVerdict {
+    pub fn noisy(self) -> bool {
+        self.against_population || self.against_err
+    }
+}
+
+/// The upper critical value of χ² with `dof` degrees of freedom at tail probability `alpha`
+/// (bisection on the survival function: accurate where inverse-CDF methods lose precision).
+pub fn chi2_upper_critical(dof: u32, alpha: f64) -> f64 {
+    let chi = ChiSquared::new(f64::from(dof.max(1))).expect("dof > 0");
+    let (mut lo, mut hi) = (0.0f64, f64::from(dof.max(1)) + 10.0);
+    while chi.sf(hi) > alpha {
+        hi *= 2.0;
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if chi.sf(mid) > alpha {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
+/// The clipped mean of `values` (`clip_sigma`, `iters` as the population clip of upstream).
+fn clipped_mean(values: &[f32], clip_sigma: f64, iters: usize) -> Option<f64> {
+    let b = clip_bounds_flat(values, clip_sigma, iters)?;
+    let kept: Vec<f64> = values
+        .iter()
+        .map(|&v| f64::from(v))
+        .filter(|&v| b.keeps(v))
+        .collect();
+    (!kept.is_empty()).then(|| kept.iter().sum::<f64>() / kept.len() as f64)
+}
+
+impl NoiseCuts {
+    /// The references from the science pixels' samples (`tested[i]` false for reference and
+    /// fully saturated pixels). `alpha` is the one-sided tail probability of the tests.
+    pub fn new(
+        samples: &[NoiseSample],
+        tested: &[bool],
+        min_n: u32,
+        alpha: f64,
+        clip: (f64, usize),
+    ) -> NoiseCuts {
+        let usable = || {
+            samples
+                .iter()
+                .zip(tested)
+                .filter(move |(s, t)| **t && s.n >= min_n && s.var.is_finite())
+                .map(|(s, _)| s)
+        };
+        let excess: Vec<f32> = usable()
+            .filter(|s| s.vp.is_finite())
+            .map(|s| s.var - s.vp)
+            .collect();
+        let ratio: Vec<f32> = usable()
+            .filter(|s| s.err2.is_finite() && s.err2 > 0.0)
+            .map(|s| s.var / s.err2)
+            .collect();
+        let max_n = usable().map(|s| s.n).max().unwrap_or(0);
+        let crit = (0..=max_n)
+            .map(|n| {
+                if n >= min_n.max(2) {
+                    chi2_upper_critical(n - 1, alpha)
+                } else {
+                    f64::INFINITY
+                }
+            })
+            .collect();
+        NoiseCuts {
+            typical: clipped_mean(&excess, clip.0, clip.1).filter(|&t| t > 0.0),
+            err_scale: clipped_mean(&ratio, clip.0, clip.1).filter(|&c| c > 0.0),
+            min_n,
+            crit,
+        }
+    }
+
+    /// The two tests on one pixel.
+    pub fn verdict(&self, s: &NoiseSample) -> NoiseVerdict {
+        let Some(&crit) = self.crit.get(s.n as usize) else {
+            return NoiseVerdict::default();
+        };
+        if s.n < self.min_n || !s.var.is_finite() || !crit.is_finite() {
+            return NoiseVerdict::default();
+        }
+        let stat = |expected: f64| {
+            expected > 0.0 && f64::from(s.n - 1) * f64::from(s.var) / expected >= crit
+        };
+        NoiseVerdict {
+            against_population: self
+                .typical
+                .is_some_and(|t| s.vp.is_finite() && stat(t + f64::from(s.vp))),
+            against_err: self
+                .err_scale
+                .is_some_and(|c| s.err2.is_finite() && stat(c * f64::from(s.err2))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chi2_critical_values_match_tables() {
+        // χ²(9) at 0.05 is 16.919; at 0.001, 27.877.
+        assert!((chi2_upper_critical(9, 0.05) - 16.919).abs() < 1e-3);
+        assert!((chi2_upper_critical(9, 0.001) - 27.877).abs() < 1e-3);
+    }
+
+    fn sample(n: u32, var: f32, err2: f32, vp: f32) -> NoiseSample {
+        NoiseSample { n, var, err2, vp }
+    }
+
+    fn cuts(extra: &[NoiseSample]) -> NoiseCuts {
+        // A population of ordinary pixels: slope variance 1 (read noise), ERR² 1, no shot noise.
+        let mut s: Vec<NoiseSample> = (0..1000)
+            .map(|i| sample(10, 0.8 + 0.4 * (i % 11) as f32 / 10.0, 1.0, 0.0))
+            .collect();
+        s.extend_from_slice(extra);
+        let tested = vec![true; s.len()];
+        NoiseCuts::new(&s, &tested, 5, 2.87e-7, (5.0, 5))
+    }
+
+    #[test]
+    fn a_noisy_pixel_known_to_its_err_is_noisy_against_the_population() {
+        let c = cuts(&[]);
+        // Read noise 6x the typical: variance 36, and the READNOISE reference knew (ERR² 36).
+        let v = c.verdict(&sample(10, 36.0, 36.0, 0.0));
+        assert_eq!(
+            v,
+            NoiseVerdict {
+                against_population: true,
+                against_err: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_hot_pixels_shot_noise_is_not_noise() {
+        let c = cuts(&[]);
+        // Shot noise 25 times the read-noise variance, in ERR and VAR_POISSON.
+        let v = c.verdict(&sample(10, 27.0, 26.0, 25.0));
+        assert!(!v.noisy(), "{v:?}");
+    }
+
+    #[test]
+    fn noise_the_fit_did_not_expect_is_noisy_against_err() {
+        let c = cuts(&[]);
+        // A bright pixel (shot noise 25) with 8 times the variance its ERR predicts.
+        let v = c.verdict(&sample(10, 208.0, 26.0, 25.0));
+        assert!(v.against_err, "{v:?}");
+    }
+
+    #[test]
+    fn too_few_clean_slopes_are_not_tested_and_missing_poisson_skips_the_population() {
+        let c = cuts(&[]);
+        assert!(!c.verdict(&sample(4, 100.0, 1.0, 0.0)).noisy());
+        let v = c.verdict(&sample(10, 36.0, 36.0, f32::NAN));
+        assert!(!v.against_population);
+    }
+}

@@ -1,0 +1,313 @@
+//! Step 2 of the dark search: every integration of every exposure, band of rows by band of
+//! rows, reduced to per-pixel counts, the clean-slope noise statistics and what the pixel's own
+//! group differences say ([`super::differences`]).
+
+use mkrefs_plugin_api::GeneratorError;
+use mkrefs_support::budget::{row_blocks, rows_per_block};
+use mkrefs_support::dq;
+use mkrefs_support::fits::{ImageReader, Pixel};
+use rayon::prelude::*;
+
+use super::differences::{self, DiffFindings, PixelDiffs, Windows};
+use super::inputs::{Exposure, Geometry, fits_err};
+use super::noise::NoiseSample;
+use super::pixel::{CleanSlopes, JumpLimits, saturated_in_all_groups};
+use super::{DarkParams, IntStats};
+
+// Bits of the per-pixel class word.
+pub(super) const B_SAT: u8 = 1;
+pub(super) const B_RCPED: u8 = 2;
+pub(super) const B_RCJUMP: u8 = 4;
+pub(super) const B_LOWPED: u8 = 8;
+pub(super) const B_MANY: u8 = 16;
+pub(super) const B_HOT: u8 = 32;
+pub(super) const B_RCSHAPE: u8 = 64;
+
+/// What step 2 leaves per pixel, over the whole window (row-major).
+pub(super) struct Counts {
+    pub bits: Vec<u8>,
+    pub diffs: Vec<DiffFindings>,
+    pub noise: Vec<NoiseSample>,
+}
+
+/// Reads rows `y0..y1` of `plane` of an image as `T`.
+pub(super) fn read_band<T: Pixel>(
+    r: &mut ImageReader,
+    plane: usize,
+    y0: usize,
+    y1: usize,
+    buf: &mut Vec<T>,
+) -> Result<(), GeneratorError> {
+    buf.resize((y1 - y0) * r.nx(), T::default());
+    r.read_rows(plane, y0, y1, buf).map_err(fits_err)
+}
+
+/// Rows `y0..y1` of integration `j` of a per-integration image (3-D; a 2-D image holds the
+/// only integration).
+fn read_integration(
+    r: &mut ImageReader,
+    j: usize,
+    (y0, y1): (usize, usize),
+    buf: &mut Vec<f32>,
+) -> Result<(), GeneratorError> {
+    let plane = if r.shape().len() == 3 { j } else { 0 };
+    read_band(r, plane, y0, y1, buf)
+}
+
+/// The pedestal as the RC and low-pedestal tests see it: PEDESTAL, or for MIRI |group 2 − it|.
+pub(super) fn tested_pedestal(ped: &mut [f32], g2: Option<&[f32]>) {
+    if let Some(g2) = g2 {
+        for (p, &g) in ped.iter_mut().zip(g2) {
+            *p = (g - *p).abs();
+        }
+    }
+}
+
+/// Step 2 over bands of rows, in parallel; the bands joined in row order.
+pub(super) fn scan_bands(
+    exps: &[Exposure],
+    stats: &[IntStats],
+    geo: &Geometry,
+    params: &DarkParams,
+) -> Result<Counts, GeneratorError> {
+    let (ny, nx) = (geo.ny, geo.nx);
+    let max_ng = exps.iter().map(|e| e.ngroups).max().unwrap_or(1);
+    let total: usize = exps.iter().map(|e| e.nints).sum();
+    // Per pixel: the group differences of every integration (f32 + flag) and the group planes
+    // of one integration (f32 SCI, u8 GROUPDQ), the counters and statistics.
+    let bytes_per_row = nx * (total * max_ng * 5 + max_ng * 5 + 4 * 6 + 96);
+    let threads = rayon::current_num_threads().max(1);
+    let rows = rows_per_block(bytes_per_row, 32 << 20, ny).min(ny.div_ceil(2 * threads).max(8));
+    let blocks: Vec<(usize, usize)> = row_blocks(ny, rows).collect();
+    let bands: Vec<Counts> = blocks
+        .par_iter()
+        .map(|&band| {
+            let mut scan = BandScan::new(exps, geo, band, params);
+            scan.read(exps, stats)?;
+            Ok(scan.finish(params))
+        })
+        .collect::<Result<_, GeneratorError>>()?;
+    let n = ny * nx;
+    let mut counts = Counts {
+        bits: Vec::with_capacity(n),
+        diffs: Vec::with_capacity(n),
+        noise: Vec::with_capacity(n),
+    };
+    for b in bands {
+        counts.bits.extend(b.bits);
+        counts.diffs.extend(b.diffs);
+        counts.noise.extend(b.noise);
+    }
+    Ok(counts)
+}
+
+/// Per-pixel accumulators of one band of rows.
+struct BandScan<'a> {
+    geo: &'a Geometry,
+    limits: JumpLimits,
+    y0: usize,
+    y1: usize,
+    /// Pixels in the band.
+    m: usize,
+    total: usize,
+    /// Group differences per integration (the longest ramp's).
+    ndiff: usize,
+    sat: Vec<u16>,
+    rcped: Vec<u16>,
+    lowped: Vec<u16>,
+    many: Vec<u16>,
+    rcjump: Vec<u16>,
+    hot: Vec<u16>,
+    finite: Vec<u16>,
+    clean: Vec<CleanSlopes>,
+    /// `diffs[(i * total + t) * ndiff + k]`: pixel i, integration t, group k+1 − group k.
+    diffs: Vec<f32>,
+    flagged: Vec<bool>,
+}
+
+/// The planes of one integration for the band.
+#[derive(Default)]
+struct Planes {
+    slope: Vec<f32>,
+    err: Vec<f32>,
+    var_poisson: Vec<f32>,
+    ped: Vec<f32>,
+    g2: Vec<f32>,
+    gdq: Vec<u8>,
+    sci: Vec<f32>,
+}
+
+impl<'a> BandScan<'a> {
+    fn new(exps: &[Exposure], geo: &'a Geometry, (y0, y1): (usize, usize), p: &DarkParams) -> Self {
+        let m = (y1 - y0) * geo.nx;
+        let total: usize = exps.iter().map(|e| e.nints).sum();
+        let ndiff = exps.iter().map(|e| e.ngroups).max().unwrap_or(1) - 1;
+        let zeros = || vec![0u16; m];
+        BandScan {
+            geo,
+            limits: JumpLimits {
+                max_jump_limit: p.max_jump_limit,
+                jump_ratio_threshold: p.jump_ratio_threshold,
+                early_cutoff_fraction: p.early_cutoff_fraction,
+            },
+            y0,
+            y1,
+            m,
+            total,
+            ndiff,
+            sat: zeros(),
+            rcped: zeros(),
+            lowped: zeros(),
+            many: zeros(),
+            rcjump: zeros(),
+            hot: zeros(),
+            finite: zeros(),
+            clean: vec![CleanSlopes::default(); m],
+            diffs: vec![f32::NAN; m * total * ndiff],
+            flagged: vec![false; m * total * ndiff],
+        }
+    }
+
+    /// Reads every integration of every exposure for the band.
+    fn read(&mut self, exps: &[Exposure], stats: &[IntStats]) -> Result<(), GeneratorError> {
+        let (y0, y1, m) = (self.y0, self.y1, self.m);
+        let mut planes = Planes::default();
+        let mut t = 0;
+        for e in exps {
+            let ng = e.ngroups;
+            let open =
+                |path: &std::path::Path, hdu: &str| ImageReader::open(path, hdu).map_err(fits_err);
+            let mut slope_r = open(&e.slopes, "SCI")?;
+            let mut err_r = open(&e.slopes, "ERR")?;
+            let mut vp_r = if e.var_poisson {
+                Some(open(&e.slopes, "VAR_POISSON")?)
+            } else {
+                None
+            };
+            let mut ped_r = open(&e.fitopt, "PEDESTAL")?;
+            let mut gdq_r = open(&e.jump, "GROUPDQ")?;
+            let mut sci_r = open(&e.jump, "SCI")?;
+            let mut g2_r = match &e.uncal {
+                Some(u) => Some(open(u, "SCI")?),
+                None => None,
+            };
+            for j in 0..e.nints {
+                read_integration(&mut slope_r, j, (y0, y1), &mut planes.slope)?;
+                read_integration(&mut err_r, j, (y0, y1), &mut planes.err)?;
+                match vp_r.as_mut() {
+                    Some(r) => read_integration(r, j, (y0, y1), &mut planes.var_poisson)?,
+                    None => planes.var_poisson = vec![f32::NAN; m],
+                }
+                read_integration(&mut ped_r, j, (y0, y1), &mut planes.ped)?;
+                if let Some(r) = g2_r.as_mut() {
+                    read_band(r, j * e.uncal_ngroups + 1, y0, y1, &mut planes.g2)?;
+                }
+                tested_pedestal(&mut planes.ped, g2_r.as_ref().map(|_| planes.g2.as_slice()));
+                planes.gdq.resize(ng * m, 0);
+                planes.sci.resize(ng * m, 0.0);
+                for g in 0..ng {
+                    let part = g * m..(g + 1) * m;
+                    gdq_r
+                        .read_rows(j * ng + g, y0, y1, &mut planes.gdq[part.clone()])
+                        .map_err(fits_err)?;
+                    sci_r
+                        .read_rows(j * ng + g, y0, y1, &mut planes.sci[part])
+                        .map_err(fits_err)?;
+                }
+                self.add_integration(&planes, ng, t, stats[t]);
+                t += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts integration `t` (of `ng` groups) into the accumulators.
+    fn add_integration(&mut self, p: &Planes, ng: usize, t: usize, st: IntStats) {
+        let (m, nd) = (self.m, self.ndiff);
+        let unusable = dq::SATURATED | dq::DO_NOT_USE;
+        let mut jumps: Vec<bool> = Vec::with_capacity(ng);
+        for i in 0..m {
+            if self.geo.reference[self.y0 * self.geo.nx + i] {
+                continue;
+            }
+            let all_sat = saturated_in_all_groups(p.gdq[i]);
+            if all_sat {
+                self.sat[i] += 1;
+            }
+            let ped = f64::from(p.ped[i]);
+            if !all_sat && ped.is_finite() {
+                self.rcped[i] += u16::from(ped > st.ped_hi);
+                self.lowped[i] += u16::from(ped < st.ped_lo);
+            }
+            jumps.clear();
+            jumps.extend((0..ng).map(|g| u32::from(p.gdq[g * m + i]) & dq::JUMP_DET != 0));
+            let js = self.limits.summarise(&jumps);
+            self.many[i] += u16::from(js.many);
+            self.rcjump[i] += u16::from(js.rc);
+            let base = (i * self.total + t) * nd;
+            for k in 0..ng.saturating_sub(1).min(nd) {
+                let usable = |g: usize| u32::from(p.gdq[g * m + i]) & unusable == 0;
+                if usable(k) && usable(k + 1) {
+                    self.diffs[base + k] = p.sci[(k + 1) * m + i] - p.sci[k * m + i];
+                    self.flagged[base + k] = jumps[k + 1];
+                }
+            }
+            let s = f64::from(p.slope[i]);
+            if s.is_finite() {
+                self.finite[i] += 1;
+                self.hot[i] += u16::from(s >= st.hot);
+                if js.n == 0 {
+                    self.clean[i].push_with_poisson(
+                        s,
+                        f64::from(p.err[i]),
+                        f64::from(p.var_poisson[i]),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The class word, the difference findings and the noise statistics of every pixel.
+    fn finish(self, p: &DarkParams) -> Counts {
+        let (m, nd, total) = (self.m, self.ndiff, self.total);
+        let nf = total as f64;
+        let frac = |c: u16| f64::from(c) / nf;
+        let windows = Windows::from_groups(self.limits.windows(nd + 1), nd);
+        let mut scratch = differences::Scratch::default();
+        let mut out = Counts {
+            bits: vec![0; m],
+            diffs: vec![DiffFindings::default(); m],
+            noise: vec![NoiseSample::default(); m],
+        };
+        for i in 0..m {
+            if self.geo.reference[self.y0 * self.geo.nx + i] {
+                continue;
+            }
+            let span = i * total * nd..(i + 1) * total * nd;
+            let px = PixelDiffs {
+                d: &self.diffs[span.clone()],
+                flagged: &self.flagged[span],
+                ndiff: nd,
+            };
+            let f = differences::analyse(&px, windows, p.pedestal_sigma_threshold, &mut scratch);
+            let flag = |on: bool, b: u8| if on { b } else { 0 };
+            let hot_frac = f64::from(self.hot[i]) / f64::from(self.finite[i].max(1));
+            out.bits[i] = flag(frac(self.sat[i]) >= p.max_saturated_fraction, B_SAT)
+                | flag(frac(self.rcped[i]) > p.rc_fraction_threshold, B_RCPED)
+                | flag(frac(self.rcjump[i]) > p.rc_fraction_threshold, B_RCJUMP)
+                | flag(
+                    f64::from(f.transients) / nf > p.rc_fraction_threshold,
+                    B_RCSHAPE,
+                )
+                | flag(frac(self.lowped[i]) > p.low_pedestal_fraction, B_LOWPED)
+                | flag(frac(self.many[i]) > p.high_cr_fraction, B_MANY)
+                | flag(
+                    self.finite[i] > 0 && hot_frac >= p.hot_fraction_threshold,
+                    B_HOT,
+                );
+            out.diffs[i] = f;
+            out.noise[i] = self.clean[i].sample();
+        }
+        out
+    }
+}
