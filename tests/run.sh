@@ -30,6 +30,10 @@ echo "== full-frame bad-pixel detection (release build; prints the per-class tab
 # tests are #[ignore]d in the normal run and run here in release.
 cargo test --release --locked -p mkref-bpm --test detection --test darks_detection \
     -- --ignored --nocapture
+# The bpm made by the real mkrefs through three calibration chains (truth's reference files +
+# native engine, the same + jwst, SELF superbias/readnoise + native) on a 512x512 subarray; jwst's
+# products are kept in target/detection-chains, so only the first run on a machine runs jwst.
+cargo test --release --locked -p mkrefs-e2e --test detection_chains -- --ignored --nocapture
 
 echo "== the README's first command (cargo run --release -- demo), into target/readme-demo"
 rm -rf target/readme-demo
