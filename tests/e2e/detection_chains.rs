@@ -356,6 +356,10 @@ fn run_chain(chain: Chain, data: &ChainData, jwst_ssb: &Path, truth: &Truth) -> 
             .clone()
     };
     let mask = read_plane::<u32>(&find("bpm"), "DQ");
+    if std::env::var_os("MKREFS_DETECTION_KEEP").is_some() {
+        // For looking into a chain's run (logs, products): the output tree is left behind.
+        println!("{}: run kept in {}", chain.name(), dir.keep().display());
+    }
     let readnoise_ratio = (chain == Chain::SelfNative).then(|| {
         let made = read_plane::<f32>(&find("readnoise"), "SCI");
         median_ratio(&made, &truth.readnoise, &truth.defects)

@@ -7,7 +7,7 @@
 //! - **RC** is a reset transient repeated in every integration: a high pedestal, upstream's
 //!   early-jump pattern, or a significant early-minus-late difference of the same sign in more
 //!   than `rc_fraction_threshold` of the integrations ([`super::differences`]). The transient
-//!   is part of the pixel's median difference profile, so its flagged early groups are not own
+//!   is part of the pixel's median difference profile, so its early differences are not own
 //!   jumps and do not make it TELEGRAPH; its fitted pedestal, bent by the transient, does not
 //!   make it low-pedestal when the transient is seen (what a superbias made from the same
 //!   darks leaves of an RC pixel: a pedestal below the others).
@@ -17,8 +17,12 @@
 //!   test, or a noisy verdict ([`super::noise`], flagged as `flag_values['noisy']` when given,
 //!   else as `high_cr`).
 //! - **HOT** (slopes) and saturated pixels are decided from the slopes and the saturation
-//!   flags alone. A pixel that really is two things (a hot pixel that also switches) gets both
-//!   flags.
+//!   flags alone. A hot pixel's pedestal is not evidence of RC or of a low pedestal: it holds
+//!   the charge collected before the first read, which the ramp fit's extrapolation and a
+//!   superbias made from the same darks treat differently (jwst's products put 15 % of the
+//!   simulated hot pixels above the RC bound, a SELF superbias 23 % below the low one); for a
+//!   hot pixel only the transient says RC. A pixel that really is two things (a hot pixel that
+//!   also switches, or shows a reset transient) gets both flags.
 
 use std::collections::BTreeMap;
 
@@ -83,7 +87,7 @@ impl Cuts {
             describe(noise.err_scale)
         ));
         notes.push(format!(
-            "own jumps (flagged differences standing out of the pixel's own): {own} in {trials} \
+            "own jumps (differences standing out of the pixel's own noise): {own} in {trials} \
              differences ({own_rate:.3e} per difference); {} or more of {max_d} make a pixel \
              TELEGRAPH (p <= {alpha:.2e})",
             own_limit.last().copied().unwrap_or(0)
@@ -184,11 +188,17 @@ impl PixelTests {
                 set(name);
             }
         }
-        if b & (B_RCPED | B_RCJUMP | B_RCSHAPE) != 0 {
+        let hot = b & B_HOT != 0;
+        let rc_evidence = if hot {
+            B_RCSHAPE
+        } else {
+            B_RCPED | B_RCJUMP | B_RCSHAPE
+        };
+        if b & rc_evidence != 0 {
             set("rc");
             v |= values.rc;
         }
-        if b & B_LOWPED != 0 && b & B_RCSHAPE == 0 {
+        if b & B_LOWPED != 0 && b & B_RCSHAPE == 0 && !hot {
             set("low_pedestal");
             v |= values.low_pedestal;
         }
@@ -255,5 +265,13 @@ mod tests {
     #[test]
     fn a_hot_pixel_that_also_switches_gets_both_flags() {
         assert_eq!(dq_of(B_HOT, true), dq::HOT | dq::TELEGRAPH);
+        assert_eq!(dq_of(B_HOT | B_RCSHAPE, false), dq::HOT | dq::RC);
+    }
+
+    #[test]
+    fn a_hot_pixels_pedestal_is_not_rc_or_low() {
+        assert_eq!(dq_of(B_HOT | B_RCPED, false), dq::HOT);
+        assert_eq!(dq_of(B_HOT | B_LOWPED, false), dq::HOT);
+        assert_eq!(dq_of(B_RCPED, false), dq::RC);
     }
 }

@@ -1,4 +1,4 @@
-//! What a pixel's own group differences say (the jump product's SCI), beside its jump flags.
+//! What a pixel's own group differences say (the jump product's SCI), rather than its jump flags.
 //!
 //! The jump step's flags are not the pixel's own evidence: jwst flags the 4 neighbours of every
 //! large jump, so at cosmic-ray rates near 1e-3 per pixel per group a pixel collects several
@@ -9,28 +9,28 @@
 //!    repeats in every integration (the dark current's slope, an RC transient) is in it; a
 //!    cosmic ray or a telegraph switch, which come at random, is not;
 //! 2. the *residuals*: each integration's differences minus the profile, and their robust
-//!    scale σ (1.4826 × the median absolute residual of the unflagged differences);
-//! 3. an *own jump*: a flagged difference whose residual exceeds [`OWN_JUMP_SIGMA`] σ. A
-//!    neighbour's flag leaves an ordinary residual and is not counted;
+//!    scale σ (1.4826 × the median absolute residual);
+//! 3. an *own jump*: a difference whose residual exceeds [`OWN_JUMP_SIGMA`] σ, whether the jump
+//!    step flagged it or not. A neighbour's flag leaves an ordinary residual and is not
+//!    counted; a telegraph switch the jump step missed because the READNOISE reference (made
+//!    from the same darks, switches included) calls the pixel noisy is counted;
 //! 4. a *transient*: per integration, the mean of the early differences minus the median of
 //!    the late ones (the windows of `early_cutoff_fraction`), significant beyond a threshold
 //!    in units of its own noise; the integrations with a significant transient of the
 //!    majority's sign are counted. An RC pixel shows one in every integration, whatever
 //!    superbias calibrated it; a telegraph switch shows one of either sign, now and then.
 
-/// Residuals beyond this many σ make a flagged difference the pixel's own jump (jwst's default
+/// Residuals beyond this many σ make a difference the pixel's own jump (jwst's default
 /// `rejection_threshold` of the jump step).
 pub const OWN_JUMP_SIGMA: f64 = 4.0;
 
-/// Fewest unflagged differences from which the residual scale is estimated.
+/// Fewest differences from which the residual scale is estimated.
 const MIN_SCALE_SAMPLES: usize = 5;
 
 /// The group differences of one pixel: `d[t * ndiff + k]` is group `k + 1` minus group `k` of
-/// integration `t` (NaN where either group is saturated or absent), `flagged` the same shape
-/// (JUMP_DET on group `k + 1`).
+/// integration `t` (NaN where either group is saturated or absent).
 pub struct PixelDiffs<'a> {
     pub d: &'a [f32],
-    pub flagged: &'a [bool],
     pub ndiff: usize,
 }
 
@@ -39,7 +39,7 @@ pub struct PixelDiffs<'a> {
 pub struct DiffFindings {
     /// Finite differences (the trials of the own-jump rate).
     pub diffs: u32,
-    /// Flagged differences whose residual is the pixel's own.
+    /// Differences whose residual stands out of the pixel's own noise.
     pub own_jumps: u32,
     /// Integrations with a usable early and late window.
     pub transient_trials: u32,
@@ -97,18 +97,14 @@ pub fn analyse(
             .push(median_in_place(&mut s.column).unwrap_or(f32::NAN));
     }
     s.abs.clear();
-    let mut diffs = 0u32;
-    for (i, (&v, &f)) in px.d.iter().zip(px.flagged).enumerate() {
+    for (i, &v) in px.d.iter().enumerate() {
         let r = v - s.profile[i % nd];
         if r.is_finite() {
-            diffs += 1;
-            if !f {
-                s.abs.push(r.abs());
-            }
+            s.abs.push(r.abs());
         }
     }
     let mut out = DiffFindings {
-        diffs,
+        diffs: s.abs.len() as u32,
         ..DiffFindings::default()
     };
     if s.abs.len() < MIN_SCALE_SAMPLES {
@@ -118,12 +114,8 @@ pub fn analyse(
     if !(sigma.is_finite() && sigma > 0.0) {
         return out;
     }
-    for (i, (&v, &f)) in px.d.iter().zip(px.flagged).enumerate() {
-        let r = f64::from(v - s.profile[i % nd]);
-        if f && r.abs() > OWN_JUMP_SIGMA * sigma {
-            out.own_jumps += 1;
-        }
-    }
+    let limit = (OWN_JUMP_SIGMA * sigma) as f32;
+    out.own_jumps = s.abs.iter().filter(|&&a| a > limit).count() as u32;
     let (trials, transients) = transients(px, windows, sigma, transient_sigma, &mut s.column);
     out.transient_trials = trials;
     out.transients = transients;
@@ -218,26 +210,20 @@ mod tests {
         d
     }
 
-    fn run(d: &[f32], flagged: &[bool], nd: usize) -> DiffFindings {
+    fn run(d: &[f32], nd: usize) -> DiffFindings {
         let w = Windows::from_groups((2, 7), nd);
-        let px = PixelDiffs {
-            d,
-            flagged,
-            ndiff: nd,
-        };
+        let px = PixelDiffs { d, ndiff: nd };
         analyse(&px, w, 5.0, &mut Scratch::default())
     }
 
     #[test]
-    fn a_neighbours_flag_is_not_an_own_jump_but_a_hit_is() {
+    fn only_a_hit_of_the_pixels_own_is_an_own_jump() {
         let nd = 9;
         let mut d = ramp(10, nd, |_, _, r| 5.0 + 14.0 * r.normal());
-        let mut flagged = vec![false; d.len()];
-        // A neighbour's flag on an ordinary difference, and a real hit of 400 DN.
-        flagged[3] = true;
-        flagged[25] = true;
+        // A real hit of 400 DN; the jump step's flags on ordinary differences (a neighbour's
+        // hit) are not looked at.
         d[25] += 400.0;
-        let f = run(&d, &flagged, nd);
+        let f = run(&d, nd);
         assert_eq!(f.own_jumps, 1);
         assert_eq!(f.diffs, 90);
         assert_eq!(f.transients, 0);
@@ -246,14 +232,12 @@ mod tests {
     #[test]
     fn a_transient_in_every_integration_is_counted_and_not_taken_for_jumps() {
         let nd = 9;
-        // An RC-like decay: the first differences far below the slope in every integration,
-        // each flagged by the jump step.
+        // An RC-like decay: the first differences far below the slope in every integration.
         let d = ramp(10, nd, |_, k, r| {
             let decay = [-300.0, -120.0, -40.0];
             5.0 + 14.0 * r.normal() + decay.get(k).copied().unwrap_or(0.0)
         });
-        let flagged: Vec<bool> = (0..d.len()).map(|i| i % nd < 2).collect();
-        let f = run(&d, &flagged, nd);
+        let f = run(&d, nd);
         assert_eq!(f.own_jumps, 0, "the repeated decay is in the profile");
         assert_eq!((f.transient_trials, f.transients), (10, 10));
     }
@@ -262,23 +246,14 @@ mod tests {
     fn random_switches_of_both_signs_are_own_jumps_not_a_transient() {
         let nd = 9;
         let mut d = ramp(10, nd, |_, _, r| 14.0 * r.normal());
-        let mut flagged = vec![false; d.len()];
         for (t, k, h) in [(0, 1, 150.0), (1, 4, -150.0), (3, 0, 150.0), (5, 6, -150.0)] {
             d[t * nd + k] += h;
-            flagged[t * nd + k] = true;
         }
-        let f = run(&d, &flagged, nd);
+        let f = run(&d, nd);
         assert_eq!(f.own_jumps, 4);
         // The two early up-switches are transients of one integration each, far from the
         // 8 of 10 an RC pixel shows.
         assert_eq!(f.transients, 2, "{f:?}");
-    }
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median_in_place(&mut [3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median_in_place(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
-        assert_eq!(median_in_place(&mut []), None);
     }
 
     #[test]
@@ -288,9 +263,15 @@ mod tests {
         for v in d.iter_mut().skip(5 * nd) {
             *v = f32::NAN;
         }
-        let flagged = vec![false; d.len()];
-        let f = run(&d, &flagged, nd);
+        let f = run(&d, nd);
         assert_eq!(f.diffs, 45);
         assert_eq!(f.transient_trials, 5);
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median_in_place(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median_in_place(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median_in_place(&mut []), None);
     }
 }

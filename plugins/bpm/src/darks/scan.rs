@@ -73,9 +73,9 @@ pub(super) fn scan_bands(
     let (ny, nx) = (geo.ny, geo.nx);
     let max_ng = exps.iter().map(|e| e.ngroups).max().unwrap_or(1);
     let total: usize = exps.iter().map(|e| e.nints).sum();
-    // Per pixel: the group differences of every integration (f32 + flag) and the group planes
+    // Per pixel: the group differences of every integration (f32) and the group planes
     // of one integration (f32 SCI, u8 GROUPDQ), the counters and statistics.
-    let bytes_per_row = nx * (total * max_ng * 5 + max_ng * 5 + 4 * 6 + 96);
+    let bytes_per_row = nx * (total * max_ng * 4 + max_ng * 5 + 4 * 6 + 96);
     let threads = rayon::current_num_threads().max(1);
     let rows = rows_per_block(bytes_per_row, 32 << 20, ny).min(ny.div_ceil(2 * threads).max(8));
     let blocks: Vec<(usize, usize)> = row_blocks(ny, rows).collect();
@@ -122,7 +122,6 @@ struct BandScan<'a> {
     clean: Vec<CleanSlopes>,
     /// `diffs[(i * total + t) * ndiff + k]`: pixel i, integration t, group k+1 − group k.
     diffs: Vec<f32>,
-    flagged: Vec<bool>,
 }
 
 /// The planes of one integration for the band.
@@ -164,7 +163,6 @@ impl<'a> BandScan<'a> {
             finite: zeros(),
             clean: vec![CleanSlopes::default(); m],
             diffs: vec![f32::NAN; m * total * ndiff],
-            flagged: vec![false; m * total * ndiff],
         }
     }
 
@@ -249,7 +247,6 @@ impl<'a> BandScan<'a> {
                 let usable = |g: usize| u32::from(p.gdq[g * m + i]) & unusable == 0;
                 if usable(k) && usable(k + 1) {
                     self.diffs[base + k] = p.sci[(k + 1) * m + i] - p.sci[k * m + i];
-                    self.flagged[base + k] = jumps[k + 1];
                 }
             }
             let s = f64::from(p.slope[i]);
@@ -285,8 +282,7 @@ impl<'a> BandScan<'a> {
             }
             let span = i * total * nd..(i + 1) * total * nd;
             let px = PixelDiffs {
-                d: &self.diffs[span.clone()],
-                flagged: &self.flagged[span],
+                d: &self.diffs[span],
                 ndiff: nd,
             };
             let f = differences::analyse(&px, windows, p.pedestal_sigma_threshold, &mut scratch);
