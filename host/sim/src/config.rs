@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
+use crate::truth::TELEGRAPH_SWITCH_PROB;
 use mkrefs_support::geometry::{DetectorInfo, Instrument, Subarray, detector_info};
 use mkrefs_support::timeutil::{iso_to_mjd, mjd_to_iso};
 
@@ -68,16 +69,28 @@ pub struct DefectFractions {
     /// bends the start of the ramp without jumps.
     pub rc: f64,
     /// TELEGRAPH: random switching between two levels 60–200 DN apart, with probability 0.25 per
-    /// frame; every switch is a jump (JUMP_DET) in the group that first shows it, so such a
+    /// frame (see [`SimConfig::telegraph_switch_prob`]); every switch is a jump (JUMP_DET) in the group that first shows it, so such a
     /// pixel jumps in most integrations and sits on its upper level at reset half the time.
     pub telegraph: f64,
     /// Low pedestal (OTHER_BAD_PIXEL): a constant offset of −300 to −2000 DN on every read, so
     /// the PEDESTAL is low in every integration and the slope is normal.
     pub low_pedestal: f64,
+    /// Noisy (UNRELIABLE_SLOPE in the truth): a CDS read noise of 5–8 times (uniform) the median
+    /// read noise of the science pixels, with a normal slope and pedestal. The bad-pixel search of
+    /// darks flags such pixels TELEGRAPH (see [`crate::DefectClass::expected_flag`]). 0 in
+    /// [`DefectFractions::default`] and [`DefectFractions::uniform`] (which existing tests use
+    /// and whose data would otherwise change); enable it with
+    /// [`DefectFractions::with_noisy`] or [`SimConfig::with_noisy_fraction`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub noisy: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl DefectFractions {
-    /// The same fraction for every class.
+    /// The same fraction for every class but the noisy pixels (0, as before that class existed).
     pub fn uniform(f: f64) -> DefectFractions {
         DefectFractions {
             dead: f,
@@ -88,7 +101,13 @@ impl DefectFractions {
             rc: f,
             telegraph: f,
             low_pedestal: f,
+            noisy: 0.0,
         }
+    }
+
+    /// The same, with noisy pixels at fraction `f`.
+    pub fn with_noisy(self, f: f64) -> DefectFractions {
+        DefectFractions { noisy: f, ..self }
     }
 }
 
@@ -135,10 +154,29 @@ pub struct SimConfig {
     /// Flat-field illumination (DN/s for QE = 1) of flat exposures, and the relative QE spread.
     pub flat_illumination: f64,
     pub qe_spread: f64,
-    /// Cosmic-ray hits per pixel per second, and the range of their log-uniform amplitudes (DN).
+    /// Fraction of the science pixels (each chosen independently) in the read-noise tail: their
+    /// CDS read noise is multiplied by a Pareto factor (index 3) from 1.3 up, capped at 3, on
+    /// top of `readnoise_spread`; real detectors have such a tail. 0 by default.
+    pub readnoise_tail: f64,
+    /// Cosmic-ray hits per pixel per second (see [`SimConfig::with_cosmic_rays_per_group`]), and
+    /// the range of their log-uniform amplitudes (DN).
     pub cosmic_ray_rate: f64,
     pub cosmic_ray_min: f64,
     pub cosmic_ray_max: f64,
+    /// rms (DN per read) of the correlated 1/f noise along the readout lines: each read gets a
+    /// line-to-line offset series (banding) common to the 4 outputs with this rms, plus each
+    /// output's own series of 30 % of it, both with an approximately 1/f spectrum over 1 to 2048
+    /// lines; reference pixels get it too. 0 (off) by default.
+    pub noise_1f_rms: f64,
+    /// σ (DN) of the per-integration, per-output reset offset added to every read of the
+    /// integration, reference pixels included. 0 (off) by default.
+    pub reset_offset_sigma: f64,
+    /// Largest per-integration, per-output amplifier drift (DN per frame, drawn uniform in
+    /// ±this), added from the first read on, reference pixels included. 0 (off) by default.
+    pub amp_drift_per_frame: f64,
+    /// Range of the per-frame switching probability of the telegraph pixels: each pixel's is
+    /// drawn log-uniform in it. The default (0.25, 0.25) gives every pixel 0.25.
+    pub telegraph_switch_prob: (f64, f64),
     pub defects: DefectFractions,
     pub seed: u64,
     /// Start of the first exposure, UTC, `YYYY-MM-DDThh:mm:ss[.fff]`.
@@ -168,6 +206,7 @@ impl Default for SimConfig {
             bias_spread: 400.0,
             readnoise: 10.0,
             readnoise_spread: 0.1,
+            readnoise_tail: 0.0,
             refpix_readnoise: 7.0,
             dark_current: 0.005,
             dark_spread: 0.3,
@@ -176,6 +215,10 @@ impl Default for SimConfig {
             cosmic_ray_rate: 1.6e-5,
             cosmic_ray_min: 100.0,
             cosmic_ray_max: 5000.0,
+            noise_1f_rms: 0.0,
+            reset_offset_sigma: 0.0,
+            amp_drift_per_frame: 0.0,
+            telegraph_switch_prob: (TELEGRAPH_SWITCH_PROB, TELEGRAPH_SWITCH_PROB),
             defects: DefectFractions::default(),
             seed: 1,
             start: "2025-06-01T00:00:00.000".to_string(),
@@ -248,7 +291,8 @@ impl SimConfig {
         self
     }
 
-    /// The same fraction for every defect class.
+    /// The same fraction for every defect class but the noisy pixels, which it turns off (see
+    /// [`SimConfig::with_noisy_fraction`]).
     pub fn with_defect_fraction(mut self, f: f64) -> Self {
         self.defects = DefectFractions::uniform(f);
         self
@@ -261,6 +305,52 @@ impl SimConfig {
     pub fn without_cosmic_rays(mut self) -> Self {
         self.cosmic_ray_rate = 0.0;
         self
+    }
+
+    /// Noisy pixels (see [`DefectFractions::noisy`]) at fraction `f`, the other classes as they
+    /// are.
+    pub fn with_noisy_fraction(mut self, f: f64) -> Self {
+        self.defects.noisy = f;
+        self
+    }
+
+    /// Sets [`SimConfig::cosmic_ray_rate`] so that a pixel expects `p` hits per group (the rate
+    /// is `p` over the group time). The group time depends on the detector, window and readout,
+    /// so set those first. A config that does not resolve keeps its rate (every use of it
+    /// reports the config's error anyway).
+    pub fn with_cosmic_rays_per_group(mut self, p: f64) -> Self {
+        if let Ok(r) = self.resolve() {
+            self.cosmic_ray_rate = p / r.tgroup(&self);
+        }
+        self
+    }
+
+    /// A simulator that does not flatter: the default config's idealised detector plus what
+    /// real data have and reference-file algorithms must survive, at realistic levels: a
+    /// read-noise spread of 15 % with a 1 % tail, noisy pixels at 1e-4 (as the other classes),
+    /// cosmic rays at 1e-3 per pixel per group, 1/f banding of 3 DN rms per read, reset offsets
+    /// of σ 30 DN, amplifier drifts up to ±0.5 DN per frame and telegraph switching
+    /// probabilities of 0.1–0.3 per frame. Set the detector, window and readout first (the
+    /// cosmic-ray rate depends on the group time).
+    ///
+    /// The simulator's own calibrated products (jump, rate, ...) stay idealised (the true bias
+    /// subtracted, jumps exactly where the events are): they carry the correlated noise,
+    /// offsets and drifts uncorrected. Such data are meant to be calibrated by a real engine
+    /// (the refpix step removes the offsets with the reference pixels).
+    pub fn with_realistic_noise(mut self) -> Self {
+        self.readnoise_spread = 0.15;
+        self.readnoise_tail = 0.01;
+        self.defects.noisy = 1e-4;
+        self.noise_1f_rms = 3.0;
+        self.reset_offset_sigma = 30.0;
+        self.amp_drift_per_frame = 0.5;
+        self.telegraph_switch_prob = (0.1, 0.3);
+        self.with_cosmic_rays_per_group(1e-3)
+    }
+
+    /// [`SimConfig::default`] (NIRCam NRCA1 full frame) with [`SimConfig::with_realistic_noise`].
+    pub fn realistic() -> Self {
+        SimConfig::default().with_realistic_noise()
     }
 
     /// Checks the configuration and resolves the detector, window and times.
@@ -298,6 +388,7 @@ impl SimConfig {
                 return bad(format!("{name} must be finite and > 0 (got {v})"));
             }
         }
+        self.check_noise_options()?;
         if self.cosmic_ray_rate > 0.0
             && !(self.cosmic_ray_min > 0.0 && self.cosmic_ray_max >= self.cosmic_ray_min)
         {
@@ -319,6 +410,37 @@ impl SimConfig {
             tframe,
             start_mjd,
         })
+    }
+
+    /// The opt-in noise fields: finite, not negative, fractions at most 1, switching
+    /// probabilities in (0, 1] with min <= max.
+    fn check_noise_options(&self) -> Result<(), SimError> {
+        let not_negative = [
+            ("readnoise_tail", self.readnoise_tail),
+            ("noise_1f_rms", self.noise_1f_rms),
+            ("reset_offset_sigma", self.reset_offset_sigma),
+            ("amp_drift_per_frame", self.amp_drift_per_frame),
+        ];
+        for (name, v) in not_negative {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(SimError::Config(format!(
+                    "{name} must be finite and >= 0 (got {v})"
+                )));
+            }
+        }
+        if self.readnoise_tail > 1.0 {
+            return Err(SimError::Config(format!(
+                "readnoise_tail is a fraction of pixels, at most 1 (got {})",
+                self.readnoise_tail
+            )));
+        }
+        let (lo, hi) = self.telegraph_switch_prob;
+        if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
+            return Err(SimError::Config(format!(
+                "telegraph_switch_prob needs 0 < min <= max <= 1 (got {lo}..{hi})"
+            )));
+        }
+        Ok(())
     }
 
     /// The frame time this config uses, in seconds.

@@ -11,7 +11,9 @@
 //!   amplitudes of the anomalous pixels, computed from the config alone and written to
 //!   `truth.fits`.
 //! - [`write_uncal`]: a level-1b ramp (uint16 SCI, PIXELDQ, GROUPDQ) with bias, read noise, dark
-//!   current or flat-field light with shot noise, cosmic rays and the defects.
+//!   current or flat-field light with shot noise, cosmic rays and the defects; opt-in (see
+//!   [`SimConfig::with_realistic_noise`]): a read-noise tail, noisy pixels, 1/f banding along
+//!   the readout lines, reset offsets and amplifier drifts, spread telegraph switching rates.
 //! - [`write_jump`], [`write_rate`], [`write_rateints`], [`write_fitopt`] and [`write_products`]:
 //!   calibrated products computed from the *same* realisation (the same random streams) as the
 //!   uncal file, with the S_* keywords of the steps they stand for (see [`Product`]).
@@ -19,9 +21,10 @@
 //! - [`write_step_references`]: the calibration steps' reference files from the truth.
 //!
 //! Reproducibility: every random number comes from [`crate::rng::stream`] keyed by what it is
-//! for (truth map and row; exposure, integration and row for the ramps), so the bytes written do
-//! not depend on the number of threads or on the order in which rows are computed. Memory stays
-//! bounded: ramps are generated and written in bands of rows.
+//! for (truth map and row; exposure, integration and row for the ramps; exposure and integration
+//! for the readout offsets), so the bytes written do not depend on the number of threads or on
+//! the order in which rows are computed. Memory stays bounded: ramps are generated and written
+//! in bands of rows.
 //!
 //! [`testkit`]: a job runner for generators, the stdatamodels validator (found through this
 //! crate's source path, so it serves tests in this workspace), small CRDS caches.
@@ -31,6 +34,7 @@ mod dataset;
 mod error;
 mod products;
 mod ramps;
+mod readout;
 mod step_references;
 mod truth;
 

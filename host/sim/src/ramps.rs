@@ -4,14 +4,16 @@
 //! The realisation of row `y` of integration `i` of an exposure uses two streams,
 //! `(seed, [TAG_EVENTS, kind, index, i, y])` for cosmic rays and telegraph switching and
 //! `(seed, [TAG_NOISE, kind, index, i, y])` for shot and read noise, consumed pixel by pixel in
-//! x order. A row is therefore the same whichever thread computes it, and the uncal file and
-//! every product of the exposure see exactly the same numbers.
+//! x order. The readout offsets (1/f banding, reset offsets, drifts) are drawn once per exposure
+//! (see [`crate::readout`]). A row is therefore the same whichever thread computes it, and the
+//! uncal file and every product of the exposure see exactly the same numbers.
 
 use std::f64::consts::SQRT_2;
 
 use crate::config::{Kind, Resolved, SimConfig};
-use crate::rng::{Counts, stream};
-use crate::truth::{RC_TAU_FRAMES, TAG_EVENTS, TAG_NOISE, TELEGRAPH_SWITCH_PROB, Truth};
+use crate::readout::Readout;
+use crate::rng::{Counts, Rng, stream};
+use crate::truth::{RC_TAU_FRAMES, TAG_EVENTS, TAG_NOISE, Truth};
 use mkrefs_support::dq;
 use mkrefs_support::geometry::Instrument;
 
@@ -34,8 +36,11 @@ pub(crate) struct ExposureCtx<'a> {
     frames: usize,
     tframe: f64,
     pub tgroup: f64,
-    /// Expected cosmic rays per pixel per integration.
+    /// Expected cosmic rays per pixel per integration, and their distribution.
     cr_lambda: f64,
+    cosmic_rays: Counts,
+    /// The readout offsets of the exposure; `None` when the config has none.
+    readout: Option<Readout>,
     /// Whether the products keep the bias (MIRI: no superbias step).
     keep_bias: bool,
 }
@@ -51,6 +56,7 @@ impl<'a> ExposureCtx<'a> {
         let frames = r.frames_to_last_read(cfg);
         // Hits are drawn in frames after group 0 has been read (see `realise_row`).
         let hit_frames = frames.saturating_sub(cfg.nframes);
+        let cr_lambda = cfg.cosmic_ray_rate.max(0.0) * r.tframe * hit_frames as f64;
         ExposureCtx {
             cfg,
             truth,
@@ -64,7 +70,9 @@ impl<'a> ExposureCtx<'a> {
             frames,
             tframe: r.tframe,
             tgroup: r.tgroup(cfg),
-            cr_lambda: cfg.cosmic_ray_rate.max(0.0) * r.tframe * hit_frames as f64,
+            cr_lambda,
+            cosmic_rays: Counts::new(cr_lambda),
+            readout: Readout::new(cfg, r, kind, index),
             keep_bias: r.det.instrument == Instrument::Miri,
         }
     }
@@ -98,10 +106,11 @@ pub(crate) struct RowRamp {
 ///
 /// Per pixel and frame: charge accumulates with Poisson noise (in electrons, through the gain)
 /// from dark current plus, for flats, illumination × QE; every read adds the bias, the defect
-/// behaviour and Gaussian noise of σ = READNOISE/√2; a group is the mean of its `nframes` reads,
-/// rounded and clipped to 0..65535. A cosmic ray hits before a uniformly chosen frame after group
-/// 0 (a hit before the first read would be indistinguishable from bias) and adds its amplitude to
-/// that and every later read. Reference pixels get only bias and read noise.
+/// behaviour, Gaussian noise of σ = READNOISE/√2 and the readout offsets (1/f banding, reset
+/// offset, drift; see [`crate::readout`]); a group is the mean of its `nframes` reads, rounded
+/// and clipped to 0..65535. A cosmic ray hits before a uniformly chosen frame after group 0 (a
+/// hit before the first read would be indistinguishable from bias) and adds its amplitude to
+/// that and every later read. Reference pixels get only bias, read noise and readout offsets.
 pub(crate) fn realise_row(ctx: &ExposureCtx, y: usize) -> RowRamp {
     let (nx, ng) = (ctx.nx, ctx.ngroups);
     let t = ctx.truth;
@@ -112,16 +121,11 @@ pub(crate) fn realise_row(ctx: &ExposureCtx, y: usize) -> RowRamp {
     let mut hits: Vec<(usize, f64)> = Vec::new();
     let mut state: Vec<bool> = vec![false; ctx.frames];
     let mut level = vec![0.0f64; ng];
-    let (ln_lo, ln_hi) = (
-        cfg.cosmic_ray_min.max(f64::MIN_POSITIVE).ln(),
-        cfg.cosmic_ray_max.max(f64::MIN_POSITIVE).ln(),
-    );
     let illum = match ctx.kind {
         Kind::Dark => 0.0,
         Kind::Flat => cfg.flat_illumination,
     };
     let ids = |tag: u64, i: usize| [tag, ctx.kind.id(), ctx.index as u64, i as u64, y as u64];
-    let cosmic_rays = Counts::new(ctx.cr_lambda);
     for i in 0..ctx.nints {
         let mut ev = stream(seed, &ids(TAG_EVENTS, i));
         let mut noise = stream(seed, &ids(TAG_NOISE, i));
@@ -130,25 +134,10 @@ pub(crate) fn realise_row(ctx: &ExposureCtx, y: usize) -> RowRamp {
             let defect = t.defects[p];
             let is_ref = defect & dq::REFERENCE_PIXEL != 0;
             // Events first, from their own stream.
-            hits.clear();
-            if !is_ref && ctx.cr_lambda > 0.0 {
-                let n = ev.counts(&cosmic_rays);
-                for _ in 0..n {
-                    let f = ctx.nframes + ev.below((ctx.frames - ctx.nframes) as u64) as usize;
-                    let amp = (ln_lo + (ln_hi - ln_lo) * ev.uniform()).exp();
-                    hits.push((f, amp));
-                }
-                hits.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-            }
+            draw_hits(ctx, &mut ev, is_ref, &mut hits);
             let h = f64::from(t.telegraph[p]);
             if h > 0.0 {
-                let mut s = ev.uniform() < 0.5;
-                for (f, st) in state.iter_mut().enumerate() {
-                    if f > 0 && ev.uniform() < TELEGRAPH_SWITCH_PROB {
-                        s = !s;
-                    }
-                    *st = s;
-                }
+                draw_telegraph_states(&mut ev, f64::from(t.telegraph_prob[p]), &mut state);
             }
             let rate_dn = if is_ref {
                 0.0
@@ -161,6 +150,7 @@ pub(crate) fn realise_row(ctx: &ExposureCtx, y: usize) -> RowRamp {
             let ped = f64::from(t.pedestal[p]);
             let rc = defect & dq::RC != 0;
             let low_ped = defect & dq::OTHER_BAD_PIXEL != 0;
+            let place = ctx.readout.as_ref().map(|r| r.place(y, x));
             let mut charge = 0.0f64;
             let mut cr_sum = 0.0f64;
             let mut next_hit = 0;
@@ -185,6 +175,9 @@ pub(crate) fn realise_row(ctx: &ExposureCtx, y: usize) -> RowRamp {
                     v += ped * (-((f + 1) as f64) / RC_TAU_FRAMES).exp();
                 } else if low_ped {
                     v += ped;
+                }
+                if let (Some(r), Some(place)) = (&ctx.readout, place) {
+                    v += r.offset(i, g * ctx.nframes + k, f, place);
                 }
                 acc += v;
                 if k + 1 == ctx.nframes {
@@ -222,6 +215,39 @@ pub(crate) fn realise_row(ctx: &ExposureCtx, y: usize) -> RowRamp {
     RowRamp { raw, events }
 }
 
+/// The cosmic-ray hits of one pixel and integration as (frame, amplitude), in frame order
+/// (none on reference pixels, which have no photodiode).
+fn draw_hits(ctx: &ExposureCtx, ev: &mut Rng, is_ref: bool, hits: &mut Vec<(usize, f64)>) {
+    hits.clear();
+    if is_ref || ctx.cr_lambda <= 0.0 {
+        return;
+    }
+    let cfg = ctx.cfg;
+    let (ln_lo, ln_hi) = (
+        cfg.cosmic_ray_min.max(f64::MIN_POSITIVE).ln(),
+        cfg.cosmic_ray_max.max(f64::MIN_POSITIVE).ln(),
+    );
+    let n = ev.counts(&ctx.cosmic_rays);
+    for _ in 0..n {
+        let f = ctx.nframes + ev.below((ctx.frames - ctx.nframes) as u64) as usize;
+        let amp = (ln_lo + (ln_hi - ln_lo) * ev.uniform()).exp();
+        hits.push((f, amp));
+    }
+    hits.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+}
+
+/// A telegraph pixel's level (upper or not) in every frame: a random start, then a switch
+/// with probability `prob` before each later frame.
+fn draw_telegraph_states(ev: &mut Rng, prob: f64, state: &mut [bool]) {
+    let mut s = ev.uniform() < 0.5;
+    for (f, st) in state.iter_mut().enumerate() {
+        if f > 0 && ev.uniform() < prob {
+            s = !s;
+        }
+        *st = s;
+    }
+}
+
 /// One straight-line fit of a run of groups between jumps.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Segment {
@@ -250,7 +276,9 @@ pub(crate) struct Slope {
     pub var_rnoise: f32,
 }
 
-/// What the calibration steps make of one row (see [`calibrate_row`]).
+/// What the calibration steps make of one row (see [`calibrate_row`]). The steps are
+/// idealised: the readout offsets of [`crate::readout`] (1/f banding, reset offsets, drifts) are
+/// not removed, so products of configs with them carry them uncorrected.
 pub(crate) struct RowProducts {
     /// Jump-step SCI: `[(i * ngroups + g) * nx + x]`, bias subtracted (NIR).
     pub sci: Vec<f32>,

@@ -8,8 +8,8 @@
 //!   (65535), so a clipped group is flagged;
 //! - LINEARITY (LinearityModel): the identity polynomial (the simulated ramps are linear);
 //! - GAIN (GainModel): the simulated gain;
-//! - READNOISE (ReadnoiseModel) and SUPERBIAS (SuperBiasModel): the true maps, for runs that do
-//!   not make them with `SELF`.
+//! - READNOISE (ReadnoiseModel) and SUPERBIAS (SuperBiasModel): the true maps (the read-noise
+//!   tail and the noisy pixels included), for runs that do not make them with `SELF`.
 //!
 //! Each covers the exposure's window (its SUBARRAY, SUBSTRT and SUBSIZE), as CRDS would select.
 

@@ -6,9 +6,10 @@ use rayon::prelude::*;
 
 use crate::config::{Resolved, SimConfig};
 use crate::error::SimError;
+use crate::readout::output_of;
 use crate::rng::{Rng, stream};
 use mkrefs_support::dq;
-use mkrefs_support::fits::{FitsWriter, ImageReader, read_primary_header};
+use mkrefs_support::fits::{FitsWriter, ImageReader, hdu_names, read_primary_header};
 use mkrefs_support::geometry::{reference_pixel_mask, science_region};
 use mkrefs_support::header::HeaderValue;
 
@@ -17,6 +18,8 @@ pub(crate) const TAG_TRUTH: u64 = 1;
 pub(crate) const TAG_DEFECTS: u64 = 2;
 pub(crate) const TAG_NOISE: u64 = 3;
 pub(crate) const TAG_EVENTS: u64 = 4;
+/// Readout offsets: 1/f banding, reset offsets, amplifier drifts (see [`crate::readout`]).
+pub(crate) const TAG_READOUT: u64 = 5;
 
 /// DEFECTS value of a pixel saturated in all groups. The bad-pixel search of darks flags such
 /// pixels HOT, so they carry HOT like the unsaturated hot pixels; the extra SATURATED bit tells
@@ -27,9 +30,9 @@ pub const SATURATED_IN_ALL_GROUPS: u32 = dq::HOT | dq::SATURATED;
 /// and is gone after a few groups, as in the RC pixels of the NIR detectors.
 pub(crate) const RC_TAU_FRAMES: f64 = 1.5;
 
-/// Probability per frame that a telegraph pixel switches level: with 10 groups most
+/// Default probability per frame that a telegraph pixel switches level: with 10 groups most
 /// integrations see several switches, so the pixel shows many jumps (which the bad-pixel search
-/// of darks flags TELEGRAPH).
+/// of darks flags TELEGRAPH). [`SimConfig::telegraph_switch_prob`] can spread it.
 pub(crate) const TELEGRAPH_SWITCH_PROB: f64 = 0.25;
 
 /// The defect classes the simulator injects, as they appear in the DEFECTS map.
@@ -47,11 +50,14 @@ pub enum DefectClass {
     Telegraph,
     /// Low pedestal, flagged OTHER_BAD_PIXEL as the bad-pixel search does.
     LowPedestal,
+    /// Noisy: a CDS read noise 5–8 times the median (UNRELIABLE_SLOPE in the truth; the
+    /// bad-pixel search flags it TELEGRAPH, see [`DefectClass::expected_flag`]).
+    Noisy,
     ReferencePixel,
 }
 
 impl DefectClass {
-    pub const ALL: [DefectClass; 10] = [
+    pub const ALL: [DefectClass; 11] = [
         DefectClass::Dead,
         DefectClass::LowQe,
         DefectClass::Open,
@@ -61,6 +67,7 @@ impl DefectClass {
         DefectClass::Rc,
         DefectClass::Telegraph,
         DefectClass::LowPedestal,
+        DefectClass::Noisy,
         DefectClass::ReferencePixel,
     ];
 
@@ -85,7 +92,20 @@ impl DefectClass {
             DefectClass::Rc => dq::RC,
             DefectClass::Telegraph => dq::TELEGRAPH,
             DefectClass::LowPedestal => dq::OTHER_BAD_PIXEL,
+            DefectClass::Noisy => dq::UNRELIABLE_SLOPE,
             DefectClass::ReferencePixel => dq::REFERENCE_PIXEL,
+        }
+    }
+
+    /// The flag a correct bad-pixel MASK gives the class with the default flag_values of the
+    /// bad-pixel search (jwst_reffiles'), which differ from the truth's own flag for some: a
+    /// noisy pixel shows many jumps and is flagged TELEGRAPH (flag_values['high_cr']), a pixel
+    /// saturated in all groups is flagged HOT.
+    pub fn expected_flag(self) -> u32 {
+        match self {
+            DefectClass::Noisy => dq::TELEGRAPH,
+            DefectClass::Saturated => dq::HOT,
+            c => c.flag(),
         }
     }
 
@@ -101,6 +121,7 @@ impl DefectClass {
             DefectClass::Rc => "N_RC",
             DefectClass::Telegraph => "N_RTN",
             DefectClass::LowPedestal => "N_LOWPED",
+            DefectClass::Noisy => "N_NOISY",
             DefectClass::ReferencePixel => "N_REFPIX",
         }
     }
@@ -128,6 +149,8 @@ pub struct Truth {
     pub pedestal: Vec<f32>,
     /// TELEGRAPH: the height of the upper level above the lower one (DN). 0 elsewhere.
     pub telegraph: Vec<f32>,
+    /// TELEGRAPH: the probability per frame of switching level. 0 elsewhere.
+    pub telegraph_prob: Vec<f32>,
 }
 
 const MAP_BIAS: u64 = 1;
@@ -135,6 +158,14 @@ const MAP_READNOISE: u64 = 2;
 const MAP_DARK: u64 = 3;
 const MAP_QE: u64 = 4;
 const MAP_BIAS_OUTPUTS: u64 = 5;
+const MAP_READNOISE_TAIL: u64 = 6;
+const MAP_TELEGRAPH_PROB: u64 = 7;
+
+/// Pareto index of the read-noise tail factor: P(factor > f) = (1.3 / f)^3, so about 8 % of the
+/// tail reach the cap.
+const READNOISE_TAIL_INDEX: f64 = 3.0;
+const READNOISE_TAIL_MIN: f64 = 1.3;
+const READNOISE_TAIL_MAX: f64 = 3.0;
 
 impl Truth {
     /// The truth of `cfg`: a function of the config (and its seed) alone.
@@ -144,17 +175,7 @@ impl Truth {
         let refmask = reference_pixel_mask(&r.det, &r.sub);
         let mut out_rng = stream(cfg.seed, &[TAG_TRUTH, MAP_BIAS_OUTPUTS]);
         let output_offsets: Vec<f64> = (0..4).map(|_| cfg.bias_spread * out_rng.normal()).collect();
-        // Outputs are stripes along the fast (readout) axis, in full-frame coordinates so that a
-        // subarray sees the same structure as the full frame.
-        let along_x = r.det.fastaxis.abs() == 1;
-        let output_of = |y: usize, x: usize| {
-            let (pos, full) = if along_x {
-                (r.sub.xstart - 1 + x, r.det.full_nx)
-            } else {
-                (r.sub.ystart - 1 + y, r.det.full_ny)
-            };
-            (pos * 4 / full).min(3)
-        };
+        let output_of = |y: usize, x: usize| output_of(&r, y, x);
 
         let mut t = Truth {
             ny,
@@ -170,6 +191,7 @@ impl Truth {
                 .collect(),
             pedestal: vec![0.0; ny * nx],
             telegraph: vec![0.0; ny * nx],
+            telegraph_prob: vec![0.0; ny * nx],
         };
         let seed = cfg.seed;
         let fill =
@@ -193,6 +215,20 @@ impl Truth {
             };
             mean * (1.0 + cfg.readnoise_spread * rng.normal()).max(0.5)
         });
+        if cfg.readnoise_tail > 0.0 {
+            t.readnoise
+                .par_chunks_mut(nx)
+                .enumerate()
+                .for_each(|(y, row)| {
+                    let mut rng = stream(seed, &[TAG_TRUTH, MAP_READNOISE_TAIL, y as u64]);
+                    for (x, v) in row.iter_mut().enumerate() {
+                        let (chosen, u) = (rng.uniform() < cfg.readnoise_tail, rng.uniform());
+                        if chosen && !is_ref(y, x) {
+                            *v *= readnoise_tail_factor(u) as f32;
+                        }
+                    }
+                });
+        }
         fill(MAP_DARK, &mut t.dark, &|rng, y, x| {
             let z = rng.normal();
             if is_ref(y, x) {
@@ -210,6 +246,7 @@ impl Truth {
             }
         });
         place_defects(cfg, &r, &mut t)?;
+        set_telegraph_probabilities(cfg, &mut t);
         Ok(t)
     }
 
@@ -224,11 +261,15 @@ impl Truth {
     }
 
     /// Writes `truth.fits`: the config as primary keys, the class counts (N_*), and the maps
-    /// BIAS, READNOISE, DARK, QE, PEDESTAL, TELEGRAPH (f32) and DEFECTS (u32).
+    /// BIAS, READNOISE, DARK, QE, PEDESTAL, TELEGRAPH (f32) and DEFECTS (u32), plus RTNPROB
+    /// (f32, the telegraph pixels' switching probabilities) when they are spread over a range
+    /// (otherwise the RTNPROB key gives all of them). The keys of the opt-in noise features
+    /// are written only when those are on, so files of configs without them stay as they were.
     pub fn write(&self, path: &Path, cfg: &SimConfig) -> Result<(), SimError> {
         let r = cfg.resolve()?;
         let mut w = FitsWriter::create(path)?;
         let tgroup = r.tgroup(cfg);
+        let spread_rtn = cfg.telegraph_switch_prob.0 != cfg.telegraph_switch_prob.1;
         let keys: Vec<(&str, HeaderValue, &str)> = vec![
             ("TELESCOP", "JWST".into(), "simulated"),
             ("INSTRUME", r.det.instrument.name().into(), ""),
@@ -294,8 +335,12 @@ impl Truth {
             ("RCTAU", RC_TAU_FRAMES.into(), "RC decay time [frames]"),
             (
                 "RTNPROB",
-                TELEGRAPH_SWITCH_PROB.into(),
-                "telegraph switch prob. per frame",
+                cfg.telegraph_switch_prob.0.into(),
+                if spread_rtn {
+                    "min telegraph switch prob. per frame"
+                } else {
+                    "telegraph switch prob. per frame"
+                },
             ),
             (
                 "SIMSTART",
@@ -303,10 +348,14 @@ impl Truth {
                 "start of the first exposure",
             ),
         ];
-        for (k, v, c) in &keys {
+        for (k, v, c) in keys.iter().chain(&optional_keys(cfg)) {
             w.set_primary_key(k, v, c)?;
         }
         for class in DefectClass::ALL {
+            // Written only when enabled, so default truth files stay as they were.
+            if class == DefectClass::Noisy && cfg.defects.noisy == 0.0 {
+                continue;
+            }
             w.set_primary_key(
                 class.key(),
                 &HeaderValue::Int(self.count(class) as i64),
@@ -330,6 +379,9 @@ impl Truth {
         w.write_image("DEFECTS", &shape, &self.defects)?;
         w.write_image("PEDESTAL", &shape, &self.pedestal)?;
         w.write_image("TELEGRAPH", &shape, &self.telegraph)?;
+        if spread_rtn {
+            w.write_image("RTNPROB", &shape, &self.telegraph_prob)?;
+        }
         w.finish()?;
         Ok(())
     }
@@ -355,6 +407,16 @@ impl Truth {
         let qe = f32_map("QE")?;
         let pedestal = f32_map("PEDESTAL")?;
         let telegraph = f32_map("TELEGRAPH")?;
+        let telegraph_prob = if hdu_names(path)?.iter().any(|n| n == "RTNPROB") {
+            f32_map("RTNPROB")?
+        } else {
+            // Files without the map (all written before it existed) have one probability.
+            let p = primary.get_f64("RTNPROB").unwrap_or(TELEGRAPH_SWITCH_PROB) as f32;
+            telegraph
+                .iter()
+                .map(|&h| if h > 0.0 { p } else { 0.0 })
+                .collect()
+        };
         let defects = ImageReader::open(path, "DEFECTS")?.read_plane::<u32>(0)?;
         Ok(Truth {
             ny: shape.0,
@@ -367,8 +429,44 @@ impl Truth {
             defects,
             pedestal,
             telegraph,
+            telegraph_prob,
         })
     }
+}
+
+/// The read-noise multiplier of a pixel in the tail, from a uniform deviate `u`: Pareto from
+/// `READNOISE_TAIL_MIN` up, capped at `READNOISE_TAIL_MAX`.
+fn readnoise_tail_factor(u: f64) -> f64 {
+    (READNOISE_TAIL_MIN * (1.0 - u).powf(-1.0 / READNOISE_TAIL_INDEX)).min(READNOISE_TAIL_MAX)
+}
+
+/// Each telegraph pixel's switching probability, log-uniform in the config's range, drawn from
+/// its own stream in pixel order (none drawn for a single value, as before the range existed).
+fn set_telegraph_probabilities(cfg: &SimConfig, t: &mut Truth) {
+    let (lo, hi) = cfg.telegraph_switch_prob;
+    let mut rng = (lo != hi).then(|| stream(cfg.seed, &[TAG_TRUTH, MAP_TELEGRAPH_PROB]));
+    for (p, &h) in t.telegraph_prob.iter_mut().zip(&t.telegraph) {
+        if h > 0.0 {
+            *p = match rng.as_mut() {
+                Some(rng) => (lo.ln() + (hi / lo).ln() * rng.uniform()).exp(),
+                None => lo,
+            } as f32;
+        }
+    }
+}
+
+/// The median CDS read noise of the science pixels (the unit of the noisy pixels' noise).
+fn median_science_readnoise(t: &Truth) -> f64 {
+    let mut v: Vec<f32> = (0..t.readnoise.len())
+        .filter(|&i| !t.is_reference(i))
+        .map(|i| t.readnoise[i])
+        .collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mid = v.len() / 2;
+    let (_, m, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
+    f64::from(*m)
 }
 
 /// Places the defects one class after another from a single stream, so the layout is the same
@@ -392,7 +490,14 @@ fn place_defects(cfg: &SimConfig, r: &Resolved, t: &mut Truth) -> Result<(), Sim
         (DefectClass::LowPedestal, f.low_pedestal),
         (DefectClass::Dead, f.dead),
         (DefectClass::LowQe, f.low_qe),
+        // Last, so that enabling it leaves the other classes where they were.
+        (DefectClass::Noisy, f.noisy),
     ];
+    let median_rn = if f.noisy > 0.0 {
+        median_science_readnoise(t)
+    } else {
+        0.0
+    };
     let inside = |y: isize, x: isize| {
         y >= y0 as isize && y < y1 as isize && x >= x0 as isize && x < x1 as isize
     };
@@ -462,6 +567,7 @@ fn place_defects(cfg: &SimConfig, r: &Resolved, t: &mut Truth) -> Result<(), Sim
                 DefectClass::Rc => t.pedestal[i] = (500.0 + 2500.0 * u) as f32,
                 DefectClass::LowPedestal => t.pedestal[i] = -(300.0 + 1700.0 * u) as f32,
                 DefectClass::Telegraph => t.telegraph[i] = (60.0 + 140.0 * u) as f32,
+                DefectClass::Noisy => t.readnoise[i] = (median_rn * (5.0 + 3.0 * u)) as f32,
                 DefectClass::AdjOpen | DefectClass::ReferencePixel => unreachable!(),
             }
             t.defects[i] |= class.flag();
@@ -469,4 +575,47 @@ fn place_defects(cfg: &SimConfig, r: &Resolved, t: &mut Truth) -> Result<(), Sim
         }
     }
     Ok(())
+}
+
+/// The truth.fits keys of the opt-in noise features, only those that are on.
+fn optional_keys(cfg: &SimConfig) -> Vec<(&'static str, HeaderValue, &'static str)> {
+    let mut keys: Vec<(&str, HeaderValue, &str)> = Vec::new();
+    let mut add = |on: bool, key, value: f64, comment| {
+        if on {
+            keys.push((key, value.into(), comment));
+        }
+    };
+    let (lo, hi) = cfg.telegraph_switch_prob;
+    add(
+        hi != lo,
+        "RTNPRMAX",
+        hi,
+        "max telegraph switch prob. per frame",
+    );
+    add(
+        cfg.readnoise_tail > 0.0,
+        "RNTAIL",
+        cfg.readnoise_tail,
+        "fraction in the read-noise tail",
+    );
+    add(cfg.defects.noisy > 0.0, "F_NOISY", cfg.defects.noisy, "");
+    add(
+        cfg.noise_1f_rms > 0.0,
+        "NOISE1F",
+        cfg.noise_1f_rms,
+        "1/f noise rms per read [DN]",
+    );
+    add(
+        cfg.reset_offset_sigma > 0.0,
+        "RESETSIG",
+        cfg.reset_offset_sigma,
+        "reset offset sigma [DN]",
+    );
+    add(
+        cfg.amp_drift_per_frame > 0.0,
+        "AMPDRIFT",
+        cfg.amp_drift_per_frame,
+        "max amplifier drift [DN/frame]",
+    );
+    keys
 }
