@@ -348,6 +348,15 @@ impl SimConfig {
         self.with_cosmic_rays_per_group(1e-3)
     }
 
+    /// The variance (DN²) the readout's 1/f banding adds to one read of a pixel: its common
+    /// part and its output's own. Independent from read to read, so the CDS noise of two reads
+    /// is `sqrt(READNOISE² + 2 × this)` on raw data (what a readnoise made from uncal files
+    /// measures; reset offsets cancel in the difference, drifts add < 0.1 DN²).
+    pub fn correlated_read_variance(&self) -> f64 {
+        let f = crate::readout::OUTPUT_1F_FRACTION;
+        self.noise_1f_rms.powi(2) * (1.0 + f * f)
+    }
+
     /// [`SimConfig::default`] (NIRCam NRCA1 full frame) with [`SimConfig::with_realistic_noise`].
     pub fn realistic() -> Self {
         SimConfig::default().with_realistic_noise()

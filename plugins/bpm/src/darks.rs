@@ -235,6 +235,10 @@ struct IntStats {
     ped_lo: f64,
     ped_hi: f64,
     hot: f64,
+    /// Raw first-group level above which a first-group-saturated pixel is saturated of its
+    /// own (the clipped mean plus `pedestal_sigma_threshold` clipped sd of the raw levels);
+    /// None without the raw ramp.
+    raw_hi: Option<f64>,
 }
 
 /// The DQ value of each flagged class, DO_NOT_USE included where asked.
@@ -522,5 +526,30 @@ fn integration_stats(
         ped_lo: pm - psd * p.pedestal_sigma_threshold,
         ped_hi: pm + psd * p.pedestal_sigma_threshold,
         hot: med + p.hot_sigma_threshold * sd,
+        raw_hi: raw_level_bound(e, j, geo, p)?,
     })
+}
+
+/// The raw first-group bound of [`IntStats::raw_hi`] for integration `j` of `e`.
+fn raw_level_bound(
+    e: &Exposure,
+    j: usize,
+    geo: &Geometry,
+    p: &DarkParams,
+) -> Result<Option<f64>, GeneratorError> {
+    let Some((path, ngroups)) = &e.raw else {
+        return Ok(None);
+    };
+    let mut r = ImageReader::open(path, "SCI").map_err(fits_err)?;
+    let plane: Vec<f32> = r.read_plane(j * ngroups).map_err(fits_err)?;
+    let mut levels: Vec<f32> = plane
+        .iter()
+        .zip(&geo.reference)
+        .filter(|&(_, &is_ref)| !is_ref)
+        .map(|(&v, _)| v)
+        .collect();
+    Ok(
+        sigmaclip_mean_std(&mut levels, PEDESTAL_CLIP_SIGMA, PEDESTAL_CLIP_SIGMA)
+            .map(|(m, sd)| m + p.pedestal_sigma_threshold * sd),
+    )
 }

@@ -110,10 +110,55 @@ pub(crate) fn link_jobs(
         .collect();
     jobs.extend(wait_for_makers(&cal_jobs, resolved, gen_jobs));
     let needed = link_self_references(&cal_jobs, &mut jobs)?;
+    warn_self_superbias_under_mask(&jobs, ncal);
     if calibrate_only {
         jobs = keep_only(jobs, |j| j < ncal || needed.contains(&j));
     }
     Ok(jobs)
+}
+
+/// Warns when a bad-pixel mask's darks are calibrated with a superbias this run makes from
+/// those same darks: a pixel whose pedestal is low by a constant offset is then part of the
+/// superbias and cannot be found (README, "Bad pixels and a SELF superbias").
+fn warn_self_superbias_under_mask(jobs: &[PreparedJob], ncal: usize) {
+    for g in &jobs[ncal..] {
+        let Work::Generate(mask) = &g.work else {
+            continue;
+        };
+        if !mask.reftype.eq_ignore_ascii_case("MASK") {
+            continue;
+        }
+        let mask_inputs: BTreeSet<&Path> =
+            mask.inputs.iter().map(|i| i.raw_path.as_path()).collect();
+        let self_made = g.after.iter().filter_map(|&a| match &jobs[a].work {
+            Work::Calibrate(c) => c
+                .references
+                .iter()
+                .find(|r| r.reftype.eq_ignore_ascii_case("SUPERBIAS")),
+            Work::Generate(_) => None,
+        });
+        let from_same_darks = self_made.into_iter().any(|r| {
+            jobs[ncal..].iter().any(|m| match &m.work {
+                Work::Generate(sb) => {
+                    m.output() == r.path
+                        && sb
+                            .inputs
+                            .iter()
+                            .any(|i| mask_inputs.contains(i.raw_path.as_path()))
+                }
+                Work::Calibrate(_) => false,
+            })
+        });
+        if from_same_darks {
+            tracing::warn!(
+                "{}: its darks are calibrated with the superbias this run makes from them \
+                 (reffile4ssb.superbias: SELF), which takes in a low-pedestal pixel's constant \
+                 offset: such pixels cannot be found. Give the calibrations an independent \
+                 superbias (a file or CRDS) to find them",
+                g.id()
+            );
+        }
+    }
 }
 
 /// Generator jobs made to wait for the calibration jobs that make the files they read.

@@ -14,14 +14,16 @@
 //! - **TELEGRAPH** needs jumps of the pixel's own, at random (not in the profile), more of them
 //!   than the detector's rate of own jumps makes probable at the `dark_noisy_threshold`-σ
 //!   level (Poisson in the pixel's number of usable differences), or upstream's many-jumps
-//!   test, or a noisy verdict ([`super::noise`], flagged as `flag_values['noisy']` when given,
+//!   test on the own jumps
+//!   test, or a noisy verdict (flagged as `flag_values['noisy']` when given,
 //!   else as `high_cr`).
 //! - **HOT** (slopes) and saturated pixels are decided from the slopes and the saturation
 //!   flags alone. A hot pixel's pedestal is not evidence of RC or of a low pedestal: it holds
 //!   the charge collected before the first read, which the ramp fit's extrapolation and a
 //!   superbias made from the same darks treat differently (jwst's products put 15 % of the
 //!   simulated hot pixels above the RC bound, a SELF superbias 23 % below the low one); for a
-//!   hot pixel only the transient says RC. A pixel that really is two things (a hot pixel that
+//!   hot pixel only the transient says RC. The same holds for a TELEGRAPH pixel (frequent own
+//!   jumps), whose pedestal is high when it sat on its upper level at most resets. A pixel that really is two things (a hot pixel that
 //!   also switches, or shows a reset transient) gets both flags.
 
 use std::collections::BTreeMap;
@@ -29,6 +31,7 @@ use std::collections::BTreeMap;
 use statrs::distribution::{DiscreteCDF, Poisson};
 
 use mkrefs_support::dq;
+use mkrefs_support::stats::clip_bounds_flat;
 
 use super::inputs::Geometry;
 use super::noise::{NoiseCuts, NoiseVerdict};
@@ -44,6 +47,10 @@ pub(super) struct Cuts {
     alpha: f64,
     /// `own_limit[d]`: own jumps from which a pixel with `d` usable differences is TELEGRAPH.
     own_limit: Vec<u32>,
+    /// Noisy from the group differences: the clipped mean plus `noisy_threshold` clipped sd of
+    /// the pixels' residual scales (upstream's cut, on a scale measured from every difference
+    /// of the pixel rather than from its 5 to 10 clean slopes).
+    diff_noise_cut: f64,
 }
 
 impl Cuts {
@@ -78,10 +85,29 @@ impl Cuts {
         let own_limit = (0..=max_d)
             .map(|d| poisson_limit(own_rate * f64::from(d), alpha))
             .collect::<Vec<_>>();
+        let scales: Vec<f32> = counts
+            .diffs
+            .iter()
+            .zip(&tested)
+            .filter(|(f, t)| **t && f.sigma.is_finite())
+            .map(|(f, _)| f.sigma)
+            .collect();
+        let diff_noise_cut = clip_bounds_flat(&scales, p.clipping_sigma, p.max_clipping_iters)
+            .map_or(f64::INFINITY, |b| {
+                let kept: Vec<f64> = scales
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .filter(|&v| b.keeps(v))
+                    .collect();
+                let n = kept.len().max(1) as f64;
+                let mean = kept.iter().sum::<f64>() / n;
+                let sd = (kept.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+                mean + p.noisy_threshold * sd
+            });
         let describe = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.4e}"));
         notes.push(format!(
             "noisy: clean-slope variance tested at p <= {alpha:.2e} against the detector's \
-             typical read-noise variance {} (DN/s)^2 plus the pixel's VAR_POISSON, and against \
+             typical clean-slope variance {} (DN/s)^2 plus the pixel's VAR_POISSON, and against \
              {} x its own ERR^2",
             describe(noise.typical),
             describe(noise.err_scale)
@@ -92,11 +118,17 @@ impl Cuts {
              TELEGRAPH (p <= {alpha:.2e})",
             own_limit.last().copied().unwrap_or(0)
         ));
+        notes.push(format!(
+            "noisy from the group differences: residual scale above {diff_noise_cut:.3} DN \
+             (clipped mean + {} clipped sd)",
+            p.noisy_threshold
+        ));
         Cuts {
             noise,
             own_rate,
             alpha,
             own_limit,
+            diff_noise_cut,
         }
     }
 
@@ -146,9 +178,15 @@ pub(super) fn classify(
         }
         let mut set = |name: &str| m.get_mut(name).unwrap()[i] = true;
         let f = counts.diffs[i];
+        let sample = &counts.noise[i];
+        let mut noise = cuts.noise.verdict(sample);
+        // The group-difference scale, for pixels whose differences are ordinary ramps: not a
+        // hot pixel's (shot noise), a saturated one's or an RC pixel's (its transient).
+        let explained = counts.bits[i] & (B_HOT | B_SAT | B_RCSHAPE | B_RCPED) != 0;
+        noise.against_differences = !explained && f64::from(f.sigma) > cuts.diff_noise_cut;
         let tests = PixelTests {
             bits: counts.bits[i],
-            noise: cuts.noise.verdict(&counts.noise[i]),
+            noise,
             frequent: cuts.frequent(f.own_jumps, f.diffs),
         };
         *v = tests.classify(values, &mut set);
@@ -189,7 +227,11 @@ impl PixelTests {
             }
         }
         let hot = b & B_HOT != 0;
-        let rc_evidence = if hot {
+        // A hot pixel's pedestal holds its charge before the first read; a telegraph pixel's
+        // is high when it happens to sit on its upper level at most resets (1 in 100 of them
+        // over 10 integrations).
+        let pedestal_unreliable = hot || self.frequent;
+        let rc_evidence = if pedestal_unreliable {
             B_RCSHAPE
         } else {
             B_RCPED | B_RCJUMP | B_RCSHAPE
@@ -198,7 +240,7 @@ impl PixelTests {
             set("rc");
             v |= values.rc;
         }
-        if b & B_LOWPED != 0 && b & B_RCSHAPE == 0 && !hot {
+        if b & B_LOWPED != 0 && b & B_RCSHAPE == 0 && !pedestal_unreliable {
             set("low_pedestal");
             v |= values.low_pedestal;
         }
@@ -273,5 +315,6 @@ mod tests {
         assert_eq!(dq_of(B_HOT | B_RCPED, false), dq::HOT);
         assert_eq!(dq_of(B_HOT | B_LOWPED, false), dq::HOT);
         assert_eq!(dq_of(B_RCPED, false), dq::RC);
+        assert_eq!(dq_of(B_RCPED, true), dq::TELEGRAPH);
     }
 }

@@ -14,9 +14,9 @@
 //!    step flagged it or not. A neighbour's flag leaves an ordinary residual and is not
 //!    counted; a telegraph switch the jump step missed because the READNOISE reference (made
 //!    from the same darks, switches included) calls the pixel noisy is counted;
-//! 4. a *transient*: per integration, the mean of the early differences minus the median of
-//!    the late ones (the windows of `early_cutoff_fraction`), significant beyond a threshold
-//!    in units of its own noise; the integrations with a significant transient of the
+//! 4. a *transient*: per integration, the mean of the first 1, 2, 4, ... early differences
+//!    (up to the early window of `early_cutoff_fraction`) minus the median of the late ones,
+//!    the most significant of them beyond a threshold in units of its own noise; the integrations with a significant transient of the
 //!    majority's sign are counted. An RC pixel shows one in every integration, whatever
 //!    superbias calibrated it; a telegraph switch shows one of either sign, now and then.
 
@@ -45,6 +45,12 @@ pub struct DiffFindings {
     pub transient_trials: u32,
     /// Integrations whose transient is significant with the majority's sign.
     pub transients: u32,
+    /// Integrations with upstream's many-jumps pattern, and with its RC-like early-jumps
+    /// pattern, counted on the own jumps ([`super::pixel::JumpLimits::summarise`]).
+    pub many_ints: u32,
+    pub rc_jump_ints: u32,
+    /// The residual scale σ (NaN when not estimated).
+    pub sigma: f32,
 }
 
 /// The windows in difference indices: early differences `0..early`, late ones `late..ndiff`.
@@ -78,6 +84,7 @@ pub fn analyse(
     px: &PixelDiffs,
     windows: Windows,
     transient_sigma: f64,
+    limits: &JumpLimits,
     s: &mut Scratch,
 ) -> DiffFindings {
     let nd = px.ndiff;
@@ -105,6 +112,7 @@ pub fn analyse(
     }
     let mut out = DiffFindings {
         diffs: s.abs.len() as u32,
+        sigma: f32::NAN,
         ..DiffFindings::default()
     };
     if s.abs.len() < MIN_SCALE_SAMPLES {
@@ -114,16 +122,30 @@ pub fn analyse(
     if !(sigma.is_finite() && sigma > 0.0) {
         return out;
     }
+    out.sigma = sigma as f32;
     let limit = (OWN_JUMP_SIGMA * sigma) as f32;
     out.own_jumps = s.abs.iter().filter(|&&a| a > limit).count() as u32;
+    // Upstream's per-integration jump patterns, on the own jumps (the jump step's flags
+    // include every neighbour's: a telegraph pixel's 4 neighbours had "many jumps" too).
+    let mut own = vec![false; nd + 1];
+    for t in 0..nint {
+        for k in 0..nd {
+            let r = px.d[t * nd + k] - s.profile[k];
+            own[k + 1] = r.abs() > limit;
+        }
+        let js = limits.summarise(&own);
+        out.many_ints += u32::from(js.many);
+        out.rc_jump_ints += u32::from(js.rc);
+    }
     let (trials, transients) = transients(px, windows, sigma, transient_sigma, &mut s.column);
     out.transient_trials = trials;
     out.transients = transients;
     out
 }
 
-/// Per integration, early mean minus late median of the differences, against its noise
-/// σ·sqrt(1/early + π/(2·late count)); returns the usable integrations and how many show a
+/// Per integration, the mean of the first k differences minus the median of the late ones,
+/// against its noise σ·sqrt(1/k + π/(2·late count)), for k = 1, 2, 4, ... up to the early
+/// window; returns the usable integrations and how many show a
 /// significant transient of the more common sign.
 fn transients(
     px: &PixelDiffs,
@@ -151,13 +173,23 @@ fn transients(
             continue;
         };
         trials += 1;
-        let early_mean = early.iter().map(|&v| f64::from(v)).sum::<f64>() / early.len() as f64;
-        let x = early_mean - f64::from(late_median);
-        let noise =
-            sigma * (1.0 / early.len() as f64 + std::f64::consts::FRAC_PI_2 / n_late as f64).sqrt();
-        if x > threshold * noise {
+        // The most significant of the first 1, 2, 4, ... differences: a transient shorter than
+        // the early window would be diluted by its mean (40 groups: a 10-difference window).
+        let mut best = 0.0f64;
+        let mut k = 1;
+        while k <= early.len() {
+            let mean = early[..k].iter().map(|&v| f64::from(v)).sum::<f64>() / k as f64;
+            let noise =
+                sigma * (1.0 / k as f64 + std::f64::consts::FRAC_PI_2 / n_late as f64).sqrt();
+            let z = (mean - f64::from(late_median)) / noise;
+            if z.abs() > best.abs() {
+                best = z;
+            }
+            k *= 2;
+        }
+        if best > threshold {
             up += 1;
-        } else if x < -threshold * noise {
+        } else if best < -threshold {
             down += 1;
         }
     }
@@ -166,7 +198,7 @@ fn transients(
 
 /// The median of finite values (the mean of the two middle ones for an even count), reordering
 /// `v` in place: this runs for every pixel and difference, so it allocates nothing.
-fn median_in_place(v: &mut [f32]) -> Option<f32> {
+pub(crate) fn median_in_place(v: &mut [f32]) -> Option<f32> {
     let n = v.len();
     if n == 0 {
         return None;
@@ -178,6 +210,8 @@ fn median_in_place(v: &mut [f32]) -> Option<f32> {
     let lo = v[..n / 2].iter().copied().fold(f32::NEG_INFINITY, f32::max);
     Some(0.5 * (lo + hi))
 }
+
+use super::pixel::JumpLimits;
 
 #[cfg(test)]
 mod tests {
@@ -213,7 +247,12 @@ mod tests {
     fn run(d: &[f32], nd: usize) -> DiffFindings {
         let w = Windows::from_groups((2, 7), nd);
         let px = PixelDiffs { d, ndiff: nd };
-        analyse(&px, w, 5.0, &mut Scratch::default())
+        let limits = JumpLimits {
+            max_jump_limit: 10,
+            jump_ratio_threshold: 5.0,
+            early_cutoff_fraction: 0.25,
+        };
+        analyse(&px, w, 5.0, &limits, &mut Scratch::default())
     }
 
     #[test]

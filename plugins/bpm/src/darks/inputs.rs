@@ -42,6 +42,9 @@ pub(crate) struct Exposure {
     pub fitopt: PathBuf,
     /// MIRI only: the raw ramp whose second group replaces the pedestal.
     pub uncal: Option<PathBuf>,
+    /// NIR: the raw ramp, when it is there, and its groups; its first group tells a pixel
+    /// saturated of its own from one the saturation step flagged for a saturated neighbour.
+    pub raw: Option<(PathBuf, usize)>,
     pub nints: usize,
     pub ngroups: usize,
     /// Groups of the uncal ramp (MIRI).
@@ -58,6 +61,9 @@ pub(crate) struct Geometry {
     pub miri: bool,
     /// Row-major, `true` on reference pixels.
     pub reference: Vec<bool>,
+    /// The readout output (amplifier) of each column: outputs are stripes along the fast axis,
+    /// so on detectors read along rows a row crosses up to 4 of them (all 0 otherwise).
+    pub output: Vec<u8>,
     pub describe: String,
 }
 
@@ -117,7 +123,13 @@ pub(crate) fn open(inputs: &[DarkInputs]) -> Result<(Geometry, Vec<Exposure>), G
         } else {
             (None, 0)
         };
+        let raw = if miri {
+            None
+        } else {
+            raw_ramp(&inp.uncal, nints, ny, nx)
+        };
         exposures.push(Exposure {
+            raw,
             label: inp.label.clone(),
             slopes,
             jump,
@@ -339,6 +351,15 @@ fn check_same_window(
     Ok(())
 }
 
+/// The raw ramp of a NIR exposure and its groups, if the file is there with a matching SCI
+/// (products alone, without their uncal file, are a valid input: then the saturation flags
+/// are taken as they are).
+fn raw_ramp(uncal: &Path, nints: usize, ny: usize, nx: usize) -> Option<(PathBuf, usize)> {
+    let shape = ImageReader::open(uncal, "SCI").ok()?.shape().to_vec();
+    (shape.len() == 4 && shape[0] == nints && shape[2..] == [ny, nx])
+        .then(|| (uncal.to_path_buf(), shape[1]))
+}
+
 /// The groups of a MIRI exposure's raw ramp, whose second group the pedestal tests use.
 fn miri_uncal_groups(
     uncal: &Path,
@@ -394,11 +415,21 @@ fn window_geometry(
     sub.check(&det)
         .map_err(|e| bad(format!("{}: {e}", p0.display())))?;
     let reference = reference_pixel_mask(&det, &sub);
+    let output = (0..nx)
+        .map(|x| {
+            if det.fastaxis.abs() == 1 {
+                ((sub.xstart - 1 + x) * 4 / det.full_nx).min(3) as u8
+            } else {
+                0
+            }
+        })
+        .collect();
     Ok(Geometry {
         ny,
         nx,
         miri,
         reference,
+        output,
         describe: format!(
             "{} {} ({}x{} at SUBSTRT1={}, SUBSTRT2={})",
             det.name, sub.name, nx, ny, sub.xstart, sub.ystart

@@ -159,6 +159,7 @@ impl CleanSlopes {
             },
             err2: (self.err2 / n) as f32,
             vp: (self.vp / n) as f32,
+            mean: self.mean() as f32,
         }
     }
 
