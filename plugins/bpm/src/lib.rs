@@ -51,7 +51,28 @@ not dead. Flags named in flat_do_not_use also get DO_NOT_USE.
 
 From darks: HOT (incl. saturated in all groups), RC, TELEGRAPH/noisy and low \
 pedestal (OTHER_BAD_PIXEL) per flag_values, with DO_NOT_USE for the classes in dark_do_not_use. \
-flag_values is a JSON object (a YAML mapping in a configuration file becomes one).
+flag_values is a JSON object (a YAML mapping in a configuration file becomes one); noisy \
+pixels get flag_values['noisy'] when that key is given, else high_cr's flags (TELEGRAPH, as \
+upstream), and 'noisy' may be named in dark_do_not_use. The search reads the jump product's \
+group values: a pixel's own jumps are the group differences that depart from its median over \
+the integrations by more than 4 times the typical pixel's noise (the jump step's flags include \
+every neighbour's: jwst flags the 4 neighbours of a large hit); TELEGRAPH when they are more \
+than the detector's rate makes probable (Poisson, at the dark_noisy_threshold significance), \
+and upstream's many-jumps and early-jumps patterns are counted on them. RC also from a reset \
+transient (early minus late differences of one sign in more than rc_fraction_threshold of the \
+integrations, significant at pedestal_sigma_threshold), which survives a superbias made from \
+the same darks. Noisy: the clean-slope variance against the detector's typical one plus the \
+pixel's shot noise (VAR_POISSON per unit slope of bright pixels times its mean slope) and \
+against its own ERR, each a chi-square test with its number of clean slopes at the \
+dark_noisy_threshold significance; or the scale of its group differences above the clipped \
+mean plus dark_noisy_threshold clipped sd of all pixels' (and at least twice their median). \
+Upstream cut the std of 5-10 slopes at mean plus 5 sd, which flags ~1 in 1,000 pixels for \
+noise alone and misses noisy pixels whose READNOISE reference inflates their ERR. A hot or \
+telegraph pixel's pedestal is not RC or low-pedestal evidence; an RC transient is not low \
+pedestal; a pixel flagged saturated only because a neighbour saturated (jwst grows saturation \
+by one pixel) is not saturated of its own (its raw first group tells). A superbias made from the \
+same darks takes in a low-pedestal pixel's constant offset: such pixels cannot be found then \
+(the host warns).
 
 Combination. flats | darks; a pixel both HOT and DEAD keeps HOT only, and (added \
 here) a pixel both RC and DEAD keeps RC only: the RC reset excess lowers the slope fitted to a \

@@ -58,7 +58,9 @@ pub struct StackStats {
 /// comparison; for the short stacks of a pixel (tens of values) this version is several times
 /// faster. The order statistic is the same; only the order the other values are left in differs,
 /// which changes the later f64 mean and sd sums in the last bit at most (~1e-16 relative).
-fn select_kth(a: &mut [f64], k: usize) -> f64 {
+/// Generic so that integer keys (floats mapped to order-preserving integers) select the same
+/// way.
+pub fn select_kth<T: PartialOrd + Copy>(a: &mut [T], k: usize) -> T {
     debug_assert!(k < a.len());
     let (mut lo, mut hi) = (0usize, a.len());
     loop {

@@ -39,6 +39,13 @@ use super::pixel::normal_upper_tail;
 use super::scan::{B_HOT, B_LOWPED, B_MANY, B_RCJUMP, B_RCPED, B_RCSHAPE, B_SAT, Counts};
 use super::{CLASS_NAMES, ClassValues, DarkParams, MIN_CLEAN_SLOPES};
 
+/// The group-difference scale of a noisy pixel is at least this many times the detector's
+/// median: the scale of each pixel is measured from some 80 disagreements of integer DN
+/// values, so the estimates scatter by ~10 % with heavier than Gaussian tails, and a healthy
+/// detector's read-noise tail reaches 1.5-2 times the median; what upstream calls noisy (and
+/// the simulator's noisy class, 5-8 times) is far beyond.
+const DIFF_NOISE_MIN_FACTOR: f64 = 2.0;
+
 /// The detector-wide references of step 3.
 pub(super) struct Cuts {
     noise: NoiseCuts,
@@ -48,8 +55,9 @@ pub(super) struct Cuts {
     /// `own_limit[d]`: own jumps from which a pixel with `d` usable differences is TELEGRAPH.
     own_limit: Vec<u32>,
     /// Noisy from the group differences: the clipped mean plus `noisy_threshold` clipped sd of
-    /// the pixels' residual scales (upstream's cut, on a scale measured from every difference
-    /// of the pixel rather than from its 5 to 10 clean slopes).
+    /// the pixels' difference scales (upstream's cut, on a scale measured from every difference
+    /// of the pixel rather than from its 5 to 10 clean slopes), and at least
+    /// [`DIFF_NOISE_MIN_FACTOR`] times their median.
     diff_noise_cut: f64,
 }
 
@@ -92,6 +100,11 @@ impl Cuts {
             .filter(|(f, t)| **t && f.sigma.is_finite())
             .map(|(f, _)| f.sigma)
             .collect();
+        let median_scale = {
+            let mut v = scales.clone();
+            v.sort_by(f32::total_cmp);
+            v.get(v.len() / 2).map_or(f64::INFINITY, |&m| f64::from(m))
+        };
         let diff_noise_cut = clip_bounds_flat(&scales, p.clipping_sigma, p.max_clipping_iters)
             .map_or(f64::INFINITY, |b| {
                 let kept: Vec<f64> = scales
@@ -103,7 +116,8 @@ impl Cuts {
                 let mean = kept.iter().sum::<f64>() / n;
                 let sd = (kept.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
                 mean + p.noisy_threshold * sd
-            });
+            })
+            .max(DIFF_NOISE_MIN_FACTOR * median_scale);
         let describe = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.4e}"));
         notes.push(format!(
             "noisy: clean-slope variance tested at p <= {alpha:.2e} against the detector's \
@@ -119,8 +133,8 @@ impl Cuts {
             own_limit.last().copied().unwrap_or(0)
         ));
         notes.push(format!(
-            "noisy from the group differences: residual scale above {diff_noise_cut:.3} DN \
-             (clipped mean + {} clipped sd)",
+            "noisy from the group differences: scale above {diff_noise_cut:.3} DN (clipped \
+             mean + {} clipped sd, at least {DIFF_NOISE_MIN_FACTOR} x the median {median_scale:.3})",
             p.noisy_threshold
         ));
         Cuts {
@@ -245,6 +259,16 @@ impl PixelTests {
             v |= values.low_pedestal;
         }
         let many = b & B_MANY != 0;
+        let parts = [
+            (self.noise.against_population, "noisy_against_population"),
+            (self.noise.against_err, "noisy_against_err"),
+            (self.noise.against_differences, "noisy_from_differences"),
+        ];
+        for (on, name) in parts {
+            if on {
+                set(name);
+            }
+        }
         let noisy = self.noise.noisy();
         if noisy {
             set("noisy");

@@ -8,9 +8,11 @@
 //! 1. the *profile*: for each group difference, the median over the integrations. Whatever
 //!    repeats in every integration (the dark current's slope, an RC transient) is in it; a
 //!    cosmic ray or a telegraph switch, which come at random, is not;
-//! 2. the *residuals*: each integration's differences minus the profile, and their robust
-//!    scale σ (1.4826 × the median absolute residual);
-//! 3. an *own jump*: a difference whose residual exceeds [`OWN_JUMP_SIGMA`] σ, whether the jump
+//! 2. the *residuals*: each integration's differences minus the profile; and the scale σ of
+//!    the differences, from how much consecutive integrations disagree group by group
+//!    (1.4826 × the median absolute disagreement, over √2);
+//! 3. an *own jump*: a difference whose residual exceeds [`OWN_JUMP_SIGMA`] σ, σ the typical
+//!    pixel's scale unless the pixel's own is well above it, whether the jump
 //!    step flagged it or not. A neighbour's flag leaves an ordinary residual and is not
 //!    counted; a telegraph switch the jump step missed because the READNOISE reference (made
 //!    from the same darks, switches included) calls the pixel noisy is counted;
@@ -23,6 +25,10 @@
 /// Residuals beyond this many σ make a difference the pixel's own jump (jwst's default
 /// `rejection_threshold` of the jump step).
 pub const OWN_JUMP_SIGMA: f64 = 4.0;
+
+/// How far a pixel's own difference scale must exceed the typical pixel's before its jumps
+/// are measured against its own (see [`analyse`]).
+const OWN_SCALE_MARGIN: f64 = 1.5;
 
 /// Fewest differences from which the residual scale is estimated.
 const MIN_SCALE_SAMPLES: usize = 5;
@@ -73,15 +79,18 @@ impl Windows {
 /// Scratch buffers reused from pixel to pixel.
 #[derive(Default)]
 pub struct Scratch {
-    column: Vec<f32>,
+    pub(crate) keys: Vec<u32>,
     profile: Vec<f32>,
     abs: Vec<f32>,
+    own: Vec<bool>,
 }
 
-/// Analyses one pixel (see the module documentation). `transient_sigma` is the significance of
-/// a transient in units of its noise.
+/// Analyses one pixel (see the module documentation), given its difference scale
+/// ([`pair_scale`]) and the typical pixel's. `transient_sigma` is the significance of a
+/// transient in units of its noise.
 pub fn analyse(
     px: &PixelDiffs,
+    (own_sigma, floor): (f64, f64),
     windows: Windows,
     transient_sigma: f64,
     limits: &JumpLimits,
@@ -94,14 +103,15 @@ pub fn analyse(
     let nint = px.d.len() / nd;
     s.profile.clear();
     for k in 0..nd {
-        s.column.clear();
-        s.column.extend(
+        s.keys.clear();
+        s.keys.extend(
             (0..nint)
                 .map(|t| px.d[t * nd + k])
-                .filter(|v| v.is_finite()),
+                .filter(|v| v.is_finite())
+                .map(order_key),
         );
         s.profile
-            .push(median_in_place(&mut s.column).unwrap_or(f32::NAN));
+            .push(median_of_keys(&mut s.keys).unwrap_or(f32::NAN));
     }
     s.abs.clear();
     for (i, &v) in px.d.iter().enumerate() {
@@ -118,29 +128,77 @@ pub fn analyse(
     if s.abs.len() < MIN_SCALE_SAMPLES {
         return out;
     }
-    let sigma = 1.4826 * f64::from(median_in_place(&mut s.abs).unwrap_or(f32::NAN));
-    if !(sigma.is_finite() && sigma > 0.0) {
+    if !(own_sigma.is_finite() && own_sigma > 0.0) {
         return out;
     }
-    out.sigma = sigma as f32;
+    out.sigma = own_sigma as f32;
+    // The scale the jumps are measured against: the typical pixel's (`floor`) unless the
+    // pixel's own is more than OWN_SCALE_MARGIN times that. Below the floor a pixel's estimate
+    // is more likely low by chance than the pixel quieter (and a low estimate makes ordinary
+    // differences own jumps); a telegraph pixel's switches inflate its own estimate by up to
+    // ~1.5 (and would hide themselves); a noisy pixel's is 5-8 times the floor, and measured
+    // against its own noise it does not jump.
+    let sigma = (own_sigma / OWN_SCALE_MARGIN).max(floor);
     let limit = (OWN_JUMP_SIGMA * sigma) as f32;
     out.own_jumps = s.abs.iter().filter(|&&a| a > limit).count() as u32;
     // Upstream's per-integration jump patterns, on the own jumps (the jump step's flags
     // include every neighbour's: a telegraph pixel's 4 neighbours had "many jumps" too).
-    let mut own = vec![false; nd + 1];
-    for t in 0..nint {
+    // Many jumps in an integration need at least max_jump_limit of them.
+    let may_be_many = out.own_jumps as usize >= limits.max_jump_limit;
+    s.own.clear();
+    s.own.resize(nd + 1, false);
+    for t in (0..nint).filter(|_| may_be_many) {
         for k in 0..nd {
             let r = px.d[t * nd + k] - s.profile[k];
-            own[k + 1] = r.abs() > limit;
+            s.own[k + 1] = r.abs() > limit;
         }
-        let js = limits.summarise(&own);
+        let js = limits.summarise(&s.own);
         out.many_ints += u32::from(js.many);
         out.rc_jump_ints += u32::from(js.rc);
     }
-    let (trials, transients) = transients(px, windows, sigma, transient_sigma, &mut s.column);
+    // A transient in most integrations is in the profile too: without one there, none is
+    // looked for integration by integration (half the threshold leaves room for the
+    // profile's median to sit lower than most integrations' values).
+    let profile_shows_one = profile_transient(&s.profile, windows, sigma) > 0.5 * transient_sigma;
+    let (trials, transients) = if profile_shows_one {
+        transients(px, windows, sigma, transient_sigma, &mut s.keys)
+    } else {
+        (nint as u32, 0)
+    };
     out.transient_trials = trials;
     out.transients = transients;
     out
+}
+
+/// The largest |mean of the first k profile values − the late ones' mean| over k = 1, 2, 4,
+/// ... up to the early window, in units of a single integration's noise for that k.
+fn profile_transient(profile: &[f32], w: Windows, sigma: f64) -> f64 {
+    let nd = profile.len();
+    if w.late >= nd || w.early == 0 {
+        return 0.0;
+    }
+    let late: Vec<f64> = profile[w.late..]
+        .iter()
+        .map(|&v| f64::from(v))
+        .filter(|v| v.is_finite())
+        .collect();
+    if late.is_empty() {
+        return 0.0;
+    }
+    let late_mean = late.iter().sum::<f64>() / late.len() as f64;
+    let mut best = 0.0f64;
+    let mut k = 1;
+    while k <= w.early {
+        let mean = profile[..k].iter().map(|&v| f64::from(v)).sum::<f64>() / k as f64;
+        let noise =
+            sigma * (1.0 / k as f64 + std::f64::consts::FRAC_PI_2 / late.len() as f64).sqrt();
+        let z = ((mean - late_mean) / noise).abs();
+        if z.is_finite() {
+            best = best.max(z);
+        }
+        k *= 2;
+    }
+    best
 }
 
 /// Per integration, the mean of the first k differences minus the median of the late ones,
@@ -152,7 +210,7 @@ fn transients(
     w: Windows,
     sigma: f64,
     threshold: f64,
-    late: &mut Vec<f32>,
+    late: &mut Vec<u32>,
 ) -> (u32, u32) {
     let nd = px.ndiff;
     let nint = px.d.len() / nd;
@@ -167,9 +225,15 @@ fn transients(
             continue;
         }
         late.clear();
-        late.extend(row[w.late..].iter().copied().filter(|v| v.is_finite()));
+        late.extend(
+            row[w.late..]
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite())
+                .map(order_key),
+        );
         let n_late = late.len();
-        let Some(late_median) = median_in_place(late) else {
+        let Some(late_median) = median_of_keys(late) else {
             continue;
         };
         trials += 1;
@@ -196,8 +260,87 @@ fn transients(
     (trials, up.max(down))
 }
 
+/// A key that sorts as the finite `f32` it comes from (the sign bit flipped for positive
+/// values, all bits for negative ones): integer selection is several times faster than
+/// selection through a float comparison, and these medians run for every pixel.
+fn order_key(v: f32) -> u32 {
+    let b = v.to_bits();
+    if b & 0x8000_0000 != 0 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+fn from_order_key(k: u32) -> f32 {
+    f32::from_bits(if k & 0x8000_0000 != 0 {
+        k & 0x7fff_ffff
+    } else {
+        !k
+    })
+}
+
+/// The median of values given as [`order_key`]s (the mean of the two middle ones for an even
+/// count), reordering them in place.
+fn median_of_keys(keys: &mut [u32]) -> Option<f32> {
+    let n = keys.len();
+    if n == 0 {
+        return None;
+    }
+    let hi = select_kth(keys, n / 2);
+    if n % 2 == 1 {
+        return Some(from_order_key(hi));
+    }
+    let lo = keys[..n / 2].iter().copied().max().expect("n >= 2");
+    Some(0.5 * (from_order_key(lo) + from_order_key(hi)))
+}
+
+/// The scale σ of a pixel's differences, from the integrations' disagreement: the mean of
+/// |d(t, k) − d(t+1, k)| over the groups k and consecutive integrations t, recomputed without
+/// the disagreements beyond [`OWN_JUMP_SIGMA`] times the scale until it settles (at most 5
+/// times), times √(π/2) (a Gaussian's σ over its mean absolute value) over √2 (a
+/// disagreement is the difference of two differences), with the truncation at 4σ corrected.
+/// Not centred on the profile: residuals from a median over a few integrations of integer DN
+/// values pile up at 0, which made a median-absolute estimate half the true scale. A hit or a
+/// switch spoils 2 of the disagreements; a telegraph pixel's many switches inflate its scale
+/// (see [`analyse`] for why that does not hide it).
+pub fn pair_scale(px: &PixelDiffs, _keys: &mut Vec<u32>) -> f64 {
+    let nd = px.ndiff;
+    let nint = px.d.len() / nd;
+    let mut limit = f32::INFINITY;
+    let mut scale = f64::NAN;
+    for _ in 0..5 {
+        let (mut sum, mut n) = (0.0f64, 0u32);
+        for t in 1..nint {
+            let (a, b) = (&px.d[t * nd..(t + 1) * nd], &px.d[(t - 1) * nd..t * nd]);
+            for k in 0..nd {
+                let v = (a[k] - b[k]).abs();
+                // NaN fails the comparison: saturated differences are left out.
+                if v <= limit {
+                    sum += f64::from(v);
+                    n += 1;
+                }
+            }
+        }
+        if (n as usize) < MIN_SCALE_SAMPLES {
+            return f64::NAN;
+        }
+        // E|X| of a Gaussian truncated at ±4σ is 0.99966 of the untruncated one's.
+        let truncation = if limit.is_finite() { 0.999_66 } else { 1.0 };
+        let next = sum / f64::from(n) * (std::f64::consts::PI / 2.0).sqrt()
+            / std::f64::consts::SQRT_2
+            / truncation;
+        if next == scale {
+            break;
+        }
+        scale = next;
+        limit = (OWN_JUMP_SIGMA * scale * std::f64::consts::SQRT_2) as f32;
+    }
+    scale
+}
+
 /// The median of finite values (the mean of the two middle ones for an even count), reordering
-/// `v` in place: this runs for every pixel and difference, so it allocates nothing.
+/// `v` in place.
 pub(crate) fn median_in_place(v: &mut [f32]) -> Option<f32> {
     let n = v.len();
     if n == 0 {
@@ -212,6 +355,7 @@ pub(crate) fn median_in_place(v: &mut [f32]) -> Option<f32> {
 }
 
 use super::pixel::JumpLimits;
+use mkrefs_support::stats::select_kth;
 
 #[cfg(test)]
 mod tests {
@@ -252,7 +396,9 @@ mod tests {
             jump_ratio_threshold: 5.0,
             early_cutoff_fraction: 0.25,
         };
-        analyse(&px, w, 5.0, &limits, &mut Scratch::default())
+        let mut s = Scratch::default();
+        let sigma = pair_scale(&px, &mut s.keys);
+        analyse(&px, (sigma, 0.0), w, 5.0, &limits, &mut s)
     }
 
     #[test]
@@ -305,6 +451,20 @@ mod tests {
         let f = run(&d, nd);
         assert_eq!(f.diffs, 45);
         assert_eq!(f.transient_trials, 5);
+    }
+
+    #[test]
+    fn order_keys_sort_as_the_values() {
+        let v = [-3.5f32, -0.0, 0.0, 1e-30, 2.0, -1e30, 7.25];
+        let mut keys: Vec<u32> = v.iter().map(|&x| order_key(x)).collect();
+        keys.sort_unstable();
+        let back: Vec<f32> = keys.iter().map(|&k| from_order_key(k)).collect();
+        assert_eq!(back, [-1e30, -3.5, -0.0, 0.0, 1e-30, 2.0, 7.25]);
+        let mut k2: Vec<u32> = [4.0f32, 1.0, 3.0, 2.0]
+            .iter()
+            .map(|&x| order_key(x))
+            .collect();
+        assert_eq!(median_of_keys(&mut k2), Some(2.5));
     }
 
     #[test]

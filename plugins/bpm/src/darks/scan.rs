@@ -313,6 +313,31 @@ impl<'a> BandScan<'a> {
         }
     }
 
+    /// Every pixel's difference scale (NaN on reference pixels), and their median over the
+    /// band's science pixels (some 10,000 or more: as good as the detector's, and the bands stay
+    /// independent).
+    fn scales(&self, scratch: &mut differences::Scratch) -> (Vec<f32>, f64) {
+        let (nd, total) = (self.ndiff, self.total);
+        if nd == 0 {
+            return (vec![f32::NAN; self.m], 0.0);
+        }
+        let scales: Vec<f32> = (0..self.m)
+            .map(|i| {
+                if self.geo.reference[self.y0 * self.geo.nx + i] {
+                    return f32::NAN;
+                }
+                let px = PixelDiffs {
+                    d: &self.diffs[i * total * nd..(i + 1) * total * nd],
+                    ndiff: nd,
+                };
+                differences::pair_scale(&px, &mut scratch.keys) as f32
+            })
+            .collect();
+        let mut finite: Vec<f32> = scales.iter().copied().filter(|v| v.is_finite()).collect();
+        let median = differences::median_in_place(&mut finite).map_or(0.0, f64::from);
+        (scales, median)
+    }
+
     /// The class word, the difference findings and the noise statistics of every pixel.
     fn finish(self, p: &DarkParams) -> Counts {
         let (m, nd, total) = (self.m, self.ndiff, self.total);
@@ -320,6 +345,7 @@ impl<'a> BandScan<'a> {
         let frac = |c: u16| f64::from(c) / nf;
         let windows = Windows::from_groups(self.limits.windows(nd + 1), nd);
         let mut scratch = differences::Scratch::default();
+        let (scales, floor) = self.scales(&mut scratch);
         let mut out = Counts {
             bits: vec![0; m],
             diffs: vec![DiffFindings::default(); m],
@@ -336,6 +362,7 @@ impl<'a> BandScan<'a> {
             };
             let f = differences::analyse(
                 &px,
+                (f64::from(scales[i]), floor),
                 windows,
                 p.pedestal_sigma_threshold,
                 &self.limits,
