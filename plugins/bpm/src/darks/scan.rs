@@ -351,7 +351,7 @@ impl<'a> BandScan<'a> {
             diffs: vec![DiffFindings::default(); m],
             noise: vec![NoiseSample::default(); m],
         };
-        for i in 0..m {
+        for (i, &scale) in scales.iter().enumerate() {
             if self.geo.reference[self.y0 * self.geo.nx + i] {
                 continue;
             }
@@ -362,7 +362,7 @@ impl<'a> BandScan<'a> {
             };
             let f = differences::analyse(
                 &px,
-                (f64::from(scales[i]), floor),
+                (f64::from(scale), floor),
                 windows,
                 p.pedestal_sigma_threshold,
                 &self.limits,
