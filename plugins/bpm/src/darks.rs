@@ -214,10 +214,11 @@ const RAW_LEVEL_STRIDE: usize = 7;
 const PEDESTAL_CLIP_SIGMA: f64 = 3.0;
 
 /// Class names of [`DarkResult::classes`]. The flagged classes: `hot` (unsaturated hot pixels
-/// from the slopes), `saturated` (saturated in all groups), `rc`, `low_pedestal` and `high_cr`
-/// (the TELEGRAPH class: `noisy` or `many_jumps` or `frequent_jumps`). Their parts, for reports:
-/// `rc_from_pedestal`, `rc_from_jumps`, `noisy`, `many_jumps`, `frequent_jumps`; and
-/// `reference_pixel`.
+/// from the slopes), `saturated` (saturated in all groups), `rc`, `low_pedestal`, `high_cr`
+/// (the TELEGRAPH class: `many_jumps` or `frequent_jumps`) and `noisy` (`flag_values['noisy']`,
+/// by default high_cr's flags). Their parts, for reports: `rc_from_pedestal`, `rc_from_jumps`,
+/// `rc_from_transient`, `noisy_against_population`, `noisy_against_err`,
+/// `noisy_from_differences`, `many_jumps`, `frequent_jumps`; and `reference_pixel`.
 pub const CLASS_NAMES: [&str; 15] = [
     "hot",
     "saturated",

@@ -201,7 +201,8 @@ pub(super) fn classify(
         let tests = PixelTests {
             bits: counts.bits[i],
             noise,
-            frequent: cuts.frequent(f.own_jumps, f.diffs),
+            // A pixel noisy by its difference scale "jumps" with its noise.
+            frequent: !noise.against_differences && cuts.frequent(f.own_jumps, f.diffs),
         };
         *v = tests.classify(values, &mut set);
     }
@@ -242,9 +243,9 @@ impl PixelTests {
         }
         let hot = b & B_HOT != 0;
         // A hot pixel's pedestal holds its charge before the first read; a telegraph pixel's
-        // is high when it happens to sit on its upper level at most resets (1 in 100 of them
-        // over 10 integrations).
-        let pedestal_unreliable = hot || self.frequent;
+        // (frequent jumps, or a difference scale its switches inflate) is high when it happens
+        // to sit on its upper level at most resets (1 in 100 of them over 10 integrations).
+        let pedestal_unreliable = hot || self.frequent || self.noise.against_differences;
         let rc_evidence = if pedestal_unreliable {
             B_RCSHAPE
         } else {

@@ -10,24 +10,25 @@
 //!    cosmic ray or a telegraph switch, which come at random, is not;
 //! 2. the *residuals*: each integration's differences minus the profile; and the scale σ of
 //!    the differences, from how much consecutive integrations disagree group by group
-//!    (1.4826 × the median absolute disagreement, over √2);
+//!    ([`pair_scale`]);
 //! 3. an *own jump*: a difference whose residual exceeds [`OWN_JUMP_SIGMA`] σ, σ the typical
-//!    pixel's scale unless the pixel's own is well above it, whether the jump
-//!    step flagged it or not. A neighbour's flag leaves an ordinary residual and is not
-//!    counted; a telegraph switch the jump step missed because the READNOISE reference (made
-//!    from the same darks, switches included) calls the pixel noisy is counted;
+//!    pixel's scale unless the pixel's own is well above it, whether the jump step flagged it
+//!    or not. A neighbour's flag leaves an ordinary residual and is not counted; a telegraph
+//!    switch the jump step missed because the READNOISE reference (made from the same darks,
+//!    switches included) calls the pixel noisy is counted;
 //! 4. a *transient*: per integration, the mean of the first 1, 2, 4, ... early differences
 //!    (up to the early window of `early_cutoff_fraction`) minus the median of the late ones,
-//!    the most significant of them beyond a threshold in units of its own noise; the integrations with a significant transient of the
-//!    majority's sign are counted. An RC pixel shows one in every integration, whatever
-//!    superbias calibrated it; a telegraph switch shows one of either sign, now and then.
+//!    the most significant of them beyond a threshold in units of its noise; the integrations
+//!    with a significant transient of the majority's sign are counted. An RC pixel shows one
+//!    in every integration, whatever superbias calibrated it; a telegraph switch shows one of
+//!    either sign, now and then.
 
 /// Residuals beyond this many σ make a difference the pixel's own jump (jwst's default
 /// `rejection_threshold` of the jump step).
 pub const OWN_JUMP_SIGMA: f64 = 4.0;
 
-/// How far a pixel's own difference scale must exceed the typical pixel's before its jumps
-/// are measured against its own (see [`analyse`]).
+/// The most a pixel's jumps are measured against, in units of the typical pixel's scale (see
+/// [`analyse`]).
 const OWN_SCALE_MARGIN: f64 = 1.5;
 
 /// Fewest differences from which the residual scale is estimated.
@@ -45,17 +46,15 @@ pub struct PixelDiffs<'a> {
 pub struct DiffFindings {
     /// Finite differences (the trials of the own-jump rate).
     pub diffs: u32,
-    /// Differences whose residual stands out of the pixel's own noise.
+    /// Differences whose residual stands out (step 3 of the module documentation).
     pub own_jumps: u32,
-    /// Integrations with a usable early and late window.
-    pub transient_trials: u32,
     /// Integrations whose transient is significant with the majority's sign.
     pub transients: u32,
     /// Integrations with upstream's many-jumps pattern, and with its RC-like early-jumps
     /// pattern, counted on the own jumps ([`super::pixel::JumpLimits::summarise`]).
     pub many_ints: u32,
     pub rc_jump_ints: u32,
-    /// The residual scale σ (NaN when not estimated).
+    /// The pixel's own difference scale ([`pair_scale`]; NaN when not estimated).
     pub sigma: f32,
 }
 
@@ -79,7 +78,7 @@ impl Windows {
 /// Scratch buffers reused from pixel to pixel.
 #[derive(Default)]
 pub struct Scratch {
-    pub(crate) keys: Vec<u32>,
+    keys: Vec<u32>,
     profile: Vec<f32>,
     abs: Vec<f32>,
     own: Vec<bool>,
@@ -132,13 +131,13 @@ pub fn analyse(
         return out;
     }
     out.sigma = own_sigma as f32;
-    // The scale the jumps are measured against: the typical pixel's (`floor`) unless the
-    // pixel's own is more than OWN_SCALE_MARGIN times that. Below the floor a pixel's estimate
-    // is more likely low by chance than the pixel quieter (and a low estimate makes ordinary
-    // differences own jumps); a telegraph pixel's switches inflate its own estimate by up to
-    // ~1.5 (and would hide themselves); a noisy pixel's is 5-8 times the floor, and measured
-    // against its own noise it does not jump.
-    let sigma = (own_sigma / OWN_SCALE_MARGIN).max(floor);
+    // The scale the jumps are measured against: the pixel's own, kept between the typical
+    // pixel's (`floor`) and OWN_SCALE_MARGIN times that. Below the floor a pixel's estimate is
+    // more likely low by chance than the pixel quieter (and a low estimate makes ordinary
+    // differences own jumps); a telegraph pixel's switches inflate its own estimate (and would
+    // hide themselves); a pixel noisier than the margin is judged by the noise tests, and its
+    // "jumps" are its noise (classify.rs).
+    let sigma = own_sigma.min(OWN_SCALE_MARGIN * floor).max(floor);
     let limit = (OWN_JUMP_SIGMA * sigma) as f32;
     out.own_jumps = s.abs.iter().filter(|&&a| a > limit).count() as u32;
     // Upstream's per-integration jump patterns, on the own jumps (the jump step's flags
@@ -160,13 +159,9 @@ pub fn analyse(
     // looked for integration by integration (half the threshold leaves room for the
     // profile's median to sit lower than most integrations' values).
     let profile_shows_one = profile_transient(&s.profile, windows, sigma) > 0.5 * transient_sigma;
-    let (trials, transients) = if profile_shows_one {
-        transients(px, windows, sigma, transient_sigma, &mut s.keys)
-    } else {
-        (nint as u32, 0)
-    };
-    out.transient_trials = trials;
-    out.transients = transients;
+    if profile_shows_one {
+        out.transients = transients(px, windows, sigma, transient_sigma, &mut s.keys);
+    }
     out
 }
 
@@ -203,21 +198,15 @@ fn profile_transient(profile: &[f32], w: Windows, sigma: f64) -> f64 {
 
 /// Per integration, the mean of the first k differences minus the median of the late ones,
 /// against its noise σ·sqrt(1/k + π/(2·late count)), for k = 1, 2, 4, ... up to the early
-/// window; returns the usable integrations and how many show a
-/// significant transient of the more common sign.
-fn transients(
-    px: &PixelDiffs,
-    w: Windows,
-    sigma: f64,
-    threshold: f64,
-    late: &mut Vec<u32>,
-) -> (u32, u32) {
+/// window; returns how many integrations show a significant transient of the more common
+/// sign.
+fn transients(px: &PixelDiffs, w: Windows, sigma: f64, threshold: f64, late: &mut Vec<u32>) -> u32 {
     let nd = px.ndiff;
     let nint = px.d.len() / nd;
     if w.late >= nd || w.early == 0 {
-        return (0, 0);
+        return 0;
     }
-    let (mut trials, mut up, mut down) = (0u32, 0u32, 0u32);
+    let (mut up, mut down) = (0u32, 0u32);
     for t in 0..nint {
         let row = &px.d[t * nd..(t + 1) * nd];
         let early = &row[..w.early];
@@ -236,7 +225,6 @@ fn transients(
         let Some(late_median) = median_of_keys(late) else {
             continue;
         };
-        trials += 1;
         // The most significant of the first 1, 2, 4, ... differences: a transient shorter than
         // the early window would be diluted by its mean (40 groups: a 10-difference window).
         let mut best = 0.0f64;
@@ -257,7 +245,7 @@ fn transients(
             down += 1;
         }
     }
-    (trials, up.max(down))
+    up.max(down)
 }
 
 /// A key that sorts as the finite `f32` it comes from (the sign bit flipped for positive
@@ -304,7 +292,7 @@ fn median_of_keys(keys: &mut [u32]) -> Option<f32> {
 /// values pile up at 0, which made a median-absolute estimate half the true scale. A hit or a
 /// switch spoils 2 of the disagreements; a telegraph pixel's many switches inflate its scale
 /// (see [`analyse`] for why that does not hide it).
-pub fn pair_scale(px: &PixelDiffs, _keys: &mut Vec<u32>) -> f64 {
+pub fn pair_scale(px: &PixelDiffs) -> f64 {
     let nd = px.ndiff;
     let nint = px.d.len() / nd;
     let mut limit = f32::INFINITY;
@@ -397,8 +385,9 @@ mod tests {
             early_cutoff_fraction: 0.25,
         };
         let mut s = Scratch::default();
-        let sigma = pair_scale(&px, &mut s.keys);
-        analyse(&px, (sigma, 0.0), w, 5.0, &limits, &mut s)
+        // An ordinary pixel: its own scale is the typical one.
+        let sigma = pair_scale(&px);
+        analyse(&px, (sigma, sigma), w, 5.0, &limits, &mut s)
     }
 
     #[test]
@@ -424,7 +413,7 @@ mod tests {
         });
         let f = run(&d, nd);
         assert_eq!(f.own_jumps, 0, "the repeated decay is in the profile");
-        assert_eq!((f.transient_trials, f.transients), (10, 10));
+        assert_eq!(f.transients, 10);
     }
 
     #[test]
@@ -436,9 +425,9 @@ mod tests {
         }
         let f = run(&d, nd);
         assert_eq!(f.own_jumps, 4);
-        // The two early up-switches are transients of one integration each, far from the
-        // 8 of 10 an RC pixel shows.
-        assert_eq!(f.transients, 2, "{f:?}");
+        // Two early up-switches in 10 integrations leave the profile flat: no transient is
+        // looked for (an RC pixel's shows in most integrations, so in the profile too).
+        assert_eq!(f.transients, 0, "{f:?}");
     }
 
     #[test]
@@ -450,7 +439,7 @@ mod tests {
         }
         let f = run(&d, nd);
         assert_eq!(f.diffs, 45);
-        assert_eq!(f.transient_trials, 5);
+        assert_eq!(f.transients, 0);
     }
 
     #[test]

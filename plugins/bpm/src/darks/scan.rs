@@ -316,7 +316,7 @@ impl<'a> BandScan<'a> {
     /// Every pixel's difference scale (NaN on reference pixels), and their median over the
     /// band's science pixels (some 10,000 or more: as good as the detector's, and the bands stay
     /// independent).
-    fn scales(&self, scratch: &mut differences::Scratch) -> (Vec<f32>, f64) {
+    fn scales(&self) -> (Vec<f32>, f64) {
         let (nd, total) = (self.ndiff, self.total);
         if nd == 0 {
             return (vec![f32::NAN; self.m], 0.0);
@@ -330,7 +330,7 @@ impl<'a> BandScan<'a> {
                     d: &self.diffs[i * total * nd..(i + 1) * total * nd],
                     ndiff: nd,
                 };
-                differences::pair_scale(&px, &mut scratch.keys) as f32
+                differences::pair_scale(&px) as f32
             })
             .collect();
         let mut finite: Vec<f32> = scales.iter().copied().filter(|v| v.is_finite()).collect();
@@ -345,7 +345,7 @@ impl<'a> BandScan<'a> {
         let frac = |c: u16| f64::from(c) / nf;
         let windows = Windows::from_groups(self.limits.windows(nd + 1), nd);
         let mut scratch = differences::Scratch::default();
-        let (scales, floor) = self.scales(&mut scratch);
+        let (scales, floor) = self.scales();
         let mut out = Counts {
             bits: vec![0; m],
             diffs: vec![DiffFindings::default(); m],
