@@ -4,9 +4,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
-use crate::truth::TELEGRAPH_SWITCH_PROB;
 use mkrefs_support::geometry::{DetectorInfo, Instrument, Subarray, detector_info};
 use mkrefs_support::timeutil::{iso_to_mjd, mjd_to_iso};
+
+/// Default probability per frame that a telegraph pixel switches level: with 10 groups most
+/// integrations see several switches, so the pixel shows many jumps (which the bad-pixel search
+/// of darks flags TELEGRAPH). [`SimConfig::telegraph_switch_prob`] can spread it.
+pub(crate) const TELEGRAPH_SWITCH_PROB: f64 = 0.25;
 
 /// Whether an exposure is a dark or a flat (lamp/internal flat). Decides EXP_TYPE, the visit in the
 /// file name and whether light falls on the detector.
@@ -346,15 +350,6 @@ impl SimConfig {
         self.amp_drift_per_frame = 0.5;
         self.telegraph_switch_prob = (0.1, 0.3);
         self.with_cosmic_rays_per_group(1e-3)
-    }
-
-    /// The variance (DN²) the readout's 1/f banding adds to one read of a pixel: its common
-    /// part and its output's own. Independent from read to read, so the CDS noise of two reads
-    /// is `sqrt(READNOISE² + 2 × this)` on raw data (what a readnoise made from uncal files
-    /// measures; reset offsets cancel in the difference, drifts add < 0.1 DN²).
-    pub fn correlated_read_variance(&self) -> f64 {
-        let f = crate::readout::OUTPUT_1F_FRACTION;
-        self.noise_1f_rms.powi(2) * (1.0 + f * f)
     }
 
     /// [`SimConfig::default`] (NIRCam NRCA1 full frame) with [`SimConfig::with_realistic_noise`].

@@ -14,7 +14,9 @@
 
 use crate::config::{Kind, Resolved, SimConfig};
 use crate::rng::{Rng, stream};
-use crate::truth::TAG_READOUT;
+
+/// The stream tag of the readout offsets (the other tags are in the truth module).
+pub(crate) const TAG_READOUT: u64 = 5;
 
 /// Outputs of a NIR detector.
 pub(crate) const OUTPUTS: usize = 4;
@@ -33,6 +35,17 @@ pub const OUTPUT_1F_FRACTION: f64 = 0.3;
 const PART_1F: u64 = 1;
 const PART_RESET: u64 = 2;
 const PART_DRIFT: u64 = 3;
+
+impl SimConfig {
+    /// The variance (DN²) the readout's 1/f banding adds to one read of a pixel: its common
+    /// part and its output's own. Independent from read to read, so the CDS noise of two reads
+    /// is `sqrt(READNOISE² + 2 × this)` on raw data (what a readnoise made from uncal files
+    /// measures; reset offsets cancel in the difference, drifts add < 0.1 DN²).
+    pub fn correlated_read_variance(&self) -> f64 {
+        let f = OUTPUT_1F_FRACTION;
+        self.noise_1f_rms.powi(2) * (1.0 + f * f)
+    }
+}
 
 /// The output (0..4) that reads DMS pixel (`y`, `x`) of the window: outputs are stripes along the
 /// fast (readout) axis, in full-frame coordinates so that a subarray sees the same structure as

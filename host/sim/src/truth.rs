@@ -18,8 +18,7 @@ pub(crate) const TAG_TRUTH: u64 = 1;
 pub(crate) const TAG_DEFECTS: u64 = 2;
 pub(crate) const TAG_NOISE: u64 = 3;
 pub(crate) const TAG_EVENTS: u64 = 4;
-/// Readout offsets: 1/f banding, reset offsets, amplifier drifts (see [`crate::readout`]).
-pub(crate) const TAG_READOUT: u64 = 5;
+// 5: the readout offsets' streams (TAG_READOUT, in the readout module).
 
 /// DEFECTS value of a pixel saturated in all groups. The bad-pixel search of darks flags such
 /// pixels HOT, so they carry HOT like the unsaturated hot pixels; the extra SATURATED bit tells
@@ -29,11 +28,6 @@ pub const SATURATED_IN_ALL_GROUPS: u32 = dq::HOT | dq::SATURATED;
 /// RC decay time in frame times: the excess falls to 1/e in 1.5 frames, so it dominates group 0
 /// and is gone after a few groups, as in the RC pixels of the NIR detectors.
 pub(crate) const RC_TAU_FRAMES: f64 = 1.5;
-
-/// Default probability per frame that a telegraph pixel switches level: with 10 groups most
-/// integrations see several switches, so the pixel shows many jumps (which the bad-pixel search
-/// of darks flags TELEGRAPH). [`SimConfig::telegraph_switch_prob`] can spread it.
-pub(crate) const TELEGRAPH_SWITCH_PROB: f64 = 0.25;
 
 /// The defect classes the simulator injects, as they appear in the DEFECTS map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -411,7 +405,9 @@ impl Truth {
             f32_map("RTNPROB")?
         } else {
             // Files without the map (all written before it existed) have one probability.
-            let p = primary.get_f64("RTNPROB").unwrap_or(TELEGRAPH_SWITCH_PROB) as f32;
+            let p = primary
+                .get_f64("RTNPROB")
+                .unwrap_or(crate::config::TELEGRAPH_SWITCH_PROB) as f32;
             telegraph
                 .iter()
                 .map(|&h| if h > 0.0 { p } else { 0.0 })

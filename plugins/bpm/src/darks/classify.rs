@@ -34,10 +34,10 @@ use mkrefs_support::dq;
 use mkrefs_support::stats::clip_bounds_flat;
 
 use super::inputs::Geometry;
+use super::model::{CLASS_NAMES, ClassValues, DarkParams, MIN_CLEAN_SLOPES};
 use super::noise::{NoiseCuts, NoiseVerdict};
 use super::pixel::normal_upper_tail;
 use super::scan::{B_HOT, B_LOWPED, B_MANY, B_RCJUMP, B_RCPED, B_RCSHAPE, B_SAT, Counts};
-use super::{CLASS_NAMES, ClassValues, DarkParams, MIN_CLEAN_SLOPES};
 
 /// The group-difference scale of a noisy pixel is at least this many times the detector's
 /// median: the scale of each pixel is measured from some 80 disagreements of integer DN
@@ -198,13 +198,13 @@ pub(super) fn classify(
         // hot pixel's (shot noise), a saturated one's or an RC pixel's (its transient).
         let explained = counts.bits[i] & (B_HOT | B_SAT | B_RCSHAPE | B_RCPED) != 0;
         noise.against_differences = !explained && f64::from(f.sigma) > cuts.diff_noise_cut;
-        let tests = PixelTests {
+        let pixel = PixelTests {
             bits: counts.bits[i],
             noise,
             // A pixel noisy by its difference scale "jumps" with its noise.
             frequent: !noise.against_differences && cuts.frequent(f.own_jumps, f.diffs),
         };
-        *v = tests.classify(values, &mut set);
+        *v = pixel.classify(values, &mut set);
     }
     drop(m);
     (classes, dqmap)

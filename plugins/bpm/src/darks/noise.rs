@@ -19,7 +19,7 @@
 //!   or not.
 //!
 //! - **By its group differences**: the scale of the pixel's residual differences (see
-//!   [`super::differences`], measured from every difference of every integration, so also on
+//!   the module `differences`, measured from every difference of every integration, so also on
 //!   a pixel whose slopes are unusable, e.g. DO_NOT_USE from a superbias made from the same
 //!   darks) above the clipped mean plus `noisy_threshold` clipped sd of all pixels' scales:
 //!   upstream's cut, on a far better measured scale. Not asked of hot, saturated or RC pixels,
@@ -38,7 +38,7 @@ use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 use mkrefs_support::stats::clip_bounds_flat;
 
-/// The clean-slope statistics of one pixel (from [`super::pixel::CleanSlopes::sample`]).
+/// The clean-slope statistics of one pixel (from `CleanSlopes::sample`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct NoiseSample {
     pub n: u32,
@@ -73,7 +73,7 @@ pub struct NoiseVerdict {
     pub against_population: bool,
     pub against_err: bool,
     /// The scale of the pixel's group differences against the others' (decided in step 3 from
-    /// [`super::differences::DiffFindings::sigma`]).
+    /// `DiffFindings::sigma`).
     pub against_differences: bool,
 }
 
@@ -106,7 +106,12 @@ pub fn chi2_upper_critical(dof: u32, alpha: f64) -> f64 {
 const MIN_BRIGHT: usize = 10;
 
 fn median(mut v: Vec<f32>) -> Option<f64> {
-    super::differences::median_in_place(&mut v).map(f64::from)
+    v.retain(|x| x.is_finite());
+    (!v.is_empty()).then(|| {
+        mkrefs_support::stats::median_in_place(
+            &mut v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>(),
+        )
+    })
 }
 
 /// The clipped mean of `values` (`clip_sigma`, `iters` as the population clip of upstream).

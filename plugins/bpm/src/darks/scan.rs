@@ -10,9 +10,9 @@ use rayon::prelude::*;
 
 use super::differences::{self, DiffFindings, PixelDiffs, Windows};
 use super::inputs::{Exposure, Geometry, fits_err};
+use super::model::{DarkParams, IntStats};
 use super::noise::NoiseSample;
 use super::pixel::{CleanSlopes, JumpLimits, saturated_in_all_groups};
-use super::{DarkParams, IntStats};
 
 // Bits of the per-pixel class word.
 pub(super) const B_SAT: u8 = 1;
