@@ -265,7 +265,6 @@ impl<'a> BandScan<'a> {
     fn add_integration(&mut self, p: &Planes, ng: usize, t: usize, st: IntStats) {
         let (m, nd) = (self.m, self.ndiff);
         let unusable = dq::SATURATED | dq::DO_NOT_USE;
-        let mut jumps: Vec<bool> = Vec::with_capacity(ng);
         for i in 0..m {
             if self.geo.reference[self.y0 * self.geo.nx + i] {
                 continue;
@@ -288,9 +287,9 @@ impl<'a> BandScan<'a> {
                 self.rcped[i] += u16::from(ped > st.ped_hi);
                 self.lowped[i] += u16::from(ped < st.ped_lo);
             }
-            jumps.clear();
-            jumps.extend((0..ng).map(|g| u32::from(p.gdq[g * m + i]) & dq::JUMP_DET != 0));
-            let js = self.limits.summarise(&jumps);
+            // Clean: no group flagged JUMP_DET (the jump patterns are counted on the own jumps
+            // in `finish`, not on these flags).
+            let clean = (0..ng).all(|g| u32::from(p.gdq[g * m + i]) & dq::JUMP_DET == 0);
             let base = (i * self.total + t) * nd;
             for k in 0..ng.saturating_sub(1).min(nd) {
                 let usable = |g: usize| u32::from(p.gdq[g * m + i]) & unusable == 0;
@@ -302,7 +301,7 @@ impl<'a> BandScan<'a> {
             if s.is_finite() {
                 self.finite[i] += 1;
                 self.hot[i] += u16::from(s >= st.hot);
-                if js.n == 0 {
+                if clean {
                     self.clean[i].push_with_poisson(
                         s - f64::from(p.common[i]),
                         f64::from(p.err[i]),
