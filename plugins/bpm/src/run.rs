@@ -71,17 +71,24 @@ pub fn run(job: &JobView<'_>) -> Result<Report, GeneratorError> {
         first_header,
     } = open_inputs(job)?;
     let pool = thread_pool(job.threads).map_err(GeneratorError::internal)?;
-    let flat = if flat_files.is_empty() {
-        None
-    } else {
-        Some(pool.install(|| flat_side(job, &s, &mut flat_files, &geometry))?)
-    };
+    // The two searches are independent; run side by side, each one's sequential steps leave
+    // the other the idle core.
+    let (flat, dark) = pool.install(|| {
+        rayon::join(
+            || {
+                (!flat_files.is_empty())
+                    .then(|| flat_side(job, &s, &mut flat_files, &geometry))
+                    .transpose()
+            },
+            || {
+                (!dark_inputs.is_empty())
+                    .then(|| dark_side(job, &s, &dark_inputs, &geometry))
+                    .transpose()
+            },
+        )
+    });
+    let (flat, dark) = (flat?, dark?);
     drop(flat_files);
-    let dark = if dark_inputs.is_empty() {
-        None
-    } else {
-        Some(pool.install(|| dark_side(job, &s, &dark_inputs, &geometry))?)
-    };
     let (dq_map, manual_count) = combine(job, &s, &geometry, flat.as_ref(), dark.as_ref())?;
     let ran = Ran {
         flats: flat.is_some(),
@@ -216,9 +223,6 @@ fn dark_side(
             "the dark search returned a {}x{} map for {}x{} inputs",
             r.ny, r.nx, ny, nx
         )));
-    }
-    for n in &r.notes {
-        job.info(n);
     }
     Ok(r)
 }

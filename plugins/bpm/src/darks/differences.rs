@@ -31,14 +31,42 @@ pub const OWN_JUMP_SIGMA: f64 = 4.0;
 /// [`analyse`]).
 const OWN_SCALE_MARGIN: f64 = 1.5;
 
+/// E|X| of a Gaussian truncated at ±[`OWN_JUMP_SIGMA`]σ over the untruncated one's.
+const TRUNCATION: f64 = 0.999_66;
+
 /// Fewest differences from which the residual scale is estimated.
 const MIN_SCALE_SAMPLES: usize = 5;
 
-/// The group differences of one pixel: `d[t * ndiff + k]` is group `k + 1` minus group `k` of
-/// integration `t` (NaN where either group is saturated or absent).
-pub struct PixelDiffs<'a> {
+/// The group differences of a band of `m` pixels: `d[(t * ndiff + k) * m + i]` is group `k + 1`
+/// minus group `k` of integration `t` at pixel `i` (NaN where either group is saturated or
+/// absent). Plane by plane, as the ramps are read; the per-pixel statistics below run on
+/// [`LANES`] neighbouring pixels at once, which this layout gives contiguously.
+pub struct BandDiffs<'a> {
     pub d: &'a [f32],
+    pub m: usize,
     pub ndiff: usize,
+}
+
+impl BandDiffs<'_> {
+    fn nint(&self) -> usize {
+        if self.m == 0 || self.ndiff == 0 {
+            0
+        } else {
+            self.d.len() / (self.m * self.ndiff)
+        }
+    }
+
+    /// Pixel `i`'s differences as `[t * ndiff + k]`, into `out`.
+    fn gather(&self, i: usize, out: &mut Vec<f32>) {
+        out.clear();
+        out.extend((0..self.nint() * self.ndiff).map(|j| self.d[j * self.m + i]));
+    }
+}
+
+/// The differences of one pixel, `d[t * ndiff + k]` (the rare per-pixel tests).
+struct PixelDiffs<'a> {
+    d: &'a [f32],
+    ndiff: usize,
 }
 
 /// What the differences of one pixel say.
@@ -54,7 +82,7 @@ pub struct DiffFindings {
     /// pattern, counted on the own jumps ([`super::pixel::JumpLimits::summarise`]).
     pub many_ints: u32,
     pub rc_jump_ints: u32,
-    /// The pixel's own difference scale ([`pair_scale`]; NaN when not estimated).
+    /// The pixel's own difference scale ([`band_scales`]; NaN when not estimated).
     pub sigma: f32,
 }
 
@@ -75,94 +103,247 @@ impl Windows {
     }
 }
 
-/// Scratch buffers reused from pixel to pixel.
+/// Pixels processed together: the per-pixel loops below run over this many neighbouring pixels
+/// at once, which the compiler turns into vector instructions (the median profile alone was a
+/// third of the bad-pixel search's time as a per-pixel insertion sort, its branches
+/// unpredictable).
+pub const LANES: usize = 16;
+
+type Lanes = [f32; LANES];
+
+/// Pixels `i0..i0 + n` of a band plane as full lanes (NaN past `n`), so that the lane loops have
+/// a fixed length and vectorise.
+#[inline(always)]
+fn load(plane: &[f32], i0: usize, n: usize) -> Lanes {
+    match plane.get(i0..i0 + LANES) {
+        Some(full) if n == LANES => full.try_into().expect("LANES values"),
+        _ => std::array::from_fn(|l| if l < n { plane[i0 + l] } else { f32::NAN }),
+    }
+}
+
+/// A comparator network that sorts `n` values (Batcher's odd-even merge sort for the next power
+/// of two, without the comparators that reach past `n`: padded with +∞, those positions never
+/// move). Branch-free, so it sorts the values of [`LANES`] pixels at once.
+pub(crate) struct SortNetwork {
+    pairs: Vec<(usize, usize)>,
+}
+
+impl SortNetwork {
+    pub(crate) fn new(n: usize) -> SortNetwork {
+        let size = n.next_power_of_two();
+        let mut pairs = Vec::new();
+        let mut p = 1;
+        while p < size {
+            let mut k = p;
+            while k >= 1 {
+                let mut j = k % p;
+                while j + k < size {
+                    for i in 0..k.min(size - j - k) {
+                        if (i + j) / (2 * p) == (i + j + k) / (2 * p) && i + j + k < n {
+                            pairs.push((i + j, i + j + k));
+                        }
+                    }
+                    j += 2 * k;
+                }
+                k /= 2;
+            }
+            p *= 2;
+        }
+        SortNetwork { pairs }
+    }
+
+    /// Sorts each lane of `v` (no NaN: non-finite values are +∞ here).
+    fn sort(&self, v: &mut [Lanes]) {
+        for &(a, b) in &self.pairs {
+            let (lo, hi) = v.split_at_mut(b);
+            let (x, y) = (&mut lo[a], &mut hi[0]);
+            for l in 0..LANES {
+                let (p, q) = (x[l], y[l]);
+                x[l] = p.min(q);
+                y[l] = p.max(q);
+            }
+        }
+    }
+}
+
+/// Scratch buffers reused from chunk to chunk.
 #[derive(Default)]
-pub struct Scratch {
+struct Scratch {
     keys: Vec<u32>,
+    column: Vec<Lanes>,
+    pixel: Vec<f32>,
     profile: Vec<f32>,
-    abs: Vec<f32>,
     own: Vec<bool>,
 }
 
-/// Analyses one pixel (see the module documentation), given its difference scale
-/// ([`pair_scale`]) and the typical pixel's. `transient_sigma` is the significance of a
-/// transient in units of its noise.
-pub fn analyse(
-    px: &PixelDiffs,
-    (own_sigma, floor): (f64, f64),
-    windows: Windows,
-    transient_sigma: f64,
-    limits: &JumpLimits,
-    s: &mut Scratch,
-) -> DiffFindings {
-    let nd = px.ndiff;
-    if nd == 0 {
-        return DiffFindings::default();
-    }
-    let nint = px.d.len() / nd;
-    s.profile.clear();
-    for k in 0..nd {
-        s.keys.clear();
-        s.keys.extend(
-            (0..nint)
-                .map(|t| px.d[t * nd + k])
-                .filter(|v| v.is_finite())
-                .map(order_key),
-        );
-        s.profile
-            .push(median_of_keys(&mut s.keys).unwrap_or(f32::NAN));
-    }
-    s.abs.clear();
-    for (i, &v) in px.d.iter().enumerate() {
-        let r = v - s.profile[i % nd];
-        if r.is_finite() {
-            s.abs.push(r.abs());
-        }
-    }
-    let mut out = DiffFindings {
-        diffs: s.abs.len() as u32,
-        sigma: f32::NAN,
-        ..DiffFindings::default()
-    };
-    if s.abs.len() < MIN_SCALE_SAMPLES {
+/// The parameters of [`analyse_band`].
+#[derive(Clone, Copy, Debug)]
+pub struct AnalysisParams {
+    pub windows: Windows,
+    /// The significance of a transient in units of its noise.
+    pub transient_sigma: f64,
+    pub limits: JumpLimits,
+}
+
+/// Analyses every pixel of a band (see the module documentation), given the pixels' difference
+/// scales ([`band_scales`]) and the typical pixel's (`floor`). Pixels with `skip[i]` (reference
+/// pixels) get the default findings.
+pub fn analyse_band(
+    b: &BandDiffs,
+    scales: &[f32],
+    floor: f64,
+    skip: &[bool],
+    ap: &AnalysisParams,
+) -> Vec<DiffFindings> {
+    let (m, nd, nint) = (b.m, b.ndiff, b.nint());
+    let mut out = vec![DiffFindings::default(); m];
+    if nd == 0 || nint == 0 {
         return out;
     }
-    if !(own_sigma.is_finite() && own_sigma > 0.0) {
-        return out;
-    }
-    out.sigma = own_sigma as f32;
-    // The scale the jumps are measured against: the pixel's own, kept between the typical
-    // pixel's (`floor`) and OWN_SCALE_MARGIN times that. Below the floor a pixel's estimate is
-    // more likely low by chance than the pixel quieter (and a low estimate makes ordinary
-    // differences own jumps); a telegraph pixel's switches inflate its own estimate (and would
-    // hide themselves); a pixel noisier than the margin is judged by the noise tests, and its
-    // "jumps" are its noise (classify.rs).
-    let sigma = own_sigma.min(OWN_SCALE_MARGIN * floor).max(floor);
-    let limit = (OWN_JUMP_SIGMA * sigma) as f32;
-    out.own_jumps = s.abs.iter().filter(|&&a| a > limit).count() as u32;
-    // Upstream's per-integration jump patterns, on the own jumps (the jump step's flags
-    // include every neighbour's: a telegraph pixel's 4 neighbours had "many jumps" too).
-    // Many jumps in an integration need at least max_jump_limit of them.
-    let may_be_many = out.own_jumps as usize >= limits.max_jump_limit;
-    s.own.clear();
-    s.own.resize(nd + 1, false);
-    for t in (0..nint).filter(|_| may_be_many) {
-        for k in 0..nd {
-            let r = px.d[t * nd + k] - s.profile[k];
-            s.own[k + 1] = r.abs() > limit;
+    let net = SortNetwork::new(nint);
+    let mut s = Scratch::default();
+    // profile[k][lane]: the median over the integrations of difference k.
+    let mut profile: Vec<Lanes> = vec![[0.0; LANES]; nd];
+    for i0 in (0..m).step_by(LANES) {
+        let n = LANES.min(m - i0);
+        for (k, prof) in profile.iter_mut().enumerate() {
+            *prof = median_over_integrations(b, i0, n, k, &net, &mut s.column);
         }
-        let js = limits.summarise(&s.own);
-        out.many_ints += u32::from(js.many);
-        out.rc_jump_ints += u32::from(js.rc);
-    }
-    // A transient in most integrations is in the profile too: without one there, none is
-    // looked for integration by integration (half the threshold leaves room for the
-    // profile's median to sit lower than most integrations' values).
-    let profile_shows_one = profile_transient(&s.profile, windows, sigma) > 0.5 * transient_sigma;
-    if profile_shows_one {
-        out.transients = transients(px, windows, sigma, transient_sigma, &mut s.keys);
+        // The sigma the jumps are measured against, per lane (see `jump_sigma`).
+        let mut limit: Lanes = [f32::NAN; LANES];
+        for l in 0..n {
+            limit[l] = (OWN_JUMP_SIGMA * jump_sigma(f64::from(scales[i0 + l]), floor)) as f32;
+        }
+        let (mut finite, mut own) = ([0u32; LANES], [0u32; LANES]);
+        for t in 0..nint {
+            for (k, prof) in profile.iter().enumerate() {
+                let row = load(b.d, (t * nd + k) * m + i0, n);
+                for l in 0..LANES {
+                    let r = (row[l] - prof[l]).abs();
+                    let ok = r <= f32::MAX;
+                    finite[l] += u32::from(ok);
+                    own[l] += u32::from(ok && r > limit[l]);
+                }
+            }
+        }
+        for l in 0..n {
+            let i = i0 + l;
+            if skip[i] {
+                continue;
+            }
+            let f = &mut out[i];
+            f.diffs = finite[l];
+            f.sigma = f32::NAN;
+            let own_sigma = f64::from(scales[i]);
+            if (finite[l] as usize) < MIN_SCALE_SAMPLES
+                || !(own_sigma.is_finite() && own_sigma > 0.0)
+            {
+                continue;
+            }
+            f.sigma = own_sigma as f32;
+            f.own_jumps = own[l];
+            s.profile.clear();
+            s.profile.extend(profile.iter().map(|p| p[l]));
+            rare_tests(b, i, jump_sigma(own_sigma, floor), ap, &mut s, f);
+        }
     }
     out
+}
+
+/// The scale the jumps of a pixel are measured against: its own, kept between the typical
+/// pixel's (`floor`) and [`OWN_SCALE_MARGIN`] times that. Below the floor a pixel's estimate is
+/// more likely low by chance than the pixel quieter (and a low estimate makes ordinary
+/// differences own jumps); a telegraph pixel's switches inflate its own estimate (and would
+/// hide themselves); a pixel noisier than the margin is judged by the noise tests, and its
+/// "jumps" are its noise (classify.rs).
+fn jump_sigma(own_sigma: f64, floor: f64) -> f64 {
+    own_sigma.min(OWN_SCALE_MARGIN * floor).max(floor)
+}
+
+/// The median over the integrations of difference `k` for pixels `i0..i0 + n` (NaN where a
+/// pixel has no finite value; the mean of the two middle ones for an even count).
+fn median_over_integrations(
+    b: &BandDiffs,
+    i0: usize,
+    n: usize,
+    k: usize,
+    net: &SortNetwork,
+    column: &mut Vec<Lanes>,
+) -> Lanes {
+    let (m, nd, nint) = (b.m, b.ndiff, b.nint());
+    column.clear();
+    let mut count = [0u32; LANES];
+    for t in 0..nint {
+        let row = load(b.d, (t * nd + k) * m + i0, n);
+        let mut v = [f32::INFINITY; LANES];
+        for l in 0..LANES {
+            let finite = row[l].abs() <= f32::MAX;
+            count[l] += u32::from(finite);
+            v[l] = if finite { row[l] } else { f32::INFINITY };
+        }
+        column.push(v);
+    }
+    net.sort(column);
+    let mut med = [f32::NAN; LANES];
+    for l in 0..n {
+        let c = count[l] as usize;
+        if c == 0 {
+            continue;
+        }
+        let hi = column[c / 2][l];
+        med[l] = if c % 2 == 1 {
+            hi
+        } else {
+            0.5 * (column[c / 2 - 1][l] + hi)
+        };
+    }
+    med
+}
+
+/// The per-integration tests of one pixel, run only where they can find something: upstream's
+/// jump patterns need at least `max_jump_limit` own jumps; a transient in most integrations is
+/// in the profile too, so without one there none is looked for integration by integration
+/// (half the threshold leaves room for the profile's median to sit lower than most
+/// integrations' values).
+fn rare_tests(
+    b: &BandDiffs,
+    i: usize,
+    sigma: f64,
+    ap: &AnalysisParams,
+    s: &mut Scratch,
+    f: &mut DiffFindings,
+) {
+    let nd = b.ndiff;
+    let may_be_many = f.own_jumps as usize >= ap.limits.max_jump_limit;
+    let profile_shows_one =
+        profile_transient(&s.profile, ap.windows, sigma) > 0.5 * ap.transient_sigma;
+    if !(may_be_many || profile_shows_one) {
+        return;
+    }
+    b.gather(i, &mut s.pixel);
+    let px = PixelDiffs {
+        d: &s.pixel,
+        ndiff: nd,
+    };
+    let limit = (OWN_JUMP_SIGMA * sigma) as f32;
+    if may_be_many {
+        // Upstream's per-integration jump patterns, on the own jumps (the jump step's flags
+        // include every neighbour's: a telegraph pixel's 4 neighbours had "many jumps" too).
+        s.own.clear();
+        s.own.resize(nd + 1, false);
+        for t in 0..px.d.len() / nd {
+            for k in 0..nd {
+                let r = px.d[t * nd + k] - s.profile[k];
+                s.own[k + 1] = r.abs() > limit;
+            }
+            let js = ap.limits.summarise(&s.own);
+            f.many_ints += u32::from(js.many);
+            f.rc_jump_ints += u32::from(js.rc);
+        }
+    }
+    if profile_shows_one {
+        f.transients = transients(&px, ap.windows, sigma, ap.transient_sigma, &mut s.keys);
+    }
 }
 
 /// The largest |mean of the first k profile values − the late ones' mean| over k = 1, 2, 4,
@@ -172,21 +353,22 @@ fn profile_transient(profile: &[f32], w: Windows, sigma: f64) -> f64 {
     if w.late >= nd || w.early == 0 {
         return 0.0;
     }
-    let late: Vec<f64> = profile[w.late..]
-        .iter()
-        .map(|&v| f64::from(v))
-        .filter(|v| v.is_finite())
-        .collect();
-    if late.is_empty() {
+    let (mut late_sum, mut late_n) = (0.0f64, 0usize);
+    for v in profile[w.late..].iter().map(|&v| f64::from(v)) {
+        if v.is_finite() {
+            late_sum += v;
+            late_n += 1;
+        }
+    }
+    if late_n == 0 {
         return 0.0;
     }
-    let late_mean = late.iter().sum::<f64>() / late.len() as f64;
+    let late_mean = late_sum / late_n as f64;
     let mut best = 0.0f64;
     let mut k = 1;
     while k <= w.early {
         let mean = profile[..k].iter().map(|&v| f64::from(v)).sum::<f64>() / k as f64;
-        let noise =
-            sigma * (1.0 / k as f64 + std::f64::consts::FRAC_PI_2 / late.len() as f64).sqrt();
+        let noise = sigma * (1.0 / k as f64 + std::f64::consts::FRAC_PI_2 / late_n as f64).sqrt();
         let z = ((mean - late_mean) / noise).abs();
         if z.is_finite() {
             best = best.max(z);
@@ -283,48 +465,89 @@ fn median_of_keys(keys: &mut [u32]) -> Option<f32> {
     Some(0.5 * (from_order_key(lo) + from_order_key(hi)))
 }
 
-/// The scale σ of a pixel's differences, from the integrations' disagreement: the mean of
-/// |d(t, k) − d(t+1, k)| over the groups k and consecutive integrations t, recomputed without
-/// the disagreements beyond [`OWN_JUMP_SIGMA`] times the scale until it settles (at most 5
-/// times), times √(π/2) (a Gaussian's σ over its mean absolute value) over √2 (a
+/// The scale σ of each pixel's differences (NaN where `skip[i]` or with fewer than
+/// [`MIN_SCALE_SAMPLES`] usable disagreements), from the integrations' disagreement: the mean
+/// of |d(t, k) − d(t+1, k)| over the groups k and consecutive integrations t, recomputed
+/// without the disagreements beyond [`OWN_JUMP_SIGMA`] times the scale until it settles (at
+/// most 5 times), times √(π/2) (a Gaussian's σ over its mean absolute value) over √2 (a
 /// disagreement is the difference of two differences), with the truncation at 4σ corrected.
 /// Not centred on the profile: residuals from a median over a few integrations of integer DN
 /// values pile up at 0, which made a median-absolute estimate half the true scale. A hit or a
 /// switch spoils 2 of the disagreements; a telegraph pixel's many switches inflate its scale
-/// (see [`analyse`] for why that does not hide it).
-pub fn pair_scale(px: &PixelDiffs) -> f64 {
-    let nd = px.ndiff;
-    let nint = px.d.len() / nd;
-    let mut limit = f32::INFINITY;
-    let mut scale = f64::NAN;
-    for _ in 0..5 {
-        let (mut sum, mut n) = (0.0f64, 0u32);
+/// (see [`jump_sigma`] for why that does not hide it).
+pub fn band_scales(b: &BandDiffs, skip: &[bool]) -> Vec<f32> {
+    let (m, nd, nint) = (b.m, b.ndiff, b.nint());
+    let mut out = vec![f32::NAN; m];
+    if nd == 0 || nint < 2 {
+        return out;
+    }
+    let gaussian = (std::f64::consts::PI / 2.0).sqrt() / std::f64::consts::SQRT_2;
+    // The disagreements of one chunk, [(t - 1) * nd + k][lane] (NaN where either is).
+    let mut dis: Vec<Lanes> = vec![[f32::NAN; LANES]; (nint - 1) * nd];
+    for i0 in (0..m).step_by(LANES) {
+        let n = LANES.min(m - i0);
         for t in 1..nint {
-            let (a, b) = (&px.d[t * nd..(t + 1) * nd], &px.d[(t - 1) * nd..t * nd]);
             for k in 0..nd {
-                let v = (a[k] - b[k]).abs();
-                // NaN fails the comparison: saturated differences are left out.
-                if v <= limit {
-                    sum += f64::from(v);
-                    n += 1;
+                let a = load(b.d, (t * nd + k) * m + i0, n);
+                let p = load(b.d, ((t - 1) * nd + k) * m + i0, n);
+                let v = &mut dis[(t - 1) * nd + k];
+                for l in 0..LANES {
+                    v[l] = (a[l] - p[l]).abs();
                 }
             }
         }
-        if (n as usize) < MIN_SCALE_SAMPLES {
-            return f64::NAN;
+        let mut limit = [f32::INFINITY; LANES];
+        let mut scale = [f64::NAN; LANES];
+        // Lanes past the band's end are settled from the start.
+        let mut settled: [bool; LANES] = std::array::from_fn(|l| l >= n);
+        for pass in 0..5 {
+            // In f32: some 80 values of a few DN, summed to ~1e-6 relative.
+            let (mut sum, mut count) = ([0.0f32; LANES], [0u32; LANES]);
+            let mut max = [0.0f32; LANES];
+            for v in &dis {
+                for l in 0..LANES {
+                    // NaN fails the comparison: saturated differences are left out.
+                    let keep = v[l] <= limit[l];
+                    let kept = if keep { v[l] } else { 0.0 };
+                    sum[l] += kept;
+                    count[l] += u32::from(keep);
+                    max[l] = if kept > max[l] { kept } else { max[l] };
+                }
+            }
+            // E|X| of a Gaussian truncated at ±4σ is 0.99966 of the untruncated one's.
+            let truncation = if pass == 0 { 1.0 } else { TRUNCATION };
+            for l in 0..LANES {
+                if settled[l] {
+                    continue;
+                }
+                if (count[l] as usize) < MIN_SCALE_SAMPLES {
+                    scale[l] = f64::NAN;
+                    settled[l] = true;
+                    continue;
+                }
+                let mean = f64::from(sum[l]) / f64::from(count[l]);
+                let next = mean * gaussian / truncation;
+                settled[l] = next == scale[l];
+                scale[l] = next;
+                limit[l] = (OWN_JUMP_SIGMA * next * std::f64::consts::SQRT_2) as f32;
+                // Nothing beyond the first limit: the next pass keeps everything again, and
+                // the one after that settles; their result, without the passes.
+                if pass == 0 && max[l] <= limit[l] {
+                    scale[l] = mean * gaussian / TRUNCATION;
+                    settled[l] = true;
+                }
+            }
+            if settled.iter().all(|&d| d) {
+                break;
+            }
         }
-        // E|X| of a Gaussian truncated at ±4σ is 0.99966 of the untruncated one's.
-        let truncation = if limit.is_finite() { 0.999_66 } else { 1.0 };
-        let next = sum / f64::from(n) * (std::f64::consts::PI / 2.0).sqrt()
-            / std::f64::consts::SQRT_2
-            / truncation;
-        if next == scale {
-            break;
+        for l in 0..n {
+            if !skip[i0 + l] {
+                out[i0 + l] = scale[l] as f32;
+            }
         }
-        scale = next;
-        limit = (OWN_JUMP_SIGMA * scale * std::f64::consts::SQRT_2) as f32;
     }
-    scale
+    out
 }
 
 /// The median of finite values (the mean of the two middle ones for an even count), reordering
@@ -377,17 +600,20 @@ mod tests {
     }
 
     fn run(d: &[f32], nd: usize) -> DiffFindings {
-        let w = Windows::from_groups((2, 7), nd);
-        let px = PixelDiffs { d, ndiff: nd };
-        let limits = JumpLimits {
-            max_jump_limit: 10,
-            jump_ratio_threshold: 5.0,
-            early_cutoff_fraction: 0.25,
+        // One pixel: the band layout is then the pixel's own.
+        let b = BandDiffs { d, m: 1, ndiff: nd };
+        let ap = AnalysisParams {
+            windows: Windows::from_groups((2, 7), nd),
+            transient_sigma: 5.0,
+            limits: JumpLimits {
+                max_jump_limit: 10,
+                jump_ratio_threshold: 5.0,
+                early_cutoff_fraction: 0.25,
+            },
         };
-        let mut s = Scratch::default();
         // An ordinary pixel: its own scale is the typical one.
-        let sigma = pair_scale(&px);
-        analyse(&px, (sigma, sigma), w, 5.0, &limits, &mut s)
+        let sigma = band_scales(&b, &[false]);
+        analyse_band(&b, &sigma, f64::from(sigma[0]), &[false], &ap)[0]
     }
 
     #[test]
@@ -440,6 +666,100 @@ mod tests {
         let f = run(&d, nd);
         assert_eq!(f.diffs, 45);
         assert_eq!(f.transients, 0);
+    }
+
+    #[test]
+    fn the_network_sorts_every_count() {
+        let mut rng = Lcg(11);
+        for n in 1..=70 {
+            let net = SortNetwork::new(n);
+            let mut v: Vec<Lanes> = (0..n)
+                .map(|_| std::array::from_fn(|_| (rng.normal() * 3.0).round()))
+                .collect();
+            let mut want: Vec<Vec<f32>> = (0..LANES)
+                .map(|l| v.iter().map(|r| r[l]).collect())
+                .collect();
+            for w in &mut want {
+                w.sort_by(f32::total_cmp);
+            }
+            net.sort(&mut v);
+            for (l, w) in want.iter().enumerate() {
+                let got: Vec<f32> = v.iter().map(|r| r[l]).collect();
+                assert_eq!(&got, w, "n = {n}, lane {l}");
+            }
+        }
+    }
+
+    /// A band of many pixels (not a multiple of the lanes, with saturated differences and
+    /// skipped pixels) gives each pixel what it gives alone.
+    #[test]
+    fn a_band_gives_each_pixel_its_own_findings() {
+        let (nint, nd, m) = (7, 9, 37);
+        let mut rng = Lcg(3);
+        let mut pixels: Vec<Vec<f32>> = Vec::new();
+        for i in 0..m {
+            let mut d: Vec<f32> = (0..nint * nd)
+                .map(|j| {
+                    let decay = if i % 5 == 0 && j % nd < 2 {
+                        -200.0
+                    } else {
+                        0.0
+                    };
+                    5.0 + 14.0 * rng.normal() + decay
+                })
+                .collect();
+            if i % 7 == 3 {
+                d[(i % nint) * nd + 2] += 300.0;
+            }
+            if i % 11 == 4 {
+                for v in d.iter_mut().skip(4 * nd) {
+                    *v = f32::NAN;
+                }
+            }
+            pixels.push(d);
+        }
+        let mut band = vec![0.0f32; nint * nd * m];
+        for (i, px) in pixels.iter().enumerate() {
+            for (j, &v) in px.iter().enumerate() {
+                band[j * m + i] = v;
+            }
+        }
+        let skip: Vec<bool> = (0..m).map(|i| i == 20).collect();
+        let b = BandDiffs {
+            d: &band,
+            m,
+            ndiff: nd,
+        };
+        let ap = AnalysisParams {
+            windows: Windows::from_groups((2, 7), nd),
+            transient_sigma: 5.0,
+            limits: JumpLimits {
+                max_jump_limit: 10,
+                jump_ratio_threshold: 5.0,
+                early_cutoff_fraction: 0.25,
+            },
+        };
+        let scales = band_scales(&b, &skip);
+        let floor = 14.0;
+        let found = analyse_band(&b, &scales, floor, &skip, &ap);
+        for (i, px) in pixels.iter().enumerate() {
+            if skip[i] {
+                assert!(scales[i].is_nan());
+                assert_eq!(found[i], DiffFindings::default());
+                continue;
+            }
+            let one = BandDiffs {
+                d: px,
+                m: 1,
+                ndiff: nd,
+            };
+            let s1 = band_scales(&one, &[false]);
+            assert_eq!(s1[0].to_bits(), scales[i].to_bits(), "pixel {i}");
+            let f1 = analyse_band(&one, &s1, floor, &[false], &ap)[0];
+            assert_eq!(f1, found[i], "pixel {i}");
+        }
+        assert!(found.iter().any(|f| f.transients > 0));
+        assert!(found.iter().any(|f| f.own_jumps > 0));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use mkrefs_support::dq;
 use mkrefs_support::fits::{ImageReader, Pixel};
 use rayon::prelude::*;
 
-use super::differences::{self, DiffFindings, PixelDiffs, Windows};
+use super::differences::{self, AnalysisParams, BandDiffs, DiffFindings, Windows};
 use super::inputs::{Exposure, Geometry, fits_err};
 use super::model::{DarkParams, IntStats};
 use super::noise::NoiseSample;
@@ -22,6 +22,13 @@ pub(super) const B_LOWPED: u8 = 8;
 pub(super) const B_MANY: u8 = 16;
 pub(super) const B_HOT: u8 = 32;
 pub(super) const B_RCSHAPE: u8 = 64;
+
+/// The working memory of a band (see [`scan_bands`]).
+const BAND_BYTES: usize = 6 << 20;
+
+/// The fewest pixels of a band (unless the window is smaller): the band's median difference
+/// scale is the typical pixel's.
+const MIN_BAND_PIXELS: usize = 12_000;
 
 /// What step 2 leaves per pixel, over the whole window (row-major).
 pub(super) struct Counts {
@@ -107,16 +114,30 @@ pub(super) fn scan_bands(
     // Per pixel: the group differences of every integration (f32) and the group planes
     // of one integration (f32 SCI, u8 GROUPDQ), the counters and statistics.
     let bytes_per_row = nx * (total * max_ng * 4 + max_ng * 5 + 4 * 8 + 96);
-    let threads = rayon::current_num_threads().max(1);
-    let rows = rows_per_block(bytes_per_row, 32 << 20, ny).min(ny.div_ceil(2 * threads).max(8));
+    // A band's differences are read 3 times after they are written: bands that stay in the
+    // shared cache (BAND_BYTES each) made the scan a third faster than 32 MB ones. At least
+    // MIN_BAND_PIXELS, for the band's median difference scale.
+    let rows = rows_per_block(bytes_per_row, BAND_BYTES, ny)
+        .max(MIN_BAND_PIXELS.div_ceil(nx))
+        .min(ny);
     let blocks: Vec<(usize, usize)> = row_blocks(ny, rows).collect();
     let bands: Vec<Counts> = blocks
         .par_iter()
-        .map(|&band| {
-            let mut scan = BandScan::new(exps, geo, band, params);
-            scan.read(exps, stats)?;
-            Ok(scan.finish(params))
-        })
+        .map_init(
+            || None,
+            |ws: &mut Option<Workspace>, &band| {
+                if ws.is_none() {
+                    *ws = Some(Workspace::open(exps)?);
+                }
+                let ws = ws.as_mut().expect("opened above");
+                let mut scan =
+                    BandScan::new(exps, geo, band, params, std::mem::take(&mut ws.diffs));
+                scan.read(exps, stats, ws)?;
+                let (counts, diffs) = scan.finish(params);
+                ws.diffs = diffs;
+                Ok(counts)
+            },
+        )
         .collect::<Result<_, GeneratorError>>()?;
     let n = ny * nx;
     let mut counts = Counts {
@@ -130,6 +151,65 @@ pub(super) fn scan_bands(
         counts.noise.extend(b.noise);
     }
     Ok(counts)
+}
+
+/// What a thread keeps from band to band: the open readers of every exposure, one
+/// integration's planes and the band's difference buffer (opening 7 readers per exposure and
+/// allocating the buffers for every band cost a fifth of the scan).
+struct Workspace {
+    readers: Vec<Readers>,
+    planes: Planes,
+    diffs: Vec<f32>,
+}
+
+impl Workspace {
+    fn open(exps: &[Exposure]) -> Result<Workspace, GeneratorError> {
+        Ok(Workspace {
+            readers: exps.iter().map(Readers::open).collect::<Result<_, _>>()?,
+            planes: Planes::default(),
+            diffs: Vec::new(),
+        })
+    }
+}
+
+/// The images of one exposure the scan reads.
+struct Readers {
+    slope: ImageReader,
+    err: ImageReader,
+    var_poisson: Option<ImageReader>,
+    ped: ImageReader,
+    gdq: ImageReader,
+    sci: ImageReader,
+    /// MIRI's raw ramp (its second group), and a NIR exposure's (its first group).
+    g2: Option<ImageReader>,
+    raw: Option<ImageReader>,
+}
+
+impl Readers {
+    fn open(e: &Exposure) -> Result<Readers, GeneratorError> {
+        let open =
+            |path: &std::path::Path, hdu: &str| ImageReader::open(path, hdu).map_err(fits_err);
+        Ok(Readers {
+            slope: open(&e.slopes, "SCI")?,
+            err: open(&e.slopes, "ERR")?,
+            var_poisson: if e.var_poisson {
+                Some(open(&e.slopes, "VAR_POISSON")?)
+            } else {
+                None
+            },
+            ped: open(&e.fitopt, "PEDESTAL")?,
+            gdq: open(&e.jump, "GROUPDQ")?,
+            sci: open(&e.jump, "SCI")?,
+            g2: match &e.uncal {
+                Some(u) => Some(open(u, "SCI")?),
+                None => None,
+            },
+            raw: match &e.raw {
+                Some((u, _)) => Some(open(u, "SCI")?),
+                None => None,
+            },
+        })
+    }
 }
 
 /// Per-pixel accumulators of one band of rows.
@@ -149,8 +229,11 @@ struct BandScan<'a> {
     hot: Vec<u16>,
     finite: Vec<u16>,
     clean: Vec<CleanSlopes>,
-    /// `diffs[(i * total + t) * ndiff + k]`: pixel i, integration t, group k+1 − group k.
+    /// `diffs[(t * ndiff + k) * m + i]`: integration t, group k+1 − group k, pixel i
+    /// ([`BandDiffs`]).
     diffs: Vec<f32>,
+    /// Per pixel, the OR of one integration's group flags (scratch).
+    any_gdq: Vec<u8>,
 }
 
 /// The planes of one integration for the band.
@@ -170,11 +253,20 @@ struct Planes {
 }
 
 impl<'a> BandScan<'a> {
-    fn new(exps: &[Exposure], geo: &'a Geometry, (y0, y1): (usize, usize), p: &DarkParams) -> Self {
+    /// A band's accumulators; `diffs` is a buffer to reuse.
+    fn new(
+        exps: &[Exposure],
+        geo: &'a Geometry,
+        (y0, y1): (usize, usize),
+        p: &DarkParams,
+        mut diffs: Vec<f32>,
+    ) -> Self {
         let m = (y1 - y0) * geo.nx;
         let total: usize = exps.iter().map(|e| e.nints).sum();
         let ndiff = exps.iter().map(|e| e.ngroups).max().unwrap_or(1) - 1;
         let zeros = || vec![0u16; m];
+        diffs.clear();
+        diffs.resize(m * total * ndiff, f32::NAN);
         BandScan {
             geo,
             limits: JumpLimits {
@@ -193,52 +285,41 @@ impl<'a> BandScan<'a> {
             hot: zeros(),
             finite: zeros(),
             clean: vec![CleanSlopes::default(); m],
-            diffs: vec![f32::NAN; m * total * ndiff],
+            diffs,
+            any_gdq: vec![0; m],
         }
     }
 
     /// Reads every integration of every exposure for the band.
-    fn read(&mut self, exps: &[Exposure], stats: &[IntStats]) -> Result<(), GeneratorError> {
+    fn read(
+        &mut self,
+        exps: &[Exposure],
+        stats: &[IntStats],
+        ws: &mut Workspace,
+    ) -> Result<(), GeneratorError> {
         let (y0, y1, m) = (self.y0, self.y1, self.m);
-        let mut planes = Planes::default();
+        let planes = &mut ws.planes;
         let mut t = 0;
-        for e in exps {
+        for (e, r) in exps.iter().zip(&mut ws.readers) {
             let ng = e.ngroups;
-            let open =
-                |path: &std::path::Path, hdu: &str| ImageReader::open(path, hdu).map_err(fits_err);
-            let mut slope_r = open(&e.slopes, "SCI")?;
-            let mut err_r = open(&e.slopes, "ERR")?;
-            let mut vp_r = if e.var_poisson {
-                Some(open(&e.slopes, "VAR_POISSON")?)
-            } else {
-                None
-            };
-            let mut ped_r = open(&e.fitopt, "PEDESTAL")?;
-            let mut gdq_r = open(&e.jump, "GROUPDQ")?;
-            let mut sci_r = open(&e.jump, "SCI")?;
-            let mut g2_r = match &e.uncal {
-                Some(u) => Some(open(u, "SCI")?),
-                None => None,
-            };
-            let mut raw_r = match &e.raw {
-                Some((u, _)) => Some(open(u, "SCI")?),
-                None => None,
-            };
             for j in 0..e.nints {
-                read_integration(&mut slope_r, j, (y0, y1), &mut planes.slope)?;
-                read_integration(&mut err_r, j, (y0, y1), &mut planes.err)?;
-                match vp_r.as_mut() {
-                    Some(r) => read_integration(r, j, (y0, y1), &mut planes.var_poisson)?,
-                    None => planes.var_poisson = vec![f32::NAN; m],
+                read_integration(&mut r.slope, j, (y0, y1), &mut planes.slope)?;
+                read_integration(&mut r.err, j, (y0, y1), &mut planes.err)?;
+                match r.var_poisson.as_mut() {
+                    Some(vp) => read_integration(vp, j, (y0, y1), &mut planes.var_poisson)?,
+                    None => {
+                        planes.var_poisson.clear();
+                        planes.var_poisson.resize(m, f32::NAN);
+                    }
                 }
-                read_integration(&mut ped_r, j, (y0, y1), &mut planes.ped)?;
-                if let Some(r) = g2_r.as_mut() {
-                    read_band(r, j * e.uncal_ngroups + 1, y0, y1, &mut planes.g2)?;
+                read_integration(&mut r.ped, j, (y0, y1), &mut planes.ped)?;
+                if let Some(g2) = r.g2.as_mut() {
+                    read_band(g2, j * e.uncal_ngroups + 1, y0, y1, &mut planes.g2)?;
                 }
-                tested_pedestal(&mut planes.ped, g2_r.as_ref().map(|_| planes.g2.as_slice()));
-                match (raw_r.as_mut(), &e.raw) {
-                    (Some(r), Some((_, raw_ng))) => {
-                        read_band(r, j * raw_ng, y0, y1, &mut planes.raw0)?
+                tested_pedestal(&mut planes.ped, r.g2.as_ref().map(|_| planes.g2.as_slice()));
+                match (r.raw.as_mut(), &e.raw) {
+                    (Some(raw), Some((_, raw_ng))) => {
+                        read_band(raw, j * raw_ng, y0, y1, &mut planes.raw0)?
                     }
                     _ => planes.raw0.clear(),
                 }
@@ -247,14 +328,14 @@ impl<'a> BandScan<'a> {
                 planes.sci.resize(ng * m, 0.0);
                 for g in 0..ng {
                     let part = g * m..(g + 1) * m;
-                    gdq_r
+                    r.gdq
                         .read_rows(j * ng + g, y0, y1, &mut planes.gdq[part.clone()])
                         .map_err(fits_err)?;
-                    sci_r
+                    r.sci
                         .read_rows(j * ng + g, y0, y1, &mut planes.sci[part])
                         .map_err(fits_err)?;
                 }
-                self.add_integration(&planes, ng, t, stats[t]);
+                self.add_integration(planes, ng, t, stats[t]);
                 t += 1;
             }
         }
@@ -263,8 +344,14 @@ impl<'a> BandScan<'a> {
 
     /// Counts integration `t` (of `ng` groups) into the accumulators.
     fn add_integration(&mut self, p: &Planes, ng: usize, t: usize, st: IntStats) {
-        let (m, nd) = (self.m, self.ndiff);
-        let unusable = dq::SATURATED | dq::DO_NOT_USE;
+        let m = self.m;
+        self.add_differences(p, ng, t);
+        self.any_gdq.fill(0);
+        for g in 0..ng {
+            for (any, &f) in self.any_gdq.iter_mut().zip(&p.gdq[g * m..(g + 1) * m]) {
+                *any |= f;
+            }
+        }
         for i in 0..m {
             if self.geo.reference[self.y0 * self.geo.nx + i] {
                 continue;
@@ -289,14 +376,7 @@ impl<'a> BandScan<'a> {
             }
             // Clean: no group flagged JUMP_DET (the jump patterns are counted on the own jumps
             // in `finish`, not on these flags).
-            let clean = (0..ng).all(|g| u32::from(p.gdq[g * m + i]) & dq::JUMP_DET == 0);
-            let base = (i * self.total + t) * nd;
-            for k in 0..ng.saturating_sub(1).min(nd) {
-                let usable = |g: usize| u32::from(p.gdq[g * m + i]) & unusable == 0;
-                if usable(k) && usable(k + 1) {
-                    self.diffs[base + k] = p.sci[(k + 1) * m + i] - p.sci[k * m + i];
-                }
-            }
+            let clean = u32::from(self.any_gdq[i]) & dq::JUMP_DET == 0;
             let s = f64::from(p.slope[i]);
             if s.is_finite() {
                 self.finite[i] += 1;
@@ -312,61 +392,70 @@ impl<'a> BandScan<'a> {
         }
     }
 
+    /// The group differences of integration `t`, NaN where either group is saturated or
+    /// DO_NOT_USE (a shorter ramp leaves its last differences NaN).
+    fn add_differences(&mut self, p: &Planes, ng: usize, t: usize) {
+        let (m, nd) = (self.m, self.ndiff);
+        let unusable = (dq::SATURATED | dq::DO_NOT_USE) as u8;
+        for k in 0..ng.saturating_sub(1).min(nd) {
+            let out = &mut self.diffs[(t * nd + k) * m..][..m];
+            let (g0, g1) = (&p.gdq[k * m..][..m], &p.gdq[(k + 1) * m..][..m]);
+            let (s0, s1) = (&p.sci[k * m..][..m], &p.sci[(k + 1) * m..][..m]);
+            for i in 0..m {
+                let usable = (g0[i] | g1[i]) & unusable == 0;
+                out[i] = if usable { s1[i] - s0[i] } else { f32::NAN };
+            }
+        }
+    }
+
+    /// The band's group differences.
+    fn band(&self) -> BandDiffs<'_> {
+        BandDiffs {
+            d: &self.diffs,
+            m: self.m,
+            ndiff: self.ndiff,
+        }
+    }
+
+    /// The reference-pixel flags of the band.
+    fn skip(&self) -> &[bool] {
+        let nx = self.geo.nx;
+        &self.geo.reference[self.y0 * nx..self.y1 * nx]
+    }
+
     /// Every pixel's difference scale (NaN on reference pixels), and their median over the
     /// band's science pixels (some 10,000 or more: as good as the detector's, and the bands stay
     /// independent).
     fn scales(&self) -> (Vec<f32>, f64) {
-        let (nd, total) = (self.ndiff, self.total);
-        if nd == 0 {
-            return (vec![f32::NAN; self.m], 0.0);
-        }
-        let scales: Vec<f32> = (0..self.m)
-            .map(|i| {
-                if self.geo.reference[self.y0 * self.geo.nx + i] {
-                    return f32::NAN;
-                }
-                let px = PixelDiffs {
-                    d: &self.diffs[i * total * nd..(i + 1) * total * nd],
-                    ndiff: nd,
-                };
-                differences::pair_scale(&px) as f32
-            })
-            .collect();
+        let scales = differences::band_scales(&self.band(), self.skip());
         let mut finite: Vec<f32> = scales.iter().copied().filter(|v| v.is_finite()).collect();
         let median = differences::median_in_place(&mut finite).map_or(0.0, f64::from);
         (scales, median)
     }
 
-    /// The class word, the difference findings and the noise statistics of every pixel.
-    fn finish(self, p: &DarkParams) -> Counts {
+    /// The class word, the difference findings and the noise statistics of every pixel, and
+    /// the difference buffer back for the next band.
+    fn finish(self, p: &DarkParams) -> (Counts, Vec<f32>) {
         let (m, nd, total) = (self.m, self.ndiff, self.total);
         let nf = total as f64;
         let frac = |c: u16| f64::from(c) / nf;
-        let windows = Windows::from_groups(self.limits.windows(nd + 1), nd);
-        let mut scratch = differences::Scratch::default();
         let (scales, floor) = self.scales();
+        let ap = AnalysisParams {
+            windows: Windows::from_groups(self.limits.windows(nd + 1), nd),
+            transient_sigma: p.pedestal_sigma_threshold,
+            limits: self.limits,
+        };
+        let findings = differences::analyse_band(&self.band(), &scales, floor, self.skip(), &ap);
         let mut out = Counts {
             bits: vec![0; m],
-            diffs: vec![DiffFindings::default(); m],
+            diffs: findings,
             noise: vec![NoiseSample::default(); m],
         };
-        for (i, &scale) in scales.iter().enumerate() {
+        for i in 0..m {
             if self.geo.reference[self.y0 * self.geo.nx + i] {
                 continue;
             }
-            let span = i * total * nd..(i + 1) * total * nd;
-            let px = PixelDiffs {
-                d: &self.diffs[span],
-                ndiff: nd,
-            };
-            let f = differences::analyse(
-                &px,
-                (f64::from(scale), floor),
-                windows,
-                p.pedestal_sigma_threshold,
-                &self.limits,
-                &mut scratch,
-            );
+            let f = out.diffs[i];
             let flag = |on: bool, b: u8| if on { b } else { 0 };
             let hot_frac = f64::from(self.hot[i]) / f64::from(self.finite[i].max(1));
             out.bits[i] = flag(frac(self.sat[i]) >= p.max_saturated_fraction, B_SAT)
@@ -385,9 +474,8 @@ impl<'a> BandScan<'a> {
                     self.finite[i] > 0 && hot_frac >= p.hot_fraction_threshold,
                     B_HOT,
                 );
-            out.diffs[i] = f;
             out.noise[i] = self.clean[i].sample();
         }
-        out
+        (out, self.diffs)
     }
 }
