@@ -37,7 +37,15 @@ cargo test --release --locked -p mkrefs-e2e --test detection_chains -- --ignored
 
 echo "== the README's first command (cargo run --release -- demo), into target/readme-demo"
 rm -rf target/readme-demo
-cargo run --release --locked -- demo --dir target/readme-demo
+cargo run --release --locked -- demo --dir target/readme-demo | tee target/readme-demo.out
+# The demo must find every simulated defect class (its line "bpm: ... per class: Dead 10/10, ...").
+demo_bpm=$(grep "^bpm: .*per class: " target/readme-demo.out || true)
+missed=$(echo "$demo_bpm" | grep -oE "[A-Za-z]+ [0-9]+/[0-9]+" \
+    | awk '{ split($2, f, "/"); if (f[1] != f[2]) print }')
+if [ -z "$demo_bpm" ] || [ -n "$missed" ]; then
+    echo "the demo did not find every simulated bad-pixel class: ${missed:-no bpm line}" >&2
+    exit 1
+fi
 
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then

@@ -3,11 +3,13 @@
 //! the simulator's truth. What the README's first command runs.
 //!
 //! Only raw files are simulated. Readnoise and superbias read them as they are; dark and bpm
-//! need them calibrated, which the run does with the native engine, and the superbias and
-//! readnoise it makes feed those calibrations (`reffile4ssb: SELF`), so the jobs run in the
-//! order superbias and readnoise, then calibration, then dark and bpm. The steps' other
-//! reference files (mask, saturation, linearity, gain) come from the simulator, as a user's
-//! would come from CRDS.
+//! need them calibrated, which the run does with the native engine, and the readnoise it makes
+//! feeds those calibrations (`reffile4ssb: SELF`), so the jobs run in the order readnoise, then
+//! calibration, then dark and bpm. The steps' other reference files (mask, saturation,
+//! linearity, gain, superbias) come from the simulator, as a user's would come from CRDS. The
+//! superbias made in the run is compared with the truth but does not calibrate the darks: one
+//! made from the same darks takes in the low-pedestal pixels' offsets, and the bpm could not
+//! find them (README, 'Bad pixels and a SELF superbias').
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -55,7 +57,7 @@ pub fn run(
     let sim = simulate(args, &data)?;
     let mut items = vec!["readnoise,superbias,dark,bpm".to_string()];
     items.extend(sim.uncal.iter().map(|p| p.display().to_string()));
-    // The steps' reference files: the simulator's, and this run's superbias and readnoise.
+    // The steps' reference files: the simulator's, and this run's readnoise.
     let mut global = global.clone();
     for (reftype, path) in &sim.references {
         global.pp.extend([
@@ -64,13 +66,11 @@ pub fn run(
             path.display().to_string(),
         ]);
     }
-    for reftype in ["superbias", "readnoise"] {
-        global.pp.extend([
-            "reffile4ssb".to_string(),
-            reftype.to_string(),
-            "SELF".to_string(),
-        ]);
-    }
+    global.pp.extend([
+        "reffile4ssb".to_string(),
+        "readnoise".to_string(),
+        "SELF".to_string(),
+    ]);
     let out = args.dir.join("out");
     let run_args = RunArgs {
         items,
@@ -126,6 +126,7 @@ fn simulate(args: &DemoArgs, data: &Path) -> Result<Simulated, String> {
             StepReference::Saturation,
             StepReference::Linearity,
             StepReference::Gain,
+            StepReference::Superbias,
         ],
     )
     .map_err(|e| e.to_string())?;
