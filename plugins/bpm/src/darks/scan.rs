@@ -114,8 +114,8 @@ pub(super) fn scan_bands(
     // Per pixel: the group differences of every integration (f32) and the group planes
     // of one integration (f32 SCI, u8 GROUPDQ), the counters and statistics.
     let bytes_per_row = nx * (total * max_ng * 4 + max_ng * 5 + 4 * 8 + 96);
-    // A band's differences are read 3 times after they are written: bands that stay in the
-    // shared cache (BAND_BYTES each) made the scan a third faster than 32 MB ones. At least
+    // A band's differences are read 3 times after they are written, so a band is small
+    // enough (BAND_BYTES) for one per thread to stay in the shared cache; and at least
     // MIN_BAND_PIXELS, for the band's median difference scale.
     let rows = rows_per_block(bytes_per_row, BAND_BYTES, ny)
         .max(MIN_BAND_PIXELS.div_ceil(nx))
