@@ -15,8 +15,9 @@
 
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::budget::{row_blocks, rows_per_block};
+use mkrefs_support::lanes::{LANES, LaneClip, clipped_mean_std_f32_lanes};
 use mkrefs_support::params::Choices;
-use mkrefs_support::stats::{clipped_mean_std_f32, clipped_mean_std_f64};
+use mkrefs_support::stats::{StackStats, clipped_mean_std_f32, clipped_mean_std_f64};
 use rayon::prelude::*;
 
 use crate::cds::CdsPlan;
@@ -233,6 +234,7 @@ struct PixelScratch {
     tile: Vec<f32>,
     clip: Vec<f64>,
     per_input: Vec<f64>,
+    lanes: LaneClip,
 }
 
 impl PixelScratch {
@@ -241,6 +243,7 @@ impl PixelScratch {
             tile: vec![0.0; TILE * n_total],
             clip: Vec::with_capacity(n_total),
             per_input: Vec::with_capacity(n_inputs),
+            lanes: LaneClip::default(),
         }
     }
 }
@@ -269,20 +272,35 @@ fn reduce_row(
                 s.tile[j * n + k] = v;
             }
         }
+        if opts.method == Method::Stack {
+            for j0 in (0..w).step_by(LANES) {
+                let lanes = LANES.min(w - j0);
+                let tile = &s.tile[j0 * n..(j0 + lanes) * n];
+                let stats = clipped_mean_std_f32_lanes(
+                    tile,
+                    n,
+                    lanes,
+                    opts.sigma,
+                    opts.maxiters,
+                    &mut s.lanes,
+                );
+                for (j, st) in stats.iter().take(lanes).enumerate() {
+                    out_row[x0 + j0 + j] = noise_of(*st, correction);
+                }
+            }
+            continue;
+        }
         for j in 0..w {
             let samples = &s.tile[j * n..(j + 1) * n];
-            out_row[x0 + j] = match opts.method {
-                Method::Stack => stack_noise(samples, opts, correction, &mut s.clip),
-                Method::Ramp => ramp_noise(
-                    samples,
-                    per_input,
-                    offsets,
-                    opts,
-                    correction,
-                    &mut s.clip,
-                    &mut s.per_input,
-                ),
-            };
+            out_row[x0 + j] = ramp_noise(
+                samples,
+                per_input,
+                offsets,
+                opts,
+                correction,
+                &mut s.clip,
+                &mut s.per_input,
+            );
         }
     }
 }
@@ -295,7 +313,16 @@ fn clipped_noise(
     correction: Option<&ClipCorrection>,
     clip: &mut Vec<f64>,
 ) -> f64 {
-    clipped_mean_std_f32(samples, opts.sigma, opts.maxiters, clip).map_or(f64::NAN, |s| {
+    noise_of(
+        clipped_mean_std_f32(samples, opts.sigma, opts.maxiters, clip),
+        correction,
+    )
+}
+
+/// The noise of a clipped stack: its std, corrected unless `correction` is `None`; NaN when
+/// nothing survived.
+fn noise_of(stats: Option<StackStats>, correction: Option<&ClipCorrection>) -> f64 {
+    stats.map_or(f64::NAN, |s| {
         // The factor belongs to the number of values clipped, not to the number kept.
         correction.map_or(s.std, |c| c.sigma(s.std, s.finite))
     })

@@ -10,12 +10,10 @@
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::budget::{row_blocks, rows_per_block};
 use mkrefs_support::dq::{DO_NOT_USE, UNRELIABLE_BIAS};
+use mkrefs_support::lanes::{LANES, LaneClip, clipped_mean_std_f64_lanes};
 use mkrefs_support::params::Choices;
-use mkrefs_support::stats::{clipped_mean_std_f64, clipped_mean_std_flat};
+use mkrefs_support::stats::clipped_mean_std_flat;
 use rayon::prelude::*;
-
-/// Pixels per transposed tile (see the readnoise generator: keeps the tile in L2).
-pub const TILE: usize = 256;
 
 /// The value written for a pixel whose bias is unreliable: upstream's intended "3", in standard
 /// bits so that it survives stdatamodels' DQ translation on save.
@@ -142,20 +140,19 @@ pub fn superbias_maps<S: RampSource>(
             .zip(count[y0 * nx..y1 * nx].par_chunks_mut(nx))
             .enumerate();
         rows_out.for_each_init(
-            || (vec![0f64; TILE * n], Vec::with_capacity(n)),
+            || (vec![0f32; LANES * n], LaneClip::default()),
             |(tile, clip), (r, ((m_row, s_row), c_row))| {
-                for x0 in (0..nx).step_by(TILE) {
-                    let w = TILE.min(nx - x0);
+                for x0 in (0..nx).step_by(LANES) {
+                    let w = LANES.min(nx - x0);
                     for k in 0..n {
                         let src = &band[k * plane + r * nx + x0..][..w];
                         for (j, &v) in src.iter().enumerate() {
-                            tile[j * n + k] = f64::from(v);
+                            tile[j * n + k] = v;
                         }
                     }
-                    for j in 0..w {
-                        if let Some(st) =
-                            clipped_mean_std_f64(&tile[j * n..(j + 1) * n], sigma, maxiters, clip)
-                        {
+                    let stats = clipped_mean_std_f64_lanes(tile, n, w, sigma, maxiters, clip);
+                    for (j, st) in stats.iter().take(w).enumerate() {
+                        if let Some(st) = st {
                             m_row[x0 + j] = st.mean;
                             s_row[x0 + j] = st.std;
                             c_row[x0 + j] = st.n as u32;
@@ -212,6 +209,7 @@ pub fn dq_map(scatter: &[f64], limit: Option<f64>) -> Vec<u32> {
 mod tests {
     use super::*;
     use mkrefs_sim::rng::stream;
+    use mkrefs_support::stats::clipped_mean_std_f64;
 
     use mkrefs_support::ramps::MemoryRamp as MemRamp;
 

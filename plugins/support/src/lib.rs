@@ -25,6 +25,7 @@ pub mod geometry;
 pub mod header;
 pub mod job;
 pub mod jobparams;
+pub mod lanes;
 pub mod params;
 pub mod pipeline_steps;
 pub mod ramps;

@@ -103,14 +103,6 @@ impl Windows {
     }
 }
 
-/// Pixels processed together: the per-pixel loops below run over this many neighbouring pixels
-/// at once, which the compiler turns into vector instructions (the median profile alone was a
-/// third of the bad-pixel search's time as a per-pixel insertion sort, its branches
-/// unpredictable).
-pub const LANES: usize = 16;
-
-type Lanes = [f32; LANES];
-
 /// Pixels `i0..i0 + n` of a band plane as full lanes (NaN past `n`), so that the lane loops have
 /// a fixed length and vectorise.
 #[inline(always)]
@@ -118,51 +110,6 @@ fn load(plane: &[f32], i0: usize, n: usize) -> Lanes {
     match plane.get(i0..i0 + LANES) {
         Some(full) if n == LANES => full.try_into().expect("LANES values"),
         _ => std::array::from_fn(|l| if l < n { plane[i0 + l] } else { f32::NAN }),
-    }
-}
-
-/// A comparator network that sorts `n` values (Batcher's odd-even merge sort for the next power
-/// of two, without the comparators that reach past `n`: padded with +∞, those positions never
-/// move). Branch-free, so it sorts the values of [`LANES`] pixels at once.
-pub(crate) struct SortNetwork {
-    pairs: Vec<(usize, usize)>,
-}
-
-impl SortNetwork {
-    pub(crate) fn new(n: usize) -> SortNetwork {
-        let size = n.next_power_of_two();
-        let mut pairs = Vec::new();
-        let mut p = 1;
-        while p < size {
-            let mut k = p;
-            while k >= 1 {
-                let mut j = k % p;
-                while j + k < size {
-                    for i in 0..k.min(size - j - k) {
-                        if (i + j) / (2 * p) == (i + j + k) / (2 * p) && i + j + k < n {
-                            pairs.push((i + j, i + j + k));
-                        }
-                    }
-                    j += 2 * k;
-                }
-                k /= 2;
-            }
-            p *= 2;
-        }
-        SortNetwork { pairs }
-    }
-
-    /// Sorts each lane of `v` (no NaN: non-finite values are +∞ here).
-    fn sort(&self, v: &mut [Lanes]) {
-        for &(a, b) in &self.pairs {
-            let (lo, hi) = v.split_at_mut(b);
-            let (x, y) = (&mut lo[a], &mut hi[0]);
-            for l in 0..LANES {
-                let (p, q) = (x[l], y[l]);
-                x[l] = p.min(q);
-                y[l] = p.max(q);
-            }
-        }
     }
 }
 
@@ -566,6 +513,7 @@ pub(crate) fn median_in_place(v: &mut [f32]) -> Option<f32> {
 }
 
 use super::pixel::JumpLimits;
+use mkrefs_support::lanes::{LANES, Lanes, SortNetwork};
 use mkrefs_support::stats::select_kth;
 
 #[cfg(test)]
@@ -666,28 +614,6 @@ mod tests {
         let f = run(&d, nd);
         assert_eq!(f.diffs, 45);
         assert_eq!(f.transients, 0);
-    }
-
-    #[test]
-    fn the_network_sorts_every_count() {
-        let mut rng = Lcg(11);
-        for n in 1..=70 {
-            let net = SortNetwork::new(n);
-            let mut v: Vec<Lanes> = (0..n)
-                .map(|_| std::array::from_fn(|_| (rng.normal() * 3.0).round()))
-                .collect();
-            let mut want: Vec<Vec<f32>> = (0..LANES)
-                .map(|l| v.iter().map(|r| r[l]).collect())
-                .collect();
-            for w in &mut want {
-                w.sort_by(f32::total_cmp);
-            }
-            net.sort(&mut v);
-            for (l, w) in want.iter().enumerate() {
-                let got: Vec<f32> = v.iter().map(|r| r[l]).collect();
-                assert_eq!(&got, w, "n = {n}, lane {l}");
-            }
-        }
     }
 
     /// A band of many pixels (not a multiple of the lanes, with saturated differences and
