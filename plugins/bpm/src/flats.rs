@@ -19,8 +19,9 @@
 
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::dq;
+use mkrefs_support::lanes::{LANES, LaneClip, clipped_mean_std_f32_lanes};
 use mkrefs_support::params::Choices;
-use mkrefs_support::stats::{clipped_mean_std_f32, numpy_sum};
+use mkrefs_support::stats::numpy_sum;
 use rayon::prelude::*;
 
 /// How the mean image is normalised before the searches (UPSTREAM.md, 'Normalisation').
@@ -156,22 +157,23 @@ pub fn mean_stdev_into(
         .zip(std.par_chunks_mut(CHUNK))
         .enumerate()
         .for_each(|(c, (m, s))| {
-            let mut stack = vec![0f32; planes.len()];
-            let mut scratch = Vec::with_capacity(planes.len());
-            for k in 0..m.len() {
-                let p = offset + c * CHUNK + k;
-                for (v, plane) in stack.iter_mut().zip(planes) {
-                    *v = plane[p];
+            let n = planes.len();
+            // tile[j * n + k]: plane k of pixel k0 + j, LANES pixels at a time.
+            let mut tile = vec![0f32; LANES * n];
+            let mut clip = LaneClip::default();
+            for k0 in (0..m.len()).step_by(LANES) {
+                let w = LANES.min(m.len() - k0);
+                let p0 = offset + c * CHUNK + k0;
+                for (k, plane) in planes.iter().enumerate() {
+                    for (j, &v) in plane[p0..p0 + w].iter().enumerate() {
+                        tile[j * n + k] = v;
+                    }
                 }
-                match clipped_mean_std_f32(&stack, sigma, MAX_CLIP_ITERS, &mut scratch) {
-                    Some(st) => {
-                        m[k] = st.mean;
-                        s[k] = st.std;
-                    }
-                    None => {
-                        m[k] = f64::NAN;
-                        s[k] = f64::NAN;
-                    }
+                let stats =
+                    clipped_mean_std_f32_lanes(&tile, n, w, sigma, MAX_CLIP_ITERS, &mut clip);
+                for (j, st) in stats.iter().take(w).enumerate() {
+                    (m[k0 + j], s[k0 + j]) =
+                        st.map_or((f64::NAN, f64::NAN), |st| (st.mean, st.std));
                 }
             }
         });
