@@ -547,10 +547,9 @@ mod tests {
         d
     }
 
-    fn run(d: &[f32], nd: usize) -> DiffFindings {
-        // One pixel: the band layout is then the pixel's own.
-        let b = BandDiffs { d, m: 1, ndiff: nd };
-        let ap = AnalysisParams {
+    /// Upstream's jump limits, the early window of 2 groups and the late one from group 7.
+    fn params(nd: usize) -> AnalysisParams {
+        AnalysisParams {
             windows: Windows::from_groups((2, 7), nd),
             transient_sigma: 5.0,
             limits: JumpLimits {
@@ -558,7 +557,13 @@ mod tests {
                 jump_ratio_threshold: 5.0,
                 early_cutoff_fraction: 0.25,
             },
-        };
+        }
+    }
+
+    fn run(d: &[f32], nd: usize) -> DiffFindings {
+        // One pixel: the band layout is then the pixel's own.
+        let b = BandDiffs { d, m: 1, ndiff: nd };
+        let ap = params(nd);
         // An ordinary pixel: its own scale is the typical one.
         let sigma = band_scales(&b, &[false]);
         analyse_band(&b, &sigma, f64::from(sigma[0]), &[false], &ap)[0]
@@ -656,15 +661,7 @@ mod tests {
             m,
             ndiff: nd,
         };
-        let ap = AnalysisParams {
-            windows: Windows::from_groups((2, 7), nd),
-            transient_sigma: 5.0,
-            limits: JumpLimits {
-                max_jump_limit: 10,
-                jump_ratio_threshold: 5.0,
-                early_cutoff_fraction: 0.25,
-            },
-        };
+        let ap = params(nd);
         let scales = band_scales(&b, &skip);
         let floor = 14.0;
         let found = analyse_band(&b, &scales, floor, &skip, &ap);

@@ -80,8 +80,9 @@ pub fn saturated_in_all_groups(first_group_dq: u8) -> bool {
 pub fn sigmaclip_mean_std(values: &mut Vec<f32>, low: f64, high: f64) -> Option<(f64, f64)> {
     values.retain(|v| v.is_finite());
     let (mut lo, mut hi) = (f32::NEG_INFINITY, f32::INFINITY);
-    let mut n_before = values.len();
-    for round in 0.. {
+    // The survivors of the previous round (none before the first).
+    let mut n_before = None;
+    loop {
         let keeps = |v: f32| v >= lo && v <= hi;
         let (n, sum) = kept_sum(values, keeps, f64::from);
         if n == 0 {
@@ -90,10 +91,10 @@ pub fn sigmaclip_mean_std(values: &mut Vec<f32>, low: f64, high: f64) -> Option<
         let mean = sum / n as f64;
         let (_, ss) = kept_sum(values, keeps, |v| (f64::from(v) - mean).powi(2));
         let sd = (ss / n as f64).sqrt();
-        if round > 0 && n == n_before {
+        if n_before == Some(n) {
             return Some((mean, sd));
         }
-        n_before = n;
+        n_before = Some(n);
         // The new bounds in f32 as the comparison of an f32 value with the f64 bound makes
         // them: the largest f32 below the lower bound fails it, the smallest above passes.
         let (l, h) = (mean - low * sd, mean + high * sd);
@@ -103,7 +104,6 @@ pub fn sigmaclip_mean_std(values: &mut Vec<f32>, low: f64, high: f64) -> Option<
             return None;
         }
     }
-    unreachable!("the rounds only end by returning")
 }
 
 /// Interleaved partial sums of [`sigmaclip_mean_std`].

@@ -154,8 +154,8 @@ pub(super) fn scan_bands(
 }
 
 /// What a thread keeps from band to band: the open readers of every exposure, one
-/// integration's planes and the band's difference buffer (opening 7 readers per exposure and
-/// allocating the buffers for every band cost a fifth of the scan).
+/// integration's planes and the band's difference buffer (made anew for every band, they were
+/// 7 file opens per exposure and a band's worth of fresh pages each time).
 struct Workspace {
     readers: Vec<Readers>,
     planes: Planes,
