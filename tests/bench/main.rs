@@ -1,5 +1,6 @@
 //! The mkrefs benchmark: times whole `mkrefs` processes on simulated NIRCam full-frame darks
-//! and reports wall time and peak RSS (the largest single process: the host or a job child).
+//! and reports wall time, peak RSS (the largest single process: the host or a job child) and the
+//! bytes the run wrote (the files left in its output root).
 //!
 //! Usage (from the workspace root; see the README):
 //!
@@ -19,8 +20,8 @@
 //! N raw darks for readnoise and superbias, and N darks plus 4 flats with their calibrated
 //! products (jump, rate, rateints, fitopt) for dark and bpm, for each N of `--files` (5 for the
 //! main figures, 20 for the memory-scaling point). Each case runs `--runs` times; it prints the
-//! median, min and max wall time and the median peak RSS. Cases whose generator this mkrefs
-//! does not have are skipped.
+//! median, min and max wall time, the median peak RSS and the megabytes written. Cases whose
+//! generator this mkrefs does not have are skipped.
 //! Peak RSS comes from `getrusage(RUSAGE_CHILDREN)` in a measuring child that starts the
 //! command and waits for it (all descendants are waited for, so job children count).
 
@@ -173,8 +174,8 @@ fn main() -> ExitCode {
         runs
     );
     println!(
-        "{:18} {:>5} {:>9} {:>9} {:>9} {:>10}",
-        "case", "files", "median_s", "min_s", "max_s", "peak_rss_MB"
+        "{:18} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "case", "files", "median_s", "min_s", "max_s", "peak_rss_MB", "written_MB"
     );
     let installed = generators(&mkrefs);
     for &n in &counts {
@@ -190,6 +191,7 @@ fn main() -> ExitCode {
             let files = simulate(&mkrefs, &dir, n, case.data);
             let mut walls = Vec::new();
             let mut rss = Vec::new();
+            let mut written = 0u64;
             for _ in 0..runs {
                 let out = tempfile::tempdir().expect("temp dir");
                 let mut cmd: Vec<String> = vec![
@@ -230,21 +232,39 @@ fn main() -> ExitCode {
                 let (wall, peak) = measured(&cmd);
                 walls.push(wall);
                 rss.push(peak);
+                written = tree_bytes(out.path());
             }
             walls.sort_by(f64::total_cmp);
             rss.sort_by(f64::total_cmp);
             println!(
-                "{:18} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>10.0}",
+                "{:18} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>10.0} {:>10.0}",
                 case.name,
                 n,
                 median(&walls),
                 walls[0],
                 walls[walls.len() - 1],
-                median(&rss)
+                median(&rss),
+                written as f64 / 1e6
             );
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The bytes of the files under `dir`: what a run left in its output root (reference files,
+/// logs, job files and the calibrated products it made), i.e. what it wrote.
+fn tree_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }
 
 fn median(sorted: &[f64]) -> f64 {
