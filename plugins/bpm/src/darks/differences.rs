@@ -10,7 +10,7 @@
 //!    cosmic ray or a telegraph switch, which come at random, is not;
 //! 2. the *residuals*: each integration's differences minus the profile; and the scale σ of
 //!    the differences, from how much consecutive integrations disagree group by group
-//!    ([`pair_scale`]);
+//!    ([`band_scales`]);
 //! 3. an *own jump*: a difference whose residual exceeds [`OWN_JUMP_SIGMA`] σ, σ the typical
 //!    pixel's scale unless the pixel's own is well above it, whether the jump step flagged it
 //!    or not. A neighbour's flag leaves an ordinary residual and is not counted; a telegraph
@@ -28,7 +28,7 @@
 pub const OWN_JUMP_SIGMA: f64 = 4.0;
 
 /// The most a pixel's jumps are measured against, in units of the typical pixel's scale (see
-/// [`analyse`]).
+/// [`jump_sigma`]).
 const OWN_SCALE_MARGIN: f64 = 1.5;
 
 /// E|X| of a Gaussian truncated at ±[`OWN_JUMP_SIGMA`]σ over the untruncated one's.
