@@ -445,9 +445,10 @@ fn middle_pair_by_selection<T: FlatFloat>(v: &mut [T]) -> (T, T) {
 const RADIX_MIN: usize = 1 << 16;
 
 /// A `u32` that sorts as the f32 it comes from under `total_cmp` (the sign bit flipped for
-/// positive values, all bits for negative ones).
+/// positive values, all bits for negative ones): integer sorts and selections are several times
+/// faster than ones through a float comparison.
 #[inline(always)]
-fn f32_order_key(v: f32) -> u32 {
+pub fn f32_order_key(v: f32) -> u32 {
     let b = v.to_bits();
     if b & 0x8000_0000 != 0 {
         !b
@@ -512,7 +513,7 @@ fn order_stats_by_radix(v: &[f32], ks: [usize; 2]) -> [f32; 2] {
 }
 
 /// The f32 of an order key ([`f32_order_key`]'s inverse).
-fn f32_from_order_key(k: u32) -> f32 {
+pub fn f32_from_order_key(k: u32) -> f32 {
     f32::from_bits(if k & 0x8000_0000 != 0 {
         k & 0x7fff_ffff
     } else {

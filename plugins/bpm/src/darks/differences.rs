@@ -348,7 +348,7 @@ fn transients(px: &PixelDiffs, w: Windows, sigma: f64, threshold: f64, late: &mu
                 .iter()
                 .copied()
                 .filter(|v| v.is_finite())
-                .map(order_key),
+                .map(f32_order_key),
         );
         let n_late = late.len();
         let Some(late_median) = median_of_keys(late) else {
@@ -377,27 +377,7 @@ fn transients(px: &PixelDiffs, w: Windows, sigma: f64, threshold: f64, late: &mu
     up.max(down)
 }
 
-/// A key that sorts as the finite `f32` it comes from (the sign bit flipped for positive
-/// values, all bits for negative ones): integer selection is several times faster than
-/// selection through a float comparison, and these medians run for every pixel.
-fn order_key(v: f32) -> u32 {
-    let b = v.to_bits();
-    if b & 0x8000_0000 != 0 {
-        !b
-    } else {
-        b | 0x8000_0000
-    }
-}
-
-fn from_order_key(k: u32) -> f32 {
-    f32::from_bits(if k & 0x8000_0000 != 0 {
-        k & 0x7fff_ffff
-    } else {
-        !k
-    })
-}
-
-/// The median of values given as [`order_key`]s (the mean of the two middle ones for an even
+/// The median of values given as [`f32_order_key`]s (the mean of the two middle ones for an even
 /// count), reordering them in place.
 fn median_of_keys(keys: &mut [u32]) -> Option<f32> {
     let n = keys.len();
@@ -406,10 +386,10 @@ fn median_of_keys(keys: &mut [u32]) -> Option<f32> {
     }
     let hi = select_kth(keys, n / 2);
     if n % 2 == 1 {
-        return Some(from_order_key(hi));
+        return Some(f32_from_order_key(hi));
     }
     let lo = keys[..n / 2].iter().copied().max().expect("n >= 2");
-    Some(0.5 * (from_order_key(lo) + from_order_key(hi)))
+    Some(0.5 * (f32_from_order_key(lo) + f32_from_order_key(hi)))
 }
 
 /// The scale σ of each pixel's differences (NaN where `skip[i]` or with fewer than
@@ -514,7 +494,7 @@ pub(crate) fn median_in_place(v: &mut [f32]) -> Option<f32> {
 
 use super::pixel::JumpLimits;
 use mkrefs_support::lanes::{LANES, Lanes, SortNetwork};
-use mkrefs_support::stats::select_kth;
+use mkrefs_support::stats::{f32_from_order_key, f32_order_key, select_kth};
 
 #[cfg(test)]
 mod tests {
@@ -688,13 +668,13 @@ mod tests {
     #[test]
     fn order_keys_sort_as_the_values() {
         let v = [-3.5f32, -0.0, 0.0, 1e-30, 2.0, -1e30, 7.25];
-        let mut keys: Vec<u32> = v.iter().map(|&x| order_key(x)).collect();
+        let mut keys: Vec<u32> = v.iter().map(|&x| f32_order_key(x)).collect();
         keys.sort_unstable();
-        let back: Vec<f32> = keys.iter().map(|&k| from_order_key(k)).collect();
+        let back: Vec<f32> = keys.iter().map(|&k| f32_from_order_key(k)).collect();
         assert_eq!(back, [-1e30, -3.5, -0.0, 0.0, 1e-30, 2.0, 7.25]);
         let mut k2: Vec<u32> = [4.0f32, 1.0, 3.0, 2.0]
             .iter()
-            .map(|&x| order_key(x))
+            .map(|&x| f32_order_key(x))
             .collect();
         assert_eq!(median_of_keys(&mut k2), Some(2.5));
     }
