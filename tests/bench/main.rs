@@ -6,10 +6,15 @@
 //!
 //! ```text
 //! cargo build --release -p mkrefs -p mkrefs-e2e
-//! target/release/mkrefs-bench [--runs 5] [--data DIR] [--files 5,20]
+//! target/release/mkrefs-bench [--runs 5] [--data DIR] [--files 5,20] [--strun PATH]
 //!                              [--cases readnoise-stack,readnoise-ramp,superbias,dark,bpm,
-//!                                       detector1]
+//!                                       dark-jwst,bpm-jwst,detector1]
 //! ```
+//!
+//! `dark-jwst` and `bpm-jwst` run the generators on products the real jwst pipeline made from
+//! the simulated uncal files (`--backend jwst` with the simulator's step reference files), once,
+//! cached beside the data; they need jwst's `strun` (`--strun`, else the test venv's, which
+//! tests/run.sh makes) and are skipped without it.
 //!
 //! `detector1` times the native calibration engine through `mkrefs run bpm --calibrate-only` on
 //! ONE raw dark (the `files` column is the data set it is taken from): uncal through dq_init,
@@ -52,6 +57,11 @@ struct Data {
     /// Jump and fitopt with only what the bad-pixel search reads (a full-frame fitopt file is
     /// over a gigabyte otherwise).
     lean: bool,
+    /// Products made from the uncal files by the real jwst pipeline (`--backend jwst`, with the
+    /// simulator's step reference files), once per reflabel, into
+    /// `<data set>/ssb-jwst-<reflabel>`; the case's run finds them fresh there and runs only
+    /// its generator.
+    jwst: bool,
 }
 
 const RAW_DARKS: Data = Data {
@@ -59,6 +69,16 @@ const RAW_DARKS: Data = Data {
     flats: 0,
     products: "",
     lean: false,
+    jwst: false,
+};
+
+/// Darks and flats calibrated by jwst (see [`Data::jwst`]).
+const JWST_PRODUCTS: Data = Data {
+    name: "jwst",
+    flats: 4,
+    products: "",
+    lean: false,
+    jwst: true,
 };
 
 /// The step reference files `mkrefs simulate --step-references` writes.
@@ -105,6 +125,7 @@ const CASES: &[Case] = &[
             flats: 0,
             products: "jump",
             lean: false,
+            jwst: false,
         },
         only: None,
         step_references: false,
@@ -118,9 +139,26 @@ const CASES: &[Case] = &[
             flats: 4,
             products: "jump,rate,rateints,fitopt",
             lean: true,
+            jwst: false,
         },
         only: None,
         step_references: false,
+    },
+    Case {
+        name: "dark-jwst",
+        reflabel: "dark",
+        extra: &[],
+        data: JWST_PRODUCTS,
+        only: None,
+        step_references: true,
+    },
+    Case {
+        name: "bpm-jwst",
+        reflabel: "bpm",
+        extra: &[],
+        data: JWST_PRODUCTS,
+        only: None,
+        step_references: true,
     },
     Case {
         name: "detector1",
@@ -141,11 +179,16 @@ fn main() -> ExitCode {
     let mut data = PathBuf::from("target/bench-data");
     let mut cases: Vec<String> = CASES.iter().map(|c| c.name.to_string()).collect();
     let mut counts = vec![5usize, 20];
+    let mut strun = default_strun();
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--runs" => runs = it.next().and_then(|v| v.parse().ok()).unwrap_or(runs),
             "--data" => data = PathBuf::from(it.next().expect("--data DIR")),
+            "--strun" => {
+                let path = PathBuf::from(it.next().expect("--strun PATH"));
+                strun = Some(path.canonicalize().unwrap_or(path));
+            }
             "--cases" => {
                 cases = it
                     .next()
@@ -187,8 +230,20 @@ fn main() -> ExitCode {
                 );
                 continue;
             }
+            if case.data.jwst && strun.is_none() {
+                eprintln!(
+                    "skipping {}: no jwst strun (give --strun, or make the test venv with \
+                     tests/python/ensure-venv.sh target/test-venv)",
+                    case.name
+                );
+                continue;
+            }
             let dir = data.join(format!("{}{n}", case.data.name));
             let files = simulate(&mkrefs, &dir, n, case.data);
+            let jwst = match (&strun, case.data.jwst) {
+                (Some(strun), true) => jwst_args(&mkrefs, &dir, &files, strun, case.reflabel),
+                _ => Vec::new(),
+            };
             let mut walls = Vec::new();
             let mut rss = Vec::new();
             let mut written = 0u64;
@@ -203,17 +258,9 @@ fn main() -> ExitCode {
                 let used = case.only.unwrap_or(files.len()).min(files.len());
                 cmd.extend(files[..used].iter().map(|f| f.display().to_string()));
                 if case.step_references {
-                    for reftype in STEP_REFERENCES {
-                        cmd.extend([
-                            "--pp".into(),
-                            "reffile4ssb".into(),
-                            reftype.to_string(),
-                            dir.join(format!("sim_{reftype}_nrca1.fits"))
-                                .display()
-                                .to_string(),
-                        ]);
-                    }
+                    cmd.extend(step_reference_args(&dir));
                 }
+                cmd.extend(jwst.iter().cloned());
                 cmd.extend(case.extra.iter().map(|s| s.to_string()));
                 if !case.data.products.is_empty() {
                     cmd.extend([
@@ -352,6 +399,86 @@ fn simulate(mkrefs: &Path, dir: &Path, darks: usize, data: Data) -> Vec<PathBuf>
         dir.display()
     );
     files
+}
+
+/// `--pp reffile4ssb <reftype> <file>` for the simulator's step reference files in `dir`.
+fn step_reference_args(dir: &Path) -> Vec<String> {
+    STEP_REFERENCES
+        .iter()
+        .flat_map(|reftype| {
+            [
+                "--pp".to_string(),
+                "reffile4ssb".to_string(),
+                reftype.to_string(),
+                dir.join(format!("sim_{reftype}_nrca1.fits"))
+                    .display()
+                    .to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// The test venv's strun, when it has been made (what tests/run.sh makes).
+fn default_strun() -> Option<PathBuf> {
+    let venv = std::env::var_os("MKREFS_TEST_PYTHON")
+        .map(PathBuf::from)
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("target/test-venv/bin"));
+    // Absolute: the jobs run in their own directories.
+    venv.join("strun").canonicalize().ok()
+}
+
+/// The arguments that make a run of `reflabel` use the jwst backend and find the products jwst
+/// made from `files` for it in `<dir>/ssb-jwst-<reflabel>`; the products are made first if an
+/// earlier run did not (minutes at full frame). Each reflabel has its own: a product records the
+/// whole calibration that made it, so a jump product made on the way to ramp fitting (bpm) is
+/// not taken as fresh by a run that asks for the jump step only (dark), which makes it again.
+fn jwst_args(
+    mkrefs: &Path,
+    dir: &Path,
+    files: &[PathBuf],
+    strun: &Path,
+    reflabel: &str,
+) -> Vec<String> {
+    let ssb = dir.join(format!("ssb-jwst-{reflabel}"));
+    let args: Vec<String> = [
+        "--backend",
+        "jwst",
+        "--pp",
+        "calibration",
+        "strun",
+        &strun.display().to_string(),
+        "--ssbdir",
+        &ssb.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let done = ssb.join("made-by-the-benchmark");
+    if !done.is_file() {
+        let t = Instant::now();
+        let status = Command::new(mkrefs)
+            .args(["-q", "run", reflabel, "--calibrate-only"])
+            .args(files)
+            .args(step_reference_args(dir))
+            .args(&args)
+            .arg("--outrootdir")
+            .arg(dir.join(format!("jwst-run-{reflabel}")))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("mkrefs runs");
+        assert!(
+            status.success(),
+            "the jwst calibration of {} failed",
+            dir.display()
+        );
+        std::fs::write(&done, "").expect("marker file");
+        eprintln!(
+            "made the jwst products for {reflabel} in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    args
 }
 
 /// Runs `cmd` under a measuring child; returns wall seconds and peak RSS in MB.
