@@ -19,7 +19,7 @@
 
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::dq;
-use mkrefs_support::lanes::{LANES, LaneClip, clipped_mean_std_f32_lanes};
+use mkrefs_support::lanes::{LANES, LaneClip, MeanSum, clipped_mean_std_lanes, load};
 use mkrefs_support::params::Choices;
 use mkrefs_support::stats::numpy_sum;
 use rayon::prelude::*;
@@ -157,20 +157,16 @@ pub fn mean_stdev_into(
         .zip(std.par_chunks_mut(CHUNK))
         .enumerate()
         .for_each(|(c, (m, s))| {
-            let n = planes.len();
-            // tile[j * n + k]: plane k of pixel k0 + j, LANES pixels at a time.
-            let mut tile = vec![0f32; LANES * n];
+            // The planes are the stacks' columns: LANES pixels of each at a time.
+            let mut cols = Vec::with_capacity(planes.len());
             let mut clip = LaneClip::default();
             for k0 in (0..m.len()).step_by(LANES) {
                 let w = LANES.min(m.len() - k0);
                 let p0 = offset + c * CHUNK + k0;
-                for (k, plane) in planes.iter().enumerate() {
-                    for (j, &v) in plane[p0..p0 + w].iter().enumerate() {
-                        tile[j * n + k] = v;
-                    }
-                }
+                cols.clear();
+                cols.extend(planes.iter().map(|plane| load(plane, p0, w)));
                 let stats =
-                    clipped_mean_std_f32_lanes(&tile, n, w, sigma, MAX_CLIP_ITERS, &mut clip);
+                    clipped_mean_std_lanes(&cols, sigma, MAX_CLIP_ITERS, MeanSum::F32, &mut clip);
                 for (j, st) in stats.iter().take(w).enumerate() {
                     (m[k0 + j], s[k0 + j]) =
                         st.map_or((f64::NAN, f64::NAN), |st| (st.mean, st.std));

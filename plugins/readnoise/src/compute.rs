@@ -15,7 +15,7 @@
 
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::budget::{row_blocks, rows_per_block};
-use mkrefs_support::lanes::{LANES, LaneClip, clipped_mean_std_f32_lanes};
+use mkrefs_support::lanes::{LANES, LaneClip, Lanes, MeanSum, clipped_mean_std_lanes, load};
 use mkrefs_support::params::Choices;
 use mkrefs_support::stats::{StackStats, clipped_mean_std_f32, clipped_mean_std_f64};
 use rayon::prelude::*;
@@ -234,6 +234,8 @@ struct PixelScratch {
     tile: Vec<f32>,
     clip: Vec<f64>,
     per_input: Vec<f64>,
+    /// `stack` method: the stacks of LANES pixels as columns, and the clip's scratch.
+    cols: Vec<Lanes>,
     lanes: LaneClip,
 }
 
@@ -243,6 +245,7 @@ impl PixelScratch {
             tile: vec![0.0; TILE * n_total],
             clip: Vec::with_capacity(n_total),
             per_input: Vec::with_capacity(n_inputs),
+            cols: Vec::with_capacity(n_total),
             lanes: LaneClip::default(),
         }
     }
@@ -263,6 +266,26 @@ fn reduce_row(
     s: &mut PixelScratch,
     out_row: &mut [f64],
 ) {
+    if opts.method == Method::Stack {
+        // The band's planes are the stacks' columns: LANES pixels of each plane at a time.
+        for x0 in (0..nx).step_by(LANES) {
+            let w = LANES.min(nx - x0);
+            s.cols.clear();
+            s.cols
+                .extend((0..n).map(|k| load(band, k * plane + r * nx + x0, w)));
+            let stats = clipped_mean_std_lanes(
+                &s.cols,
+                opts.sigma,
+                opts.maxiters,
+                MeanSum::F32,
+                &mut s.lanes,
+            );
+            for (j, st) in stats.iter().take(w).enumerate() {
+                out_row[x0 + j] = noise_of(*st, correction);
+            }
+        }
+        return;
+    }
     for x0 in (0..nx).step_by(TILE) {
         let w = TILE.min(nx - x0);
         // Transpose: tile[j * n + k] = sample k of pixel x0 + j.
@@ -271,24 +294,6 @@ fn reduce_row(
             for (j, &v) in src.iter().enumerate() {
                 s.tile[j * n + k] = v;
             }
-        }
-        if opts.method == Method::Stack {
-            for j0 in (0..w).step_by(LANES) {
-                let lanes = LANES.min(w - j0);
-                let tile = &s.tile[j0 * n..(j0 + lanes) * n];
-                let stats = clipped_mean_std_f32_lanes(
-                    tile,
-                    n,
-                    lanes,
-                    opts.sigma,
-                    opts.maxiters,
-                    &mut s.lanes,
-                );
-                for (j, st) in stats.iter().take(lanes).enumerate() {
-                    out_row[x0 + j0 + j] = noise_of(*st, correction);
-                }
-            }
-            continue;
         }
         for j in 0..w {
             let samples = &s.tile[j * n..(j + 1) * n];

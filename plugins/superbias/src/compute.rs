@@ -10,7 +10,7 @@
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::budget::{row_blocks, rows_per_block};
 use mkrefs_support::dq::{DO_NOT_USE, UNRELIABLE_BIAS};
-use mkrefs_support::lanes::{LANES, LaneClip, clipped_mean_std_f64_lanes};
+use mkrefs_support::lanes::{LANES, LaneClip, MeanSum, clipped_mean_std_lanes, load};
 use mkrefs_support::params::Choices;
 use mkrefs_support::stats::clipped_mean_std_flat;
 use rayon::prelude::*;
@@ -140,17 +140,14 @@ pub fn superbias_maps<S: RampSource>(
             .zip(count[y0 * nx..y1 * nx].par_chunks_mut(nx))
             .enumerate();
         rows_out.for_each_init(
-            || (vec![0f32; LANES * n], LaneClip::default()),
-            |(tile, clip), (r, ((m_row, s_row), c_row))| {
+            || (Vec::with_capacity(n), LaneClip::default()),
+            |(cols, clip), (r, ((m_row, s_row), c_row))| {
+                // The frames are the stacks' columns: LANES pixels of each at a time.
                 for x0 in (0..nx).step_by(LANES) {
                     let w = LANES.min(nx - x0);
-                    for k in 0..n {
-                        let src = &band[k * plane + r * nx + x0..][..w];
-                        for (j, &v) in src.iter().enumerate() {
-                            tile[j * n + k] = v;
-                        }
-                    }
-                    let stats = clipped_mean_std_f64_lanes(tile, n, w, sigma, maxiters, clip);
+                    cols.clear();
+                    cols.extend((0..n).map(|k| load(band, k * plane + r * nx + x0, w)));
+                    let stats = clipped_mean_std_lanes(cols, sigma, maxiters, MeanSum::F64, clip);
                     for (j, st) in stats.iter().take(w).enumerate() {
                         if let Some(st) = st {
                             m_row[x0 + j] = st.mean;

@@ -4,13 +4,23 @@
 //! other comparison; the same work done for 16 pixels side by side, with a branch-free sorting
 //! network and loops over the lanes, compiles to vector instructions.
 
-use crate::stats::{ClipBounds, StackStats, stats_f32_within, stats_f64_within};
+use crate::stats::{ClipBounds, StackStats};
 
 /// Pixels processed together.
 pub const LANES: usize = 16;
 
 /// One value of each of [`LANES`] pixels.
 pub type Lanes = [f32; LANES];
+
+/// Values `i0..i0 + n` of a row-major plane as full lanes (NaN past `n`, `n <= LANES`), so that
+/// the loops over the lanes have a fixed length and vectorise.
+#[inline(always)]
+pub fn load(plane: &[f32], i0: usize, n: usize) -> Lanes {
+    match plane.get(i0..i0 + LANES) {
+        Some(full) if n == LANES => full.try_into().expect("LANES values"),
+        _ => std::array::from_fn(|l| if l < n { plane[i0 + l] } else { f32::NAN }),
+    }
+}
 
 /// A comparator network that sorts `n` values (Batcher's odd-even merge sort for the next power
 /// of two, without the comparators that reach past `n`: padded with +∞, those positions never
@@ -69,47 +79,46 @@ impl SortNetwork {
     }
 }
 
-/// Scratch of [`clip_bounds_lanes`], reused from tile to tile: the sorted columns and the
+/// Scratch of [`clip_bounds_lanes`], reused from chunk to chunk: the sorted columns and the
 /// network of the last stack length.
 #[derive(Default)]
 pub struct LaneClip {
     net: Option<SortNetwork>,
-    cols: Vec<Lanes>,
+    sorted: Vec<Lanes>,
 }
 
 /// The sigma-clip bounds of [`crate::stats::clip_bounds`] (astropy's per-pixel path: median
-/// centre, population sd about the mean, `maxiters` evaluations at most) for `w <= LANES`
-/// stacks of `n` values, `tile[j * n + k]` being value `k` of stack `j`, and the number of
-/// finite values of each. `None` for a stack without a finite value.
+/// centre, population sd about the mean, `maxiters` evaluations at most) of [`LANES`] stacks
+/// given as columns: `cols[k]` holds value `k` of every stack (a row of a stack of planes, as
+/// the generators read them; lanes they leave unused hold NaN). Returns the bounds (`None` for
+/// a stack without a finite value) and the number of finite values of each.
 ///
 /// Each lane is sorted once, so what survives bounds is a contiguous range of it whose median
 /// is its middle; the sums run in sorted order (astropy's in the order its selection leaves),
 /// which changes the bounds in the last bits only.
 pub fn clip_bounds_lanes(
-    tile: &[f32],
-    n: usize,
-    w: usize,
+    cols: &[Lanes],
     sigma: f64,
     maxiters: usize,
     s: &mut LaneClip,
 ) -> ([Option<ClipBounds>; LANES], [usize; LANES]) {
-    debug_assert!(w <= LANES && tile.len() >= w * n);
+    let n = cols.len();
     if s.net.as_ref().is_none_or(|net| net.len() != n) {
         s.net = Some(SortNetwork::new(n));
     }
-    s.cols.clear();
-    s.cols.resize(n, [f32::INFINITY; LANES]);
+    s.sorted.clear();
     let mut finite = [0usize; LANES];
-    for j in 0..w {
-        for (k, &v) in tile[j * n..(j + 1) * n].iter().enumerate() {
-            if v.is_finite() {
-                s.cols[k][j] = v;
-                finite[j] += 1;
-            }
+    for col in cols {
+        let mut v = [f32::INFINITY; LANES];
+        for l in 0..LANES {
+            let ok = col[l].is_finite();
+            finite[l] += usize::from(ok);
+            v[l] = if ok { col[l] } else { f32::INFINITY };
         }
+        s.sorted.push(v);
     }
-    s.net.as_ref().expect("set above").sort(&mut s.cols);
-    let cols = &s.cols[..finite.iter().copied().max().unwrap_or(0)];
+    s.net.as_ref().expect("set above").sort(&mut s.sorted);
+    let cols = &s.sorted[..finite.iter().copied().max().unwrap_or(0)];
 
     let mut out = [None; LANES];
     let (mut first, mut end) = ([0usize; LANES], finite);
@@ -178,45 +187,67 @@ pub fn clip_bounds_lanes(
     (out, finite)
 }
 
-/// [`crate::stats::clipped_mean_std_f32`] of `w <= LANES` stacks at once (`tile[j * n + k]`
-/// is value `k` of stack `j`), with the bounds of [`clip_bounds_lanes`]; the mean and std are
-/// summed in stack order as there.
-pub fn clipped_mean_std_f32_lanes(
-    tile: &[f32],
-    n: usize,
-    w: usize,
-    sigma: f64,
-    maxiters: usize,
-    s: &mut LaneClip,
-) -> [Option<StackStats>; LANES] {
-    let (bounds, finite) = clip_bounds_lanes(tile, n, w, sigma, maxiters, s);
-    std::array::from_fn(|j| {
-        bounds[j].and_then(|b| stats_f32_within(&tile[j * n..(j + 1) * n], b, finite[j]))
-    })
+/// How the clipped mean is summed: as [`crate::stats::clipped_mean_std_f32`] (an f32 sum, for
+/// f32 data as numpy sums it) or [`crate::stats::clipped_mean_std_f64`] (an f64 sum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeanSum {
+    F32,
+    F64,
 }
 
-/// [`crate::stats::clipped_mean_std_f64`] of `w <= LANES` stacks of f32 values taken as f64
-/// (`tile[j * n + k]` is value `k` of stack `j`), with the bounds of [`clip_bounds_lanes`]; the
-/// mean and std are summed in stack order as there.
-pub fn clipped_mean_std_f64_lanes(
-    tile: &[f32],
-    n: usize,
-    w: usize,
+/// The clipped mean and std of [`LANES`] stacks given as columns (see [`clip_bounds_lanes`]),
+/// equal to [`crate::stats::clipped_mean_std_f32`] or `_f64` of each stack (`sum`) but for the
+/// bounds' last bits: the kept values are summed in stack order, lane by lane.
+pub fn clipped_mean_std_lanes(
+    cols: &[Lanes],
     sigma: f64,
     maxiters: usize,
+    sum: MeanSum,
     s: &mut LaneClip,
 ) -> [Option<StackStats>; LANES] {
-    let (bounds, finite) = clip_bounds_lanes(tile, n, w, sigma, maxiters, s);
-    std::array::from_fn(|j| {
-        let stack = tile[j * n..(j + 1) * n].iter().map(|&x| f64::from(x));
-        bounds[j].and_then(|b| stats_f64_within(stack, b, finite[j]))
+    let (bounds, finite) = clip_bounds_lanes(cols, sigma, maxiters, s);
+    // Bounds that keep nothing where a stack has none.
+    let lo: [f64; LANES] = std::array::from_fn(|l| bounds[l].map_or(f64::INFINITY, |b| b.lo));
+    let hi: [f64; LANES] = std::array::from_fn(|l| bounds[l].map_or(f64::NEG_INFINITY, |b| b.hi));
+    let keeps = |x: f32, l: usize| {
+        let x = f64::from(x);
+        x.is_finite() && lo[l] <= x && x <= hi[l]
+    };
+    let mut n = [0usize; LANES];
+    let (mut sum32, mut sum64) = ([0.0f32; LANES], [0.0f64; LANES]);
+    for col in cols {
+        for l in 0..LANES {
+            let k = keeps(col[l], l);
+            n[l] += usize::from(k);
+            sum32[l] += if k { col[l] } else { 0.0 };
+            sum64[l] += if k { f64::from(col[l]) } else { 0.0 };
+        }
+    }
+    let mean: [f64; LANES] = std::array::from_fn(|l| match sum {
+        MeanSum::F32 => f64::from(sum32[l]) / n[l].max(1) as f64,
+        MeanSum::F64 => sum64[l] / n[l].max(1) as f64,
+    });
+    let mut ss = [0.0f64; LANES];
+    for col in cols {
+        for l in 0..LANES {
+            let d = f64::from(col[l]) - mean[l];
+            ss[l] += if keeps(col[l], l) { d * d } else { 0.0 };
+        }
+    }
+    std::array::from_fn(|l| {
+        (n[l] > 0).then(|| StackStats {
+            mean: mean[l],
+            std: (ss[l] / n[l] as f64).sqrt(),
+            n: n[l],
+            finite: finite[l],
+        })
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::clip_bounds;
+    use crate::stats::{clip_bounds, clipped_mean_std_f32, clipped_mean_std_f64};
     use rand::{RngExt, SeedableRng};
     use rand_distr::StandardNormal;
     use rand_xoshiro::Xoshiro256PlusPlus;
@@ -271,8 +302,16 @@ mod tests {
                     }
                 })
                 .collect();
+            let cols: Vec<Lanes> = (0..n)
+                .map(|k| std::array::from_fn(|j| if j < w { tile[j * n + k] } else { f32::NAN }))
+                .collect();
             for (sigma, iters) in [(3.0, 5), (2.5, 3), (5.0, 1)] {
-                let (bounds, finite) = clip_bounds_lanes(&tile, n, w, sigma, iters, &mut s);
+                let (bounds, finite) = clip_bounds_lanes(&cols, sigma, iters, &mut s);
+                let s32 = clipped_mean_std_lanes(&cols, sigma, iters, MeanSum::F32, &mut s);
+                let s64 = clipped_mean_std_lanes(&cols, sigma, iters, MeanSum::F64, &mut s);
+                for j in w..LANES {
+                    assert_eq!((bounds[j], finite[j], s32[j]), (None, 0, None));
+                }
                 for j in 0..w {
                     let stack = &tile[j * n..(j + 1) * n];
                     let want = clip_bounds(
@@ -293,6 +332,13 @@ mod tests {
                         }
                         (a, b) => panic!("trial {trial}, lane {j}: {a:?} vs {b:?}"),
                     }
+                    // The statistics are the scalar ones to the bit (same kept values, summed
+                    // in stack order).
+                    let stack64: Vec<f64> = stack.iter().map(|&x| f64::from(x)).collect();
+                    let want32 = clipped_mean_std_f32(stack, sigma, iters, &mut scratch);
+                    let want64 = clipped_mean_std_f64(&stack64, sigma, iters, &mut scratch);
+                    assert_eq!(s32[j], want32, "trial {trial}, lane {j}");
+                    assert_eq!(s64[j], want64, "trial {trial}, lane {j}");
                 }
             }
         }

@@ -196,12 +196,6 @@ pub fn clipped_mean_std_f32(
         sigma,
         maxiters,
     )?;
-    stats_f32_within(stack, b, scratch.len())
-}
-
-/// The mean and std of [`clipped_mean_std_f32`] of the values of `stack` that `b` keeps
-/// (`finite` of them were finite before the clip).
-pub(crate) fn stats_f32_within(stack: &[f32], b: ClipBounds, finite: usize) -> Option<StackStats> {
     let mut sum = 0.0f32;
     let mut n = 0usize;
     for &x in stack {
@@ -225,7 +219,7 @@ pub(crate) fn stats_f32_within(stack: &[f32], b: ClipBounds, finite: usize) -> O
         mean,
         std: (ss / n as f64).sqrt(),
         n,
-        finite,
+        finite: scratch.len(),
     })
 }
 
@@ -238,19 +232,9 @@ pub fn clipped_mean_std_f64(
     scratch: &mut Vec<f64>,
 ) -> Option<StackStats> {
     let b = clip_bounds(scratch, stack.iter().copied(), sigma, maxiters)?;
-    stats_f64_within(stack.iter().copied(), b, scratch.len())
-}
-
-/// The mean and std of [`clipped_mean_std_f64`] of the `values` that `b` keeps (`finite` of
-/// them were finite before the clip), summed in their order.
-pub(crate) fn stats_f64_within(
-    values: impl Iterator<Item = f64> + Clone,
-    b: ClipBounds,
-    finite: usize,
-) -> Option<StackStats> {
     let mut sum = 0.0f64;
     let mut n = 0usize;
-    for x in values.clone() {
+    for &x in stack {
         if b.keeps(x) {
             sum += x;
             n += 1;
@@ -261,7 +245,7 @@ pub(crate) fn stats_f64_within(
     }
     let mean = sum / n as f64;
     let mut ss = 0.0f64;
-    for x in values {
+    for &x in stack {
         if b.keeps(x) {
             ss += (x - mean) * (x - mean);
         }
@@ -270,7 +254,7 @@ pub(crate) fn stats_f64_within(
         mean,
         std: (ss / n as f64).sqrt(),
         n,
-        finite,
+        finite: scratch.len(),
     })
 }
 

@@ -103,16 +103,6 @@ impl Windows {
     }
 }
 
-/// Pixels `i0..i0 + n` of a band plane as full lanes (NaN past `n`), so that the lane loops have
-/// a fixed length and vectorise.
-#[inline(always)]
-fn load(plane: &[f32], i0: usize, n: usize) -> Lanes {
-    match plane.get(i0..i0 + LANES) {
-        Some(full) if n == LANES => full.try_into().expect("LANES values"),
-        _ => std::array::from_fn(|l| if l < n { plane[i0 + l] } else { f32::NAN }),
-    }
-}
-
 /// Scratch buffers reused from chunk to chunk.
 #[derive(Default)]
 struct Scratch {
@@ -493,7 +483,7 @@ pub(crate) fn median_in_place(v: &mut [f32]) -> Option<f32> {
 }
 
 use super::pixel::JumpLimits;
-use mkrefs_support::lanes::{LANES, Lanes, SortNetwork};
+use mkrefs_support::lanes::{LANES, Lanes, SortNetwork, load};
 use mkrefs_support::stats::{f32_from_order_key, f32_order_key, select_kth};
 
 #[cfg(test)]
