@@ -6,8 +6,10 @@
 //! with it, as consecutive differences do) into one buffer of `N` planes, in upstream's stack order
 //! (files, integrations, CDS index), so that the f32 mean numerators (UPSTREAM.md, 'Stack
 //! statistics') are summed in the same order as numpy's. Inputs are read in parallel, one reader
-//! each. Then each row is reduced on its own: a tile of up to [`TILE`] pixels is transposed so that
-//! each pixel's `N` samples are contiguous, and the support statistics are applied to them.
+//! each. Then each row is reduced on its own: for `stack`, the band's planes are the pixels'
+//! stacks as columns, clipped [`LANES`] pixels at a time (the support crate's `lanes`); for
+//! `ramp`, a tile of up to [`TILE`] pixels is transposed so that each pixel's `N` samples are
+//! contiguous, and the per-pixel statistics are applied to each input's part.
 //!
 //! Memory is `rows × (N + 2·files) × nx × 4` bytes for the band plus one tile per thread, and the
 //! number of rows is chosen so that this stays within the budget: it does not grow with the
@@ -333,16 +335,6 @@ fn noise_of(stats: Option<StackStats>, correction: Option<&ClipCorrection>) -> f
     })
 }
 
-/// `stack`: the noise of all CDS samples together.
-pub fn stack_noise(
-    samples: &[f32],
-    opts: &MapOptions,
-    correction: Option<&ClipCorrection>,
-    clip: &mut Vec<f64>,
-) -> f64 {
-    clipped_noise(samples, opts, correction, clip)
-}
-
 /// `ramp`: the noise of each input's samples, then the clipped mean of those. An input with no
 /// finite sample gives NaN, which the second clip leaves out (upstream would count it as 0.0).
 pub fn ramp_noise(
@@ -446,13 +438,6 @@ mod tests {
                 let big = run(&mut ramps, &plans, method, usize::MAX);
                 assert!(small.rows_per_block < 7 && big.rows_per_block == 7);
                 assert_eq!(small.map, big.map);
-                let opts = MapOptions {
-                    method,
-                    sigma: 3.0,
-                    maxiters: 3,
-                    upstream_estimator: true,
-                    budget_bytes: 0,
-                };
                 let mut clip = Vec::new();
                 for y in 0..7 {
                     for x in 0..300 {
@@ -465,7 +450,10 @@ mod tests {
                             Method::Ramp => {
                                 let stds: Vec<f64> = per_file
                                     .iter()
-                                    .map(|v| stack_noise(v, &opts, None, &mut clip))
+                                    .map(|v| {
+                                        clipped_mean_std_f32(v, 3.0, 3, &mut clip)
+                                            .map_or(f64::NAN, |s| s.std)
+                                    })
                                     .collect();
                                 clipped_mean_std_f64(&stds, 3.0, 3, &mut clip).unwrap().mean
                             }
