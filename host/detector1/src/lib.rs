@@ -15,9 +15,11 @@
 //!   and for MIRI firstframe, lastframe, the per-integration dark and the MIRI refpix.
 //! - [`jump`]: two-point-difference jump detection; [`ramp_fit`]: OLS ramp fitting with optimal
 //!   weighting between jumps, writing rate, rateints and the optional fitopt product.
+//! - [`form::Form`]: a whole product, or only the extensions a run's generators read.
 //! - [`StepError`]: what went wrong, naming the file.
 
 pub mod error;
+pub mod form;
 pub mod jump;
 pub mod pipeline;
 pub mod ramp;

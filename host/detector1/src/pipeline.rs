@@ -41,6 +41,7 @@ use mkrefs_support::geometry::Instrument;
 use mkrefs_support::header::Header;
 
 use crate::error::StepError;
+use crate::form::Form;
 use crate::jump::{JumpParams, JumpSummary, jump};
 use crate::ramp::Ramp;
 use crate::ramp_fit::{
@@ -212,6 +213,17 @@ impl fmt::Display for SaveAt {
 pub struct Outputs {
     pub final_product: PathBuf,
     pub saved: BTreeMap<SaveAt, PathBuf>,
+    /// The form of each product by path; a product not listed is written whole
+    /// ([`Form::Full`]).
+    pub forms: BTreeMap<PathBuf, Form>,
+}
+
+impl Outputs {
+    /// What of the product at `path` is written.
+    pub fn form(&self, path: &Path) -> &Form {
+        static FULL: Form = Form::Full;
+        self.forms.get(path).unwrap_or(&FULL)
+    }
 }
 
 /// Parameters of the steps that have any (the jwst defaults by [`Default`]).
@@ -618,14 +630,15 @@ pub fn calibrate_with(
                 deferred = Some((s, path));
                 continue;
             } else {
-                let w = ramp.write(path)?;
+                let w = ramp.write_as(path, outputs.form(path))?;
                 lap(&mut done.timings, &mut clock, format!("write {s} product"));
                 w
             };
             done.saved.push((SaveAt::Step(s), written));
         }
     }
-    ramp.write(&outputs.final_product)?;
+    let last = &outputs.final_product;
+    ramp.write_as(last, outputs.form(last))?;
     lap(&mut done.timings, &mut clock, "write final product");
     Ok(done)
 }
@@ -680,7 +693,10 @@ fn fit_and_write(
     let (fit, written_before) = std::thread::scope(|scope| {
         let ramp = &ramp;
         let writer = deferred.map(|(step, path)| {
-            scope.spawn(move || ramp.write(path).map(|w| (SaveAt::Step(step), w)))
+            scope.spawn(move || {
+                ramp.write_as(path, outputs.form(path))
+                    .map(|w| (SaveAt::Step(step), w))
+            })
         });
         let fit = ramp_fit_parts(ramp, &rn.sci, &g.sci, with_fitopt);
         let written = writer.map(|h| h.join().expect("writing a product does not panic"));
@@ -706,15 +722,20 @@ fn fit_and_write(
         let fitopt = fitopt_path.map(|path| {
             let (header, parts) = (&header, out.fitopt.as_ref());
             scope.spawn(move || match parts {
-                Some(o) => write_fitopt_parts(path, header, o),
+                Some(o) => write_fitopt_parts(path, header, o, outputs.form(path)),
                 None => Err(RampFitError::Shape(
                     "the optional output was not made".into(),
                 )),
             })
         });
         let mut others = vec![
-            write_rate(&outputs.final_product, &header, &out.rate)
-                .map(|_| None)
+            write_rate(
+                &outputs.final_product,
+                &header,
+                &out.rate,
+                outputs.form(&outputs.final_product),
+            )
+            .map(|_| None)
                 .map_err(fit_error),
         ];
         for p in [SaveAt::Step(StepName::Rate), SaveAt::Rateints] {
@@ -723,8 +744,10 @@ fn fit_and_write(
             };
             let written = match p {
                 _ if path == outputs.final_product => Ok(path.to_path_buf()),
-                SaveAt::Rateints => write_rateints(path, &header, &out.rateints),
-                _ => write_rate(path, &header, &out.rate),
+                SaveAt::Rateints => {
+                    write_rateints(path, &header, &out.rateints, outputs.form(path))
+                }
+                _ => write_rate(path, &header, &out.rate, outputs.form(path)),
             };
             others.push(written.map(|w| Some((p, w))).map_err(fit_error));
         }

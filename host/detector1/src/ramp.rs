@@ -10,6 +10,7 @@ use mkrefs_support::fits::{FitsWriter, ImageReader, hdu_names, read_primary_head
 use mkrefs_support::header::{Header, HeaderValue};
 
 use crate::error::StepError;
+use crate::form::Form;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ramp {
@@ -115,6 +116,12 @@ impl Ramp {
     /// default) when a step asks for it, as it does for the uncal files. Last comes the (empty)
     /// ASDF extension that `strun` needs to read a file's metadata.
     pub fn write(&self, path: &Path) -> Result<PathBuf, StepError> {
+        self.write_as(path, &Form::Full)
+    }
+
+    /// [`Ramp::write`] in `form`: a run-internal product holds only the extensions it names
+    /// (and no ASDF extension: strun never reads it).
+    pub fn write_as(&self, path: &Path, form: &Form) -> Result<PathBuf, StepError> {
         let n = self.nints * self.ngroups * self.ny * self.nx;
         if self.sci.len() != n || self.groupdq.len() != n || self.pixeldq.len() != self.frame_len()
         {
@@ -134,6 +141,7 @@ impl Ramp {
             });
         }
         let mut w = FitsWriter::create(path)?;
+        w.set_durable(form.durable());
         let filename = path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
@@ -156,11 +164,19 @@ impl Ramp {
             w.set_primary_key("FILENAME", &filename.as_str().into(), "name of the file")?;
         }
         let shape = [self.nints, self.ngroups, self.ny, self.nx];
-        w.write_image("SCI", &shape, &self.sci)?;
-        w.write_image("PIXELDQ", &[self.ny, self.nx], &self.pixeldq)?;
-        w.write_image("GROUPDQ", &shape, &self.groupdq)?;
-        // So that strun (the jwst backend) can continue from this product.
-        w.write_asdf_extension()?;
+        if form.keeps("SCI") {
+            w.write_image("SCI", &shape, &self.sci)?;
+        }
+        if form.keeps("PIXELDQ") {
+            w.write_image("PIXELDQ", &[self.ny, self.nx], &self.pixeldq)?;
+        }
+        if form.keeps("GROUPDQ") {
+            w.write_image("GROUPDQ", &shape, &self.groupdq)?;
+        }
+        if form.durable() {
+            // So that strun (the jwst backend) can continue from this product.
+            w.write_asdf_extension()?;
+        }
         Ok(w.finish()?)
     }
 

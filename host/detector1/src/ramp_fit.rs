@@ -56,6 +56,7 @@ use mkrefs_support::fits::{FitsError, FitsWriter, Pixel};
 use mkrefs_support::header::{Header, HeaderValue};
 use rayon::prelude::*;
 
+use crate::form::Form;
 use crate::jump::median;
 use crate::ramp::Ramp;
 
@@ -1128,8 +1129,10 @@ fn start(
     header: &Header,
     datamodel: &str,
     fitted: bool,
+    form: &Form,
 ) -> Result<FitsWriter, RampFitError> {
     let mut w = FitsWriter::create(path)?;
+    w.set_durable(form.durable());
     for (k, v) in header.iter() {
         if structural(k) || matches!(k, "S_RAMP" | "DATAMODL" | "FILENAME") {
             continue;
@@ -1151,13 +1154,18 @@ fn start(
     Ok(w)
 }
 
+/// Writes one extension, when `form` keeps it.
 fn image<T: Pixel>(
     w: &mut FitsWriter,
+    form: &Form,
     name: &str,
     shape: &[usize],
     data: &[T],
     bunit: Option<&str>,
 ) -> Result<(), RampFitError> {
+    if !form.keeps(name) {
+        return Ok(());
+    }
     w.write_image(name, shape, data)?;
     if let Some(u) = bunit {
         w.set_key("BUNIT", &u.into(), "units of the data")?;
@@ -1171,26 +1179,40 @@ fn write_slopes(
     s: &Slopes,
     shape: &[usize],
     model: &str,
+    form: &Form,
 ) -> Result<PathBuf, RampFitError> {
-    let mut w = start(path, header, model, true)?;
-    image(&mut w, "SCI", shape, &s.sci, Some("DN/s"))?;
-    image(&mut w, "ERR", shape, &s.err, Some("DN/s"))?;
-    image(&mut w, "DQ", shape, &s.dq, None)?;
+    let mut w = start(path, header, model, true, form)?;
+    image(&mut w, form, "SCI", shape, &s.sci, Some("DN/s"))?;
+    image(&mut w, form, "ERR", shape, &s.err, Some("DN/s"))?;
+    image(&mut w, form, "DQ", shape, &s.dq, None)?;
     image(
         &mut w,
+        form,
         "VAR_POISSON",
         shape,
         &s.var_poisson,
         Some("DN^2/s^2"),
     )?;
-    image(&mut w, "VAR_RNOISE", shape, &s.var_rnoise, Some("DN^2/s^2"))?;
+    image(
+        &mut w,
+        form,
+        "VAR_RNOISE",
+        shape,
+        &s.var_rnoise,
+        Some("DN^2/s^2"),
+    )?;
     Ok(w.finish()?)
 }
 
 /// Writes the `rate` product (ImageModel: SCI, ERR, DQ, VAR_POISSON, VAR_RNOISE, 2-D) from
-/// the `rate` of [`ramp_fit_parts`].
-pub fn write_rate(path: &Path, header: &Header, rate: &Slopes) -> Result<PathBuf, RampFitError> {
-    write_slopes(path, header, rate, &[rate.ny, rate.nx], "ImageModel")
+/// the `rate` of [`ramp_fit_parts`], in `form`.
+pub fn write_rate(
+    path: &Path,
+    header: &Header,
+    rate: &Slopes,
+    form: &Form,
+) -> Result<PathBuf, RampFitError> {
+    write_slopes(path, header, rate, &[rate.ny, rate.nx], "ImageModel", form)
 }
 
 /// Writes the `rateints` product (CubeModel: the same extensions, `(nints, ny, nx)`).
@@ -1198,23 +1220,25 @@ pub fn write_rateints(
     path: &Path,
     header: &Header,
     rateints: &Slopes,
+    form: &Form,
 ) -> Result<PathBuf, RampFitError> {
     let shape = [rateints.nplanes, rateints.ny, rateints.nx];
-    write_slopes(path, header, rateints, &shape, "CubeModel")
+    write_slopes(path, header, rateints, &shape, "CubeModel", form)
 }
 
 /// Writes the optional output (RampFitOutputModel, `rampfitoutput.schema` of stdatamodels: float32
 /// SLOPE, SIGSLOPE, VAR_POISSON, VAR_RNOISE, YINT, SIGYINT (4-D), PEDESTAL (3-D), WEIGHTS, CRMAG
 /// (4-D), in the schema's order), plane by plane from the compact form (the full 4-D arrays are
-/// never held in memory).
+/// never held in memory), in `form`.
 pub fn write_fitopt_parts(
     path: &Path,
     header: &Header,
     o: &FitOptParts,
+    form: &Form,
 ) -> Result<PathBuf, RampFitError> {
     let npix = o.npix();
     let seg = [o.nints, o.nseg, o.ny, o.nx];
-    let mut w = start(path, header, "RampFitOutputModel", false)?;
+    let mut w = start(path, header, "RampFitOutputModel", false, form)?;
     let mut buf = vec![0f32; npix];
     let seg_image = |w: &mut FitsWriter,
                      buf: &mut [f32],
@@ -1222,6 +1246,9 @@ pub fn write_fitopt_parts(
                      q: usize,
                      bunit: Option<&str>|
      -> Result<(), RampFitError> {
+        if !form.keeps(name) {
+            return Ok(());
+        }
         w.create_image::<f32>(name, &seg)?;
         for i in 0..o.nints {
             for k in 0..o.nseg {
@@ -1239,20 +1266,23 @@ pub fn write_fitopt_parts(
     }
     image(
         &mut w,
+        form,
         "PEDESTAL",
         &[o.nints, o.ny, o.nx],
         &o.pedestal,
         Some("DN"),
     )?;
     seg_image(&mut w, &mut buf, "WEIGHTS", 6, None)?;
-    w.create_image::<f32>("CRMAG", &[o.nints, o.ncr, o.ny, o.nx])?;
-    for i in 0..o.nints {
-        for k in 0..o.ncr {
-            o.cr_plane(i, k, &mut buf);
-            w.write_pixels((i * o.ncr + k) * npix, &buf)?;
+    if form.keeps("CRMAG") {
+        w.create_image::<f32>("CRMAG", &[o.nints, o.ncr, o.ny, o.nx])?;
+        for i in 0..o.nints {
+            for k in 0..o.ncr {
+                o.cr_plane(i, k, &mut buf);
+                w.write_pixels((i * o.ncr + k) * npix, &buf)?;
+            }
         }
+        w.set_key("BUNIT", &"DN".into(), "units of the data")?;
     }
-    w.set_key("BUNIT", &"DN".into(), "units of the data")?;
     Ok(w.finish()?)
 }
 

@@ -171,6 +171,7 @@ fn outputs(dir: &Path, final_name: &str, saved: &[(SaveAt, &str)]) -> Outputs {
             .iter()
             .map(|(k, name)| (*k, dir.join(name)))
             .collect::<BTreeMap<_, _>>(),
+        ..Default::default()
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mkrefs_detector1::StepError;
+use mkrefs_detector1::form::Form;
 use mkrefs_detector1::pipeline::{Outputs, References, SaveAt, StepName, StepName::*, calibrate};
 use mkrefs_detector1::ramp::Ramp;
 use mkrefs_sim::{Kind, SimConfig, Truth, write_uncal};
@@ -195,6 +196,7 @@ fn outputs(dir: &Path, final_name: &str, saved: &[(SaveAt, &str)]) -> Outputs {
             .iter()
             .map(|(k, name)| (*k, dir.join(name)))
             .collect::<BTreeMap<_, _>>(),
+        ..Default::default()
     }
 }
 
@@ -351,6 +353,64 @@ fn uncal_to_rate_agrees_with_the_true_dark_and_saves_the_jump_product() {
             "WEIGHTS",
             "CRMAG"
         ]
+    );
+}
+
+/// Run-internal products hold only the extensions named, with the same data as the full ones.
+#[test]
+fn compact_forms_write_only_the_extensions_named() {
+    let s = setup();
+    let mut out = outputs(
+        &s.dir,
+        "x_rate.fits",
+        &[
+            (SaveAt::Step(Jump), "x_jump.fits"),
+            (SaveAt::Rateints, "x_rateints.fits"),
+            (SaveAt::Fitopt, "x_fitopt.fits"),
+        ],
+    );
+    let only = |names: &[&str]| Form::Only(names.iter().map(|n| n.to_string()).collect());
+    out.forms = [
+        (out.final_product.clone(), only(&["SCI"])),
+        (s.dir.join("x_jump.fits"), only(&["SCI", "GROUPDQ"])),
+        (s.dir.join("x_rateints.fits"), only(&["SCI", "ERR"])),
+        (s.dir.join("x_fitopt.fits"), only(&["PEDESTAL"])),
+    ]
+    .into_iter()
+    .collect();
+    let save = [SaveAt::Step(Jump), SaveAt::Rateints, SaveAt::Fitopt];
+    calibrate(&s.uncal, &TO_RATE, &save, &s.refs, &out).unwrap();
+    let names = |f: &str| hdu_names(&s.dir.join(f)).unwrap()[1..].to_vec();
+    assert_eq!(names("x_rate.fits"), ["SCI"]);
+    assert_eq!(names("x_jump.fits"), ["SCI", "GROUPDQ"]);
+    assert_eq!(names("x_rateints.fits"), ["SCI", "ERR"]);
+    assert_eq!(names("x_fitopt.fits"), ["PEDESTAL"]);
+    assert_eq!(
+        products_in(&s.dir),
+        [
+            "x_fitopt.fits",
+            "x_jump.fits",
+            "x_rate.fits",
+            "x_rateints.fits"
+        ]
+    );
+    // The same pixels as the whole product.
+    let full_dir = s.dir.join("full");
+    std::fs::create_dir(&full_dir).unwrap();
+    let full = outputs(
+        &full_dir,
+        "x_rate.fits",
+        &[(SaveAt::Fitopt, "x_fitopt.fits")],
+    );
+    calibrate(&s.uncal, &TO_RATE, &[SaveAt::Fitopt], &s.refs, &full).unwrap();
+    assert_eq!(
+        plane(&out.final_product, "SCI", 0),
+        plane(&full.final_product, "SCI", 0)
+    );
+    let ped = |p: &Path| plane(p, "PEDESTAL", 1);
+    assert_eq!(
+        ped(&s.dir.join("x_fitopt.fits")),
+        ped(&full_dir.join("x_fitopt.fits"))
     );
 }
 

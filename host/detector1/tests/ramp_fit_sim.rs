@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use mkrefs_detector1::form::Form;
 use mkrefs_detector1::jump::{JumpParams, jump};
 use mkrefs_detector1::ramp::Ramp;
 use mkrefs_detector1::ramp_fit::{
@@ -278,17 +279,25 @@ fn writes_rate_rateints_and_fitopt() {
     let (ramp, truth, _) = simulate(&cfg, Kind::Flat, dir.path());
     let out = fit(&ramp, &truth);
     let (ny, nx, n) = (ramp.ny, ramp.nx, ramp.frame_len());
-    let rate = write_rate(&dir.path().join("x_rate.fits"), &ramp.header, &out.rate).unwrap();
+    let rate = write_rate(
+        &dir.path().join("x_rate.fits"),
+        &ramp.header,
+        &out.rate,
+        &Form::Full,
+    )
+    .unwrap();
     let ints = write_rateints(
         &dir.path().join("x_rateints.fits"),
         &ramp.header,
         &out.rateints,
+        &Form::Full,
     )
     .unwrap();
     let opt = write_fitopt_parts(
         &dir.path().join("x_fitopt.fits"),
         &ramp.header,
         &out.compact,
+        &Form::Full,
     )
     .unwrap();
     for (path, model) in [
@@ -364,6 +373,7 @@ fn compact_fitopt_is_written_as_the_full_arrays() {
         &dir.path().join("x_fitopt.fits"),
         &ramp.header,
         &full.compact,
+        &Form::Full,
     )
     .unwrap();
     let read = |ext: &str| {

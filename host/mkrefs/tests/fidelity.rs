@@ -294,7 +294,7 @@ fn run_jwst_steps(exp: &Exposure, jdir: &Path, scratch: &Path) -> f64 {
 fn outputs(final_product: &Path) -> Outputs {
     Outputs {
         final_product: final_product.to_path_buf(),
-        saved: Default::default(),
+        ..Default::default()
     }
 }
 

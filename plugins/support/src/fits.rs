@@ -1127,9 +1127,20 @@ pub struct FitsWriter {
     tmp_path: PathBuf,
     final_path: PathBuf,
     current: Current,
+    /// Whether [`FitsWriter::finish`] syncs the file to disk before the rename.
+    durable: bool,
 }
 
 impl FitsWriter {
+    /// Whether `finish` syncs the file to disk before renaming it (the default). Reference
+    /// files and products a user keeps are synced, so a crash leaves either the complete file
+    /// or none; a run-internal product is not (its reuse is proven by the content hash its
+    /// record carries, so a file torn by a crash is made again, not trusted), which spares the
+    /// disk a flush of every byte.
+    pub fn set_durable(&mut self, durable: bool) {
+        self.durable = durable;
+    }
+
     /// Starts a new file that will be named `final_path` once finished. An existing file of
     /// that name is replaced by [`FitsWriter::finish`]; callers that must not overwrite check
     /// first.
@@ -1202,6 +1213,7 @@ impl FitsWriter {
             tmp_path,
             final_path: final_path.to_path_buf(),
             current: Current::Primary,
+            durable: true,
         })
     }
 
@@ -1794,8 +1806,11 @@ impl FitsWriter {
                 ),
             )
         };
+        let durable = self.durable;
         let len = match std::fs::File::open(&self.tmp_path).and_then(|f| {
-            f.sync_all()?;
+            if durable {
+                f.sync_all()?;
+            }
             f.metadata()
         }) {
             Ok(m) => m.len(),
