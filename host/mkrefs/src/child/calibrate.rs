@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use mkrefs_detector1::form::Form;
 use mkrefs_detector1::pipeline::{Outputs, References, SaveAt, StepParams, calibrate_with};
 
 use crate::child::{Done, JobIdentity, create_parent, finish, limit_threads};
@@ -92,6 +93,12 @@ fn run_native(spec: &CalibrationSpec) -> Result<String, String> {
     }
     let mut saved = BTreeMap::new();
     let mut save = Vec::new();
+    let mut forms = BTreeMap::new();
+    let form = |hdus: &Option<Vec<String>>| match hdus {
+        Some(names) => Form::Only(names.iter().cloned().collect()),
+        None => Form::Full,
+    };
+    forms.insert(spec.final_product.clone(), form(&spec.final_hdus));
     for s in &spec.saves {
         let at = match parse_save(&s.product)? {
             SaveProduct::Step(step) => SaveAt::Step(step),
@@ -99,6 +106,7 @@ fn run_native(spec: &CalibrationSpec) -> Result<String, String> {
             SaveProduct::Fitopt => SaveAt::Fitopt,
         };
         create_parent(&s.path)?;
+        forms.insert(s.path.clone(), form(&s.hdus));
         saved.insert(at, s.path.clone());
         save.push(at);
     }
@@ -106,6 +114,7 @@ fn run_native(spec: &CalibrationSpec) -> Result<String, String> {
     let outputs = Outputs {
         final_product: spec.final_product.clone(),
         saved,
+        forms,
     };
     let done = calibrate_with(
         &spec.input,

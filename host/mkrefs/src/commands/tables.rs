@@ -110,7 +110,7 @@ pub fn group_table(plan: &RunPlan<'_>) -> String {
             .find(|s| s.reflabel == spec.reflabel)
             .map(|s| {
                 let steps: Vec<&str> = s.steps.iter().map(|st: &Step| st.name()).collect();
-                let save: Vec<String> = s.save.iter().map(|p| p.name().to_string()).collect();
+                let save: Vec<String> = s.save.iter().map(ToString::to_string).collect();
                 (steps_cell(&steps), steps_cell(&save))
             })
             .unwrap_or_default();

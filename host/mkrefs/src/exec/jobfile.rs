@@ -100,6 +100,10 @@ pub struct CalibrationSpec {
     pub state: Vec<String>,
     /// The product after the last step.
     pub final_product: PathBuf,
+    /// `Some`: the final product is run-internal and holds only these extensions (see
+    /// [`SavedProduct::hdus`]).
+    #[serde(default)]
+    pub final_hdus: Option<Vec<String>>,
     /// Intermediate and side products to keep on the way.
     pub saves: Vec<SavedProduct>,
     pub references: Vec<StepReference>,
@@ -132,6 +136,10 @@ pub struct SavedProduct {
     /// A step name, `rateints` or `fitopt`.
     pub product: String,
     pub path: PathBuf,
+    /// `Some`: a run-internal product holding only these extensions, not synced to disk (its
+    /// record carries its content hash); `None`: the whole product.
+    #[serde(default)]
+    pub hdus: Option<Vec<String>>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -54,12 +54,14 @@ fn calibration_job(
         run: names(&job.run),
         state: names(&job.state),
         final_product: job.final_product.clone(),
+        final_hdus: job.final_hdus.as_ref().map(|h| h.iter().cloned().collect()),
         saves: job
             .saves
             .iter()
-            .map(|(k, path)| SavedProduct {
-                product: k.name().to_string(),
-                path: path.clone(),
+            .map(|s| SavedProduct {
+                product: s.kind.name().to_string(),
+                path: s.path.clone(),
+                hdus: s.hdus.as_ref().map(|h| h.iter().cloned().collect()),
             })
             .collect(),
         references: job
@@ -295,7 +297,9 @@ pub(crate) fn job_for(
     let outbase = layout.outbasename(&sel.reflabel, g.cmd_id, &sel.entry.reftype);
     let mut products = Vec::new();
     for (label, index) in &g.group.members {
-        for &p in &sel.save {
+        let kind = rows[*index].kind;
+        for u in sel.save.iter().filter(|u| u.applies_to(kind)) {
+            let p = u.product;
             let path = state::resolved_product(resolved, *index, &sel.steps, Some(p)).ok_or_else(
                 || {
                     format!(
@@ -389,6 +393,7 @@ mod tests {
             run: vec![Step::DqInit, Step::Superbias],
             state: vec![Step::DqInit, Step::Superbias],
             final_product: PathBuf::from("/ssb/d1_dq_init_superbias.fits"),
+            final_hdus: None,
             saves: Vec::new(),
             references: vec![StepRef {
                 step: Step::Superbias,

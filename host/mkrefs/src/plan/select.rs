@@ -9,7 +9,8 @@ use crate::config::value::{Param, ParamSpec};
 use crate::config::{self, CliParam, Settings};
 use crate::inputs::group::ImTypes;
 use crate::plan::options::plain_name;
-use crate::prep::steps::{self, Instrument, SaveProduct, Step};
+use crate::prep::reads::{self, ProductUse};
+use crate::prep::steps::{self, Instrument, Step};
 use crate::registry::{Entry, Registry};
 
 /// One selected generator and how the config and command line set it up.
@@ -18,8 +19,8 @@ pub(crate) struct Selected<'r> {
     pub entry: &'r Entry,
     pub imtypes: ImTypes,
     pub steps: Vec<Step>,
-    /// Intermediate products of each input the generator also reads (`ssb_save_steps`).
-    pub save: Vec<SaveProduct>,
+    /// What the generator reads of each input's products (`ssb_save_steps`).
+    pub save: Vec<ProductUse>,
     pub params: Vec<Param>,
 }
 
@@ -199,10 +200,11 @@ pub(crate) fn configure<'r>(
         ImTypes::parse(&imtypes.value).map_err(|e| format!("{}: {e}", imtypes.where_()))?;
     let steps = steps::expand_ssbsteps(Some(&ssbsteps.value), instrument)
         .map_err(|e| format!("{}: {e}", ssbsteps.where_()))?;
-    let save_value = steps::parse_save_steps(Some(&save.value), instrument)
+    let save_value = reads::parse_product_uses(Some(&save.value), instrument)
         .map_err(|e| format!("{}: {e}", save.where_()))?;
     if let Some(p) = save_value
         .iter()
+        .map(|u| u.product)
         .find(|p| !steps.contains(&p.producing_step()))
     {
         return Err(format!(

@@ -18,7 +18,7 @@
 //! - `CRDS` references are collected over all jobs and chosen at once at the end of the plan
 //!   (one crds client process for every exposure and reftype, see [`crate::prep::crds`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use mkrefs_detector1::pipeline::EngineStep;
@@ -61,8 +61,10 @@ pub struct CalibrationJob {
     /// The state of the final product.
     pub state: Vec<Step>,
     pub final_product: PathBuf,
+    /// `Some`: the final product is run-internal, with only these extensions.
+    pub final_hdus: Option<BTreeSet<String>>,
     /// Products saved on the way (intermediate states, rateints, fitopt).
-    pub saves: Vec<(SaveProduct, PathBuf)>,
+    pub saves: Vec<Save>,
     pub references: Vec<StepRef>,
     /// The reflabels whose inputs these are.
     pub reflabels: Vec<String>,
@@ -71,6 +73,15 @@ pub struct CalibrationJob {
     pub makes: Vec<usize>,
     /// Why this job cannot run (it then fails at once).
     pub blocked: Option<String>,
+}
+
+/// A product a calibration job saves on the way to its final product.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Save {
+    pub kind: SaveProduct,
+    pub path: PathBuf,
+    /// `Some`: run-internal, with only these extensions (see `ResolvedInput::hdus`).
+    pub hdus: Option<BTreeSet<String>>,
 }
 
 /// What the planner needs besides the resolved inputs.
@@ -127,6 +138,7 @@ pub fn plan_jobs(
                 run: Vec::new(),
                 state: r.steps.clone(),
                 final_product: r.file.clone(),
+                final_hdus: None,
                 saves: Vec::new(),
                 references: Vec::new(),
                 reflabels: r.reflabels.clone(),
@@ -383,34 +395,38 @@ fn chain_job(
         }
     }
     // The final product is the chain's longest state; other members are saved on the way.
-    let final_product = members
-        .iter()
-        .map(|&m| &resolved[m])
-        .find(|r| {
-            r.steps == state && !matches!(save_kind(r), SaveProduct::Rateints | SaveProduct::Fitopt)
-        })
-        .map(|r| r.file.clone())
-        .unwrap_or_else(|| {
+    let last = members.iter().map(|&m| &resolved[m]).find(|r| {
+        r.steps == state && !matches!(save_kind(r), SaveProduct::Rateints | SaveProduct::Fitopt)
+    });
+    let (final_product, final_hdus) = match last {
+        Some(r) => (r.file.clone(), r.hdus.clone()),
+        None => (
             ctx.ssbdir
-                .join(product_name(&input.path, &state, ctx.instrument))
-        });
-    let mut saves: Vec<(SaveProduct, PathBuf)> = Vec::new();
+                .join(product_name(&input.path, &state, ctx.instrument)),
+            None,
+        ),
+    };
+    let mut saves: Vec<Save> = Vec::new();
     for &m in &members {
         let r = &resolved[m];
         if r.file == final_product {
             continue;
         }
         let kind = save_kind(r);
-        if !saves.iter().any(|(k, _)| *k == kind) {
-            saves.push((kind, r.file.clone()));
+        if !saves.iter().any(|s| s.kind == kind) {
+            saves.push(Save {
+                kind,
+                path: r.file.clone(),
+                hdus: r.hdus.clone(),
+            });
         }
     }
-    saves.sort_by_key(|(k, _)| {
+    saves.sort_by_key(|s| {
         (
             ctx.instrument
-                .position(k.producing_step())
+                .position(s.kind.producing_step())
                 .unwrap_or(usize::MAX),
-            matches!(k, SaveProduct::Fitopt),
+            matches!(s.kind, SaveProduct::Fitopt),
         )
     });
     let references = choose_references(input, &run, &reflabels, ctx, &who)?;
@@ -422,6 +438,7 @@ fn chain_job(
             run,
             state,
             final_product,
+            final_hdus,
             saves,
             references: Vec::new(),
             reflabels,

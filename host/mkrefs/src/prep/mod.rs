@@ -2,6 +2,7 @@
 //! reusing products that exist and planning calibration jobs for the rest.
 //!
 //! - [`steps`]: the calwebb_detector1 steps per instrument and the `ssbsteps` syntax;
+//! - `reads`: what generators read of the products (`ssb_save_steps`, with extensions);
 //! - `state`: which file each input is read from at each state (products found or to make);
 //! - `check`: a product found is checked against its S_* state before it is used;
 //! - [`references`]: the reference files of the steps (`reffile4ssb`);
@@ -15,6 +16,7 @@
 pub(crate) mod check;
 pub mod crds;
 pub(crate) mod jobs;
+pub(crate) mod reads;
 pub mod jwst;
 pub(crate) mod record;
 pub mod references;

@@ -23,6 +23,7 @@ use crate::inputs::discover;
 use crate::inputs::exposure::exposure_stem;
 use crate::inputs::read::{InputRow, ReadHeader, completed_steps};
 use crate::prep::record;
+use crate::prep::reads::{ProductUse, merge_hdus};
 use crate::prep::steps::{Instrument, SaveProduct, Step, in_pipeline_order, join_steps};
 
 /// The file name of `raw`'s product with `steps` done: `<stem>_<steps in pipeline order joined
@@ -48,6 +49,9 @@ pub fn product_name(raw: &Path, steps: &[Step], instrument: Instrument) -> Strin
     format!("{stem}_{}.fits", names.join("_"))
 }
 
+/// The directory of ssbdir that holds run-internal products (README, "Run-internal products").
+pub const INTERNAL_DIR: &str = "mkrefs-internal";
+
 /// Side products that carry the same S_* keywords as the product but hold different data
 /// (per-integration slopes, ramp-fit extras, persistence traps); never taken as a product.
 const SIDE_PRODUCT_SUFFIXES: &[&str] = &[
@@ -72,7 +76,12 @@ fn scan_dirs(search_dirs: &[PathBuf]) -> Result<ProductScan, String> {
         if !dir.is_dir() {
             continue;
         }
-        let mut found = discover::fits_files_below(dir, &[]).map_err(|e| {
+        // Run-internal products are found by their path, never by a search (one taken as the
+        // user's own product would lack the extensions its reader needs).
+        let internal: Vec<PathBuf> = std::fs::canonicalize(dir.join(INTERNAL_DIR))
+            .into_iter()
+            .collect();
+        let mut found = discover::fits_files_below(dir, &internal).map_err(|e| {
             format!(
                 "looking for calibrated products: {}",
                 discover::search_failure(dir, &e)
@@ -229,9 +238,10 @@ pub struct StateRequest {
     pub reflabel: String,
     pub steps: Vec<Step>,
     pub rows: Vec<usize>,
-    /// Intermediate products `ssb_save_steps` asks for besides the input itself; each one's
-    /// producing step must be among `steps` (the caller checks).
-    pub save: Vec<SaveProduct>,
+    /// What the reflabel reads of each input's products (`ssb_save_steps`): products besides
+    /// the input itself, and the extensions read; each one's producing step must be among
+    /// `steps` (the caller checks).
+    pub save: Vec<ProductUse>,
 }
 
 /// Where a resolved input's file comes from.
@@ -264,8 +274,12 @@ pub struct ResolvedInput {
     pub source: Source,
     /// The reflabels that asked for this (row, state), in request order.
     pub reflabels: Vec<String>,
-    /// `None` for the input at its state; `Some` for an intermediate product of it.
+    /// `None` for the input at its state; `Some` for a side product of it (`rateints`,
+    /// `fitopt`). A step's product is the input at that step's state.
     pub product: Option<SaveProduct>,
+    /// For a product to make: `Some` when it is run-internal, holding only these extensions
+    /// (every reflabel reading it named them, see `prep::reads`); `None`: the whole product.
+    pub hdus: Option<BTreeSet<String>>,
     /// For a product to make: the exposure's products found at other states, which a
     /// different `ssbsteps` would use (for messages).
     pub nearby: Vec<(PathBuf, Vec<Step>)>,
@@ -292,6 +306,7 @@ pub fn resolved_product<'a>(
         None => steps.iter().copied().collect(),
         Some(p) => product_state(steps, p).into_iter().collect(),
     };
+    let product = side_product(product);
     resolved
         .iter()
         .find(|r| {
@@ -353,8 +368,15 @@ impl fmt::Display for StateError {
 
 impl std::error::Error for StateError {}
 
-/// What one file of a plan is: input row, state, and which product of it (`None`: the input).
+/// What one file of a plan is: input row, state, and which side product of it (`None`: the
+/// input at the state).
 type Target = (usize, Vec<Step>, Option<SaveProduct>);
+
+/// A step's product is the input at the state ending with that step: only ramp fitting's side
+/// products are files of their own.
+fn side_product(product: Option<SaveProduct>) -> Option<SaveProduct> {
+    product.filter(|p| matches!(p, SaveProduct::Rateints | SaveProduct::Fitopt))
+}
 
 /// The state of an intermediate product: the requested steps up to the one that writes it.
 pub fn product_state(steps: &[Step], product: SaveProduct) -> Vec<Step> {
@@ -417,16 +439,45 @@ struct Found {
     file: PathBuf,
     source: Source,
     nearby: Vec<(PathBuf, Vec<Step>)>,
+    /// A product to make is run-internal (only the extensions asked for).
+    internal: bool,
+}
+
+/// Where a product mkrefs makes is written. A run-internal one goes to
+/// `ssbdir/mkrefs-internal`, unless the whole product is already in ssbdir with a record (kept
+/// by an earlier run): its job then checks that one and, if it is stale, makes it whole again,
+/// so a product the user kept stays whole. A whole product goes to ssbdir; `found` (a product
+/// with a record in ssbdir, outside the internal directory) keeps its name.
+fn made_path(
+    input: &InputRow,
+    state: &[Step],
+    product: Option<SaveProduct>,
+    at: &Where<'_>,
+    internal: bool,
+    found: Option<&Path>,
+) -> (PathBuf, bool) {
+    let ssbdir = &at.search.ssbdir;
+    let name = expected_name(&input.path, state, product, at.instrument);
+    let whole = ssbdir.join(&name);
+    let internal_dir = ssbdir.join(INTERNAL_DIR);
+    if internal && !record::has_record(&whole) {
+        return (internal_dir.join(name), true);
+    }
+    match found {
+        Some(p) if p.starts_with(ssbdir) && !p.starts_with(&internal_dir) => (p.to_path_buf(), false),
+        _ => (whole, false),
+    }
 }
 
 /// Resolves one (input, state, product): the input itself when it is at the state, else the
 /// first product found (the exposure's own products given as inputs, then the search
-/// directories) that passes `product_check`, else a product to make; or the steps the input
-/// has and the state must not.
+/// directories) that passes `product_check`, else a product to make (run-internal when
+/// `internal`); or the steps the input has and the state must not.
 fn resolve_target(
     input: &InputRow,
     state: &[Step],
     product: Option<SaveProduct>,
+    internal: bool,
     at: &Where<'_>,
     cache: &mut StateCache,
 ) -> Result<Found, StateProblemKind> {
@@ -438,12 +489,12 @@ fn resolve_target(
     if !extra.is_empty() {
         return Err(StateProblemKind::Extra { steps: extra });
     }
-    let side = matches!(product, Some(SaveProduct::Rateints | SaveProduct::Fitopt));
-    if required.is_subset(&input.completed) && !side {
+    if required.is_subset(&input.completed) && product.is_none() {
         return Ok(Found {
             file: input.path.clone(),
             source: Source::Raw,
             nearby: Vec::new(),
+            internal: false,
         });
     }
     let candidates = input.products.iter().chain(at.files);
@@ -462,20 +513,19 @@ fn resolve_target(
             describe_unreadable(&found.unreadable)
         );
     }
+    let to_make = |found: Option<&Path>, nearby| {
+        let (file, internal) = made_path(input, state, product, at, internal, found);
+        Found {
+            file,
+            source: Source::ToMake,
+            nearby,
+            internal,
+        }
+    };
     Ok(match found.found {
         // Made by mkrefs: its calibration job checks it against its record, and remakes it
         // (in ssbdir) unless it is up to date.
-        Some(p) if record::has_record(&p) => Found {
-            file: if p.starts_with(&at.search.ssbdir) {
-                p
-            } else {
-                at.search
-                    .ssbdir
-                    .join(expected_name(&input.path, state, product, at.instrument))
-            },
-            source: Source::ToMake,
-            nearby: Vec::new(),
-        },
+        Some(p) if record::has_record(&p) => to_make(Some(&p), Vec::new()),
         Some(p) => {
             let source = match crate::prep::check::check_product(&p, &input.path, state, product) {
                 Ok(()) => Source::Product,
@@ -485,29 +535,80 @@ fn resolve_target(
                 file: p,
                 source,
                 nearby: Vec::new(),
+                internal: false,
             }
         }
-        None => Found {
-            file: at
-                .search
-                .ssbdir
-                .join(expected_name(&input.path, state, product, at.instrument)),
-            source: Source::ToMake,
-            nearby: found
+        None => to_make(
+            None,
+            found
                 .others
                 .into_iter()
                 .map(|(f, st)| (f, in_pipeline_order(st, at.instrument)))
                 .collect(),
-        },
+        ),
     })
+}
+
+/// One (input, state, product) the requests need: who asks, and the extensions they read
+/// together (`None`: the whole product).
+struct Need {
+    target: Target,
+    reflabels: Vec<String>,
+    hdus: Option<BTreeSet<String>>,
+}
+
+/// Every (input, state, product) the requests need, in request order, each once with the
+/// extensions its readers need together. An input's own product is read whole unless the
+/// reflabel's `ssb_save_steps` describes it (an item naming the state's last step).
+fn collect_needs(rows: &[InputRow], requests: &[StateRequest], instrument: Instrument) -> Vec<Need> {
+    let mut needs: Vec<Need> = Vec::new();
+    let mut index: HashMap<Target, usize> = HashMap::new();
+    for req in requests {
+        let steps = in_pipeline_order(req.steps.iter().copied(), instrument);
+        for &row in &req.rows {
+            let uses: Vec<&ProductUse> = req
+                .save
+                .iter()
+                .filter(|u| u.applies_to(rows[row].kind))
+                .collect();
+            let own = uses.iter().find(|u| u.is_state_product(&steps));
+            let mut targets = vec![(None, steps.clone(), own.and_then(|u| u.hdus.clone()))];
+            for u in uses.iter().filter(|u| !u.is_state_product(&steps)) {
+                let state = product_state(&steps, u.product);
+                targets.push((side_product(Some(u.product)), state, u.hdus.clone()));
+            }
+            for (product, state, hdus) in targets {
+                let target = (row, state, product);
+                match index.get(&target) {
+                    Some(&i) => {
+                        let need = &mut needs[i];
+                        if !need.reflabels.contains(&req.reflabel) {
+                            need.reflabels.push(req.reflabel.clone());
+                        }
+                        need.hdus = merge_hdus(need.hdus.as_ref(), hdus.as_ref());
+                    }
+                    None => {
+                        index.insert(target.clone(), needs.len());
+                        needs.push(Need {
+                            target,
+                            reflabels: vec![req.reflabel.clone()],
+                            hdus,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    needs
 }
 
 /// Decides, for every (input, state) the requests need, which file a job reads: the input
 /// itself when its S_* state equals the wanted one, else an existing product (see
 /// [`find_product`]) that passes `product_check`, else a product to make in ssbdir
-/// ([`Source::ToMake`], named by [`product_name`]). Each (input, state) is resolved once,
-/// however many reflabels want it. Inputs with steps done that the state must not have are
-/// all collected into one [`StateError`].
+/// ([`Source::ToMake`], named by [`product_name`]; run-internal, in ssbdir/mkrefs-internal,
+/// when every reflabel reading it named the extensions it reads). Each (input, state) is
+/// resolved once, however many reflabels want it. Inputs with steps done that the state must
+/// not have are all collected into one [`StateError`].
 pub fn plan_inputs(
     rows: &[InputRow],
     requests: &[StateRequest],
@@ -523,75 +624,33 @@ pub fn plan_inputs(
     let mut cache = StateCache::new();
     let mut resolved: Vec<ResolvedInput> = Vec::new();
     let mut problems: Vec<StateProblem> = Vec::new();
-    // (row, state, product) -> Ok(index into resolved) or Err(index into problems)
-    let mut done: HashMap<Target, Result<usize, usize>> = HashMap::new();
-    for req in requests {
-        let steps = in_pipeline_order(req.steps.iter().copied(), instrument);
-        let targets: Vec<(Option<SaveProduct>, Vec<Step>)> = std::iter::once((None, steps.clone()))
-            .chain(
-                req.save
-                    .iter()
-                    .map(|&p| (Some(p), product_state(&steps, p))),
-            )
-            .collect();
-        for &row in &req.rows {
-            for (product, state) in &targets {
-                let product = *product;
-                let add_label = |labels: &mut Vec<String>| {
-                    if !labels.contains(&req.reflabel) {
-                        labels.push(req.reflabel.clone());
-                    }
-                };
-                let key = (row, state.clone(), product);
-                match done.get(&key) {
-                    Some(Ok(i)) => {
-                        add_label(&mut resolved[*i].reflabels);
-                        continue;
-                    }
-                    Some(Err(i)) => {
-                        add_label(&mut problems[*i].reflabels);
-                        continue;
-                    }
-                    None => {}
-                }
-                let input = &rows[row];
-                let outcome = resolve_target(
-                    input,
-                    state,
-                    product,
-                    &Where {
-                        instrument,
-                        search: where_,
-                        files: &scan.files,
-                        reader,
-                    },
-                    &mut cache,
-                );
-                let entry = match outcome {
-                    Ok(found) => {
-                        resolved.push(ResolvedInput {
-                            row,
-                            raw: input.path.clone(),
-                            steps: state.clone(),
-                            file: found.file,
-                            source: found.source,
-                            reflabels: vec![req.reflabel.clone()],
-                            product,
-                            nearby: found.nearby,
-                        });
-                        Ok(resolved.len() - 1)
-                    }
-                    Err(kind) => {
-                        problems.push(StateProblem {
-                            raw: input.path.clone(),
-                            reflabels: vec![req.reflabel.clone()],
-                            kind,
-                        });
-                        Err(problems.len() - 1)
-                    }
-                };
-                done.insert(key, entry);
-            }
+    let at = Where {
+        instrument,
+        search: where_,
+        files: &scan.files,
+        reader,
+    };
+    for need in collect_needs(rows, requests, instrument) {
+        let (row, state, product) = need.target;
+        let input = &rows[row];
+        let internal = need.hdus.is_some();
+        match resolve_target(input, &state, product, internal, &at, &mut cache) {
+            Ok(found) => resolved.push(ResolvedInput {
+                row,
+                raw: input.path.clone(),
+                steps: state,
+                file: found.file,
+                source: found.source,
+                reflabels: need.reflabels,
+                product,
+                hdus: need.hdus.filter(|_| found.internal),
+                nearby: found.nearby,
+            }),
+            Err(kind) => problems.push(StateProblem {
+                raw: input.path.clone(),
+                reflabels: need.reflabels,
+                kind,
+            }),
         }
     }
     if problems.is_empty() {
@@ -835,11 +894,7 @@ mod tests {
             reflabel: "bpm".into(),
             steps: rate.to_vec(),
             rows: vec![0],
-            save: vec![
-                SaveProduct::Step(Jump),
-                SaveProduct::Fitopt,
-                SaveProduct::Rateints,
-            ],
+            save: uses("jump, fitopt, rateints"),
         };
         let plan = plan_inputs(&rows, &[req], Instrument::NirCam, &fx.search(), &reader).unwrap();
         let get = |p| resolved_product(&plan, 0, &rate, p).map(Path::to_path_buf);
@@ -865,7 +920,7 @@ mod tests {
             reflabel: "bpm".into(),
             steps: rate.to_vec(),
             rows: vec![0],
-            save: vec![SaveProduct::Fitopt],
+            save: uses("fitopt"),
         };
         let plan = plan_inputs(&rows, &[req], Instrument::NirCam, &fx.search(), &reader).unwrap();
         let fitopt = plan
@@ -879,6 +934,88 @@ mod tests {
         );
         // The rate product itself is still found.
         assert_eq!(plan[0].source, Source::Product);
+    }
+
+    fn uses(spec: &str) -> Vec<ProductUse> {
+        crate::prep::reads::parse_product_uses(Some(spec), Instrument::NirCam).unwrap()
+    }
+
+    #[test]
+    fn products_read_in_part_are_made_run_internal() {
+        let mut fx = Fixture::new();
+        let dark = fx.file("in/d_uncal.fits", &[]);
+        let flat = fx.file("in/f_uncal.fits", &[]);
+        let mut flat_row = input_row(&flat, &[]);
+        flat_row.kind = ImageKind::Flat;
+        let rows = vec![input_row(&dark, &[]), flat_row];
+        let rate = [DqInit, Saturation, Superbias, Refpix, Linearity, Jump, Rate];
+        let jump = &rate[..6];
+        let bpm = StateRequest {
+            reflabel: "bpm".into(),
+            steps: rate.to_vec(),
+            rows: vec![0, 1],
+            save: uses("D:jump[SCI, GROUPDQ], D:fitopt[PEDESTAL], rate[SCI]"),
+        };
+        let reader = fx.reader();
+        let plan =
+            plan_inputs(&rows, &[bpm.clone()], Instrument::NirCam, &fx.search(), &reader).unwrap();
+        let internal = fx.path("ssb").join(INTERNAL_DIR);
+        let got: Vec<(usize, Option<SaveProduct>, PathBuf, Vec<String>)> = plan
+            .iter()
+            .map(|r| {
+                let hdus = r.hdus.iter().flatten().cloned().collect();
+                (r.row, r.product, r.file.clone(), hdus)
+            })
+            .collect();
+        let stem = "dq_init_saturation_superbias_refpix_linearity_jump";
+        let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            got,
+            [
+                (0, None, internal.join(format!("d_{stem}_0_ramp_fit.fits")), strs(&["SCI"])),
+                (0, None, internal.join(format!("d_{stem}.fits")), strs(&["GROUPDQ", "SCI"])),
+                (
+                    0,
+                    Some(SaveProduct::Fitopt),
+                    internal.join(format!("d_{stem}_fitopt.fits")),
+                    strs(&["PEDESTAL"])
+                ),
+                // The flat has only what the flats need.
+                (1, None, internal.join(format!("f_{stem}_0_ramp_fit.fits")), strs(&["SCI"])),
+            ]
+        );
+        // Another reflabel reading the jump product whole (no extensions named) makes it whole,
+        // in ssbdir; the extensions of two readers are joined.
+        let dark_gen = StateRequest {
+            reflabel: "dark".into(),
+            steps: jump.to_vec(),
+            rows: vec![0],
+            save: Vec::new(),
+        };
+        let plan = plan_inputs(
+            &rows,
+            &[bpm.clone(), dark_gen.clone()],
+            Instrument::NirCam,
+            &fx.search(),
+            &reader,
+        )
+        .unwrap();
+        let j = plan.iter().find(|r| r.steps == jump).unwrap();
+        assert_eq!(j.file, fx.path(&format!("ssb/d_{stem}.fits")));
+        assert_eq!((j.hdus.clone(), j.reflabels.clone()), (None, strs(&["bpm", "dark"])));
+        let dark_gen = StateRequest {
+            save: uses("jump[PIXELDQ]"),
+            ..dark_gen
+        };
+        let plan =
+            plan_inputs(&rows, &[bpm, dark_gen], Instrument::NirCam, &fx.search(), &reader)
+                .unwrap();
+        let j = plan.iter().find(|r| r.steps == jump).unwrap();
+        assert_eq!(j.file, internal.join(format!("d_{stem}.fits")));
+        assert_eq!(
+            j.hdus.iter().flatten().cloned().collect::<Vec<_>>(),
+            strs(&["GROUPDQ", "PIXELDQ", "SCI"])
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The calwebb_detector1 steps per instrument and the `ssbsteps` / `ssb_save_steps` syntax
-//! (UPSTREAM.md, "Calibration state").
+//! The calwebb_detector1 steps per instrument and the `ssbsteps` syntax (UPSTREAM.md,
+//! "Calibration state"); `ssb_save_steps` is read by `prep::reads`.
 //!
 //! Differences from upstream, on purpose:
 //! - `X+` works (upstream calls a removed function): it means "calibrated up to and including X,
@@ -49,7 +49,7 @@ pub fn join_steps(steps: &[Step]) -> String {
 }
 
 /// True for the values that mean "nothing": null, empty, and the YAML-gotcha string `None`.
-fn is_none_spec(spec: Option<&str>) -> bool {
+pub(crate) fn is_none_spec(spec: Option<&str>) -> bool {
     match spec {
         None => true,
         Some(s) => {
@@ -191,50 +191,34 @@ impl fmt::Display for SaveProduct {
     }
 }
 
-/// Parses `ssb_save_steps` (`jump, fitopt`): step names plus `fitopt` and `rateints`, the side
-/// products of ramp fitting. Returned without duplicates in pipeline order of the producing step
-/// (rate, then rateints, then fitopt). Null, empty or `none` means nothing to save (upstream
-/// crashed on null). The shorthands `X-`/`X+` are not accepted here.
-pub fn parse_save_steps(
-    spec: Option<&str>,
-    instrument: Instrument,
-) -> Result<Vec<SaveProduct>, String> {
-    if is_none_spec(spec) {
-        return Ok(Vec::new());
-    }
-    let spec = spec.unwrap_or_default();
-    let mut products = BTreeSet::new();
-    for raw_item in spec.split(',') {
-        let item = raw_item.trim();
-        if item.is_empty() {
-            return Err(format!(
-                "ssb_save_steps '{spec}' has an empty item: separate names with single commas"
-            ));
+impl SaveProduct {
+    /// Parses one `ssb_save_steps` product name (a step of the instrument, `fitopt` or
+    /// `rateints`); `spec` is the whole value, for the message.
+    pub(crate) fn parse_item(
+        item: &str,
+        spec: &str,
+        instrument: Instrument,
+    ) -> Result<SaveProduct, String> {
+        if item.eq_ignore_ascii_case("fitopt") {
+            return Ok(SaveProduct::Fitopt);
         }
-        let product = if item.eq_ignore_ascii_case("fitopt") {
-            SaveProduct::Fitopt
-        } else if item.eq_ignore_ascii_case("rateints") {
-            SaveProduct::Rateints
-        } else {
-            match Step::from_name(item) {
-                Some(step) if instrument.position(step).is_some() => SaveProduct::Step(step),
-                _ => {
-                    let mut candidates: Vec<&str> =
-                        instrument.steps().iter().map(|s| s.name()).collect();
-                    candidates.extend(["ramp_fit", "fitopt", "rateints"]);
-                    return Err(format!(
-                        "ssb_save_steps '{spec}': unknown product '{item}'{}; use {instrument} step names ({}) or fitopt, rateints",
-                        did_you_mean(item, &candidates),
-                        instrument.step_names()
-                    ));
-                }
+        if item.eq_ignore_ascii_case("rateints") {
+            return Ok(SaveProduct::Rateints);
+        }
+        match Step::from_name(item) {
+            Some(step) if instrument.position(step).is_some() => Ok(SaveProduct::Step(step)),
+            _ => {
+                let mut candidates: Vec<&str> =
+                    instrument.steps().iter().map(|s| s.name()).collect();
+                candidates.extend(["ramp_fit", "fitopt", "rateints"]);
+                Err(format!(
+                    "ssb_save_steps '{spec}': unknown product '{item}'{}; use {instrument} step names ({}) or fitopt, rateints",
+                    did_you_mean(item, &candidates),
+                    instrument.step_names()
+                ))
             }
-        };
-        products.insert(product);
+        }
     }
-    let mut products: Vec<SaveProduct> = products.into_iter().collect();
-    products.sort_by_key(|p| (instrument.position(p.producing_step()), *p));
-    Ok(products)
 }
 
 #[cfg(test)]
@@ -432,26 +416,6 @@ mod tests {
         let err = expand_ssbsteps(Some("dq_init,,jump"), Instrument::NirCam).unwrap_err();
         assert!(err.contains("empty item"), "{err}");
         assert!(expand_ssbsteps(Some("-"), Instrument::NirCam).is_err());
-    }
-
-    #[test]
-    fn save_steps_know_rate_side_products() {
-        let got = parse_save_steps(Some("fitopt, jump, rateints, ramp_fit"), Instrument::NirCam);
-        assert_eq!(
-            got,
-            Ok(vec![
-                SaveProduct::Step(Jump),
-                SaveProduct::Step(Rate),
-                SaveProduct::Rateints,
-                SaveProduct::Fitopt
-            ])
-        );
-        assert_eq!(SaveProduct::Fitopt.producing_step(), Rate);
-        assert_eq!(SaveProduct::Rateints.producing_step(), Rate);
-        assert_eq!(parse_save_steps(Some("None"), Instrument::Miri), Ok(vec![]));
-        assert_eq!(parse_save_steps(None, Instrument::Miri), Ok(vec![]));
-        let err = parse_save_steps(Some("jump, fitops"), Instrument::NirCam).unwrap_err();
-        assert!(err.contains("did you mean 'fitopt'"), "{err}");
     }
 
     #[test]
