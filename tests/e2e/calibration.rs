@@ -432,11 +432,19 @@ fn a_reference_file_of_the_wrong_shape_is_refused() {
 }
 
 /// Runs dark on the data with every reference file, returning the run's output.
+/// With whole products in ssbdir (`--keep-products`), which these tests take for the user's
+/// own once their record is gone.
 fn dark_run(dir: &Path, data: &Data, outroot: &str) -> mkrefs_e2e::Ran {
     run(mkrefs(dir)
         .arg("dark")
         .args(&data.uncal)
-        .args(["--outrootdir", outroot, "--ssbdir", "ssb"])
+        .args([
+            "--outrootdir",
+            outroot,
+            "--ssbdir",
+            "ssb",
+            "--keep-products",
+        ])
         .args(ref_args(data, &[])))
 }
 
@@ -493,7 +501,14 @@ fn a_truncated_product_is_remade_when_mkrefs_made_it_and_fails_its_jobs_when_the
     let fixed = run(mkrefs(dir.path())
         .arg("dark")
         .args(&data.uncal)
-        .args(["--outrootdir", "b", "--ssbdir", "ssb", "--recalibrate"])
+        .args([
+            "--outrootdir",
+            "b",
+            "--ssbdir",
+            "ssb",
+            "--recalibrate",
+            "--keep-products",
+        ])
         .args(ref_args(&data, &[])));
     assert!(fixed.ok(), "{fixed:?}");
     assert_eq!(std::fs::metadata(victim).unwrap().len(), len);

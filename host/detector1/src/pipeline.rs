@@ -736,7 +736,7 @@ fn fit_and_write(
                 outputs.form(&outputs.final_product),
             )
             .map(|_| None)
-                .map_err(fit_error),
+            .map_err(fit_error),
         ];
         for p in [SaveAt::Step(StepName::Rate), SaveAt::Rateints] {
             let Some(path) = saved_path(p, save, outputs) else {

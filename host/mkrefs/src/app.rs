@@ -50,6 +50,7 @@ pub fn main() -> ExitCode {
         Commands::Run(args) => commands::run::run(&registry, &global, &args, &params),
         Commands::Demo(args) => commands::demo::run(&registry, &global, &args),
         Commands::Simulate(args) => commands::simulate::run(&args),
+        Commands::Clean(args) => commands::clean::run(&global, &args),
         Commands::RunJob(args) => {
             return ExitCode::from(
                 crate::child::generate::run_job(&args.job_file, args.threads) as u8,

@@ -91,6 +91,9 @@ pub enum Commands {
     /// Write simulated JWST exposures (uncal ramps and calibrated products) for trying
     /// mkrefs, for tests and for benchmarks.
     Simulate(SimulateArgs),
+    /// Remove the run-internal calibrated products (only the extensions the generators read,
+    /// in <ssbdir>/mkrefs-internal) below the output root and the ssbdir.
+    Clean(CleanArgs),
     /// Run one job file in this process (what `mkrefs run` starts for each job).
     #[command(hide = true)]
     RunJob(RunJobArgs),
@@ -179,10 +182,27 @@ pub struct RunArgs {
     /// (products in output.pipeline_prod_search_dir are not used either).
     #[arg(long = "recalibrate", alias = "force_redo_strun")]
     pub recalibrate: bool,
+    /// Write every calibrated product whole and synced, as the jwst pipeline would, instead of
+    /// run-internal products with only what the generators read (calibration.keep_products).
+    #[arg(long = "keep-products")]
+    pub keep_products: bool,
     /// Only bring the inputs to their calibration states (the products in ssbdir); make no
     /// reference file.
     #[arg(long = "calibrate-only")]
     pub calibrate_only: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct CleanArgs {
+    /// Root of the output tree (overrides output.outrootdir).
+    #[arg(long = "outrootdir", value_name = "DIR")]
+    pub outrootdir: Option<PathBuf>,
+    /// Subdirectory of the root (overrides output.outsubdir).
+    #[arg(long = "outsubdir", value_name = "NAME")]
+    pub outsubdir: Option<String>,
+    /// Directory of calibrated products (overrides output.ssbdir).
+    #[arg(long = "ssbdir", value_name = "DIR")]
+    pub ssbdir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -273,6 +293,7 @@ const SUBCOMMANDS: &[&str] = &[
     "describe",
     "demo",
     "simulate",
+    "clean",
     "run-job",
     "run-calibration",
     "probe-plugin",

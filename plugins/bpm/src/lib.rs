@@ -22,6 +22,10 @@ use mkrefs_support::generator::{Exported, Generator, Report};
 use mkrefs_support::job::JobView;
 use mkrefs_support::params::Declare;
 
+/// The products the searches read, with their extensions (`ssb_save_steps` syntax).
+pub const DEFAULT_SSB_SAVE_STEPS: &str =
+    "rate[SCI], D:jump[SCI, GROUPDQ], D:rateints[SCI, ERR, VAR_POISSON], D:fitopt[PEDESTAL]";
+
 /// What `mkrefs describe bpm` shows: the algorithm and every deliberate difference from
 /// jwst_reffiles 1.0.1. Paragraphs are separated by blank lines.
 pub const DESCRIPTION: &str = "\
@@ -33,8 +37,10 @@ Inputs. Every input is read at the calibration state dq_init, saturation, superb
 linearity, jump, rate (default ssbsteps). dark_current is deliberately not applied: subtracting a \
 dark would remove the very signal that makes hot pixels hot (upstream used 'rate-', which \
 depends on the configured step list). The darks also need their jump, fitopt and rateints \
-products (default ssb_save_steps: jump, fitopt, rateints); a missing jump or fitopt product is \
-an error naming the input and the ssb_save_steps entry to add. All inputs must be slope \
+products (default ssb_save_steps: rate[SCI], D:jump[SCI, GROUPDQ], D:rateints[SCI, ERR, \
+VAR_POISSON], D:fitopt[PEDESTAL]: the extensions each search reads, of darks (D:) only where \
+flats need nothing); a missing jump or fitopt product is an error naming the input and the \
+ssb_save_steps entry to add. All inputs must be slope \
 products (S_RAMP COMPLETE) of the same detector and window (INSTRUME, DETECTOR, SUBARRAY, \
 SUBSTRT1/2, size), else the job fails naming both files.
 
@@ -135,7 +141,10 @@ impl Generator for BpmGenerator {
     // No dark_current: a dark-subtracted ramp hides the hot pixels (see DESCRIPTION).
     const DEFAULT_SSBSTEPS: &'static str =
         "dq_init, saturation, superbias, refpix, linearity, jump, rate";
-    const DEFAULT_SSB_SAVE_STEPS: &'static str = "jump, fitopt, rateints";
+    // What the searches read, so that a run writes only that (the host's run-internal
+    // products): the slopes of every input, and of the darks their ramps, per-integration
+    // slopes and pedestals.
+    const DEFAULT_SSB_SAVE_STEPS: &'static str = DEFAULT_SSB_SAVE_STEPS;
     const PARAMS: &'static [&'static dyn Declare] = params::PARAMS;
 
     fn run(&self, job: &JobView<'_>) -> Result<Report, GeneratorError> {

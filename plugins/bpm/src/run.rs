@@ -44,9 +44,9 @@ fn dark_inputs(job: &JobView<'_>, input: &Input) -> Result<DarkInputs, Generator
             .ok_or_else(|| {
                 GeneratorError::invalid_input(format!(
                     "dark {label} ({}) has no '{product}' product, which the dark search needs; \
-                     add '{product}' to ssb_save_steps in the bpm section (default: jump, \
-                     fitopt, rateints)",
-                    input.raw_path.display()
+                     add '{product}' to ssb_save_steps in the bpm section (default: {})",
+                    input.raw_path.display(),
+                    crate::DEFAULT_SSB_SAVE_STEPS
                 ))
             })
     };

@@ -27,7 +27,8 @@ pub const DESCRIPTION: &str = "\
 Makes a DARK reference file from dark ramps calibrated through the jump step (default ssbsteps \
 dq_init, saturation, superbias, refpix, linearity, jump; for MIRI configure its own list, e.g. \
 dq_init, saturation, linearity, rscd, jump: MIRI has no superbias step). Inputs need a 4-D SCI \
-and a GROUPDQ. For every integration and pixel, the group carrying the first JUMP_DET flag and \
+and a GROUPDQ, the only extensions read (default ssb_save_steps jump[SCI, GROUPDQ]: a run \
+writes only those of the products it makes for the dark). For every integration and pixel, the group carrying the first JUMP_DET flag and \
 all later groups are excluded, as upstream; unlike upstream, groups flagged SATURATED or \
 DO_NOT_USE in GROUPDQ are excluded too. PIXELDQ is not used, so reference pixels get a dark. \
 Then, per pixel and group, the remaining values across all integrations of all inputs (file \
@@ -107,6 +108,8 @@ impl Generator for DarkGenerator {
     const DEFAULT_IMTYPES: &'static str = "D+";
     const DEFAULT_SSBSTEPS: &'static str =
         "dq_init, saturation, superbias, refpix, linearity, jump";
+    // The extensions of the jump product it reads, so that a run writes only those.
+    const DEFAULT_SSB_SAVE_STEPS: &'static str = "jump[SCI, GROUPDQ]";
     const PARAMS: &'static [&'static dyn Declare] = params::PARAMS;
 
     fn run(&self, job: &JobView<'_>) -> Result<Report, GeneratorError> {

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod clean;
 pub mod demo;
 pub mod describe;
 pub mod plugins;

@@ -154,7 +154,7 @@ pub fn run(
 }
 
 /// `$NAME` and `${NAME}` in a command-line value, expanded as in configuration values.
-fn expand(option: &str, value: &str) -> Result<String, String> {
+pub(crate) fn expand(option: &str, value: &str) -> Result<String, String> {
     envsubst::expand_str(value, &config::process_env).map_err(|e| match e {
         ExpandError::Unset(var) => format!(
             "{option} {value}: the environment variable ${var} is not set; set it, or write $$ \
@@ -195,6 +195,7 @@ fn run_options(args: &RunArgs, cli_params: &[CliParam]) -> Result<RunOptions, St
         },
         backend,
         recalibrate: args.recalibrate,
+        keep_products: args.keep_products,
         calibrate_only: args.calibrate_only,
     })
 }

@@ -86,7 +86,7 @@ pub const SECTION_FRAMEWORK_KEYS: &[&str] = &["reftype", "imtypes", "ssbsteps", 
 /// `reference_files::RefConfig`).
 pub const SECTION_IGNORED_KEYS: &[&str] = &["reffile4ssb"];
 
-const CALIBRATION_KEYS: &[&str] = &["backend", "strun", "crds_path", "python"];
+const CALIBRATION_KEYS: &[&str] = &["backend", "strun", "crds_path", "python", "keep_products"];
 
 /// Instruments upstream accepts (compared case-insensitively).
 pub const INSTRUMENTS: &[&str] = &["nircam", "niriss", "nirspec", "miri", "fgs"];
@@ -137,6 +137,7 @@ calibration:
   strun: strun
   crds_path: null
   python: null
+  keep_products: false
 "#;
 
 /// The built-in defaults as a tree (provenance "built-in default").
@@ -273,6 +274,9 @@ pub struct CalibrationSettings {
     /// The Python whose crds client chooses `reffile4ssb` values `CRDS`; `None`: the `python`
     /// beside `strun`, else `python3` (`crds::default_python`).
     pub python: Option<String>,
+    /// Write every calibrated product whole and synced, as jwst would, even those only this
+    /// run's generators read (README, "Run-internal products").
+    pub keep_products: bool,
 }
 
 /// One reflabel section.
@@ -736,11 +740,13 @@ fn read_calibration(sec: &Node) -> Result<CalibrationSettings> {
         .filter(|s| !s.trim().is_empty());
     let python =
         opt_string(req(sec, S, "python")?, "calibration.python")?.filter(|s| !s.trim().is_empty());
+    let keep_products = read_bool(req(sec, S, "keep_products")?, "calibration.keep_products")?;
     Ok(CalibrationSettings {
         backend,
         strun,
         crds_path,
         python,
+        keep_products,
     })
 }
 

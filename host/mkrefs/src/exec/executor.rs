@@ -138,11 +138,16 @@ impl PreparedJob {
 
     /// Every file the job writes besides its log and report.
     fn outputs(&self) -> Vec<&Path> {
+        self.output_forms().into_iter().map(|(p, _)| p).collect()
+    }
+
+    /// Each output with the extensions it holds when run-internal (`None`: whole).
+    fn output_forms(&self) -> Vec<(&Path, Option<&[String]>)> {
         match &self.work {
-            Work::Generate(s) => vec![&s.output],
-            Work::Calibrate(s) => std::iter::once(&s.final_product)
-                .chain(s.saves.iter().map(|p| &p.path))
-                .map(PathBuf::as_path)
+            Work::Generate(s) => vec![(&s.output, None)],
+            Work::Calibrate(s) => std::iter::once((&s.final_product, s.final_hdus.as_deref()))
+                .chain(s.saves.iter().map(|p| (&p.path, p.hdus.as_deref())))
+                .map(|(p, h)| (p.as_path(), h))
                 .collect(),
         }
     }
@@ -179,6 +184,7 @@ fn calibration_record(
             })
             .collect(),
         written: None,
+        hdus: None,
     })
 }
 
@@ -279,7 +285,9 @@ fn up_to_date(job: &PreparedJob, text: &str) -> Result<(), Option<String>> {
         Work::Generate(spec) => generator_up_to_date(job, spec, text),
         Work::Calibrate(spec) => {
             let record = spec.made_from.as_ref().expect("the job is stamped");
-            job.outputs().iter().try_for_each(|p| record.check(p))
+            job.output_forms()
+                .into_iter()
+                .try_for_each(|(p, hdus)| record.check(p, hdus))
         }
     }
 }
@@ -595,7 +603,9 @@ fn record_products(job: &PreparedJob) -> Result<(), String> {
         return Ok(());
     };
     let record = spec.made_from.as_ref().expect("the job is stamped");
-    job.outputs().iter().try_for_each(|p| record.write_made(p))
+    job.output_forms()
+        .into_iter()
+        .try_for_each(|(p, hdus)| record.write_made(p, hdus))
 }
 
 /// Writes the job file, runs the child and reads its report.
@@ -610,8 +620,8 @@ fn launch(job: &PreparedJob, text: &str, opts: &ExecOptions) -> Result<JobReport
     }
     if let Work::Calibrate(spec) = &job.work {
         let record = spec.made_from.as_ref().expect("the job is stamped");
-        for product in job.outputs() {
-            record.write_pending(product)?;
+        for (product, hdus) in job.output_forms() {
+            record.write_pending(product, hdus)?;
         }
     }
     for file in [&job.job_file, job.log()] {

@@ -40,36 +40,12 @@ fn holder(lock_file: &Path) -> String {
 /// ..."). While another process holds it: with `no_wait` an error naming the holder, else a
 /// log line and a wait until it is free or the run is stopped by a signal.
 pub fn acquire(lock_file: &Path, what: &str, no_wait: bool) -> Result<Lock, String> {
-    if let Some(dir) = lock_file.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
-    }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(lock_file)
-        .map_err(|e| {
-            format!(
-                "cannot open the lock file {} of {what}: {e} (check permissions)",
-                lock_file.display()
-            )
-        })?;
     let mut said = false;
     loop {
-        match file.try_lock() {
-            Ok(()) => break,
-            Err(TryLockError::WouldBlock) => {}
-            Err(TryLockError::Error(e)) => {
-                return Err(format!(
-                    "cannot lock {} ({what}): {e}; the file system may not support locks: \
-                     choose an output root on another file system",
-                    lock_file.display()
-                ));
-            }
-        }
-        let who = holder(lock_file);
+        let who = match try_acquire(lock_file, what)? {
+            Ok(lock) => return Ok(lock),
+            Err(who) => who,
+        };
         if no_wait {
             return Err(format!(
                 "{what} is in use by {who} (lock {}); --no-wait was given, so this run stops: \
@@ -91,6 +67,38 @@ pub fn acquire(lock_file: &Path, what: &str, no_wait: bool) -> Result<Lock, Stri
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Takes the lock kept in `lock_file` (created if needed) if it is free; `Ok(Err(who))` when
+/// another process holds it.
+pub fn try_acquire(lock_file: &Path, what: &str) -> Result<Result<Lock, String>, String> {
+    if let Some(dir) = lock_file.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(lock_file)
+        .map_err(|e| {
+            format!(
+                "cannot open the lock file {} of {what}: {e} (check permissions)",
+                lock_file.display()
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(Err(holder(lock_file))),
+        Err(TryLockError::Error(e)) => {
+            return Err(format!(
+                "cannot lock {} ({what}): {e}; the file system may not support locks: \
+                 choose an output root on another file system",
+                lock_file.display()
+            ));
+        }
+    }
     // Say who holds it, for the next one to wait.
     let me = format!(
         "mkrefs (pid {} on {})",
@@ -98,7 +106,7 @@ pub fn acquire(lock_file: &Path, what: &str, no_wait: bool) -> Result<Lock, Stri
         hostname().unwrap_or_else(|| "this host".into())
     );
     let _ = file.set_len(0).and_then(|()| file.write_all(me.as_bytes()));
-    Ok(Lock { _file: file })
+    Ok(Ok(Lock { _file: file }))
 }
 
 fn hostname() -> Option<String> {

@@ -56,7 +56,7 @@ pub(crate) fn stat(path: &Path) -> std::io::Result<(u64, i128, u64)> {
     Ok((meta.len(), modified_ns, inode))
 }
 
-fn hash_file(path: &Path) -> std::io::Result<String> {
+pub(crate) fn hash_file(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     let mut buf = vec![0u8; 8 << 20];

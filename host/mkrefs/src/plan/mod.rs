@@ -14,7 +14,7 @@ use mkrefs_support::fits::{FitsErrorKind, read_primary_header};
 use mkrefs_support::fits_layout::read_layout;
 use mkrefs_support::header::Header;
 
-use crate::config::Settings;
+use crate::config::{Backend, Settings};
 use crate::exec::executor::PreparedJob;
 use crate::exec::jobfile::StrunCrds;
 use crate::inputs::classify::{ClassifyRules, ImageKind};
@@ -28,6 +28,7 @@ use crate::plan::options::RunOptions;
 use crate::plan::select::Selected;
 use crate::prep::crds::{self, ClientSettings};
 use crate::prep::jobs::{self as caljobs, CalibrationContext, CalibrationJob};
+use crate::prep::reads::ProductUse;
 use crate::prep::references::RefConfig;
 use crate::prep::state::{self, ProductSearch, ResolvedInput, StateRequest};
 use crate::prep::steps::Instrument;
@@ -67,7 +68,12 @@ pub(crate) fn make_plan<'r>(
             select::configure(reflabel, entry, settings, instrument, params)
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let grouped = group_inputs(settings, &selected, &inputs.rows);
+    // Products are whole when the user keeps them, and with the jwst backend (strun writes
+    // every product whole).
+    let whole = settings.calibration.keep_products
+        || opts.keep_products
+        || opts.backend.unwrap_or(settings.calibration.backend) == Backend::Jwst;
+    let grouped = group_inputs(settings, &selected, &inputs.rows, whole);
     let groups = group::assign_cmd_ids(&grouped.per_reflabel);
     if groups.is_empty() {
         return Err(format!("nothing to do: {}", grouped.notes.join("; ")));
@@ -238,7 +244,13 @@ struct Grouped {
     notes: Vec<String>,
 }
 
-fn group_inputs(settings: &Settings, selected: &[Selected<'_>], rows: &[InputRow]) -> Grouped {
+/// With `whole`, the requests ask for whole products, whatever extensions the generators name.
+fn group_inputs(
+    settings: &Settings,
+    selected: &[Selected<'_>],
+    rows: &[InputRow],
+    whole: bool,
+) -> Grouped {
     let limits = MjdLimits {
         dd: settings.max_delta_mjd.dd,
         ff: settings.max_delta_mjd.ff,
@@ -268,7 +280,14 @@ fn group_inputs(settings: &Settings, selected: &[Selected<'_>], rows: &[InputRow
             reflabel: reflabel.clone(),
             steps: s.steps.clone(),
             rows: group::rows_used(&grouping.groups),
-            save: s.save.clone(),
+            save: s
+                .save
+                .iter()
+                .map(|u| ProductUse {
+                    hdus: u.hdus.clone().filter(|_| !whole),
+                    ..u.clone()
+                })
+                .collect(),
         });
         grouped
             .per_reflabel

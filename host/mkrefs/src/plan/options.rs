@@ -18,6 +18,8 @@ pub(crate) struct RunOptions {
     pub backend: Option<Backend>,
     /// Remake calibrated products instead of using existing ones.
     pub recalibrate: bool,
+    /// `--keep-products`: every calibrated product whole (or `calibration.keep_products`).
+    pub keep_products: bool,
     /// Make the calibrated products only (and the reference files they need).
     pub calibrate_only: bool,
 }

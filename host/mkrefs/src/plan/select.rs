@@ -200,8 +200,14 @@ pub(crate) fn configure<'r>(
         ImTypes::parse(&imtypes.value).map_err(|e| format!("{}: {e}", imtypes.where_()))?;
     let steps = steps::expand_ssbsteps(Some(&ssbsteps.value), instrument)
         .map_err(|e| format!("{}: {e}", ssbsteps.where_()))?;
-    let save_value = reads::parse_product_uses(Some(&save.value), instrument)
+    let mut save_value = reads::parse_product_uses(Some(&save.value), instrument)
         .map_err(|e| format!("{}: {e}", save.where_()))?;
+    if save.source.is_none() {
+        // A generator's default describes the products of its default state; with another
+        // ssbsteps, the items that state does not make are left out (and the generator says
+        // what it misses, if anything).
+        save_value.retain(|u| steps.contains(&u.product.producing_step()));
+    }
     if let Some(p) = save_value
         .iter()
         .map(|u| u.product)

@@ -16,8 +16,8 @@
 pub(crate) mod check;
 pub mod crds;
 pub(crate) mod jobs;
-pub(crate) mod reads;
 pub mod jwst;
+pub(crate) mod reads;
 pub(crate) mod record;
 pub mod references;
 pub(crate) mod state;

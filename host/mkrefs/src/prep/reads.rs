@@ -215,7 +215,10 @@ mod tests {
         assert!(got.iter().all(|u| u.hdus.is_none() && u.only.is_none()));
         assert_eq!(SaveProduct::Fitopt.producing_step(), Rate);
         assert_eq!(SaveProduct::Rateints.producing_step(), Rate);
-        assert_eq!(parse_product_uses(Some("None"), Instrument::Miri), Ok(vec![]));
+        assert_eq!(
+            parse_product_uses(Some("None"), Instrument::Miri),
+            Ok(vec![])
+        );
         assert_eq!(parse_product_uses(None, Instrument::Miri), Ok(vec![]));
         let err = parse_product_uses(Some("jump, fitops"), Instrument::NirCam).unwrap_err();
         assert!(err.contains("did you mean 'fitopt'"), "{err}");
@@ -235,7 +238,10 @@ mod tests {
         // Items for one product and kind are merged; a bare name wins.
         assert_eq!(names("jump[SCI], jump[GROUPDQ]"), ["jump[GROUPDQ, SCI]"]);
         assert_eq!(names("jump[SCI], jump"), ["jump"]);
-        assert_eq!(names("F:jump[SCI], D:jump[SCI]"), ["D:jump[SCI]", "F:jump[SCI]"]);
+        assert_eq!(
+            names("F:jump[SCI], D:jump[SCI]"),
+            ["D:jump[SCI]", "F:jump[SCI]"]
+        );
         let u = &parse_product_uses(Some("F:rate[SCI]"), Instrument::NirCam).unwrap()[0];
         assert!(u.applies_to(ImageKind::Flat) && !u.applies_to(ImageKind::Dark));
         assert!(u.is_state_product(&[DqInit, Jump, Rate]));

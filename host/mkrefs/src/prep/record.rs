@@ -10,6 +10,11 @@
 //! is written before the job starts ("being made") and completed with the product's size,
 //! modification time and inode once the job succeeds, so a product left by an interrupted job,
 //! edited afterwards or replaced by another file, is made again.
+//!
+//! A run-internal product (only some extensions, not synced to disk; README, "Run-internal
+//! products") also records its extensions and its content hash: after a crash its size and
+//! time may be right while its data never reached the disk, so its reuse is proven by the
+//! hash, read again each time, and a reader needing an extension it lacks has it made again.
 
 use std::path::{Path, PathBuf};
 
@@ -35,11 +40,14 @@ pub struct Ingredient {
 
 /// A product's size, modification time and inode when it was made: any of them changing means
 /// the file is no longer the one the job wrote (edited, or another file put in its place).
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Written {
     pub size: u64,
     pub modified_ns: i128,
     pub inode: u64,
+    /// xxh3-128 of a run-internal product's content (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xxh3: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -53,6 +61,9 @@ pub struct ProductRecord {
     pub ingredients: Vec<Ingredient>,
     /// `None` while the product is being made.
     pub written: Option<Written>,
+    /// The extensions of a run-internal product; `None` for a whole product.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hdus: Option<Vec<String>>,
 }
 
 /// Where the record of `product` is kept.
@@ -73,39 +84,49 @@ fn written(product: &Path) -> std::io::Result<Written> {
         size,
         modified_ns,
         inode,
+        xxh3: None,
     })
 }
 
 impl ProductRecord {
-    /// Notes, before the job starts, that `product` is being made from this.
-    pub fn write_pending(&self, product: &Path) -> Result<(), String> {
+    /// Notes, before the job starts, that `product` is being made from this (run-internal
+    /// with the extensions `hdus` when given).
+    pub fn write_pending(&self, product: &Path, hdus: Option<&[String]>) -> Result<(), String> {
         let pending = ProductRecord {
             written: None,
+            hdus: hdus.map(<[String]>::to_vec),
             ..self.clone()
         };
         let text = serde_json::to_string_pretty(&pending).expect("a record serializes");
         atomic::write(&record_path(product), text.as_bytes())
     }
 
-    /// Completes the record of `product`, which the job has just written.
-    pub fn write_made(&self, product: &Path) -> Result<(), String> {
-        let stat = written(product).map_err(|e| {
+    /// Completes the record of `product`, which the job has just written (run-internal with
+    /// the extensions `hdus` when given: its content hash is recorded too).
+    pub fn write_made(&self, product: &Path, hdus: Option<&[String]>) -> Result<(), String> {
+        let unreadable = |e: std::io::Error| {
             format!(
                 "the calibration job succeeded but its product {} cannot be read: {e}",
                 product.display()
             )
-        })?;
+        };
+        let mut stat = written(product).map_err(unreadable)?;
+        if hdus.is_some() {
+            stat.xxh3 = Some(fingerprint::hash_file(product).map_err(unreadable)?);
+        }
         let made = ProductRecord {
             written: Some(stat),
+            hdus: hdus.map(<[String]>::to_vec),
             ..self.clone()
         };
         let text = serde_json::to_string_pretty(&made).expect("a record serializes");
         atomic::write(&record_path(product), text.as_bytes())
     }
 
-    /// Why `product` is not what a job with this record would make now; `Err(None)` when
-    /// there is no product to reuse (so making it needs no explanation).
-    pub fn check(&self, product: &Path) -> Result<(), Option<String>> {
+    /// Why `product` is not what a job with this record would make now, reading the
+    /// extensions `hdus` (`None`: the whole product); `Err(None)` when there is no product to
+    /// reuse (so making it needs no explanation).
+    pub fn check(&self, product: &Path, hdus: Option<&[String]>) -> Result<(), Option<String>> {
         let Ok(now) = written(product) else {
             return Err(None);
         };
@@ -128,17 +149,36 @@ impl ProductRecord {
                 )));
             }
         };
-        match old.written {
-            None => Err(Some(format!(
+        let Some(w) = &old.written else {
+            return Err(Some(format!(
                 "{} was being made when its run stopped",
                 product.display()
-            ))),
-            Some(w) if w != now => Err(Some(format!(
+            )));
+        };
+        if (w.size, w.modified_ns, w.inode) != (now.size, now.modified_ns, now.inode) {
+            return Err(Some(format!(
                 "{} was changed after it was made",
                 product.display()
-            ))),
-            Some(_) => self.changes_from(&old).map_or(Ok(()), |why| Err(Some(why))),
+            )));
         }
+        if let Some(missing) = lacking(old.hdus.as_deref(), hdus) {
+            return Err(Some(format!(
+                "{} holds only {} of the product, and this run also reads {missing}",
+                product.display(),
+                old.hdus.as_deref().unwrap_or_default().join(", ")
+            )));
+        }
+        if let Some(recorded) = &w.xxh3 {
+            let intact = fingerprint::hash_file(product).is_ok_and(|h| h == *recorded);
+            if !intact {
+                return Err(Some(format!(
+                    "{} no longer has the content it was written with (a write cut short by a \
+                     crash, or an edit that kept its size and time)",
+                    product.display()
+                )));
+            }
+        }
+        self.changes_from(&old).map_or(Ok(()), |why| Err(Some(why)))
     }
 
     /// Why `old` does not describe this product, in one line; `None` when both agree on
@@ -189,6 +229,23 @@ impl ProductRecord {
     }
 }
 
+/// What a product holding the extensions `has` (`None`: all) lacks of `wants` (`None`: the
+/// whole product), for messages; `None` when it lacks nothing.
+fn lacking(has: Option<&[String]>, wants: Option<&[String]>) -> Option<String> {
+    let has = has?;
+    match wants {
+        None => Some("the rest (the whole product)".to_string()),
+        Some(w) => {
+            let missing: Vec<&str> = w
+                .iter()
+                .filter(|x| !has.contains(x))
+                .map(String::as_str)
+                .collect();
+            (!missing.is_empty()).then(|| missing.join(", "))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +277,7 @@ mod tests {
                 },
             ],
             written: None,
+            hdus: None,
         }
     }
 
@@ -229,35 +287,35 @@ mod tests {
         let product = dir.path().join("a_superbias.fits");
         let made = record("r1", ("/run1/bias.fits", "b1"));
         // No product, nothing to explain.
-        assert_eq!(made.check(&product), Err(None));
+        assert_eq!(made.check(&product, None), Err(None));
         std::fs::write(&product, b"data").unwrap();
         // A product without a record (made by another program).
         assert!(
-            made.check(&product)
+            made.check(&product, None)
                 .unwrap_err()
                 .unwrap()
                 .contains("no record")
         );
-        made.write_pending(&product).unwrap();
+        made.write_pending(&product, None).unwrap();
         assert!(
-            made.check(&product)
+            made.check(&product, None)
                 .unwrap_err()
                 .unwrap()
                 .contains("being made")
         );
-        made.write_made(&product).unwrap();
-        assert_eq!(made.check(&product), Ok(()));
+        made.write_made(&product, None).unwrap();
+        assert_eq!(made.check(&product, None), Ok(()));
         // The same superbias content under another run's path still matches.
         assert_eq!(
-            record("r1", ("/run2/bias.fits", "b1")).check(&product),
+            record("r1", ("/run2/bias.fits", "b1")).check(&product, None),
             Ok(())
         );
-        let other_data = record("r2", ("/run1/bias.fits", "b1")).check(&product);
+        let other_data = record("r2", ("/run1/bias.fits", "b1")).check(&product, None);
         assert_eq!(
             other_data,
             Err(Some("/d/a_uncal.fits changed since".into()))
         );
-        let other_bias = record("r1", ("/run2/bias.fits", "b2")).check(&product);
+        let other_bias = record("r1", ("/run2/bias.fits", "b2")).check(&product, None);
         assert!(
             other_bias
                 .unwrap_err()
@@ -267,11 +325,40 @@ mod tests {
         // Edited after it was made.
         std::fs::write(&product, b"other data").unwrap();
         assert!(
-            made.check(&product)
+            made.check(&product, None)
                 .unwrap_err()
                 .unwrap()
                 .contains("changed after")
         );
+    }
+
+    #[test]
+    fn a_run_internal_product_is_proven_by_its_hash_and_extensions() {
+        let dir = tempfile::tempdir().unwrap();
+        let product = dir.path().join("a_jump.fits");
+        let made = record("r1", ("/run1/bias.fits", "b1"));
+        let hdus = ["GROUPDQ".to_string(), "SCI".to_string()];
+        std::fs::write(&product, b"pixels").unwrap();
+        made.write_made(&product, Some(&hdus)).unwrap();
+        assert_eq!(made.check(&product, Some(&hdus)), Ok(()));
+        assert_eq!(made.check(&product, Some(&hdus[1..])), Ok(()));
+        let more = ["PIXELDQ".to_string(), "SCI".to_string()];
+        let why = made.check(&product, Some(&more)).unwrap_err().unwrap();
+        assert!(
+            why.contains("holds only GROUPDQ, SCI of the product, and this run also reads PIXELDQ"),
+            "{why}"
+        );
+        let why = made.check(&product, None).unwrap_err().unwrap();
+        assert!(why.contains("the whole product"), "{why}");
+        // Torn by a crash: same size and time, other bytes.
+        let (size, modified, _) = fingerprint::stat(&product).unwrap();
+        std::fs::write(&product, b"\0\0\0\0\0\0").unwrap();
+        let f = std::fs::File::options().write(true).open(&product).unwrap();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(modified as u64);
+        f.set_modified(t).unwrap();
+        assert_eq!(fingerprint::stat(&product).unwrap().0, size);
+        let why = made.check(&product, Some(&hdus)).unwrap_err().unwrap();
+        assert!(why.contains("no longer has the content"), "{why}");
     }
 
     #[test]

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use crate::inputs::discover;
 use crate::inputs::exposure::exposure_stem;
 use crate::inputs::read::{InputRow, ReadHeader, completed_steps};
-use crate::prep::record;
 use crate::prep::reads::{ProductUse, merge_hdus};
+use crate::prep::record;
 use crate::prep::steps::{Instrument, SaveProduct, Step, in_pipeline_order, join_steps};
 
 /// The file name of `raw`'s product with `steps` done: `<stem>_<steps in pipeline order joined
@@ -464,7 +464,9 @@ fn made_path(
         return (internal_dir.join(name), true);
     }
     match found {
-        Some(p) if p.starts_with(ssbdir) && !p.starts_with(&internal_dir) => (p.to_path_buf(), false),
+        Some(p) if p.starts_with(ssbdir) && !p.starts_with(&internal_dir) => {
+            (p.to_path_buf(), false)
+        }
         _ => (whole, false),
     }
 }
@@ -560,7 +562,11 @@ struct Need {
 /// Every (input, state, product) the requests need, in request order, each once with the
 /// extensions its readers need together. An input's own product is read whole unless the
 /// reflabel's `ssb_save_steps` describes it (an item naming the state's last step).
-fn collect_needs(rows: &[InputRow], requests: &[StateRequest], instrument: Instrument) -> Vec<Need> {
+fn collect_needs(
+    rows: &[InputRow],
+    requests: &[StateRequest],
+    instrument: Instrument,
+) -> Vec<Need> {
     let mut needs: Vec<Need> = Vec::new();
     let mut index: HashMap<Target, usize> = HashMap::new();
     for req in requests {
@@ -957,8 +963,14 @@ mod tests {
             save: uses("D:jump[SCI, GROUPDQ], D:fitopt[PEDESTAL], rate[SCI]"),
         };
         let reader = fx.reader();
-        let plan =
-            plan_inputs(&rows, &[bpm.clone()], Instrument::NirCam, &fx.search(), &reader).unwrap();
+        let plan = plan_inputs(
+            &rows,
+            &[bpm.clone()],
+            Instrument::NirCam,
+            &fx.search(),
+            &reader,
+        )
+        .unwrap();
         let internal = fx.path("ssb").join(INTERNAL_DIR);
         let got: Vec<(usize, Option<SaveProduct>, PathBuf, Vec<String>)> = plan
             .iter()
@@ -972,8 +984,18 @@ mod tests {
         assert_eq!(
             got,
             [
-                (0, None, internal.join(format!("d_{stem}_0_ramp_fit.fits")), strs(&["SCI"])),
-                (0, None, internal.join(format!("d_{stem}.fits")), strs(&["GROUPDQ", "SCI"])),
+                (
+                    0,
+                    None,
+                    internal.join(format!("d_{stem}_0_ramp_fit.fits")),
+                    strs(&["SCI"])
+                ),
+                (
+                    0,
+                    None,
+                    internal.join(format!("d_{stem}.fits")),
+                    strs(&["GROUPDQ", "SCI"])
+                ),
                 (
                     0,
                     Some(SaveProduct::Fitopt),
@@ -981,7 +1003,12 @@ mod tests {
                     strs(&["PEDESTAL"])
                 ),
                 // The flat has only what the flats need.
-                (1, None, internal.join(format!("f_{stem}_0_ramp_fit.fits")), strs(&["SCI"])),
+                (
+                    1,
+                    None,
+                    internal.join(format!("f_{stem}_0_ramp_fit.fits")),
+                    strs(&["SCI"])
+                ),
             ]
         );
         // Another reflabel reading the jump product whole (no extensions named) makes it whole,
@@ -1002,14 +1029,22 @@ mod tests {
         .unwrap();
         let j = plan.iter().find(|r| r.steps == jump).unwrap();
         assert_eq!(j.file, fx.path(&format!("ssb/d_{stem}.fits")));
-        assert_eq!((j.hdus.clone(), j.reflabels.clone()), (None, strs(&["bpm", "dark"])));
+        assert_eq!(
+            (j.hdus.clone(), j.reflabels.clone()),
+            (None, strs(&["bpm", "dark"]))
+        );
         let dark_gen = StateRequest {
             save: uses("jump[PIXELDQ]"),
             ..dark_gen
         };
-        let plan =
-            plan_inputs(&rows, &[bpm, dark_gen], Instrument::NirCam, &fx.search(), &reader)
-                .unwrap();
+        let plan = plan_inputs(
+            &rows,
+            &[bpm, dark_gen],
+            Instrument::NirCam,
+            &fx.search(),
+            &reader,
+        )
+        .unwrap();
         let j = plan.iter().find(|r| r.steps == jump).unwrap();
         assert_eq!(j.file, internal.join(format!("d_{stem}.fits")));
         assert_eq!(
