@@ -8,7 +8,7 @@
 //! cargo build --release -p mkrefs -p mkrefs-e2e
 //! target/release/mkrefs-bench [--runs 5] [--data DIR] [--files 5,20] [--strun PATH]
 //!                              [--cases readnoise-stack,readnoise-ramp,superbias,dark,bpm,
-//!                                       dark-jwst,bpm-jwst,detector1]
+//!                                       dark-jwst,bpm-jwst,detector1,campaign]
 //! ```
 //!
 //! `dark-jwst` and `bpm-jwst` run the generators on products the real jwst pipeline made from
@@ -20,6 +20,12 @@
 //! ONE raw dark (the `files` column is the data set it is taken from): uncal through dq_init,
 //! saturation, superbias, refpix, linearity, jump and ramp fitting, saving the jump, rateints
 //! and fitopt products, with the simulator's step reference files (`--step-references`).
+//!
+//! `campaign` makes all four reference files from the uncal files alone, N darks and 4 flats,
+//! as a user would: the calibrations (with the simulator's step reference files, but the
+//! superbias made in the run, `SELF`) and the generators scheduled by mkrefs (its default
+//! jobs and threads), the calibrated products written where the run keeps them (run-internal
+//! unless products are kept).
 //!
 //! It simulates (once, cached in `--data`) 2048x2048 exposures with 2 integrations x 10 groups:
 //! N raw darks for readnoise and superbias, and N darks plus 4 flats with their calibrated
@@ -45,6 +51,9 @@ struct Case {
     only: Option<usize>,
     /// Pass the simulator's step reference files as reffile4ssb.
     step_references: bool,
+    /// Let mkrefs choose how many jobs run at a time (the campaign); otherwise `--jobs 1`, so
+    /// one job's speed is measured.
+    scheduled: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -99,6 +108,7 @@ const CASES: &[Case] = &[
         data: RAW_DARKS,
         only: None,
         step_references: false,
+        scheduled: false,
     },
     Case {
         name: "readnoise-ramp",
@@ -107,6 +117,7 @@ const CASES: &[Case] = &[
         data: RAW_DARKS,
         only: None,
         step_references: false,
+        scheduled: false,
     },
     Case {
         name: "superbias",
@@ -115,6 +126,7 @@ const CASES: &[Case] = &[
         data: RAW_DARKS,
         only: None,
         step_references: false,
+        scheduled: false,
     },
     Case {
         name: "dark",
@@ -129,6 +141,7 @@ const CASES: &[Case] = &[
         },
         only: None,
         step_references: false,
+        scheduled: false,
     },
     Case {
         name: "bpm",
@@ -143,6 +156,7 @@ const CASES: &[Case] = &[
         },
         only: None,
         step_references: false,
+        scheduled: false,
     },
     Case {
         name: "dark-jwst",
@@ -151,6 +165,7 @@ const CASES: &[Case] = &[
         data: JWST_PRODUCTS,
         only: None,
         step_references: true,
+        scheduled: false,
     },
     Case {
         name: "bpm-jwst",
@@ -159,6 +174,7 @@ const CASES: &[Case] = &[
         data: JWST_PRODUCTS,
         only: None,
         step_references: true,
+        scheduled: false,
     },
     Case {
         name: "detector1",
@@ -167,6 +183,22 @@ const CASES: &[Case] = &[
         data: RAW_DARKS,
         only: Some(1),
         step_references: true,
+        scheduled: false,
+    },
+    Case {
+        name: "campaign",
+        reflabel: "readnoise,superbias,dark,bpm",
+        extra: &["--pp", "reffile4ssb", "superbias", "SELF"],
+        data: Data {
+            name: "campaign",
+            flats: 4,
+            products: "",
+            lean: false,
+            jwst: false,
+        },
+        only: None,
+        step_references: true,
+        scheduled: true,
     },
 ];
 
@@ -223,7 +255,7 @@ fn main() -> ExitCode {
     let installed = generators(&mkrefs);
     for &n in &counts {
         for case in CASES.iter().filter(|c| cases.iter().any(|n| n == c.name)) {
-            if !installed.iter().any(|g| g == case.reflabel) {
+            if !case.reflabel.split(',').all(|r| installed.iter().any(|g| g == r)) {
                 eprintln!(
                     "skipping {}: this mkrefs has no '{}' generator",
                     case.name, case.reflabel
@@ -270,12 +302,10 @@ fn main() -> ExitCode {
                         dir.display().to_string(),
                     ]);
                 }
-                cmd.extend([
-                    "--outrootdir".into(),
-                    out.path().display().to_string(),
-                    "--jobs".into(),
-                    "1".into(),
-                ]);
+                cmd.extend(["--outrootdir".into(), out.path().display().to_string()]);
+                if !case.scheduled {
+                    cmd.extend(["--jobs".into(), "1".into()]);
+                }
                 let (wall, peak) = measured(&cmd);
                 walls.push(wall);
                 rss.push(peak);
