@@ -255,7 +255,11 @@ fn main() -> ExitCode {
     let installed = generators(&mkrefs);
     for &n in &counts {
         for case in CASES.iter().filter(|c| cases.iter().any(|n| n == c.name)) {
-            if !case.reflabel.split(',').all(|r| installed.iter().any(|g| g == r)) {
+            if !case
+                .reflabel
+                .split(',')
+                .all(|r| installed.iter().any(|g| g == r))
+            {
                 eprintln!(
                     "skipping {}: this mkrefs has no '{}' generator",
                     case.name, case.reflabel

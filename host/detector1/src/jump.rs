@@ -39,7 +39,10 @@
 //! stcal's array types (electrons in float32, medians and sigma in float64, the iterative
 //! search's deviations rounded to float32), so that decisions at the threshold agree too.
 
+use std::sync::OnceLock;
+
 use mkrefs_support::dq;
+use mkrefs_support::lanes::SortNetwork;
 use rayon::prelude::*;
 
 use crate::ramp::Ramp;
@@ -144,10 +147,19 @@ fn median_first_diffs_with(diffs: &[f64], v: &mut Vec<f64>) -> f64 {
     }
 }
 
+/// Up to this many values, [`median`] sorts them with a comparator network.
+const NETWORK_MEDIAN_MAX: usize = 16;
+
 /// The median of a non-empty slice (mean of the two middle values for an even count, as numpy),
-/// by selection rather than a full sort (the slice is reordered).
+/// by selection rather than a full sort (the slice is reordered). The short slices of one
+/// pixel's group differences, which jump detection and ramp fitting take millions of medians
+/// of, are sorted by a comparator network instead ([`network_median`]): selection's
+/// data-dependent branches mispredict on them.
 pub(crate) fn median(v: &mut [f64]) -> f64 {
     let n = v.len();
+    if n <= NETWORK_MEDIAN_MAX && !v.iter().any(|x| x.is_nan()) {
+        return network_median(v);
+    }
     let (below, &mut upper, _) = v.select_nth_unstable_by(n / 2, f64::total_cmp);
     if n % 2 == 1 {
         upper
@@ -158,6 +170,27 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
             .max_by(f64::total_cmp)
             .unwrap_or(upper);
         0.5 * (lower + upper)
+    }
+}
+
+/// The median of a slice of at most [`NETWORK_MEDIAN_MAX`] values without NaN, sorted in
+/// place by the comparator network of its length (branch-free min/max pairs). Values that
+/// compare equal but differ in sign (0 and -0) may end in either order; their sum does not
+/// change.
+fn network_median(v: &mut [f64]) -> f64 {
+    static NETWORKS: OnceLock<Vec<SortNetwork>> = OnceLock::new();
+    let networks =
+        NETWORKS.get_or_init(|| (0..=NETWORK_MEDIAN_MAX).map(SortNetwork::new).collect());
+    let n = v.len();
+    for &(a, b) in networks[n].pairs() {
+        let (x, y) = (v[a], v[b]);
+        v[a] = x.min(y);
+        v[b] = x.max(y);
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
     }
 }
 
@@ -653,6 +686,12 @@ mod tests {
                 0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
             };
             assert_eq!(median(&mut v.clone()), want, "{v:?}");
+            // Both paths: a network for short slices, selection for long ones and with NaN.
+            if n <= NETWORK_MEDIAN_MAX {
+                assert_eq!(network_median(&mut v.clone()), want, "{v:?}");
+            }
         }
+        let mut with_nan = vec![3.0, f64::NAN, 1.0, 2.0];
+        assert_eq!(median(&mut with_nan), 2.5);
     }
 }

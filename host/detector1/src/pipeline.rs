@@ -45,7 +45,7 @@ use crate::form::Form;
 use crate::jump::{JumpParams, JumpSummary, jump};
 use crate::ramp::Ramp;
 use crate::ramp_fit::{
-    RampFitError, ramp_fit_parts, write_fitopt_parts, write_rate, write_rateints,
+    Fitopt, RampFitError, ramp_fit_parts, write_fitopt_parts, write_rate, write_rateints,
 };
 use crate::reffiles::{
     GainRef, ReadnoiseRef, Target, check_reference, read_dark_groups, read_dark_miri, read_gain,
@@ -688,8 +688,13 @@ fn fit_and_write(
     mut done: Calibrated,
     mut clock: Instant,
 ) -> Result<Calibrated, StepError> {
-    // The optional output is made only when it is to be saved.
-    let with_fitopt = saved_path(SaveAt::Fitopt, save, outputs).is_some();
+    // The optional output is made only when it is to be saved, and only its pedestals when
+    // nothing else of it is written.
+    let fitopt = match saved_path(SaveAt::Fitopt, save, outputs).map(|p| outputs.form(p)) {
+        None => Fitopt::No,
+        Some(Form::Only(hdus)) if hdus.iter().all(|h| h == "PEDESTAL") => Fitopt::Pedestal,
+        Some(_) => Fitopt::Whole,
+    };
     let (fit, written_before) = std::thread::scope(|scope| {
         let ramp = &ramp;
         let writer = deferred.map(|(step, path)| {
@@ -698,7 +703,7 @@ fn fit_and_write(
                     .map(|w| (SaveAt::Step(step), w))
             })
         });
-        let fit = ramp_fit_parts(ramp, &rn.sci, &g.sci, with_fitopt);
+        let fit = ramp_fit_parts(ramp, &rn.sci, &g.sci, fitopt);
         let written = writer.map(|h| h.join().expect("writing a product does not panic"));
         (fit, written)
     });

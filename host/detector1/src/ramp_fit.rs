@@ -641,6 +641,8 @@ impl Accum {
 /// plane ([`write_fitopt_parts`]) or expanded to a [`FitOpt`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct FitOptParts {
+    /// `false`: only the pedestals were made ([`Fitopt::Pedestal`]).
+    pub whole: bool,
     pub nints: usize,
     pub nseg: usize,
     pub ncr: usize,
@@ -773,17 +775,30 @@ pub struct RampFitParts {
     pub fitopt: Option<FitOptParts>,
 }
 
-/// Fits every pixel of `ramp` (see the module documentation), making the optional output only
-/// when `with_fitopt`. `readnoise` is the CDS read noise (DN) and `gain` e-/DN per pixel
+/// How much of the optional output (fitopt) ramp fitting makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fitopt {
+    /// None: it is not saved.
+    No,
+    /// Only the pedestals: a run-internal product read for PEDESTAL alone (the per-segment
+    /// planes would take seven times its memory).
+    Pedestal,
+    /// Everything the RampFitOutputModel holds.
+    Whole,
+}
+
+/// Fits every pixel of `ramp` (see the module documentation), making as much of the optional
+/// output as `fitopt` says. `readnoise` is the CDS read noise (DN) and `gain` e-/DN per pixel
 /// `[y][x]`. Rows are fitted in parallel with rayon. Group and frame times come from the header
 /// ([`Timing::from_header`]).
 pub fn ramp_fit_parts(
     ramp: &Ramp,
     readnoise: &[f32],
     gain: &[f32],
-    with_fitopt: bool,
+    fitopt: Fitopt,
 ) -> Result<RampFitParts, RampFitError> {
     check_shapes(ramp, readnoise, gain)?;
+    let with_fitopt = fitopt != Fitopt::No;
     let fitter = RowFitter {
         ramp,
         readnoise,
@@ -791,8 +806,9 @@ pub fn ramp_fit_parts(
         t: Timing::from_header(&ramp.header)?,
         table: WeightTable::new(ramp.ngroups),
         with_fitopt,
+        segments: fitopt == Fitopt::Whole,
     };
-    let mut out = Collector::new(ramp, with_fitopt);
+    let mut out = Collector::new(ramp, fitopt);
     // Bands of rows bound the memory of the per-row intermediate results; each band is merged
     // into the outputs while the next one is fitted.
     const BAND_ROWS: usize = 64;
@@ -851,11 +867,14 @@ struct RowFit {
 }
 
 impl RowFit {
-    /// The optional output of pixel `x` from its fit `s`: pedestals, and each segment and jump
-    /// numbered `k` within its integration.
-    fn push_fitopt(&mut self, x: usize, nx: usize, s: &PixelScratch) {
+    /// The optional output of pixel `x` from its fit `s`: pedestals, and with `segments` each
+    /// segment and jump numbered `k` within its integration.
+    fn push_fitopt(&mut self, x: usize, nx: usize, s: &PixelScratch, segments: bool) {
         for (i, &p) in s.pedestal.iter().enumerate() {
             self.pedestal[i * nx + x] = p as f32;
+        }
+        if !segments {
+            return;
         }
         let mut k = 0;
         for (j, &(i, sg)) in s.segs.iter().enumerate() {
@@ -898,6 +917,8 @@ struct RowFitter<'a> {
     t: Timing,
     table: WeightTable,
     with_fitopt: bool,
+    /// The optional output's segment and jump planes too, not only the pedestals.
+    segments: bool,
 }
 
 impl RowFitter<'_> {
@@ -959,7 +980,7 @@ impl RowFitter<'_> {
                 row.ints[i * nx + x] = s.ints[i];
             }
             if self.with_fitopt {
-                row.push_fitopt(x, nx, &s);
+                row.push_fitopt(x, nx, &s, self.segments);
             }
         }
         row
@@ -971,7 +992,7 @@ struct Collector {
     nints: usize,
     ny: usize,
     nx: usize,
-    with_fitopt: bool,
+    fitopt: Fitopt,
     rate: Slopes,
     rateints: Slopes,
     pedestal: Vec<f32>,
@@ -1000,19 +1021,20 @@ impl Slopes {
 }
 
 impl Collector {
-    fn new(ramp: &Ramp, with_fitopt: bool) -> Collector {
+    fn new(ramp: &Ramp, fitopt: Fitopt) -> Collector {
         let (nints, ny, nx) = (ramp.nints, ramp.ny, ramp.nx);
-        let opt_len = if with_fitopt { nints * ny * nx } else { 0 };
+        let len = |made: bool| if made { nints * ny * nx } else { 0 };
+        let segments = len(fitopt == Fitopt::Whole);
         Collector {
             nints,
             ny,
             nx,
-            with_fitopt,
+            fitopt,
             rate: Slopes::zeros(1, ny, nx),
             rateints: Slopes::zeros(nints, ny, nx),
-            pedestal: vec![0f32; opt_len],
-            seg0: std::array::from_fn(|_| vec![0f32; opt_len]),
-            cr0: vec![0f32; opt_len],
+            pedestal: vec![0f32; len(fitopt != Fitopt::No)],
+            seg0: std::array::from_fn(|_| vec![0f32; segments]),
+            cr0: vec![0f32; segments],
             seg_more: Vec::new(),
             cr_more: Vec::new(),
             nseg: 1,
@@ -1032,7 +1054,7 @@ impl Collector {
                     put(&mut self.rateints, i * npix + p0 + x, row.ints[i * nx + x]);
                 }
             }
-            if self.with_fitopt {
+            if self.fitopt != Fitopt::No {
                 self.merge_fitopt(p0, row);
             }
         }
@@ -1074,7 +1096,8 @@ impl Collector {
         // entries are one contiguous run (see `FitOptParts::seg_plane`).
         self.seg_more.sort_unstable_by_key(|&(ip, k, _)| (k, ip));
         self.cr_more.sort_unstable_by_key(|&(ip, k, _)| (k, ip));
-        let fitopt = self.with_fitopt.then_some(FitOptParts {
+        let fitopt = (self.fitopt != Fitopt::No).then_some(FitOptParts {
+            whole: self.fitopt == Fitopt::Whole,
             nints: self.nints,
             nseg: self.nseg,
             ncr: self.ncr,
@@ -1238,6 +1261,13 @@ pub fn write_fitopt_parts(
 ) -> Result<PathBuf, RampFitError> {
     let npix = o.npix();
     let seg = [o.nints, o.nseg, o.ny, o.nx];
+    let wanted = |name: &str| form.keeps(name) && name != "PEDESTAL";
+    if !o.whole && (SEG_EXT.iter().any(|e| wanted(e.0)) || wanted("WEIGHTS") || wanted("CRMAG")) {
+        return Err(RampFitError::Shape(format!(
+            "{}: only the pedestals of the optional output were made, but more is to be written",
+            path.display()
+        )));
+    }
     let mut w = start(path, header, "RampFitOutputModel", false, form)?;
     let mut buf = vec![0f32; npix];
     let seg_image = |w: &mut FitsWriter,

@@ -8,7 +8,8 @@ use mkrefs_detector1::form::Form;
 use mkrefs_detector1::jump::{JumpParams, jump};
 use mkrefs_detector1::ramp::Ramp;
 use mkrefs_detector1::ramp_fit::{
-    FitOpt, FitOptParts, Slopes, ramp_fit_parts, write_fitopt_parts, write_rate, write_rateints,
+    FitOpt, FitOptParts, Fitopt, Slopes, ramp_fit_parts, write_fitopt_parts, write_rate,
+    write_rateints,
 };
 use mkrefs_sim::{Kind, SimConfig, Truth, write_jump};
 use mkrefs_support::dq;
@@ -57,7 +58,7 @@ struct Fit {
 
 fn fit(ramp: &Ramp, truth: &Truth) -> Fit {
     let gain = vec![truth.gain as f32; truth.readnoise.len()];
-    let parts = ramp_fit_parts(ramp, &truth.readnoise, &gain, true).unwrap();
+    let parts = ramp_fit_parts(ramp, &truth.readnoise, &gain, Fitopt::Whole).unwrap();
     let compact = parts.fitopt.unwrap();
     Fit {
         rate: parts.rate,
@@ -363,12 +364,24 @@ fn compact_fitopt_is_written_as_the_full_arrays() {
     let full = fit(&ramp, &truth);
     let o = &full.fitopt;
     assert!(o.nseg >= 2 && o.ncr >= 2);
-    let without = ramp_fit_parts(&ramp, &truth.readnoise, &gain, false).unwrap();
+    let without = ramp_fit_parts(&ramp, &truth.readnoise, &gain, Fitopt::No).unwrap();
     assert!(without.fitopt.is_none());
     assert_eq!(
         (&without.rate, &without.rateints),
         (&full.rate, &full.rateints)
     );
+    // Pedestals only (a run-internal fitopt read for PEDESTAL): the same pedestals and rates;
+    // writing more of it than was made is refused.
+    let ped = ramp_fit_parts(&ramp, &truth.readnoise, &gain, Fitopt::Pedestal).unwrap();
+    let ped_opt = ped.fitopt.as_ref().unwrap();
+    assert!(!ped_opt.whole && full.compact.whole);
+    assert_eq!(ped_opt.pedestal, full.compact.pedestal);
+    assert_eq!((&ped.rate, &ped.rateints), (&full.rate, &full.rateints));
+    let only_ped = Form::Only(["PEDESTAL".to_string()].into_iter().collect());
+    let ped_path = dir.path().join("p_fitopt.fits");
+    write_fitopt_parts(&ped_path, &ramp.header, ped_opt, &only_ped).unwrap();
+    let err = write_fitopt_parts(&ped_path, &ramp.header, ped_opt, &Form::Full).unwrap_err();
+    assert!(err.to_string().contains("only the pedestals"), "{err}");
     let path = write_fitopt_parts(
         &dir.path().join("x_fitopt.fits"),
         &ramp.header,

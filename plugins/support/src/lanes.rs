@@ -63,6 +63,11 @@ impl SortNetwork {
         self.n == 0
     }
 
+    /// The comparators, in order: `(a, b)` puts the smaller of positions a and b at a.
+    pub fn pairs(&self) -> &[(usize, usize)] {
+        &self.pairs
+    }
+
     /// Sorts each lane of `v` (`v.len()` is the network's `n`; no NaN: give non-finite values
     /// as +∞).
     pub fn sort(&self, v: &mut [Lanes]) {
