@@ -965,7 +965,7 @@ mod tests {
         let reader = fx.reader();
         let plan = plan_inputs(
             &rows,
-            &[bpm.clone()],
+            std::slice::from_ref(&bpm),
             Instrument::NirCam,
             &fx.search(),
             &reader,
