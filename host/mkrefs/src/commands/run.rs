@@ -9,6 +9,7 @@ use crate::cli::{GlobalOptions, RunArgs};
 use crate::commands::tables;
 use crate::config::envsubst::{self, ExpandError};
 use crate::config::{self, Backend, CliParam, LoadOptions, Settings};
+use crate::exec::cores::Cores;
 use crate::exec::executor::{self, ExecOptions, JobStatus};
 use crate::exec::interrupt;
 use crate::exec::lock::{self, Lock};
@@ -105,17 +106,26 @@ pub fn run(
         .threads
         .unwrap_or_else(|| (cores() / jobs.min(plan.jobs.len()).max(1)).max(1));
     tracing::info!(
-        "{} job(s) in {} ({} at a time, {} thread(s) each)",
+        "{} job(s) in {} ({} at a time, {} thread(s) each{})",
         plan.jobs.len(),
         plan.layout.basedir.display(),
         jobs,
-        threads
+        threads,
+        if args.threads.is_none() {
+            ", more while cores are free"
+        } else {
+            ""
+        }
     );
     let results = executor::execute(
         plan.jobs.clone(),
         &ExecOptions {
             jobs,
-            threads,
+            cores: Cores {
+                total: cores(),
+                per_job: threads,
+                adaptive: args.threads.is_none(),
+            },
             force: args.force,
             child_flags: child_flags(global),
             max_calibrations: args.max_calibrations,

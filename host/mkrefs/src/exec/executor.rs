@@ -20,6 +20,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::atomic;
+use crate::exec::cores::{self, Cores};
 use crate::exec::interrupt;
 use crate::exec::jobfile::{CalibrationSpec, JobFile, JobSpec};
 use crate::exec::lock::{self, Lock};
@@ -235,8 +236,8 @@ pub struct JobResult {
 pub struct ExecOptions {
     /// Jobs at the same time.
     pub jobs: usize,
-    /// Threads per job.
-    pub threads: usize,
+    /// The threads jobs get (see [`Cores`]).
+    pub cores: Cores,
     pub force: bool,
     /// Verbosity flags passed on to the children (`-v`, `-q`...).
     pub child_flags: Vec<String>,
@@ -355,8 +356,8 @@ pub fn execute(jobs: Vec<PreparedJob>, opts: &ExecOptions) -> Vec<JobResult> {
                 std::thread::park_timeout(std::time::Duration::from_millis(100));
             }
         });
-        let results = schedule(&jobs, opts.jobs, |job| {
-            let result = run_one(job, opts, &started);
+        let results = schedule(&jobs, opts.jobs, opts.cores, |job, threads| {
+            let result = run_one(job, threads, opts, &started);
             if let Some(bar) = &overall {
                 bar.inc(1);
             }
@@ -381,14 +382,22 @@ enum State {
 }
 
 /// Runs `run` on every job, at most `workers` at a time, each only after the jobs it depends
-/// on succeeded, in list order among the ready ones. Dependents of a failed job get a
+/// on succeeded, with the threads `cores` gives it; among the ready ones, those more jobs wait
+/// on first, then in list order (see [`crate::exec::cores`]). Dependents of a failed job get a
 /// [`JobStatus::NotRun`] result naming it.
 fn schedule(
     jobs: &[PreparedJob],
     workers: usize,
-    run: impl Fn(&PreparedJob) -> JobResult + Sync,
+    cores: Cores,
+    run: impl Fn(&PreparedJob, usize) -> JobResult + Sync,
 ) -> Vec<JobResult> {
     let total = jobs.len();
+    let after: Vec<Vec<usize>> = jobs.iter().map(|j| j.after.clone()).collect();
+    let waiting_on = cores::waiting_on(&after);
+    let mut order: Vec<usize> = (0..total).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(waiting_on[i]), i));
+    // The threads of the running jobs.
+    let busy = Mutex::new(0usize);
     let board = Mutex::new((vec![State::Waiting; total], vec![None::<JobResult>; total]));
     let changed = Condvar::new();
     let workers = workers.clamp(1, total.max(1));
@@ -402,18 +411,29 @@ fn schedule(
                     if let Some(signal) = interrupt::received() {
                         stop_waiting(jobs, states, results, signal);
                     }
-                    let ready = (0..total).find(|&i| {
-                        states[i] == State::Waiting
-                            && jobs[i]
-                                .after
-                                .iter()
-                                .all(|&d| states[d] == State::Done { ok: true })
-                    });
-                    if let Some(i) = ready {
+                    let ready: Vec<usize> = order
+                        .iter()
+                        .copied()
+                        .filter(|&i| {
+                            states[i] == State::Waiting
+                                && jobs[i]
+                                    .after
+                                    .iter()
+                                    .all(|&d| states[d] == State::Done { ok: true })
+                        })
+                        .collect();
+                    if let Some(&i) = ready.first() {
                         states[i] = State::Running;
+                        let threads = {
+                            let mut busy = busy.lock().expect("thread count lock");
+                            let t = cores.threads_for(*busy, ready.len());
+                            *busy += t;
+                            t
+                        };
                         drop(guard);
-                        let result = run(&jobs[i]);
+                        let result = run(&jobs[i], threads);
                         announce(&jobs[i], &result);
+                        *busy.lock().expect("thread count lock") -= threads;
                         guard = board.lock().expect("scheduler lock");
                         let (states, results) = &mut *guard;
                         states[i] = State::Done {
@@ -541,7 +561,7 @@ fn announce(job: &PreparedJob, result: &JobResult) {
     }
 }
 
-fn run_one(job: &PreparedJob, opts: &ExecOptions, started: &Started) -> JobResult {
+fn run_one(job: &PreparedJob, threads: usize, opts: &ExecOptions, started: &Started) -> JobResult {
     let mut result = not_run(job, String::new());
     if let Some(why) = &job.blocked {
         result.status = JobStatus::Failed(why.clone());
@@ -582,7 +602,7 @@ fn run_one(job: &PreparedJob, opts: &ExecOptions, started: &Started) -> JobResul
         return result;
     }
     let start = Instant::now();
-    result.status = match launch(job, &text, opts) {
+    result.status = match launch(job, &text, threads, opts) {
         Ok(report) => {
             result.summary = report.summary.clone();
             if report.ok {
@@ -609,7 +629,12 @@ fn record_products(job: &PreparedJob) -> Result<(), String> {
 }
 
 /// Writes the job file, runs the child and reads its report.
-fn launch(job: &PreparedJob, text: &str, opts: &ExecOptions) -> Result<JobReportFile, String> {
+fn launch(
+    job: &PreparedJob,
+    text: &str,
+    threads: usize,
+    opts: &ExecOptions,
+) -> Result<JobReportFile, String> {
     // A stale output or report must not survive a job that is being redone, and a product
     // is marked as being made until the job has succeeded.
     for stale in job.outputs().into_iter().chain([job.report()]) {
@@ -639,7 +664,7 @@ fn launch(job: &PreparedJob, text: &str, opts: &ExecOptions) -> Result<JobReport
         .arg(job.subcommand())
         .arg(&job.job_file)
         .arg("--threads")
-        .arg(opts.threads.max(1).to_string())
+        .arg(threads.max(1).to_string())
         .args(&opts.child_flags)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -730,6 +755,12 @@ mod tests {
     use super::*;
     use crate::exec::jobfile::JOB_FORMAT;
 
+    const CORES: Cores = Cores {
+        total: 2,
+        per_job: 1,
+        adaptive: true,
+    };
+
     fn job(cmd_id: u32, after: &[usize]) -> PreparedJob {
         let p = PathBuf::from(format!("/nowhere/cmd{cmd_id}"));
         PreparedJob {
@@ -759,8 +790,8 @@ mod tests {
     fn runner<'a>(
         fail: &'a [u32],
         events: &'a Mutex<Vec<String>>,
-    ) -> impl Fn(&PreparedJob) -> JobResult + Sync + 'a {
-        move |j| {
+    ) -> impl Fn(&PreparedJob, usize) -> JobResult + Sync + 'a {
+        move |j, _threads| {
             let Work::Generate(spec) = &j.work else {
                 unreachable!("the tests schedule generator jobs")
             };
@@ -790,7 +821,7 @@ mod tests {
         // 0 <- 1 <- 2, and 3 independent; two workers.
         let jobs = vec![job(0, &[]), job(1, &[0]), job(2, &[1]), job(3, &[])];
         let events = Mutex::new(Vec::new());
-        let results = schedule(&jobs, 2, runner(&[], &events));
+        let results = schedule(&jobs, 2, CORES, runner(&[], &events));
         assert!(results.iter().all(|r| r.status == JobStatus::Ok));
         let ev = events.into_inner().unwrap();
         assert!(position(&ev, "end 0") < position(&ev, "start 1"), "{ev:?}");
@@ -804,7 +835,7 @@ mod tests {
         // 0 fails; 1 needs 0; 2 needs 1; 3 is independent.
         let jobs = vec![job(0, &[]), job(1, &[0]), job(2, &[1]), job(3, &[])];
         let events = Mutex::new(Vec::new());
-        let results = schedule(&jobs, 2, runner(&[0], &events));
+        let results = schedule(&jobs, 2, CORES, runner(&[0], &events));
         assert!(matches!(results[0].status, JobStatus::Failed(_)));
         match &results[1].status {
             JobStatus::NotRun(why) => assert!(why.contains("cmd0"), "{why}"),
@@ -826,7 +857,7 @@ mod tests {
     fn a_dependency_cycle_is_reported_not_waited_for() {
         let jobs = vec![job(0, &[1]), job(1, &[0]), job(2, &[])];
         let events = Mutex::new(Vec::new());
-        let results = schedule(&jobs, 2, runner(&[], &events));
+        let results = schedule(&jobs, 2, CORES, runner(&[], &events));
         for r in &results[..2] {
             match &r.status {
                 JobStatus::NotRun(why) => assert!(why.contains("cycle"), "{why}"),

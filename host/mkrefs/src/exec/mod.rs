@@ -1,7 +1,8 @@
 //! Execution: job files, the executor that runs them as child processes in dependency
-//! order, the locks that keep concurrent runs apart, and drop-in libraries tried in child
+//! order (sharing the cores as `cores` says), the locks that keep concurrent runs apart, and drop-in libraries tried in child
 //! processes before they are loaded (`probe`).
 
+pub(crate) mod cores;
 pub(crate) mod executor;
 pub(crate) mod interrupt;
 pub(crate) mod jobfile;
