@@ -8,7 +8,8 @@
 //! cargo build --release -p mkrefs -p mkrefs-e2e
 //! target/release/mkrefs-bench [--runs 5] [--data DIR] [--files 5,20] [--strun PATH]
 //!                              [--cases readnoise-stack,readnoise-ramp,superbias,dark,bpm,
-//!                                       dark-jwst,bpm-jwst,detector1,campaign]
+//!                                       dark-jwst,bpm-jwst,detector1,detector1-kept,
+//!                                       campaign]
 //! ```
 //!
 //! `dark-jwst` and `bpm-jwst` run the generators on products the real jwst pipeline made from
@@ -19,7 +20,9 @@
 //! `detector1` times the native calibration engine through `mkrefs run bpm --calibrate-only` on
 //! ONE raw dark (the `files` column is the data set it is taken from): uncal through dq_init,
 //! saturation, superbias, refpix, linearity, jump and ramp fitting, saving the jump, rateints
-//! and fitopt products, with the simulator's step reference files (`--step-references`).
+//! and fitopt products, with the simulator's step reference files (`--step-references`). The
+//! products are run-internal (only what the bpm reads, not synced); `detector1-kept` makes
+//! them whole (`--keep-products`), as the jwst pipeline would.
 //!
 //! `campaign` makes all four reference files from the uncal files alone, N darks and 4 flats,
 //! as a user would: the calibrations (with the simulator's step reference files, but the
@@ -180,6 +183,15 @@ const CASES: &[Case] = &[
         name: "detector1",
         reflabel: "bpm",
         extra: &["--calibrate-only"],
+        data: RAW_DARKS,
+        only: Some(1),
+        step_references: true,
+        scheduled: false,
+    },
+    Case {
+        name: "detector1-kept",
+        reflabel: "bpm",
+        extra: &["--calibrate-only", "--keep-products"],
         data: RAW_DARKS,
         only: Some(1),
         step_references: true,
