@@ -279,12 +279,25 @@ fn mean_std_body(
     };
     let mut n = [0usize; LANES];
     let (mut sum32, mut sum64) = ([0.0f32; LANES], [0.0f64; LANES]);
-    for col in cols {
-        for l in 0..LANES {
-            let k = keeps(col[l], l);
-            n[l] += usize::from(k);
-            sum32[l] += if k { col[l] } else { 0.0 };
-            sum64[l] += if k { f64::from(col[l]) } else { 0.0 };
+    // One loop per kind of sum: the one not asked for would cost as much as the other.
+    match sum {
+        MeanSum::F32 => {
+            for col in cols {
+                for l in 0..LANES {
+                    let k = keeps(col[l], l);
+                    n[l] += usize::from(k);
+                    sum32[l] += if k { col[l] } else { 0.0 };
+                }
+            }
+        }
+        MeanSum::F64 => {
+            for col in cols {
+                for l in 0..LANES {
+                    let k = keeps(col[l], l);
+                    n[l] += usize::from(k);
+                    sum64[l] += if k { f64::from(col[l]) } else { 0.0 };
+                }
+            }
         }
     }
     let mean: [f64; LANES] = std::array::from_fn(|l| match sum {
