@@ -62,9 +62,11 @@ accepted; save_reffile and outfile are accepted and ignored (a job always writes
 by the host). HISTORY lists the creating software and every input basename (DATA USED), then \
 the history parameter.
 
-Performance. Inputs are read in parallel (one reader each, kept open) in row blocks sized to \
-memory_budget_mb, and reduced in parallel over rows with the job's threads; memory does not \
-grow with the number of inputs.";
+Performance. Inputs are read in parallel (one reader each, kept open) in row blocks of at most \
+4 MB (two of them within memory_budget_mb), each block read while the one before is reduced in \
+parallel over rows with the job's threads; memory does not grow with the number of inputs. The \
+UNRELIABLE_BIAS threshold's clip runs on the same threads, and the summary's median while the \
+file is written.";
 
 /// The superbias generator.
 #[derive(Clone, Copy, Debug, Default)]

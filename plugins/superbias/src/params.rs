@@ -25,9 +25,9 @@ pub const IGNORED: &[Ignored] = &[
     ),
 ];
 
-/// Small on purpose: a few full-frame group-0 frames (16 MiB each as f32) already fill it, so
-/// the band, and with it the peak memory, stays the same however many inputs a job has; reading
-/// in a few more row blocks costs nothing measurable.
+/// Small on purpose, so the peak memory stays the same however many inputs a job has. The
+/// bands themselves are capped at 4 MB each (they stay in the cache), so the budget only binds
+/// when it is set lower than that.
 pub const DEFAULT_BUDGET_MB: i64 = 64;
 
 /// What ERR holds.

@@ -6,7 +6,7 @@ use std::path::Path;
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::budget::thread_pool;
 use mkrefs_support::dq::dq_def_for;
-use mkrefs_support::fits::FitsWriter;
+use mkrefs_support::fits::{FitsError, FitsWriter};
 use mkrefs_support::generator::Report;
 use mkrefs_support::job::{JobView, open_ramps};
 use mkrefs_support::jobparams::report_ignored;
@@ -14,9 +14,9 @@ use mkrefs_support::ramps::fits_error;
 use mkrefs_support::reffile::RefMeta;
 
 use crate::compute::{
-    FLAGGED, Integrations, RampSource, dq_map, superbias_maps, unreliable_threshold,
+    FLAGGED, Integrations, RampSource, output_planes, superbias_maps, unreliable_threshold,
 };
-use crate::params::{ErrorKind, IGNORED, Settings};
+use crate::params::{IGNORED, Settings};
 
 /// At least this many group-0 frames per pixel: one frame has no scatter, so neither ERR nor the
 /// UNRELIABLE_BIAS test would mean anything.
@@ -59,7 +59,7 @@ pub fn run(job: &JobView<'_>) -> Result<Report, GeneratorError> {
 
     let pool = thread_pool(job.threads).map_err(GeneratorError::internal)?;
     let progress = |done: usize, total: usize| job.progress("superbias", done as u64, total as u64);
-    let (maps, dq, limit) = pool.install(|| {
+    let (maps, limit, (sci, err, dq)) = pool.install(|| {
         let maps = superbias_maps(
             &mut ramps,
             s.integrations,
@@ -70,8 +70,8 @@ pub fn run(job: &JobView<'_>) -> Result<Report, GeneratorError> {
         )?;
         let limit =
             unreliable_threshold(&maps.scatter, s.bad_sigma, s.bad_maxiters, s.bad_threshold);
-        let dq = dq_map(&maps.scatter, limit);
-        Ok::<_, GeneratorError>((maps, dq, limit))
+        let planes = output_planes(&maps, s.err, limit);
+        Ok::<_, GeneratorError>((maps, limit, planes))
     })?;
     if !maps.inputs_without_finite.is_empty() {
         let names: Vec<String> = maps
@@ -109,35 +109,16 @@ pub fn run(job: &JobView<'_>) -> Result<Report, GeneratorError> {
     let paths: Vec<&Path> = ramps.iter().map(|r| r.path.as_path()).collect();
     s.meta.apply(&mut meta, "superbias", &paths)?;
 
-    let sci: Vec<f32> = maps.mean.iter().map(|&v| v as f32).collect();
-    let err: Vec<f32> = match s.err {
-        ErrorKind::Mean => maps.error_of_mean().iter().map(|&v| v as f32).collect(),
-        ErrorKind::Scatter => maps.scatter.iter().map(|&v| v as f32).collect(),
-    };
-    let mut w = FitsWriter::create(&job.output).map_err(fits_error)?;
-    meta.write_primary(&mut w).map_err(fits_error)?;
-    w.write_image::<f32>("SCI", &[ny, nx], &sci)
-        .map_err(fits_error)?;
-    w.write_image::<u32>("DQ", &[ny, nx], &dq)
-        .map_err(fits_error)?;
-    w.write_image::<f32>("ERR", &[ny, nx], &err)
-        .map_err(fits_error)?;
-    w.write_dq_def(&dq_def_for(&["DO_NOT_USE", "UNRELIABLE_BIAS"]))
-        .map_err(fits_error)?;
-    w.finish().map_err(fits_error)?;
-
-    let mut finite: Vec<f64> = maps
-        .mean
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite())
-        .collect();
-    let median = if finite.is_empty() {
-        f64::NAN
-    } else {
-        let mid = finite.len() / 2;
-        *finite.select_nth_unstable_by(mid, f64::total_cmp).1
-    };
+    // The summary's median needs no file and the file's write (cfitsio, then the fsync) one
+    // thread: side by side.
+    let output = job.output.as_path();
+    let (written, median) = pool.install(|| {
+        rayon::join(
+            || write_superbias(output, &meta, (ny, nx), &sci, &err, &dq),
+            || upper_median(&maps.mean),
+        )
+    });
+    written.map_err(fits_error)?;
     Ok(Report {
         summary: format!(
             "median superbias {median:.2} DN from {samples} frame(s) per pixel; {flagged} \
@@ -145,4 +126,34 @@ pub fn run(job: &JobView<'_>) -> Result<Report, GeneratorError> {
         ),
         extra_outputs: Vec::new(),
     })
+}
+
+/// The SUPERBIAS file: SCI, DQ, ERR and DQ_DEF, written under a temporary name, fsynced and
+/// renamed.
+fn write_superbias(
+    output: &Path,
+    meta: &RefMeta,
+    (ny, nx): (usize, usize),
+    sci: &[f32],
+    err: &[f32],
+    dq: &[u32],
+) -> Result<(), FitsError> {
+    let mut w = FitsWriter::create(output)?;
+    meta.write_primary(&mut w)?;
+    w.write_image::<f32>("SCI", &[ny, nx], sci)?;
+    w.write_image::<u32>("DQ", &[ny, nx], dq)?;
+    w.write_image::<f32>("ERR", &[ny, nx], err)?;
+    w.write_dq_def(&dq_def_for(&["DO_NOT_USE", "UNRELIABLE_BIAS"]))?;
+    w.finish()?;
+    Ok(())
+}
+
+/// The upper median (order statistic `n / 2`) of the finite values; NaN when there is none.
+fn upper_median(values: &[f64]) -> f64 {
+    let mut finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if finite.is_empty() {
+        return f64::NAN;
+    }
+    let mid = finite.len() / 2;
+    *finite.select_nth_unstable_by(mid, f64::total_cmp).1
 }

@@ -1,4 +1,4 @@
-//! Row blocks within a memory budget, and thread pools.
+//! Row blocks within a memory budget, thread pools, and large buffers on huge pages.
 //!
 //! Generators process images in bands of whole rows so that memory stays bounded whatever the
 //! number of input files: the caller states how many bytes one row of its working set
@@ -37,6 +37,37 @@ pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool, String> {
         .map_err(|e| format!("cannot start a pool of {n} threads: {e}"))
 }
 
+/// Asks Linux to back the memory of `v` (its whole capacity) with transparent huge pages, where
+/// the system leaves that to the program (`madvise` mode, the default). Call it before the memory
+/// is first written: the full-frame maps of a job (tens of MB each) are otherwise faulted in 4 kB
+/// at a time, some 50,000 faults and a tenth of a superbias run's CPU. Only a hint: contents and
+/// results are unchanged, and failure is ignored.
+pub fn huge_pages<T>(v: &Vec<T>) {
+    #[cfg(target_os = "linux")]
+    {
+        const MADV_HUGEPAGE: std::ffi::c_int = 14;
+        const HUGE: usize = 2 << 20;
+        unsafe extern "C" {
+            fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: std::ffi::c_int) -> i32;
+        }
+        let start = v.as_ptr() as usize;
+        let end = start + v.capacity() * std::mem::size_of::<T>();
+        let (a, b) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+        if b > a {
+            // SAFETY: [a, b) lies inside the allocation of `v`; the advice changes no contents.
+            unsafe { madvise(a as *mut std::ffi::c_void, b - a, MADV_HUGEPAGE) };
+        }
+    }
+}
+
+/// `vec![T::default(); n]` on huge pages ([`huge_pages`]), for large buffers of numbers: a
+/// fresh zeroed allocation is not written until used, so the advice comes first.
+pub fn zeroed_vec<T: Clone + Default>(n: usize) -> Vec<T> {
+    let v = vec![T::default(); n];
+    huge_pages(&v);
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +101,8 @@ mod tests {
             (1..=100u64).into_par_iter().sum()
         });
         assert_eq!(sum, 5050);
+        let v: Vec<f64> = zeroed_vec(3 << 20);
+        assert!(v.len() == 3 << 20 && v.iter().all(|&x| x == 0.0));
         let all = thread_pool(0).unwrap();
         assert_eq!(
             all.current_num_threads(),
