@@ -283,17 +283,31 @@ pub trait FlatFloat:
     fn is_nan(self) -> bool;
     fn sqrt(self) -> Self;
     fn total_cmp(&self, other: &Self) -> Ordering;
+    /// The middle pair of [`FlatFloat::middle_pair`] of at least 65,536 values by a path
+    /// that reads them without a copy or a selection (a histogram of order keys), if the type
+    /// has one.
+    fn long_middle_pair(_v: &[Self]) -> Option<(Self, Self)> {
+        None
+    }
     /// The two middle order statistics of NaN-free values, `(v[(n-1)/2], v[n/2])` of the sorted
     /// values; may permute `v`. Only called with `n >= 1`.
     fn middle_pair(v: &mut [Self]) -> (Self, Self) {
-        middle_pair_by_selection(v)
+        match v.len() >= RADIX_MIN {
+            true => Self::long_middle_pair(v).unwrap_or_else(|| middle_pair_by_selection(v)),
+            false => middle_pair_by_selection(v),
+        }
     }
-    /// [`FlatFloat::middle_pair`] of values that must stay as they are: by default a selection
-    /// on a copy in `work`; the long-array paths of f32 and f64 read `v` without a copy.
+    /// [`FlatFloat::middle_pair`] of values that must stay as they are: the long-array path
+    /// reads `v` as it is, else a selection on a copy in `work`.
     fn middle_pair_of(v: &[Self], work: &mut Vec<Self>) -> (Self, Self) {
+        if v.len() >= RADIX_MIN
+            && let Some(pair) = Self::long_middle_pair(v)
+        {
+            return pair;
+        }
         work.clear();
         work.extend_from_slice(v);
-        Self::middle_pair(work)
+        middle_pair_by_selection(work)
     }
 }
 
@@ -323,23 +337,10 @@ impl FlatFloat for f32 {
     fn total_cmp(&self, other: &Self) -> Ordering {
         f32::total_cmp(self, other)
     }
-    fn middle_pair(v: &mut [Self]) -> (Self, Self) {
-        if v.len() < RADIX_MIN {
-            return middle_pair_by_selection(v);
-        }
+    fn long_middle_pair(v: &[Self]) -> Option<(Self, Self)> {
         let n = v.len();
         let [lo, hi] = order_stats_by_radix(v, [(n - 1) / 2, n / 2]);
-        (lo, hi)
-    }
-    fn middle_pair_of(v: &[Self], work: &mut Vec<Self>) -> (Self, Self) {
-        if v.len() < RADIX_MIN {
-            work.clear();
-            work.extend_from_slice(v);
-            return middle_pair_by_selection(work);
-        }
-        let n = v.len();
-        let [lo, hi] = order_stats_by_radix(v, [(n - 1) / 2, n / 2]);
-        (lo, hi)
+        Some((lo, hi))
     }
 }
 
@@ -369,21 +370,10 @@ impl FlatFloat for f64 {
     fn total_cmp(&self, other: &Self) -> Ordering {
         f64::total_cmp(self, other)
     }
-    fn middle_pair(v: &mut [Self]) -> (Self, Self) {
-        if v.len() < RADIX_MIN {
-            return middle_pair_by_selection(v);
-        }
-        Self::middle_pair_of(v, &mut Vec::new())
-    }
-    fn middle_pair_of(v: &[Self], work: &mut Vec<Self>) -> (Self, Self) {
-        if v.len() < RADIX_MIN {
-            work.clear();
-            work.extend_from_slice(v);
-            return middle_pair_by_selection(work);
-        }
+    fn long_middle_pair(v: &[Self]) -> Option<(Self, Self)> {
         let n = v.len();
         let [lo, hi] = order_stats_f64_by_prefix(v, [(n - 1) / 2, n / 2]);
-        (lo, hi)
+        Some((lo, hi))
     }
 }
 
