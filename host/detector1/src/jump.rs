@@ -148,7 +148,7 @@ fn median_first_diffs_with(diffs: &[f64], v: &mut Vec<f64>) -> f64 {
 }
 
 /// Up to this many values, [`median`] sorts them with a comparator network.
-const NETWORK_MEDIAN_MAX: usize = 16;
+const NETWORK_MEDIAN_MAX: usize = 32;
 
 /// The median of a non-empty slice (mean of the two middle values for an even count, as numpy),
 /// by selection rather than a full sort (the slice is reordered). The short slices of one
