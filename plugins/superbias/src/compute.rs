@@ -15,13 +15,30 @@ use mkrefs_support::params::Choices;
 use mkrefs_support::stats::clipped_mean_std_flat;
 use rayon::prelude::*;
 
-use crate::params::ErrorKind;
-
 /// The value written for a pixel whose bias is unreliable: upstream's intended "3", in standard
 /// bits so that it survives stdatamodels' DQ translation on save.
 pub const FLAGGED: u32 = DO_NOT_USE | UNRELIABLE_BIAS;
 
 pub use mkrefs_support::ramps::{RampDims, RampSource};
+
+/// What ERR holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The error of the clipped mean, scatter/√n: the uncertainty of SCI.
+    Mean,
+    /// The scatter of single frames, as upstream.
+    Scatter,
+}
+
+impl ErrorKind {
+    /// The names the `err_type` parameter accepts; its declaration lists the same.
+    pub const CHOICES: Choices<ErrorKind> =
+        Choices::new(&[("mean", ErrorKind::Mean), ("scatter", ErrorKind::Scatter)]);
+
+    pub fn parse(s: &str) -> Option<ErrorKind> {
+        Self::CHOICES.parse(s)
+    }
+}
 
 /// Which integrations contribute their group 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

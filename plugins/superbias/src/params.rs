@@ -4,9 +4,9 @@
 use mkrefs_plugin_api::GeneratorError;
 use mkrefs_support::job::JobView;
 use mkrefs_support::jobparams::{Budget, Ignored, Metadata, MetadataParams};
-use mkrefs_support::params::{Choices, Declare, Kind, Param};
+use mkrefs_support::params::{Declare, Kind, Param};
 
-use crate::compute::Integrations;
+use crate::compute::{ErrorKind, Integrations};
 
 /// Upstream parameters whose job the host does now; accepted so that jwst_reffiles
 /// configurations keep working, and ignored with a log line when given. `plot`, `save_filled`
@@ -29,25 +29,6 @@ pub const IGNORED: &[Ignored] = &[
 /// bands themselves are capped at 4 MB each (they stay in the cache), so the budget only binds
 /// when it is set lower than that.
 pub const DEFAULT_BUDGET_MB: i64 = 64;
-
-/// What ERR holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The error of the clipped mean, scatter/√n: the uncertainty of SCI.
-    Mean,
-    /// The scatter of single frames, as upstream.
-    Scatter,
-}
-
-impl ErrorKind {
-    /// The names the `err_type` parameter accepts; its declaration lists the same.
-    pub const CHOICES: Choices<ErrorKind> =
-        Choices::new(&[("mean", ErrorKind::Mean), ("scatter", ErrorKind::Scatter)]);
-
-    pub fn parse(s: &str) -> Option<ErrorKind> {
-        Self::CHOICES.parse(s)
-    }
-}
 
 pub const CLIPPING_SIGMA: Param<f64> = Param::new(
     "clipping_sigma",

@@ -111,7 +111,7 @@ pub fn clip_bounds_lanes(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { wide::clip_bounds_lanes(cols, sigma, maxiters, s) };
+        return unsafe { clip_bounds_lanes_avx2(cols, sigma, maxiters, s) };
     }
     clip_bounds_body(cols, sigma, maxiters, s)
 }
@@ -230,39 +230,37 @@ pub fn clipped_mean_std_lanes(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { wide::clipped_mean_std_lanes(cols, sigma, maxiters, sum, s) };
+        return unsafe { clipped_mean_std_lanes_avx2(cols, sigma, maxiters, sum, s) };
     }
     mean_std_body(cols, sigma, maxiters, sum, s)
 }
 
-/// The lane functions compiled for AVX2, chosen at run time: the build targets baseline x86-64
-/// (two f64 per instruction), and the lanes' f64 sums took most of the superbias reduction.
-/// IEEE arithmetic in the same order and no fused multiply-add (Rust never contracts), so the
-/// results are those of the baseline code to the bit.
+/// [`clip_bounds_lanes`] compiled for AVX2 (see [`clipped_mean_std_lanes_avx2`]).
 #[cfg(target_arch = "x86_64")]
-mod wide {
-    use super::*;
+#[target_feature(enable = "avx2")]
+fn clip_bounds_lanes_avx2(
+    cols: &[Lanes],
+    sigma: f64,
+    maxiters: usize,
+    s: &mut LaneClip,
+) -> ([Option<ClipBounds>; LANES], [usize; LANES]) {
+    clip_bounds_body(cols, sigma, maxiters, s)
+}
 
-    #[target_feature(enable = "avx2")]
-    pub(super) fn clip_bounds_lanes(
-        cols: &[Lanes],
-        sigma: f64,
-        maxiters: usize,
-        s: &mut LaneClip,
-    ) -> ([Option<ClipBounds>; LANES], [usize; LANES]) {
-        clip_bounds_body(cols, sigma, maxiters, s)
-    }
-
-    #[target_feature(enable = "avx2")]
-    pub(super) fn clipped_mean_std_lanes(
-        cols: &[Lanes],
-        sigma: f64,
-        maxiters: usize,
-        sum: MeanSum,
-        s: &mut LaneClip,
-    ) -> [Option<StackStats>; LANES] {
-        mean_std_body(cols, sigma, maxiters, sum, s)
-    }
+/// [`clipped_mean_std_lanes`] compiled for AVX2, chosen at run time: the build targets baseline
+/// x86-64 (two f64 per instruction), and the lanes' f64 sums took most of the superbias
+/// reduction. IEEE arithmetic in the same order and no fused multiply-add (Rust never
+/// contracts), so the results are those of the baseline code to the bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn clipped_mean_std_lanes_avx2(
+    cols: &[Lanes],
+    sigma: f64,
+    maxiters: usize,
+    sum: MeanSum,
+    s: &mut LaneClip,
+) -> [Option<StackStats>; LANES] {
+    mean_std_body(cols, sigma, maxiters, sum, s)
 }
 
 /// [`clipped_mean_std_lanes`] for the instruction set of its caller.
