@@ -126,6 +126,7 @@ pub fn run(
                 per_job: threads,
                 adaptive: args.threads.is_none(),
             },
+            memory: crate::exec::cores::available_memory(),
             force: args.force,
             child_flags: child_flags(global),
             max_calibrations: args.max_calibrations,

@@ -51,6 +51,17 @@ pub struct PreparedJob {
 }
 
 impl PreparedJob {
+    /// The job's estimated peak memory ([`cores::job_memory`]).
+    fn memory(&self) -> u64 {
+        match &self.work {
+            Work::Generate(_) => cores::job_memory(None, false),
+            Work::Calibrate(s) => {
+                let raw = std::fs::metadata(&s.input).map_or(0, |m| m.len());
+                cores::job_memory(Some(raw), s.backend == "jwst")
+            }
+        }
+    }
+
     /// `cmd<N>` for generator jobs, `cal<N>` for calibration jobs.
     pub fn id(&self) -> String {
         match &self.work {
@@ -238,6 +249,8 @@ pub struct ExecOptions {
     pub jobs: usize,
     /// The threads jobs get (see [`Cores`]).
     pub cores: Cores,
+    /// The memory jobs may take together ([`cores::available_memory`]); `None`: no limit.
+    pub memory: Option<u64>,
     pub force: bool,
     /// Verbosity flags passed on to the children (`-v`, `-q`...).
     pub child_flags: Vec<String>,
@@ -356,7 +369,12 @@ pub fn execute(jobs: Vec<PreparedJob>, opts: &ExecOptions) -> Vec<JobResult> {
                 std::thread::park_timeout(std::time::Duration::from_millis(100));
             }
         });
-        let results = schedule(&jobs, opts.jobs, opts.cores, |job, threads| {
+        let limits = Limits {
+            workers: opts.jobs,
+            cores: opts.cores,
+            memory: opts.memory,
+        };
+        let results = schedule(&jobs, limits, |job, threads| {
             let result = run_one(job, threads, opts, &started);
             if let Some(bar) = &overall {
                 bar.inc(1);
@@ -373,6 +391,15 @@ pub fn execute(jobs: Vec<PreparedJob>, opts: &ExecOptions) -> Vec<JobResult> {
     results
 }
 
+/// What the scheduler shares out: job slots, threads and memory.
+#[derive(Clone, Copy)]
+struct Limits {
+    workers: usize,
+    cores: Cores,
+    /// The memory jobs may take together; `None`: no limit.
+    memory: Option<u64>,
+}
+
 /// Where a job stands while the graph runs.
 #[derive(Clone, Copy, PartialEq)]
 enum State {
@@ -387,8 +414,7 @@ enum State {
 /// [`JobStatus::NotRun`] result naming it.
 fn schedule(
     jobs: &[PreparedJob],
-    workers: usize,
-    cores: Cores,
+    limits: Limits,
     run: impl Fn(&PreparedJob, usize) -> JobResult + Sync,
 ) -> Vec<JobResult> {
     let total = jobs.len();
@@ -396,8 +422,11 @@ fn schedule(
     let waiting_on = cores::waiting_on(&after);
     let mut order: Vec<usize> = (0..total).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(waiting_on[i]), i));
-    // The threads of the running jobs.
-    let busy = Mutex::new(0usize);
+    let memory: Vec<u64> = jobs.iter().map(PreparedJob::memory).collect();
+    // The threads and the estimated memory of the running jobs.
+    let busy = Mutex::new((0usize, 0u64));
+    let memory_said = std::sync::atomic::AtomicBool::new(false);
+    let (workers, cores) = (limits.workers, limits.cores);
     let board = Mutex::new((vec![State::Waiting; total], vec![None::<JobResult>; total]));
     let changed = Condvar::new();
     let workers = workers.clamp(1, total.max(1));
@@ -422,18 +451,44 @@ fn schedule(
                                     .all(|&d| states[d] == State::Done { ok: true })
                         })
                         .collect();
-                    if let Some(&i) = ready.first() {
+                    let running = states.iter().filter(|s| **s == State::Running).count();
+                    let startable = {
+                        let (_, in_use) = *busy.lock().expect("busy lock");
+                        ready.iter().copied().find(|&i| {
+                            cores::fits_in_memory(limits.memory, in_use, memory[i], running)
+                        })
+                    };
+                    if startable.is_none()
+                        && let Some(&i) = ready.first()
+                        && !memory_said.swap(true, Ordering::SeqCst)
+                    {
+                        tracing::info!(
+                            "{} waits for memory: it may take {:.1} GB, and the running jobs \
+                             together may take what the system had available ({:.1} GB of \
+                             {:.1} GB in use)",
+                            jobs[i].title(),
+                            memory[i] as f64 / 1e9,
+                            busy.lock().expect("busy lock").1 as f64 / 1e9,
+                            limits.memory.unwrap_or(0) as f64 / 1e9
+                        );
+                    }
+                    if let Some(i) = startable {
                         states[i] = State::Running;
                         let threads = {
-                            let mut busy = busy.lock().expect("thread count lock");
-                            let t = cores.threads_for(*busy, ready.len());
-                            *busy += t;
+                            let mut busy = busy.lock().expect("busy lock");
+                            let t = cores.threads_for(busy.0, ready.len());
+                            busy.0 += t;
+                            busy.1 += memory[i];
                             t
                         };
                         drop(guard);
                         let result = run(&jobs[i], threads);
                         announce(&jobs[i], &result);
-                        *busy.lock().expect("thread count lock") -= threads;
+                        {
+                            let mut busy = busy.lock().expect("busy lock");
+                            busy.0 -= threads;
+                            busy.1 -= memory[i];
+                        }
                         guard = board.lock().expect("scheduler lock");
                         let (states, results) = &mut *guard;
                         states[i] = State::Done {
@@ -755,10 +810,14 @@ mod tests {
     use super::*;
     use crate::exec::jobfile::JOB_FORMAT;
 
-    const CORES: Cores = Cores {
-        total: 2,
-        per_job: 1,
-        adaptive: true,
+    const LIMITS: Limits = Limits {
+        workers: 2,
+        cores: Cores {
+            total: 2,
+            per_job: 1,
+            adaptive: true,
+        },
+        memory: None,
     };
 
     fn job(cmd_id: u32, after: &[usize]) -> PreparedJob {
@@ -821,7 +880,7 @@ mod tests {
         // 0 <- 1 <- 2, and 3 independent; two workers.
         let jobs = vec![job(0, &[]), job(1, &[0]), job(2, &[1]), job(3, &[])];
         let events = Mutex::new(Vec::new());
-        let results = schedule(&jobs, 2, CORES, runner(&[], &events));
+        let results = schedule(&jobs, LIMITS, runner(&[], &events));
         assert!(results.iter().all(|r| r.status == JobStatus::Ok));
         let ev = events.into_inner().unwrap();
         assert!(position(&ev, "end 0") < position(&ev, "start 1"), "{ev:?}");
@@ -831,11 +890,31 @@ mod tests {
     }
 
     #[test]
+    fn jobs_that_would_not_fit_in_memory_together_run_one_after_the_other() {
+        // Each generator job is taken to need 1 GB; 1.5 GB are available.
+        let jobs = vec![job(0, &[]), job(1, &[])];
+        let events = Mutex::new(Vec::new());
+        let limits = Limits {
+            memory: Some(3 << 29),
+            ..LIMITS
+        };
+        let results = schedule(&jobs, limits, runner(&[], &events));
+        assert!(results.iter().all(|r| r.status == JobStatus::Ok));
+        let ev = events.into_inner().unwrap();
+        assert!(position(&ev, "end 0") < position(&ev, "start 1"), "{ev:?}");
+        // With enough memory they overlap.
+        let events = Mutex::new(Vec::new());
+        schedule(&jobs, LIMITS, runner(&[], &events));
+        let ev = events.into_inner().unwrap();
+        assert!(position(&ev, "start 1") < position(&ev, "end 0"), "{ev:?}");
+    }
+
+    #[test]
     fn a_failure_stops_its_dependents_only() {
         // 0 fails; 1 needs 0; 2 needs 1; 3 is independent.
         let jobs = vec![job(0, &[]), job(1, &[0]), job(2, &[1]), job(3, &[])];
         let events = Mutex::new(Vec::new());
-        let results = schedule(&jobs, 2, CORES, runner(&[0], &events));
+        let results = schedule(&jobs, LIMITS, runner(&[0], &events));
         assert!(matches!(results[0].status, JobStatus::Failed(_)));
         match &results[1].status {
             JobStatus::NotRun(why) => assert!(why.contains("cmd0"), "{why}"),
@@ -857,7 +936,7 @@ mod tests {
     fn a_dependency_cycle_is_reported_not_waited_for() {
         let jobs = vec![job(0, &[1]), job(1, &[0]), job(2, &[])];
         let events = Mutex::new(Vec::new());
-        let results = schedule(&jobs, 2, CORES, runner(&[], &events));
+        let results = schedule(&jobs, LIMITS, runner(&[], &events));
         for r in &results[..2] {
             match &r.status {
                 JobStatus::NotRun(why) => assert!(why.contains("cycle"), "{why}"),
