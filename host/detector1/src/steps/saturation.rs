@@ -72,14 +72,19 @@ fn grow_with(plane: &mut [u8], ny: usize, nx: usize, flag: u8, n: usize, rows: &
         return;
     }
     // Along each row (from the flags as they were, by a running count), then across rows;
-    // rows in parallel.
+    // rows in parallel. Rows without a flag are passed over: flags are rare, and most rows
+    // neither have one nor lie near one.
     rows.resize(ny * nx, false);
     let rows = &mut rows[..ny * nx];
-    rows.par_chunks_mut(nx)
+    let flagged: Vec<bool> = rows
+        .par_chunks_mut(nx)
         .zip(plane.par_chunks(nx))
-        .for_each_init(
+        .map_init(
             || vec![0u32; nx + 1],
             |count, (out, src)| {
+                if !src.iter().any(|&s| s & flag != 0) {
+                    return false;
+                }
                 for (x, &s) in src.iter().enumerate() {
                     count[x + 1] = count[x] + u32::from(s & flag != 0);
                 }
@@ -87,15 +92,20 @@ fn grow_with(plane: &mut [u8], ny: usize, nx: usize, flag: u8, n: usize, rows: &
                     let (a, b) = (x.saturating_sub(n), (x + n).min(nx - 1));
                     *o = count[b + 1] > count[a];
                 }
+                true
             },
-        );
+        )
+        .collect();
     let rows = &*rows;
     plane.par_chunks_mut(nx).enumerate().for_each_init(
         || vec![false; nx],
         |any, (y, out)| {
             let (a, b) = (y.saturating_sub(n), (y + n).min(ny - 1));
+            if !flagged[a..=b].iter().any(|&f| f) {
+                return;
+            }
             any.fill(false);
-            for yy in a..=b {
+            for yy in (a..=b).filter(|&yy| flagged[yy]) {
                 for (v, &r) in any.iter_mut().zip(&rows[yy * nx..(yy + 1) * nx]) {
                     *v |= r;
                 }
@@ -553,5 +563,48 @@ mod tests {
         ];
         assert_eq!(got, want);
         assert_eq!(plane[12], 3);
+    }
+
+    /// Sparse flags, with the working space reused from plane to plane (rows without flags
+    /// are passed over and keep what an earlier plane left there): the box dilation by brute
+    /// force.
+    #[test]
+    fn growth_of_sparse_flags_equals_the_brute_force_dilation() {
+        let (ny, nx): (usize, usize) = (23, 17);
+        let mut rows = Vec::new();
+        let mut state = 99u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        for round in 0..40 {
+            let n: usize = round % 4;
+            let plane: Vec<u8> = (0..ny * nx)
+                .map(|_| {
+                    if next() % 37 == 0 {
+                        2
+                    } else {
+                        (next() % 2) as u8
+                    }
+                })
+                .collect();
+            let mut want = plane.clone();
+            for y in 0..ny {
+                for x in 0..nx {
+                    let near = (y.saturating_sub(n)..=(y + n).min(ny - 1)).any(|yy| {
+                        (x.saturating_sub(n)..=(x + n).min(nx - 1))
+                            .any(|xx| plane[yy * nx + xx] & 2 != 0)
+                    });
+                    if near {
+                        want[y * nx + x] |= 2;
+                    }
+                }
+            }
+            let mut got = plane.clone();
+            grow_with(&mut got, ny, nx, 2, n, &mut rows);
+            assert_eq!(got, want, "round {round}");
+        }
     }
 }
