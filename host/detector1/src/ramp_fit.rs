@@ -798,15 +798,13 @@ pub fn ramp_fit_parts(
     fitopt: Fitopt,
 ) -> Result<RampFitParts, RampFitError> {
     check_shapes(ramp, readnoise, gain)?;
-    let with_fitopt = fitopt != Fitopt::No;
     let fitter = RowFitter {
         ramp,
         readnoise,
         gain,
         t: Timing::from_header(&ramp.header)?,
         table: WeightTable::new(ramp.ngroups),
-        with_fitopt,
-        segments: fitopt == Fitopt::Whole,
+        fitopt,
     };
     let mut out = Collector::new(ramp, fitopt);
     // Bands of rows bound the memory of the per-row intermediate results; each band is merged
@@ -916,9 +914,7 @@ struct RowFitter<'a> {
     gain: &'a [f32],
     t: Timing,
     table: WeightTable,
-    with_fitopt: bool,
-    /// The optional output's segment and jump planes too, not only the pedestals.
-    segments: bool,
+    fitopt: Fitopt,
 }
 
 impl RowFitter<'_> {
@@ -957,7 +953,14 @@ impl RowFitter<'_> {
         let mut row = RowFit {
             rate: Vec::with_capacity(nx),
             ints: vec![(0.0, 0.0, 0.0, 0); nints * nx],
-            pedestal: vec![0.0; if self.with_fitopt { nints * nx } else { 0 }],
+            pedestal: vec![
+                0.0;
+                if self.fitopt != Fitopt::No {
+                    nints * nx
+                } else {
+                    0
+                }
+            ],
             segs: Vec::new(),
             crs: Vec::new(),
         };
@@ -979,8 +982,8 @@ impl RowFitter<'_> {
             for i in 0..nints {
                 row.ints[i * nx + x] = s.ints[i];
             }
-            if self.with_fitopt {
-                row.push_fitopt(x, nx, &s, self.segments);
+            if self.fitopt != Fitopt::No {
+                row.push_fitopt(x, nx, &s, self.fitopt == Fitopt::Whole);
             }
         }
         row
