@@ -143,6 +143,29 @@ fn a_run_writes_what_its_generators_read_and_keeps_nothing_else() {
         reuse.stderr
     );
 
+    // A configuration naming the products bare (as upstream's do) gets them whole, and is told
+    // what the generator reads.
+    let bare = dark_bpm(
+        d,
+        &data,
+        "d",
+        &[
+            "--pp",
+            "bpm",
+            "ssb_save_steps",
+            "jump, fitopt, rateints",
+            "--dry-run",
+        ],
+    );
+    assert!(bare.ok(), "{bare:?}");
+    assert!(
+        bare.stderr
+            .contains("'fitopt' (it reads D:fitopt[PEDESTAL])")
+            && bare.stderr.contains("asked for whole"),
+        "{}",
+        bare.stderr
+    );
+
     // clean removes the run-internal products (and their records), nothing else.
     let before: Vec<PathBuf> = all_files(d)
         .into_iter()

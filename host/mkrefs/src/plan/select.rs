@@ -207,6 +207,8 @@ pub(crate) fn configure<'r>(
         // ssbsteps, the items that state does not make are left out (and the generator says
         // what it misses, if anything).
         save_value.retain(|u| steps.contains(&u.product.producing_step()));
+    } else {
+        say_whole_products(&save, &save_value, &info.default_ssb_save_steps, instrument);
     }
     if let Some(p) = save_value
         .iter()
@@ -230,6 +232,39 @@ pub(crate) fn configure<'r>(
         save: save_value,
         params,
     })
+}
+
+/// A configured `ssb_save_steps` that names a product bare (as upstream configurations do)
+/// asks for the whole product, where the generator's default names the few extensions it
+/// reads: said once, since it can multiply what a run writes (a full-frame fitopt is 1.2 GB,
+/// its pedestal 34 MB).
+fn say_whole_products(
+    save: &SectionKey<'_>,
+    configured: &[ProductUse],
+    default: &str,
+    instrument: Instrument,
+) {
+    let Ok(defaults) = reads::parse_product_uses(Some(default), instrument) else {
+        return;
+    };
+    let whole: Vec<String> = configured
+        .iter()
+        .filter(|u| u.hdus.is_none())
+        .filter_map(|u| {
+            let d = defaults
+                .iter()
+                .find(|d| d.product == u.product && d.hdus.is_some())?;
+            Some(format!("'{}' (it reads {d})", u.product))
+        })
+        .collect();
+    if !whole.is_empty() {
+        tracing::info!(
+            "{}: {} asked for whole, so the run writes them whole; name the extensions, as the \
+             generator's default does, to write only those (README, \"Run-internal products\")",
+            save.where_(),
+            whole.join(", ")
+        );
+    }
 }
 
 /// A section's `reftype` that names neither the generator's reftype nor an alias of the
