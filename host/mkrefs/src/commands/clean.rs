@@ -106,21 +106,20 @@ fn internal_dirs(root: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// The product a file of an internal directory belongs to: the product itself, its record
-/// (`<name>.made_from.json`) or a temporary file of a write (`.<name>.part-<pid>-<n>`); lock
-/// files (`.<name>.lock`) belong to none.
+/// (`<name>.made_from.json`) or a temporary file of either being written
+/// (`.<name>.part-<pid>[-<n>]`); lock files (`.<name>.lock`) belong to none.
 fn product_of(file_name: &str) -> Option<String> {
     if file_name.ends_with(".lock") {
         return None;
     }
-    if let Some(p) = file_name.strip_suffix(".made_from.json") {
+    let name = match file_name.strip_prefix('.') {
+        Some(rest) => &rest[..rest.rfind(".part-")?],
+        None => file_name,
+    };
+    if let Some(p) = name.strip_suffix(".made_from.json") {
         return Some(p.to_string());
     }
-    if let Some(rest) = file_name.strip_prefix('.')
-        && let Some(i) = rest.rfind(".part-")
-    {
-        return Some(rest[..i].to_string());
-    }
-    file_name.ends_with(".fits").then(|| file_name.to_string())
+    name.ends_with(".fits").then(|| name.to_string())
 }
 
 fn clean_dir(dir: &Path, tally: &mut Tally) -> Result<(), String> {
@@ -186,6 +185,11 @@ mod tests {
         );
         assert_eq!(
             product_of(".a_jump.fits.part-123-4"),
+            Some("a_jump.fits".into())
+        );
+        // A record being written belongs to its product, whose lock guards it.
+        assert_eq!(
+            product_of(".a_jump.fits.made_from.json.part-123"),
             Some("a_jump.fits".into())
         );
         assert_eq!(product_of(".a_jump.fits.lock"), None);
