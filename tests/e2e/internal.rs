@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use mkrefs_e2e::{CalibrationData, all_files, fits_outputs, mkrefs, run};
-use mkrefs_support::fits::{ImageReader, hdu_names};
+use mkrefs_support::fits::{ImageReader, hdu_names, read_header};
 
 fn ref_args(data: &CalibrationData) -> Vec<String> {
     data.refs
@@ -124,6 +124,18 @@ fn a_run_writes_what_its_generators_read_and_keeps_nothing_else() {
     assert_eq!(whole.len(), 3 * 4 + 2, "{whole:?}");
     let jump = whole.iter().find(|p| ends(p, "_jump.fits")).unwrap();
     assert_eq!(extensions(jump), ["SCI", "PIXELDQ", "GROUPDQ", "ASDF"]);
+    // The run-internal GROUPDQ is tile-compressed, the whole one plain, with the same flags.
+    let internal_jump = internal.join(jump.file_name().unwrap());
+    let zcmptype = |p: &Path| {
+        read_header(p, "GROUPDQ")
+            .unwrap()
+            .get_str("ZCMPTYPE")
+            .map(str::to_string)
+    };
+    assert_eq!(zcmptype(&internal_jump).as_deref(), Some("RICE_1"));
+    assert_eq!(zcmptype(jump), None);
+    assert_eq!(pixels(&internal_jump, "GROUPDQ"), pixels(jump, "GROUPDQ"));
+    assert!(pixels(jump, "GROUPDQ").iter().any(|&f| f != 0.0));
     let fitopt = whole.iter().find(|p| ends(p, "_fitopt.fits")).unwrap();
     assert!(extensions(fitopt).len() == 9, "{:?}", extensions(fitopt));
     for (reflabel, hdu) in [("dark", "SCI"), ("bpm", "DQ")] {

@@ -29,6 +29,13 @@ impl Form {
         }
     }
 
+    /// Whether flag planes (a ramp's GROUPDQ) are written tile-compressed: only in a
+    /// run-internal product, which no jwst datamodel reads (stdatamodels expects plain images)
+    /// and whose flags, nearly all zero, would otherwise be a fifth of what a campaign writes.
+    pub fn compresses_flags(&self) -> bool {
+        matches!(self, Form::Only(_))
+    }
+
     /// Whether the file is synced to disk before it is renamed to its final name.
     pub fn durable(&self) -> bool {
         matches!(self, Form::Full)

@@ -12,6 +12,10 @@ use mkrefs_support::header::{Header, HeaderValue};
 use crate::error::StepError;
 use crate::form::Form;
 
+/// Rows per tile of a compressed GROUPDQ: the readers read bands of rows of one plane, and a
+/// band that starts inside a tile decompresses the whole tile.
+const FLAG_TILE_ROWS: usize = 16;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ramp {
     pub nints: usize,
@@ -170,7 +174,9 @@ impl Ramp {
         if form.keeps("PIXELDQ") {
             w.write_image("PIXELDQ", &[self.ny, self.nx], &self.pixeldq)?;
         }
-        if form.keeps("GROUPDQ") {
+        if form.keeps("GROUPDQ") && form.compresses_flags() {
+            w.write_image_compressed("GROUPDQ", &shape, &self.groupdq, FLAG_TILE_ROWS)?;
+        } else if form.keeps("GROUPDQ") {
             w.write_image("GROUPDQ", &shape, &self.groupdq)?;
         }
         if form.durable() {

@@ -695,3 +695,103 @@ fn gzip_inputs_read_and_compressed_outputs_are_refused() {
     );
     assert_eq!(files_in(dir.path()), ["x_rate.fits.gz"]);
 }
+
+#[test]
+fn tile_compressed_4d_flags_round_trip_in_bands_and_truncation_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ramp_jump.fits");
+    let (nints, ngroups, ny, nx) = (2usize, 3usize, 40usize, 24usize);
+    // Mostly zero, with flags scattered as a jump step leaves them.
+    let flags: Vec<u8> = (0..nints * ngroups * ny * nx)
+        .map(|k| match k % 97 {
+            0 => 4,
+            13 => 2 | 4,
+            _ => 0,
+        })
+        .collect();
+    let sci: Vec<f32> = (0..ny * nx).map(|k| k as f32 * 0.25).collect();
+    let mut w = FitsWriter::create(&path).unwrap();
+    w.write_image_compressed("GROUPDQ", &[nints, ngroups, ny, nx], &flags, 16)
+        .unwrap();
+    // An image after it is plain again.
+    w.write_image("SCI", &[ny, nx], &sci).unwrap();
+    w.finish().unwrap();
+
+    let h = read_header(&path, "GROUPDQ").unwrap();
+    assert_eq!(
+        (
+            h.get_str("ZCMPTYPE"),
+            h.get_i64("ZNAXIS"),
+            h.get_i64("ZTILE2")
+        ),
+        (Some("RICE_1"), Some(4), Some(16))
+    );
+    assert_eq!(read_header(&path, "SCI").unwrap().get_i64("ZNAXIS"), None);
+
+    let mut r = ImageReader::open(&path, "GROUPDQ").unwrap();
+    assert_eq!(r.shape(), &[2, 3, 40, 24]);
+    assert_eq!(r.stored_type(), "uint8");
+    // Bands that start and end inside tiles, every plane, as u8 and as f32.
+    for plane in 0..nints * ngroups {
+        for (y0, y1) in [(0, 40), (5, 21), (16, 17), (39, 40)] {
+            let mut band = vec![0u8; (y1 - y0) * nx];
+            r.read_rows(plane, y0, y1, &mut band).unwrap();
+            let at = (plane * ny + y0) * nx;
+            assert_eq!(
+                band,
+                flags[at..at + band.len()],
+                "plane {plane} rows {y0}..{y1}"
+            );
+        }
+    }
+    let mut wide = vec![0f32; 3 * nx];
+    r.read_rows(4, 7, 10, &mut wide).unwrap();
+    assert!(
+        wide.iter()
+            .zip(&flags[(4 * ny + 7) * nx..])
+            .all(|(&a, &b)| a == f32::from(b))
+    );
+    let mut plain = ImageReader::open(&path, "SCI").unwrap();
+    assert_eq!(plain.read_plane::<f32>(0).unwrap(), sci);
+
+    // Cut inside the compressed table's heap: refused when opened, naming the HDU.
+    let cut = dir.path().join("cut.fits");
+    let bytes = fs::read(&path).unwrap();
+    let (data_start, _) = hdu_data_span(&path, "GROUPDQ");
+    fs::write(&cut, &bytes[..data_start + 100]).unwrap();
+    let e = ImageReader::open(&cut, "GROUPDQ").err().unwrap();
+    assert_eq!(
+        (e.kind, e.hdu.as_deref()),
+        (FitsErrorKind::Truncated, Some("GROUPDQ")),
+        "{e}"
+    );
+}
+
+/// Where the data of HDU `name` start and how long the file is, from the raw cards: the data
+/// begin at the first 2880-byte block after the header's END card.
+fn hdu_data_span(path: &Path, name: &str) -> (usize, usize) {
+    let bytes = fs::read(path).unwrap();
+    let mut start = 0;
+    loop {
+        let mut at = start;
+        let mut named = false;
+        loop {
+            let card = std::str::from_utf8(&bytes[at..at + 80]).unwrap();
+            named |= card.starts_with("EXTNAME") && card.contains(&format!("'{name}"));
+            at += 80;
+            if card.starts_with("END ") {
+                break;
+            }
+        }
+        let data = at.div_ceil(2880) * 2880;
+        if named {
+            return (data, bytes.len());
+        }
+        // Skip this HDU's data: found from the next block that starts a header.
+        let mut next = data;
+        while !bytes[next..].starts_with(b"XTENSION") {
+            next += 2880;
+        }
+        start = next;
+    }
+}
