@@ -571,10 +571,7 @@ pub fn f32_order_key(v: f32) -> u32 {
 /// the whole key, which is the value. Two passes, no copy; `v` is not modified.
 fn order_stats_by_radix(v: &[f32], ks: [usize; 2]) -> [f32; 2] {
     debug_assert!(ks[0] <= ks[1] && ks[1] < v.len());
-    let mut upper = vec![0u32; 1 << 16];
-    for &x in v {
-        upper[(f32_order_key(x) >> 16) as usize] += 1;
-    }
+    let upper = prefix_histogram(v);
     // Per rank: its prefix and its rank among the values with that prefix.
     let within = |k: usize| {
         let mut below = 0usize;
@@ -588,19 +585,6 @@ fn order_stats_by_radix(v: &[f32], ks: [usize; 2]) -> [f32; 2] {
     };
     let (p0, r0) = within(ks[0]);
     let (p1, r1) = within(ks[1]);
-    let mut lower = [
-        vec![0u32; 1 << 16],
-        vec![0u32; if p1 == p0 { 0 } else { 1 << 16 }],
-    ];
-    for &x in v {
-        let key = f32_order_key(x);
-        let p = key >> 16;
-        if p == p0 {
-            lower[0][(key & 0xffff) as usize] += 1;
-        } else if p == p1 {
-            lower[1][(key & 0xffff) as usize] += 1;
-        }
-    }
     let value = |prefix: u32, hist: &[u32], rank: usize| {
         let mut below = 0usize;
         for (low, &c) in hist.iter().enumerate() {
@@ -611,13 +595,78 @@ fn order_stats_by_radix(v: &[f32], ks: [usize; 2]) -> [f32; 2] {
         }
         unreachable!("the prefix holds the rank")
     };
-    let lo = value(p0, &lower[0], r0);
-    let hi = if p1 == p0 {
-        value(p0, &lower[0], r1)
-    } else {
-        value(p1, &lower[1], r1)
+    if p1 == p0 {
+        let lower = suffix_histogram(v, p0);
+        return [value(p0, &lower, r0), value(p0, &lower, r1)];
+    }
+    // The two ranks in different prefixes (rare: only where the middle pair straddles one).
+    let mut lower = [vec![0u32; 1 << 16], vec![0u32; 1 << 16]];
+    for &x in v {
+        let key = f32_order_key(x);
+        let p = key >> 16;
+        if p == p0 {
+            lower[0][(key & 0xffff) as usize] += 1;
+        } else if p == p1 {
+            lower[1][(key & 0xffff) as usize] += 1;
+        }
+    }
+    [value(p0, &lower[0], r0), value(p1, &lower[1], r1)]
+}
+
+/// Copies of a histogram the values are dealt to in turn, so that consecutive values in one
+/// bucket (most of them, for a narrow distribution) do not wait on each other's increment.
+const HISTOGRAM_COPIES: usize = 4;
+
+/// The histogram of the upper 16 bits of the values' order keys.
+fn prefix_histogram(v: &[f32]) -> Vec<u32> {
+    let mut copies = vec![0u32; HISTOGRAM_COPIES << 16];
+    let chunks = v.chunks_exact(HISTOGRAM_COPIES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (copy, &x) in c.iter().enumerate() {
+            copies[copy << 16 | (f32_order_key(x) >> 16) as usize] += 1;
+        }
+    }
+    let mut hist = copies[..1 << 16].to_vec();
+    for copy in copies.chunks_exact(1 << 16).skip(1) {
+        hist.iter_mut().zip(copy).for_each(|(h, c)| *h += c);
+    }
+    for &x in rest {
+        hist[(f32_order_key(x) >> 16) as usize] += 1;
+    }
+    hist
+}
+
+/// The histogram of the lower 16 bits of the order keys whose upper 16 bits are `prefix`.
+/// Every value is counted somewhere, the others in a spare bucket, so that no branch depends
+/// on the data (a narrow distribution puts a third of its values in the median's prefix, in
+/// no pattern).
+fn suffix_histogram(v: &[f32], prefix: u32) -> Vec<u32> {
+    const SPARE: usize = 1 << 16;
+    let stride = SPARE + 1;
+    let mut copies = vec![0u32; HISTOGRAM_COPIES * stride];
+    let slot = |x: f32| {
+        let key = f32_order_key(x);
+        if key >> 16 == prefix { (key & 0xffff) as usize } else { SPARE }
     };
-    [lo, hi]
+    let chunks = v.chunks_exact(HISTOGRAM_COPIES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (copy, &x) in c.iter().enumerate() {
+            copies[copy * stride + slot(x)] += 1;
+        }
+    }
+    let mut hist = copies[..SPARE].to_vec();
+    for copy in copies.chunks_exact(stride).skip(1) {
+        hist.iter_mut().zip(copy).for_each(|(h, c)| *h += c);
+    }
+    for &x in rest {
+        let s = slot(x);
+        if s < SPARE {
+            hist[s] += 1;
+        }
+    }
+    hist
 }
 
 /// A `u64` that sorts as the f64 it comes from under `total_cmp` (as [`f32_order_key`]).

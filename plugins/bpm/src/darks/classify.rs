@@ -100,10 +100,14 @@ impl Cuts {
             .filter(|(f, t)| **t && f.sigma.is_finite())
             .map(|(f, _)| f.sigma)
             .collect();
+        // The upper middle value: a selection, not a sort (4 million scales took 0.2 s).
         let median_scale = {
             let mut v = scales.clone();
-            v.sort_by(f32::total_cmp);
-            v.get(v.len() / 2).map_or(f64::INFINITY, |&m| f64::from(m))
+            let mid = v.len() / 2;
+            match v.is_empty() {
+                true => f64::INFINITY,
+                false => f64::from(*v.select_nth_unstable_by(mid, f32::total_cmp).1),
+            }
         };
         let diff_noise_cut = clip_bounds_flat(&scales, p.clipping_sigma, p.max_clipping_iters)
             .map_or(f64::INFINITY, |b| {
