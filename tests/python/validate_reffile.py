@@ -9,7 +9,9 @@ and exits with status 1 if any file fails (2 on a usage error).
 
 A file passes only if all of these hold:
 
-1. astropy opens it and it verifies against the FITS standard (`HDUList.verify("exception")`).
+1. astropy opens it with `checksum=True` and it verifies against the FITS standard
+   (`HDUList.verify("exception")`); every HDU carries CHECKSUM and DATASUM, and both verify (a
+   mismatch is an astropy warning, turned into an error here).
 2. The primary HDU has no data; it carries the standard reference-file keywords of the jwst
    documentation (AUTHOR, DATAMODL, DATE, DESCRIP, FILENAME, INSTRUME, PEDIGREE, REFTYPE,
    TELESCOP, USEAFTER, SUBARRAY, SUBSTRT1/2, SUBSIZE1/2, FASTAXIS, SLOWAXIS) and the
@@ -280,8 +282,14 @@ def validate(path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            with fits.open(path) as hdul:
+            with fits.open(path, checksum=True) as hdul:
                 hdul.verify("exception")
+                for hdu in hdul:
+                    # Read, so that the data sum is verified too.
+                    _ = hdu.data
+                    for key in ("CHECKSUM", "DATASUM"):
+                        if key not in hdu.header:
+                            problems.append(f"HDU {hdu.name} has no {key}")
                 model_name, mismatch = pick_model(hdul[0].header)
                 if mismatch:
                     problems.append(mismatch)

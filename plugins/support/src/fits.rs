@@ -20,6 +20,7 @@ use fitsio::FitsFile;
 use fitsio::sys;
 
 use crate::dq::DqDefRow;
+use crate::fits_checksum::DataSum;
 use crate::header::{Header, HeaderValue};
 
 // cfitsio constants (fitsio.h).
@@ -652,26 +653,45 @@ pub trait Pixel: Copy + Default + Send + Sync + 'static + sealed::Sealed {
     const IMAGE_TYPE: c_int;
     /// The numpy name of the type.
     const NAME: &'static str;
+    /// Bytes per pixel in the file.
+    #[doc(hidden)]
+    const STORED_BYTES: usize;
+    /// The pixel's bits as the file stores them (BZERO applied to unsigned 16 and 32 bit
+    /// types), for the data checksum.
+    #[doc(hidden)]
+    fn stored_bits(self) -> u64;
 }
 
 macro_rules! pixel {
-    ($t:ty, $dt:expr, $img:expr, $name:expr) => {
+    ($t:ty, $dt:expr, $img:expr, $name:expr, |$v:ident| $bits:expr) => {
         impl sealed::Sealed for $t {}
         impl Pixel for $t {
             const DATATYPE: c_int = $dt;
             const IMAGE_TYPE: c_int = $img;
             const NAME: &'static str = $name;
+            const STORED_BYTES: usize = std::mem::size_of::<$t>();
+            #[inline(always)]
+            fn stored_bits(self) -> u64 {
+                let $v = self;
+                $bits
+            }
         }
     };
 }
-pixel!(f32, TFLOAT, FLOAT_IMG, "float32");
-pixel!(f64, TDOUBLE, DOUBLE_IMG, "float64");
-pixel!(u8, TBYTE, BYTE_IMG, "uint8");
-pixel!(u16, TUSHORT, USHORT_IMG, "uint16");
-pixel!(u32, TUINT, ULONG_IMG, "uint32");
-pixel!(i16, TSHORT, SHORT_IMG, "int16");
-pixel!(i32, TINT, LONG_IMG, "int32");
-pixel!(i64, TLONGLONG, LONGLONG_IMG, "int64");
+pixel!(f32, TFLOAT, FLOAT_IMG, "float32", |v| u64::from(
+    v.to_bits()
+));
+pixel!(f64, TDOUBLE, DOUBLE_IMG, "float64", |v| v.to_bits());
+pixel!(u8, TBYTE, BYTE_IMG, "uint8", |v| u64::from(v));
+pixel!(u16, TUSHORT, USHORT_IMG, "uint16", |v| u64::from(
+    v ^ 0x8000
+));
+pixel!(u32, TUINT, ULONG_IMG, "uint32", |v| u64::from(
+    v ^ 0x8000_0000
+));
+pixel!(i16, TSHORT, SHORT_IMG, "int16", |v| u64::from(v as u16));
+pixel!(i32, TINT, LONG_IMG, "int32", |v| u64::from(v as u32));
+pixel!(i64, TLONGLONG, LONGLONG_IMG, "int64", |v| v as u64);
 
 /// The numpy name of a cfitsio equivalent image type (BITPIX with BZERO taken into account).
 fn image_type_name(t: c_int) -> &'static str {
@@ -1221,9 +1241,96 @@ pub struct FitsWriter {
     current: Current,
     /// Whether [`FitsWriter::finish`] syncs the file to disk before the rename.
     durable: bool,
+    /// Whether [`FitsWriter::finish`] writes CHECKSUM and DATASUM into every HDU.
+    checksums: bool,
+    /// Per HDU made so far (the primary first), its data sum when it is accumulated as the
+    /// pixels are written (plain images made while checksums were on); `None` where cfitsio
+    /// reads the data back for it.
+    datasums: Vec<Option<DataSum>>,
 }
 
 impl FitsWriter {
+    /// Whether `finish` writes CHECKSUM and DATASUM (the FITS checksum convention) into every
+    /// HDU. Reference files carry them, so that a delivered file can be verified by astropy
+    /// (`checksum=True`), fitsverify or CRDS; products do not (it costs a read of every byte).
+    /// Call it before the first extension is made: each HDU then gets the two cards when it is
+    /// made, so filling them in at the end never moves the data.
+    pub fn set_checksums(&mut self, on: bool) -> Result<(), FitsError> {
+        self.checksums = on;
+        if on {
+            self.reserve_checksum_cards()
+                .map_err(|e| e.in_hdu("PRIMARY"))?;
+        }
+        Ok(())
+    }
+
+    /// Writes placeholder CHECKSUM and DATASUM cards into the current HDU when checksums are
+    /// on (the values [`FitsWriter::finish`] replaces).
+    fn reserve_checksum_cards(&mut self) -> Result<(), FitsError> {
+        if !self.checksums {
+            return Ok(());
+        }
+        let raw = self.raw();
+        let mut status = 0;
+        for (key, value, comment) in [
+            ("CHECKSUM", "0000000000000000", "HDU checksum"),
+            ("DATASUM", "0", "data unit checksum"),
+        ] {
+            let (k, v, c) = (c_string(key), c_string(value), c_string(comment));
+            // SAFETY: raw is the open file; the strings are NUL-terminated.
+            unsafe { sys::ffukys(raw, k.as_ptr(), v.as_ptr(), c.as_ptr(), &mut status) };
+        }
+        match status {
+            0 => Ok(()),
+            s => Err(self.write_failed(s, "reserving the CHECKSUM and DATASUM cards")),
+        }
+    }
+
+    /// Fills in CHECKSUM and DATASUM of every HDU: the data sum accumulated while writing
+    /// where there is one (then cfitsio's `ffupck` sums only the header), else cfitsio's
+    /// `ffpcks`, which reads the data unit back (tables, compressed images).
+    fn write_checksums(&mut self) -> Result<(), FitsError> {
+        let raw = self.raw();
+        let mut status = 0;
+        let mut n = 0;
+        // SAFETY: raw is the open file.
+        unsafe { sys::ffthdu(raw, &mut n, &mut status) };
+        for hdu in 1..=n {
+            let mut hdutype = 0;
+            let known = self.datasums.get(hdu as usize - 1).copied().flatten();
+            // SAFETY: as above; hdu is within the file's HDUs; the strings are NUL-terminated.
+            unsafe {
+                sys::ffmahd(raw, hdu, &mut hdutype, &mut status);
+                match known {
+                    Some(sum) => {
+                        let (key, comment) = (c_string("DATASUM"), c_string("data unit checksum"));
+                        let value = c_string(&sum.value().to_string());
+                        sys::ffmkys(
+                            raw,
+                            key.as_ptr(),
+                            value.as_ptr(),
+                            comment.as_ptr(),
+                            &mut status,
+                        );
+                        sys::ffupck(raw, &mut status);
+                    }
+                    None => {
+                        sys::ffpcks(raw, &mut status);
+                    }
+                }
+            }
+            if status != 0 {
+                return Err(
+                    self.write_failed(status, &format!("writing the checksums of HDU {hdu}"))
+                );
+            }
+        }
+        match status {
+            0 => Ok(()),
+            s => Err(self.write_failed(s, "counting the HDUs for their checksums")),
+        }
+    }
+
     /// Whether `finish` syncs the file to disk before renaming it (the default). Reference
     /// files and products a user keeps are synced, so a crash leaves either the complete file
     /// or none; a run-internal product is not (its reuse is proven by the content hash its
@@ -1306,6 +1413,9 @@ impl FitsWriter {
             final_path: final_path.to_path_buf(),
             current: Current::Primary,
             durable: true,
+            checksums: false,
+            // The primary has no data.
+            datasums: vec![Some(DataSum::default())],
         })
     }
 
@@ -1609,6 +1719,9 @@ impl FitsWriter {
                 .write_failed(status, &format!("creating image {extname} {shape:?}"))
                 .in_hdu(extname));
         }
+        self.reserve_checksum_cards()
+            .map_err(|e| e.in_hdu(extname))?;
+        self.datasums.push(self.checksums.then(DataSum::default));
         self.current = Current::Image {
             name: extname.to_string(),
             datatype: T::DATATYPE,
@@ -1680,6 +1793,9 @@ impl FitsWriter {
         }
         if let Current::Image { written, .. } = &mut self.current {
             add_range(written, a, b);
+        }
+        if let Some(Some(sum)) = self.datasums.last_mut() {
+            sum.add(a, data, T::STORED_BYTES, T::stored_bits);
         }
         Ok(())
     }
@@ -1755,6 +1871,10 @@ impl FitsWriter {
         // SAFETY: as above.
         unsafe { sys::fits_set_compression_type(raw, NO_COMPRESSION_REQUEST, &mut reset) };
         created?;
+        // Its data are the compressed table: cfitsio sums them.
+        if let Some(last) = self.datasums.last_mut() {
+            *last = None;
+        }
         let mut first: Vec<std::os::raw::c_long> = vec![1; shape.len()];
         let mut last: Vec<std::os::raw::c_long> = shape
             .iter()
@@ -1893,6 +2013,8 @@ impl FitsWriter {
                 .write_failed(status, "writing the DQ_DEF table")
                 .in_hdu(HDU));
         }
+        self.reserve_checksum_cards().map_err(|e| e.in_hdu(HDU))?;
+        self.datasums.push(None);
         self.current = Current::Table {
             name: HDU.to_string(),
         };
@@ -1949,6 +2071,8 @@ impl FitsWriter {
                 .write_failed(status, "writing the ASDF extension")
                 .in_hdu(HDU));
         }
+        self.reserve_checksum_cards().map_err(|e| e.in_hdu(HDU))?;
+        self.datasums.push(None);
         self.current = Current::Table {
             name: HDU.to_string(),
         };
@@ -1958,6 +2082,9 @@ impl FitsWriter {
     /// Checks the last image is complete, closes the file, and renames it to its final name.
     pub fn finish(mut self) -> Result<PathBuf, FitsError> {
         self.check_current_complete()?;
+        if self.checksums {
+            self.write_checksums()?;
+        }
         let mut status = 0;
         let raw = self.raw();
         // SAFETY: the file is open; ffflus writes all buffers and headers.

@@ -19,6 +19,7 @@
 pub mod budget;
 pub mod dq;
 pub mod fits;
+mod fits_checksum;
 pub mod fits_layout;
 pub mod generator;
 pub mod geometry;

@@ -378,11 +378,15 @@ impl RefMeta {
     /// Validates, then writes the primary keywords and HISTORY into `w`, in the order
     /// stdatamodels writes them: DATE, FILENAME, DATAMODL, TELESCOP, REFTYPE, PEDIGREE,
     /// DESCRIP, AUTHOR, USEAFTER, INSTRUME, DETECTOR, SUBARRAY, SUBSTRT1/2, SUBSIZE1/2,
-    /// FASTAXIS, SLOWAXIS, READPATT and EXP_TYPE if set, the extras, then HISTORY.
+    /// FASTAXIS, SLOWAXIS, READPATT and EXP_TYPE if set, the extras, then HISTORY. A file
+    /// written this way is a reference file: every HDU gets CHECKSUM and DATASUM
+    /// ([`FitsWriter::set_checksums`]).
     pub fn write_primary(&self, w: &mut FitsWriter) -> Result<(), FitsError> {
         self.validate().map_err(|m| {
             FitsError::new(FitsErrorKind::BadValue, w.final_path(), m).in_hdu("PRIMARY")
         })?;
+        // A reference file carries the FITS checksums in every HDU, for whoever delivers it.
+        w.set_checksums(true)?;
         let filename = w
             .final_path()
             .file_name()

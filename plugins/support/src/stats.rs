@@ -647,7 +647,11 @@ fn suffix_histogram(v: &[f32], prefix: u32) -> Vec<u32> {
     let mut copies = vec![0u32; HISTOGRAM_COPIES * stride];
     let slot = |x: f32| {
         let key = f32_order_key(x);
-        if key >> 16 == prefix { (key & 0xffff) as usize } else { SPARE }
+        if key >> 16 == prefix {
+            (key & 0xffff) as usize
+        } else {
+            SPARE
+        }
     };
     let chunks = v.chunks_exact(HISTOGRAM_COPIES);
     let rest = chunks.remainder();

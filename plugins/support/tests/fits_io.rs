@@ -795,3 +795,79 @@ fn hdu_data_span(path: &Path, name: &str) -> (usize, usize) {
         start = next;
     }
 }
+
+/// cfitsio's verdict on each HDU's DATASUM and CHECKSUM: 1 correct, 0 absent, -1 wrong.
+fn checksum_verdicts(path: &Path) -> Vec<(i32, i32)> {
+    let mut f = fitsio::FitsFile::open(path).unwrap();
+    let mut verdicts = Vec::new();
+    for hdu in 1.. {
+        let (mut hdutype, mut status) = (0, 0);
+        let (mut data_ok, mut hdu_ok) = (0, 0);
+        // SAFETY: f is open; the out-parameters are plain ints.
+        unsafe {
+            fitsio::sys::ffmahd(f.as_raw(), hdu, &mut hdutype, &mut status);
+            if status != 0 {
+                break;
+            }
+            fitsio::sys::ffvcks(f.as_raw(), &mut data_ok, &mut hdu_ok, &mut status);
+        }
+        assert_eq!(status, 0, "HDU {hdu}");
+        verdicts.push((data_ok, hdu_ok));
+    }
+    verdicts
+}
+
+#[test]
+fn checksums_are_correct_in_every_hdu_whatever_the_write_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ref_mask.fits");
+    let (ny, nx) = (7usize, 5usize);
+    let mut sci: Vec<f32> = (0..ny * nx).map(|k| k as f32 * -0.3).collect();
+    sci[3] = f32::NAN;
+    let counts: Vec<u16> = (0..3 * ny * nx)
+        .map(|k| (k * 2411 % 65536) as u16)
+        .collect();
+    let flags: Vec<u8> = (0..2 * ny * nx).map(|k| (k % 7) as u8).collect();
+    let mut w = FitsWriter::create(&path).unwrap();
+    w.set_checksums(true).unwrap();
+    w.set_primary_key("REFTYPE", &HeaderValue::Str("MASK".into()), "")
+        .unwrap();
+    w.write_image("SCI", &[ny, nx], &sci).unwrap();
+    // Streamed out of order, an odd number of 2-byte pixels at a time.
+    w.create_image::<u16>("COUNTS", &[3, ny, nx]).unwrap();
+    for start in (0..counts.len()).step_by(9).rev() {
+        let end = (start + 9).min(counts.len());
+        w.write_pixels(start, &counts[start..end]).unwrap();
+    }
+    w.set_key("BUNIT", &HeaderValue::Str("DN".into()), "")
+        .unwrap();
+    w.write_image_compressed("FLAGS", &[2, ny, nx], &flags, 3)
+        .unwrap();
+    w.write_image::<u32>("DQ", &[ny, nx], &vec![1u32 << 31; ny * nx])
+        .unwrap();
+    w.write_dq_def(&[DqDefRow {
+        bit: 0,
+        value: 1,
+        name: "DO_NOT_USE".into(),
+        description: "Bad pixel".into(),
+    }])
+    .unwrap();
+    w.finish().unwrap();
+    assert_eq!(checksum_verdicts(&path), vec![(1, 1); 6]);
+
+    // A flipped bit in the data is found.
+    let mut bytes = fs::read(&path).unwrap();
+    let (sci_data, _) = hdu_data_span(&path, "SCI");
+    bytes[sci_data + 5] ^= 0x10;
+    let bad = dir.path().join("bad.fits");
+    fs::write(&bad, &bytes).unwrap();
+    assert_eq!(checksum_verdicts(&bad)[1], (-1, -1));
+
+    // Without checksums (products), no cards are written.
+    let plain = dir.path().join("plain.fits");
+    write_one(&plain, "SCI", &[ny, nx], &sci);
+    assert_eq!(
+        read_header(&plain, "SCI").unwrap().get_str("CHECKSUM"),
+        None
+    );
+}
