@@ -182,6 +182,23 @@ fn a_generator_that_panics_errs_or_aborts_fails_its_own_job_only() {
             "{mode}: the other jobs keep their outputs"
         );
         assert_valid(&outputs);
+        // The manifest lists what was made, says the run is not complete and which job failed.
+        let text = std::fs::read_to_string(dir.path().join("out/run000/manifest.json")).unwrap();
+        let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(m["complete"], false, "{mode}");
+        assert_eq!(
+            m["jobs_not_done"].as_array().unwrap().len(),
+            1,
+            "{mode}: {text}"
+        );
+        assert_eq!(m["jobs_not_done"][0]["status"], "FAILED");
+        let products = m["products"].as_array().unwrap();
+        assert_eq!(products.len(), 2, "{mode}: {text}");
+        assert!(products.iter().all(|p| {
+            p["library"]
+                .as_str()
+                .is_some_and(|l| l.contains("libmkref_faulty"))
+        }));
     }
 }
 

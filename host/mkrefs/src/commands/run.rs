@@ -13,6 +13,7 @@ use crate::exec::cores::Cores;
 use crate::exec::executor::{self, ExecOptions, JobStatus};
 use crate::exec::interrupt;
 use crate::exec::lock::{self, Lock};
+use crate::exec::manifest;
 use crate::inputs::fingerprint::{self, Fingerprints};
 use crate::plan::options::{OutputOverrides, RunOptions};
 use crate::plan::{self, RunPlan};
@@ -153,6 +154,8 @@ pub fn run(
         );
         return Ok(ExitCode::from((128 + signal) as u8));
     }
+    let manifest = manifest::write(&plan.layout.basedir, &plan.jobs, &results, "local")?;
+    tracing::info!("manifest of the run's products: {}", manifest.display());
     // Jobs held back by --maxNstrun/--maxNref are left for a later run, not failures.
     let failed = results
         .iter()

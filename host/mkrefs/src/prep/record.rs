@@ -123,6 +123,14 @@ impl ProductRecord {
         atomic::write(&record_path(product), text.as_bytes())
     }
 
+    /// The record kept beside `product`, if there is a readable one of this format.
+    pub fn read(product: &Path) -> Option<ProductRecord> {
+        let text = std::fs::read_to_string(record_path(product)).ok()?;
+        serde_json::from_str::<ProductRecord>(&text)
+            .ok()
+            .filter(|r| r.format == RECORD_FORMAT)
+    }
+
     /// Why `product` is not what a job with this record would make now, reading the
     /// extensions `hdus` (`None`: the whole product); `Err(None)` when there is no product to
     /// reuse (so making it needs no explanation).
