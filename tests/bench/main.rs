@@ -346,18 +346,33 @@ fn main() -> ExitCode {
 
 /// The bytes of the files under `dir`: what a run left in its output root (reference files,
 /// logs, job files and the calibrated products it made), i.e. what it wrote.
+/// The bytes of the files below `dir`, each file once however many names it has (a reflabel
+/// with one reference file has it hard-linked into final/, not written twice).
 fn tree_bytes(dir: &Path) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    tree_bytes_once(dir, &mut seen)
+}
+
+fn tree_bytes_once(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
-            _ => 0,
-        })
-        .sum()
+    let mut total = 0;
+    for e in entries.flatten() {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => total += tree_bytes_once(&e.path(), seen),
+            Ok(t) if t.is_file() => {
+                if let Ok(m) = e.metadata()
+                    && seen.insert((m.dev(), m.ino()))
+                {
+                    total += m.len();
+                }
+            }
+            _ => {}
+        }
+    }
+    total
 }
 
 fn median(sorted: &[f64]) -> f64 {

@@ -151,7 +151,7 @@ fn upstream_run_limits_hold_jobs_back_for_a_later_run() {
     assert!(
         first
             .stdout
-            .contains("2 job(s): 1 ok, 0 skipped, 0 failed, 1 held back for a later run"),
+            .contains("4 job(s): 2 ok, 0 skipped, 0 failed, 2 held back for a later run"),
         "{first:?}"
     );
     assert!(
@@ -171,7 +171,7 @@ fn upstream_run_limits_hold_jobs_back_for_a_later_run() {
     assert!(
         second
             .stdout
-            .contains("2 job(s): 1 ok, 1 skipped, 0 failed"),
+            .contains("4 job(s): 2 ok, 2 skipped, 0 failed"),
         "{second:?}"
     );
 }
@@ -327,7 +327,7 @@ fn a_calibration_limit_holds_back_the_rest_and_the_jobs_that_need_them() {
     assert!(out.ok(), "held-back jobs are not failures: {out:?}");
     assert!(
         out.stdout
-            .contains("4 job(s): 1 ok, 0 skipped, 0 failed, 3 held back for a later run"),
+            .contains("5 job(s): 1 ok, 0 skipped, 0 failed, 4 held back for a later run"),
         "{out:?}"
     );
     assert!(

@@ -96,7 +96,7 @@ pub fn run(cmd: &mut Command) -> Ran {
     }
 }
 
-pub use mkrefs_sim::testkit::{assert_valid, python, run_validator};
+pub use mkrefs_sim::testkit::{assert_valid, python, python_eval, run_validator};
 
 /// The target directory shared by every plugin crate the tests build, so their common
 /// dependencies compile once.
@@ -228,7 +228,9 @@ pub fn fits_outputs(root: &Path) -> Vec<PathBuf> {
             for e in rd.flatten() {
                 let p = e.path();
                 if p.is_dir() {
-                    if p.file_name().is_some_and(|n| n == "ssb") {
+                    // Calibrated products, and the final stage's copies or combinations
+                    // of the reference files (listed by `final_outputs`).
+                    if p.file_name().is_some_and(|n| n == "ssb" || n == "final") {
                         continue;
                     }
                     walk(&p, out);

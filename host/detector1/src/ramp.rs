@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use mkrefs_support::fits::{FitsWriter, ImageReader, hdu_names, read_primary_header};
-use mkrefs_support::header::{Header, HeaderValue};
+use mkrefs_support::header::{Header, HeaderValue, is_copyable_key};
 
 use crate::error::StepError;
 use crate::form::Form;
@@ -151,7 +151,7 @@ impl Ramp {
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         for (key, value) in self.header.iter() {
-            if is_structural(key) || !is_fits_keyword(key) {
+            if !is_copyable_key(key) {
                 continue;
             }
             let value = match key {
@@ -218,39 +218,6 @@ impl Ramp {
         };
         self.header.set(r_keyword, value);
     }
-}
-
-/// Keys cfitsio writes itself for each HDU; copying them into the primary header would clash.
-fn is_structural(key: &str) -> bool {
-    let numbered = |prefix: &str| {
-        key.strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.bytes().all(|b| b.is_ascii_digit()))
-    };
-    matches!(
-        key,
-        "SIMPLE"
-            | "BITPIX"
-            | "EXTEND"
-            | "BZERO"
-            | "BSCALE"
-            | "PCOUNT"
-            | "GCOUNT"
-            | "XTENSION"
-            | "EXTNAME"
-            | "CHECKSUM"
-            | "DATASUM"
-            | "END"
-    ) || numbered("NAXIS")
-}
-
-/// A standard FITS keyword name (1–8 of A-Z, 0-9, '-', '_'); HIERARCH-style names are not
-/// written back.
-fn is_fits_keyword(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 8
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

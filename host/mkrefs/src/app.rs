@@ -40,7 +40,10 @@ pub fn main() -> ExitCode {
     let Cli { global, command } = cli;
     let is_child = matches!(
         command,
-        Commands::RunJob(_) | Commands::RunCalibration(_) | Commands::ProbePlugin { .. }
+        Commands::RunJob(_)
+            | Commands::RunCalibration(_)
+            | Commands::RunCombine(_)
+            | Commands::ProbePlugin { .. }
     );
     logging::init(logging::level(global.verbose, global.quiet), is_child);
     report_discovery(&registry);
@@ -61,6 +64,9 @@ pub fn main() -> ExitCode {
                 &args.job_file,
                 args.threads,
             ) as u8);
+        }
+        Commands::RunCombine(args) => {
+            return ExitCode::from(crate::child::combine::run_combine(&args.job_file) as u8);
         }
         Commands::ProbePlugin { library } => {
             return ExitCode::from(crate::child::probe_library(&library) as u8);

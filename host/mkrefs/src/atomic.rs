@@ -39,6 +39,37 @@ pub fn write(path: &Path, contents: &[u8]) -> Result<(), String> {
     })
 }
 
+/// Gives `to` the content of `from` atomically, creating the parent directory: a hard link
+/// where the file system allows one (no byte is written twice; files here are replaced by
+/// rename, never changed in place, so the two names cannot drift apart), else a copy, synced.
+pub fn link_or_copy(from: &Path, to: &Path) -> Result<(), String> {
+    if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "cannot create directory {}: {e} (check permissions)",
+                dir.display()
+            )
+        })?;
+    }
+    let tmp = temp_path(to);
+    let result = (|| {
+        let _ = std::fs::remove_file(&tmp);
+        if std::fs::hard_link(from, &tmp).is_err() {
+            std::fs::copy(from, &tmp)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+        }
+        std::fs::rename(&tmp, to)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!(
+            "cannot copy {} to {}: {e} (check permissions and free space)",
+            from.display(),
+            to.display()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

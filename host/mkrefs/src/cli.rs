@@ -101,6 +101,10 @@ pub enum Commands {
     /// that must be calibrated first).
     #[command(hide = true)]
     RunCalibration(RunJobArgs),
+    /// Run one combine job file in this process (what `mkrefs run` starts for each reflabel
+    /// and detector of the final stage).
+    #[command(hide = true)]
+    RunCombine(RunJobArgs),
     /// Load one drop-in library in this process and print what it provides (what mkrefs
     /// starts for each drop-in before loading it, so a library that crashes costs only this).
     #[command(hide = true)]
@@ -296,6 +300,7 @@ const SUBCOMMANDS: &[&str] = &[
     "clean",
     "run-job",
     "run-calibration",
+    "run-combine",
     "probe-plugin",
     "help",
 ];

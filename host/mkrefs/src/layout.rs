@@ -10,6 +10,8 @@
 //!     <reflabel>/<reflabel>.<stem>.cmd<N>_<reftype>.log         job log
 //!     <reflabel>/<reflabel>.<stem>.cmd<N>_<reftype>.report.json job outcome
 //!     calibration/<product>.job.json, .log, .report.json   calibration jobs (products in ssbdir)
+//!     final/<reftype>_<detector>.fits                 the run's answer per reflabel and detector
+//!     combine/<reftype>_<detector>.job.json, .log, .report.json   the jobs that make them
 //!     scratch/cmd<N>/, scratch/cal<N>/   per-job temporary files, removed after the job
 //! ssbdir: --ssbdir, else output.ssbdir, else <outrootdir>[/<outsubdir>]/ssb when
 //!         skip_runID_ssbdir (shared between runs, the default), else <basedir>/ssb.
@@ -174,6 +176,21 @@ impl RunLayout {
 
     pub fn calibration_scratch(&self, cal_id: u32) -> PathBuf {
         self.basedir.join("scratch").join(format!("cal{cal_id}"))
+    }
+
+    /// `<basedir>/final/<name>.fits`: the run's answer for one reflabel and detector.
+    pub fn final_file(&self, name: &str) -> PathBuf {
+        self.basedir.join("final").join(format!("{name}.fits"))
+    }
+
+    /// `<basedir>/combine/<name>` (no extension): the job file, log and report of the job that
+    /// makes `final/<name>.fits` (kept out of final/, which holds only reference files).
+    pub fn combine_basename(&self, name: &str) -> PathBuf {
+        self.basedir.join("combine").join(name)
+    }
+
+    pub fn combine_scratch(&self, fin_id: u32) -> PathBuf {
+        self.basedir.join("scratch").join(format!("fin{fin_id}"))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod app;
 pub(crate) mod atomic;
 pub(crate) mod child;
 pub(crate) mod cli;
+pub(crate) mod combine;
 pub(crate) mod commands;
 pub(crate) mod config;
 pub(crate) mod exec;

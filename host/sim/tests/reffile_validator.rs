@@ -332,7 +332,7 @@ fn stdatamodels_accepts_written_reference_files() {
         [
             "DATE", "FILENAME", "DATAMODL", "TELESCOP", "REFTYPE", "PEDIGREE", "DESCRIP", "AUTHOR",
             "USEAFTER", "INSTRUME", "DETECTOR", "SUBARRAY", "SUBSTRT1", "SUBSTRT2", "SUBSIZE1",
-            "SUBSIZE2", "FASTAXIS", "SLOWAXIS", "READPATT"
+            "SUBSIZE2", "FASTAXIS", "SLOWAXIS", "READPATT", "CHECKSUM", "DATASUM"
         ]
     );
 }
@@ -374,6 +374,8 @@ fn write_readnoise_raw(path: &Path, skip: &[&str], set: &[(&str, HeaderValue)]) 
     for (k, v) in &cards {
         w.set_primary_key(k, v, "").unwrap();
     }
+    // As every reference file mkrefs writes; skipping "CHECKSUM" leaves them out.
+    w.set_checksums(!skip.contains(&"CHECKSUM")).unwrap();
     w.write_image("SCI", &[NY, NX], &sci()).unwrap();
     w.set_key("BUNIT", &"DN".into(), "").unwrap();
     w.finish().unwrap()
@@ -462,6 +464,10 @@ fn validator_rejects_bad_reference_files() {
         (
             write_superbias(&d.join("no_dq_def.fits"), false),
             "extension DQ_DEF is missing",
+        ),
+        (
+            write_readnoise_raw(&d.join("no_checksum.fits"), &["CHECKSUM"], &[]),
+            "HDU PRIMARY has no CHECKSUM",
         ),
     ];
     let mut paths = vec![control.clone()];

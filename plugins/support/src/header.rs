@@ -149,3 +149,42 @@ impl Header {
         self.cards.is_empty()
     }
 }
+
+/// Whether a key read from one file's header may be written into another's: not one cfitsio
+/// writes itself (structure, checksums) and a standard FITS keyword name.
+pub fn is_copyable_key(key: &str) -> bool {
+    !is_structural(key) && is_fits_keyword(key)
+}
+
+/// Keys cfitsio writes itself for each HDU; copying them into the primary header would clash.
+fn is_structural(key: &str) -> bool {
+    let numbered = |prefix: &str| {
+        key.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.bytes().all(|b| b.is_ascii_digit()))
+    };
+    matches!(
+        key,
+        "SIMPLE"
+            | "BITPIX"
+            | "EXTEND"
+            | "BZERO"
+            | "BSCALE"
+            | "PCOUNT"
+            | "GCOUNT"
+            | "XTENSION"
+            | "EXTNAME"
+            | "CHECKSUM"
+            | "DATASUM"
+            | "END"
+    ) || numbered("NAXIS")
+}
+
+/// A standard FITS keyword name (1–8 of A-Z, 0-9, '-', '_'); HIERARCH-style names are not
+/// written back.
+fn is_fits_keyword(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 8
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}

@@ -385,8 +385,6 @@ impl RefMeta {
         self.validate().map_err(|m| {
             FitsError::new(FitsErrorKind::BadValue, w.final_path(), m).in_hdu("PRIMARY")
         })?;
-        // A reference file carries the FITS checksums in every HDU, for whoever delivers it.
-        w.set_checksums(true)?;
         let filename = w
             .final_path()
             .file_name()
@@ -476,7 +474,9 @@ impl RefMeta {
         for h in &self.history {
             w.add_history(h)?;
         }
-        Ok(())
+        // A reference file carries the FITS checksums in every HDU, for whoever delivers it
+        // (the cards go last in the primary header, as astropy places them).
+        w.set_checksums(true)
     }
 }
 

@@ -1,10 +1,12 @@
-//! The job children: `mkrefs run-job` (a generator on a group, [`generate`]) and
-//! `mkrefs run-calibration` (one exposure to its calibration state, [`calibrate`]), each in its
-//! own process so that a crash fails that job only; the same entry points are what a batch
-//! system runs. Both end the same way ([`finish`]): the scratch directory removed, the report
+//! The job children: `mkrefs run-job` (a generator on a group, [`generate`]),
+//! `mkrefs run-calibration` (one exposure to its calibration state, [`calibrate`]) and
+//! `mkrefs run-combine` (the final stage, [`combine`]), each in its own process so that a crash
+//! fails that job only; the same entry points are what a batch system runs. All end the same
+//! way ([`finish`]): the scratch directory removed, the report
 //! written (`exec::protocol`), the exit status returned.
 
 pub(crate) mod calibrate;
+pub(crate) mod combine;
 mod ffi;
 pub(crate) mod generate;
 

@@ -182,6 +182,7 @@ pub fn job_table(plan: &RunPlan<'_>) -> String {
                     .map(|i| i.label.as_str())
                     .collect::<Vec<_>>()
                     .join(","),
+                Work::Combine(spec) => format!("combine {} file(s)", spec.inputs.len()),
                 Work::Calibrate(spec) => {
                     let name = |p: &std::path::Path| {
                         p.file_name()

@@ -25,6 +25,7 @@ pub const FRAMEWORK_SECTIONS: &[&str] = &[
     "reffile4ssb",
     "validation",
     "calibration",
+    "combine",
 ];
 
 /// Upstream top-level keys that load without error but mean nothing here: upstream never read
@@ -88,6 +89,11 @@ pub const SECTION_IGNORED_KEYS: &[&str] = &["reffile4ssb"];
 
 const CALIBRATION_KEYS: &[&str] = &["backend", "strun", "crds_path", "python", "keep_products"];
 
+const COMBINE_KEYS: &[&str] = &["enabled", "method", "clip_sigma", "dq_min"];
+
+/// The combination methods `combine.method` accepts.
+pub const COMBINE_METHODS: &[&str] = &["mean", "median"];
+
 /// Instruments upstream accepts (compared case-insensitively).
 pub const INSTRUMENTS: &[&str] = &["nircam", "niriss", "nirspec", "miri", "fgs"];
 
@@ -138,6 +144,11 @@ calibration:
   crds_path: null
   python: null
   keep_products: false
+combine:
+  enabled: true
+  method: null
+  clip_sigma: 3.0
+  dq_min: null
 "#;
 
 /// The built-in defaults as a tree (provenance "built-in default").
@@ -171,6 +182,7 @@ pub struct Settings {
     pub max_delta_mjd: MaxDeltaMjd,
     pub output: OutputSettings,
     pub calibration: CalibrationSettings,
+    pub combine: CombineSettings,
     /// Every reflabel section: each mapping-valued top-level key that is not a framework
     /// section, plus an empty one for each `reflabels` entry without a section.
     pub sections: BTreeMap<String, ReflabelSection>,
@@ -279,6 +291,20 @@ pub struct CalibrationSettings {
     pub keep_products: bool,
 }
 
+/// The `combine` section: the final stage, which combines the individual reference files of a
+/// reflabel and detector into `final/` (README, "The final combination").
+#[derive(Clone, Debug, PartialEq)]
+pub struct CombineSettings {
+    /// `combine: false` (or `enabled: false`) leaves `final/` out.
+    pub enabled: bool,
+    /// `mean` or `median` (sigma-clipped) for every reftype combined pixel by pixel; `None`:
+    /// each reftype's own rule.
+    pub method: Option<String>,
+    pub clip_sigma: f64,
+    /// In how many inputs a DQ flag must be set to be kept; `None`: each reftype's own rule.
+    pub dq_min: Option<u32>,
+}
+
 /// One reflabel section.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReflabelSection {
@@ -376,6 +402,7 @@ impl Settings {
         };
         let output = read_output(get_section(&tree, "output")?)?;
         let calibration = read_calibration(get_section(&tree, "calibration")?)?;
+        let combine = read_combine(&tree)?;
 
         let mut sections = BTreeMap::new();
         for (name, node) in tree.entries() {
@@ -425,6 +452,7 @@ impl Settings {
             max_delta_mjd,
             output,
             calibration,
+            combine,
             sections,
             pall,
             warnings,
@@ -747,6 +775,74 @@ fn read_calibration(sec: &Node) -> Result<CalibrationSettings> {
         crds_path,
         python,
         keep_products,
+    })
+}
+
+/// `combine:` as a section, or `combine: false`/`true` alone (the rest as built in).
+fn read_combine(tree: &Node) -> Result<CombineSettings> {
+    const S: &str = "combine";
+    let node = tree.get(S).ok_or_else(|| {
+        ConfigError::from(ConfigErrorKind::NotAMapping {
+            origin: tree.source.clone(),
+            what: format!("section '{S}'"),
+            found: "nothing".into(),
+        })
+    })?;
+    if !node.is_map() {
+        let defaults = builtin_defaults();
+        let mut settings = read_combine(&defaults)?;
+        settings.enabled = read_bool(node, "combine")?;
+        return Ok(settings);
+    }
+    check_keys(node, S, COMBINE_KEYS, &[])?;
+    let method_node = req(node, S, "method")?;
+    let method = opt_string(method_node, "combine.method")?
+        .map(|m| m.trim().to_ascii_lowercase())
+        .filter(|m| !m.is_empty());
+    if let Some(m) = &method
+        && !COMBINE_METHODS.contains(&m.as_str())
+    {
+        return Err(invalid(
+            method_node,
+            "combine.method",
+            "mean or median (sigma-clipped), or null for each reftype's own rule",
+            "",
+        ));
+    }
+    let clip_node = req(node, S, "clip_sigma")?;
+    let clip_sigma = match &clip_node.value {
+        NodeValue::Int(i) => *i as f64,
+        NodeValue::Float(x) => *x,
+        NodeValue::Str(t) => t.trim().parse().unwrap_or(f64::NAN),
+        _ => f64::NAN,
+    };
+    if !(clip_sigma.is_finite() && clip_sigma > 0.0) {
+        return Err(invalid(
+            clip_node,
+            "combine.clip_sigma",
+            "a number of standard deviations > 0",
+            "values further than this from a pixel's median are left out",
+        ));
+    }
+    let dq_node = req(node, S, "dq_min")?;
+    let dq_min = match &dq_node.value {
+        NodeValue::Null => None,
+        NodeValue::Int(i) if *i >= 1 => Some(u32::try_from(*i).unwrap_or(u32::MAX)),
+        NodeValue::Str(t) if t.trim().parse::<u32>().is_ok_and(|n| n >= 1) => t.trim().parse().ok(),
+        _ => {
+            return Err(invalid(
+                dq_node,
+                "combine.dq_min",
+                "a count of inputs >= 1, or null for each reftype's own rule",
+                "",
+            ));
+        }
+    };
+    Ok(CombineSettings {
+        enabled: read_bool(req(node, S, "enabled")?, "combine.enabled")?,
+        method,
+        clip_sigma,
+        dq_min,
     })
 }
 

@@ -36,6 +36,9 @@ pub enum Work {
     Generate(JobSpec),
     /// Bring an exposure to a calibration state (`mkrefs run-calibration`).
     Calibrate(CalibrationSpec),
+    /// Combine a reflabel's reference files into `final/` (`mkrefs run-combine`): a generator
+    /// job's spec whose inputs are the reference files and whose parameters are the rule.
+    Combine(JobSpec),
 }
 
 /// A job ready to run: what it does and where its job file goes.
@@ -54,7 +57,7 @@ impl PreparedJob {
     /// The job's estimated peak memory ([`cores::job_memory`]).
     fn memory(&self) -> u64 {
         match &self.work {
-            Work::Generate(_) => cores::job_memory(None, false),
+            Work::Generate(_) | Work::Combine(_) => cores::job_memory(None, false),
             Work::Calibrate(s) => {
                 let raw = std::fs::metadata(&s.input).map_or(0, |m| m.len());
                 cores::job_memory(Some(raw), s.backend == "jwst")
@@ -67,48 +70,49 @@ impl PreparedJob {
         match &self.work {
             Work::Generate(s) => format!("cmd{}", s.cmd_id),
             Work::Calibrate(s) => format!("cal{}", s.cal_id),
+            Work::Combine(s) => format!("fin{}", s.cmd_id),
         }
     }
 
     /// The reflabel, or `calibrate`.
     pub fn label(&self) -> &str {
         match &self.work {
-            Work::Generate(s) => &s.reflabel,
+            Work::Generate(s) | Work::Combine(s) => &s.reflabel,
             Work::Calibrate(_) => "calibrate",
         }
     }
 
     pub fn detector(&self) -> &str {
         match &self.work {
-            Work::Generate(s) => &s.detector,
+            Work::Generate(s) | Work::Combine(s) => &s.detector,
             Work::Calibrate(s) => &s.detector,
         }
     }
 
     pub fn output(&self) -> &Path {
         match &self.work {
-            Work::Generate(s) => &s.output,
+            Work::Generate(s) | Work::Combine(s) => &s.output,
             Work::Calibrate(s) => &s.final_product,
         }
     }
 
     pub fn log(&self) -> &Path {
         match &self.work {
-            Work::Generate(s) => &s.log,
+            Work::Generate(s) | Work::Combine(s) => &s.log,
             Work::Calibrate(s) => &s.log,
         }
     }
 
     pub fn report(&self) -> &Path {
         match &self.work {
-            Work::Generate(s) => &s.report,
+            Work::Generate(s) | Work::Combine(s) => &s.report,
             Work::Calibrate(s) => &s.report,
         }
     }
 
     fn to_json(&self) -> String {
         match &self.work {
-            Work::Generate(s) => s.to_json(),
+            Work::Generate(s) | Work::Combine(s) => s.to_json(),
             Work::Calibrate(s) => s.to_json(),
         }
     }
@@ -118,6 +122,7 @@ impl PreparedJob {
         match &self.work {
             Work::Generate(_) => "run-job",
             Work::Calibrate(_) => "run-calibration",
+            Work::Combine(_) => "run-combine",
         }
     }
 
@@ -130,7 +135,7 @@ impl PreparedJob {
     fn stamped(&self, fingerprints: &Fingerprints) -> Result<PreparedJob, String> {
         let mut job = self.clone();
         match &mut job.work {
-            Work::Generate(s) => {
+            Work::Generate(s) | Work::Combine(s) => {
                 let files: Vec<PathBuf> = s
                     .inputs
                     .iter()
@@ -156,7 +161,7 @@ impl PreparedJob {
     /// Each output with the extensions it holds when run-internal (`None`: whole).
     fn output_forms(&self) -> Vec<(&Path, Option<&[String]>)> {
         match &self.work {
-            Work::Generate(s) => vec![(&s.output, None)],
+            Work::Generate(s) | Work::Combine(s) => vec![(&s.output, None)],
             Work::Calibrate(s) => std::iter::once((&s.final_product, s.final_hdus.as_deref()))
                 .chain(s.saves.iter().map(|p| (&p.path, p.hdus.as_deref())))
                 .map(|(p, h)| (p.as_path(), h))
@@ -279,6 +284,8 @@ impl Started {
         let (count, limit, option) = match job.work {
             Work::Calibrate(_) => (&self.calibrations, opts.max_calibrations, "--maxNstrun"),
             Work::Generate(_) => (&self.generators, opts.max_generators, "--maxNref"),
+            // Nothing limits the final stage: it runs when what it combines has been made.
+            Work::Combine(_) => return Ok(()),
         };
         let Some(limit) = limit else {
             return Ok(());
@@ -296,7 +303,7 @@ impl Started {
 /// when there were earlier outputs, why they are made again.
 fn up_to_date(job: &PreparedJob, text: &str) -> Result<(), Option<String>> {
     match &job.work {
-        Work::Generate(spec) => generator_up_to_date(job, spec, text),
+        Work::Generate(spec) | Work::Combine(spec) => generator_up_to_date(job, spec, text),
         Work::Calibrate(spec) => {
             let record = spec.made_from.as_ref().expect("the job is stamped");
             job.output_forms()
@@ -639,7 +646,7 @@ fn run_one(job: &PreparedJob, threads: usize, opts: &ExecOptions, started: &Star
     let job = &job;
     let text = job.to_json();
     let forced = match job.work {
-        Work::Generate(_) => opts.force,
+        Work::Generate(_) | Work::Combine(_) => opts.force,
         Work::Calibrate(_) => opts.recalibrate,
     };
     match up_to_date(job, &text) {

@@ -57,7 +57,8 @@ pub struct JobNotDone {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Product {
     pub path: PathBuf,
-    /// `reference`, `diagnostic` (a generator's other outputs) or `calibrated`.
+    /// `reference`, `diagnostic` (a generator's other outputs), `calibrated` or `final` (the
+    /// combination of a reflabel's reference files, README "The final combination").
     pub kind: String,
     /// The job that made it (`cmd<N>`, `cal<N>`).
     pub job: String,
@@ -130,7 +131,8 @@ pub fn write(
             }
         };
         products.extend(match &job.work {
-            Work::Generate(spec) => generator_products(job, spec, made_now)?,
+            Work::Generate(spec) => generator_products(job, spec, made_now, "reference")?,
+            Work::Combine(spec) => generator_products(job, spec, made_now, "final")?,
             Work::Calibrate(spec) => calibrated_products(job, spec, made_now)?,
         });
     }
@@ -171,6 +173,7 @@ fn generator_products(
     job: &PreparedJob,
     spec: &JobSpec,
     made_now: bool,
+    kind: &str,
 ) -> Result<Vec<Product>, String> {
     let spec = written_spec(&job.job_file, spec)?;
     let roles: Vec<(PathBuf, String)> = spec
@@ -205,11 +208,11 @@ fn generator_products(
     let extra = JobReportFile::read(&spec.report)
         .map(|r| r.extra_outputs)
         .unwrap_or_default();
-    let files = std::iter::once((spec.output.clone(), "reference"))
+    let files = std::iter::once((spec.output.clone(), kind))
         .chain(extra.into_iter().map(|p| (p, "diagnostic")));
     let mut out = Vec::new();
     for (path, kind) in files {
-        let Some((size, modified_ns)) = stat(&path, kind == "reference")? else {
+        let Some((size, modified_ns)) = stat(&path, kind != "diagnostic")? else {
             continue;
         };
         out.push(Product {

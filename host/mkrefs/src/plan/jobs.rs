@@ -137,7 +137,7 @@ fn warn_self_superbias_under_mask(jobs: &[PreparedJob], ncal: usize) {
                 .references
                 .iter()
                 .find(|r| r.reftype.eq_ignore_ascii_case("SUPERBIAS")),
-            Work::Generate(_) => None,
+            Work::Generate(_) | Work::Combine(_) => None,
         });
         let from_same_darks = self_made.into_iter().any(|r| {
             jobs[ncal..].iter().any(|m| match &m.work {
@@ -148,7 +148,7 @@ fn warn_self_superbias_under_mask(jobs: &[PreparedJob], ncal: usize) {
                             .iter()
                             .any(|i| mask_inputs.contains(i.raw_path.as_path()))
                 }
-                Work::Calibrate(_) => false,
+                Work::Calibrate(_) | Work::Combine(_) => false,
             })
         });
         if from_same_darks {
@@ -215,7 +215,7 @@ fn link_self_references(
                     Work::Generate(s) => {
                         s.reftype.eq_ignore_ascii_case(&r.reftype) && s.detector == c.detector
                     }
-                    Work::Calibrate(_) => false,
+                    Work::Calibrate(_) | Work::Combine(_) => false,
                 })
                 .collect();
             let key = r.reftype.to_ascii_lowercase();

@@ -14,6 +14,7 @@ use mkrefs_support::fits::{FitsErrorKind, read_primary_header};
 use mkrefs_support::fits_layout::read_layout;
 use mkrefs_support::header::Header;
 
+use crate::combine::jobs::add_combine_jobs;
 use crate::config::{Backend, Settings};
 use crate::exec::executor::PreparedJob;
 use crate::exec::jobfile::StrunCrds;
@@ -101,6 +102,11 @@ pub(crate) fn make_plan<'r>(
         &layout,
         opts.calibrate_only,
     )?;
+    // The final stage, unless the run only calibrates.
+    let jobs = match opts.calibrate_only {
+        true => jobs,
+        false => add_combine_jobs(jobs, &settings.combine, &|_| None, &layout),
+    };
     Ok(RunPlan {
         instrument,
         layout,
