@@ -2,7 +2,9 @@
 # Runs every test of mkrefs. On a fresh machine it first installs what the tests need:
 #   - a Python venv (target/test-venv) with stdatamodels, the real consumer that validates
 #     every reference file the tests write;
-#   - cargo-generate 0.23.14 (newer releases do not build on Rust 1.95), for the template test.
+#   - cargo-generate 0.23.14 (newer releases do not build on Rust 1.95), for the template test;
+#   - Slurm and munge (Debian packages), started as a single-node cluster on loopback for the
+#     Slurm executor's tests (tests/slurm/cluster.sh), and stopped when the tests end.
 # Then: formatting and lint checks, the workspace build, the README's demo, and all tests
 # (nextest when present).
 set -euo pipefail
@@ -17,6 +19,12 @@ echo "== cargo-generate"
 if ! cargo generate --version 2>/dev/null | grep -q "0\.23\.14"; then
     cargo install cargo-generate@0.23.14 --locked
 fi
+
+echo "== single-node Slurm cluster"
+eval "$(bash tests/slurm/cluster.sh start)"
+trap 'bash tests/slurm/cluster.sh stop >/dev/null 2>&1 || true' EXIT
+# The Slurm tests fail, rather than pass over, without the cluster.
+export MKREFS_REQUIRE_SLURM=1
 
 echo "== format and lint"
 cargo fmt --all -- --check

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use mkrefs_e2e::{CalibrationData, all_files, mkrefs, run};
+use mkrefs_e2e::{CalibrationData, all_files, mkrefs, run, same_reference_files};
 
 fn raw_darks(dir: &Path) -> Vec<String> {
     CalibrationData::write(&dir.join("data"), (2, 0), 32, 4, 5).uncal()
@@ -238,47 +238,6 @@ fn sigterm_stops_the_jobs_reports_and_exits_143() {
     // Rerun: finishes what was left.
     let again = run(mkrefs(dir.path()).args(&args));
     assert!(again.ok(), "{again:?}");
-}
-
-/// The data of every HDU and the header cards of each reference file below `a` and `b`,
-/// compared with astropy (DATE, which is the time of writing, aside).
-fn same_reference_files(a: &Path, b: &Path) {
-    let files = |root: &Path| -> Vec<std::path::PathBuf> {
-        let mut f = mkrefs_e2e::fits_outputs(root);
-        f.sort();
-        f
-    };
-    let (fa, fb) = (files(a), files(b));
-    assert_eq!(fa.len(), fb.len(), "{fa:?} vs {fb:?}");
-    assert!(!fa.is_empty());
-    let code = r#"
-import sys, numpy as np
-from astropy.io import fits
-a, b = fits.open(sys.argv[1]), fits.open(sys.argv[2])
-assert [h.name for h in a] == [h.name for h in b]
-skip = ('DATE', 'CHECKSUM', 'DATASUM')
-for x, y in zip(a, b):
-    kx = [(k, v) for k, v in x.header.items() if k not in skip]
-    ky = [(k, v) for k, v in y.header.items() if k not in skip]
-    assert kx == ky, (x.name, set(kx) ^ set(ky))
-    if x.data is not None:
-        assert np.asarray(x.data).tobytes() == np.asarray(y.data).tobytes(), x.name
-print('same')
-"#;
-    for (x, y) in fa.iter().zip(&fb) {
-        let out = std::process::Command::new(mkrefs_e2e::python())
-            .args(["-c", code])
-            .args([x, y])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("same"),
-            "{} and {} differ: {}",
-            x.display(),
-            y.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 }
 
 #[test]

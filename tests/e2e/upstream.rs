@@ -177,7 +177,7 @@ fn upstream_run_limits_hold_jobs_back_for_a_later_run() {
 }
 
 #[test]
-fn upstream_debug_shows_the_plan_and_batch_mode_says_it_is_not_there() {
+fn upstream_debug_shows_the_plan_and_batch_mode_is_the_slurm_executor() {
     let dir = tempfile::tempdir().unwrap();
     let uncal = raw_darks(dir.path());
     let debug = run(mkrefs(dir.path())
@@ -189,17 +189,34 @@ fn upstream_debug_shows_the_plan_and_batch_mode_says_it_is_not_there() {
         "{debug:?}"
     );
     assert!(!dir.path().join("out").exists(), "{debug:?}");
+    // -b is the Slurm executor; --detach without it is refused before anything is made.
+    let detach = run(mkrefs(dir.path())
+        .args([
+            "-b",
+            "--executor",
+            "local",
+            "--detach",
+            "--outrootdir",
+            "out",
+            "superbias",
+        ])
+        .args(&uncal));
+    assert!(!detach.ok(), "{detach:?}");
+    assert!(
+        detach
+            .stderr
+            .contains("--detach: only the slurm executor leaves jobs running"),
+        "{detach:?}"
+    );
+    assert!(!dir.path().join("out").exists(), "{detach:?}");
+    // Without a cluster, sbatch's refusal names what to set.
     let batch = run(mkrefs(dir.path())
+        .env("SLURM_CONF", dir.path().join("no-such-slurm.conf"))
+        .env("PATH", "/nonexistent")
         .args(["-b", "--outrootdir", "out", "superbias"])
         .args(&uncal));
     assert!(!batch.ok(), "{batch:?}");
-    assert!(
-        batch
-            .stderr
-            .contains("-b/--batchmode: this mkrefs runs every job on this machine"),
-        "{batch:?}"
-    );
-    assert!(!dir.path().join("out").exists(), "{batch:?}");
+    assert!(batch.stdout.contains("cannot run sbatch"), "{batch:?}");
 }
 
 #[test]

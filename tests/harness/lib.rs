@@ -221,6 +221,76 @@ impl CalibrationData {
     }
 }
 
+/// The final stage's files (`final/*.fits`) under a run's output tree, sorted.
+pub fn final_outputs(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() && p.file_name().is_some_and(|n| n == "final") {
+                    out.extend(
+                        std::fs::read_dir(&p)
+                            .into_iter()
+                            .flatten()
+                            .flatten()
+                            .map(|e| e.path())
+                            .filter(|f| f.extension().is_some_and(|x| x == "fits")),
+                    );
+                } else if p.is_dir() && p.file_name().is_none_or(|n| n != "ssb") {
+                    walk(&p, out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, &mut out);
+    out.sort();
+    out
+}
+
+/// The data of every HDU and the header cards of each reference file below `a` and `b`,
+/// final files included, compared with astropy (DATE, which is the time of writing, and the
+/// checksums that cover it aside).
+pub fn same_reference_files(a: &Path, b: &Path) {
+    let files = |root: &Path| -> Vec<PathBuf> {
+        let mut f = fits_outputs(root);
+        f.extend(final_outputs(root));
+        f.sort();
+        f
+    };
+    let (fa, fb) = (files(a), files(b));
+    assert_eq!(fa.len(), fb.len(), "{fa:?} vs {fb:?}");
+    assert!(!fa.is_empty());
+    let code = r#"
+import sys, numpy as np
+from astropy.io import fits
+a, b = fits.open(sys.argv[1]), fits.open(sys.argv[2])
+assert [h.name for h in a] == [h.name for h in b]
+skip = ('DATE', 'CHECKSUM', 'DATASUM')
+for x, y in zip(a, b):
+    kx = [(k, v) for k, v in x.header.items() if k not in skip]
+    ky = [(k, v) for k, v in y.header.items() if k not in skip]
+    assert kx == ky, (x.name, set(kx) ^ set(ky))
+    if x.data is not None:
+        assert np.asarray(x.data).tobytes() == np.asarray(y.data).tobytes(), x.name
+print('same')
+"#;
+    for (x, y) in fa.iter().zip(&fb) {
+        let out = std::process::Command::new(python())
+            .args(["-c", code])
+            .args([x, y])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("same"),
+            "{} and {} differ: {}",
+            x.display(),
+            y.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// The reference files (`*.fits`) under a run's output tree, sorted.
 pub fn fits_outputs(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{self, Cli, Commands};
+use crate::cli::{self, Cli, Commands, RunJobArgs};
 use crate::commands;
+use crate::exec::batch::{self, Kind};
 use crate::logging;
 use crate::registry::{Fallback, Registry, plugin_search_path};
 
@@ -54,19 +55,21 @@ pub fn main() -> ExitCode {
         Commands::Demo(args) => commands::demo::run(&registry, &global, &args),
         Commands::Simulate(args) => commands::simulate::run(&args),
         Commands::Clean(args) => commands::clean::run(&global, &args),
+        Commands::Status { run_dir } => commands::status::run(&run_dir),
         Commands::RunJob(args) => {
-            return ExitCode::from(
-                crate::child::generate::run_job(&args.job_file, args.threads) as u8,
-            );
+            return in_batch(&args, Kind::Generate, || {
+                crate::child::generate::run_job(&args.job_file, args.threads)
+            });
         }
         Commands::RunCalibration(args) => {
-            return ExitCode::from(crate::child::calibrate::run_calibration(
-                &args.job_file,
-                args.threads,
-            ) as u8);
+            return in_batch(&args, Kind::Calibrate, || {
+                crate::child::calibrate::run_calibration(&args.job_file, args.threads)
+            });
         }
         Commands::RunCombine(args) => {
-            return ExitCode::from(crate::child::combine::run_combine(&args.job_file) as u8);
+            return in_batch(&args, Kind::Combine, || {
+                crate::child::combine::run_combine(&args.job_file)
+            });
         }
         Commands::ProbePlugin { library } => {
             return ExitCode::from(crate::child::probe_library(&library) as u8);
@@ -124,4 +127,27 @@ fn restore_sigpipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+/// Runs a job child; with `--batch`, with the steps the submitting host would take around it
+/// ([`crate::exec::batch`]).
+fn in_batch(args: &RunJobArgs, kind: Kind, run: impl FnOnce() -> i32) -> ExitCode {
+    if !args.batch {
+        return ExitCode::from(run() as u8);
+    }
+    let (job, _locks) = match batch::prepare(&args.job_file, kind) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = run();
+    if code == 0
+        && let Err(e) = batch::complete(&job)
+    {
+        tracing::error!("{e}");
+        return ExitCode::from(1);
+    }
+    ExitCode::from(code as u8)
 }

@@ -94,6 +94,11 @@ pub enum Commands {
     /// Remove the run-internal calibrated products (only the extensions the generators read,
     /// in <ssbdir>/mkrefs-internal) below the output root and the ssbdir.
     Clean(CleanArgs),
+    /// How the Slurm jobs of a run directory stand (a run submitted with --detach).
+    Status {
+        /// The run directory (<outrootdir>[/<outsubdir>]/run<NNN>).
+        run_dir: PathBuf,
+    },
     /// Run one job file in this process (what `mkrefs run` starts for each job).
     #[command(hide = true)]
     RunJob(RunJobArgs),
@@ -160,9 +165,17 @@ pub struct RunArgs {
     /// nothing, as --dry-run (upstream touched empty products, which would then look made).
     #[arg(short = 'd', long = "debug", action = ArgAction::Count)]
     pub debug: u8,
-    /// Upstream's batch mode; refused with a message until a batch executor exists.
+    /// Upstream's batch mode: the same as --executor slurm.
     #[arg(short = 'b', long = "batchmode")]
     pub batchmode: bool,
+    /// Where the jobs run: local (child processes here) or slurm (one sbatch job each);
+    /// overrides executor.kind.
+    #[arg(long = "executor", value_name = "KIND")]
+    pub executor: Option<String>,
+    /// With the slurm executor: return once the jobs are submitted; `mkrefs status RUNDIR`
+    /// reports how they end.
+    #[arg(long = "detach")]
+    pub detach: bool,
     /// Jobs run at the same time (default: the number of cores).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = at_least_one)]
     pub jobs: Option<usize>,
@@ -289,6 +302,10 @@ pub struct RunJobArgs {
     /// Threads the generator may use.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Started by a batch system: stamp the job file, lock and record the products here (the
+    /// submitting mkrefs is not there to).
+    #[arg(long)]
+    pub batch: bool,
 }
 
 const SUBCOMMANDS: &[&str] = &[
@@ -298,6 +315,7 @@ const SUBCOMMANDS: &[&str] = &[
     "demo",
     "simulate",
     "clean",
+    "status",
     "run-job",
     "run-calibration",
     "run-combine",

@@ -6,4 +6,5 @@ pub mod describe;
 pub mod plugins;
 pub mod run;
 pub mod simulate;
+pub mod status;
 pub mod tables;

@@ -8,12 +8,14 @@ use crate::atomic;
 use crate::cli::{GlobalOptions, RunArgs};
 use crate::commands::tables;
 use crate::config::envsubst::{self, ExpandError};
+use crate::config::settings::ExecutorKind;
 use crate::config::{self, Backend, CliParam, LoadOptions, Settings};
 use crate::exec::cores::Cores;
 use crate::exec::executor::{self, ExecOptions, JobStatus};
 use crate::exec::interrupt;
 use crate::exec::lock::{self, Lock};
 use crate::exec::manifest;
+use crate::exec::slurm::{self, SlurmRun};
 use crate::inputs::fingerprint::{self, Fingerprints};
 use crate::plan::options::{OutputOverrides, RunOptions};
 use crate::plan::{self, RunPlan};
@@ -55,15 +57,20 @@ pub fn run(
     args: &RunArgs,
     cli_params: &[CliParam],
 ) -> Result<ExitCode, String> {
-    if args.batchmode {
+    let settings = load_settings(global)?;
+    let executor = match (&args.executor, args.batchmode) {
+        (Some(text), _) => ExecutorKind::parse(text)
+            .ok_or_else(|| format!("--executor {text}: the executor is local or slurm"))?,
+        (None, true) => ExecutorKind::Slurm,
+        (None, false) => settings.executor.kind,
+    };
+    if args.detach && executor != ExecutorKind::Slurm {
         return Err(
-            "-b/--batchmode: this mkrefs runs every job on this machine (there is no \
-                    batch executor yet); leave -b out, and use -j to choose how many jobs run \
-                    at once"
+            "--detach: only the slurm executor leaves jobs running after mkrefs returns; add \
+             --executor slurm, or leave --detach out"
                 .to_string(),
         );
     }
-    let settings = load_settings(global)?;
     let plan = plan::make_plan(registry, &settings, &run_options(args, cli_params)?)?;
     for note in &plan.notes {
         tracing::info!("{note}");
@@ -118,25 +125,36 @@ pub fn run(
             ""
         }
     );
-    let results = executor::execute(
-        plan.jobs.clone(),
-        &ExecOptions {
-            jobs,
-            cores: Cores {
-                total: cores(),
-                per_job: threads,
-                adaptive: args.threads.is_none(),
-            },
-            memory: crate::exec::cores::available_memory(),
-            force: args.force,
-            child_flags: child_flags(global),
-            max_calibrations: args.max_calibrations,
-            max_generators: args.max_generators,
-            fingerprints: Arc::clone(&fingerprints),
-            recalibrate: args.recalibrate,
-            no_wait: args.no_wait,
+    let exec_options = ExecOptions {
+        jobs,
+        cores: Cores {
+            total: cores(),
+            per_job: threads,
+            adaptive: args.threads.is_none(),
         },
-    );
+        memory: crate::exec::cores::available_memory(),
+        force: args.force,
+        child_flags: child_flags(global),
+        max_calibrations: args.max_calibrations,
+        max_generators: args.max_generators,
+        fingerprints: Arc::clone(&fingerprints),
+        recalibrate: args.recalibrate,
+        no_wait: args.no_wait,
+    };
+    let results = match executor {
+        ExecutorKind::Local => executor::execute(plan.jobs.clone(), &exec_options),
+        ExecutorKind::Slurm => slurm::execute(
+            &plan.jobs,
+            &exec_options,
+            &SlurmRun {
+                settings: &settings.executor,
+                run_dir: &plan.layout.basedir,
+                run_name: &plan.layout.stem,
+                detach: args.detach,
+                threads,
+            },
+        ),
+    };
     if let Err(e) = fingerprints.save() {
         tracing::warn!("{e} (the next run hashes its inputs again)");
     }
@@ -154,12 +172,12 @@ pub fn run(
         );
         return Ok(ExitCode::from((128 + signal) as u8));
     }
-    let manifest = manifest::write(&plan.layout.basedir, &plan.jobs, &results, "local")?;
+    let manifest = manifest::write(&plan.layout.basedir, &plan.jobs, &results, executor.name())?;
     tracing::info!("manifest of the run's products: {}", manifest.display());
     // Jobs held back by --maxNstrun/--maxNref are left for a later run, not failures.
-    let failed = results
-        .iter()
-        .any(|r| !r.status.succeeded() && !matches!(r.status, JobStatus::Held(_)));
+    let failed = results.iter().any(|r| {
+        !r.status.succeeded() && !matches!(r.status, JobStatus::Held(_) | JobStatus::Submitted(_))
+    });
     Ok(if failed {
         ExitCode::FAILURE
     } else {

@@ -253,7 +253,10 @@ pub fn summary_table(results: &[JobResult]) -> String {
             r.output.display()
         ));
     }
-    let failed: Vec<&JobResult> = results.iter().filter(|r| !r.status.succeeded()).collect();
+    let failed: Vec<&JobResult> = results
+        .iter()
+        .filter(|r| !r.status.succeeded() && !matches!(r.status, JobStatus::Submitted(_)))
+        .collect();
     let count = |w: &str| results.iter().filter(|r| r.status.word() == w).count();
     out.push_str(&format!(
         "{} job(s): {} ok, {} skipped, {} failed{}\n",
@@ -266,6 +269,9 @@ pub fn summary_table(results: &[JobResult]) -> String {
             (n, 0) => format!(", {n} not run"),
             (0, h) => format!(", {h} held back for a later run"),
             (n, h) => format!(", {n} not run, {h} held back for a later run"),
+        } + &match count("submitted") {
+            0 => String::new(),
+            n => format!(", {n} submitted (see `mkrefs status`)"),
         }
     ));
     for r in failed {

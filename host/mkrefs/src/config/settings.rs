@@ -26,6 +26,7 @@ pub const FRAMEWORK_SECTIONS: &[&str] = &[
     "validation",
     "calibration",
     "combine",
+    "executor",
 ];
 
 /// Upstream top-level keys that load without error but mean nothing here: upstream never read
@@ -91,6 +92,30 @@ const CALIBRATION_KEYS: &[&str] = &["backend", "strun", "crds_path", "python", "
 
 const COMBINE_KEYS: &[&str] = &["enabled", "method", "clip_sigma", "dq_min"];
 
+const EXECUTOR_KEYS: &[&str] = &[
+    "kind",
+    "partition",
+    "account",
+    "qos",
+    "time",
+    "mem",
+    "cpus_per_task",
+    "extra_args",
+    "retries",
+    "overrides",
+];
+
+/// The keys an `executor.overrides.<name>` mapping may set.
+const EXECUTOR_OVERRIDE_KEYS: &[&str] = &[
+    "partition",
+    "account",
+    "qos",
+    "time",
+    "mem",
+    "cpus_per_task",
+    "extra_args",
+];
+
 /// The combination methods `combine.method` accepts.
 pub const COMBINE_METHODS: &[&str] = &["mean", "median"];
 
@@ -149,6 +174,17 @@ combine:
   method: null
   clip_sigma: 3.0
   dq_min: null
+executor:
+  kind: local
+  partition: null
+  account: null
+  qos: null
+  time: null
+  mem: null
+  cpus_per_task: null
+  extra_args: []
+  retries: 1
+  overrides: {}
 "#;
 
 /// The built-in defaults as a tree (provenance "built-in default").
@@ -183,6 +219,7 @@ pub struct Settings {
     pub output: OutputSettings,
     pub calibration: CalibrationSettings,
     pub combine: CombineSettings,
+    pub executor: ExecutorSettings,
     /// Every reflabel section: each mapping-valued top-level key that is not a framework
     /// section, plus an empty one for each `reflabels` entry without a section.
     pub sections: BTreeMap<String, ReflabelSection>,
@@ -305,6 +342,82 @@ pub struct CombineSettings {
     pub dq_min: Option<u32>,
 }
 
+/// Where jobs run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutorKind {
+    /// Child processes on this machine.
+    Local,
+    /// One Slurm batch job per job (README, "Running on a Slurm cluster").
+    Slurm,
+}
+
+impl ExecutorKind {
+    pub fn parse(text: &str) -> Option<ExecutorKind> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "local" => Some(ExecutorKind::Local),
+            "slurm" => Some(ExecutorKind::Slurm),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecutorKind::Local => "local",
+            ExecutorKind::Slurm => "slurm",
+        }
+    }
+}
+
+/// The sbatch options of a job (every one optional: the cluster's defaults apply).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchOptions {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    /// `--time`, as sbatch takes it (`30`, `1:00:00`, `1-0`).
+    pub time: Option<String>,
+    /// `--mem`, as sbatch takes it (`4G`, `16000M`).
+    pub mem: Option<String>,
+    pub cpus_per_task: Option<u32>,
+    /// More sbatch arguments, each passed as one argument (no shell).
+    pub extra_args: Vec<String>,
+}
+
+impl BatchOptions {
+    /// These options with `over`'s set fields in their place (extra arguments appended).
+    pub fn with(&self, over: &BatchOptions) -> BatchOptions {
+        let pick = |a: &Option<String>, b: &Option<String>| b.clone().or_else(|| a.clone());
+        BatchOptions {
+            partition: pick(&self.partition, &over.partition),
+            account: pick(&self.account, &over.account),
+            qos: pick(&self.qos, &over.qos),
+            time: pick(&self.time, &over.time),
+            mem: pick(&self.mem, &over.mem),
+            cpus_per_task: over.cpus_per_task.or(self.cpus_per_task),
+            extra_args: self
+                .extra_args
+                .iter()
+                .chain(&over.extra_args)
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+/// The `executor` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecutorSettings {
+    pub kind: ExecutorKind,
+    /// For every job.
+    pub batch: BatchOptions,
+    /// Resubmissions of a job that failed for its node (NODE_FAIL, PREEMPTED, BOOT_FAIL, or
+    /// OUT_OF_MEMORY where an override raised `mem`), not for its data.
+    pub retries: u32,
+    /// Per reflabel, or `calibrate` / `combine` for those jobs: options in place of the
+    /// section's.
+    pub overrides: BTreeMap<String, BatchOptions>,
+}
+
 /// One reflabel section.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReflabelSection {
@@ -403,6 +516,7 @@ impl Settings {
         let output = read_output(get_section(&tree, "output")?)?;
         let calibration = read_calibration(get_section(&tree, "calibration")?)?;
         let combine = read_combine(&tree)?;
+        let executor = read_executor(get_section(&tree, "executor")?)?;
 
         let mut sections = BTreeMap::new();
         for (name, node) in tree.entries() {
@@ -453,6 +567,7 @@ impl Settings {
             output,
             calibration,
             combine,
+            executor,
             sections,
             pall,
             warnings,
@@ -775,6 +890,94 @@ fn read_calibration(sec: &Node) -> Result<CalibrationSettings> {
         crds_path,
         python,
         keep_products,
+    })
+}
+
+/// The sbatch options of a mapping (`executor`, or one of its overrides).
+fn read_batch_options(sec: &Node, path: &str) -> Result<BatchOptions> {
+    let text = |key: &str| -> Result<Option<String>> {
+        match sec.get(key) {
+            Some(n) => match &n.value {
+                NodeValue::Int(i) => Ok(Some(i.to_string())),
+                _ => opt_string(n, &format!("{path}.{key}")),
+            },
+            None => Ok(None),
+        }
+    };
+    let cpus_per_task = match sec.get("cpus_per_task") {
+        None => None,
+        Some(n) => match &n.value {
+            NodeValue::Null => None,
+            NodeValue::Int(i) if *i >= 1 => Some(u32::try_from(*i).unwrap_or(u32::MAX)),
+            _ => {
+                return Err(invalid(
+                    n,
+                    &format!("{path}.cpus_per_task"),
+                    "a number of CPUs >= 1, or null for the job's threads",
+                    "",
+                ));
+            }
+        },
+    };
+    let extra_args = match sec.get("extra_args") {
+        Some(n) => string_list(n, &format!("{path}.extra_args"))?,
+        None => Vec::new(),
+    };
+    Ok(BatchOptions {
+        partition: text("partition")?,
+        account: text("account")?,
+        qos: text("qos")?,
+        time: text("time")?,
+        mem: text("mem")?,
+        cpus_per_task,
+        extra_args,
+    })
+}
+
+fn read_executor(sec: &Node) -> Result<ExecutorSettings> {
+    const S: &str = "executor";
+    check_keys(sec, S, EXECUTOR_KEYS, &[])?;
+    let kind_node = req(sec, S, "kind")?;
+    let kind = opt_string(kind_node, "executor.kind")?
+        .as_deref()
+        .and_then(ExecutorKind::parse)
+        .ok_or_else(|| {
+            invalid(
+                kind_node,
+                "executor.kind",
+                "local or slurm",
+                "local runs the jobs on this machine; slurm submits each with sbatch",
+            )
+        })?;
+    let retries_node = req(sec, S, "retries")?;
+    let retries = match &retries_node.value {
+        NodeValue::Int(i) if *i >= 0 => u32::try_from(*i).unwrap_or(u32::MAX),
+        NodeValue::Null => 0,
+        _ => {
+            return Err(invalid(
+                retries_node,
+                "executor.retries",
+                "a count >= 0",
+                "how often a job that failed for its node is submitted again",
+            ));
+        }
+    };
+    let mut overrides = BTreeMap::new();
+    let over = req(sec, S, "overrides")?;
+    if !over.is_null() {
+        let over = section_node(over, "executor.overrides")?;
+        for (name, node) in over.entries() {
+            let path = format!("executor.overrides.{name}");
+            let node = section_node(node, &path)?;
+            check_keys(node, &path, EXECUTOR_OVERRIDE_KEYS, &[])?;
+            overrides.insert(name.clone(), read_batch_options(node, &path)?);
+        }
+    }
+    Ok(ExecutorSettings {
+        kind,
+        batch: read_batch_options(sec, S)?,
+        retries,
+        overrides,
     })
 }
 

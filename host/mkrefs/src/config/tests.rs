@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::error::ConfigErrorKind;
 use super::load::{EMBEDDED_CONFIG, MainConfig, choose_main_config};
 use super::params::ResolvedParam;
-use super::settings::MaxDeltaMjd;
+use super::settings::{ExecutorKind, MaxDeltaMjd};
 use super::tree::{Node, NodeValue};
 use super::value::{ParamKind, ParamScalar, ParamSpec, ParamValue};
 use super::*;
@@ -1288,4 +1288,39 @@ fn null_is_the_none_choice_of_a_parameter_that_has_one() {
     norm.default = ParamValue::str("smoothed");
     let r = resolve_params("bpm", &[norm], None, &[cli(None, "method", "none")]).unwrap();
     assert_eq!(r[0].param.value, ParamValue::str("none"));
+}
+
+#[test]
+fn executor_and_combine_sections_read_with_overrides_and_shorthands() {
+    let dir = Dir::new();
+    let text = "executor:\n  kind: slurm\n  partition: short\n  mem: 2G\n  retries: 2\n  \
+                extra_args: [--constraint=ib]\n  overrides:\n    bpm: {mem: 8G, time: \"1:00:00\"}\n\
+                combine: false\n";
+    let s = load(&opts_with_main(&dir, text), &no_env).unwrap();
+    assert_eq!(s.executor.kind, ExecutorKind::Slurm);
+    assert_eq!(s.executor.retries, 2);
+    let bpm = s.executor.batch.with(&s.executor.overrides["bpm"]);
+    assert_eq!(
+        (
+            bpm.partition.as_deref(),
+            bpm.mem.as_deref(),
+            bpm.time.as_deref()
+        ),
+        (Some("short"), Some("8G"), Some("1:00:00"))
+    );
+    assert_eq!(bpm.extra_args, ["--constraint=ib"]);
+    assert!(!s.combine.enabled);
+    assert_eq!(s.combine.clip_sigma, 3.0);
+
+    for (bad, says) in [
+        ("executor:\n  kind: condor\n", "expected local or slurm"),
+        ("executor:\n  overrides:\n    bpm: {memory: 8G}\n", "memory"),
+        ("combine:\n  method: mode\n", "key 'method' in section 'combine'"),
+        ("combine:\n  dq_min: 0\n", "key 'dq_min' in section 'combine'"),
+    ] {
+        let e = load(&opts_with_main(&dir, bad), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
 }

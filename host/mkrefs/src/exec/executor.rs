@@ -110,7 +110,7 @@ impl PreparedJob {
         }
     }
 
-    fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         match &self.work {
             Work::Generate(s) | Work::Combine(s) => s.to_json(),
             Work::Calibrate(s) => s.to_json(),
@@ -118,7 +118,7 @@ impl PreparedJob {
     }
 
     /// The child subcommand that runs the job file.
-    fn subcommand(&self) -> &'static str {
+    pub(crate) fn subcommand(&self) -> &'static str {
         match &self.work {
             Work::Generate(_) => "run-job",
             Work::Calibrate(_) => "run-calibration",
@@ -132,7 +132,7 @@ impl PreparedJob {
 
     /// The job with the fingerprints of the files it reads, as they are now: what decides
     /// whether its outputs are up to date.
-    fn stamped(&self, fingerprints: &Fingerprints) -> Result<PreparedJob, String> {
+    pub(crate) fn stamped(&self, fingerprints: &Fingerprints) -> Result<PreparedJob, String> {
         let mut job = self.clone();
         match &mut job.work {
             Work::Generate(s) | Work::Combine(s) => {
@@ -154,12 +154,12 @@ impl PreparedJob {
     }
 
     /// Every file the job writes besides its log and report.
-    fn outputs(&self) -> Vec<&Path> {
+    pub(crate) fn outputs(&self) -> Vec<&Path> {
         self.output_forms().into_iter().map(|(p, _)| p).collect()
     }
 
     /// Each output with the extensions it holds when run-internal (`None`: whole).
-    fn output_forms(&self) -> Vec<(&Path, Option<&[String]>)> {
+    pub(crate) fn output_forms(&self) -> Vec<(&Path, Option<&[String]>)> {
         match &self.work {
             Work::Generate(s) | Work::Combine(s) => vec![(&s.output, None)],
             Work::Calibrate(s) => std::iter::once((&s.final_product, s.final_hdus.as_deref()))
@@ -215,6 +215,9 @@ pub enum JobStatus {
     /// Held back for a later run by `--maxNstrun`/`--maxNref` (or because a job it needs
     /// was); not a failure.
     Held(String),
+    /// Submitted to the batch system by a run that does not follow its jobs (`--detach`);
+    /// `mkrefs status` reports how it ended.
+    Submitted(String),
 }
 
 impl JobStatus {
@@ -225,6 +228,7 @@ impl JobStatus {
             JobStatus::Failed(_) => "FAILED",
             JobStatus::NotRun(_) => "not run",
             JobStatus::Held(_) => "held",
+            JobStatus::Submitted(_) => "submitted",
         }
     }
 
@@ -301,7 +305,7 @@ impl Started {
 
 /// Whether an earlier run already made this job's outputs from the same things. Otherwise,
 /// when there were earlier outputs, why they are made again.
-fn up_to_date(job: &PreparedJob, text: &str) -> Result<(), Option<String>> {
+pub(crate) fn up_to_date(job: &PreparedJob, text: &str) -> Result<(), Option<String>> {
     match &job.work {
         Work::Generate(spec) | Work::Combine(spec) => generator_up_to_date(job, spec, text),
         Work::Calibrate(spec) => {
@@ -342,6 +346,11 @@ fn generator_up_to_date(
 /// Locks the job's outputs that other runs may share (calibrated products), in name order so
 /// that two runs never wait on each other.
 fn lock_outputs(job: &PreparedJob, opts: &ExecOptions) -> Result<Vec<Lock>, String> {
+    lock_products(job, opts.no_wait)
+}
+
+/// Locks a calibration job's products (none for other jobs), in name order.
+pub(crate) fn lock_products(job: &PreparedJob, no_wait: bool) -> Result<Vec<Lock>, String> {
     if !matches!(job.work, Work::Calibrate(_)) {
         return Ok(Vec::new());
     }
@@ -351,7 +360,7 @@ fn lock_outputs(job: &PreparedJob, opts: &ExecOptions) -> Result<Vec<Lock>, Stri
         .into_iter()
         .map(|p| {
             let what = format!("{}: the product {}", job.title(), p.display());
-            lock::acquire(&lock::beside(p), &what, opts.no_wait)
+            lock::acquire(&lock::beside(p), &what, no_wait)
         })
         .collect()
 }
@@ -592,7 +601,7 @@ fn block_dependents(jobs: &[PreparedJob], states: &mut [State], results: &mut [O
     }
 }
 
-fn not_run(job: &PreparedJob, why: String) -> JobResult {
+pub(crate) fn not_run(job: &PreparedJob, why: String) -> JobResult {
     JobResult {
         id: job.id(),
         label: job.label().to_string(),
@@ -605,7 +614,7 @@ fn not_run(job: &PreparedJob, why: String) -> JobResult {
     }
 }
 
-fn announce(job: &PreparedJob, result: &JobResult) {
+pub(crate) fn announce(job: &PreparedJob, result: &JobResult) {
     match &result.status {
         JobStatus::Ok => tracing::info!("{}: ok in {:.2} s", job.title(), result.seconds),
         JobStatus::Skipped => tracing::info!(
@@ -620,6 +629,7 @@ fn announce(job: &PreparedJob, result: &JobResult) {
         ),
         JobStatus::NotRun(why) => tracing::error!("{}: not run: {why}", job.title()),
         JobStatus::Held(why) => tracing::info!("{}: held back: {why}", job.title()),
+        JobStatus::Submitted(how) => tracing::info!("{}: submitted: {how}", job.title()),
     }
 }
 
@@ -680,7 +690,7 @@ fn run_one(job: &PreparedJob, threads: usize, opts: &ExecOptions, started: &Star
 }
 
 /// Completes the records of a calibration job's products (see [`crate::prep::record`]).
-fn record_products(job: &PreparedJob) -> Result<(), String> {
+pub(crate) fn record_products(job: &PreparedJob) -> Result<(), String> {
     let Work::Calibrate(spec) = &job.work else {
         return Ok(());
     };

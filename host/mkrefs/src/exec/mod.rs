@@ -3,6 +3,7 @@
 //! drop-in libraries tried in child processes before they are loaded (`probe`), and the
 //! manifest of what a run made.
 
+pub(crate) mod batch;
 pub(crate) mod cores;
 pub(crate) mod executor;
 pub(crate) mod interrupt;
@@ -11,3 +12,4 @@ pub(crate) mod lock;
 pub(crate) mod manifest;
 pub(crate) mod probe;
 pub(crate) mod protocol;
+pub(crate) mod slurm;

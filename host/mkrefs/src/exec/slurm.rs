@@ -1,0 +1,607 @@
+//! The Slurm executor (README, "Running on a Slurm cluster"). Every job that is not found up to
+//! date becomes one `sbatch` job running `mkrefs run-job|run-calibration|run-combine JOBFILE
+//! --batch` on a node, through a fixed script that executes its arguments (so no user string
+//! passes through a shell). The run's dependencies go to Slurm (`--dependency=afterok:...` with
+//! `--kill-on-invalid-dep=yes`); jobs are named `mkrefs-<run>-<job>`, the child's stderr is the
+//! job's log and its stdout a `.slurm.out` file beside it. The submitting process then follows
+//! the jobs (`squeue`, and each job's report for how it ended) and ends as a local run does;
+//! with `--detach` it returns once they are submitted, and `mkrefs status RUNDIR` reports later.
+//!
+//! A job whose inputs exist when the run starts is checked as a local run checks it and skipped
+//! when up to date; one that waits on a job being run is submitted, since what it will read
+//! does not exist yet. A job that failed for its node (NODE_FAIL, PREEMPTED, BOOT_FAIL) is
+//! submitted again up to `executor.retries` times, and so are the jobs Slurm cancelled because
+//! they waited on it; a job that failed on its data is not.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use crate::atomic;
+use crate::config::settings::{BatchOptions, ExecutorSettings};
+use crate::exec::executor::{
+    ExecOptions, JobResult, JobStatus, PreparedJob, Work, announce, not_run, up_to_date,
+};
+use crate::exec::interrupt;
+use crate::exec::protocol::JobReportFile;
+use crate::logging;
+
+/// Seconds between two looks at the queue.
+const POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Slurm states after which a job may be submitted again (the node failed, not the job).
+const NODE_STATES: &[&str] = &["NODE_FAIL", "PREEMPTED", "BOOT_FAIL"];
+
+/// What a job's state is taken to be once Slurm no longer lists it (after `MinJobAge`).
+pub(crate) const UNKNOWN: &str = "UNKNOWN";
+
+/// States in which a job has not ended.
+const LIVE_STATES: &[&str] = &[
+    "PENDING",
+    "CONFIGURING",
+    "RUNNING",
+    "COMPLETING",
+    "SUSPENDED",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+];
+
+/// What the run does on Slurm.
+pub(crate) struct SlurmRun<'a> {
+    pub settings: &'a ExecutorSettings,
+    pub run_dir: &'a Path,
+    /// `<outsubdir>_run<NNN>`-like name, in the Slurm job names.
+    pub run_name: &'a str,
+    pub detach: bool,
+    /// Threads per job where `cpus_per_task` is not configured.
+    pub threads: usize,
+}
+
+/// One submitted job, as `<rundir>/slurm/jobs.json` keeps it for `mkrefs status`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub(crate) struct Submission {
+    pub job: String,
+    pub title: String,
+    pub slurm_id: String,
+    pub attempt: u32,
+    pub report: PathBuf,
+    pub output: PathBuf,
+    pub log: PathBuf,
+}
+
+/// The file that lists a run's submissions.
+pub(crate) fn submissions_file(run_dir: &Path) -> PathBuf {
+    run_dir.join("slurm").join("jobs.json")
+}
+
+/// Where a job stands.
+enum Track {
+    Undecided,
+    Submitted(Submission),
+    Done(JobStatus, f64, String),
+}
+
+/// Runs `jobs` on Slurm; one result per job, in the order given.
+pub(crate) fn execute(
+    jobs: &[PreparedJob],
+    opts: &ExecOptions,
+    run: &SlurmRun<'_>,
+) -> Vec<JobResult> {
+    let mut track: Vec<Track> = jobs.iter().map(|_| Track::Undecided).collect();
+    let order = topological(jobs);
+    let script = match write_script(run.run_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            return jobs.iter().map(|j| failed(j, e.clone())).collect();
+        }
+    };
+    for &i in &order {
+        let status = decide(jobs, i, &track, opts);
+        track[i] = match status {
+            Some(done) => done,
+            None => submit(jobs, i, &track, run, &script, opts, 1),
+        };
+        if let Track::Done(status, ..) = &track[i] {
+            announce(
+                &jobs[i],
+                &result_of(&jobs[i], status.clone(), 0.0, String::new()),
+            );
+        }
+    }
+    for (i, j) in jobs.iter().enumerate() {
+        if matches!(track[i], Track::Undecided) {
+            track[i] = Track::Done(
+                JobStatus::NotRun("its dependencies form a cycle".to_string()),
+                0.0,
+                String::new(),
+            );
+            announce(
+                j,
+                &result_of(j, JobStatus::NotRun(String::new()), 0.0, String::new()),
+            );
+        }
+    }
+    let mut submitted = BTreeMap::new();
+    save_submissions(run.run_dir, &track, &mut submitted);
+    if !run.detach {
+        follow(jobs, &mut track, &order, run, &script, opts, &mut submitted);
+    }
+    jobs.iter()
+        .zip(track)
+        .map(|(j, t)| match t {
+            Track::Done(status, seconds, summary) => result_of(j, status, seconds, summary),
+            Track::Submitted(s) => result_of(
+                j,
+                JobStatus::Submitted(format!("Slurm job {}", s.slurm_id)),
+                0.0,
+                String::new(),
+            ),
+            Track::Undecided => not_run(j, "never decided".into()),
+        })
+        .collect()
+}
+
+fn result_of(job: &PreparedJob, status: JobStatus, seconds: f64, summary: String) -> JobResult {
+    let mut r = not_run(job, String::new());
+    r.status = status;
+    r.seconds = seconds;
+    r.summary = summary;
+    r
+}
+
+fn failed(job: &PreparedJob, why: String) -> JobResult {
+    result_of(job, JobStatus::Failed(why), 0.0, String::new())
+}
+
+/// The jobs in an order where each comes after those it needs (Kahn); jobs on a cycle are
+/// left out.
+fn topological(jobs: &[PreparedJob]) -> Vec<usize> {
+    let mut waiting: Vec<usize> = jobs.iter().map(|j| j.after.len()).collect();
+    let mut ready: Vec<usize> = (0..jobs.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(jobs.len());
+    while let Some(i) = ready.first().copied() {
+        ready.remove(0);
+        order.push(i);
+        for (k, j) in jobs.iter().enumerate() {
+            if j.after.contains(&i) {
+                waiting[k] -= 1;
+                if waiting[k] == 0 {
+                    ready.push(k);
+                }
+            }
+        }
+    }
+    order
+}
+
+/// What happens to job `i` without submitting it: failed when blocked, not run after a
+/// failure, skipped when its inputs exist and its outputs are up to date; `None`: submit it.
+fn decide(jobs: &[PreparedJob], i: usize, track: &[Track], opts: &ExecOptions) -> Option<Track> {
+    let job = &jobs[i];
+    if let Some(why) = &job.blocked {
+        return Some(Track::Done(
+            JobStatus::Failed(why.clone()),
+            0.0,
+            String::new(),
+        ));
+    }
+    let mut waits = false;
+    for &d in &job.after {
+        match &track[d] {
+            Track::Done(s, ..) if s.succeeded() => {}
+            Track::Done(..) | Track::Undecided => {
+                let why = format!("it needs {}, which did not succeed", jobs[d].title());
+                return Some(Track::Done(JobStatus::NotRun(why), 0.0, String::new()));
+            }
+            Track::Submitted(_) => waits = true,
+        }
+    }
+    if waits {
+        return None;
+    }
+    let stamped = match job.stamped(&opts.fingerprints) {
+        Ok(j) => j,
+        Err(why) => return Some(Track::Done(JobStatus::Failed(why), 0.0, String::new())),
+    };
+    let forced = match job.work {
+        Work::Generate(_) | Work::Combine(_) => opts.force,
+        Work::Calibrate(_) => opts.recalibrate,
+    };
+    match up_to_date(&stamped, &stamped.to_json()) {
+        Ok(()) if !forced => Some(Track::Done(JobStatus::Skipped, 0.0, String::new())),
+        Err(Some(why)) if !forced => {
+            tracing::info!("{}: made again: {why}", job.title());
+            None
+        }
+        _ => None,
+    }
+}
+
+/// The script every Slurm job runs: it executes its arguments, which sbatch passes on
+/// unchanged, so no path or name is ever parsed by a shell.
+fn write_script(run_dir: &Path) -> Result<PathBuf, String> {
+    let path = run_dir.join("slurm").join("job.sh");
+    atomic::write(
+        &path,
+        b"#!/bin/sh\n# Written by mkrefs: runs the command sbatch passes as arguments.\nexec \"$@\"\n",
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("cannot make {} executable: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// The sbatch options of a job: the section's, with the override of its reflabel (or
+/// `calibrate`, `combine`) in their place.
+fn options_for(job: &PreparedJob, settings: &ExecutorSettings) -> BatchOptions {
+    let key = match &job.work {
+        Work::Generate(s) => s.reflabel.as_str(),
+        Work::Calibrate(_) => "calibrate",
+        Work::Combine(_) => "combine",
+    };
+    match settings.overrides.get(key) {
+        Some(over) => settings.batch.with(over),
+        None => settings.batch.clone(),
+    }
+}
+
+/// Submits job `i` (attempt `attempt`), after the jobs it waits on.
+fn submit(
+    jobs: &[PreparedJob],
+    i: usize,
+    track: &[Track],
+    run: &SlurmRun<'_>,
+    script: &Path,
+    opts: &ExecOptions,
+    attempt: u32,
+) -> Track {
+    let job = &jobs[i];
+    let done = |why: String| Track::Done(JobStatus::Failed(why), 0.0, String::new());
+    // A stale report or output must not pass for this job's.
+    for stale in job.outputs().into_iter().chain([job.report()]) {
+        if stale.exists()
+            && let Err(e) = std::fs::remove_file(stale)
+        {
+            return done(format!("cannot remove the old {}: {e}", stale.display()));
+        }
+    }
+    for dir in [job.job_file.parent(), job.log().parent()]
+        .into_iter()
+        .flatten()
+    {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return done(format!("cannot create directory {}: {e}", dir.display()));
+        }
+    }
+    if let Err(e) = atomic::write(&job.job_file, job.to_json().as_bytes()) {
+        return done(e);
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return done(format!("cannot find the mkrefs executable: {e}")),
+    };
+    let o = options_for(job, run.settings);
+    let cpus = o.cpus_per_task.map_or(run.threads, |c| c as usize).max(1);
+    let name = format!("mkrefs-{}-{}", run.run_name, job.id());
+    let mut args: Vec<String> = vec![
+        "--parsable".into(),
+        format!("--job-name={name}"),
+        format!("--error={}", job.log().display()),
+        format!(
+            "--output={}",
+            job.log().with_extension("slurm.out").display()
+        ),
+        format!("--chdir={}", run.run_dir.display()),
+        format!("--cpus-per-task={cpus}"),
+        "--no-requeue".into(),
+    ];
+    for (flag, value) in [
+        ("partition", &o.partition),
+        ("account", &o.account),
+        ("qos", &o.qos),
+        ("time", &o.time),
+        ("mem", &o.mem),
+    ] {
+        if let Some(v) = value {
+            args.push(format!("--{flag}={v}"));
+        }
+    }
+    let after: Vec<&str> = job
+        .after
+        .iter()
+        .filter_map(|&d| match &track[d] {
+            Track::Submitted(s) => Some(s.slurm_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !after.is_empty() {
+        args.push(format!("--dependency=afterok:{}", after.join(":")));
+        args.push("--kill-on-invalid-dep=yes".into());
+    }
+    args.extend(o.extra_args.iter().cloned());
+    args.push(script.display().to_string());
+    args.push(exe.display().to_string());
+    args.extend(opts.child_flags.iter().cloned());
+    args.extend([
+        job.subcommand().to_string(),
+        job.job_file.display().to_string(),
+        "--threads".into(),
+        cpus.to_string(),
+        "--batch".into(),
+    ]);
+    match sbatch(&args) {
+        Ok(slurm_id) => {
+            tracing::info!("{}: submitted as Slurm job {slurm_id}", job.title());
+            Track::Submitted(Submission {
+                job: job.id(),
+                title: job.title(),
+                slurm_id,
+                attempt,
+                report: job.report().to_path_buf(),
+                output: job.output().to_path_buf(),
+                log: job.log().to_path_buf(),
+            })
+        }
+        Err(why) => done(why),
+    }
+}
+
+/// Runs sbatch; returns the job id it printed.
+fn sbatch(args: &[String]) -> Result<String, String> {
+    let out = Command::new("sbatch").args(args).output().map_err(|e| {
+        format!(
+            "cannot run sbatch ({e}); the Slurm executor needs the Slurm client programs in \
+             PATH (and SLURM_CONF where the cluster is not configured in /etc/slurm)"
+        )
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let id = text.trim().split(';').next().unwrap_or("").to_string();
+    if !out.status.success() || id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        let said = String::from_utf8_lossy(&out.stderr);
+        let advice = if said.contains("configuration source") {
+            "sbatch found no cluster: set SLURM_CONF to the cluster's slurm.conf (or run where \
+             /etc/slurm has it)"
+        } else {
+            "check the executor section (partition, account, qos, time, mem, extra_args)"
+        };
+        return Err(format!(
+            "sbatch refused the job: {}; {advice}",
+            said.trim().replace('\n', " / ")
+        ));
+    }
+    Ok(id)
+}
+
+/// The state and reason of each of `ids` Slurm still knows (`squeue -t all`).
+pub(crate) fn states(ids: &[&str]) -> Result<BTreeMap<String, (String, String)>, String> {
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let out = Command::new("squeue")
+        .args(["-h", "-t", "all", "-o", "%i|%T|%r", "-j"])
+        .arg(ids.join(","))
+        .output()
+        .map_err(|e| {
+            format!("cannot run squeue ({e}); the Slurm client programs must be in PATH")
+        })?;
+    // squeue fails when every id is unknown (purged): then it knows none of them.
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, '|');
+            Some((
+                parts.next()?.trim().to_string(),
+                (
+                    parts.next()?.trim().to_string(),
+                    parts.next().unwrap_or("").trim().to_string(),
+                ),
+            ))
+        })
+        .collect())
+}
+
+/// Writes the latest submission of every job submitted so far (`submitted`, by job index,
+/// updated from `track`).
+fn save_submissions(run_dir: &Path, track: &[Track], submitted: &mut BTreeMap<usize, Submission>) {
+    for (i, t) in track.iter().enumerate() {
+        if let Track::Submitted(s) = t {
+            submitted.insert(i, s.clone());
+        }
+    }
+    if submitted.is_empty() {
+        return;
+    }
+    let list: Vec<&Submission> = submitted.values().collect();
+    let text = serde_json::to_string_pretty(&list).expect("submissions serialize");
+    if let Err(e) = atomic::write(&submissions_file(run_dir), text.as_bytes()) {
+        tracing::warn!("{e} (`mkrefs status` will not know this run's Slurm jobs)");
+    }
+}
+
+/// How a job Slurm says has ended went, from its state and its report.
+pub(crate) fn ended(s: &Submission, state: &str, reason: &str) -> (JobStatus, f64, String) {
+    let report = JobReportFile::read(&s.report);
+    match (state, report) {
+        ("COMPLETED" | UNKNOWN, Some(r)) if r.ok => (JobStatus::Ok, r.seconds, r.summary),
+        (_, Some(r)) if !r.ok => (
+            JobStatus::Failed(r.error.unwrap_or_else(|| "unknown error".into())),
+            r.seconds,
+            String::new(),
+        ),
+        _ => (
+            JobStatus::Failed(format!(
+                "Slurm job {} ended {state}{}; see {}",
+                s.slurm_id,
+                if reason.is_empty() || reason == "None" {
+                    String::new()
+                } else {
+                    format!(" ({reason})")
+                },
+                s.log.display()
+            )),
+            0.0,
+            String::new(),
+        ),
+    }
+}
+
+/// Follows the submitted jobs until each has ended, submitting again what a node lost.
+fn follow(
+    jobs: &[PreparedJob],
+    track: &mut [Track],
+    order: &[usize],
+    run: &SlurmRun<'_>,
+    script: &Path,
+    opts: &ExecOptions,
+    submitted: &mut BTreeMap<usize, Submission>,
+) {
+    let live = |t: &[Track]| {
+        t.iter()
+            .filter(|t| matches!(t, Track::Submitted(_)))
+            .count()
+    };
+    let bar = logging::progress_bar(live(track) as u64, "Slurm jobs");
+    while live(track) > 0 {
+        if interrupt::received().is_some() {
+            cancel_all(track);
+            break;
+        }
+        std::thread::sleep(POLL);
+        let ids: Vec<String> = track
+            .iter()
+            .filter_map(|t| match t {
+                Track::Submitted(s) => Some(s.slurm_id.clone()),
+                _ => None,
+            })
+            .collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let known = match states(&ids) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!("{e}");
+                continue;
+            }
+        };
+        let mut changed = false;
+        for &i in order {
+            let Track::Submitted(s) = &track[i] else {
+                continue;
+            };
+            let s = s.clone();
+            let (state, reason) = known
+                .get(&s.slurm_id)
+                .cloned()
+                .unwrap_or_else(|| (UNKNOWN.to_string(), String::new()));
+            if LIVE_STATES.contains(&state.as_str()) {
+                continue;
+            }
+            changed = true;
+            track[i] = if NODE_STATES.contains(&state.as_str()) && s.attempt <= run.settings.retries
+            {
+                tracing::warn!(
+                    "{}: Slurm job {} ended {state}; submitting it again",
+                    jobs[i].title(),
+                    s.slurm_id
+                );
+                submit(jobs, i, track, run, script, opts, s.attempt + 1)
+            } else if state == "CANCELLED" && reason.contains("Dependency") {
+                // Slurm cancelled it because a job it waits on failed: submitted again when
+                // that one is being retried, else not run.
+                match jobs[i]
+                    .after
+                    .iter()
+                    .find(|&&d| !matches!(&track[d], Track::Done(st, ..) if st.succeeded()))
+                {
+                    Some(&d) if matches!(track[d], Track::Submitted(_)) => {
+                        submit(jobs, i, track, run, script, opts, s.attempt)
+                    }
+                    Some(&d) => Track::Done(
+                        JobStatus::NotRun(format!(
+                            "it needs {}, which did not succeed",
+                            jobs[d].title()
+                        )),
+                        0.0,
+                        String::new(),
+                    ),
+                    None => Track::Done(
+                        JobStatus::Failed(format!("Slurm cancelled job {} ({reason})", s.slurm_id)),
+                        0.0,
+                        String::new(),
+                    ),
+                }
+            } else {
+                let (status, seconds, summary) = ended(&s, &state, &reason);
+                Track::Done(status, seconds, summary)
+            };
+            if let Track::Done(status, seconds, summary) = &track[i] {
+                announce(
+                    &jobs[i],
+                    &result_of(&jobs[i], status.clone(), *seconds, summary.clone()),
+                );
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+            }
+        }
+        if changed {
+            save_submissions(run.run_dir, track, submitted);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+}
+
+/// After Ctrl-C: asks (on a terminal) whether to cancel the run's Slurm jobs, and cancels
+/// them unless told not to; the jobs left running are reported as submitted.
+fn cancel_all(track: &mut [Track]) {
+    let ids: Vec<String> = track
+        .iter()
+        .filter_map(|t| match t {
+            Track::Submitted(s) => Some(s.slurm_id.clone()),
+            _ => None,
+        })
+        .collect();
+    let cancel = if std::io::stdin().is_terminal() {
+        eprint!(
+            "Cancel the {} Slurm job(s) of this run with scancel? [y/N] ",
+            ids.len()
+        );
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        answer.trim().eq_ignore_ascii_case("y") || answer.trim().eq_ignore_ascii_case("yes")
+    } else {
+        true
+    };
+    if !cancel {
+        tracing::warn!("the run's Slurm jobs keep running; `mkrefs status` reports them");
+        return;
+    }
+    match Command::new("scancel").args(&ids).status() {
+        Ok(s) if s.success() => {
+            tracing::warn!("cancelled Slurm job(s) {}", ids.join(", "));
+            for t in track.iter_mut() {
+                if matches!(t, Track::Submitted(_)) {
+                    *t = Track::Done(
+                        JobStatus::NotRun("cancelled with the run".to_string()),
+                        0.0,
+                        String::new(),
+                    );
+                }
+            }
+        }
+        _ => tracing::error!(
+            "scancel failed; cancel the jobs yourself: scancel {}",
+            ids.join(" ")
+        ),
+    }
+}
