@@ -6,12 +6,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use abi_stable::{
     sabi_trait,
     sabi_trait::TD_Opaque,
-    std_types::{RBox, RErr, ROk, RResult, RString, RVec},
+    std_types::{RBox, RErr, ROk, ROption, RResult, RString, RVec},
 };
 
 use crate::job::Job;
 use crate::types::{
-    ErrorKind, GeneratorError, GeneratorInfo, JobReport, ParamConstraints, ParamSpec,
+    CombineRule, ErrorKind, GeneratorError, GeneratorInfo, JobReport, ParamConstraints, ParamSpec,
 };
 
 /// What a plugin author implements. Plain Rust types; panics are allowed and become job errors.
@@ -30,6 +30,11 @@ pub trait ReferenceGenerator: Send + Sync + 'static {
     /// job runs; parameters without an entry accept any value of their kind.
     fn param_constraints(&self) -> Vec<ParamConstraints> {
         Vec::new()
+    }
+    /// How this generator's reference files combine in the final stage (1.2); `None`: the
+    /// host's default for the reftype.
+    fn combine_rule(&self) -> Option<CombineRule> {
+        None
     }
 }
 
@@ -124,6 +129,17 @@ pub fn constraints_ffi<G: ReferenceGenerator>(
 ) -> RResult<RVec<ParamConstraints>, GeneratorError> {
     match catch_unwind(AssertUnwindSafe(|| make().param_constraints())) {
         Ok(c) => ROk(c.into()),
+        Err(payload) => RErr(panic_error(&*payload)),
+    }
+}
+
+/// The combination rule of the generator `make` builds, panics caught (plugin-api 1.2). Used
+/// by [`export_generator!`](crate::export_generator) as [`constraints_ffi`] is.
+pub fn combine_ffi<G: ReferenceGenerator>(
+    make: impl FnOnce() -> G,
+) -> RResult<ROption<CombineRule>, GeneratorError> {
+    match catch_unwind(AssertUnwindSafe(|| make().combine_rule())) {
+        Ok(rule) => ROk(rule.into()),
         Err(payload) => RErr(panic_error(&*payload)),
     }
 }

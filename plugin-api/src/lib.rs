@@ -17,6 +17,9 @@
 //! prefix types have fewer fields than the host's, which would lock out every 1.0 plugin.
 //! Drop-ins export the constraints under a symbol of their own ([`CONSTRAINTS_SYMBOL`]), which
 //! a 1.0 library lacks, so its generator simply has none.
+//!
+//! 1.2 added [`ReferenceGenerator::combine_rule`] (how the final stage combines a generator's
+//! files) the same way, under [`COMBINE_SYMBOL`].
 #![allow(non_local_definitions, non_camel_case_types)]
 
 mod generator;
@@ -25,17 +28,19 @@ mod module;
 mod types;
 
 pub use generator::{
-    Generator, Generator_TO, GeneratorBox, ReferenceGenerator, constraints_ffi, into_ffi,
+    Generator, Generator_TO, GeneratorBox, ReferenceGenerator, combine_ffi, constraints_ffi,
+    into_ffi,
 };
 pub use job::{HostCallbacks, HostCallbacks_TO, HostRef, Job, PRODUCT_PREFIX};
 pub use module::{
-    BundledGenerator, CONSTRAINTS_SYMBOL, ConstraintsExport, ConstraintsFn, ConstraintsResult,
-    GeneratorModule, GeneratorModuleRef, LoadError, bundled_generators,
-    bundled_generators_with_constraints, library_constraints, load_library, root_module,
+    BundledGenerator, COMBINE_SYMBOL, CONSTRAINTS_SYMBOL, CombineExport, CombineFn, CombineResult,
+    ConstraintsExport, ConstraintsFn, ConstraintsResult, GeneratorModule, GeneratorModuleRef,
+    LoadError, bundled_combine_rules, bundled_generators, bundled_generators_with_constraints,
+    library_combine_rule, library_constraints, load_library, root_module,
 };
 pub use types::{
-    ErrorKind, GeneratorError, GeneratorInfo, ImageKind, InputImage, JobReport, LogLevel, Param,
-    ParamBound, ParamConstraints, ParamKind, ParamScalar, ParamSpec, ParamValue,
+    CombineRule, ErrorKind, GeneratorError, GeneratorInfo, ImageKind, InputImage, JobReport,
+    LogLevel, Param, ParamBound, ParamConstraints, ParamKind, ParamScalar, ParamSpec, ParamValue,
 };
 
 #[doc(hidden)]
@@ -68,8 +73,14 @@ macro_rules! export_generator {
             $crate::constraints_ffi(|| $make)
         }
 
+        #[doc(hidden)]
+        pub extern "C" fn __mkrefs_combine_rule() -> $crate::CombineResult {
+            $crate::combine_ffi(|| $make)
+        }
+
         $crate::inventory::submit! {
             $crate::BundledGenerator::new(__mkrefs_new_generator, __mkrefs_param_constraints)
+                .with_combine_rule(__mkrefs_combine_rule)
         }
 
         #[cfg(feature = "dropin")]
@@ -83,6 +94,13 @@ macro_rules! export_generator {
         #[unsafe(no_mangle)]
         pub extern "C" fn mkrefs_param_constraints_v1() -> $crate::ConstraintsExport {
             $crate::ConstraintsExport::new(__mkrefs_param_constraints)
+        }
+
+        /// plugin-api 1.2: the combination rule, under a symbol older libraries lack.
+        #[cfg(feature = "dropin")]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn mkrefs_combine_rule_v1() -> $crate::CombineExport {
+            $crate::CombineExport::new(__mkrefs_combine_rule)
         }
     };
 }

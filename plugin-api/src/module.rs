@@ -9,12 +9,12 @@ use abi_stable::{
     package_version_strings,
     prefix_type::PrefixTypeTrait,
     sabi_types::VersionStrings,
-    std_types::{RResult, RVec},
+    std_types::{ROption, RResult, RVec},
     type_layout::TypeLayout,
 };
 
 use crate::generator::GeneratorBox;
-use crate::types::{GeneratorError, ParamConstraints};
+use crate::types::{CombineRule, GeneratorError, ParamConstraints};
 
 /// The constructor every plugin exports.
 pub type NewGeneratorFn = extern "C" fn() -> RResult<GeneratorBox, GeneratorError>;
@@ -48,6 +48,37 @@ impl ConstraintsExport {
     }
 }
 
+/// What the combination function returns (plugin-api 1.2).
+pub type CombineResult = RResult<ROption<CombineRule>, GeneratorError>;
+
+/// The combination rule of a plugin's generator (plugin-api 1.2).
+pub type CombineFn = extern "C" fn() -> CombineResult;
+
+/// The symbol under which a 1.2 drop-in exports its [`CombineExport`] function.
+pub const COMBINE_SYMBOL: &str = "mkrefs_combine_rule_v1";
+
+/// What a 1.2 drop-in's combination symbol returns: a symbol of its own, for the reason given
+/// at [`ConstraintsExport`].
+#[repr(C)]
+pub struct CombineExport {
+    /// The layout of [`CombineResult`] the library was built with, checked by the host.
+    pub layout: &'static TypeLayout,
+    pub combine_rule: CombineFn,
+}
+
+impl CombineExport {
+    pub const fn new(combine_rule: CombineFn) -> Self {
+        CombineExport {
+            layout: <CombineResult as StableAbi>::LAYOUT,
+            combine_rule,
+        }
+    }
+}
+
+extern "C" fn no_combine_rule() -> CombineResult {
+    abi_stable::std_types::ROk(ROption::RNone)
+}
+
 /// The root module of a drop-in library. A prefix type, as abi_stable wants root modules, but
 /// frozen for 1.x: abi_stable refuses a library whose root module has fewer fields than the
 /// host's, so 1.x additions get symbols of their own (see [`ConstraintsExport`]).
@@ -77,6 +108,8 @@ pub fn root_module(new_generator: NewGeneratorFn) -> GeneratorModuleRef {
 pub struct BundledGenerator {
     pub new_generator: NewGeneratorFn,
     pub param_constraints: ConstraintsFn,
+    /// plugin-api 1.2.
+    pub combine_rule: CombineFn,
 }
 
 impl BundledGenerator {
@@ -84,7 +117,14 @@ impl BundledGenerator {
         BundledGenerator {
             new_generator,
             param_constraints,
+            combine_rule: no_combine_rule,
         }
+    }
+
+    /// With the combination rule (plugin-api 1.2).
+    pub const fn with_combine_rule(mut self, combine_rule: CombineFn) -> Self {
+        self.combine_rule = combine_rule;
+        self
     }
 }
 
@@ -107,6 +147,19 @@ pub fn bundled_generators_with_constraints()
         .map(|b| {
             let generator = (b.new_generator)().into_result()?;
             Ok((generator, (b.param_constraints)().into_result()?))
+        })
+        .collect()
+}
+
+/// The combination rule of every bundled generator, by reflabel (plugin-api 1.2); a generator
+/// that declares none, or whose constructor failed, is left out.
+pub fn bundled_combine_rules() -> Vec<(String, CombineRule)> {
+    inventory::iter::<BundledGenerator>
+        .into_iter()
+        .filter_map(|b| {
+            let generator = (b.new_generator)().into_result().ok()?;
+            let rule = (b.combine_rule)().into_result().ok()?.into_option()?;
+            Some((generator.reflabel().into(), rule))
         })
         .collect()
 }
@@ -243,6 +296,41 @@ pub fn library_constraints(path: &Path) -> Result<RVec<ParamConstraints>, LoadEr
     (export.param_constraints)()
         .into_result()
         .map_err(LoadError::Constructor)
+}
+
+/// The combination rule a drop-in exports (plugin-api 1.2); `None` for an older library, which
+/// lacks the symbol, or one that declares none. Call after [`load_library`] succeeded, as
+/// [`library_constraints`].
+pub fn library_combine_rule(path: &Path) -> Result<Option<CombineRule>, LoadError> {
+    let as_load_error = |e: LibraryError| LoadError::Library {
+        summary: summarize(&e),
+        detail: e.to_string(),
+    };
+    let library = RawLibrary::load_at(path).map_err(as_load_error)?;
+    let symbol = format!("{COMBINE_SYMBOL}\0");
+    // SAFETY: a library that exports this symbol was built by `export_generator!`, which
+    // exports it as this function type; what it returns is checked below before use.
+    let export = match unsafe { library.get::<extern "C" fn() -> CombineExport>(symbol.as_bytes()) }
+    {
+        Ok(f) => f(),
+        Err(_) => return Ok(None),
+    };
+    abi_stable::abi_stability::abi_checking::check_layout_compatibility(
+        <CombineResult as StableAbi>::LAYOUT,
+        export.layout,
+    )
+    .map_err(|e| LoadError::Library {
+        summary: "has a combination rule of a plugin-api layout that does not match this \
+                  mkrefs; rebuild the plugin against this mkrefs-plugin-api"
+            .to_string(),
+        detail: e.to_string(),
+    })?;
+    // The library stays loaded for the life of the process, as load_library leaves it.
+    std::mem::forget(library);
+    Ok((export.combine_rule)()
+        .into_result()
+        .map_err(LoadError::Constructor)?
+        .into_option())
 }
 
 #[cfg(test)]

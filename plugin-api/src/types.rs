@@ -371,6 +371,21 @@ pub struct GeneratorInfo {
     pub default_ssb_save_steps: RString,
 }
 
+/// How a generator's reference files of one detector combine into the run's final one
+/// (plugin-api 1.2; README, "The final combination"). Without one, the host's default for the
+/// reftype applies (a MASK combines its flags; others the sigma-clipped mean).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct CombineRule {
+    /// `mean` or `median` (per pixel, after sigma clipping), or `flags` (only DQ combines; the
+    /// other arrays are those of the input with the earliest USEAFTER): for reftypes whose
+    /// values must not be averaged.
+    pub method: RString,
+    /// In how many inputs a DQ flag must be set to be kept; 0: the host's default (more than
+    /// half, or one where the pixel is DO_NOT_USE for `flags`).
+    pub dq_min: u32,
+}
+
 /// Severity of a log line a generator sends to the host.
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

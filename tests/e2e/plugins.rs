@@ -80,7 +80,7 @@ fn the_template_renders_builds_and_runs_as_a_drop_in() {
     assert!(listed.stdout.contains("my_gain"), "{listed:?}");
     assert!(listed.stdout.contains("GAIN"), "{listed:?}");
 
-    let (darks, _) = small_dataset(&dir.path().join("data"), 1, 0, 64, 4, 2);
+    let (darks, _) = small_dataset(&dir.path().join("data"), 2, 0, 64, 4, 2);
     let out = run(mkrefs(dir.path())
         .arg("--plugin-dir")
         .arg(&plugins)
@@ -89,10 +89,16 @@ fn the_template_renders_builds_and_runs_as_a_drop_in() {
         .args(["--outrootdir", "out", "--value", "1.5"]));
     assert!(out.ok(), "{out:?}");
     let outputs = fits_outputs(&dir.path().join("out"));
-    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert_eq!(outputs.len(), 2, "{outputs:?}");
     let results = assert_valid(&outputs);
     assert_eq!(results[0]["model"], "GainModel");
     assert_eq!(results[0]["sci_median"], 1.5);
+    // One file per dark (imtypes D), combined by the rule the template declares (1.2).
+    let finals = mkrefs_e2e::final_outputs(&dir.path().join("out"));
+    assert_eq!(finals.len(), 1, "{finals:?}");
+    assert_valid(&finals);
+    let history = mkrefs_e2e::history_cards(&finals[0]).join(" ");
+    assert!(history.contains("median per pixel"), "{history}");
 }
 
 #[test]
@@ -324,13 +330,14 @@ export_generator!(Future);
         .collect();
     assert_eq!(line.len(), 1, "{listed:?}");
     assert!(line[0].contains("2.0.0"), "{listed:?}");
-    assert!(line[0].contains("1.1.0"), "{listed:?}");
+    assert!(line[0].contains("1.2.0"), "{listed:?}");
 }
 
 #[test]
 fn a_plugin_built_against_plugin_api_1_0_loads_and_runs() {
     // The fixture's plugin-api is a frozen copy of 1.0.0: its generator vtable ends at
-    // call_algorithm, so this host (1.1) must take "no constraints" for the missing method.
+    // call_algorithm, so this host (1.2) must take "no constraints" and no combination rule
+    // for the missing symbols.
     let lib = build_cdylib(
         &workspace_root().join("tests/fixtures/old-plugin"),
         "mkref_old",

@@ -96,7 +96,7 @@ pub fn run(cmd: &mut Command) -> Ran {
     }
 }
 
-pub use mkrefs_sim::testkit::{assert_valid, python, python_eval, run_validator};
+pub use mkrefs_sim::testkit::{assert_valid, history_cards, python, python_eval, run_validator};
 
 /// The target directory shared by every plugin crate the tests build, so their common
 /// dependencies compile once.

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use mkrefs_plugin_api as abi;
 use mkrefs_plugin_api::{
-    GeneratorBox, LoadError, bundled_generators_with_constraints, library_constraints, load_library,
+    GeneratorBox, LoadError, bundled_combine_rules, bundled_generators_with_constraints,
+    library_combine_rule, library_constraints, load_library,
 };
 
 use crate::config::value::{Bound, Constraints, ParamKind, ParamScalar, ParamSpec, ParamValue};
@@ -61,6 +62,9 @@ pub struct Entry {
     pub reftype: String,
     pub info: GeneratorInfo,
     pub params: Vec<ParamSpec>,
+    /// How its files combine in the final stage (plugin-api 1.2); `None`: the host's rule for
+    /// the reftype.
+    pub combine: Option<abi::CombineRule>,
 }
 
 impl Entry {
@@ -82,6 +86,7 @@ impl Entry {
             },
             params: param_specs(generator, constraints),
             origin,
+            combine: None,
         }
     }
 }
@@ -262,9 +267,17 @@ impl Registry {
     /// rather than replaced by the bundled generator of their name.
     pub fn discover(dirs: &[PathBuf], explicit: &[PathBuf]) -> Registry {
         let mut registry = Registry::empty();
+        let rules = bundled_combine_rules();
         for made in bundled_generators_with_constraints() {
             match made {
-                Ok((g, c)) => registry.entries.push(Entry::new(&g, &c, Origin::Bundled)),
+                Ok((g, c)) => {
+                    let mut entry = Entry::new(&g, &c, Origin::Bundled);
+                    entry.combine = rules
+                        .iter()
+                        .find(|(reflabel, _)| *reflabel == entry.reflabel)
+                        .map(|(_, rule)| rule.clone());
+                    registry.entries.push(entry);
+                }
                 Err(e) => registry
                     .warnings
                     .push(format!("a bundled generator could not be created: {e}")),
@@ -335,9 +348,16 @@ impl Registry {
     }
 
     fn add_library(&mut self, candidate: Candidate) {
-        let loaded = load_library(&candidate.path)
-            .and_then(|g| Ok((library_constraints(&candidate.path)?, g)));
-        let (constraints, generator) = match loaded {
+        let loaded = load_library(&candidate.path).and_then(|g| {
+            Ok((
+                (
+                    library_constraints(&candidate.path)?,
+                    library_combine_rule(&candidate.path)?,
+                ),
+                g,
+            ))
+        });
+        let ((constraints, combine), generator) = match loaded {
             Ok(g) => g,
             Err(e) => {
                 let detail = match &e {
@@ -347,11 +367,12 @@ impl Registry {
                 return self.add_broken(candidate, e.to_string(), detail);
             }
         };
-        let entry = Entry::new(
+        let mut entry = Entry::new(
             &generator,
             &constraints,
             Origin::Library(candidate.path.clone()),
         );
+        entry.combine = combine;
         if entry.reflabel != candidate.label {
             let reason = format!(
                 "its generator calls itself '{}'; rename the file to {}mkref_{}{}",

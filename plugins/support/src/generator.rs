@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 
 use mkrefs_plugin_api::{
-    GeneratorError, GeneratorInfo, Job, JobReport, ParamBound, ParamConstraints, ParamKind,
-    ParamScalar, ParamSpec, ParamValue, ReferenceGenerator,
+    CombineRule, GeneratorError, GeneratorInfo, Job, JobReport, ParamBound, ParamConstraints,
+    ParamKind, ParamScalar, ParamSpec, ParamValue, ReferenceGenerator,
 };
 
 use crate::job::JobView;
@@ -32,6 +32,10 @@ pub trait Generator: Send + Sync + 'static {
     const DEFAULT_SSBSTEPS: &'static str = "";
     /// Intermediate products to keep when the configuration gives none (`ssb_save_steps`).
     const DEFAULT_SSB_SAVE_STEPS: &'static str = "";
+    /// How its files of one detector combine in the final stage: `mean`, `median` or `flags`
+    /// (only DQ), with the inputs a DQ flag must be set in (0: the host's default); `None`:
+    /// the host's rule for the reftype (README of mkrefs, "The final combination").
+    const COMBINE: Option<(&'static str, u32)> = None;
     /// Every parameter, in the order `mkrefs describe` lists them.
     const PARAMS: &'static [&'static dyn Declare];
 
@@ -63,6 +67,13 @@ impl<G: Generator> ReferenceGenerator for Exported<G> {
 
     fn extra_optional_arguments(&self) -> Vec<ParamSpec> {
         specs(G::PARAMS).into_iter().map(param_spec).collect()
+    }
+
+    fn combine_rule(&self) -> Option<CombineRule> {
+        G::COMBINE.map(|(method, dq_min)| CombineRule {
+            method: method.into(),
+            dq_min,
+        })
     }
 
     fn param_constraints(&self) -> Vec<ParamConstraints> {

@@ -53,6 +53,10 @@ impl Generator for ConstantGenerator {
         replace the algorithm in run.";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DEFAULT_IMTYPES: &'static str = "D";
+    // How the final stage combines this generator's files of one detector (one per dark with
+    // imtypes D): the median per pixel, a DQ flag kept where most files set it. Leave it out
+    // for the host's rule for the reftype (the sigma-clipped mean; a MASK its flags only).
+    const COMBINE: Option<(&'static str, u32)> = Some(("median", 0));
     const PARAMS: &'static [&'static dyn Declare] =
         &[&VALUE, &AUTHOR, &DESCRIP, &PEDIGREE, &USEAFTER, &HISTORY];
 

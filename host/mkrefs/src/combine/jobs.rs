@@ -19,12 +19,12 @@ struct Family<'a> {
     members: Vec<usize>,
 }
 
-/// `jobs` followed by their combine jobs. `declared(reflabel)` is the combination method the
-/// generator declares, if any.
+/// `jobs` followed by their combine jobs. `declared(reflabel)` is the combination method and
+/// flag count the generator declares, if any.
 pub(crate) fn add_combine_jobs(
     mut jobs: Vec<PreparedJob>,
     settings: &CombineSettings,
-    declared: &dyn Fn(&str) -> Option<Method>,
+    declared: &dyn Fn(&str) -> Option<(Method, u32)>,
     layout: &RunLayout,
 ) -> Vec<PreparedJob> {
     if !settings.enabled {

@@ -61,19 +61,23 @@ pub(crate) struct Rule {
 }
 
 impl Rule {
-    /// The rule for `reftype`: `declared` is the generator's method, if it declares one.
+    /// The rule for `reftype`: `declared` is the generator's method and flag count (0: none),
+    /// if it declares a rule.
     pub(crate) fn for_reftype(
         reftype: &str,
-        declared: Option<Method>,
+        declared: Option<(Method, u32)>,
         settings: &CombineSettings,
     ) -> Rule {
         let mask = reftype.eq_ignore_ascii_case("MASK");
-        let own = declared.unwrap_or(if mask { Method::Flags } else { Method::Mean });
+        let own = declared
+            .map(|d| d.0)
+            .unwrap_or(if mask { Method::Flags } else { Method::Mean });
+        let declared_dq = declared.map(|d| d.1).filter(|&n| n > 0);
         let method = match (own, settings.method.as_deref().and_then(Method::parse)) {
             (Method::Flags, _) | (_, None) => own,
             (_, Some(configured)) => configured,
         };
-        let dq_min = match settings.dq_min {
+        let dq_min = match settings.dq_min.or(declared_dq) {
             Some(n) => DqMin::AtLeast(n),
             None if mask || own == Method::Flags => DqMin::AnyDoNotUse,
             None => DqMin::Majority,
@@ -196,8 +200,8 @@ mod tests {
         let m = Rule::for_reftype("mask", None, &plain);
         assert_eq!((m.method, m.dq_min), (Method::Flags, DqMin::AnyDoNotUse));
         // A generator's word, then the configuration (which does not average flags-only files).
-        let g = Rule::for_reftype("GAIN", Some(Method::Median), &plain);
-        assert_eq!(g.method, Method::Median);
+        let g = Rule::for_reftype("GAIN", Some((Method::Median, 2)), &plain);
+        assert_eq!((g.method, g.dq_min), (Method::Median, DqMin::AtLeast(2)));
         let configured = settings(Some("median"), Some(2));
         let r = Rule::for_reftype("READNOISE", None, &configured);
         assert_eq!((r.method, r.dq_min), (Method::Median, DqMin::AtLeast(2)));

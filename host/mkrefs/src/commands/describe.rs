@@ -42,6 +42,14 @@ pub fn run(registry: &Registry, global: &GlobalOptions, label: &str) -> Result<E
         or_none(&e.info.default_ssbsteps),
         or_none(&e.info.default_ssb_save_steps)
     );
+    match &e.combine {
+        Some(rule) if rule.dq_min > 0 => println!(
+            "Final combination: {} (a DQ flag kept where {} files set it)",
+            rule.method, rule.dq_min
+        ),
+        Some(rule) => println!("Final combination: {}", rule.method),
+        None => println!("Final combination: the host's rule for {}", e.reftype),
+    }
     println!();
     println!(
         "Parameters (config section '{}', or on the command line as --<name> or --{}.<name>):",

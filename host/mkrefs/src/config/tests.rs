@@ -1315,8 +1315,14 @@ fn executor_and_combine_sections_read_with_overrides_and_shorthands() {
     for (bad, says) in [
         ("executor:\n  kind: condor\n", "expected local or slurm"),
         ("executor:\n  overrides:\n    bpm: {memory: 8G}\n", "memory"),
-        ("combine:\n  method: mode\n", "key 'method' in section 'combine'"),
-        ("combine:\n  dq_min: 0\n", "key 'dq_min' in section 'combine'"),
+        (
+            "combine:\n  method: mode\n",
+            "key 'method' in section 'combine'",
+        ),
+        (
+            "combine:\n  dq_min: 0\n",
+            "key 'dq_min' in section 'combine'",
+        ),
     ] {
         let e = load(&opts_with_main(&dir, bad), &no_env)
             .unwrap_err()

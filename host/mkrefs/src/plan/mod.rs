@@ -15,6 +15,7 @@ use mkrefs_support::fits_layout::read_layout;
 use mkrefs_support::header::Header;
 
 use crate::combine::jobs::add_combine_jobs;
+use crate::combine::rule::Method;
 use crate::config::{Backend, Settings};
 use crate::exec::executor::PreparedJob;
 use crate::exec::jobfile::StrunCrds;
@@ -105,7 +106,26 @@ pub(crate) fn make_plan<'r>(
     // The final stage, unless the run only calibrates.
     let jobs = match opts.calibrate_only {
         true => jobs,
-        false => add_combine_jobs(jobs, &settings.combine, &|_| None, &layout),
+        false => {
+            let declared = |reflabel: &str| {
+                let rule = selected
+                    .iter()
+                    .find(|s| s.reflabel == reflabel)
+                    .and_then(|s| s.entry.combine.as_ref())?;
+                match Method::parse(&rule.method) {
+                    Some(m) => Some((m, rule.dq_min)),
+                    None => {
+                        tracing::warn!(
+                            "generator '{reflabel}' declares the combination method '{}', which \
+                             is not mean, median or flags; the reftype's default applies",
+                            rule.method
+                        );
+                        None
+                    }
+                }
+            };
+            add_combine_jobs(jobs, &settings.combine, &declared, &layout)
+        }
     };
     Ok(RunPlan {
         instrument,
