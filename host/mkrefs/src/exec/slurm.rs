@@ -85,6 +85,8 @@ pub(crate) fn submissions_file(run_dir: &Path) -> PathBuf {
 /// Where a job stands.
 enum Track {
     Undecided,
+    /// To be submitted (decided, not yet given to sbatch).
+    ToSubmit,
     Submitted(Submission),
     Done(JobStatus, f64, String),
 }
@@ -104,12 +106,41 @@ pub(crate) fn execute(
         }
     };
     for &i in &order {
-        let status = decide(jobs, i, &track, opts);
-        track[i] = match status {
-            Some(done) => done,
-            None => submit(jobs, i, &track, run, &script, opts, 1),
-        };
+        track[i] = decide(jobs, i, &track, opts).unwrap_or(Track::ToSubmit);
         if let Track::Done(status, ..) = &track[i] {
+            announce(
+                &jobs[i],
+                &result_of(&jobs[i], status.clone(), 0.0, String::new()),
+            );
+        }
+    }
+    // The calibrations that wait on nothing go as one job array (they share their options);
+    // every other job on its own, after the jobs it waits on.
+    let array: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&i| {
+            matches!(track[i], Track::ToSubmit)
+                && matches!(jobs[i].work, Work::Calibrate(_))
+                && !jobs[i]
+                    .after
+                    .iter()
+                    .any(|&d| matches!(track[d], Track::ToSubmit))
+        })
+        .collect();
+    if array.len() > 1 {
+        let submitted = submit_array(jobs, &array, run, opts);
+        for (i, t) in array.iter().zip(submitted) {
+            track[*i] = t;
+        }
+    }
+    for &i in &order {
+        if matches!(track[i], Track::ToSubmit) {
+            track[i] = submit(jobs, i, &track, run, &script, opts, 1);
+        }
+        if let Track::Done(status, ..) = &track[i]
+            && !matches!(status, JobStatus::Skipped | JobStatus::NotRun(_))
+        {
             announce(
                 &jobs[i],
                 &result_of(&jobs[i], status.clone(), 0.0, String::new()),
@@ -144,7 +175,7 @@ pub(crate) fn execute(
                 0.0,
                 String::new(),
             ),
-            Track::Undecided => not_run(j, "never decided".into()),
+            Track::Undecided | Track::ToSubmit => not_run(j, "never decided".into()),
         })
         .collect()
 }
@@ -201,7 +232,7 @@ fn decide(jobs: &[PreparedJob], i: usize, track: &[Track], opts: &ExecOptions) -
                 let why = format!("it needs {}, which did not succeed", jobs[d].title());
                 return Some(Track::Done(JobStatus::NotRun(why), 0.0, String::new()));
             }
-            Track::Submitted(_) => waits = true,
+            Track::Submitted(_) | Track::ToSubmit => waits = true,
         }
     }
     if waits {
@@ -253,52 +284,31 @@ fn options_for(job: &PreparedJob, settings: &ExecutorSettings) -> BatchOptions {
     }
 }
 
-/// Submits job `i` (attempt `attempt`), after the jobs it waits on.
-fn submit(
-    jobs: &[PreparedJob],
-    i: usize,
-    track: &[Track],
-    run: &SlurmRun<'_>,
-    script: &Path,
-    opts: &ExecOptions,
-    attempt: u32,
-) -> Track {
-    let job = &jobs[i];
-    let done = |why: String| Track::Done(JobStatus::Failed(why), 0.0, String::new());
-    // A stale report or output must not pass for this job's.
+/// Clears what an earlier attempt left (a stale report or output must not pass for this
+/// job's), creates the job's directories and writes its job file.
+fn prepare_files(job: &PreparedJob) -> Result<(), String> {
     for stale in job.outputs().into_iter().chain([job.report()]) {
-        if stale.exists()
-            && let Err(e) = std::fs::remove_file(stale)
-        {
-            return done(format!("cannot remove the old {}: {e}", stale.display()));
+        if stale.exists() {
+            std::fs::remove_file(stale)
+                .map_err(|e| format!("cannot remove the old {}: {e}", stale.display()))?;
         }
     }
     for dir in [job.job_file.parent(), job.log().parent()]
         .into_iter()
         .flatten()
     {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            return done(format!("cannot create directory {}: {e}", dir.display()));
-        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
     }
-    if let Err(e) = atomic::write(&job.job_file, job.to_json().as_bytes()) {
-        return done(e);
-    }
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => return done(format!("cannot find the mkrefs executable: {e}")),
-    };
+    atomic::write(&job.job_file, job.to_json().as_bytes())
+}
+
+/// The sbatch arguments every job of `job`'s kind gets, and the threads it runs with.
+fn common_args(job: &PreparedJob, run: &SlurmRun<'_>) -> (Vec<String>, usize) {
     let o = options_for(job, run.settings);
     let cpus = o.cpus_per_task.map_or(run.threads, |c| c as usize).max(1);
-    let name = format!("mkrefs-{}-{}", run.run_name, job.id());
     let mut args: Vec<String> = vec![
         "--parsable".into(),
-        format!("--job-name={name}"),
-        format!("--error={}", job.log().display()),
-        format!(
-            "--output={}",
-            job.log().with_extension("slurm.out").display()
-        ),
         format!("--chdir={}", run.run_dir.display()),
         format!("--cpus-per-task={cpus}"),
         "--no-requeue".into(),
@@ -314,6 +324,65 @@ fn submit(
             args.push(format!("--{flag}={v}"));
         }
     }
+    args.extend(o.extra_args.iter().cloned());
+    (args, cpus)
+}
+
+/// The command a job's Slurm job runs, before its job file: the child with `--batch`.
+fn child_command(
+    job: &PreparedJob,
+    cpus: usize,
+    opts: &ExecOptions,
+) -> Result<Vec<String>, String> {
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the mkrefs executable: {e}"))?;
+    let mut cmd = vec![exe.display().to_string()];
+    cmd.extend(opts.child_flags.iter().cloned());
+    cmd.extend([
+        job.subcommand().to_string(),
+        "--threads".into(),
+        cpus.to_string(),
+        "--batch".into(),
+    ]);
+    Ok(cmd)
+}
+
+fn submission(job: &PreparedJob, slurm_id: String, attempt: u32) -> Submission {
+    Submission {
+        job: job.id(),
+        title: job.title(),
+        slurm_id,
+        attempt,
+        report: job.report().to_path_buf(),
+        output: job.output().to_path_buf(),
+        log: job.log().to_path_buf(),
+    }
+}
+
+/// Submits job `i` (attempt `attempt`), after the jobs it waits on.
+fn submit(
+    jobs: &[PreparedJob],
+    i: usize,
+    track: &[Track],
+    run: &SlurmRun<'_>,
+    script: &Path,
+    opts: &ExecOptions,
+    attempt: u32,
+) -> Track {
+    let job = &jobs[i];
+    let done = |why: String| Track::Done(JobStatus::Failed(why), 0.0, String::new());
+    if let Err(e) = prepare_files(job) {
+        return done(e);
+    }
+    let (mut args, cpus) = common_args(job, run);
+    args.extend([
+        format!("--job-name=mkrefs-{}-{}", run.run_name, job.id()),
+        format!("--error={}", job.log().display()),
+        format!(
+            "--output={}",
+            job.log().with_extension("slurm.out").display()
+        ),
+    ]);
     let after: Vec<&str> = job
         .after
         .iter()
@@ -326,31 +395,98 @@ fn submit(
         args.push(format!("--dependency=afterok:{}", after.join(":")));
         args.push("--kill-on-invalid-dep=yes".into());
     }
-    args.extend(o.extra_args.iter().cloned());
+    let command = match child_command(job, cpus, opts) {
+        Ok(c) => c,
+        Err(e) => return done(e),
+    };
     args.push(script.display().to_string());
-    args.push(exe.display().to_string());
-    args.extend(opts.child_flags.iter().cloned());
-    args.extend([
-        job.subcommand().to_string(),
-        job.job_file.display().to_string(),
-        "--threads".into(),
-        cpus.to_string(),
-        "--batch".into(),
-    ]);
+    args.extend(command);
+    args.push(job.job_file.display().to_string());
     match sbatch(&args) {
         Ok(slurm_id) => {
             tracing::info!("{}: submitted as Slurm job {slurm_id}", job.title());
-            Track::Submitted(Submission {
-                job: job.id(),
-                title: job.title(),
-                slurm_id,
-                attempt,
-                report: job.report().to_path_buf(),
-                output: job.output().to_path_buf(),
-                log: job.log().to_path_buf(),
-            })
+            Track::Submitted(submission(job, slurm_id, attempt))
         }
         Err(why) => done(why),
+    }
+}
+
+/// Submits the calibration jobs `array` (which wait on nothing) as one job array: task `k`
+/// runs the job file on line `k + 1` of `<rundir>/slurm/calibrations-<first>.list`, through a
+/// script that reads its line; each task's stderr is its job's log (the script sends it there
+/// itself, as sbatch names one file pattern for the array). Falls back to one submission per
+/// job where a job file name holds a line break.
+fn submit_array(
+    jobs: &[PreparedJob],
+    array: &[usize],
+    run: &SlurmRun<'_>,
+    opts: &ExecOptions,
+) -> Vec<Track> {
+    let done = |why: String| Track::Done(JobStatus::Failed(why), 0.0, String::new());
+    let first = &jobs[array[0]];
+    let all_failed = |why: String| array.iter().map(|_| done(why.clone())).collect();
+    let mut lines = String::new();
+    for &i in array {
+        if let Err(e) = prepare_files(&jobs[i]) {
+            return all_failed(e);
+        }
+        let (file, log) = (jobs[i].job_file.display(), jobs[i].log().display());
+        let line = format!("{file}\t{log}");
+        if line.contains('\n') {
+            return all_failed(format!("{file}: a job file name with a line break"));
+        }
+        lines.push_str(&line);
+        lines.push('\n');
+    }
+    let slurm_dir = run.run_dir.join("slurm");
+    let list = slurm_dir.join(format!("calibrations-{}.list", first.id()));
+    let script = slurm_dir.join("array.sh");
+    let written = atomic::write(&list, lines.as_bytes()).and_then(|()| {
+        atomic::write(
+            &script,
+            b"#!/bin/sh\n# Written by mkrefs: task N of a job array runs the command sbatch passes as\n\
+              # arguments (after the list) on the job file of line N + 1 of the list, its stderr\n\
+              # to that job's log.\nlist=\"$1\"; shift\n\
+              line=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" \"$list\")\n\
+              job=$(printf '%s' \"$line\" | cut -f1); log=$(printf '%s' \"$line\" | cut -f2)\n\
+              exec \"$@\" \"$job\" 2>>\"$log\"\n",
+        )
+    });
+    if let Err(e) = written {
+        return all_failed(e);
+    }
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)) {
+        return all_failed(format!("cannot make {} executable: {e}", script.display()));
+    }
+    let (mut args, cpus) = common_args(first, run);
+    let out_pattern = slurm_dir.join(format!("calibrations-{}-%a.slurm.out", first.id()));
+    args.extend([
+        format!("--array=0-{}", array.len() - 1),
+        format!("--job-name=mkrefs-{}-calibrations", run.run_name),
+        format!("--output={}", out_pattern.display()),
+        format!("--error={}", out_pattern.with_extension("err").display()),
+    ]);
+    let command = match child_command(first, cpus, opts) {
+        Ok(c) => c,
+        Err(e) => return all_failed(e),
+    };
+    args.push(script.display().to_string());
+    args.push(list.display().to_string());
+    args.extend(command);
+    match sbatch(&args) {
+        Ok(array_id) => {
+            tracing::info!(
+                "{} calibration job(s) submitted as Slurm job array {array_id}",
+                array.len()
+            );
+            array
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| Track::Submitted(submission(&jobs[i], format!("{array_id}_{k}"), 1)))
+                .collect()
+        }
+        Err(why) => all_failed(why),
     }
 }
 
@@ -386,8 +522,15 @@ pub(crate) fn states(ids: &[&str]) -> Result<BTreeMap<String, (String, String)>,
         return Ok(BTreeMap::new());
     }
     let out = Command::new("squeue")
-        .args(["-h", "-t", "all", "-o", "%i|%T|%r", "-j"])
-        .arg(ids.join(","))
+        .args(["-h", "-r", "-t", "all", "-o", "%i|%T|%r", "-j"])
+        .arg(
+            ids.iter()
+                .map(|id| id.split('_').next().unwrap_or(id))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(","),
+        )
         .output()
         .map_err(|e| {
             format!("cannot run squeue ({e}); the Slurm client programs must be in PATH")
