@@ -9,7 +9,7 @@
 //! target/release/mkrefs-bench [--runs 5] [--data DIR] [--files 5,20] [--strun PATH]
 //!                              [--cases readnoise-stack,readnoise-ramp,superbias,dark,bpm,
 //!                                       dark-jwst,bpm-jwst,detector1,detector1-kept,
-//!                                       campaign]
+//!                                       campaign,cluster-local,cluster-slurm]
 //! ```
 //!
 //! `dark-jwst` and `bpm-jwst` run the generators on products the real jwst pipeline made from
@@ -30,6 +30,11 @@
 //! jobs and threads), the calibrated products written where the run keeps them (run-internal
 //! unless products are kept).
 //!
+//! `cluster-local` and `cluster-slurm` run one campaign of 4 NIRCam detectors x 10 darks at
+//! 512x512 (calibration, readnoise per dark, superbias, dark, and the final combination: 100
+//! jobs) on the local executor and on the Slurm cluster `SLURM_CONF` names
+//! (`tests/slurm/cluster.sh start`), and print the jobs and the wall time per job.
+//!
 //! It simulates (once, cached in `--data`) 2048x2048 exposures with 2 integrations x 10 groups:
 //! N raw darks for readnoise and superbias, and N darks plus 4 flats with their calibrated
 //! products (jump, rate, rateints, fitopt) for dark and bpm, for each N of `--files` (5 for the
@@ -38,6 +43,8 @@
 //! generator this mkrefs does not have are skipped.
 //! Peak RSS comes from `getrusage(RUSAGE_CHILDREN)` in a measuring child that starts the
 //! command and waits for it (all descendants are waited for, so job children count).
+
+mod cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -265,6 +272,11 @@ fn main() -> ExitCode {
         "case", "files", "median_s", "min_s", "max_s", "peak_rss_MB", "written_MB"
     );
     let installed = generators(&mkrefs);
+    for executor in ["local", "slurm"] {
+        if cases.iter().any(|c| c == &format!("cluster-{executor}")) {
+            cluster::campaign(&mkrefs, &data, runs, executor);
+        }
+    }
     for &n in &counts {
         for case in CASES.iter().filter(|c| cases.iter().any(|n| n == c.name)) {
             if !case
@@ -345,9 +357,9 @@ fn main() -> ExitCode {
 }
 
 /// The bytes of the files under `dir`: what a run left in its output root (reference files,
-/// logs, job files and the calibrated products it made), i.e. what it wrote.
-/// The bytes of the files below `dir`, each file once however many names it has (a reflabel
-/// with one reference file has it hard-linked into final/, not written twice).
+/// logs, job files and the calibrated products it made), i.e. what it wrote. Each file counts
+/// once however many names it has (a reflabel with one reference file has it hard-linked into
+/// final/, not written twice).
 fn tree_bytes(dir: &Path) -> u64 {
     let mut seen = std::collections::HashSet::new();
     tree_bytes_once(dir, &mut seen)
@@ -375,7 +387,7 @@ fn tree_bytes_once(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>)
     total
 }
 
-fn median(sorted: &[f64]) -> f64 {
+pub(crate) fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
     if n % 2 == 1 {
         sorted[n / 2]
@@ -552,7 +564,7 @@ fn settle_writes() {
 }
 
 /// Runs `cmd` under a measuring child; returns wall seconds and peak RSS in MB.
-fn measured(cmd: &[String]) -> (f64, f64) {
+pub(crate) fn measured(cmd: &[String]) -> (f64, f64) {
     let own = std::env::current_exe().expect("own path");
     let out = Command::new(own)
         .arg("measure")
