@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{measured, median};
+use crate::measure::{measured, median};
 
 const DETECTORS: &[&str] = &["NRCA1", "NRCA2", "NRCA3", "NRCA4"];
 const DARKS: usize = 10;

@@ -45,10 +45,13 @@
 //! command and waits for it (all descendants are waited for, so job children count).
 
 mod cluster;
+mod measure;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
+
+use measure::{measured, median};
 
 struct Case {
     name: &'static str,
@@ -387,15 +390,6 @@ fn tree_bytes_once(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>)
     total
 }
 
-pub(crate) fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
-    }
-}
-
 /// A binary built next to this one.
 fn sibling_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("own path");
@@ -561,34 +555,6 @@ fn jwst_args(
 fn settle_writes() {
     // SAFETY: sync takes no arguments and cannot fail.
     unsafe { libc::sync() };
-}
-
-/// Runs `cmd` under a measuring child; returns wall seconds and peak RSS in MB.
-pub(crate) fn measured(cmd: &[String]) -> (f64, f64) {
-    let own = std::env::current_exe().expect("own path");
-    let out = Command::new(own)
-        .arg("measure")
-        .args(cmd)
-        .output()
-        .expect("measuring child runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut parts = text.split_whitespace();
-    let wall: f64 = parts
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN);
-    let rss_kb: f64 = parts
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN);
-    if !out.status.success() {
-        eprintln!(
-            "command failed: {}\n{}",
-            cmd.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    (wall, rss_kb / 1024.0)
 }
 
 /// The measuring child: runs the command, waits, prints "wall_seconds max_rss_kb".
