@@ -159,3 +159,87 @@ fn a_failed_job_stops_what_waits_on_it_and_detached_runs_are_reported_by_status(
     );
     assert!(run_dir.join("final/readnoise_nrca1.fits").is_file());
 }
+
+/// The nodes of the cluster (`sinfo`).
+fn node() -> String {
+    let out = std::process::Command::new("sinfo")
+        .args(["-h", "-o", "%N"])
+        .output()
+        .expect("sinfo runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Sets the node's state (`down`, or `resume`: refused, and not needed, when Slurm has
+/// already taken the node back, as `ReturnToService=2` does once its slurmd answers).
+fn scontrol_node(node: &str, state: &str) {
+    let mut cmd = std::process::Command::new("scontrol");
+    cmd.args([
+        "update",
+        &format!("nodename={node}"),
+        &format!("state={state}"),
+    ]);
+    if state == "down" {
+        cmd.arg("reason=mkrefs-test");
+    }
+    let ok = cmd.status().expect("scontrol runs").success();
+    assert!(ok || state == "resume", "{state}");
+}
+
+#[test]
+fn a_job_that_loses_its_node_is_submitted_again() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Full-size enough that a calibration runs for a moment.
+    let data = CalibrationData::write(&d.join("data"), (2, 0), 1024, 10, 63);
+    let refs: Vec<String> = data
+        .refs
+        .iter()
+        .flat_map(|(reftype, path)| {
+            [
+                "--pp".to_string(),
+                "reffile4ssb".to_string(),
+                reftype.clone(),
+                path.display().to_string(),
+            ]
+        })
+        .collect();
+    let child = mkrefs(d)
+        .args(["dark", "--executor", "slurm", "--outrootdir", "out"])
+        .args(data.uncal())
+        .args(&refs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // When a job runs, the node goes down under it (Slurm ends it NODE_FAIL), then back.
+    let node = node();
+    let started = std::time::Instant::now();
+    loop {
+        let out = std::process::Command::new("squeue")
+            .args(["-h", "-t", "running", "-o", "%i"])
+            .output()
+            .unwrap();
+        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "no job ever ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    scontrol_node(&node, "down");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    scontrol_node(&node, "resume");
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("ended NODE_FAIL; submitting it again"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("4 job(s): 4 ok"), "{stdout}");
+}

@@ -580,6 +580,16 @@ pub(crate) fn ended(s: &Submission, state: &str, reason: &str) -> (JobStatus, f6
             r.seconds,
             String::new(),
         ),
+        ("OUT_OF_MEMORY", _) => (
+            JobStatus::Failed(format!(
+                "Slurm job {} ran out of the memory it was given; raise executor.mem, or \
+                 executor.overrides.<reflabel or calibrate>.mem for this kind of job (see {})",
+                s.slurm_id,
+                s.log.display()
+            )),
+            0.0,
+            String::new(),
+        ),
         _ => (
             JobStatus::Failed(format!(
                 "Slurm job {} ended {state}{}; see {}",
