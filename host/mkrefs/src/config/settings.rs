@@ -101,6 +101,7 @@ const EXECUTOR_KEYS: &[&str] = &[
     "mem",
     "cpus_per_task",
     "extra_args",
+    "retry_mem",
     "retries",
     "overrides",
 ];
@@ -112,6 +113,7 @@ const EXECUTOR_OVERRIDE_KEYS: &[&str] = &[
     "qos",
     "time",
     "mem",
+    "retry_mem",
     "cpus_per_task",
     "extra_args",
 ];
@@ -183,6 +185,7 @@ executor:
   mem: null
   cpus_per_task: null
   extra_args: []
+  retry_mem: null
   retries: 1
   overrides: {}
 "#;
@@ -381,6 +384,9 @@ pub struct BatchOptions {
     pub cpus_per_task: Option<u32>,
     /// More sbatch arguments, each passed as one argument (no shell).
     pub extra_args: Vec<String>,
+    /// `--mem` for a job submitted again after it ran out of memory (OUT_OF_MEMORY); without
+    /// it such a job is not submitted again.
+    pub retry_mem: Option<String>,
 }
 
 impl BatchOptions {
@@ -393,6 +399,7 @@ impl BatchOptions {
             qos: pick(&self.qos, &over.qos),
             time: pick(&self.time, &over.time),
             mem: pick(&self.mem, &over.mem),
+            retry_mem: pick(&self.retry_mem, &over.retry_mem),
             cpus_per_task: over.cpus_per_task.or(self.cpus_per_task),
             extra_args: self
                 .extra_args
@@ -410,8 +417,8 @@ pub struct ExecutorSettings {
     pub kind: ExecutorKind,
     /// For every job.
     pub batch: BatchOptions,
-    /// Resubmissions of a job that failed for its node (NODE_FAIL, PREEMPTED, BOOT_FAIL, or
-    /// OUT_OF_MEMORY where an override raised `mem`), not for its data.
+    /// Resubmissions of a job that failed for its node (NODE_FAIL, PREEMPTED, BOOT_FAIL), or
+    /// ran out of memory where `retry_mem` is configured, not of one that failed on its data.
     pub retries: u32,
     /// Per reflabel, or `calibrate` / `combine` for those jobs: options in place of the
     /// section's.
@@ -929,6 +936,7 @@ fn read_batch_options(sec: &Node, path: &str) -> Result<BatchOptions> {
         qos: text("qos")?,
         time: text("time")?,
         mem: text("mem")?,
+        retry_mem: text("retry_mem")?,
         cpus_per_task,
         extra_args,
     })

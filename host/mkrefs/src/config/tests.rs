@@ -1294,7 +1294,7 @@ fn null_is_the_none_choice_of_a_parameter_that_has_one() {
 fn executor_and_combine_sections_read_with_overrides_and_shorthands() {
     let dir = Dir::new();
     let text = "executor:\n  kind: slurm\n  partition: short\n  mem: 2G\n  retries: 2\n  \
-                extra_args: [--constraint=ib]\n  overrides:\n    bpm: {mem: 8G, time: \"1:00:00\"}\n\
+                extra_args: [--constraint=ib]\n  overrides:\n    bpm: {mem: 8G, retry_mem: 16G, time: \"1:00:00\"}\n\
                 combine: false\n";
     let s = load(&opts_with_main(&dir, text), &no_env).unwrap();
     assert_eq!(s.executor.kind, ExecutorKind::Slurm);
@@ -1309,6 +1309,8 @@ fn executor_and_combine_sections_read_with_overrides_and_shorthands() {
         (Some("short"), Some("8G"), Some("1:00:00"))
     );
     assert_eq!(bpm.extra_args, ["--constraint=ib"]);
+    assert_eq!(bpm.retry_mem.as_deref(), Some("16G"));
+    assert_eq!(s.executor.batch.retry_mem, None);
     assert!(!s.combine.enabled);
     assert_eq!(s.combine.clip_sigma, 3.0);
 

@@ -11,7 +11,8 @@
 //! when up to date; one that waits on a job being run is submitted, since what it will read
 //! does not exist yet. A job that failed for its node (NODE_FAIL, PREEMPTED, BOOT_FAIL) is
 //! submitted again up to `executor.retries` times, and so are the jobs Slurm cancelled because
-//! they waited on it; a job that failed on its data is not.
+//! they waited on it, and so is one that ran out of memory where `retry_mem` gives it more; a
+//! job that failed on its data is not.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -72,6 +73,9 @@ pub(crate) struct Submission {
     pub title: String,
     pub slurm_id: String,
     pub attempt: u32,
+    /// Submitted with `retry_mem`, after running out of memory.
+    #[serde(default)]
+    pub raised_mem: bool,
     pub report: PathBuf,
     pub output: PathBuf,
     pub log: PathBuf,
@@ -136,7 +140,7 @@ pub(crate) fn execute(
     }
     for &i in &order {
         if matches!(track[i], Track::ToSubmit) {
-            track[i] = submit(jobs, i, &track, run, &script, opts, 1);
+            track[i] = submit(jobs, i, &track, run, &script, opts, (1, false));
         }
         if let Track::Done(status, ..) = &track[i]
             && !matches!(status, JobStatus::Skipped | JobStatus::NotRun(_))
@@ -303,9 +307,13 @@ fn prepare_files(job: &PreparedJob) -> Result<(), String> {
     atomic::write(&job.job_file, job.to_json().as_bytes())
 }
 
-/// The sbatch arguments every job of `job`'s kind gets, and the threads it runs with.
-fn common_args(job: &PreparedJob, run: &SlurmRun<'_>) -> (Vec<String>, usize) {
-    let o = options_for(job, run.settings);
+/// The sbatch arguments every job of `job`'s kind gets (with `retry_mem` as its memory when
+/// `raised`), and the threads it runs with.
+fn common_args(job: &PreparedJob, run: &SlurmRun<'_>, raised: bool) -> (Vec<String>, usize) {
+    let mut o = options_for(job, run.settings);
+    if raised {
+        o.mem = o.retry_mem.clone();
+    }
     let cpus = o.cpus_per_task.map_or(run.threads, |c| c as usize).max(1);
     let mut args: Vec<String> = vec![
         "--parsable".into(),
@@ -347,12 +355,13 @@ fn child_command(
     Ok(cmd)
 }
 
-fn submission(job: &PreparedJob, slurm_id: String, attempt: u32) -> Submission {
+fn submission(job: &PreparedJob, slurm_id: String, attempt: u32, raised_mem: bool) -> Submission {
     Submission {
         job: job.id(),
         title: job.title(),
         slurm_id,
         attempt,
+        raised_mem,
         report: job.report().to_path_buf(),
         output: job.output().to_path_buf(),
         log: job.log().to_path_buf(),
@@ -367,14 +376,14 @@ fn submit(
     run: &SlurmRun<'_>,
     script: &Path,
     opts: &ExecOptions,
-    attempt: u32,
+    (attempt, raised): (u32, bool),
 ) -> Track {
     let job = &jobs[i];
     let done = |why: String| Track::Done(JobStatus::Failed(why), 0.0, String::new());
     if let Err(e) = prepare_files(job) {
         return done(e);
     }
-    let (mut args, cpus) = common_args(job, run);
+    let (mut args, cpus) = common_args(job, run, raised);
     args.extend([
         format!("--job-name=mkrefs-{}-{}", run.run_name, job.id()),
         format!("--error={}", job.log().display()),
@@ -405,7 +414,7 @@ fn submit(
     match sbatch(&args) {
         Ok(slurm_id) => {
             tracing::info!("{}: submitted as Slurm job {slurm_id}", job.title());
-            Track::Submitted(submission(job, slurm_id, attempt))
+            Track::Submitted(submission(job, slurm_id, attempt, raised))
         }
         Err(why) => done(why),
     }
@@ -459,7 +468,7 @@ fn submit_array(
     if let Err(e) = std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)) {
         return all_failed(format!("cannot make {} executable: {e}", script.display()));
     }
-    let (mut args, cpus) = common_args(first, run);
+    let (mut args, cpus) = common_args(first, run, false);
     let out_pattern = slurm_dir.join(format!("calibrations-{}-%a.slurm.out", first.id()));
     args.extend([
         format!("--array=0-{}", array.len() - 1),
@@ -483,7 +492,9 @@ fn submit_array(
             array
                 .iter()
                 .enumerate()
-                .map(|(k, &i)| Track::Submitted(submission(&jobs[i], format!("{array_id}_{k}"), 1)))
+                .map(|(k, &i)| {
+                    Track::Submitted(submission(&jobs[i], format!("{array_id}_{k}"), 1, false))
+                })
                 .collect()
         }
         Err(why) => all_failed(why),
@@ -658,14 +669,23 @@ fn follow(
                 continue;
             }
             changed = true;
-            track[i] = if NODE_STATES.contains(&state.as_str()) && s.attempt <= run.settings.retries
-            {
+            let retry_mem = options_for(&jobs[i], run.settings).retry_mem.is_some();
+            let retried = s.attempt <= run.settings.retries
+                && (NODE_STATES.contains(&state.as_str())
+                    || (state == "OUT_OF_MEMORY" && retry_mem));
+            track[i] = if retried {
+                let raised = s.raised_mem || state == "OUT_OF_MEMORY";
                 tracing::warn!(
-                    "{}: Slurm job {} ended {state}; submitting it again",
+                    "{}: Slurm job {} ended {state}; submitting it again{}",
                     jobs[i].title(),
-                    s.slurm_id
+                    s.slurm_id,
+                    if raised {
+                        " with executor retry_mem"
+                    } else {
+                        ""
+                    }
                 );
-                submit(jobs, i, track, run, script, opts, s.attempt + 1)
+                submit(jobs, i, track, run, script, opts, (s.attempt + 1, raised))
             } else if state == "CANCELLED" && reason.contains("Dependency") {
                 // Slurm cancelled it because a job it waits on failed: submitted again when
                 // that one is being retried, else not run.
@@ -675,7 +695,7 @@ fn follow(
                     .find(|&&d| !matches!(&track[d], Track::Done(st, ..) if st.succeeded()))
                 {
                     Some(&d) if matches!(track[d], Track::Submitted(_)) => {
-                        submit(jobs, i, track, run, script, opts, s.attempt)
+                        submit(jobs, i, track, run, script, opts, (s.attempt, s.raised_mem))
                     }
                     Some(&d) => Track::Done(
                         JobStatus::NotRun(format!(
