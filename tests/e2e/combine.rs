@@ -17,14 +17,7 @@ fn three_reflabels(
     root: &str,
     extra: &[&str],
 ) -> mkrefs_e2e::Ran {
-    let refs = data.refs.iter().flat_map(|(reftype, path)| {
-        [
-            "--pp".to_string(),
-            "reffile4ssb".to_string(),
-            reftype.clone(),
-            path.display().to_string(),
-        ]
-    });
+    let refs = data.ref_args();
     run(mkrefs(dir)
         .arg("readnoise,superbias,dark")
         .args(data.uncal())

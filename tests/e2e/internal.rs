@@ -8,20 +8,6 @@ use std::path::{Path, PathBuf};
 use mkrefs_e2e::{CalibrationData, all_files, fits_outputs, mkrefs, run};
 use mkrefs_support::fits::{ImageReader, hdu_names, read_header};
 
-fn ref_args(data: &CalibrationData) -> Vec<String> {
-    data.refs
-        .iter()
-        .flat_map(|(reftype, path)| {
-            [
-                "--pp".to_string(),
-                "reffile4ssb".to_string(),
-                reftype.clone(),
-                path.display().to_string(),
-            ]
-        })
-        .collect()
-}
-
 /// `mkrefs run dark,bpm` on the data set into `outroot` with the shared ssbdir `ssb`.
 fn dark_bpm(dir: &Path, data: &CalibrationData, outroot: &str, extra: &[&str]) -> mkrefs_e2e::Ran {
     run(mkrefs(dir)
@@ -29,7 +15,7 @@ fn dark_bpm(dir: &Path, data: &CalibrationData, outroot: &str, extra: &[&str]) -
         .args(data.uncal())
         .args(["--outrootdir", outroot, "--ssbdir", "ssb"])
         .args(extra)
-        .args(ref_args(data)))
+        .args(data.ref_args()))
 }
 
 fn fits_in(dir: &Path) -> Vec<PathBuf> {

@@ -20,14 +20,7 @@ fn manifest(run_dir: &Path) -> Value {
 }
 
 fn dark_bpm(dir: &Path, data: &CalibrationData) -> mkrefs_e2e::Ran {
-    let refs = data.refs.iter().flat_map(|(reftype, path)| {
-        [
-            "--pp".to_string(),
-            "reffile4ssb".to_string(),
-            reftype.clone(),
-            path.display().to_string(),
-        ]
-    });
+    let refs = data.ref_args();
     run(mkrefs(dir)
         .arg("dark,bpm")
         .args(data.uncal())

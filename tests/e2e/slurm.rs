@@ -23,14 +23,7 @@ fn cluster() -> bool {
 }
 
 fn campaign(dir: &Path, data: &CalibrationData, root: &str, extra: &[&str]) -> mkrefs_e2e::Ran {
-    let refs = data.refs.iter().flat_map(|(reftype, path)| {
-        [
-            "--pp".to_string(),
-            "reffile4ssb".to_string(),
-            reftype.clone(),
-            path.display().to_string(),
-        ]
-    });
+    let refs = data.ref_args();
     run(mkrefs(dir)
         .arg("readnoise,superbias,dark,bpm")
         .args(data.uncal())
@@ -194,18 +187,7 @@ fn a_job_that_loses_its_node_is_submitted_again() {
     let d = dir.path();
     // Full-size enough that a calibration runs for a moment.
     let data = CalibrationData::write(&d.join("data"), (2, 0), 1024, 10, 63);
-    let refs: Vec<String> = data
-        .refs
-        .iter()
-        .flat_map(|(reftype, path)| {
-            [
-                "--pp".to_string(),
-                "reffile4ssb".to_string(),
-                reftype.clone(),
-                path.display().to_string(),
-            ]
-        })
-        .collect();
+    let refs = data.ref_args();
     let child = mkrefs(d)
         .args(["dark", "--executor", "slurm", "--outrootdir", "out"])
         .args(data.uncal())

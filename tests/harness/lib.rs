@@ -219,6 +219,21 @@ impl CalibrationData {
             .map(|p| p.display().to_string())
             .collect()
     }
+
+    /// `--pp reffile4ssb <reftype> <file>` for every step reference file.
+    pub fn ref_args(&self) -> Vec<String> {
+        self.refs
+            .iter()
+            .flat_map(|(reftype, path)| {
+                [
+                    "--pp".to_string(),
+                    "reffile4ssb".to_string(),
+                    reftype.clone(),
+                    path.display().to_string(),
+                ]
+            })
+            .collect()
+    }
 }
 
 /// The final stage's files (`final/*.fits`) under a run's output tree, sorted.

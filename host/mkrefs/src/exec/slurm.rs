@@ -640,13 +640,7 @@ fn follow(
             break;
         }
         std::thread::sleep(POLL);
-        let ids: Vec<String> = track
-            .iter()
-            .filter_map(|t| match t {
-                Track::Submitted(s) => Some(s.slurm_id.clone()),
-                _ => None,
-            })
-            .collect();
+        let ids = live_ids(track);
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let known = match states(&ids) {
             Ok(k) => k,
@@ -734,16 +728,21 @@ fn follow(
     }
 }
 
-/// After Ctrl-C: asks (on a terminal) whether to cancel the run's Slurm jobs, and cancels
-/// them unless told not to; the jobs left running are reported as submitted.
-fn cancel_all(track: &mut [Track]) {
-    let ids: Vec<String> = track
+/// The Slurm ids of the jobs submitted and not yet ended.
+fn live_ids(track: &[Track]) -> Vec<String> {
+    track
         .iter()
         .filter_map(|t| match t {
             Track::Submitted(s) => Some(s.slurm_id.clone()),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// After Ctrl-C: asks (on a terminal) whether to cancel the run's Slurm jobs, and cancels
+/// them unless told not to; the jobs left running are reported as submitted.
+fn cancel_all(track: &mut [Track]) {
+    let ids = live_ids(track);
     let cancel = if std::io::stdin().is_terminal() {
         eprint!(
             "Cancel the {} Slurm job(s) of this run with scancel? [y/N] ",
