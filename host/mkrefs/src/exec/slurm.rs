@@ -111,12 +111,7 @@ pub(crate) fn execute(
     };
     for &i in &order {
         track[i] = decide(jobs, i, &track, opts).unwrap_or(Track::ToSubmit);
-        if let Track::Done(status, ..) = &track[i] {
-            announce(
-                &jobs[i],
-                &result_of(&jobs[i], status.clone(), 0.0, String::new()),
-            );
-        }
+        announce_done(&jobs[i], &track[i]);
     }
     // The calibrations that wait on nothing go as one job array (they share their options);
     // every other job on its own, after the jobs it waits on.
@@ -134,22 +129,32 @@ pub(crate) fn execute(
         .collect();
     if array.len() > 1 {
         let submitted = submit_array(jobs, &array, run, opts);
-        for (i, t) in array.iter().zip(submitted) {
-            track[*i] = t;
+        for (&i, t) in array.iter().zip(submitted) {
+            track[i] = t;
+            announce_done(&jobs[i], &track[i]);
         }
     }
     for &i in &order {
-        if matches!(track[i], Track::ToSubmit) {
-            track[i] = submit(jobs, i, &track, run, &script, opts, (1, false));
+        if !matches!(track[i], Track::ToSubmit) {
+            continue;
         }
-        if let Track::Done(status, ..) = &track[i]
-            && !matches!(status, JobStatus::Skipped | JobStatus::NotRun(_))
-        {
-            announce(
-                &jobs[i],
-                &result_of(&jobs[i], status.clone(), 0.0, String::new()),
-            );
-        }
+        // A job it waits on could not be submitted: it has nothing to wait for.
+        let lost = jobs[i]
+            .after
+            .iter()
+            .find(|&&d| matches!(&track[d], Track::Done(s, ..) if !s.succeeded()));
+        track[i] = match lost {
+            Some(&d) => Track::Done(
+                JobStatus::NotRun(format!(
+                    "it needs {}, which did not succeed",
+                    jobs[d].title()
+                )),
+                0.0,
+                String::new(),
+            ),
+            None => submit(jobs, i, &track, run, &script, opts, (1, false)),
+        };
+        announce_done(&jobs[i], &track[i]);
     }
     for (i, j) in jobs.iter().enumerate() {
         if matches!(track[i], Track::Undecided) {
@@ -158,10 +163,7 @@ pub(crate) fn execute(
                 0.0,
                 String::new(),
             );
-            announce(
-                j,
-                &result_of(j, JobStatus::NotRun(String::new()), 0.0, String::new()),
-            );
+            announce_done(j, &track[i]);
         }
     }
     let mut submitted = BTreeMap::new();
@@ -182,6 +184,16 @@ pub(crate) fn execute(
             Track::Undecided | Track::ToSubmit => not_run(j, "never decided".into()),
         })
         .collect()
+}
+
+/// Says how a job ended, when it has.
+fn announce_done(job: &PreparedJob, track: &Track) {
+    if let Track::Done(status, seconds, summary) = track {
+        announce(
+            job,
+            &result_of(job, status.clone(), *seconds, summary.clone()),
+        );
+    }
 }
 
 fn result_of(job: &PreparedJob, status: JobStatus, seconds: f64, summary: String) -> JobResult {
