@@ -72,12 +72,19 @@ impl Cuts {
         let tested: Vec<bool> = (0..counts.bits.len())
             .map(|i| !geo.reference[i] && counts.bits[i] & B_SAT == 0)
             .collect();
-        let noise = NoiseCuts::new(
-            &counts.noise,
-            &tested,
-            MIN_CLEAN_SLOPES as u32,
-            alpha,
-            (p.clipping_sigma, p.max_clipping_iters),
+        // The noise references and the difference-scale cut are independent 4-million-value
+        // statistics, each partly serial: side by side.
+        let (noise, (diff_noise_cut, median_scale)) = rayon::join(
+            || {
+                NoiseCuts::new(
+                    &counts.noise,
+                    &tested,
+                    MIN_CLEAN_SLOPES as u32,
+                    alpha,
+                    (p.clipping_sigma, p.max_clipping_iters),
+                )
+            },
+            || difference_noise_cut(counts, &tested, p),
         );
         let (mut own, mut trials) = (0u64, 0u64);
         for (f, _) in counts.diffs.iter().zip(&tested).filter(|(_, t)| **t) {
@@ -93,35 +100,6 @@ impl Cuts {
         let own_limit = (0..=max_d)
             .map(|d| poisson_limit(own_rate * f64::from(d), alpha))
             .collect::<Vec<_>>();
-        let scales: Vec<f32> = counts
-            .diffs
-            .iter()
-            .zip(&tested)
-            .filter(|(f, t)| **t && f.sigma.is_finite())
-            .map(|(f, _)| f.sigma)
-            .collect();
-        // The upper middle value: a selection, not a sort (4 million scales took 0.2 s).
-        let median_scale = {
-            let mut v = scales.clone();
-            let mid = v.len() / 2;
-            match v.is_empty() {
-                true => f64::INFINITY,
-                false => f64::from(*v.select_nth_unstable_by(mid, f32::total_cmp).1),
-            }
-        };
-        let diff_noise_cut = clip_bounds_flat(&scales, p.clipping_sigma, p.max_clipping_iters)
-            .map_or(f64::INFINITY, |b| {
-                let kept: Vec<f64> = scales
-                    .iter()
-                    .map(|&v| f64::from(v))
-                    .filter(|&v| b.keeps(v))
-                    .collect();
-                let n = kept.len().max(1) as f64;
-                let mean = kept.iter().sum::<f64>() / n;
-                let sd = (kept.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-                mean + p.noisy_threshold * sd
-            })
-            .max(DIFF_NOISE_MIN_FACTOR * median_scale);
         let describe = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.4e}"));
         notes.push(format!(
             "noisy: clean-slope variance tested at p <= {alpha:.2e} against the detector's \
@@ -157,6 +135,41 @@ impl Cuts {
         };
         own_jumps >= limit
     }
+}
+
+/// The cut on the pixels' group-difference scales ([`Cuts`]'s `diff_noise_cut`), and their
+/// median.
+fn difference_noise_cut(counts: &Counts, tested: &[bool], p: &DarkParams) -> (f64, f64) {
+    let scales: Vec<f32> = counts
+        .diffs
+        .iter()
+        .zip(tested)
+        .filter(|(f, t)| **t && f.sigma.is_finite())
+        .map(|(f, _)| f.sigma)
+        .collect();
+    // The upper middle value, by a selection (no need to sort 4 million scales).
+    let median_scale = {
+        let mut v = scales.clone();
+        let mid = v.len() / 2;
+        match v.is_empty() {
+            true => f64::INFINITY,
+            false => f64::from(*v.select_nth_unstable_by(mid, f32::total_cmp).1),
+        }
+    };
+    let cut = clip_bounds_flat(&scales, p.clipping_sigma, p.max_clipping_iters)
+        .map_or(f64::INFINITY, |b| {
+            let kept: Vec<f64> = scales
+                .iter()
+                .map(|&v| f64::from(v))
+                .filter(|&v| b.keeps(v))
+                .collect();
+            let n = kept.len().max(1) as f64;
+            let mean = kept.iter().sum::<f64>() / n;
+            let sd = (kept.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+            mean + p.noisy_threshold * sd
+        })
+        .max(DIFF_NOISE_MIN_FACTOR * median_scale);
+    (cut, median_scale)
 }
 
 /// The smallest count that a Poisson variable of mean `lambda` reaches with probability at most

@@ -149,7 +149,11 @@ impl NoiseCuts {
             .map(|s| s.var / s.err2)
             .collect();
         let max_n = usable().map(|s| s.n).max().unwrap_or(0);
-        let typical = clipped_mean(&variances, clip.0, clip.1).filter(|&t| has_vp && t > 0.0);
+        // The two clips are independent; each is partly serial (its median), so side by side.
+        let (typical, err_scale) = rayon::join(
+            || clipped_mean(&variances, clip.0, clip.1).filter(|&t| has_vp && t > 0.0),
+            || clipped_mean(&ratio, clip.0, clip.1).filter(|&c| c > 0.0),
+        );
         // Bright: a mean slope 10 typical clean-slope sd above 0, where VAR_POISSON is the
         // shot noise of the slope rather than of the noise in it.
         let per_slope: Vec<f32> = match typical {
@@ -174,7 +178,7 @@ impl NoiseCuts {
         NoiseCuts {
             typical,
             shot_per_slope,
-            err_scale: clipped_mean(&ratio, clip.0, clip.1).filter(|&c| c > 0.0),
+            err_scale,
             min_n,
             crit,
         }
