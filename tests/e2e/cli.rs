@@ -369,3 +369,45 @@ fn a_misspelt_reflabel_is_named_wherever_it_is_written() {
         "{fine:?}"
     );
 }
+
+#[test]
+fn every_option_has_an_environment_variable_and_the_command_line_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = strs(&darks(dir.path(), 2));
+    let help = run(mkrefs(dir.path()).args(["run", "--help"]));
+    for env in [
+        "MKREFS_OUTROOTDIR=",
+        "MKREFS_JOBS=",
+        "MKREFS_EXECUTOR=",
+        "MKREFS_VERBOSE=",
+    ] {
+        assert!(help.stdout.contains(env), "{env}: {}", help.stdout);
+    }
+    // Options from the environment: the output root, a dry run, quiet logs.
+    let from_env = run(mkrefs(dir.path())
+        .env("MKREFS_OUTROOTDIR", "from-env")
+        .env("MKREFS_DRY_RUN", "true")
+        .env("MKREFS_QUIET", "1")
+        .arg("superbias")
+        .args(&files));
+    assert!(from_env.ok(), "{from_env:?}");
+    assert!(
+        from_env.stdout.contains("from-env/run000"),
+        "{}",
+        from_env.stdout
+    );
+    assert!(!from_env.stderr.contains("INFO"), "{}", from_env.stderr);
+    assert!(
+        !dir.path().join("from-env").exists(),
+        "a dry run writes nothing"
+    );
+    // The command line wins over the environment; a false flag is off.
+    let both = run(mkrefs(dir.path())
+        .env("MKREFS_OUTROOTDIR", "from-env")
+        .env("MKREFS_DRY_RUN", "false")
+        .args(["superbias", "--outrootdir", "from-line"])
+        .args(&files));
+    assert!(both.ok(), "{both:?}");
+    assert!(dir.path().join("from-line/run000").is_dir());
+    assert!(!dir.path().join("from-env").exists());
+}

@@ -26,17 +26,23 @@ pub struct Cli {
 #[derive(Args, Debug, Clone, Default)]
 pub struct GlobalOptions {
     /// More log output (-v debug, -vv trace).
-    #[arg(short, long, action = ArgAction::Count, global = true)]
+    #[arg(short, long, action = ArgAction::Count, global = true, env = "MKREFS_VERBOSE")]
     pub verbose: u8,
     /// Less log output (-q warnings only, -qq errors only).
-    #[arg(short, long, action = ArgAction::Count, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, action = ArgAction::Count, global = true, conflicts_with = "verbose", env = "MKREFS_QUIET")]
     pub quiet: u8,
     /// Main configuration file (default: $MKREFS_CONFIG, $JWST_MKREFS_CONFIGFILE, else the
     /// built-in configs/mkrefs.yaml).
     #[arg(short = 'c', long = "cfgfile", global = true, value_name = "FILE")]
     pub cfgfile: Option<PathBuf>,
     /// Extra configuration file merged over the main one (repeatable, applied in order).
-    #[arg(short = 'e', long = "extracfgfile", global = true, value_name = "FILE")]
+    #[arg(
+        short = 'e',
+        long = "extracfgfile",
+        global = true,
+        value_name = "FILE",
+        env = "MKREFS_EXTRACFGFILE"
+    )]
     pub extracfgfile: Vec<PathBuf>,
     /// Set a top-level configuration key: -p KEY VALUE (repeatable).
     #[arg(short = 'p', long = "params", global = true, num_args = 2, value_names = ["KEY", "VALUE"], action = ArgAction::Append)]
@@ -49,7 +55,12 @@ pub struct GlobalOptions {
     pub pp: Vec<String>,
     /// Directory searched for drop-in generator libraries (repeatable; searched before
     /// $MKREFS_PLUGIN_PATH and the per-user plugin directory).
-    #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
+    #[arg(
+        long = "plugin-dir",
+        global = true,
+        value_name = "DIR",
+        env = "MKREFS_PLUGIN_DIR"
+    )]
     pub plugin_dir: Vec<PathBuf>,
 }
 
@@ -126,118 +137,132 @@ pub struct RunArgs {
     #[arg(required = true, value_name = "REFLABEL|FILE")]
     pub items: Vec<String>,
     /// Root of the output tree (overrides output.outrootdir).
-    #[arg(long = "outrootdir", value_name = "DIR")]
+    #[arg(long = "outrootdir", value_name = "DIR", env = "MKREFS_OUTROOTDIR")]
     pub outrootdir: Option<PathBuf>,
     /// Subdirectory of the root (overrides output.outsubdir).
-    #[arg(long = "outsubdir", value_name = "NAME")]
+    #[arg(long = "outsubdir", value_name = "NAME", env = "MKREFS_OUTSUBDIR")]
     pub outsubdir: Option<String>,
     /// Run ID: AUTO (reuse the latest run, or 0), or a number (overrides output.runID).
-    #[arg(long = "runID", alias = "run-id", value_name = "ID")]
+    #[arg(
+        long = "runID",
+        alias = "run-id",
+        value_name = "ID",
+        env = "MKREFS_RUNID"
+    )]
     pub run_id: Option<String>,
     /// Digits of the zero-padded run ID (overrides output.runIDNdigits).
     #[arg(long = "runIDNdigits", alias = "run-id-ndigits", value_name = "N",
-          value_parser = run_id_digits)]
+          value_parser = run_id_digits, env = "MKREFS_RUNIDNDIGITS")]
     pub run_id_ndigits: Option<usize>,
     /// With runID AUTO: start a new run (latest + 1) instead of reusing the latest.
-    #[arg(short = 'n', long = "newrunID", alias = "new-run-id")]
+    #[arg(
+        short = 'n',
+        long = "newrunID",
+        alias = "new-run-id",
+        env = "MKREFS_NEWRUNID"
+    )]
     pub new_run_id: bool,
     /// Directory for calibrated products (overrides output.ssbdir).
-    #[arg(long = "ssbdir", value_name = "DIR")]
+    #[arg(long = "ssbdir", value_name = "DIR", env = "MKREFS_SSBDIR")]
     pub ssbdir: Option<PathBuf>,
     /// Share the ssbdir between runs (true) or keep it inside the run directory (false); alone,
     /// as upstream's switch, it means true.
     #[arg(long = "skip_runID_ssbdir", value_name = "BOOL", num_args = 0..=1,
           require_equals = true, default_missing_value = "true",
-          value_parser = clap::builder::BoolishValueParser::new())]
+          value_parser = clap::builder::BoolishValueParser::new(), env = "MKREFS_SKIP_RUNID_SSBDIR")]
     pub skip_run_id_ssbdir: Option<bool>,
     /// A word added to reference-file names: <reflabel>.<stem>.<WORD>.cmd<N>_<reftype>.fits
     /// (overrides output.addsuffix).
-    #[arg(long = "addsuffix", value_name = "WORD")]
+    #[arg(long = "addsuffix", value_name = "WORD", env = "MKREFS_ADDSUFFIX")]
     pub addsuffix: Option<String>,
     /// Run at most N calibration jobs; the others, and the jobs that need them, are held back
     /// for a later run (upstream's --maxNstrun).
-    #[arg(long = "maxNstrun", value_name = "N")]
+    #[arg(long = "maxNstrun", value_name = "N", env = "MKREFS_MAXNSTRUN")]
     pub max_calibrations: Option<usize>,
     /// Run at most N generator jobs; the others are held back for a later run.
-    #[arg(long = "maxNref", value_name = "N")]
+    #[arg(long = "maxNref", value_name = "N", env = "MKREFS_MAXNREF")]
     pub max_generators: Option<usize>,
     /// Upstream's debug mode skipped the pipeline runs; here it shows the plan and runs
     /// nothing, as --dry-run (upstream touched empty products, which would then look made).
-    #[arg(short = 'd', long = "debug", action = ArgAction::Count)]
+    #[arg(short = 'd', long = "debug", action = ArgAction::Count, env = "MKREFS_DEBUG")]
     pub debug: u8,
     /// Upstream's batch mode: the same as --executor slurm.
-    #[arg(short = 'b', long = "batchmode")]
+    #[arg(short = 'b', long = "batchmode", env = "MKREFS_BATCHMODE")]
     pub batchmode: bool,
     /// Where the jobs run: local (child processes here) or slurm (one sbatch job each);
     /// overrides executor.kind.
-    #[arg(long = "executor", value_name = "KIND")]
+    #[arg(long = "executor", value_name = "KIND", env = "MKREFS_EXECUTOR")]
     pub executor: Option<String>,
     /// With the slurm executor: return once the jobs are submitted; `mkrefs status RUNDIR`
     /// reports how they end.
-    #[arg(long = "detach")]
+    #[arg(long = "detach", env = "MKREFS_DETACH")]
     pub detach: bool,
     /// Jobs run at the same time (default: the number of cores).
-    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = at_least_one)]
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = at_least_one, env = "MKREFS_JOBS")]
     pub jobs: Option<usize>,
     /// Threads each job may use (default: cores / jobs, at least 1).
-    #[arg(long = "threads", value_name = "N", value_parser = at_least_one)]
+    #[arg(long = "threads", value_name = "N", value_parser = at_least_one, env = "MKREFS_THREADS")]
     pub threads: Option<usize>,
     /// Redo generator jobs whose output is up to date.
-    #[arg(long = "force", alias = "force_redo_ref")]
+    #[arg(long = "force", alias = "force_redo_ref", env = "MKREFS_FORCE")]
     pub force: bool,
     /// When another run holds the run directory or a calibrated product this run needs, stop
     /// instead of waiting for it to finish.
-    #[arg(long = "no-wait")]
+    #[arg(long = "no-wait", env = "MKREFS_NO_WAIT")]
     pub no_wait: bool,
     /// Print the inputs, groups and jobs, and write nothing.
-    #[arg(long = "dry-run", alias = "onlyshow")]
+    #[arg(long = "dry-run", alias = "onlyshow", env = "MKREFS_DRY_RUN")]
     pub dry_run: bool,
     /// Backend of the calibration steps: native or jwst (overrides calibration.backend).
-    #[arg(long = "backend", value_name = "NAME")]
+    #[arg(long = "backend", value_name = "NAME", env = "MKREFS_BACKEND")]
     pub backend: Option<String>,
     /// Remake the calibrated products this run needs even if those in ssbdir are up to date
     /// (products in output.pipeline_prod_search_dir are not used either).
-    #[arg(long = "recalibrate", alias = "force_redo_strun")]
+    #[arg(
+        long = "recalibrate",
+        alias = "force_redo_strun",
+        env = "MKREFS_RECALIBRATE"
+    )]
     pub recalibrate: bool,
     /// Write every calibrated product whole and synced, as the jwst pipeline would, instead of
     /// run-internal products with only what the generators read (calibration.keep_products).
-    #[arg(long = "keep-products")]
+    #[arg(long = "keep-products", env = "MKREFS_KEEP_PRODUCTS")]
     pub keep_products: bool,
     /// Only bring the inputs to their calibration states (the products in ssbdir); make no
     /// reference file.
-    #[arg(long = "calibrate-only")]
+    #[arg(long = "calibrate-only", env = "MKREFS_CALIBRATE_ONLY")]
     pub calibrate_only: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct CleanArgs {
     /// Root of the output tree (overrides output.outrootdir).
-    #[arg(long = "outrootdir", value_name = "DIR")]
+    #[arg(long = "outrootdir", value_name = "DIR", env = "MKREFS_OUTROOTDIR")]
     pub outrootdir: Option<PathBuf>,
     /// Subdirectory of the root (overrides output.outsubdir).
-    #[arg(long = "outsubdir", value_name = "NAME")]
+    #[arg(long = "outsubdir", value_name = "NAME", env = "MKREFS_OUTSUBDIR")]
     pub outsubdir: Option<String>,
     /// Directory of calibrated products (overrides output.ssbdir).
-    #[arg(long = "ssbdir", value_name = "DIR")]
+    #[arg(long = "ssbdir", value_name = "DIR", env = "MKREFS_SSBDIR")]
     pub ssbdir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
     /// Where the simulated data and the run go.
-    #[arg(long, default_value = "mkrefs-demo")]
+    #[arg(long, default_value = "mkrefs-demo", env = "MKREFS_DEMO_DIR")]
     pub dir: PathBuf,
     /// Frame size in pixels: a square NIRCam subarray at the detector corner (320 is SUB320).
-    #[arg(long, default_value_t = 320)]
+    #[arg(long, default_value_t = 320, env = "MKREFS_DEMO_SIZE")]
     pub size: usize,
     /// Number of dark exposures.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, env = "MKREFS_DEMO_DARKS")]
     pub darks: usize,
     /// Number of flat exposures (for the bad-pixel mask).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, env = "MKREFS_DEMO_FLATS")]
     pub flats: usize,
     /// Jobs run at the same time.
-    #[arg(short = 'j', long = "jobs", value_parser = at_least_one)]
+    #[arg(short = 'j', long = "jobs", value_parser = at_least_one, env = "MKREFS_JOBS")]
     pub jobs: Option<usize>,
 }
 
@@ -260,38 +285,38 @@ fn run_id_digits(text: &str) -> Result<usize, String> {
 #[derive(Args, Debug, Clone)]
 pub struct SimulateArgs {
     /// Output directory for the exposures and the truth file.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "MKREFS_SIMULATE_OUT")]
     pub out: PathBuf,
     /// Number of dark exposures.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, env = "MKREFS_SIMULATE_DARKS")]
     pub darks: usize,
     /// Number of flat exposures.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, env = "MKREFS_SIMULATE_FLATS")]
     pub flats: usize,
     /// Frame size in pixels: the detector's full size is the full frame; smaller sizes are a
     /// square subarray at the detector corner (NIRCam names: SUB640, SUB320, SUB160, SUB64P).
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 2048, env = "MKREFS_SIMULATE_SIZE")]
     pub size: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, env = "MKREFS_SIMULATE_NINTS")]
     pub nints: usize,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, env = "MKREFS_SIMULATE_NGROUPS")]
     pub ngroups: usize,
-    #[arg(long, default_value = "NRCA1")]
+    #[arg(long, default_value = "NRCA1", env = "MKREFS_SIMULATE_DETECTOR")]
     pub detector: String,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, env = "MKREFS_SIMULATE_SEED")]
     pub seed: u64,
     /// Also write calibrated products synthesized from the truth: a comma list of jump, rate,
     /// rateints, fitopt, or `all` (the default when the option has no value).
-    #[arg(long, value_name = "LIST", num_args = 0..=1, default_missing_value = "all", value_delimiter = ',')]
+    #[arg(long, value_name = "LIST", num_args = 0..=1, default_missing_value = "all", value_delimiter = ',', env = "MKREFS_SIMULATE_PRODUCTS")]
     pub products: Vec<String>,
     /// Write fitopt products with only what the bad-pixel search reads (PEDESTAL): much smaller
     /// for full frames, but not valid datamodels.
-    #[arg(long)]
+    #[arg(long, env = "MKREFS_SIMULATE_LEAN")]
     pub lean: bool,
     /// Also write the reference files the calibration steps read (mask, saturation,
     /// linearity, gain, readnoise, superbias: `sim_<reftype>_<detector>.fits`), from the truth,
     /// for running `mkrefs` on the uncal files with `reffile4ssb`.
-    #[arg(long = "step-references")]
+    #[arg(long = "step-references", env = "MKREFS_SIMULATE_STEP_REFERENCES")]
     pub step_references: bool,
 }
 
