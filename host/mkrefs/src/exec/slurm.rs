@@ -144,25 +144,16 @@ pub(crate) fn execute(
             .iter()
             .find(|&&d| matches!(&track[d], Track::Done(s, ..) if !s.succeeded()));
         track[i] = match lost {
-            Some(&d) => Track::Done(
-                JobStatus::NotRun(format!(
-                    "it needs {}, which did not succeed",
-                    jobs[d].title()
-                )),
-                0.0,
-                String::new(),
-            ),
+            Some(&d) => Track::needs(jobs, d),
             None => submit(jobs, i, &track, run, &script, opts, (1, false)),
         };
         announce_done(&jobs[i], &track[i]);
     }
     for (i, j) in jobs.iter().enumerate() {
         if matches!(track[i], Track::Undecided) {
-            track[i] = Track::Done(
-                JobStatus::NotRun("its dependencies form a cycle".to_string()),
-                0.0,
-                String::new(),
-            );
+            track[i] = Track::ended(JobStatus::NotRun(
+                "its dependencies form a cycle".to_string(),
+            ));
             announce_done(j, &track[i]);
         }
     }
@@ -184,6 +175,19 @@ pub(crate) fn execute(
             Track::Undecided | Track::ToSubmit => not_run(j, "never decided".into()),
         })
         .collect()
+}
+
+impl Track {
+    /// Ended without running (no time, no summary).
+    fn ended(status: JobStatus) -> Track {
+        Track::Done(status, 0.0, String::new())
+    }
+
+    /// Not run because job `d` did not succeed.
+    fn needs(jobs: &[PreparedJob], d: usize) -> Track {
+        let why = format!("it needs {}, which did not succeed", jobs[d].title());
+        Track::ended(JobStatus::NotRun(why))
+    }
 }
 
 /// Says how a job ended, when it has.
@@ -234,20 +238,13 @@ fn topological(jobs: &[PreparedJob]) -> Vec<usize> {
 fn decide(jobs: &[PreparedJob], i: usize, track: &[Track], opts: &ExecOptions) -> Option<Track> {
     let job = &jobs[i];
     if let Some(why) = &job.blocked {
-        return Some(Track::Done(
-            JobStatus::Failed(why.clone()),
-            0.0,
-            String::new(),
-        ));
+        return Some(Track::ended(JobStatus::Failed(why.clone())));
     }
     let mut waits = false;
     for &d in &job.after {
         match &track[d] {
             Track::Done(s, ..) if s.succeeded() => {}
-            Track::Done(..) | Track::Undecided => {
-                let why = format!("it needs {}, which did not succeed", jobs[d].title());
-                return Some(Track::Done(JobStatus::NotRun(why), 0.0, String::new()));
-            }
+            Track::Done(..) | Track::Undecided => return Some(Track::needs(jobs, d)),
             Track::Submitted(_) | Track::ToSubmit => waits = true,
         }
     }
@@ -256,14 +253,14 @@ fn decide(jobs: &[PreparedJob], i: usize, track: &[Track], opts: &ExecOptions) -
     }
     let stamped = match job.stamped(&opts.fingerprints) {
         Ok(j) => j,
-        Err(why) => return Some(Track::Done(JobStatus::Failed(why), 0.0, String::new())),
+        Err(why) => return Some(Track::ended(JobStatus::Failed(why))),
     };
     let forced = match job.work {
         Work::Generate(_) | Work::Combine(_) => opts.force,
         Work::Calibrate(_) => opts.recalibrate,
     };
     match up_to_date(&stamped, &stamped.to_json()) {
-        Ok(()) if !forced => Some(Track::Done(JobStatus::Skipped, 0.0, String::new())),
+        Ok(()) if !forced => Some(Track::ended(JobStatus::Skipped)),
         Err(Some(why)) if !forced => {
             tracing::info!("{}: made again: {why}", job.title());
             None
@@ -391,7 +388,7 @@ fn submit(
     (attempt, raised): (u32, bool),
 ) -> Track {
     let job = &jobs[i];
-    let done = |why: String| Track::Done(JobStatus::Failed(why), 0.0, String::new());
+    let done = |why: String| Track::ended(JobStatus::Failed(why));
     if let Err(e) = prepare_files(job) {
         return done(e);
     }
@@ -443,7 +440,7 @@ fn submit_array(
     run: &SlurmRun<'_>,
     opts: &ExecOptions,
 ) -> Vec<Track> {
-    let done = |why: String| Track::Done(JobStatus::Failed(why), 0.0, String::new());
+    let done = |why: String| Track::ended(JobStatus::Failed(why));
     let first = &jobs[array[0]];
     let all_failed = |why: String| array.iter().map(|_| done(why.clone())).collect();
     let mut lines = String::new();
@@ -606,7 +603,8 @@ pub(crate) fn ended(s: &Submission, state: &str, reason: &str) -> (JobStatus, f6
         ("OUT_OF_MEMORY", _) => (
             JobStatus::Failed(format!(
                 "Slurm job {} ran out of the memory it was given; raise executor.mem, or \
-                 executor.overrides.<reflabel or calibrate>.mem for this kind of job (see {})",
+                 executor.overrides.<reflabel or calibrate>.mem for this kind of job, or set \
+                 retry_mem to have such a job submitted again with more (see {})",
                 s.slurm_id,
                 s.log.display()
             )),
@@ -703,19 +701,11 @@ fn follow(
                     Some(&d) if matches!(track[d], Track::Submitted(_)) => {
                         submit(jobs, i, track, run, script, opts, (s.attempt, s.raised_mem))
                     }
-                    Some(&d) => Track::Done(
-                        JobStatus::NotRun(format!(
-                            "it needs {}, which did not succeed",
-                            jobs[d].title()
-                        )),
-                        0.0,
-                        String::new(),
-                    ),
-                    None => Track::Done(
-                        JobStatus::Failed(format!("Slurm cancelled job {} ({reason})", s.slurm_id)),
-                        0.0,
-                        String::new(),
-                    ),
+                    Some(&d) => Track::needs(jobs, d),
+                    None => Track::ended(JobStatus::Failed(format!(
+                        "Slurm cancelled job {} ({reason})",
+                        s.slurm_id
+                    ))),
                 }
             } else {
                 let (status, seconds, summary) = ended(&s, &state, &reason);
@@ -775,11 +765,7 @@ fn cancel_all(track: &mut [Track]) {
             tracing::warn!("cancelled Slurm job(s) {}", ids.join(", "));
             for t in track.iter_mut() {
                 if matches!(t, Track::Submitted(_)) {
-                    *t = Track::Done(
-                        JobStatus::NotRun("cancelled with the run".to_string()),
-                        0.0,
-                        String::new(),
-                    );
+                    *t = Track::ended(JobStatus::NotRun("cancelled with the run".to_string()));
                 }
             }
         }
