@@ -155,9 +155,7 @@ pub fn run(
             },
         ),
     };
-    if let Err(e) = fingerprints.save() {
-        tracing::warn!("{e} (the next run hashes its inputs again)");
-    }
+
     let summary = tables::summary_table(&results);
     print!("{summary}");
     atomic::write(&plan.layout.summary(), summary.as_bytes())?;
@@ -172,7 +170,17 @@ pub fn run(
         );
         return Ok(ExitCode::from((128 + signal) as u8));
     }
-    let manifest = manifest::write(&plan.layout.basedir, &plan.jobs, &results, executor.name())?;
+    let manifest = manifest::write(
+        &plan.layout.basedir,
+        &plan.jobs,
+        &results,
+        executor.name(),
+        &fingerprints,
+    );
+    if let Err(e) = fingerprints.save() {
+        tracing::warn!("{e} (the next run hashes its inputs again)");
+    }
+    let manifest = manifest?;
     tracing::info!("manifest of the run's products: {}", manifest.display());
     // Jobs held back by --maxNstrun/--maxNref are left for a later run, not failures.
     let failed = results.iter().any(|r| {

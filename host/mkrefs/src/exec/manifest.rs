@@ -5,23 +5,22 @@
 //! the job files record them). It is what a delivery is checked against: written atomically
 //! after every run that was not interrupted, including one where every job was up to date.
 //!
-//! sha256 reads every byte; a file whose size and modification time are those the previous
-//! manifest recorded keeps that manifest's sha256 instead of being read again.
+//! sha256 reads every byte, so it is kept in the per-user fingerprint cache beside the xxh3
+//! (see [`crate::inputs::fingerprint`]): a product that a shared ssbdir keeps for many runs is
+//! read for it once, not by every run's manifest.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::atomic;
 use crate::exec::executor::{JobResult, JobStatus, PreparedJob, Work};
 use crate::exec::jobfile::{CalibrationSpec, JobFile, JobSpec};
 use crate::exec::protocol::JobReportFile;
-use crate::inputs::fingerprint;
+use crate::inputs::fingerprint::{self, Fingerprints};
 use crate::prep::record::ProductRecord;
 
 /// Version of the manifest layout.
@@ -109,11 +108,9 @@ pub fn write(
     jobs: &[PreparedJob],
     results: &[JobResult],
     executor: &str,
+    fingerprints: &Fingerprints,
 ) -> Result<PathBuf, String> {
     let path = run_dir.join(MANIFEST_NAME);
-    let previous: Option<Manifest> = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
     let mut products = Vec::new();
     let mut jobs_not_done = Vec::new();
     for job in jobs {
@@ -136,19 +133,10 @@ pub fn write(
             Work::Calibrate(spec) => calibrated_products(job, spec, made_now)?,
         });
     }
-    let known = |p: &Path, size: u64, modified_ns: i128| {
-        previous.as_ref().and_then(|m| {
-            m.products
-                .iter()
-                .find(|o| o.path == p && o.size == size && o.modified_ns == modified_ns)
-                .map(|o| o.sha256.clone())
-        })
-    };
     products.par_iter_mut().try_for_each(|p| {
-        p.sha256 = match known(&p.path, p.size, p.modified_ns) {
-            Some(sum) => sum,
-            None => sha256_of(&p.path)?,
-        };
+        p.sha256 = fingerprints
+            .sha256(&p.path)
+            .map_err(|e| format!("manifest: {e}"))?;
         Ok::<(), String>(())
     })?;
     let manifest = Manifest {
@@ -321,23 +309,4 @@ fn stat(path: &Path, required: bool) -> Result<Option<(u64, i128)>, String> {
             path.display()
         )),
     }
-}
-
-fn sha256_of(path: &Path) -> Result<String, String> {
-    let fail = |e: std::io::Error| format!("manifest: cannot read {}: {e}", path.display());
-    let mut f = std::fs::File::open(path).map_err(fail)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(fail)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }

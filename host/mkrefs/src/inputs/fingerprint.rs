@@ -33,6 +33,9 @@ struct Cached {
     modified_ns: i128,
     inode: u64,
     xxh3: String,
+    /// The sha256 too, once something asked for it (the run manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
 }
 
 /// The fingerprints of one run, backed by the cache file.
@@ -56,9 +59,12 @@ pub(crate) fn stat(path: &Path) -> std::io::Result<(u64, i128, u64)> {
     Ok((meta.len(), modified_ns, inode))
 }
 
-pub(crate) fn hash_file(path: &Path) -> std::io::Result<String> {
+/// The xxh3-128 of a file, and its sha256 when `sha` (one read for both).
+fn hash_file_with(path: &Path, sha: bool) -> std::io::Result<(String, Option<String>)> {
+    use sha2::Digest;
     let mut f = std::fs::File::open(path)?;
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut sha256 = sha.then(sha2::Sha256::new);
     let mut buf = vec![0u8; 8 << 20];
     loop {
         let n = f.read(&mut buf)?;
@@ -66,8 +72,19 @@ pub(crate) fn hash_file(path: &Path) -> std::io::Result<String> {
             break;
         }
         hasher.update(&buf[..n]);
+        if let Some(s) = sha256.as_mut() {
+            s.update(&buf[..n]);
+        }
     }
-    Ok(format!("{:032x}", hasher.digest128()))
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    Ok((
+        format!("{:032x}", hasher.digest128()),
+        sha256.map(|s| hex(&s.finalize())),
+    ))
+}
+
+pub(crate) fn hash_file(path: &Path) -> std::io::Result<String> {
+    Ok(hash_file_with(path, false)?.0)
 }
 
 /// The per-user cache directory, `$XDG_CACHE_HOME/mkrefs` or `~/.cache/mkrefs`.
@@ -115,6 +132,7 @@ impl Fingerprints {
                         modified_ns,
                         inode,
                         xxh3: xxh3.clone(),
+                        sha256: None,
                     },
                 );
                 xxh3
@@ -125,6 +143,37 @@ impl Fingerprints {
             modified_ns,
             xxh3,
         })
+    }
+
+    /// The sha256 of `path` (for the run manifest), read only if the cache does not know it
+    /// for this version of the file; the xxh3 is taken in the same read when it is not known
+    /// either. Products a shared ssbdir keeps are then hashed once, not by every run.
+    pub fn sha256(&self, path: &Path) -> Result<String, String> {
+        let fail = |e: std::io::Error| format!("cannot read {} to hash it: {e}", path.display());
+        let (size, modified_ns, inode) = stat(path).map_err(fail)?;
+        let known = self
+            .cache
+            .lock()
+            .expect("fingerprint cache")
+            .get(path)
+            .cloned()
+            .filter(|c| (c.size, c.modified_ns, c.inode) == (size, modified_ns, inode));
+        if let Some(sha) = known.as_ref().and_then(|c| c.sha256.clone()) {
+            return Ok(sha);
+        }
+        let (xxh3, sha256) = hash_file_with(path, true).map_err(fail)?;
+        let sha256 = sha256.expect("asked for");
+        self.cache.lock().expect("fingerprint cache").insert(
+            path.to_path_buf(),
+            Cached {
+                size,
+                modified_ns,
+                inode,
+                xxh3: known.map_or(xxh3, |c| c.xxh3),
+                sha256: Some(sha256.clone()),
+            },
+        );
+        Ok(sha256)
     }
 
     /// Fingerprints of many files, hashed in parallel, in the order given.
