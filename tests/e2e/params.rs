@@ -136,3 +136,72 @@ fn describe_shows_choices_and_ranges() {
         "{bpm:?}"
     );
 }
+
+#[test]
+fn describe_shows_the_effective_value_of_each_parameter_and_where_it_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("extra.yaml");
+    std::fs::write(&extra, "readnoise:\n  method: ramp\n").unwrap();
+    let out = run(mkrefs(dir.path())
+        .args([
+            "-e",
+            "extra.yaml",
+            "--pp",
+            "readnoise",
+            "clipping_sigma",
+            "4",
+        ])
+        .args(["describe", "readnoise"]));
+    assert!(out.ok(), "{out:?}");
+    // The line below each parameter's header line.
+    let effective = |name: &str| {
+        let mut lines = out.stdout.lines();
+        lines
+            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no line for {name}: {out:?}"));
+        lines.next().unwrap().trim().to_string()
+    };
+    assert_eq!(effective("method"), "= \"ramp\"  (from extra.yaml:2)");
+    assert_eq!(
+        effective("clipping_sigma"),
+        "= 4.0  (from command line --pp readnoise clipping_sigma)"
+    );
+    assert_eq!(
+        effective("max_clipping_iters"),
+        "= 3  (the generator's default)"
+    );
+    // A value the generator refuses fails describe as it would fail a run.
+    let bad = run(mkrefs(dir.path())
+        .args(["--pp", "readnoise", "method", "bogus"])
+        .args(["describe", "readnoise"]));
+    assert!(!bad.ok(), "{bad:?}");
+    assert!(bad.stderr.contains("one of stack|ramp"), "{bad:?}");
+}
+
+#[test]
+fn the_dry_run_shows_each_jobs_resolved_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = darks(dir.path());
+    let out = run(mkrefs(dir.path())
+        .args(["-d", "readnoise"])
+        .args(&files)
+        .args(["--readnoise.method", "ramp"]));
+    assert!(out.ok(), "{out:?}");
+    let line = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no line for {name}: {out:?}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        line("method"),
+        "method = \"ramp\" (from command line --readnoise.method)"
+    );
+    assert_eq!(
+        line("group_diff_type"),
+        "group_diff_type = \"independent\" (the generator's default)"
+    );
+}

@@ -51,6 +51,9 @@ pub fn main() -> ExitCode {
     let result = match command {
         Commands::Plugins => commands::plugins::run(&registry, &plugin_dirs),
         Commands::Describe { reflabel } => commands::describe::run(&registry, &global, &reflabel),
+        Commands::Config(cli::ConfigCommand::Template { reflabels, output }) => {
+            commands::template::run(&registry, &global, &reflabels, output.as_deref())
+        }
         Commands::Run(args) => commands::run::run(&registry, &global, &args, &params),
         Commands::Demo(args) => commands::demo::run(&registry, &global, &args),
         Commands::Simulate(args) => commands::simulate::run(&args),

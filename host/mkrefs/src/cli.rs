@@ -92,11 +92,15 @@ pub enum Commands {
     Run(RunArgs),
     /// List every generator: reflabel, reftype, version, bundled or library path.
     Plugins,
-    /// Describe a generator and every parameter it accepts.
+    /// Describe a generator and every parameter it accepts, with the value in effect (after
+    /// -c, -e, -p, --pall, --pp) and where that value came from.
     Describe {
         /// The reflabel (or a reftype configured in default_reflabels).
         reflabel: String,
     },
+    /// Configuration files: `mkrefs config template [REFLABEL...]`.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Simulate a small NIRCam data set and make all four bundled reference files from it.
     Demo(DemoArgs),
     /// Write simulated JWST exposures (uncal ramps and calibrated products) for trying
@@ -127,6 +131,21 @@ pub enum Commands {
     ProbePlugin {
         /// The library file.
         library: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Write a complete, commented configuration: every framework key and every parameter of
+    /// the named generators (default: all), with help, defaults and the values in effect
+    /// (after -c, -e, -p, --pall, --pp). It loads back unchanged with -c.
+    Template {
+        /// Reflabels or reftypes (default: every installed generator).
+        #[arg(value_name = "REFLABEL")]
+        reflabels: Vec<String>,
+        /// Write to this file instead of standard output.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -337,6 +356,7 @@ const SUBCOMMANDS: &[&str] = &[
     "run",
     "plugins",
     "describe",
+    "config",
     "demo",
     "simulate",
     "clean",
@@ -372,7 +392,7 @@ pub fn needs_generators(argv: &[String]) -> bool {
         }
         return matches!(
             arg.as_str(),
-            "run" | "plugins" | "describe" | "demo" | "help"
+            "run" | "plugins" | "describe" | "config" | "demo" | "help"
         );
     }
     false

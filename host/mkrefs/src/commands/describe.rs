@@ -1,8 +1,11 @@
-//! `mkrefs describe <reflabel>`: what a generator does and every parameter it accepts.
+//! `mkrefs describe <reflabel>`: what a generator does and every parameter it accepts, with
+//! the value the configuration (`-c`, `-e`, `-p`, `--pall`, `--pp`) gives it and where that
+//! value came from, as esorex's `--man-page` with a config file does.
 
 use std::process::ExitCode;
 
 use crate::config::constraints::allowed;
+use crate::config::params::ResolvedParam;
 use crate::config::value::{ParamSpec, ParamValue};
 
 use crate::cli::GlobalOptions;
@@ -18,6 +21,12 @@ fn show_default(v: &ParamValue) -> String {
 pub fn run(registry: &Registry, global: &GlobalOptions, label: &str) -> Result<ExitCode, String> {
     let reflabel = resolve_label(registry, global, label);
     let e = registry.get(&reflabel)?;
+    // The effective values: a configuration that does not load, or sets a parameter wrongly,
+    // is an error here as it would be for a run.
+    let settings = crate::commands::run::load_settings(global)?;
+    let effective =
+        crate::config::resolve_params(&e.reflabel, &e.params, settings.section(&e.reflabel), &[])
+            .map_err(|err| err.to_string())?;
     println!(
         "{} (reftype {}), version {}, {}",
         e.reflabel,
@@ -56,8 +65,9 @@ pub fn run(registry: &Registry, global: &GlobalOptions, label: &str) -> Result<E
         e.reflabel, e.reflabel
     );
     let width = e.params.iter().map(|p| p.name.len()).max().unwrap_or(0);
-    for p in &e.params {
+    for (p, value) in e.params.iter().zip(&effective) {
         println!("{}", param_line(p, width));
+        println!("      {}", effective_line(value));
         println!("{}", textwrap(p.help.as_str(), 88, "      "));
         if let Some(long) = allowed(p).filter(|a| a.len() > LONG_ALLOWED) {
             // Spaced so that the list wraps.
@@ -85,6 +95,15 @@ fn param_line(p: &ParamSpec, width: usize) -> String {
     )
 }
 
+/// `= 5.0  (from my.yaml:12)`: the value a run would use and where it came from.
+pub(crate) fn effective_line(r: &ResolvedParam) -> String {
+    let from = match &r.source {
+        crate::config::Provenance::GeneratorDefault(_) => "the generator's default".to_string(),
+        other => format!("from {other}"),
+    };
+    format!("= {}  ({from})", show_default(&r.param.value))
+}
+
 /// A reftype alias (`default_reflabels`) names its reflabel; without a loadable
 /// configuration the word is taken as it is.
 fn resolve_label(registry: &Registry, global: &GlobalOptions, label: &str) -> String {
@@ -106,7 +125,7 @@ fn resolve_label(registry: &Registry, global: &GlobalOptions, label: &str) -> St
 }
 
 /// Wraps text at word boundaries, indenting every line.
-fn textwrap(text: &str, width: usize, indent: &str) -> String {
+pub(crate) fn textwrap(text: &str, width: usize, indent: &str) -> String {
     let mut lines = Vec::new();
     let mut line = String::new();
     for word in text.split_whitespace() {

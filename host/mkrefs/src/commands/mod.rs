@@ -8,3 +8,4 @@ pub mod run;
 pub mod simulate;
 pub mod status;
 pub mod tables;
+pub mod template;

@@ -261,6 +261,15 @@ fn print_dry_run(plan: &RunPlan<'_>) {
             s.entry.origin.describe(),
             s.imtypes.name()
         );
+        let width = s.params.iter().map(|p| p.param.name.len()).max();
+        for p in &s.params {
+            println!(
+                "    {:width$} {}",
+                p.param.name,
+                crate::commands::describe::effective_line(p),
+                width = width.unwrap_or(0)
+            );
+        }
     }
     println!("\nInputs:\n{}", tables::input_table(plan));
     println!("Groups:\n{}", tables::group_table(plan));

@@ -120,6 +120,49 @@ fn scalar_yaml(v: &NodeValue) -> String {
     }
 }
 
+/// A value as one line of YAML in flow style (`[a, b]`, `{k: v}`), which reads back to the
+/// same value: strings that YAML would read as something else, or that break a flow
+/// collection or the line, are double-quoted.
+pub(crate) fn flow_yaml(v: &NodeValue) -> String {
+    flow(v, false)
+}
+
+fn flow(v: &NodeValue, in_collection: bool) -> String {
+    match v {
+        NodeValue::Float(x) if x.is_nan() => ".nan".into(),
+        NodeValue::Float(x) if x.is_infinite() => if *x > 0.0 { ".inf" } else { "-.inf" }.into(),
+        NodeValue::Str(s) => {
+            let plain = serde_yaml::to_string(s).unwrap_or_default();
+            let plain = plain.trim_end();
+            let breaks = plain.contains('\n')
+                || plain.is_empty()
+                || (in_collection && s.contains([',', '[', ']', '{', '}', '#', ':']));
+            match breaks {
+                true => serde_json::to_string(s).unwrap_or_default(),
+                false => plain.to_string(),
+            }
+        }
+        NodeValue::List(items) => {
+            let parts: Vec<String> = items.iter().map(|n| flow(&n.value, true)).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        NodeValue::Map(entries) => {
+            let parts: Vec<String> = entries
+                .iter()
+                .map(|(k, n)| {
+                    format!(
+                        "{}: {}",
+                        flow(&NodeValue::Str(k.clone()), true),
+                        flow(&n.value, true)
+                    )
+                })
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        other => scalar_yaml(other),
+    }
+}
+
 fn write_annotated(node: &Node, indent: usize, out: &mut String) {
     for (key, child) in node.entries() {
         let pad = " ".repeat(indent);

@@ -358,7 +358,7 @@ pub(crate) fn job_for(
         params: sel
             .params
             .iter()
-            .map(|p| JobParam::new(p.name.as_str(), &p.value))
+            .map(|p| JobParam::new(p.param.name.as_str(), &p.param.value))
             .collect(),
         made_from: MadeFrom {
             program: format!(

@@ -3,9 +3,10 @@
 //! (`imtypes`), the calibration state of its inputs (`ssbsteps`) and the intermediate products
 //! it reads (`ssb_save_steps`).
 
+use crate::config::params::ResolvedParam;
 use crate::config::provenance::Provenance;
 use crate::config::settings::ReflabelSection;
-use crate::config::value::{Param, ParamSpec};
+use crate::config::value::ParamSpec;
 use crate::config::{self, CliParam, Settings};
 use crate::inputs::group::ImTypes;
 use crate::plan::options::plain_name;
@@ -21,7 +22,8 @@ pub(crate) struct Selected<'r> {
     pub steps: Vec<Step>,
     /// What the generator reads of each input's products (`ssb_save_steps`).
     pub save: Vec<ProductUse>,
-    pub params: Vec<Param>,
+    /// Each parameter's value and where it came from (the dry run shows both).
+    pub params: Vec<ResolvedParam>,
 }
 
 /// The positional words: the generators they name, and the rest (input files, directories,
@@ -107,7 +109,7 @@ pub(crate) fn resolve_params(
     settings: &Settings,
     generators: &[(String, &Entry)],
     cli_params: &[CliParam],
-) -> Result<Vec<Vec<Param>>, String> {
+) -> Result<Vec<Vec<ResolvedParam>>, String> {
     let specs: Vec<(&str, &[ParamSpec])> = generators
         .iter()
         .map(|(r, e)| (r.as_str(), e.params.as_slice()))
@@ -122,10 +124,8 @@ pub(crate) fn resolve_params(
                 .filter(|(r, _)| r == reflabel)
                 .map(|(_, p)| p.clone())
                 .collect();
-            let resolved =
-                config::resolve_params(reflabel, &entry.params, settings.section(reflabel), &cli)
-                    .map_err(|e| e.to_string())?;
-            Ok(resolved.into_iter().map(|r| r.param).collect())
+            config::resolve_params(reflabel, &entry.params, settings.section(reflabel), &cli)
+                .map_err(|e| e.to_string())
         })
         .collect()
 }
@@ -168,7 +168,7 @@ pub(crate) fn configure<'r>(
     entry: &'r Entry,
     settings: &Settings,
     instrument: Instrument,
-    params: Vec<Param>,
+    params: Vec<ResolvedParam>,
 ) -> Result<Selected<'r>, String> {
     // Both become directory and file names below the run directory.
     plain_name(&entry.reflabel, "reflabel")?;
