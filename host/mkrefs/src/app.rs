@@ -6,6 +6,7 @@ use crate::cli::{self, Cli, Commands, RunJobArgs};
 use crate::commands;
 use crate::exec::batch::{self, Kind};
 use crate::logging;
+use crate::registry::executable::python_for_scripts;
 use crate::registry::{Fallback, Registry, plugin_search_path};
 
 pub fn main() -> ExitCode {
@@ -23,7 +24,8 @@ pub fn main() -> ExitCode {
     let cli_dirs = cli::prescan_plugin_dirs(&argv);
     let plugin_dirs = plugin_search_path(&cli_dirs);
     let registry = if cli::needs_generators(&argv) {
-        Registry::discover(&plugin_dirs, &cli_dirs)
+        let python = python_for_scripts(cli::prescan_cfgfile(&argv).as_deref());
+        Registry::discover(&plugin_dirs, &cli_dirs, &python)
     } else {
         Registry::empty()
     };

@@ -512,6 +512,26 @@ pub fn prescan_plugin_dirs(argv: &[String]) -> Vec<PathBuf> {
     dirs
 }
 
+/// The `-c/--cfgfile` of the command line, read before the full parse (as
+/// [`prescan_plugin_dirs`]) for what discovery needs from the configuration.
+pub fn prescan_cfgfile(argv: &[String]) -> Option<PathBuf> {
+    let mut found = None;
+    let mut it = argv.iter().skip(1);
+    while let Some(arg) = it.next() {
+        if arg == "--" {
+            break;
+        }
+        if arg == "-c" || arg == "--cfgfile" {
+            found = it.next().map(PathBuf::from);
+        } else if let Some(v) = arg.strip_prefix("--cfgfile=") {
+            found = Some(PathBuf::from(v));
+        } else if let Some(v) = arg.strip_prefix("-c").filter(|v| !v.is_empty()) {
+            found = Some(PathBuf::from(v.strip_prefix('=').unwrap_or(v)));
+        }
+    }
+    found
+}
+
 fn param_arg_id(reflabel: Option<&str>, name: &str) -> String {
     match reflabel {
         Some(r) => format!("param:{r}.{name}"),

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::child::{Done, JobIdentity, create_parent, ffi, finish, limit_threads};
+use crate::child::{Done, JobIdentity, create_parent, ffi, finish, limit_threads, program};
 use crate::exec::jobfile::{JobFile, JobSpec};
 
 /// Runs the job and returns the process exit status.
@@ -40,7 +40,10 @@ fn generate(spec: &JobSpec, threads: usize) -> Result<Done, String> {
         )
     })?;
     create_parent(&spec.output)?;
-    let report = ffi::call_generator(spec, threads)?;
+    let report = match &spec.program {
+        Some(run) => program::call_program(spec, run, threads)?,
+        None => ffi::call_generator(spec, threads)?,
+    };
     if !spec.output.is_file() {
         return Err(format!(
             "generator '{}' reported success but wrote no {}",

@@ -9,6 +9,7 @@ pub(crate) mod calibrate;
 pub(crate) mod combine;
 mod ffi;
 pub(crate) mod generate;
+mod program;
 
 pub(crate) use ffi::probe_library;
 

@@ -114,6 +114,7 @@ fn combine_job(
         reftype: f.reftype.to_string(),
         detector: f.detector.to_string(),
         library: None,
+        program: None,
         output: layout.final_file(name),
         log: with_ext(&base, "log"),
         report: with_ext(&base, "report.json"),

@@ -847,6 +847,7 @@ mod tests {
                 reftype: "X".into(),
                 detector: "NRCA1".into(),
                 library: None,
+                program: None,
                 output: p.with_extension("fits"),
                 log: p.with_extension("log"),
                 report: p.with_extension("report.json"),

@@ -24,8 +24,12 @@ pub struct JobSpec {
     pub reflabel: String,
     pub reftype: String,
     pub detector: String,
-    /// The drop-in library the generator comes from; `None` for a bundled generator.
+    /// The drop-in the generator comes from (a library, or a program when `program` is set);
+    /// `None` for a bundled generator.
     pub library: Option<PathBuf>,
+    /// Set when `library` is a generator program (`registry::executable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<ProgramRun>,
     pub output: PathBuf,
     pub log: PathBuf,
     pub report: PathBuf,
@@ -38,6 +42,13 @@ pub struct JobSpec {
     pub params: Vec<JobParam>,
     /// The generator (`<reflabel> <version>`) and what the job read.
     pub made_from: MadeFrom,
+}
+
+/// How a generator program is started.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ProgramRun {
+    /// The Python that runs a `.py` program; `None`: the program runs itself.
+    pub interpreter: Option<PathBuf>,
 }
 
 /// What a job's output is made from, besides its parameters.

@@ -229,7 +229,9 @@ fn probe(library: &Path) -> Result<(), ProbeFailure> {
 
 /// Waits for the child (at most [`PROBE_TIMEOUT`], then kills it: `None`), reading its
 /// output meanwhile so a chatty library cannot fill the pipe and stall.
-fn wait_collecting(child: &mut Child) -> std::io::Result<(Option<ExitStatus>, String, String)> {
+pub(crate) fn wait_collecting(
+    child: &mut Child,
+) -> std::io::Result<(Option<ExitStatus>, String, String)> {
     let read_all = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut text = String::new();

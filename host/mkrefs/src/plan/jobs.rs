@@ -8,8 +8,8 @@ use crate::config::Backend;
 use crate::config::value::header_json;
 use crate::exec::executor::{PreparedJob, Work};
 use crate::exec::jobfile::{
-    CalibrationSpec, JOB_FORMAT, JobInput, JobParam, JobProduct, JobSpec, MadeFrom, SavedProduct,
-    StepReference, StrunCrds,
+    CalibrationSpec, JOB_FORMAT, JobInput, JobParam, JobProduct, JobSpec, MadeFrom, ProgramRun,
+    SavedProduct, StepReference, StrunCrds,
 };
 use crate::inputs::group::CmdGroup;
 use crate::inputs::read::InputRow;
@@ -18,6 +18,7 @@ use crate::plan::select::Selected;
 use crate::prep::jobs::{CalibrationJob, RefChoice};
 use crate::prep::state::{self, ResolvedInput};
 use crate::prep::steps::{Instrument, Step};
+use crate::registry::Origin;
 
 /// How calibration jobs run: the instrument, the backend and, for jwst, its program and CRDS.
 pub(crate) struct CalibrationRun<'a> {
@@ -349,6 +350,12 @@ pub(crate) fn job_for(
         reftype: sel.entry.reftype.clone(),
         detector: g.group.detector.clone(),
         library: sel.entry.origin.library().map(Path::to_path_buf),
+        program: match &sel.entry.origin {
+            Origin::Executable { interpreter, .. } => Some(ProgramRun {
+                interpreter: interpreter.clone(),
+            }),
+            _ => None,
+        },
         output: with_ext(&outbase, "fits"),
         log: with_ext(&outbase, "log"),
         report: with_ext(&outbase, "report.json"),
@@ -416,6 +423,7 @@ mod tests {
                 reftype: reftype.into(),
                 detector: detector.into(),
                 library: None,
+                program: None,
                 output: with_ext(&base, "fits"),
                 log: with_ext(&base, "log"),
                 report: with_ext(&base, "report.json"),

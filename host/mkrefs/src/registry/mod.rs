@@ -1,9 +1,15 @@
-//! Discovery of generators: the bundled ones (linked in, registered through inventory) and
-//! drop-in libraries named `libmkref_<label>.so` on the plugin search path. Both are read
-//! through the same ABI trait object, once, into plain host types ([`Entry`]), so the rest of
-//! the host has one code path and never sees the ABI (the job child calls the generator).
-//! A drop-in is loaded here only after it loaded in a child process (`exec::probe`): one that
-//! aborts or crashes while loading is reported and skipped instead of ending mkrefs.
+//! Discovery of generators: the bundled ones (linked in, registered through inventory),
+//! drop-in libraries named `libmkref_<label>.so` and generator programs named
+//! `mkref_<label>` or `mkref_<label>.py` ([`executable`]) on the plugin search path. All are
+//! read once into plain host types ([`Entry`]), so the rest of the host has one code path and
+//! never sees the ABI (the job child calls the generator). A drop-in library is loaded here
+//! only after it loaded in a child process (`exec::probe`): one that aborts or crashes while
+//! loading is reported and skipped instead of ending mkrefs.
+
+mod entry;
+pub(crate) mod executable;
+
+pub use entry::{CombineDecl, Entry, GeneratorInfo, Origin};
 
 use std::path::{Path, PathBuf};
 
@@ -22,72 +28,33 @@ use mkref_dark as _;
 use mkref_readnoise as _;
 use mkref_superbias as _;
 
-/// Where a generator comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    Bundled,
-    Library(PathBuf),
-}
-
-impl Origin {
-    pub fn describe(&self) -> String {
-        match self {
-            Origin::Bundled => "bundled".to_string(),
-            Origin::Library(p) => p.display().to_string(),
-        }
+/// A bundled or drop-in library's generator, read through the ABI once.
+fn library_entry(
+    generator: &GeneratorBox,
+    constraints: &[abi::ParamConstraints],
+    origin: Origin,
+) -> Entry {
+    let info = generator.info();
+    Entry {
+        reflabel: generator.reflabel().into(),
+        reftype: generator.reftype().into(),
+        info: GeneratorInfo {
+            description: info.description.into(),
+            version: info.version.into(),
+            default_imtypes: info.default_imtypes.into(),
+            default_ssbsteps: info.default_ssbsteps.into(),
+            default_ssb_save_steps: info.default_ssb_save_steps.into(),
+        },
+        params: param_specs(generator, constraints),
+        origin,
+        combine: None,
     }
-
-    pub fn library(&self) -> Option<&Path> {
-        match self {
-            Origin::Bundled => None,
-            Origin::Library(p) => Some(p),
-        }
-    }
 }
 
-/// What a generator says about itself (`info` of the ABI).
-#[derive(Debug, Clone)]
-pub struct GeneratorInfo {
-    pub description: String,
-    pub version: String,
-    pub default_imtypes: String,
-    pub default_ssbsteps: String,
-    pub default_ssb_save_steps: String,
-}
-
-/// A usable generator, its metadata read once.
-pub struct Entry {
-    pub origin: Origin,
-    pub reflabel: String,
-    pub reftype: String,
-    pub info: GeneratorInfo,
-    pub params: Vec<ParamSpec>,
-    /// How its files combine in the final stage (plugin-api 1.2); `None`: the host's rule for
-    /// the reftype.
-    pub combine: Option<abi::CombineRule>,
-}
-
-impl Entry {
-    fn new(
-        generator: &GeneratorBox,
-        constraints: &[abi::ParamConstraints],
-        origin: Origin,
-    ) -> Entry {
-        let info = generator.info();
-        Entry {
-            reflabel: generator.reflabel().into(),
-            reftype: generator.reftype().into(),
-            info: GeneratorInfo {
-                description: info.description.into(),
-                version: info.version.into(),
-                default_imtypes: info.default_imtypes.into(),
-                default_ssbsteps: info.default_ssbsteps.into(),
-                default_ssb_save_steps: info.default_ssb_save_steps.into(),
-            },
-            params: param_specs(generator, constraints),
-            origin,
-            combine: None,
-        }
+fn combine_decl(rule: &abi::CombineRule) -> CombineDecl {
+    CombineDecl {
+        method: rule.method.to_string(),
+        dq_min: rule.dq_min,
     }
 }
 
@@ -175,6 +142,8 @@ pub enum Fallback {
 #[derive(Debug, Clone)]
 pub struct BrokenLibrary {
     pub path: PathBuf,
+    /// "plugin library" or "generator program", for messages.
+    pub what: &'static str,
     /// The reflabel its file name promises (`libmkref_<label>.so`).
     pub reflabel: String,
     pub reason: String,
@@ -186,29 +155,31 @@ pub struct BrokenLibrary {
 impl BrokenLibrary {
     /// The one log line about it.
     pub fn message(&self) -> String {
-        let (path, label) = (self.path.display(), &self.reflabel);
+        let (path, label, what) = (self.path.display(), &self.reflabel, self.what);
         match self.fallback {
-            Fallback::None => format!("skipping plugin library {path}: {}", self.reason),
+            Fallback::None => format!("skipping {what} {path}: {}", self.reason),
             Fallback::Bundled => format!(
-                "plugin library {path} failed to load ({}); the bundled {label} runs instead",
+                "{what} {path} failed to load ({}); the bundled {label} runs instead",
                 self.reason
             ),
             Fallback::Refused => format!(
-                "plugin library {path} failed to load ({}); it is in a --plugin-dir directory, \
-                 so it replaces the bundled {label}, and runs of {label} fail until the library \
-                 is fixed or removed (or the directory is left out)",
+                "{what} {path} failed to load ({}); it is in a --plugin-dir directory, so it \
+                 replaces the bundled {label}, and runs of {label} fail until it is fixed or \
+                 removed (or the directory is left out)",
                 self.reason
             ),
         }
     }
 }
 
-/// A drop-in library found on the search path, not yet loaded.
+/// A drop-in found on the search path, not yet loaded.
 struct Candidate {
     path: PathBuf,
     label: String,
     /// In a directory given with `--plugin-dir`.
     explicit: bool,
+    /// A generator program rather than a library.
+    program: bool,
 }
 
 /// All generators known to this process.
@@ -261,21 +232,22 @@ impl Registry {
         }
     }
 
-    /// Bundled generators, then drop-ins from `dirs` in order. The first library for a
-    /// reflabel wins over later ones; a library replaces a bundled generator, with a warning.
-    /// Libraries in `explicit` directories (`--plugin-dir`) that fail to load are refused
-    /// rather than replaced by the bundled generator of their name.
-    pub fn discover(dirs: &[PathBuf], explicit: &[PathBuf]) -> Registry {
+    /// Bundled generators, then drop-ins from `dirs` in order. The first drop-in for a
+    /// reflabel wins over later ones; a drop-in replaces a bundled generator, with a warning.
+    /// Drop-ins in `explicit` directories (`--plugin-dir`) that fail to load are refused
+    /// rather than replaced by the bundled generator of their name. `python` runs `.py`
+    /// generator programs.
+    pub fn discover(dirs: &[PathBuf], explicit: &[PathBuf], python: &Path) -> Registry {
         let mut registry = Registry::empty();
         let rules = bundled_combine_rules();
         for made in bundled_generators_with_constraints() {
             match made {
                 Ok((g, c)) => {
-                    let mut entry = Entry::new(&g, &c, Origin::Bundled);
+                    let mut entry = library_entry(&g, &c, Origin::Bundled);
                     entry.combine = rules
                         .iter()
                         .find(|(reflabel, _)| *reflabel == entry.reflabel)
-                        .map(|(_, rule)| rule.clone());
+                        .map(|(_, rule)| combine_decl(rule));
                     registry.entries.push(entry);
                 }
                 Err(e) => registry
@@ -283,12 +255,21 @@ impl Registry {
                     .push(format!("a bundled generator could not be created: {e}")),
             }
         }
-        let candidates = registry.candidates(dirs, explicit);
-        let paths: Vec<PathBuf> = candidates.iter().map(|c| c.path.clone()).collect();
-        for (candidate, probed) in candidates.into_iter().zip(probe_libraries(&paths)) {
+        let (programs, libraries): (Vec<Candidate>, Vec<Candidate>) = registry
+            .candidates(dirs, explicit)
+            .into_iter()
+            .partition(|c| c.program);
+        let paths: Vec<PathBuf> = libraries.iter().map(|c| c.path.clone()).collect();
+        for (candidate, probed) in libraries.into_iter().zip(probe_libraries(&paths)) {
             match probed {
                 Ok(()) => registry.add_library(candidate),
                 Err(failure) => registry.add_broken(candidate, failure.reason, failure.detail),
+            }
+        }
+        for candidate in programs {
+            match executable::describe(&candidate.path, python) {
+                Ok(entry) => registry.add_entry(candidate, entry),
+                Err((reason, detail)) => registry.add_broken(candidate, reason, detail),
             }
         }
         registry.entries.sort_by(|a, b| a.reflabel.cmp(&b.reflabel));
@@ -306,8 +287,12 @@ impl Registry {
             let mut files: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
             files.sort();
             for path in files {
-                let Some(label) = library_reflabel(&path) else {
-                    continue;
+                let (label, program) = match library_reflabel(&path) {
+                    Some(label) => (label, false),
+                    None => match executable::executable_reflabel(&path) {
+                        Some(label) => (label, true),
+                        None => continue,
+                    },
                 };
                 if let Some(first) = out.iter().find(|c| c.label == label) {
                     self.warnings.push(format!(
@@ -321,6 +306,7 @@ impl Registry {
                     path,
                     label,
                     explicit: explicit.contains(dir),
+                    program,
                 });
             }
         }
@@ -339,6 +325,10 @@ impl Registry {
             (true, true) => Fallback::Refused,
         };
         self.broken.push(BrokenLibrary {
+            what: match candidate.program {
+                true => "generator program",
+                false => "plugin library",
+            },
             path: candidate.path,
             reflabel: candidate.label,
             reason,
@@ -367,19 +357,30 @@ impl Registry {
                 return self.add_broken(candidate, e.to_string(), detail);
             }
         };
-        let mut entry = Entry::new(
+        let mut entry = library_entry(
             &generator,
             &constraints,
             Origin::Library(candidate.path.clone()),
         );
-        entry.combine = combine;
+        entry.combine = combine.as_ref().map(combine_decl);
+        self.add_entry(candidate, entry);
+    }
+
+    /// Adds a loaded drop-in whose generator calls itself as its file name says.
+    fn add_entry(&mut self, candidate: Candidate, entry: Entry) {
         if entry.reflabel != candidate.label {
+            let name = match candidate.program {
+                true => format!("mkref_{}", entry.reflabel),
+                false => format!(
+                    "{}mkref_{}{}",
+                    std::env::consts::DLL_PREFIX,
+                    entry.reflabel,
+                    std::env::consts::DLL_SUFFIX
+                ),
+            };
             let reason = format!(
-                "its generator calls itself '{}'; rename the file to {}mkref_{}{}",
-                entry.reflabel,
-                std::env::consts::DLL_PREFIX,
-                entry.reflabel,
-                std::env::consts::DLL_SUFFIX
+                "its generator calls itself '{}'; rename the file to {name}",
+                entry.reflabel
             );
             return self.add_broken(candidate, reason, String::new());
         }
@@ -431,7 +432,8 @@ impl Registry {
         }
         if let Some(b) = self.broken.iter().find(|b| b.reflabel == reflabel) {
             return Err(format!(
-                "generator '{reflabel}': library {} {}",
+                "generator '{reflabel}': {} {} {}",
+                b.what,
                 b.path.display(),
                 b.reason
             ));
@@ -445,8 +447,9 @@ impl Registry {
             .map(|(_, k)| format!(" (did you mean '{k}'?)"))
             .unwrap_or_default();
         Err(format!(
-            "no generator '{reflabel}'{suggestion}; available: {}. Drop-in libraries are \
-             looked for as {}mkref_<reflabel>{} on the plugin path (see `mkrefs plugins`)",
+            "no generator '{reflabel}'{suggestion}; available: {}. Drop-ins are looked for as \
+             libraries {}mkref_<reflabel>{} and programs mkref_<reflabel>[.py] on the plugin \
+             path (see `mkrefs plugins`)",
             known.join(", "),
             std::env::consts::DLL_PREFIX,
             std::env::consts::DLL_SUFFIX
@@ -464,8 +467,9 @@ mod tests {
             path: PathBuf::from(format!("/p/libmkref_{label}.so")),
             label: label.to_string(),
             explicit,
+            program: false,
         };
-        let mut from_path = Registry::discover(&[], &[]);
+        let mut from_path = Registry::discover(&[], &[], Path::new("python3"));
         from_path.add_broken(
             candidate("readnoise", false),
             "broken".into(),
@@ -479,7 +483,7 @@ mod tests {
                 .ends_with("failed to load (broken); the bundled readnoise runs instead")
         );
 
-        let mut asked = Registry::discover(&[], &[]);
+        let mut asked = Registry::discover(&[], &[], Path::new("python3"));
         asked.add_broken(candidate("readnoise", true), "broken".into(), String::new());
         let refused = asked.get("readnoise").err().unwrap();
         assert!(refused.contains("/p/libmkref_readnoise.so"), "{refused}");
@@ -506,7 +510,7 @@ mod tests {
 
     #[test]
     fn bundled_generators_declare_their_choices_and_ranges() {
-        let registry = Registry::discover(&[], &[]);
+        let registry = Registry::discover(&[], &[], Path::new("python3"));
         let readnoise = registry.get("readnoise").unwrap();
         let find = |name: &str| readnoise.params.iter().find(|p| p.name == name).unwrap();
         assert_eq!(find("method").constraints.choices, ["stack", "ramp"]);
