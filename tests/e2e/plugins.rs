@@ -437,7 +437,9 @@ fn a_library_that_aborts_when_loaded_costs_only_its_own_line() {
         .args(["--outrootdir", "out2"]));
     assert_eq!(chosen.status.code(), Some(1), "{chosen:?}");
     assert!(
-        chosen.stderr.contains("generator 'aborting': plugin library"),
+        chosen
+            .stderr
+            .contains("generator 'aborting': plugin library"),
         "{chosen:?}"
     );
     assert!(chosen.stderr.contains("SIGABRT"), "{chosen:?}");
