@@ -42,6 +42,8 @@ cargo test --release --locked -p mkref-bpm --test detection --test darks_detecti
 # native engine, the same + jwst, SELF superbias/readnoise + native) on a 512x512 subarray; jwst's
 # products are kept in target/detection-chains, so only the first run on a machine runs jwst.
 cargo test --release --locked -p mkrefs-e2e --test detection_chains -- --ignored --nocapture
+# TMT IRIS at its full 4096x4096: the bad-pixel search from 2 darks + 2 flats under 2 GB.
+cargo test --release --locked -p mkrefs-e2e --test iris -- --ignored --nocapture
 
 echo "== the README's first command (cargo run --release -- demo), into target/readme-demo"
 rm -rf target/readme-demo

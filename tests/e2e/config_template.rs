@@ -21,7 +21,7 @@ fn the_default_template_round_trips_and_documents_every_parameter() {
     // Every framework section and every bundled generator's section, every parameter with
     // its help line.
     for key in [
-        "\ninstrument: NIRCam\n",
+        "\ninstrument: null\n",
         "\ninputfiles:\n",
         "\noutput:\n",
         "\ncalibration:\n",

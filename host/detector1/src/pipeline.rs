@@ -373,8 +373,9 @@ fn names(v: &[StepName]) -> String {
 /// The instrument of INSTRUME, which decides the steps and their order.
 fn instrument_of(header: &Header) -> Result<Instrument, String> {
     match header.get_str("INSTRUME") {
-        Some(v) => Instrument::from_header(v)
-            .ok_or_else(|| format!("INSTRUME = {v:?} is not a JWST instrument this engine knows")),
+        Some(v) => Instrument::from_header(v).ok_or_else(|| {
+            format!("INSTRUME = {v:?} has no instrument profile (README, Instrument profiles)")
+        }),
         None => Err(
             "the primary header has no INSTRUME, which decides the pipeline's steps and \
                      their order"

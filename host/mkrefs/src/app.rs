@@ -23,6 +23,7 @@ pub fn main() -> ExitCode {
     // children never load a drop-in.
     let cli_dirs = cli::prescan_plugin_dirs(&argv);
     let plugin_dirs = plugin_search_path(&cli_dirs);
+    profiles_beside_drop_ins(&plugin_dirs);
     let registry = if cli::needs_generators(&argv) {
         let python = python_for_scripts(cli::prescan_cfgfile(&argv).as_deref());
         Registry::discover(&plugin_dirs, &cli_dirs, &python)
@@ -89,9 +90,32 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Adds the plugin directories to `$MKREFS_PROFILE_PATH`, so instrument profiles beside the
+/// drop-ins are read, here and in every job child (which inherit the variable).
+fn profiles_beside_drop_ins(plugin_dirs: &[std::path::PathBuf]) {
+    use mkrefs_support::profile::PROFILE_PATH_VAR;
+    let mut path: Vec<std::path::PathBuf> = std::env::var_os(PROFILE_PATH_VAR)
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    path.extend(
+        plugin_dirs
+            .iter()
+            .filter(|d| !path.contains(d))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    if let Ok(joined) = std::env::join_paths(&path) {
+        // SAFETY: called at the start of main, before any thread is started.
+        unsafe { std::env::set_var(PROFILE_PATH_VAR, joined) };
+    }
+}
+
 /// Logs what discovering the generators found wrong: a library that was meant to replace a
 /// bundled generator and failed is an error, the rest warnings.
 fn report_discovery(registry: &Registry) {
+    for w in mkrefs_support::profile::profile_warnings() {
+        tracing::warn!("{w}");
+    }
     for w in registry.warnings() {
         tracing::warn!("{w}");
     }

@@ -312,14 +312,16 @@ pub struct SimulateArgs {
     /// Number of flat exposures.
     #[arg(long, default_value_t = 0, env = "MKREFS_SIMULATE_FLATS")]
     pub flats: usize,
-    /// Frame size in pixels: the detector's full size is the full frame; smaller sizes are a
-    /// square subarray at the detector corner (NIRCam names: SUB640, SUB320, SUB160, SUB64P).
-    #[arg(long, default_value_t = 2048, env = "MKREFS_SIMULATE_SIZE")]
-    pub size: usize,
+    /// Frame size in pixels: the detector's full size (the default: 2048 for NIRCam, 4096 for
+    /// IRIS1, from its instrument profile) is the full frame; smaller sizes are a square
+    /// subarray at the detector corner (NIRCam names: SUB640, SUB320, SUB160, SUB64P).
+    #[arg(long, env = "MKREFS_SIMULATE_SIZE")]
+    pub size: Option<usize>,
     #[arg(long, default_value_t = 2, env = "MKREFS_SIMULATE_NINTS")]
     pub nints: usize,
     #[arg(long, default_value_t = 10, env = "MKREFS_SIMULATE_NGROUPS")]
     pub ngroups: usize,
+    /// A DETECTOR value of any instrument profile (NRCA1, NRS1, MIRIMAGE, IRIS1, ...).
     #[arg(long, default_value = "NRCA1", env = "MKREFS_SIMULATE_DETECTOR")]
     pub detector: String,
     #[arg(long, default_value_t = 1, env = "MKREFS_SIMULATE_SEED")]

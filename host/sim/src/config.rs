@@ -30,20 +30,15 @@ impl Kind {
         }
     }
 
-    /// EXP_TYPE the real pipeline writes for this kind on `instrument`.
+    /// EXP_TYPE the real pipeline writes for this kind on `instrument`: the first of its
+    /// profile's dark or flat EXP_TYPEs.
     pub fn exp_type(self, instrument: Instrument) -> &'static str {
-        match (instrument, self) {
-            (Instrument::NirCam, Kind::Dark) => "NRC_DARK",
-            (Instrument::NirCam, Kind::Flat) => "NRC_FLAT",
-            (Instrument::NirIss, Kind::Dark) => "NIS_DARK",
-            (Instrument::NirIss, Kind::Flat) => "NIS_LAMP",
-            (Instrument::NirSpec, Kind::Dark) => "NRS_DARK",
-            (Instrument::NirSpec, Kind::Flat) => "NRS_LAMP",
-            (Instrument::Fgs, Kind::Dark) => "FGS_DARK",
-            (Instrument::Fgs, Kind::Flat) => "FGS_INTFLAT",
-            (Instrument::Miri, Kind::Dark) => "MIR_DARKIMG",
-            (Instrument::Miri, Kind::Flat) => "MIR_FLATIMAGE",
-        }
+        let p = instrument.profile();
+        let list = match self {
+            Kind::Dark => &p.dark_exp_types,
+            Kind::Flat => &p.flat_exp_types,
+        };
+        list.first().map_or("N/A", String::as_str)
     }
 }
 

@@ -334,7 +334,9 @@ fn optical_keys(r: &Resolved, kind: Kind) -> Vec<(&'static str, &'static str)> {
             Kind::Dark => vec![("FILTER", "OPAQUE")],
             Kind::Flat => vec![("FILTER", "F560W")],
         },
-        Instrument::Fgs => vec![],
+        // IRIS's filters as its datamodel schemas list them.
+        Instrument::Iris => vec![("FILTER", "K")],
+        _ => vec![],
     }
 }
 
@@ -357,7 +359,7 @@ fn primary_keys(
     let mut keys = vec![
         ("DATE", s(&format!("{date_end}T{time_end}")), "file date"),
         ("ORIGIN", s("mkrefs simulator"), "simulated data"),
-        ("TELESCOP", s("JWST"), ""),
+        ("TELESCOP", s(r.det.instrument.telescope()), ""),
         ("INSTRUME", s(r.det.instrument.name()), ""),
         ("DETECTOR", s(r.det.name), ""),
         ("PROGRAM", s(&format!("{:05}", cfg.program)), ""),

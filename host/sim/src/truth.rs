@@ -265,7 +265,7 @@ impl Truth {
         let tgroup = r.tgroup(cfg);
         let spread_rtn = cfg.telegraph_switch_prob.0 != cfg.telegraph_switch_prob.1;
         let keys: Vec<(&str, HeaderValue, &str)> = vec![
-            ("TELESCOP", "JWST".into(), "simulated"),
+            ("TELESCOP", r.det.instrument.telescope().into(), "simulated"),
             ("INSTRUME", r.det.instrument.name().into(), ""),
             ("DETECTOR", r.det.name.into(), ""),
             ("SUBARRAY", r.sub.name.as_str().into(), ""),

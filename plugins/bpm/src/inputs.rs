@@ -54,8 +54,9 @@ impl Geometry {
         let name = text("SUBARRAY")?;
         let det = detector_info(&detector).ok_or_else(|| {
             GeneratorError::invalid_input(format!(
-                "{}: unknown DETECTOR {detector}; bpm knows the JWST detectors (NRCA1..NRCBLONG, \
-                 NRS1, NRS2, NIS, GUIDER1, GUIDER2, MIRIMAGE, MIRIFULONG, MIRIFUSHORT)",
+                "{}: unknown DETECTOR {detector}; no instrument profile has it (README, Instrument \
+                 profiles: NRCA1..NRCBLONG, NRS1, NRS2, NIS, GUIDER1, GUIDER2, MIRIMAGE, \
+                 MIRIFULONG, MIRIFUSHORT, IRIS1 are bundled)",
                 path.display()
             ))
         })?;

@@ -29,7 +29,8 @@ pub struct FlatOutcome {
     pub maps: FlatMaps,
     /// DEAD, LOW_QE, OPEN, ADJ_OPEN (with DO_NOT_USE per flat_do_not_use), full window.
     pub dq: Vec<u32>,
-    /// Science-region mean image.
+    /// Science-region mean image; empty unless plots are asked for (as the maps' float
+    /// images).
     pub mean: Vec<f64>,
     pub flux_check_cleared: Option<usize>,
 }
@@ -390,6 +391,16 @@ fn flat_side(
         count(&maps.open),
         count(&maps.adj_open)
     ));
+    // The float images serve only the plots; without them they would sit through the dark
+    // search (400 MB at 4096x4096).
+    let mean = match s.plot {
+        true => mean,
+        false => {
+            maps.normalization_image = Vec::new();
+            maps.normalized = Vec::new();
+            Vec::new()
+        }
+    };
     Ok(FlatOutcome {
         dq: g.pad(&sci_dq, 0),
         maps,

@@ -358,7 +358,8 @@ fn instrument_of(first: &FitsDark) -> Result<Instrument, GeneratorError> {
     let name = first.ramp.key("INSTRUME").unwrap_or_default();
     Instrument::from_header(&name).ok_or_else(|| {
         GeneratorError::invalid_input(format!(
-            "{}: INSTRUME is '{name}', not a JWST instrument",
+            "{}: INSTRUME is '{name}', which has no instrument profile (README, Instrument \
+             profiles)",
             first.ramp.path.display()
         ))
     })

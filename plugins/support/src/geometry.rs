@@ -8,55 +8,93 @@
 
 use std::fmt;
 
-/// The JWST instruments, as in the INSTRUME keyword.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Instrument {
-    NirCam,
-    NirIss,
-    NirSpec,
-    Miri,
-    Fgs,
+use crate::pipeline_steps::Step;
+pub use crate::profile::Flip;
+use crate::profile::{Family, Profile, profiles};
+
+/// An instrument: a handle to its profile ([`crate::profile`]). The JWST instruments and TMT
+/// IRIS have constants, in the order of the bundled profiles; an instrument of a user's
+/// profile is found by name ([`Instrument::from_header`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Instrument(u16);
+
+#[allow(non_upper_case_globals)]
+impl Instrument {
+    pub const NirCam: Instrument = Instrument(0);
+    pub const NirIss: Instrument = Instrument(1);
+    pub const NirSpec: Instrument = Instrument(2);
+    pub const Miri: Instrument = Instrument(3);
+    pub const Fgs: Instrument = Instrument(4);
+    pub const Iris: Instrument = Instrument(5);
 }
 
 impl Instrument {
-    /// Parse an INSTRUME value, case-insensitively (`NIRCAM`, `NIRCam`, `nircam`, ...).
+    /// The instrument an INSTRUME value (or a configured name such as `NIRCam`) names,
+    /// case-insensitively; `None` when no profile has it.
     pub fn from_header(value: &str) -> Option<Instrument> {
-        let v = value.trim().to_ascii_uppercase();
-        Some(match v.as_str() {
-            "NIRCAM" => Instrument::NirCam,
-            "NIRISS" => Instrument::NirIss,
-            "NIRSPEC" => Instrument::NirSpec,
-            "MIRI" => Instrument::Miri,
-            "FGS" => Instrument::Fgs,
-            _ => return None,
-        })
+        profiles()
+            .iter()
+            .position(|p| p.is_named(value))
+            .map(|i| Instrument(i as u16))
+    }
+
+    /// Its profile.
+    pub fn profile(self) -> &'static Profile {
+        &profiles()[self.0 as usize]
+    }
+
+    /// Every instrument with a profile, in order.
+    pub fn all() -> impl Iterator<Item = Instrument> {
+        (0..profiles().len()).map(|i| Instrument(i as u16))
     }
 
     /// The INSTRUME value written to FITS (upper case).
     pub fn name(self) -> &'static str {
-        match self {
-            Instrument::NirCam => "NIRCAM",
-            Instrument::NirIss => "NIRISS",
-            Instrument::NirSpec => "NIRSPEC",
-            Instrument::Miri => "MIRI",
-            Instrument::Fgs => "FGS",
-        }
+        &self.profile().instrument
     }
 
-    /// Near-infrared (HgCdTe, 2048×2048 with a 4-pixel reference border): everything but MIRI.
+    /// The TELESCOP value of its files.
+    pub fn telescope(self) -> &'static str {
+        &self.profile().telescope
+    }
+
+    /// Near-infrared (a reference-pixel border on all four sides): everything but MIRI.
     pub fn is_nir(self) -> bool {
-        self != Instrument::Miri
+        self.profile().family == Family::NearInfrared
     }
 
     /// The prefix of this instrument's EXP_TYPE values (`NRC_DARK`, `MIR_FLATIMAGE`, ...).
     pub fn exp_type_prefix(self) -> &'static str {
-        match self {
-            Instrument::NirCam => "NRC",
-            Instrument::NirIss => "NIS",
-            Instrument::NirSpec => "NRS",
-            Instrument::Miri => "MIR",
-            Instrument::Fgs => "FGS",
-        }
+        &self.profile().exp_type_prefix
+    }
+
+    /// The instrument's calwebb_detector1 steps in pipeline order (from its profile; see
+    /// `UPSTREAM.md`, "Calibration steps", for the JWST ones).
+    pub fn steps(self) -> &'static [Step] {
+        &self.profile().steps
+    }
+
+    /// Position of `step` in this instrument's pipeline, `None` if it does not run the step.
+    pub fn position(self, step: Step) -> Option<usize> {
+        self.steps().iter().position(|s| *s == step)
+    }
+
+    /// The steps as a readable comma list, for error messages.
+    pub fn step_names(self) -> String {
+        self.steps()
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Every instrument's usual name, for messages (`NIRCam, NIRISS, ...`).
+    pub fn known_names() -> String {
+        profiles()
+            .iter()
+            .map(|p| p.names.first().unwrap_or(&p.instrument).as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -66,7 +104,13 @@ impl fmt::Display for Instrument {
     }
 }
 
-/// Fixed facts about one detector.
+impl fmt::Debug for Instrument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Fixed facts about one detector, from its instrument's profile.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DetectorInfo {
     /// DETECTOR keyword value (canonical upper case, e.g. `NRCALONG`).
@@ -78,54 +122,37 @@ pub struct DetectorInfo {
     /// Full-frame size in DMS orientation, reference pixels included.
     pub full_ny: usize,
     pub full_nx: usize,
+    /// Width of the reference strips: rows at the bottom and top, columns at the left and
+    /// right (MIRI: 0 and 4).
+    pub refpix_rows: usize,
+    pub refpix_columns: usize,
+    /// The flip from DMS to detector (readout) orientation.
+    pub flip: Flip,
 }
 
-/// Width of the reference-pixel border (NIR: all four sides; MIRI: left and right columns only).
-pub const REFPIX_WIDTH: usize = 4;
-
-const DETECTORS: &[(&str, Instrument, i32, i32)] = &[
-    ("NRCA1", Instrument::NirCam, -1, 2),
-    ("NRCA2", Instrument::NirCam, 1, -2),
-    ("NRCA3", Instrument::NirCam, -1, 2),
-    ("NRCA4", Instrument::NirCam, 1, -2),
-    ("NRCALONG", Instrument::NirCam, -1, 2),
-    ("NRCB1", Instrument::NirCam, 1, -2),
-    ("NRCB2", Instrument::NirCam, -1, 2),
-    ("NRCB3", Instrument::NirCam, 1, -2),
-    ("NRCB4", Instrument::NirCam, -1, 2),
-    ("NRCBLONG", Instrument::NirCam, 1, -2),
-    ("NRS1", Instrument::NirSpec, 2, 1),
-    ("NRS2", Instrument::NirSpec, -2, -1),
-    ("NIS", Instrument::NirIss, -2, -1),
-    ("GUIDER1", Instrument::Fgs, -2, -1),
-    ("GUIDER2", Instrument::Fgs, 2, -1),
-    ("MIRIMAGE", Instrument::Miri, 1, 2),
-    ("MIRIFULONG", Instrument::Miri, 1, 2),
-    ("MIRIFUSHORT", Instrument::Miri, 1, 2),
-];
-
-/// Facts about a detector by DETECTOR value (case-insensitive). `NRCA5`/`NRCB5`, the numbering used
-/// in some file names, are accepted for NRCALONG/NRCBLONG. `None` for an unknown name.
+/// Facts about a detector by DETECTOR value (case-insensitive), or by an alias its profile
+/// gives (`NRCA5`/`NRCB5` for NRCALONG/NRCBLONG). `None` for a name no profile has.
 pub fn detector_info(name: &str) -> Option<DetectorInfo> {
-    let mut n = name.trim().to_ascii_uppercase();
-    match n.as_str() {
-        "NRCA5" => n = "NRCALONG".to_string(),
-        "NRCB5" => n = "NRCBLONG".to_string(),
-        _ => {}
-    }
-    let &(name, instrument, fastaxis, slowaxis) = DETECTORS.iter().find(|d| d.0 == n)?;
-    let (full_ny, full_nx) = if instrument == Instrument::Miri {
-        (1024, 1032)
-    } else {
-        (2048, 2048)
-    };
-    Some(DetectorInfo {
-        name,
-        instrument,
-        fastaxis,
-        slowaxis,
-        full_ny,
-        full_nx,
+    let n = name.trim().to_ascii_uppercase();
+    Instrument::all().find_map(|instrument| {
+        let p = instrument.profile();
+        let canonical = p
+            .detector_aliases
+            .iter()
+            .find(|(alias, _)| *alias == n)
+            .map_or(n.as_str(), |(_, d)| d.as_str());
+        let d = p.detectors.iter().find(|d| d.name == canonical)?;
+        Some(DetectorInfo {
+            name: &d.name,
+            instrument,
+            fastaxis: d.fastaxis,
+            slowaxis: d.slowaxis,
+            full_ny: p.frame_ny,
+            full_nx: p.frame_nx,
+            refpix_rows: p.refpix_rows,
+            refpix_columns: p.refpix_columns,
+            flip: d.flip,
+        })
     })
 }
 
@@ -190,18 +217,24 @@ fn inner_range(start0: usize, len: usize, full: usize, w: usize) -> (usize, usiz
 
 /// Bounding box `(y0, y1, x0, x1)` (half-open, subarray coordinates) of the non-reference pixels.
 ///
-/// NIR detectors have a 4-pixel reference border on all four sides of the full frame; MIRI has 4
-/// reference columns on the left and right of its 1032-column frame and no reference rows. A
-/// subarray has reference pixels only where it overlaps those strips, so the science pixels always
-/// form this one box (empty, `y0 == y1` or `x0 == x1`, for a window lying wholly in a strip).
+/// The profile gives the reference strips: NIR detectors have a 4-pixel border on all four sides
+/// of the full frame; MIRI has 4 reference columns on the left and right of its 1032-column frame
+/// and no reference rows. A subarray has reference pixels only where it overlaps those strips, so
+/// the science pixels always form this one box (empty, `y0 == y1` or `x0 == x1`, for a window
+/// lying wholly in a strip).
 pub fn science_region(det: &DetectorInfo, sub: &Subarray) -> (usize, usize, usize, usize) {
-    let w = REFPIX_WIDTH;
-    let (y0, y1) = if det.instrument.is_nir() {
-        inner_range(sub.ystart.saturating_sub(1), sub.ny, det.full_ny, w)
-    } else {
-        (0, sub.ny)
-    };
-    let (x0, x1) = inner_range(sub.xstart.saturating_sub(1), sub.nx, det.full_nx, w);
+    let (y0, y1) = inner_range(
+        sub.ystart.saturating_sub(1),
+        sub.ny,
+        det.full_ny,
+        det.refpix_rows,
+    );
+    let (x0, x1) = inner_range(
+        sub.xstart.saturating_sub(1),
+        sub.nx,
+        det.full_nx,
+        det.refpix_columns,
+    );
     (y0, y1, x0, x1)
 }
 
@@ -216,24 +249,11 @@ pub fn reference_pixel_mask(det: &DetectorInfo, sub: &Subarray) -> Vec<bool> {
 }
 
 /// The flip that takes a DMS-oriented image to detector (readout) orientation, as the readnoise
-/// single_value option applies it (`UPSTREAM.md`, "Readout orientation").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flip {
-    None,
-    /// Reverse the columns (`V[:, ::-1]`).
-    X,
-    /// Reverse the rows (`V[::-1, :]`).
-    Y,
-}
-
-/// x for NRCA1, NRCA3, NRCALONG, NRCB2, NRCB4; y for NRCA2, NRCA4, NRCB1, NRCB3,
-/// NRCBLONG; none for any other detector (upstream leaves those as they are, with a message).
+/// single_value option applies it (`UPSTREAM.md`, "Readout orientation"), from the profile:
+/// x for NRCA1, NRCA3, NRCALONG, NRCB2, NRCB4; y for NRCA2, NRCA4, NRCB1, NRCB3, NRCBLONG;
+/// none for any other detector (upstream leaves those as they are, with a message).
 pub fn dms_to_detector_flip(detector: &str) -> Flip {
-    match detector.trim().to_ascii_uppercase().as_str() {
-        "NRCA1" | "NRCA3" | "NRCALONG" | "NRCA5" | "NRCB2" | "NRCB4" => Flip::X,
-        "NRCA2" | "NRCA4" | "NRCB1" | "NRCB3" | "NRCBLONG" | "NRCB5" => Flip::Y,
-        _ => Flip::None,
-    }
+    detector_info(detector).map_or(Flip::None, |d| d.flip)
 }
 
 /// Apply `flip` to a row-major `ny × nx` image, returning the flipped copy.
@@ -280,11 +300,27 @@ mod tests {
         assert!(!Instrument::Miri.is_nir() && Instrument::Fgs.is_nir());
         let prefixes: Vec<&str> = all.iter().map(|i| i.exp_type_prefix()).collect();
         assert_eq!(prefixes, ["NRC", "NIS", "NRS", "MIR", "FGS"]);
+        assert_eq!(Instrument::from_header("iris"), Some(Instrument::Iris));
+        assert_eq!(Instrument::Iris.telescope(), "TMT");
     }
 
     #[test]
     fn detector_table() {
-        assert_eq!(DETECTORS.len(), 18);
+        let jwst: usize = Instrument::all()
+            .filter(|i| i.telescope() == "JWST")
+            .map(|i| i.profile().detectors.len())
+            .sum();
+        assert_eq!(jwst, 18);
+        let iris = detector_info("iris1").unwrap();
+        assert_eq!(
+            (
+                iris.instrument,
+                iris.full_ny,
+                iris.full_nx,
+                iris.refpix_rows
+            ),
+            (Instrument::Iris, 4096, 4096, 4)
+        );
         let axes = |n: &str| {
             let d = detector_info(n).unwrap();
             (d.fastaxis, d.slowaxis)

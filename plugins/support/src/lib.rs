@@ -29,6 +29,7 @@ pub mod jobparams;
 pub mod lanes;
 pub mod params;
 pub mod pipeline_steps;
+pub mod profile;
 pub mod ramps;
 pub mod reffile;
 pub mod stats;

@@ -3,11 +3,9 @@
 
 use std::fmt;
 
-use crate::geometry::Instrument;
-
 /// One calwebb_detector1 step. The derived order is upstream's documentation order
 /// (`PIPE_STEPS`), with the MIRI steps upstream did not know (emicorr, reset) placed where MIRI
-/// runs them; use [`Instrument::steps`] for an instrument's real order (MIRI runs refpix after
+/// runs them; use [`crate::geometry::Instrument::steps`] (from the instrument's profile) for an instrument's real order (MIRI runs refpix after
 /// dark_current).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Step {
@@ -120,75 +118,5 @@ impl Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl Instrument {
-    /// The instrument's calwebb_detector1 steps in pipeline order (`UPSTREAM.md`, "Calibration
-    /// steps"). The MIRI
-    /// order is that of jwst 3.0.0's `Detector1Pipeline`: emicorr after dq_init, reset after
-    /// lastframe, and rscd, dark_current, refpix after linearity.
-    pub fn steps(self) -> &'static [Step] {
-        use Step::*;
-        const NEAR_IR: &[Step] = &[
-            GroupScale,
-            DqInit,
-            Saturation,
-            Ipc,
-            Superbias,
-            Refpix,
-            Linearity,
-            Persistence,
-            DarkCurrent,
-            Jump,
-            Rate,
-        ];
-        const NIRSPEC: &[Step] = &[
-            GroupScale,
-            DqInit,
-            Saturation,
-            Ipc,
-            Superbias,
-            Refpix,
-            Linearity,
-            DarkCurrent,
-            Jump,
-            Rate,
-        ];
-        const MIRI: &[Step] = &[
-            GroupScale,
-            DqInit,
-            Emicorr,
-            Saturation,
-            Ipc,
-            FirstFrame,
-            LastFrame,
-            Reset,
-            Linearity,
-            Rscd,
-            DarkCurrent,
-            Refpix,
-            Jump,
-            Rate,
-        ];
-        match self {
-            Instrument::NirCam | Instrument::NirIss | Instrument::Fgs => NEAR_IR,
-            Instrument::NirSpec => NIRSPEC,
-            Instrument::Miri => MIRI,
-        }
-    }
-
-    /// Position of `step` in this instrument's pipeline, `None` if it does not run the step.
-    pub fn position(self, step: Step) -> Option<usize> {
-        self.steps().iter().position(|s| *s == step)
-    }
-
-    /// The steps as a readable comma list, for error messages.
-    pub fn step_names(self) -> String {
-        self.steps()
-            .iter()
-            .map(|s| s.name())
-            .collect::<Vec<_>>()
-            .join(", ")
     }
 }

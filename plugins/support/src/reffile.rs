@@ -10,7 +10,9 @@
 use std::path::Path;
 
 use crate::fits::{FitsError, FitsErrorKind, FitsWriter};
+use crate::geometry::Instrument;
 use crate::header::{Header, HeaderValue};
+use crate::profile::Profile;
 use crate::timeutil::now_utc_iso;
 
 /// The longest DESCRIP jwst_reffiles accepts (it raises ValueError beyond 65 characters).
@@ -95,14 +97,15 @@ const STANDARD_KEYS: &[&str] = &[
 
 /// The instrument a detector belongs to, for the detectors of one instrument.
 fn instrument_of(detector: &str) -> Option<&'static str> {
-    Some(match detector {
-        d if d.starts_with("NRC") => "NIRCAM",
-        "NRS1" | "NRS2" => "NIRSPEC",
-        d if d.starts_with("MIRI") => "MIRI",
-        "NIS" => "NIRISS",
-        "GUIDER1" | "GUIDER2" => "FGS",
-        _ => return None,
-    })
+    crate::geometry::detector_info(detector).map(|d| d.instrument.name())
+}
+
+/// The profile of a non-JWST instrument (TMT IRIS, ...), whose files follow its profile
+/// rather than stdatamodels' enumerations; `None` for JWST and unknown instruments.
+fn other_observatory(instrument: &str) -> Option<&'static Profile> {
+    Instrument::from_header(instrument)
+        .map(Instrument::profile)
+        .filter(|p| p.telescope != "JWST")
 }
 
 /// The CRDS metadata of one reference file.
@@ -187,6 +190,10 @@ impl RefMeta {
                 problems.join(", ")
             ));
         }
+        // The instrument's profile names the model of each reftype (IRIS: TMTMaskModel, ...).
+        let datamodel = Instrument::from_header(&instrument)
+            .and_then(|i| i.profile().datamodel(reftype))
+            .unwrap_or(datamodel);
         Ok(RefMeta {
             reftype: reftype.to_string(),
             datamodel: datamodel.to_string(),
@@ -272,10 +279,15 @@ impl RefMeta {
                 self.pedigree
             ));
         }
+        // Another observatory's files: INSTRUME, DETECTOR and SUBARRAY as its profile says.
+        let other = other_observatory(&self.instrument);
+        let source = other.map_or("stdatamodels".to_string(), |p| {
+            format!("the instrument profile ({})", p.source)
+        });
         let enumerated = |p: &mut Vec<String>, key: &str, v: &str, allowed: &[&str]| {
             if !allowed.contains(&v) {
                 p.push(format!(
-                    "{key} {v:?} is not one of the values stdatamodels accepts ({})",
+                    "{key} {v:?} is not one of the values {source} accepts ({})",
                     if allowed.len() > 25 {
                         format!("{}, ... {} in all", allowed[..8].join(", "), allowed.len())
                     } else {
@@ -284,10 +296,19 @@ impl RefMeta {
                 ));
             }
         };
-        enumerated(&mut p, "INSTRUME", &self.instrument, INSTRUMENTS);
-        enumerated(&mut p, "DETECTOR", &self.detector, DETECTORS);
+        let detectors: Vec<&str>;
+        let (instruments, detectors, subarrays) = match other {
+            Some(profile) => {
+                detectors = profile.detectors.iter().map(|d| d.name.as_str()).collect();
+                let subarrays: Vec<&str> = profile.subarrays.iter().map(String::as_str).collect();
+                (vec![profile.instrument.as_str()], detectors, subarrays)
+            }
+            None => (INSTRUMENTS.to_vec(), DETECTORS.to_vec(), SUBARRAYS.to_vec()),
+        };
+        enumerated(&mut p, "INSTRUME", &self.instrument, &instruments);
+        enumerated(&mut p, "DETECTOR", &self.detector, &detectors);
         if let Some(inst) = instrument_of(&self.detector)
-            && INSTRUMENTS.contains(&self.instrument.as_str())
+            && instruments.contains(&self.instrument.as_str())
             && !matches!(self.instrument.as_str(), "ANY" | "N/A")
             && inst != self.instrument
         {
@@ -296,7 +317,7 @@ impl RefMeta {
                 self.detector, self.instrument
             ));
         }
-        enumerated(&mut p, "SUBARRAY", &self.subarray, SUBARRAYS);
+        enumerated(&mut p, "SUBARRAY", &self.subarray, &subarrays);
         if let Some(rp) = &self.readpatt {
             enumerated(&mut p, "READPATT", rp, READPATTS);
         }
@@ -399,7 +420,11 @@ impl RefMeta {
             ),
             ("FILENAME", s(&filename), "Name of the file"),
             ("DATAMODL", s(&self.datamodel), "Type of data model"),
-            ("TELESCOP", s("JWST"), "Telescope used to acquire the data"),
+            (
+                "TELESCOP",
+                s(other_observatory(&self.instrument).map_or("JWST", |p| p.telescope.as_str())),
+                "Telescope used to acquire the data",
+            ),
             ("REFTYPE", s(&self.reftype), "Reference file type"),
             (
                 "PEDIGREE",

@@ -96,7 +96,7 @@ struct Simulated {
 /// Writes the uncal darks and flats, the truth and the steps' reference files into `data`.
 fn simulate(args: &DemoArgs, data: &Path) -> Result<Simulated, String> {
     std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-    let cfg = sim_config("NRCA1", args.size, 2, DEMO_GROUPS, 42)?;
+    let cfg = sim_config("NRCA1", Some(args.size), 2, DEMO_GROUPS, 42)?;
     tracing::info!(
         "simulating {} NIRCam NRCA1 uncal darks and {} flats ({}x{}, 2 integrations x {} groups) \
          in {}",

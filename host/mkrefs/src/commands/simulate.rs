@@ -12,18 +12,24 @@ use mkrefs_support::geometry::detector_info;
 use crate::cli::SimulateArgs;
 
 /// The simulator configuration for a detector, frame size, ramp shape and seed: the full
-/// frame when `size` is the detector's full size, else a square window at the corner.
+/// frame when `size` is `None` or the detector's full size, else a square window at the
+/// corner.
 pub fn sim_config(
     detector: &str,
-    size: usize,
+    size: Option<usize>,
     nints: usize,
     ngroups: usize,
     seed: u64,
 ) -> Result<SimConfig, String> {
-    let info = detector_info(detector)
-        .ok_or_else(|| format!("--detector {detector}: not a JWST detector name"))?;
+    let info = detector_info(detector).ok_or_else(|| {
+        format!(
+            "--detector {detector}: no instrument profile has this detector (instruments: {}; \
+             see README, Instrument profiles)",
+            mkrefs_support::geometry::Instrument::known_names()
+        )
+    })?;
     let mut cfg = SimConfig::default().with_detector(detector);
-    if !(size == info.full_nx && size == info.full_ny) {
+    if let Some(size) = size.filter(|&s| !(s == info.full_nx && s == info.full_ny)) {
         if size < 8 || size > info.full_ny.min(info.full_nx) {
             return Err(format!(
                 "--size {size}: use 8 to {} pixels for {detector}",

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use mkrefs_support::geometry::Instrument;
 use regex::Regex;
 
 use super::error::{ConfigError, ConfigErrorKind, Result, did_you_mean, suggest};
@@ -121,9 +122,6 @@ const EXECUTOR_OVERRIDE_KEYS: &[&str] = &[
 /// The combination methods `combine.method` accepts.
 pub const COMBINE_METHODS: &[&str] = &["mean", "median"];
 
-/// Instruments upstream accepts (compared case-insensitively).
-pub const INSTRUMENTS: &[&str] = &["nircam", "niriss", "nirspec", "miri", "fgs"];
-
 /// Values for framework keys the main config leaves out, so an upstream `mkrefs.cfg` (which
 /// lacks the newer keys) loads, and so `-e`/`-p`/`--pp` can set them. Kept equal to the
 /// framework part of `configs/mkrefs.yaml` by a test.
@@ -211,7 +209,7 @@ pub struct Sourced<T> {
 /// Everything the framework reads from the configuration, typed and checked.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// As written (validated against [`INSTRUMENTS`] case-insensitively); `None` if unset.
+    /// As written (an instrument of a profile, case-insensitively); `None` if unset.
     pub instrument: Option<String>,
     /// Reflabels a positional token may name (besides installed generators).
     pub reflabels: Vec<String>,
@@ -475,15 +473,16 @@ impl Settings {
             None => None,
         };
         if let Some(inst) = &instrument
-            && !INSTRUMENTS.contains(&inst.to_ascii_lowercase().as_str())
+            && Instrument::from_header(inst).is_none()
         {
             let n = &tree.get("instrument").expect("just read");
+            let known = Instrument::known_names();
             return Err(ConfigError::from(ConfigErrorKind::InvalidValue {
                 origin: n.source.clone(),
                 key_path: "instrument".into(),
-                expected: "one of NIRCam, NIRISS, NIRSpec, MIRI, FGS".into(),
+                expected: format!("one of {known} (the instrument profiles)"),
                 found: n.shape(),
-                hint: suggest(inst, ["NIRCam", "NIRISS", "NIRSpec", "MIRI", "FGS"])
+                hint: suggest(inst, known.split(", "))
                     .map(|s| format!("did you mean '{s}'?"))
                     .unwrap_or_default(),
             }));

@@ -133,7 +133,8 @@ fn same_values(a: &Node, b: &Node) -> bool {
 #[test]
 fn embedded_default_loads_and_is_documented_default() {
     let s = load(&LoadOptions::default(), &no_env).unwrap();
-    assert_eq!(s.instrument.as_deref(), Some("NIRCam"));
+    // Taken from the inputs' INSTRUME, so any profiled instrument runs with the default.
+    assert_eq!(s.instrument, None);
     assert_eq!(s.reflabels, ["readnoise", "superbias", "dark", "bpm"]);
     assert_eq!(s.default_reflabels["mask"], "bpm");
     assert_eq!(s.default_reflabels["bpm"], "bpm");

@@ -1,8 +1,10 @@
 //! Whether an input exposure is a dark or a flat (UPSTREAM.md, "Input files").
 //!
 //! Precedence, first match wins:
-//! 1. the header: `EXP_TYPE` in `inputfiles.dark_exp_types` gives a dark, in
-//!    `inputfiles.flat_exp_types` a flat (compared ignoring case and surrounding blanks);
+//! 1. the header: `EXP_TYPE` in `inputfiles.dark_exp_types` or an instrument profile's
+//!    `dark_exp_types` gives a dark, in `inputfiles.flat_exp_types` or a profile's
+//!    `flat_exp_types` a flat (compared ignoring case and surrounding blanks), so an instrument
+//!    added by a profile classifies without a config change;
 //! 2. the file name: `inputfiles.dark_pattern` searched in the basename gives a dark, then
 //!    `inputfiles.flat_pattern` a flat (upstream's only rule; a name matching both is a dark).
 //!
@@ -68,13 +70,39 @@ impl ClassifyRules {
         })
     }
 
-    /// The rules of the `inputfiles` section.
+    /// The rules of the `inputfiles` section, with the instrument profiles' EXP_TYPEs (those
+    /// the configuration lists on the other side excepted: the configuration decides).
     pub fn from_settings(inputfiles: &InputFilesSettings) -> Result<ClassifyRules, String> {
+        let upper = |v: &[String]| -> Vec<String> {
+            v.iter().map(|s| s.trim().to_ascii_uppercase()).collect()
+        };
+        let (config_dark, config_flat) = (
+            upper(&inputfiles.dark_exp_types),
+            upper(&inputfiles.flat_exp_types),
+        );
+        let mut dark = config_dark.clone();
+        let mut flat = config_flat.clone();
+        for p in mkrefs_support::profile::profiles() {
+            dark.extend(
+                p.dark_exp_types
+                    .iter()
+                    .filter(|e| !config_flat.contains(e) && !dark.contains(e))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            flat.extend(
+                p.flat_exp_types
+                    .iter()
+                    .filter(|e| !config_dark.contains(e) && !flat.contains(e))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
         ClassifyRules::new(
             inputfiles.dark_pattern.as_deref(),
             inputfiles.flat_pattern.as_deref(),
-            &inputfiles.dark_exp_types,
-            &inputfiles.flat_exp_types,
+            &dark,
+            &flat,
         )
     }
 
@@ -140,7 +168,7 @@ pub fn classify(
         None => "(not set)".to_string(),
     };
     Err(format!(
-        "{}: cannot tell whether this is a dark or a flat: {exp_desc}, and the file name matches neither inputfiles.dark_pattern {} nor inputfiles.flat_pattern {}; add the EXP_TYPE to inputfiles.dark_exp_types or inputfiles.flat_exp_types, or rename the file to match a pattern, or leave it out",
+        "{}: cannot tell whether this is a dark or a flat: {exp_desc}, and the file name matches neither inputfiles.dark_pattern {} nor inputfiles.flat_pattern {}; add the EXP_TYPE to inputfiles.dark_exp_types or inputfiles.flat_exp_types (or to its instrument's profile: README, Instrument profiles), or rename the file to match a pattern, or leave it out",
         path.display(),
         pattern(&rules.dark_pattern),
         pattern(&rules.flat_pattern),

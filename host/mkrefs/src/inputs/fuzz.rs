@@ -227,7 +227,7 @@ fn read_files(paths: &[PathBuf], keys: &InputKeys) {
                 };
                 let _ = completed_steps(&header);
                 if let Ok(layout) = read_layout(&row.path) {
-                    let _ = geometry::check(&row.path, &header, &layout, &geometry::jwst_frame);
+                    let _ = geometry::check(&row.path, &header, &layout, &geometry::profile_frame);
                     let _ = geometry::check_readout(&row.path, &header, &layout);
                 }
             }

@@ -115,8 +115,8 @@ pub(crate) fn check_readout(path: &Path, header: &Header, layout: &[HduLayout]) 
     problems
 }
 
-/// The full frame of a JWST detector.
-pub(crate) fn jwst_frame(detector: &str) -> Option<(usize, usize)> {
+/// The full frame of a detector, from its instrument profile.
+pub(crate) fn profile_frame(detector: &str) -> Option<(usize, usize)> {
     mkrefs_support::geometry::detector_info(detector).map(|d| (d.full_nx, d.full_ny))
 }
 
@@ -149,7 +149,7 @@ mod tests {
     }
 
     fn problems(h: &Header, layout: &[HduLayout]) -> Vec<String> {
-        check(Path::new("/d/x.fits"), h, layout, &jwst_frame)
+        check(Path::new("/d/x.fits"), h, layout, &profile_frame)
     }
 
     #[test]

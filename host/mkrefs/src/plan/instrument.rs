@@ -22,8 +22,10 @@ pub(crate) fn instrument_of(settings: &Settings, rows: &[InputRow]) -> Result<In
         };
         let Ok(inst) = steps::parse_instrument(name) else {
             problems.push(format!(
-                "{}: INSTRUME '{name}' is not a JWST instrument",
-                row.path.display()
+                "{}: INSTRUME '{name}' is not an instrument of any profile ({}); add a profile \
+                 for it (README, Instrument profiles)",
+                row.path.display(),
+                Instrument::known_names()
             ));
             continue;
         };

@@ -248,7 +248,7 @@ fn check_geometry(rows: &[InputRow]) -> Result<(), String> {
             &row.path,
             &header,
             &layout,
-            &geometry::jwst_frame,
+            &geometry::profile_frame,
         ));
         problems.extend(geometry::check_readout(&row.path, &header, &layout));
     }

@@ -18,7 +18,11 @@ pub use mkrefs_support::geometry::Instrument;
 /// Parses a configured instrument name, case-insensitively (upstream lower-cases it).
 pub fn parse_instrument(s: &str) -> Result<Instrument, String> {
     Instrument::from_header(s.trim()).ok_or_else(|| {
-        format!("'{s}' is not a JWST instrument: use one of NIRCam, NIRISS, NIRSpec, MIRI, FGS")
+        format!(
+            "'{s}' is not an instrument of any profile: use one of {} (README, Instrument \
+             profiles)",
+            Instrument::known_names()
+        )
     })
 }
 

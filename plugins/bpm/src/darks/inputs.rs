@@ -389,8 +389,8 @@ fn window_geometry(
     let det_name = key_text(h0, "DETECTOR").unwrap_or_default();
     let det = detector_info(&det_name).ok_or_else(|| {
         bad(format!(
-            "{}: DETECTOR = {det_name:?} is not a known JWST detector, so its reference pixels \
-             are unknown",
+            "{}: DETECTOR = {det_name:?} has no instrument profile (README, Instrument \
+             profiles), so its reference pixels are unknown",
             p0.display()
         ))
     })?;
