@@ -279,48 +279,7 @@ impl RefMeta {
                 self.pedigree
             ));
         }
-        // Another observatory's files: INSTRUME, DETECTOR and SUBARRAY as its profile says.
-        let other = other_observatory(&self.instrument);
-        let source = other.map_or("stdatamodels".to_string(), |p| {
-            format!("the instrument profile ({})", p.source)
-        });
-        let enumerated = |p: &mut Vec<String>, key: &str, v: &str, allowed: &[&str]| {
-            if !allowed.contains(&v) {
-                p.push(format!(
-                    "{key} {v:?} is not one of the values {source} accepts ({})",
-                    if allowed.len() > 25 {
-                        format!("{}, ... {} in all", allowed[..8].join(", "), allowed.len())
-                    } else {
-                        allowed.join(", ")
-                    }
-                ));
-            }
-        };
-        let detectors: Vec<&str>;
-        let (instruments, detectors, subarrays) = match other {
-            Some(profile) => {
-                detectors = profile.detectors.iter().map(|d| d.name.as_str()).collect();
-                let subarrays: Vec<&str> = profile.subarrays.iter().map(String::as_str).collect();
-                (vec![profile.instrument.as_str()], detectors, subarrays)
-            }
-            None => (INSTRUMENTS.to_vec(), DETECTORS.to_vec(), SUBARRAYS.to_vec()),
-        };
-        enumerated(&mut p, "INSTRUME", &self.instrument, &instruments);
-        enumerated(&mut p, "DETECTOR", &self.detector, &detectors);
-        if let Some(inst) = instrument_of(&self.detector)
-            && instruments.contains(&self.instrument.as_str())
-            && !matches!(self.instrument.as_str(), "ANY" | "N/A")
-            && inst != self.instrument
-        {
-            p.push(format!(
-                "DETECTOR {} belongs to {inst}, but INSTRUME is {}",
-                self.detector, self.instrument
-            ));
-        }
-        enumerated(&mut p, "SUBARRAY", &self.subarray, &subarrays);
-        if let Some(rp) = &self.readpatt {
-            enumerated(&mut p, "READPATT", rp, READPATTS);
-        }
+        self.check_enumerations(&mut p);
         if let Some(et) = &self.exp_type
             && et.trim().is_empty()
         {
@@ -393,6 +352,53 @@ impl RefMeta {
             Ok(())
         } else {
             Err(format!("invalid reference-file metadata: {}", p.join("; ")))
+        }
+    }
+
+    /// INSTRUME, DETECTOR, SUBARRAY and READPATT against the values their consumer accepts:
+    /// stdatamodels' enumerations for JWST, the instrument's profile for another observatory.
+    fn check_enumerations(&self, p: &mut Vec<String>) {
+        // Another observatory's files: INSTRUME, DETECTOR and SUBARRAY as its profile says.
+        let other = other_observatory(&self.instrument);
+        let source = other.map_or("stdatamodels".to_string(), |p| {
+            format!("the instrument profile ({})", p.source)
+        });
+        let enumerated = |p: &mut Vec<String>, key: &str, v: &str, allowed: &[&str]| {
+            if !allowed.contains(&v) {
+                p.push(format!(
+                    "{key} {v:?} is not one of the values {source} accepts ({})",
+                    if allowed.len() > 25 {
+                        format!("{}, ... {} in all", allowed[..8].join(", "), allowed.len())
+                    } else {
+                        allowed.join(", ")
+                    }
+                ));
+            }
+        };
+        let detectors: Vec<&str>;
+        let (instruments, detectors, subarrays) = match other {
+            Some(profile) => {
+                detectors = profile.detectors.iter().map(|d| d.name.as_str()).collect();
+                let subarrays: Vec<&str> = profile.subarrays.iter().map(String::as_str).collect();
+                (vec![profile.instrument.as_str()], detectors, subarrays)
+            }
+            None => (INSTRUMENTS.to_vec(), DETECTORS.to_vec(), SUBARRAYS.to_vec()),
+        };
+        enumerated(p, "INSTRUME", &self.instrument, &instruments);
+        enumerated(p, "DETECTOR", &self.detector, &detectors);
+        if let Some(inst) = instrument_of(&self.detector)
+            && instruments.contains(&self.instrument.as_str())
+            && !matches!(self.instrument.as_str(), "ANY" | "N/A")
+            && inst != self.instrument
+        {
+            p.push(format!(
+                "DETECTOR {} belongs to {inst}, but INSTRUME is {}",
+                self.detector, self.instrument
+            ));
+        }
+        enumerated(p, "SUBARRAY", &self.subarray, &subarrays);
+        if let Some(rp) = &self.readpatt {
+            enumerated(p, "READPATT", rp, READPATTS);
         }
     }
 
