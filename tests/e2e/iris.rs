@@ -119,6 +119,32 @@ fn an_iris_chain_makes_tmt_reference_files() {
         );
         assert_eq!(keys.trim(), format!("TMT IRIS IRIS1 {model}"), "{file}");
     }
+    // reffile4ssb CRDS for IRIS: TMT's cache layout (references/tmt/iris/), matched by
+    // header (the crds client serves JWST only).
+    let tmt = dir.path().join("crds/references/tmt/iris");
+    std::fs::create_dir_all(&tmt).unwrap();
+    std::fs::copy(
+        dir.path().join("sim/sim_mask_iris1.fits"),
+        tmt.join("tmt_iris_mask_0001.fits"),
+    )
+    .unwrap();
+    let refs_crds: Vec<String> = refs
+        .chunks(4)
+        .flat_map(|c| match c[2].as_str() {
+            "mask" => vec![c[0].clone(), c[1].clone(), c[2].clone(), "CRDS".into()],
+            _ => c.to_vec(),
+        })
+        .collect();
+    let crds = run(mkrefs(dir.path())
+        .args(["run", "bpm", "--outrootdir", "out-crds", "-d"])
+        .args(["--pp", "calibration", "crds_path", "crds"])
+        .args(&uncal)
+        .args(&refs_crds));
+    assert!(crds.ok(), "{crds:?}");
+    assert!(
+        crds.all().contains("tmt_iris_mask_0001.fits"),
+        "the TMT cache's mask is chosen: {crds:?}"
+    );
     // An instrument no profile has is named with the ones there are.
     let wrong = run(mkrefs(dir.path())
         .args([

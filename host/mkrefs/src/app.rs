@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use crate::cli::{self, Cli, Commands, RunJobArgs};
 use crate::commands;
+use crate::config::early;
 use crate::exec::batch::{self, Kind};
 use crate::logging;
 use crate::registry::executable::python_for_scripts;
@@ -23,9 +24,13 @@ pub fn main() -> ExitCode {
     // children never load a drop-in.
     let cli_dirs = cli::prescan_plugin_dirs(&argv);
     let plugin_dirs = plugin_search_path(&cli_dirs);
-    profiles_beside_drop_ins(&plugin_dirs);
+    let early = early::read(
+        cli::prescan_cfgfile(&argv).as_deref(),
+        &crate::config::process_env,
+    );
+    add_profile_path(&early.profiles, &plugin_dirs);
     let registry = if cli::needs_generators(&argv) {
-        let python = python_for_scripts(cli::prescan_cfgfile(&argv).as_deref());
+        let python = python_for_scripts(early.python.as_deref());
         Registry::discover(&plugin_dirs, &cli_dirs, &python)
     } else {
         Registry::empty()
@@ -90,20 +95,20 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Adds the plugin directories to `$MKREFS_PROFILE_PATH`, so instrument profiles beside the
-/// drop-ins are read, here and in every job child (which inherit the variable).
-fn profiles_beside_drop_ins(plugin_dirs: &[std::path::PathBuf]) {
+/// Adds the configuration's `profiles` and the plugin directories to `$MKREFS_PROFILE_PATH`,
+/// so those instrument profiles are read, here and in every job child (which inherit the
+/// variable). Relative paths are made absolute: children may start elsewhere.
+fn add_profile_path(configured: &[std::path::PathBuf], plugin_dirs: &[std::path::PathBuf]) {
     use mkrefs_support::profile::PROFILE_PATH_VAR;
     let mut path: Vec<std::path::PathBuf> = std::env::var_os(PROFILE_PATH_VAR)
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
-    path.extend(
-        plugin_dirs
-            .iter()
-            .filter(|d| !path.contains(d))
-            .cloned()
-            .collect::<Vec<_>>(),
-    );
+    for p in configured.iter().chain(plugin_dirs) {
+        let p = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        if !path.contains(&p) {
+            path.push(p);
+        }
+    }
     if let Ok(joined) = std::env::join_paths(&path) {
         // SAFETY: called at the start of main, before any thread is started.
         unsafe { std::env::set_var(PROFILE_PATH_VAR, joined) };

@@ -34,6 +34,21 @@ pub fn load_settings(global: &GlobalOptions) -> Result<Settings, String> {
     for w in &settings.warnings {
         tracing::warn!("{w}");
     }
+    // Profiles are read before the command line (config::early), from the main file only.
+    let early = config::early::read(opts.cfgfile.as_deref(), &config::process_env);
+    let configured: Vec<std::path::PathBuf> = settings
+        .profiles
+        .iter()
+        .map(std::path::PathBuf::from)
+        .collect();
+    if configured != early.profiles {
+        tracing::warn!(
+            "profiles {:?} come from -e, -p or --pp, which are read after the instrument \
+             profiles; they are not used: put them in the main configuration (-c) or in \
+             $MKREFS_PROFILE_PATH",
+            settings.profiles
+        );
+    }
     Ok(settings)
 }
 

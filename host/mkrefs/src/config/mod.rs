@@ -18,6 +18,7 @@
 
 pub(crate) mod aliases;
 pub(crate) mod constraints;
+pub(crate) mod early;
 pub(crate) mod envsubst;
 pub(crate) mod error;
 pub(crate) mod load;

@@ -42,7 +42,7 @@ pub const IGNORED_TOP_LEVEL: &[&str] = &[
     "validation",
 ];
 
-const TOP_LEVEL_SCALARS: &[&str] = &["instrument", "reflabels"];
+const TOP_LEVEL_SCALARS: &[&str] = &["instrument", "reflabels", "profiles"];
 
 pub(super) const INPUTFILES_KEYS: &[&str] = &[
     "dark_pattern",
@@ -127,6 +127,7 @@ pub const COMBINE_METHODS: &[&str] = &["mean", "median"];
 /// framework part of `configs/mkrefs.yaml` by a test.
 pub(crate) const BUILTIN_DEFAULTS: &str = r#"
 instrument: null
+profiles: []
 reflabels: []
 default_reflabels: {}
 inputfiles:
@@ -211,6 +212,9 @@ pub struct Sourced<T> {
 pub struct Settings {
     /// As written (an instrument of a profile, case-insensitively); `None` if unset.
     pub instrument: Option<String>,
+    /// More instrument profiles (files or directories), read before anything else from the
+    /// main configuration ([`super::early`]); kept here for `config template`.
+    pub profiles: Vec<String>,
     /// Reflabels a positional token may name (besides installed generators).
     pub reflabels: Vec<String>,
     /// Lower-cased reftype → reflabel, so `mkrefs mask ...` runs the configured reflabel.
@@ -488,6 +492,10 @@ impl Settings {
             }));
         }
 
+        let profiles = match tree.get("profiles") {
+            Some(n) => string_list(n, "profiles")?,
+            None => Vec::new(),
+        };
         let reflabels = match tree.get("reflabels") {
             Some(n) => string_list(n, "reflabels")?,
             None => Vec::new(),
@@ -566,6 +574,7 @@ impl Settings {
 
         Ok(Settings {
             instrument,
+            profiles,
             reflabels,
             default_reflabels,
             inputfiles,

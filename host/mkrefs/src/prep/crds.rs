@@ -435,7 +435,17 @@ pub struct Resolution {
 /// configured (one process for all), else from the local cache by header matching. Logs the
 /// method once and each choice with its reason.
 pub fn resolve(settings: &ClientSettings, needs: &[Need]) -> Resolution {
+    // The client asks JWST's CRDS; another observatory's exposures (their profile's
+    // crds_observatory) are matched in its local cache layout.
+    let other = needs
+        .iter()
+        .map(|n| crate::prep::references::observatory(&n.keys.instrument))
+        .find(|o| o != "jwst");
     let not_used = match configuration(settings) {
+        _ if other.is_some() => format!(
+            "the crds client is asked for JWST files only, and these exposures are {}'s",
+            other.unwrap_or_default().to_ascii_uppercase()
+        ),
         Err(why) => why,
         Ok(_) if needs.is_empty() => "nothing to ask".to_string(),
         Ok(how) => {

@@ -292,7 +292,17 @@ pub fn select_from_pattern(
         .map_err(|e| format!("reffile4ssb.{reftype} '{pattern}': {e}"))
 }
 
-/// The best file of a local CRDS cache (`<crds_path>/references/jwst/<instrument>/`).
+/// The CRDS observatory of an instrument (its profile's `crds_observatory`; `jwst` for one
+/// without a profile).
+pub fn observatory(instrument: &str) -> String {
+    mkrefs_support::geometry::Instrument::from_header(instrument).map_or_else(
+        || "jwst".to_string(),
+        |i| i.profile().crds_observatory.clone(),
+    )
+}
+
+/// The best file of a local CRDS cache (`<crds_path>/references/<observatory>/<instrument>/`,
+/// the observatory from the instrument's profile: `jwst`, `tmt` for IRIS).
 pub fn select_from_crds_cache(
     crds_path: &Path,
     reftype: &str,
@@ -300,7 +310,7 @@ pub fn select_from_crds_cache(
 ) -> Result<(PathBuf, String), String> {
     let dir = crds_path
         .join("references")
-        .join("jwst")
+        .join(observatory(&exposure.instrument))
         .join(exposure.instrument.to_ascii_lowercase());
     let files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| {

@@ -52,22 +52,15 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// The Python that runs `.py` generators: `$MKREFS_PYTHON`, else `calibration.python` of
-/// the main configuration (`-c FILE`, `$MKREFS_CONFIG`, ...), else `python3` on PATH.
-/// Generators are discovered before the command line is fully read, so `-e`, `-p` and
-/// `--pp` do not change it; a configuration that does not load leaves it at `python3` (the
-/// command then reports the configuration's error itself).
-pub fn python_for_scripts(cfgfile: Option<&Path>) -> PathBuf {
-    if let Some(p) = std::env::var_os("MKREFS_PYTHON").filter(|v| !v.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let opts = crate::config::LoadOptions {
-        cfgfile: cfgfile.map(Path::to_path_buf),
-        ..Default::default()
-    };
-    crate::config::load(&opts, &crate::config::process_env)
-        .ok()
-        .and_then(|s| s.calibration.python)
-        .map_or_else(|| PathBuf::from("python3"), PathBuf::from)
+/// the main configuration (`configured`, read early: `config::early`), else `python3` on
+/// PATH. Generators are discovered before the command line is fully read, so `-e`, `-p` and
+/// `--pp` do not change it.
+pub fn python_for_scripts(configured: Option<&str>) -> PathBuf {
+    std::env::var_os("MKREFS_PYTHON")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| configured.map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
 /// The command that runs the program: itself, or the interpreter with it.
