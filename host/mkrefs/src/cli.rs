@@ -144,7 +144,12 @@ pub enum ConfigCommand {
         #[arg(value_name = "REFLABEL")]
         reflabels: Vec<String>,
         /// Write to this file instead of standard output.
-        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        #[arg(
+            short = 'o',
+            long = "output",
+            value_name = "FILE",
+            env = "MKREFS_CONFIG_TEMPLATE_OUTPUT"
+        )]
         output: Option<PathBuf>,
     },
 }
@@ -663,6 +668,28 @@ fn param_args(matches: &ArgMatches) -> Vec<CliParam> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// README, Commands: every option of every user-facing command can come from the
+    /// environment, except those taking several words (-p, --pall, --pp) and -c, which has
+    /// MKREFS_CONFIG.
+    #[test]
+    fn every_option_has_an_environment_variable() {
+        fn walk(cmd: &Command, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let Some(long) = a.get_long() else { continue };
+                let exempt = ["params", "pall", "pp", "cfgfile", "help", "version"];
+                if a.get_env().is_none() && !exempt.contains(&long) && !a.is_hide_set() {
+                    missing.push(format!("{} --{long}", cmd.get_name()));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+                walk(sub, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), &mut missing);
+        assert!(missing.is_empty(), "options without env: {missing:?}");
+    }
 
     fn v(words: &[&str]) -> Vec<String> {
         words.iter().map(|s| s.to_string()).collect()
