@@ -15,20 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use mkrefs_e2e::{Ran, final_outputs, mkrefs, python, run};
+use mkrefs_e2e::{Ran, final_outputs, mkrefs, python, run, step_reference_args};
 use mkrefs_sim::testkit::{CRDS_TEST_CONTEXT, CrdsRmap, write_crds_cache};
 use mkrefs_support::fits::read_primary_header;
-
-/// The reference files the calibration steps read, as `mkrefs simulate --step-references`
-/// names them (`sim_<reftype>_nrca1.fits`).
-const STEP_REFERENCES: [&str; 6] = [
-    "mask",
-    "saturation",
-    "linearity",
-    "gain",
-    "readnoise",
-    "superbias",
-];
 
 /// The USEAFTER part of every rmap's parkey.
 const DATE_TIME: &str = "('META.OBSERVATION.DATE', 'META.OBSERVATION.TIME')";
@@ -80,14 +69,7 @@ fn simulate(dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
         .collect();
     uncal.sort();
     assert_eq!(uncal.len(), 3, "{uncal:?}");
-    let mut refs = Vec::new();
-    for reftype in STEP_REFERENCES {
-        let file = dir.join(format!("sim/sim_{reftype}_nrca1.fits"));
-        assert!(file.is_file(), "{} is missing", file.display());
-        refs.extend(["--pp", "reffile4ssb", reftype].map(String::from));
-        refs.push(file.display().to_string());
-    }
-    (uncal, refs)
+    (uncal, step_reference_args(&dir.join("sim"), "NRCA1"))
 }
 
 /// Runs the four bundled generators (the dark and bpm through native calibration jobs) and

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use mkrefs_e2e::{mkrefs, python, python_eval, run};
+use mkrefs_e2e::{mkrefs, python, python_eval, run, step_reference_args};
 
 /// Simulates IRIS1 exposures (`size` None: the full frame) with the steps' reference files.
 fn simulate(dir: &Path, size: Option<usize>, ngroups: usize) -> (Vec<String>, Vec<String>) {
@@ -47,25 +47,7 @@ fn simulate(dir: &Path, size: Option<usize>, ngroups: usize) -> (Vec<String>, Ve
         .map(|p| p.display().to_string())
         .collect();
     uncal.sort();
-    let refs = [
-        "mask",
-        "saturation",
-        "linearity",
-        "gain",
-        "readnoise",
-        "superbias",
-    ]
-    .iter()
-    .flat_map(|t| {
-        [
-            "--pp".to_string(),
-            "reffile4ssb".to_string(),
-            t.to_string(),
-            format!("sim/sim_{t}_iris1.fits"),
-        ]
-    })
-    .collect();
-    (uncal, refs)
+    (uncal, step_reference_args(&dir.join("sim"), "IRIS1"))
 }
 
 /// The TMTMaskModel facts, checked by astropy; prints `ok <ny> <nx>`.

@@ -236,6 +236,28 @@ impl CalibrationData {
     }
 }
 
+/// `--pp reffile4ssb <reftype> <file>` for every step reference file `mkrefs simulate
+/// --step-references` wrote into `sim_dir` for `detector` (`sim_<reftype>_<detector>.fits`).
+pub fn step_reference_args(sim_dir: &Path, detector: &str) -> Vec<String> {
+    mkrefs_sim::StepReference::ALL
+        .iter()
+        .flat_map(|r| {
+            let reftype = r.reftype().to_ascii_lowercase();
+            let file = sim_dir.join(format!(
+                "sim_{reftype}_{}.fits",
+                detector.to_ascii_lowercase()
+            ));
+            assert!(file.is_file(), "{} is missing", file.display());
+            [
+                "--pp".to_string(),
+                "reffile4ssb".to_string(),
+                reftype,
+                file.display().to_string(),
+            ]
+        })
+        .collect()
+}
+
 /// The final stage's files (`final/*.fits`) under a run's output tree, sorted.
 pub fn final_outputs(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
