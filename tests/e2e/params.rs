@@ -15,6 +15,18 @@ fn darks(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The line of the output that starts with the parameter `name`, its words joined by one
+/// space.
+fn param_line(out: &mkrefs_e2e::Ran, name: &str) -> String {
+    out.stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no line for {name}: {out:?}"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[test]
 fn a_bad_choice_stops_the_run_before_any_calibration() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,15 +121,7 @@ fn describe_shows_choices_and_ranges() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(mkrefs(dir.path()).args(["describe", "readnoise"]));
     assert!(out.ok(), "{out:?}");
-    let line = |name: &str| {
-        out.stdout
-            .lines()
-            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no line for {name}: {out:?}"))
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let line = |name: &str| param_line(&out, name);
     assert_eq!(line("method"), "method string stack|ramp default \"stack\"");
     assert_eq!(
         line("clipping_sigma"),
@@ -187,15 +191,7 @@ fn the_dry_run_shows_each_jobs_resolved_parameters() {
         .args(&files)
         .args(["--readnoise.method", "ramp"]));
     assert!(out.ok(), "{out:?}");
-    let line = |name: &str| {
-        out.stdout
-            .lines()
-            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no line for {name}: {out:?}"))
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let line = |name: &str| param_line(&out, name);
     assert_eq!(
         line("method"),
         "method = \"ramp\" (from command line --readnoise.method)"
