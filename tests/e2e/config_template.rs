@@ -62,7 +62,11 @@ fn a_template_keeps_the_values_in_effect_and_plans_the_same_run() {
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    std::fs::write(dir.path().join("mine.yaml"), "readnoise:\n  method: ramp\n").unwrap();
+    std::fs::write(
+        dir.path().join("mine.yaml"),
+        "readnoise:\n  method: ramp\n  reffile4ssb: {superbias: null}\n",
+    )
+    .unwrap();
     let args = [
         "-e",
         "mine.yaml",
@@ -85,6 +89,11 @@ fn a_template_keeps_the_values_in_effect_and_plans_the_same_run() {
     // A literal $ is written so that loading does not expand it.
     assert!(text.contains("\n  outrootdir: out$$dir\n"), "{text}");
     assert!(text.contains("\n  noise: readnoise\n"), "{text}");
+    // A reflabel section's reffile4ssb mapping is kept.
+    assert!(
+        text.contains("\n  reffile4ssb: {superbias: null}\n"),
+        "{text}"
+    );
     std::fs::write(dir.path().join("full.yaml"), &text).unwrap();
     assert_eq!(template(dir.path(), &["-c", "full.yaml"]), text);
     // The same plan and parameters (their provenance aside), through the added alias.

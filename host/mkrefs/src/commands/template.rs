@@ -81,6 +81,7 @@ fn render(settings: &Settings, entries: &[&Entry]) -> Result<String, String> {
     for e in entries {
         out.push('\n');
         out.push_str(&generator_section(e, settings.section(&e.reflabel))?);
+        out.push_str(&other_section_keys(e, settings.tree.get(&e.reflabel)));
     }
     // Sections of reflabels whose generator is not written above stay as configured, so the
     // file still describes the whole configuration.
@@ -266,6 +267,18 @@ fn generator_section(e: &Entry, section: Option<&ReflabelSection>) -> Result<Str
         ));
     }
     Ok(out)
+}
+
+/// The keys of a generator's section that are neither framework keys nor parameters (its
+/// `reffile4ssb` mapping), as configured.
+fn other_section_keys(e: &Entry, node: Option<&Node>) -> String {
+    const FRAMEWORK: [&str; 4] = ["reftype", "imtypes", "ssbsteps", "ssb_save_steps"];
+    node.map(Node::entries)
+        .unwrap_or_default()
+        .iter()
+        .filter(|(k, _)| !FRAMEWORK.contains(&k.as_str()) && !e.params.iter().any(|p| &p.name == k))
+        .map(|(k, n)| format!("  {k}: {}\n", value_text(&n.value)))
+        .collect()
 }
 
 /// `  # help ... (float, >= 0, default 3.0)` above a parameter.
