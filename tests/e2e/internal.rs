@@ -190,3 +190,44 @@ fn a_run_writes_what_its_generators_read_and_keeps_nothing_else() {
         .collect();
     assert_eq!(before, after);
 }
+
+/// The calibrations a run did not skip, from its summary table (`cal<N> ... ok`).
+fn calibrated(out: &mkrefs_e2e::Ran) -> usize {
+    out.stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("cal") && l.contains(" ok "))
+        .count()
+}
+
+#[test]
+fn separate_dark_and_bpm_runs_share_the_jump_products() {
+    // The dark reads the darks at the jump state; the bpm reads them ramp-fitted and saves the
+    // same jump product on the way. Each run must take the other's jump product as its own
+    // (same steps, same references up to jump), not calibrate the darks again every time.
+    let dir = tempfile::tempdir().unwrap();
+    let data = CalibrationData::write(&dir.path().join("data"), (3, 1), 32, 5, 61);
+    let one = |reflabel: &str| {
+        let out = run(mkrefs(dir.path())
+            .arg(reflabel)
+            .args(data.uncal())
+            .args(["--outrootdir", "out", "--ssbdir", "ssb"])
+            .args(data.ref_args()));
+        assert!(out.ok(), "{out:?}");
+        out
+    };
+    assert_eq!(calibrated(&one("dark")), 3);
+    let bpm = one("bpm");
+    assert_eq!(
+        calibrated(&bpm),
+        4,
+        "the darks to the ramp fit, and the flat: {bpm:?}"
+    );
+    let dark = one("dark");
+    assert_eq!(
+        calibrated(&dark),
+        0,
+        "the bpm's jump products serve the dark: {dark:?}"
+    );
+    let bpm = one("bpm");
+    assert_eq!(calibrated(&bpm), 0, "{bpm:?}");
+}

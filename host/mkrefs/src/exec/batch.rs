@@ -45,11 +45,8 @@ pub(crate) fn prepare(job_file: &Path, kind: Kind) -> Result<(PreparedJob, Vec<L
         tracing::warn!("{e} (the next run hashes its inputs again)");
     }
     atomic::write(job_file, job.to_json().as_bytes())?;
-    if let Work::Calibrate(spec) = &job.work {
-        let record = spec.made_from.as_ref().expect("the job is stamped");
-        for (product, hdus) in job.output_forms() {
-            record.write_pending(product, hdus)?;
-        }
+    for (product, hdus, record) in job.product_records() {
+        record.write_pending(product, hdus)?;
     }
     Ok((job, locks))
 }

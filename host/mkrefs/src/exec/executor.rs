@@ -158,6 +158,30 @@ impl PreparedJob {
         self.output_forms().into_iter().map(|(p, _)| p).collect()
     }
 
+    /// Each product of a calibration job with the extensions it holds when run-internal and
+    /// its own record ([`ProductRecord::for_state`]: a saved step's product by the steps up to
+    /// that step; rateints and fitopt, like the final product, by all of them).
+    pub(crate) fn product_records(&self) -> Vec<(&Path, Option<&[String]>, ProductRecord)> {
+        let Work::Calibrate(s) = &self.work else {
+            return Vec::new();
+        };
+        let record = s.made_from.as_ref().expect("the job is stamped");
+        let upto = |product: &str| {
+            s.state
+                .iter()
+                .position(|step| step == product)
+                .map_or(s.state.len(), |i| i + 1)
+        };
+        std::iter::once((&s.final_product, s.final_hdus.as_deref(), s.state.len()))
+            .chain(
+                s.saves
+                    .iter()
+                    .map(|p| (&p.path, p.hdus.as_deref(), upto(&p.product))),
+            )
+            .map(|(p, h, n)| (p.as_path(), h, record.for_state(&s.state[..n])))
+            .collect()
+    }
+
     /// Each output with the extensions it holds when run-internal (`None`: whole).
     pub(crate) fn output_forms(&self) -> Vec<(&Path, Option<&[String]>)> {
         match &self.work {
@@ -308,12 +332,10 @@ impl Started {
 pub(crate) fn up_to_date(job: &PreparedJob, text: &str) -> Result<(), Option<String>> {
     match &job.work {
         Work::Generate(spec) | Work::Combine(spec) => generator_up_to_date(job, spec, text),
-        Work::Calibrate(spec) => {
-            let record = spec.made_from.as_ref().expect("the job is stamped");
-            job.output_forms()
-                .into_iter()
-                .try_for_each(|(p, hdus)| record.check(p, hdus))
-        }
+        Work::Calibrate(_) => job
+            .product_records()
+            .into_iter()
+            .try_for_each(|(p, hdus, record)| record.check(p, hdus)),
     }
 }
 
@@ -691,13 +713,9 @@ fn run_one(job: &PreparedJob, threads: usize, opts: &ExecOptions, started: &Star
 
 /// Completes the records of a calibration job's products (see [`crate::prep::record`]).
 pub(crate) fn record_products(job: &PreparedJob) -> Result<(), String> {
-    let Work::Calibrate(spec) = &job.work else {
-        return Ok(());
-    };
-    let record = spec.made_from.as_ref().expect("the job is stamped");
-    job.output_forms()
+    job.product_records()
         .into_iter()
-        .try_for_each(|(p, hdus)| record.write_made(p, hdus))
+        .try_for_each(|(p, hdus, record)| record.write_made(p, hdus))
 }
 
 /// Writes the job file, runs the child and reads its report.
@@ -715,11 +733,8 @@ fn launch(
                 .map_err(|e| format!("cannot remove the old {}: {e}", stale.display()))?;
         }
     }
-    if let Work::Calibrate(spec) = &job.work {
-        let record = spec.made_from.as_ref().expect("the job is stamped");
-        for (product, hdus) in job.output_forms() {
-            record.write_pending(product, hdus)?;
-        }
+    for (product, hdus, record) in job.product_records() {
+        record.write_pending(product, hdus)?;
     }
     for file in [&job.job_file, job.log()] {
         if let Some(dir) = file.parent() {

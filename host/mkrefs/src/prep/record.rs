@@ -101,6 +101,29 @@ impl ProductRecord {
         atomic::write(&record_path(product), text.as_bytes())
     }
 
+    /// The record of the job's product at `state`, one of the states the job passes through
+    /// (a saved jump product before the ramp fit): the steps run and the reference files read
+    /// up to that state. A product is then judged by what made it, so the same jump product
+    /// made by a job that stops at jump (for the dark) and by one that goes on to the ramp fit
+    /// (for the bpm) is the same, and neither run makes it again for the other.
+    pub fn for_state(&self, state: &[String]) -> ProductRecord {
+        let reaches = |step: &str| state.iter().any(|s| s == step);
+        ProductRecord {
+            run: self.run.iter().filter(|s| reaches(s)).cloned().collect(),
+            state: state.to_vec(),
+            ingredients: self
+                .ingredients
+                .iter()
+                .filter(|i| match i.role.split_once(' ') {
+                    Some((step, _)) => reaches(step),
+                    None => true,
+                })
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+
     /// Completes the record of `product`, which the job has just written (run-internal with
     /// the extensions `hdus` when given: its content hash is recorded too).
     pub fn write_made(&self, product: &Path, hdus: Option<&[String]>) -> Result<(), String> {
