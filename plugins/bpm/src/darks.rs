@@ -101,8 +101,8 @@ mod scan;
 pub use inputs::DarkInputs;
 use inputs::{Exposure, Geometry, fits_err};
 use mkrefs_support::budget::row_blocks;
+use mkrefs_support::clipped::sigma_clipped_stats;
 use mkrefs_support::fits::ImageReader;
-use mkrefs_support::stats::clip_bounds_flat;
 pub use model::{CLASS_NAMES, DarkParams, FlagValues, MIN_CLEAN_SLOPES};
 use model::{ClassValues, IntStats};
 use pixel::{saturated_in_all_groups, sigmaclip_mean_std};
@@ -110,7 +110,7 @@ use rayon::prelude::*;
 use scan::{read_band, tested_pedestal};
 
 /// Clipping of the per-integration slope image for the hot threshold (the `sigma_clipped_stats`
-/// defaults of the later master).
+/// defaults of the later master; its sums in f64, see `mkrefs_support::clipped`).
 const HOT_CLIP_SIGMA: f64 = 3.0;
 const HOT_CLIP_ITERS: usize = 5;
 
@@ -329,25 +329,15 @@ fn integration_stats(
     if !any_ped {
         return Err(nan_error(&e.fitopt, "PEDESTAL"));
     }
-    let (pm, psd) = sigmaclip_mean_std(&mut peds, PEDESTAL_CLIP_SIGMA, PEDESTAL_CLIP_SIGMA)
+    let (pm, psd) = sigmaclip_mean_std(&peds, PEDESTAL_CLIP_SIGMA, PEDESTAL_CLIP_SIGMA)
         .unwrap_or((0.0, f64::INFINITY));
     drop(peds);
-    let b = clip_bounds_flat(&slopes, HOT_CLIP_SIGMA, HOT_CLIP_ITERS)
+    let clip = sigma_clipped_stats(&slopes, HOT_CLIP_SIGMA, HOT_CLIP_ITERS)
         .ok_or_else(|| nan_error(&e.slopes, "SCI"))?;
-    slopes.retain(|&s| b.keeps(f64::from(s)));
-    let med = mkrefs_support::stats::nanmedian(&slopes).map_or(f64::NAN, f64::from);
-    let n = slopes.len().max(1) as f64;
-    let mean = slopes.iter().map(|&s| f64::from(s)).sum::<f64>() / n;
-    let sd = (slopes
-        .iter()
-        .map(|&s| (f64::from(s) - mean).powi(2))
-        .sum::<f64>()
-        / n)
-        .sqrt();
     Ok(IntStats {
         ped_lo: pm - psd * p.pedestal_sigma_threshold,
         ped_hi: pm + psd * p.pedestal_sigma_threshold,
-        hot: med + p.hot_sigma_threshold * sd,
+        hot: clip.median + p.hot_sigma_threshold * clip.std,
         raw_hi: raw_level_bound(e, j, geo, p)?,
     })
 }
@@ -366,7 +356,7 @@ fn raw_level_bound(
     let plane: Vec<f32> = r.read_plane(j * ngroups).map_err(fits_err)?;
     // Every RAW_LEVEL_STRIDE-th science pixel: a bound 5 sd out needs the distribution's
     // centre and width, not every pixel (the clip iterates over what it is given).
-    let mut levels: Vec<f32> = plane
+    let levels: Vec<f32> = plane
         .iter()
         .zip(&geo.reference)
         .step_by(RAW_LEVEL_STRIDE)
@@ -374,7 +364,7 @@ fn raw_level_bound(
         .map(|(&v, _)| v)
         .collect();
     Ok(
-        sigmaclip_mean_std(&mut levels, PEDESTAL_CLIP_SIGMA, PEDESTAL_CLIP_SIGMA)
+        sigmaclip_mean_std(&levels, PEDESTAL_CLIP_SIGMA, PEDESTAL_CLIP_SIGMA)
             .map(|(m, sd)| m + p.pedestal_sigma_threshold * sd),
     )
 }

@@ -11,12 +11,14 @@
 //! - [`pipeline_steps`]: the calwebb_detector1 steps, their keywords and order.
 //! - [`reffile`]: CRDS reference-file metadata and HISTORY, shared by every generator.
 //! - [`stats`]: astropy-compatible sigma clipping and masked statistics.
+//! - [`clipped`]: astropy's sigma-clipped statistics of whole images, fast (f64 sums).
 //! - [`dq`]: JWST data-quality flags and DQ_DEF tables.
 //! - [`geometry`]: detectors, subarrays and reference pixels.
 //! - [`timeutil`]: ISO dates, MJD and the current UTC time.
 //! - [`budget`]: row blocks within a memory budget, thread pools.
 
 pub mod budget;
+pub mod clipped;
 pub mod dq;
 pub mod fits;
 mod fits_checksum;

@@ -30,8 +30,8 @@ use std::collections::BTreeMap;
 
 use statrs::distribution::{DiscreteCDF, Poisson};
 
+use mkrefs_support::clipped::BucketSorted;
 use mkrefs_support::dq;
-use mkrefs_support::stats::clip_bounds_flat;
 
 use super::inputs::Geometry;
 use super::model::{CLASS_NAMES, ClassValues, DarkParams, MIN_CLEAN_SLOPES};
@@ -147,27 +147,13 @@ fn difference_noise_cut(counts: &Counts, tested: &[bool], p: &DarkParams) -> (f6
         .filter(|(f, t)| **t && f.sigma.is_finite())
         .map(|(f, _)| f.sigma)
         .collect();
-    // The upper middle value, by a selection (no need to sort 4 million scales).
-    let median_scale = {
-        let mut v = scales.clone();
-        let mid = v.len() / 2;
-        match v.is_empty() {
-            true => f64::INFINITY,
-            false => f64::from(*v.select_nth_unstable_by(mid, f32::total_cmp).1),
-        }
+    let Some(sorted) = BucketSorted::new(&scales) else {
+        return (f64::INFINITY, f64::INFINITY);
     };
-    let cut = clip_bounds_flat(&scales, p.clipping_sigma, p.max_clipping_iters)
-        .map_or(f64::INFINITY, |b| {
-            let kept: Vec<f64> = scales
-                .iter()
-                .map(|&v| f64::from(v))
-                .filter(|&v| b.keeps(v))
-                .collect();
-            let n = kept.len().max(1) as f64;
-            let mean = kept.iter().sum::<f64>() / n;
-            let sd = (kept.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-            mean + p.noisy_threshold * sd
-        })
+    let median_scale = sorted.all().median;
+    let cut = sorted
+        .sigma_clip(p.clipping_sigma, p.max_clipping_iters)
+        .map_or(f64::INFINITY, |c| c.mean + p.noisy_threshold * c.std)
         .max(DIFF_NOISE_MIN_FACTOR * median_scale);
     (cut, median_scale)
 }

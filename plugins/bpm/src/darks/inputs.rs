@@ -61,9 +61,10 @@ pub(crate) struct Geometry {
     pub miri: bool,
     /// Row-major, `true` on reference pixels.
     pub reference: Vec<bool>,
-    /// The readout output (amplifier) of each column: outputs are stripes along the fast axis,
-    /// so on detectors read along rows a row crosses up to 4 of them (all 0 otherwise).
-    pub output: Vec<u8>,
+    /// The columns of each readout output (amplifier) a row crosses: outputs are stripes along
+    /// the fast axis, so on detectors read along rows a row crosses up to 4 of them (else one
+    /// range, the whole row). Contiguous and in column order.
+    pub outputs: Vec<std::ops::Range<usize>>,
     pub describe: String,
 }
 
@@ -415,21 +416,26 @@ fn window_geometry(
     sub.check(&det)
         .map_err(|e| bad(format!("{}: {e}", p0.display())))?;
     let reference = reference_pixel_mask(&det, &sub);
-    let output = (0..nx)
-        .map(|x| {
-            if det.fastaxis.abs() == 1 {
-                ((sub.xstart - 1 + x) * 4 / det.full_nx).min(3) as u8
-            } else {
-                0
-            }
-        })
-        .collect();
+    let output_of = |x: usize| {
+        if det.fastaxis.abs() == 1 {
+            ((sub.xstart - 1 + x) * 4 / det.full_nx).min(3)
+        } else {
+            0
+        }
+    };
+    let mut outputs: Vec<std::ops::Range<usize>> = Vec::new();
+    for x in 0..nx {
+        match outputs.last_mut() {
+            Some(r) if output_of(r.start) == output_of(x) => r.end = x + 1,
+            _ => outputs.push(x..x + 1),
+        }
+    }
     Ok(Geometry {
         ny,
         nx,
         miri,
         reference,
-        output,
+        outputs,
         describe: format!(
             "{} {} ({}x{} at SUBSTRT1={}, SUBSTRT2={})",
             det.name, sub.name, nx, ny, sub.xstart, sub.ystart

@@ -36,7 +36,7 @@
 
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
-use mkrefs_support::stats::clip_bounds_flat;
+use mkrefs_support::clipped::sigma_clipped_stats;
 
 /// The clean-slope statistics of one pixel (from `CleanSlopes::sample`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -116,13 +116,7 @@ fn median(mut v: Vec<f32>) -> Option<f64> {
 
 /// The clipped mean of `values` (`clip_sigma`, `iters` as the population clip of upstream).
 fn clipped_mean(values: &[f32], clip_sigma: f64, iters: usize) -> Option<f64> {
-    let b = clip_bounds_flat(values, clip_sigma, iters)?;
-    let kept: Vec<f64> = values
-        .iter()
-        .map(|&v| f64::from(v))
-        .filter(|&v| b.keeps(v))
-        .collect();
-    (!kept.is_empty()).then(|| kept.iter().sum::<f64>() / kept.len() as f64)
+    sigma_clipped_stats(values, clip_sigma, iters).map(|s| s.mean)
 }
 
 impl NoiseCuts {

@@ -6,6 +6,8 @@ use mkrefs_support::dq;
 use statrs::distribution::{Binomial, DiscreteCDF};
 use statrs::function::erf::erfc;
 
+use mkrefs_support::clipped::{BucketSorted, f32_at_least, f32_at_most};
+
 /// What the jump flags of one pixel in one integration say (upstream `many_jumps`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JumpSummary {
@@ -71,76 +73,30 @@ pub fn saturated_in_all_groups(first_group_dq: u8) -> bool {
 /// centre, population sd, inclusive bounds, iterated until nothing is removed. Returns the
 /// mean and sd of the survivors. Unlike upstream, non-finite values are dropped first, so one
 /// NaN no longer makes every value drop out (which disabled RC and low-pedestal detection).
-/// `values` is used as scratch. `None` when no finite value is left.
+/// `None` when no finite value is left.
 ///
-/// The survivors of successive clips are the values inside the tightest bounds so far, so the
-/// array is not compacted between rounds: each round is two passes over it (the mean, then the
-/// squared deviations), summed in [`PARTIAL_SUMS`] interleaved partial sums so that they
-/// vectorise (the order of the additions differs from numpy's in the last bits only).
-pub fn sigmaclip_mean_std(values: &mut Vec<f32>, low: f64, high: f64) -> Option<(f64, f64)> {
-    values.retain(|v| v.is_finite());
+/// The values are sorted once into buckets ([`BucketSorted`]), so that a round costs
+/// microseconds however many values there are (the sums are f64: they differ from numpy's in
+/// the last bits only).
+pub fn sigmaclip_mean_std(values: &[f32], low: f64, high: f64) -> Option<(f64, f64)> {
+    let sorted = BucketSorted::new(values)?;
     let (mut lo, mut hi) = (f32::NEG_INFINITY, f32::INFINITY);
     // The survivors of the previous round (none before the first).
     let mut n_before = None;
     loop {
-        let keeps = |v: f32| v >= lo && v <= hi;
-        let (n, sum) = kept_sum(values, keeps, f64::from);
-        if n == 0 {
-            return None;
+        let s = sorted.stats((lo, hi))?;
+        if n_before == Some(s.n) {
+            return Some((s.mean, s.std));
         }
-        let mean = sum / n as f64;
-        let (_, ss) = kept_sum(values, keeps, |v| (f64::from(v) - mean).powi(2));
-        let sd = (ss / n as f64).sqrt();
-        if n_before == Some(n) {
-            return Some((mean, sd));
-        }
-        n_before = Some(n);
+        n_before = Some(s.n);
         // The new bounds in f32 as the comparison of an f32 value with the f64 bound makes
         // them: the largest f32 below the lower bound fails it, the smallest above passes.
-        let (l, h) = (mean - low * sd, mean + high * sd);
-        lo = lo.max(f32_at_least(l));
-        hi = hi.min(f32_at_most(h));
+        lo = lo.max(f32_at_least(s.mean - low * s.std));
+        hi = hi.min(f32_at_most(s.mean + high * s.std));
         if lo > hi {
             return None;
         }
     }
-}
-
-/// Interleaved partial sums of [`sigmaclip_mean_std`].
-const PARTIAL_SUMS: usize = 8;
-
-/// The count and the sum of `f(v)` over the values `keeps` accepts.
-#[inline(always)]
-fn kept_sum(values: &[f32], keeps: impl Fn(f32) -> bool, f: impl Fn(f32) -> f64) -> (usize, f64) {
-    let mut sums = [0.0f64; PARTIAL_SUMS];
-    let mut counts = [0usize; PARTIAL_SUMS];
-    let chunks = values.chunks_exact(PARTIAL_SUMS);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for l in 0..PARTIAL_SUMS {
-            let k = keeps(c[l]);
-            sums[l] += if k { f(c[l]) } else { 0.0 };
-            counts[l] += usize::from(k);
-        }
-    }
-    for (l, &v) in rest.iter().enumerate() {
-        let k = keeps(v);
-        sums[l] += if k { f(v) } else { 0.0 };
-        counts[l] += usize::from(k);
-    }
-    (counts.iter().sum(), sums.iter().sum())
-}
-
-/// The smallest f32 that is >= `x` (f64).
-fn f32_at_least(x: f64) -> f32 {
-    let v = x as f32;
-    if f64::from(v) < x { v.next_up() } else { v }
-}
-
-/// The largest f32 that is <= `x` (f64).
-fn f32_at_most(x: f64) -> f32 {
-    let v = x as f32;
-    if f64::from(v) > x { v.next_down() } else { v }
 }
 
 /// Running statistics of a pixel's clean slopes (integrations without any jump), Welford's
@@ -289,7 +245,7 @@ mod tests {
         let mut v: Vec<f32> = (0..100).map(|i| (i % 10) as f32).collect();
         v.push(f32::NAN);
         v.push(1000.0);
-        let (m, sd) = sigmaclip_mean_std(&mut v, 3.0, 3.0).unwrap();
+        let (m, sd) = sigmaclip_mean_std(&v, 3.0, 3.0).unwrap();
         assert!((m - 4.5).abs() < 1e-12);
         assert!((sd - 8.25f64.sqrt()).abs() < 1e-12);
     }

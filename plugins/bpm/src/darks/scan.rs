@@ -81,21 +81,19 @@ fn common_mode(slopes: &[f32], geo: &Geometry, y0: usize, out: &mut Vec<f32>) {
     out.clear();
     out.resize(slopes.len(), 0.0);
     let mut seg: Vec<f32> = Vec::with_capacity(nx);
-    for (r, row) in slopes.chunks(nx).enumerate() {
-        let base = (y0 + r) * nx;
-        for o in 0..4u8 {
+    for (r, (row, common)) in slopes.chunks(nx).zip(out.chunks_mut(nx)).enumerate() {
+        let reference = &geo.reference[(y0 + r) * nx..][..nx];
+        for cols in &geo.outputs {
             seg.clear();
             seg.extend(
-                (0..nx)
-                    .filter(|&x| geo.output[x] == o && !geo.reference[base + x])
-                    .map(|x| row[x])
-                    .filter(|v| v.is_finite()),
+                row[cols.clone()]
+                    .iter()
+                    .zip(&reference[cols.clone()])
+                    .filter(|&(v, &is_ref)| !is_ref && v.is_finite())
+                    .map(|(&v, _)| v),
             );
-            let Some(m) = differences::median_in_place(&mut seg) else {
-                continue;
-            };
-            for x in (0..nx).filter(|&x| geo.output[x] == o) {
-                out[r * nx + x] = m;
+            if let Some(m) = differences::median_in_place(&mut seg) {
+                common[cols.clone()].fill(m);
             }
         }
     }
