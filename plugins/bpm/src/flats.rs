@@ -255,37 +255,46 @@ pub fn box_profile(width: f64) -> Vec<f64> {
     }
 }
 
-/// One separable pass along rows (`along_x`) or columns of `top`/`bot`, in place.
+/// One separable pass along rows (`along_x`) or columns of a canvas padded by `r = profile.len()
+/// / 2` on every side, in place, where the result is needed: the row pass on the columns
+/// `r..nx - r` of every row (the column pass reads the padding rows), the column pass on those
+/// columns of the rows `r..ny - r`; the rest is left as it was and never read. Each output is
+/// the sum of `profile[j]` times the input at offset `j - r`, accumulated in the order of `j`
+/// (as a plain loop per pixel would), done profile weight by weight over a whole row so that it
+/// vectorises.
 fn convolve_1d(data: &mut [f64], ny: usize, nx: usize, profile: &[f64], along_x: bool) {
     let r = profile.len() / 2;
+    if nx < 2 * r || ny < 2 * r {
+        return;
+    }
+    let cols = r..nx - r;
     if along_x {
         data.par_chunks_mut(nx).for_each(|row| {
             let src = row.to_vec();
-            for (x, out) in row.iter_mut().enumerate() {
-                let mut acc = 0.0;
-                for (j, w) in profile.iter().enumerate() {
-                    let xx = x as isize + j as isize - r as isize;
-                    if xx >= 0 && (xx as usize) < nx {
-                        acc += w * src[xx as usize];
-                    }
+            let out = &mut row[cols.clone()];
+            out.fill(0.0);
+            for (j, &w) in profile.iter().enumerate() {
+                for (o, &v) in out.iter_mut().zip(&src[j..]) {
+                    *o += w * v;
                 }
-                *out = acc;
             }
         });
     } else {
         let src = data.to_vec();
-        data.par_chunks_mut(nx).enumerate().for_each(|(y, row)| {
-            for (x, out) in row.iter_mut().enumerate() {
-                let mut acc = 0.0;
-                for (j, w) in profile.iter().enumerate() {
-                    let yy = y as isize + j as isize - r as isize;
-                    if yy >= 0 && (yy as usize) < ny {
-                        acc += w * src[yy as usize * nx + x];
+        data.par_chunks_mut(nx)
+            .enumerate()
+            .skip(r)
+            .take(ny - 2 * r)
+            .for_each(|(y, row)| {
+                let out = &mut row[cols.clone()];
+                out.fill(0.0);
+                for (j, &w) in profile.iter().enumerate() {
+                    let line = &src[(y + j - r) * nx..][..nx];
+                    for (o, &v) in out.iter_mut().zip(&line[cols.clone()]) {
+                        *o += w * v;
                     }
                 }
-                *out = acc;
-            }
-        });
+            });
     }
 }
 
@@ -324,14 +333,17 @@ pub fn smooth_box2d_with(
 ) -> Vec<f64> {
     let profile = box_profile(width);
     let r = profile.len() / 2;
-    let fill = nanmedian(
-        &img.iter()
-            .map(|&v| if v.is_finite() { v } else { f64::NAN })
-            .collect::<Vec<_>>(),
-    );
     // Embed in a canvas padded with the fill value; padding is valid unless the fill is NaN.
     let (cy, cx) = (ny + 2 * r, nx + 2 * r);
-    let fill_ok = edges == BoxEdges::FillMedian && fill.is_finite();
+    let fill = match edges {
+        BoxEdges::FillMedian => nanmedian(
+            &img.iter()
+                .map(|&v| if v.is_finite() { v } else { f64::NAN })
+                .collect::<Vec<_>>(),
+        ),
+        BoxEdges::Inside => f64::NAN,
+    };
+    let fill_ok = fill.is_finite();
     let mut top = vec![if fill_ok { fill } else { 0.0 }; cy * cx];
     let mut bot = vec![if fill_ok { 1.0 } else { 0.0 }; cy * cx];
     for y in 0..ny {

@@ -404,9 +404,11 @@ impl<'a> BandScan<'a> {
             let out = &mut self.diffs[(t * nd + k) * m..][..m];
             let (g0, g1) = (&p.gdq[k * m..][..m], &p.gdq[(k + 1) * m..][..m]);
             let (s0, s1) = (&p.sci[k * m..][..m], &p.sci[(k + 1) * m..][..m]);
-            for i in 0..m {
-                let usable = (g0[i] | g1[i]) & unusable == 0;
-                out[i] = if usable { s1[i] - s0[i] } else { f32::NAN };
+            for (o, ((&a, &b), (&f0, &f1))) in
+                out.iter_mut().zip(s0.iter().zip(s1).zip(g0.iter().zip(g1)))
+            {
+                let usable = (f0 | f1) & unusable == 0;
+                *o = if usable { b - a } else { f32::NAN };
             }
         }
     }
