@@ -39,6 +39,10 @@
 //! - NaN in a PEDESTAL image is ignored by its statistics (upstream: one NaN disables RC and
 //!   low-pedestal detection for the whole integration); first-group-saturated pixels and
 //!   reference pixels are left out of them.
+//! - The whole-image clips of step 1 follow scipy's and astropy's rules but sum in f64
+//!   (`mkrefs_support::clipped`, which sorts the image into buckets once, so that a round costs
+//!   microseconds instead of passes over 4 million values); numpy sums float32 images in
+//!   float32, so a bound can differ from upstream's in the last bits of an f32.
 //! - RC is also found from the ramp itself: an early-minus-late difference of one sign in more
 //!   than `rc_fraction_threshold` of the integrations (significant at
 //!   `pedestal_sigma_threshold`), which survives a superbias made from the same darks (that

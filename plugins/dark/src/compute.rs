@@ -783,6 +783,42 @@ fn reduce_tile_network<'b>(
     opts: &Options,
     put: &mut impl FnMut(usize, Cell),
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { reduce_tile_network_avx2(tile, vals, w, m, cells, opts, put) };
+    }
+    reduce_tile_network_body(tile, vals, w, m, cells, opts, put)
+}
+
+/// [`reduce_tile_network`] compiled for AVX2, chosen at run time (the build targets baseline
+/// x86-64): the network runs on 8 cells per instruction instead of 4. The same IEEE operations
+/// in the same order, so the cells are those of the baseline code.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn reduce_tile_network_avx2<'b>(
+    tile: &mut [f32],
+    vals: &mut Vec<f32>,
+    w: usize,
+    m: usize,
+    cells: impl Fn(usize) -> Option<&'b [f32]>,
+    opts: &Options,
+    put: &mut impl FnMut(usize, Cell),
+) {
+    reduce_tile_network_body(tile, vals, w, m, cells, opts, put)
+}
+
+/// [`reduce_tile_network`] for the instruction set of its caller.
+#[inline(always)]
+fn reduce_tile_network_body<'b>(
+    tile: &mut [f32],
+    vals: &mut Vec<f32>,
+    w: usize,
+    m: usize,
+    cells: impl Fn(usize) -> Option<&'b [f32]>,
+    opts: &Options,
+    put: &mut impl FnMut(usize, Cell),
+) {
     for kk in 0..16 {
         let dst = &mut tile[kk * TILE..kk * TILE + w];
         match cells(kk) {

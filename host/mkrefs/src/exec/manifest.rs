@@ -133,12 +133,7 @@ pub fn write(
             Work::Calibrate(spec) => calibrated_products(job, spec, made_now)?,
         });
     }
-    products.par_iter_mut().try_for_each(|p| {
-        p.sha256 = fingerprints
-            .sha256(&p.path)
-            .map_err(|e| format!("manifest: {e}"))?;
-        Ok::<(), String>(())
-    })?;
+    hash_products(&mut products, fingerprints)?;
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         mkrefs: format!("mkrefs {}", env!("CARGO_PKG_VERSION")),
@@ -287,6 +282,37 @@ fn calibrated_products(
         });
     }
     Ok(out)
+}
+
+/// The sha256 of every product, each file read once: a final file made from one reference file
+/// is a hard link to it (the same device and inode), so it takes that file's hash.
+fn hash_products(products: &mut [Product], fingerprints: &Fingerprints) -> Result<(), String> {
+    let mut first_of: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    let mut same_as: Vec<Option<usize>> = vec![None; products.len()];
+    #[cfg(unix)]
+    for (i, p) in products.iter().enumerate() {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(meta) = std::fs::metadata(&p.path) {
+            let first = *first_of.entry((meta.dev(), meta.ino())).or_insert(i);
+            same_as[i] = (first != i).then_some(first);
+        }
+    }
+    products
+        .par_iter_mut()
+        .zip(&same_as)
+        .filter(|(_, same)| same.is_none())
+        .try_for_each(|(p, _)| {
+            p.sha256 = fingerprints
+                .sha256(&p.path)
+                .map_err(|e| format!("manifest: {e}"))?;
+            Ok::<(), String>(())
+        })?;
+    for (i, same) in same_as.iter().enumerate() {
+        if let Some(first) = *same {
+            products[i].sha256 = products[first].sha256.clone();
+        }
+    }
+    Ok(())
 }
 
 /// The job file as the executor wrote it (with the fingerprints of what the job read), or the
