@@ -1,4 +1,4 @@
-//! Sigma-clipped statistics of whole images (millions of f32 values) in read-only passes, for
+//! Sigma-clipped statistics of whole images (millions of f32 values) from one counting sort, for
 //! thresholds that follow astropy's clipping rule but need not reproduce numpy's sums to the
 //! bit.
 //!
