@@ -110,37 +110,48 @@ impl Fingerprints {
         }
     }
 
+    /// The cached hashes of `path` if they are of this version of it (`id`: size, modification
+    /// time and inode, as [`stat`] gives them).
+    fn known(&self, path: &Path, id: (u64, i128, u64)) -> Option<Cached> {
+        self.cache
+            .lock()
+            .expect("fingerprint cache")
+            .get(path)
+            .filter(|c| (c.size, c.modified_ns, c.inode) == id)
+            .cloned()
+    }
+
+    /// Caches the hashes of this version (`id`) of `path`.
+    fn remember(&self, path: &Path, id: (u64, i128, u64), xxh3: String, sha256: Option<String>) {
+        let (size, modified_ns, inode) = id;
+        self.cache.lock().expect("fingerprint cache").insert(
+            path.to_path_buf(),
+            Cached {
+                size,
+                modified_ns,
+                inode,
+                xxh3,
+                sha256,
+            },
+        );
+    }
+
     /// The fingerprint of `path`, hashing it only if the cache does not know this version.
     pub fn of(&self, path: &Path) -> Result<Fingerprint, String> {
         let fail =
             |e: std::io::Error| format!("cannot read {} to fingerprint it: {e}", path.display());
-        let (size, modified_ns, inode) = stat(path).map_err(fail)?;
-        let known = self
-            .cache
-            .lock()
-            .expect("fingerprint cache")
-            .get(path)
-            .cloned();
-        let xxh3 = match known {
-            Some(c) if (c.size, c.modified_ns, c.inode) == (size, modified_ns, inode) => c.xxh3,
-            _ => {
+        let id = stat(path).map_err(fail)?;
+        let xxh3 = match self.known(path, id) {
+            Some(c) => c.xxh3,
+            None => {
                 let xxh3 = hash_file(path).map_err(fail)?;
-                self.cache.lock().expect("fingerprint cache").insert(
-                    path.to_path_buf(),
-                    Cached {
-                        size,
-                        modified_ns,
-                        inode,
-                        xxh3: xxh3.clone(),
-                        sha256: None,
-                    },
-                );
+                self.remember(path, id, xxh3.clone(), None);
                 xxh3
             }
         };
         Ok(Fingerprint {
-            size,
-            modified_ns,
+            size: id.0,
+            modified_ns: id.1,
             xxh3,
         })
     }
@@ -150,29 +161,15 @@ impl Fingerprints {
     /// either. Products a shared ssbdir keeps are then hashed once, not by every run.
     pub fn sha256(&self, path: &Path) -> Result<String, String> {
         let fail = |e: std::io::Error| format!("cannot read {} to hash it: {e}", path.display());
-        let (size, modified_ns, inode) = stat(path).map_err(fail)?;
-        let known = self
-            .cache
-            .lock()
-            .expect("fingerprint cache")
-            .get(path)
-            .cloned()
-            .filter(|c| (c.size, c.modified_ns, c.inode) == (size, modified_ns, inode));
+        let id = stat(path).map_err(fail)?;
+        let known = self.known(path, id);
         if let Some(sha) = known.as_ref().and_then(|c| c.sha256.clone()) {
             return Ok(sha);
         }
         let (xxh3, sha256) = hash_file_with(path, true).map_err(fail)?;
         let sha256 = sha256.expect("asked for");
-        self.cache.lock().expect("fingerprint cache").insert(
-            path.to_path_buf(),
-            Cached {
-                size,
-                modified_ns,
-                inode,
-                xxh3: known.map_or(xxh3, |c| c.xxh3),
-                sha256: Some(sha256.clone()),
-            },
-        );
+        let xxh3 = known.map_or(xxh3, |c| c.xxh3);
+        self.remember(path, id, xxh3, Some(sha256.clone()));
         Ok(sha256)
     }
 
