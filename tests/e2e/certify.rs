@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use mkrefs_e2e::{Ran, final_outputs, mkrefs, python, run, step_reference_args};
+use mkrefs_e2e::{Ran, final_outputs, mkrefs, python, python_eval_args, run, step_reference_args};
 use mkrefs_sim::testkit::{CRDS_TEST_CONTEXT, CrdsRmap, write_crds_cache};
 use mkrefs_support::fits::read_primary_header;
 
@@ -195,16 +195,7 @@ copy("mask_substrt1.fits", substrt1)
 copy("mask_float_dq.fits", float_dq)
 copy("mask_stale_checksum.fits", flip, checksum=False)
 "#;
-    let out = Command::new(python())
-        .args(["-c", code])
-        .args([mask, dir])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_eval_args(code, [mask, dir]);
     ["mask_substrt1", "mask_float_dq", "mask_stale_checksum"].map(|n| dir.join(format!("{n}.fits")))
 }
 

@@ -96,7 +96,9 @@ pub fn run(cmd: &mut Command) -> Ran {
     }
 }
 
-pub use mkrefs_sim::testkit::{assert_valid, history_cards, python, python_eval, run_validator};
+pub use mkrefs_sim::testkit::{
+    assert_valid, history_cards, python, python_eval, python_eval_args, run_validator,
+};
 
 /// The target directory shared by every plugin crate the tests build, so their common
 /// dependencies compile once.

@@ -10,7 +10,9 @@ use mkrefs::prep::crds::{
     self, Choice, ClientOutcome, ClientSettings, Method, Need, PARAMETER_KEYWORDS,
 };
 use mkrefs::prep::references::ExposureKeys;
-use mkrefs_sim::testkit::{CRDS_TEST_CONTEXT, CrdsRmap, python, write_crds_cache};
+use mkrefs_sim::testkit::{
+    CRDS_TEST_CONTEXT, CrdsRmap, python, python_eval_args, write_crds_cache,
+};
 use mkrefs_support::fits::{FitsWriter, read_primary_header};
 use mkrefs_support::header::HeaderValue;
 
@@ -422,21 +424,11 @@ fn parameters_carry_the_datamodel_names_crds_expects() {
     assert_eq!(get("META.OBSERVATION.TIME"), "01:02:03.5");
     // The table is the datamodels' own mapping, as crds reads it.
     let fits_keys: Vec<&str> = PARAMETER_KEYWORDS.iter().map(|(k, _)| *k).collect();
-    let out = std::process::Command::new(python())
-        .arg("-c")
-        .arg(
-            "import json, sys\nfrom crds.jwst import schema\n\
-             print(json.dumps({k: schema.fits_to_dm(k) for k in sys.argv[1:]}))",
-        )
-        .args(&fits_keys)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = python_eval_args(
+        "import json, sys\nfrom crds.jwst import schema\n\
+         print(json.dumps({k: schema.fits_to_dm(k) for k in sys.argv[1:]}))",
+        &fits_keys,
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().last().unwrap_or_default();
     let dm: BTreeMap<String, Option<String>> = serde_json::from_str(line).unwrap();
     for (fits, model) in PARAMETER_KEYWORDS {

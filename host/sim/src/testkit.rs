@@ -390,10 +390,18 @@ pub fn validate(path: &Path) -> Value {
 
 /// Runs a Python snippet with `path` as `sys.argv[1]`, returning stdout.
 pub fn python_eval(code: &str, path: &Path) -> String {
+    python_eval_args(code, [path])
+}
+
+/// [`python_eval`] with any arguments (`sys.argv[1:]`).
+pub fn python_eval_args<A: AsRef<std::ffi::OsStr>>(
+    code: &str,
+    args: impl IntoIterator<Item = A>,
+) -> String {
     let out = Command::new(python())
         .arg("-c")
         .arg(code)
-        .arg(path)
+        .args(args)
         .output()
         .expect("cannot run python");
     assert!(
