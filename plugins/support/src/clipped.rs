@@ -223,8 +223,8 @@ impl BucketSorted {
         if n == 0 {
             return None;
         }
-        let mut scratch = Vec::new();
-        let mut nth = |k: usize| {
+        // The two middle values: their buckets and their ranks within them.
+        let locate = |k: usize| {
             let mut below = 0;
             let (b, c) = count
                 .iter()
@@ -234,17 +234,27 @@ impl BucketSorted {
                     below > k
                 })
                 .expect("k < n");
-            scratch.clear();
-            scratch.extend(
-                self.bucket_values(first + b)
-                    .iter()
-                    .copied()
-                    .filter(|&x| keep(x)),
-            );
-            let rank = k - (below - c);
-            f64::from(*scratch.select_nth_unstable_by(rank, f32::total_cmp).1)
+            (first + b, k - (below - c))
         };
-        let median = 0.5 * (nth((n - 1) / 2) + nth(n / 2));
+        let ((b0, r0), (b1, r1)) = (locate((n - 1) / 2), locate(n / 2));
+        let survivors = |b: usize| -> Vec<f32> {
+            self.bucket_values(b)
+                .iter()
+                .copied()
+                .filter(|&x| keep(x))
+                .collect()
+        };
+        let mut lower = survivors(b0);
+        let (_, &mut a, above) = lower.select_nth_unstable_by(r0, f32::total_cmp);
+        let b = if (b1, r1) == (b0, r0) {
+            a
+        } else if b1 == b0 {
+            // The next value up is the least of those the selection left above.
+            above.iter().copied().fold(f32::INFINITY, f32::min)
+        } else {
+            *survivors(b1).select_nth_unstable_by(r1, f32::total_cmp).1
+        };
+        let median = 0.5 * (f64::from(a) + f64::from(b));
         let nf = n as f64;
         let mean_d = sum / nf;
         Some(ClippedStats {
