@@ -80,23 +80,20 @@ impl ClassifyRules {
             upper(&inputfiles.dark_exp_types),
             upper(&inputfiles.flat_exp_types),
         );
+        // A profile's EXP_TYPE joins a side unless it is there already or the configuration
+        // put it on the other side.
+        let add = |to: &mut Vec<String>, types: &[String], other: &[String]| {
+            for e in types {
+                if !other.contains(e) && !to.contains(e) {
+                    to.push(e.clone());
+                }
+            }
+        };
         let mut dark = config_dark.clone();
         let mut flat = config_flat.clone();
         for p in mkrefs_support::profile::profiles() {
-            dark.extend(
-                p.dark_exp_types
-                    .iter()
-                    .filter(|e| !config_flat.contains(e) && !dark.contains(e))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            );
-            flat.extend(
-                p.flat_exp_types
-                    .iter()
-                    .filter(|e| !config_dark.contains(e) && !flat.contains(e))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            );
+            add(&mut dark, &p.dark_exp_types, &config_flat);
+            add(&mut flat, &p.flat_exp_types, &config_dark);
         }
         ClassifyRules::new(
             inputfiles.dark_pattern.as_deref(),
